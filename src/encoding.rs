@@ -38,8 +38,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Appends the encoding of a value to `out` (avoids an allocation on hot paths).
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     let mut writer = VecWriter(out);
-    bincode::serde::encode_into_writer(value, &mut writer, CONFIG)
-        .expect("plain serde value encodes");
+    bincode::serde::encode_into_writer(value, &mut writer, CONFIG).expect("plain serde value encodes");
 }
 
 struct VecWriter<'a>(&'a mut Vec<u8>);

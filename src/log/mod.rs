@@ -1,1 +1,347 @@
+//! The append-only event log, stored in sled. It knows nothing of diplomacy: it stores envelopes
+//! with opaque payload bytes, assigns positions, stream versions, event ids and transaction
+//! time, and proves what it stores with checksums and a hash chain.
+//!
+//! Files:
+//! - `limits`: every bound, as named constants.
+//! - `envelope`: the values crossing the boundary (requests, results, envelopes, filters).
+//! - `codec`: record bytes, checksums, leaf and chain hashes.
+//! - `keys`: the key layout of the sled tree.
+//! - `writer`: the single group-commit writer thread.
+//! - `reader`: checked reads of records, streams and the whole log.
+//! - `recovery`: checks on open and full verification.
+//! - `clock`: the injectable source of `recorded_at`.
+//!
+//! Invariants (tested in tests/log_*.rs): positions are dense from 1 and a position always
+//! returns the same bytes; an append is acknowledged only after flush + fsync; after a crash
+//! the log is a prefix of what was attempted containing everything acknowledged; stream
+//! versions are dense; a command id is recorded once; `recorded_at` never decreases; readers
+//! never see a commit before it is durable.
 
+pub mod clock;
+pub mod codec;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod limits;
+mod reader;
+pub mod recovery;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+pub use clock::{Clock, SystemClock};
+pub use envelope::{
+    AppendRequest, AppendResult, Direction, Envelope, EventDraft, EventFilter, ExpectedVersion, Hash,
+    ReadAllPage, RecordedEvent,
+};
+pub use error::{LogError, LogResult};
+pub use recovery::VerifyReport;
+
+use limits::*;
+use writer::{Shared, WriteOp, Writer};
+
+/// How to open a log.
+#[derive(Clone)]
+pub struct LogConfig {
+    path: PathBuf,
+    cache_capacity_bytes: u64,
+    clock: Arc<dyn Clock>,
+    verify_on_open: u64,
+}
+
+impl LogConfig {
+    /// A log in directory `path` with the defaults: a 256 MiB page cache, the system clock, and
+    /// the last DEFAULT_VERIFY_ON_OPEN records verified on open.
+    pub fn new(path: impl AsRef<Path>) -> LogConfig {
+        LogConfig {
+            path: path.as_ref().to_path_buf(),
+            cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
+            clock: Arc::new(SystemClock),
+            verify_on_open: DEFAULT_VERIFY_ON_OPEN,
+        }
+    }
+    /// Sets sled's page-cache size in bytes.
+    pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.cache_capacity_bytes = bytes;
+        self
+    }
+    /// Sets the clock that stamps `recorded_at`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Sets how many records at the head are verified in full on open.
+    pub fn verify_on_open(mut self, records: u64) -> Self {
+        self.verify_on_open = records;
+        self
+    }
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A handle to an open log. Cheap to clone; the log closes when the last handle is dropped
+/// (the writer finishes every queued append first).
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tree: sled::Tree,
+    queue: Option<mpsc::Sender<WriteOp>>,
+    head: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    _db: sled::Db,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Log {
+    /// Opens (or creates) the log in `config.path()`, checking the head and the last records.
+    pub fn open(config: LogConfig) -> LogResult<Log> {
+        std::fs::create_dir_all(&config.path)?;
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .segment_size(SLED_SEGMENT_SIZE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        // sled may just have created its files: make their directory entries durable.
+        File::open(&config.path)?.sync_all()?;
+        let data_file = File::options()
+            .read(true)
+            .write(true)
+            .open(config.path.join("db"))?;
+        let tree = db.open_tree("log")?;
+        let head = recovery::load_head(&tree)?;
+        recovery::check_on_open(&tree, &head, config.verify_on_open)?;
+        let (head_sender, head_receiver) = watch::channel(head.position);
+        let shared = Arc::new(Shared::default());
+        let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            data_file,
+            clock: config.clock.clone(),
+            head,
+            head_sender,
+            shared: shared.clone(),
+            stream_heads: Default::default(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("dipledger-log-writer".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok(Log {
+            inner: Arc::new(Inner {
+                tree,
+                queue: Some(queue),
+                head: head_receiver,
+                shared,
+                writer: Some(writer),
+                _db: db,
+            }),
+        })
+    }
+
+    /// Appends one request; resolves once it is durable (or fails).
+    pub async fn append(&self, request: AppendRequest) -> LogResult<AppendResult> {
+        let mut results = self.append_transaction(vec![request]).await?;
+        Ok(results.pop().expect("one result per request"))
+    }
+
+    /// Appends several requests atomically (all or none) in one commit; one result each.
+    pub async fn append_transaction(&self, requests: Vec<AppendRequest>) -> LogResult<Vec<AppendResult>> {
+        let (op, answer) = self.prepare(requests)?;
+        self.queue()?.send(op).await.map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// [`Log::append`] for threads outside an async runtime.
+    pub fn append_blocking(&self, request: AppendRequest) -> LogResult<AppendResult> {
+        let mut results = self.append_transaction_blocking(vec![request])?;
+        Ok(results.pop().expect("one result per request"))
+    }
+
+    /// [`Log::append_transaction`] for threads outside an async runtime.
+    pub fn append_transaction_blocking(&self, requests: Vec<AppendRequest>) -> LogResult<Vec<AppendResult>> {
+        let (op, answer) = self.prepare(requests)?;
+        self.queue()?.blocking_send(op).map_err(|_| LogError::Closed)?;
+        answer.blocking_recv().map_err(|_| LogError::Closed)?
+    }
+
+    fn queue(&self) -> LogResult<&mpsc::Sender<WriteOp>> {
+        self.inner.queue.as_ref().ok_or(LogError::Closed)
+    }
+
+    fn prepare(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> LogResult<(WriteOp, oneshot::Receiver<LogResult<Vec<AppendResult>>>)> {
+        if let Some(cause) = self.inner.shared.poisoned() {
+            return Err(LogError::Poisoned { cause });
+        }
+        if requests.is_empty() {
+            return Err(LogError::Invalid {
+                field: "requests".into(),
+                reason: "a transaction needs at least one request".into(),
+            });
+        }
+        if requests.len() > MAX_REQUESTS_PER_TRANSACTION {
+            return Err(LogError::TooLarge {
+                what: "requests in one transaction",
+                actual: requests.len(),
+                limit: MAX_REQUESTS_PER_TRANSACTION,
+            });
+        }
+        let mut events = 0;
+        let mut bytes = 0;
+        for request in &requests {
+            request.validate()?;
+            events += request.events().len();
+            bytes += request.payload_bytes();
+        }
+        if events > MAX_EVENTS_PER_COMMIT {
+            return Err(LogError::TooLarge {
+                what: "events in one transaction",
+                actual: events,
+                limit: MAX_EVENTS_PER_COMMIT,
+            });
+        }
+        if bytes > MAX_APPEND_PAYLOAD_BYTES {
+            return Err(LogError::TooLarge {
+                what: "payload bytes in one transaction",
+                actual: bytes,
+                limit: MAX_APPEND_PAYLOAD_BYTES,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        Ok((WriteOp { requests, reply }, answer))
+    }
+
+    /// The durable head: the last acknowledged position (0 for an empty log).
+    pub fn head(&self) -> u64 {
+        *self.inner.head.borrow()
+    }
+
+    /// A receiver that changes whenever the durable head moves. Subscribers and projections wait
+    /// on it when caught up (never on sled's watchers, which block writers when they lag).
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.head.clone()
+    }
+
+    /// The record at `position` (1..=head).
+    pub fn read_event(&self, position: u64) -> LogResult<RecordedEvent> {
+        let head = self.head();
+        if position == 0 || position > head {
+            return Err(LogError::OutOfRange {
+                requested: position,
+                head,
+            });
+        }
+        reader::read_event(&self.inner.tree, position)
+    }
+
+    /// Up to `limit` events of a stream from `from_version` (inclusive) in `direction`.
+    /// Backwards from `u64::MAX` starts at the stream's last event.
+    pub fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> LogResult<Vec<RecordedEvent>> {
+        envelope::validate_stream_id(stream_id)?;
+        reader::read_stream(
+            &self.inner.tree,
+            self.head(),
+            stream_id,
+            from_version,
+            direction,
+            limit,
+        )
+    }
+
+    /// One page of the whole log from `from_position` in `direction`, filtered.
+    pub fn read_all(
+        &self,
+        from_position: u64,
+        direction: Direction,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> LogResult<ReadAllPage> {
+        reader::read_all(
+            &self.inner.tree,
+            self.head(),
+            from_position,
+            direction,
+            limit,
+            filter,
+        )
+    }
+
+    /// The current (durable) version of a stream; 0 when it has no events.
+    pub fn stream_version(&self, stream_id: &str) -> LogResult<u64> {
+        envelope::validate_stream_id(stream_id)?;
+        let head = self.head();
+        let newest = reader::read_stream(
+            &self.inner.tree,
+            head,
+            stream_id,
+            u64::MAX,
+            Direction::Backwards,
+            1,
+        )?;
+        Ok(newest.first().map_or(0, |event| event.envelope().stream_version))
+    }
+
+    /// The durable outcome of a command id: the fingerprint of the request that used it and
+    /// the original result. The ledger asks this before deciding, so that a retry is answered
+    /// with the original result even after the entity has moved on.
+    pub fn find_command(&self, command_id: Uuid) -> LogResult<Option<(Hash, AppendResult)>> {
+        let head = self.head();
+        match reader::stored_command(&self.inner.tree, command_id)? {
+            Some((fingerprint, result)) if result.last_position() <= head => Ok(Some((fingerprint, result))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.
+    pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> LogResult<VerifyReport> {
+        recovery::verify(&self.inner.tree, progress)
+    }
+
+    /// Why the writer is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.shared.poisoned()
+    }
+
+    /// Test hook: the next commit's fsync fails as a failing disk would, poisoning the writer.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&self) {
+        self.inner.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: direct access to the sled tree, to damage records in corruption tests.
+    #[doc(hidden)]
+    pub fn raw_tree(&self) -> &sled::Tree {
+        &self.inner.tree
+    }
+}

@@ -1,0 +1,448 @@
+//! The values that cross the log's boundary: what a caller asks to append, what it gets back,
+//! and the envelope of every stored event.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::error::{LogError, LogResult};
+use super::limits::*;
+use crate::domain::time::{OccurredAt, Timestamp};
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// What the caller believes about a stream's version before appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the version is.
+    Any,
+    /// The stream must have no events.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have exactly this version (0 means no events).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose current version is `current` (0 = empty) satisfies this.
+    pub fn admits(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::StreamExists => current > 0,
+            ExpectedVersion::Exact(version) => current == version,
+        }
+    }
+}
+
+/// One event as the caller hands it to the log. The log adds position, stream version,
+/// event id, recorded_at and hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDraft {
+    /// Stable event type name, e.g. `MeetingHeld`.
+    pub event_type: String,
+    /// Schema version of this event type's payload.
+    pub schema_version: u16,
+    /// Valid time: when it happened in the world.
+    pub occurred_at: OccurredAt,
+    /// Filterable labels such as `party:LBY`.
+    pub tags: Vec<String>,
+    /// The encoded domain event; opaque to the log.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// A request to append events to one stream, atomically, as the effect of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    command_id: Uuid,
+    stream_id: String,
+    expected: ExpectedVersion,
+    recorded_by: String,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    events: Vec<EventDraft>,
+    fingerprint: Option<Hash>,
+}
+
+impl AppendRequest {
+    /// A request with no correlation or causation ids, fingerprinted by its own content.
+    pub fn new(
+        command_id: Uuid,
+        stream_id: impl Into<String>,
+        expected: ExpectedVersion,
+        recorded_by: impl Into<String>,
+        events: Vec<EventDraft>,
+    ) -> AppendRequest {
+        AppendRequest {
+            command_id,
+            stream_id: stream_id.into(),
+            expected,
+            recorded_by: recorded_by.into(),
+            correlation_id: None,
+            causation_id: None,
+            events,
+            fingerprint: None,
+        }
+    }
+
+    /// Sets the correlation and causation ids stored on every event.
+    pub fn with_correlation(mut self, correlation_id: Option<Uuid>, causation_id: Option<Uuid>) -> Self {
+        self.correlation_id = correlation_id;
+        self.causation_id = causation_id;
+        self
+    }
+
+    /// Replaces the request fingerprint (by default a hash of this request's content). The
+    /// ledger passes a hash of the client's command, so that a retry is recognised even when the
+    /// entity's state has moved on and the command would now decide differently.
+    pub fn with_fingerprint(mut self, fingerprint: Hash) -> Self {
+        self.fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// The idempotency key.
+    pub fn command_id(&self) -> Uuid {
+        self.command_id
+    }
+    /// The stream appended to.
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+    /// The version condition.
+    pub fn expected(&self) -> ExpectedVersion {
+        self.expected
+    }
+    /// The principal that sent the command.
+    pub fn recorded_by(&self) -> &str {
+        &self.recorded_by
+    }
+    /// Optional correlation id.
+    pub fn correlation_id(&self) -> Option<Uuid> {
+        self.correlation_id
+    }
+    /// Optional causation id.
+    pub fn causation_id(&self) -> Option<Uuid> {
+        self.causation_id
+    }
+    /// The events to append.
+    pub fn events(&self) -> &[EventDraft] {
+        &self.events
+    }
+
+    /// The fingerprint compared when a command id is seen again: the one given, or SHA-256 of
+    /// the request's content.
+    pub fn fingerprint(&self) -> Hash {
+        if let Some(fingerprint) = self.fingerprint {
+            return fingerprint;
+        }
+        let content = (
+            &self.stream_id,
+            self.expected,
+            &self.recorded_by,
+            self.correlation_id,
+            self.causation_id,
+            &self.events,
+        );
+        Sha256::digest(crate::encoding::encode(&content)).into()
+    }
+
+    /// Total payload bytes.
+    pub fn payload_bytes(&self) -> usize {
+        self.events.iter().map(|event| event.payload.len()).sum()
+    }
+
+    /// Checks every limit and format rule. Called before the request is queued.
+    pub fn validate(&self) -> LogResult<()> {
+        validate_stream_id(&self.stream_id)?;
+        if self.events.is_empty() {
+            return Err(invalid("events", "an append needs at least one event"));
+        }
+        if self.events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(LogError::TooLarge {
+                what: "events in one append",
+                actual: self.events.len(),
+                limit: MAX_EVENTS_PER_APPEND,
+            });
+        }
+        check_text("recorded_by", &self.recorded_by, MAX_PRINCIPAL_BYTES)?;
+        if self.recorded_by.is_empty() {
+            return Err(invalid("recorded_by", "must name a principal"));
+        }
+        let payload_bytes = self.payload_bytes();
+        if payload_bytes > MAX_APPEND_PAYLOAD_BYTES {
+            return Err(LogError::TooLarge {
+                what: "payload bytes in one append",
+                actual: payload_bytes,
+                limit: MAX_APPEND_PAYLOAD_BYTES,
+            });
+        }
+        for (index, event) in self.events.iter().enumerate() {
+            validate_draft(index, event)?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> LogError {
+    LogError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn check_text(field: &str, text: &str, limit: usize) -> LogResult<()> {
+    if text.len() > limit {
+        return Err(invalid(
+            field,
+            format!("{} bytes, over the limit of {limit}", text.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Stream ids are 1..=MAX_STREAM_ID_BYTES printable ASCII characters without spaces (so 0x00,
+/// the index key separator, cannot occur).
+pub fn validate_stream_id(stream_id: &str) -> LogResult<()> {
+    if stream_id.is_empty() {
+        return Err(invalid("stream_id", "must not be empty"));
+    }
+    check_text("stream_id", stream_id, MAX_STREAM_ID_BYTES)?;
+    if !stream_id.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(invalid(
+            "stream_id",
+            "only printable ASCII without spaces is allowed",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_draft(index: usize, event: &EventDraft) -> LogResult<()> {
+    let field = |name: &str| format!("events[{index}].{name}");
+    if event.event_type.is_empty()
+        || !event
+            .event_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
+        return Err(invalid(
+            field("event_type"),
+            "must be non-empty ASCII letters, digits, '_' or '.'",
+        ));
+    }
+    check_text(&field("event_type"), &event.event_type, MAX_EVENT_TYPE_BYTES)?;
+    if event.payload.len() > MAX_EVENT_PAYLOAD_BYTES {
+        return Err(LogError::TooLarge {
+            what: "event payload bytes",
+            actual: event.payload.len(),
+            limit: MAX_EVENT_PAYLOAD_BYTES,
+        });
+    }
+    if event.tags.len() > MAX_TAGS_PER_EVENT {
+        return Err(LogError::TooLarge {
+            what: "tags on one event",
+            actual: event.tags.len(),
+            limit: MAX_TAGS_PER_EVENT,
+        });
+    }
+    for (tag_index, tag) in event.tags.iter().enumerate() {
+        let name = field(&format!("tags[{tag_index}]"));
+        if tag.is_empty() {
+            return Err(invalid(name, "must not be empty"));
+        }
+        check_text(&name, tag, MAX_TAG_BYTES)?;
+    }
+    Ok(())
+}
+
+/// What an append did: where its events went. Returned again, unchanged, for a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    stream_id: String,
+    first_position: u64,
+    first_version: u64,
+    event_ids: Vec<Uuid>,
+    recorded_at: Timestamp,
+}
+
+impl AppendResult {
+    pub(crate) fn new(
+        stream_id: String,
+        first_position: u64,
+        first_version: u64,
+        event_ids: Vec<Uuid>,
+        recorded_at: Timestamp,
+    ) -> AppendResult {
+        debug_assert!(!event_ids.is_empty());
+        AppendResult {
+            stream_id,
+            first_position,
+            first_version,
+            event_ids,
+            recorded_at,
+        }
+    }
+    /// The stream appended to.
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+    /// Global position of the first event.
+    pub fn first_position(&self) -> u64 {
+        self.first_position
+    }
+    /// Global position of the last event (positions of one append are contiguous).
+    pub fn last_position(&self) -> u64 {
+        self.first_position + self.event_ids.len() as u64 - 1
+    }
+    /// Stream version of the first event.
+    pub fn first_version(&self) -> u64 {
+        self.first_version
+    }
+    /// Stream version after the append.
+    pub fn last_version(&self) -> u64 {
+        self.first_version + self.event_ids.len() as u64 - 1
+    }
+    /// Ids of the appended events, in order.
+    pub fn event_ids(&self) -> &[Uuid] {
+        &self.event_ids
+    }
+    /// Transaction time of the commit.
+    pub fn recorded_at(&self) -> Timestamp {
+        self.recorded_at
+    }
+}
+
+/// The stored envelope of one event: every field of DESIGN.md section 3 except the hashes,
+/// which are computed over its encoding. Its bincode encoding is the record's canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Global position, dense from 1.
+    pub position: u64,
+    /// The stream (entity) the event belongs to.
+    pub stream_id: String,
+    /// Version within the stream, dense from 1.
+    pub stream_version: u64,
+    /// UUID v7 assigned at append.
+    pub event_id: Uuid,
+    /// Stable event type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: u16,
+    /// The command that produced the event (idempotency key).
+    pub command_id: Uuid,
+    /// Valid time, with precision.
+    pub occurred_at: OccurredAt,
+    /// Transaction time: server clock at commit, non-decreasing along positions.
+    pub recorded_at: Timestamp,
+    /// The principal that sent the command.
+    pub recorded_by: String,
+    /// Optional correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// Optional causation id.
+    pub causation_id: Option<Uuid>,
+    /// Filterable labels.
+    pub tags: Vec<String>,
+    /// The encoded domain event.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// An event read back from the log: its envelope and the hashes stored with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    envelope: Envelope,
+    leaf_hash: Hash,
+    chain_hash: Hash,
+}
+
+impl RecordedEvent {
+    pub(crate) fn new(envelope: Envelope, leaf_hash: Hash, chain_hash: Hash) -> RecordedEvent {
+        RecordedEvent {
+            envelope,
+            leaf_hash,
+            chain_hash,
+        }
+    }
+    /// The envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+    /// Takes the envelope.
+    pub fn into_envelope(self) -> Envelope {
+        self.envelope
+    }
+    /// SHA-256(0x00 ‖ canonical envelope bytes): the RFC 9162 leaf hash.
+    pub fn leaf_hash(&self) -> &Hash {
+        &self.leaf_hash
+    }
+    /// SHA-256(previous chain hash ‖ leaf hash): commits to every event up to this one.
+    pub fn chain_hash(&self) -> &Hash {
+        &self.chain_hash
+    }
+    /// Shorthand for the envelope's position.
+    pub fn position(&self) -> u64 {
+        self.envelope.position
+    }
+}
+
+/// Which way a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Increasing positions or versions.
+    Forwards,
+    /// Decreasing positions or versions.
+    Backwards,
+}
+
+/// Which events a ReadAll returns. Empty lists match everything; within a list any entry
+/// matches (OR); across lists all must match (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Event type names to include.
+    pub event_types: Vec<String>,
+    /// Stream id prefixes to include, e.g. `meeting-`.
+    pub stream_prefixes: Vec<String>,
+    /// Tags of which the event must carry at least one.
+    pub tags: Vec<String>,
+}
+
+impl EventFilter {
+    /// Whether the filter lets everything through.
+    pub fn is_empty(&self) -> bool {
+        self.event_types.is_empty() && self.stream_prefixes.is_empty() && self.tags.is_empty()
+    }
+
+    /// Whether an envelope passes.
+    pub fn matches(&self, envelope: &Envelope) -> bool {
+        (self.event_types.is_empty() || self.event_types.contains(&envelope.event_type))
+            && (self.stream_prefixes.is_empty()
+                || self
+                    .stream_prefixes
+                    .iter()
+                    .any(|p| envelope.stream_id.starts_with(p.as_str())))
+            && (self.tags.is_empty() || envelope.tags.iter().any(|tag| self.tags.contains(tag)))
+    }
+}
+
+/// One page of a ReadAll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadAllPage {
+    /// Matching events, in the direction read.
+    pub events: Vec<RecordedEvent>,
+    /// Where to continue: the next position to examine (forwards: one past the last examined;
+    /// backwards: one before it, 0 when the start was reached).
+    pub next_position: u64,
+    /// The head of the log when the page was read.
+    pub head: u64,
+    /// True when the scan reached the end in its direction (head forwards, position 1 backwards).
+    pub reached_end: bool,
+}
+
+impl AppendRequest {
+    /// Takes the events out (the writer moves them into envelopes).
+    pub(crate) fn into_events(self) -> Vec<EventDraft> {
+        self.events
+    }
+}

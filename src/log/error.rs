@@ -1,0 +1,86 @@
+//! What can go wrong in the log, as an enum of causes.
+
+use uuid::Uuid;
+
+use super::envelope::ExpectedVersion;
+
+/// An error from the event log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The request breaks a rule or limit (a named constant in `log::limits`).
+    #[error("invalid append: {field}: {reason}")]
+    Invalid {
+        /// Which part of the request, e.g. `events[3].payload`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request is over a size limit.
+    #[error("{what} is {actual}, over the limit of {limit}")]
+    TooLarge {
+        /// What was measured.
+        what: &'static str,
+        /// Its size.
+        actual: usize,
+        /// The limit (a constant in `log::limits`).
+        limit: usize,
+    },
+    /// The stream is not at the version the caller expected.
+    #[error("stream {stream_id}: expected {expected:?}, current version is {current}")]
+    WrongExpectedVersion {
+        /// The stream.
+        stream_id: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's current version (0: the stream has no events).
+        current: u64,
+    },
+    /// The command id was already used by a different request.
+    #[error("command {command_id} was already recorded with a different request")]
+    CommandIdReused {
+        /// The reused id.
+        command_id: Uuid,
+    },
+    /// A position beyond the head was asked for.
+    #[error("position {requested} is past the head of the log ({head})")]
+    OutOfRange {
+        /// The position asked for.
+        requested: u64,
+        /// The current head.
+        head: u64,
+    },
+    /// A stored record failed its integrity check; it is never returned.
+    #[error("data loss at position {position}: {reason}")]
+    DataLoss {
+        /// Where (0 when the damage is in metadata, not a record).
+        position: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// The data directory was written by an unknown format version.
+    #[error("unsupported storage format version {found} (this build reads {supported})")]
+    UnsupportedFormat {
+        /// What the directory says.
+        found: u8,
+        /// What this build reads.
+        supported: u8,
+    },
+    /// A flush or sync failed earlier; the log accepts no more writes until reopened.
+    #[error("the log writer is poisoned after a failed write to disk: {cause}")]
+    Poisoned {
+        /// The original failure.
+        cause: String,
+    },
+    /// The log is shutting down.
+    #[error("the log is closed")]
+    Closed,
+    /// sled reported an error.
+    #[error("storage error: {0}")]
+    Storage(#[from] sled::Error),
+    /// A file operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shorthand for results of log operations.
+pub type LogResult<T> = Result<T, LogError>;

@@ -1,0 +1,52 @@
+//! Every bound the log enforces, in one place. Each is checked before anything is queued or
+//! written; going over one is an error naming the limit, never a truncation.
+
+/// Largest event payload (the domain's encoded event), in bytes.
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most events one append request may carry.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+/// Most append requests one transaction may carry (all committed together or none).
+pub const MAX_REQUESTS_PER_TRANSACTION: usize = 1_000;
+/// Largest total payload of one append request or transaction, in bytes.
+pub const MAX_APPEND_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+/// Longest stream id, in bytes. Stream ids are ASCII graphic characters (no spaces, no 0x00).
+pub const MAX_STREAM_ID_BYTES: usize = 128;
+/// Longest event type name, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 64;
+/// Most tags on one event.
+pub const MAX_TAGS_PER_EVENT: usize = 64;
+/// Longest tag, in bytes.
+pub const MAX_TAG_BYTES: usize = 128;
+/// Longest `recorded_by` principal name, in bytes.
+pub const MAX_PRINCIPAL_BYTES: usize = 128;
+/// Largest stored record (header, envelope, hashes, checksum). Derived from the limits above
+/// with headroom; the writer asserts it before writing and readers reject anything larger.
+pub const MAX_RECORD_BYTES: usize = 80 * 1024;
+
+/// Group commit: most events written by one commit (one sled batch, one fsync).
+pub const MAX_EVENTS_PER_COMMIT: usize = 20_000;
+/// Group commit: most payload bytes written by one commit.
+pub const MAX_PAYLOAD_BYTES_PER_COMMIT: usize = 8 * 1024 * 1024;
+/// Appends that may wait in the writer's queue; further callers wait for room (back-pressure).
+pub const WRITE_QUEUE_CAPACITY: usize = 4_096;
+
+/// Most events one read returns (ReadStream and ReadAll pages).
+pub const MAX_READ_PAGE_EVENTS: usize = 4_096;
+/// Most records one filtered ReadAll page examines before it returns (possibly empty) with a
+/// cursor to resume from, so a selective filter cannot make one read scan the whole log.
+pub const MAX_SCANNED_PER_PAGE: usize = 65_536;
+/// Most stream heads the writer caches in memory; past this the cache is cleared and refilled
+/// from sled's `H` index on demand.
+pub const STREAM_HEAD_CACHE_ENTRIES: usize = 200_000;
+/// Records at the head that `Log::open` verifies in full (checksum, hashes, chain, indexes).
+pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
+/// Default sled page-cache size. sled's own default is 1 GiB; a small server wants less.
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
+/// sled segment size. sled writes any page larger than a quarter of a segment to a separate
+/// blob file that it never fsyncs; with 8 MiB segments that threshold is 2 MiB, above the largest
+/// leaf page the log can build (sled splits leaves above 16 entries, 17 x MAX_RECORD_BYTES).
+pub const SLED_SEGMENT_SIZE_BYTES: usize = 8 * 1024 * 1024;
+
+const _: () = assert!(MAX_EVENT_PAYLOAD_BYTES + 8 * 1024 <= MAX_RECORD_BYTES);
+const _: () = assert!(17 * MAX_RECORD_BYTES < SLED_SEGMENT_SIZE_BYTES / 4);
+const _: () = assert!(MAX_APPEND_PAYLOAD_BYTES <= MAX_PAYLOAD_BYTES_PER_COMMIT);

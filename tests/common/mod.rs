@@ -1,0 +1,39 @@
+//! Helpers shared by the log's integration tests.
+#![allow(dead_code)]
+
+use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
+use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+use uuid::Uuid;
+
+/// An event draft with a payload of `payload_len` bytes derived from `seed`.
+pub fn draft(seed: u64, payload_len: usize) -> EventDraft {
+    EventDraft {
+        event_type: if seed % 2 == 0 {
+            "MeetingHeld".into()
+        } else {
+            "CommitmentRecorded".into()
+        },
+        schema_version: 1,
+        occurred_at: OccurredAt::new(Timestamp::from_unix_micros(seed as i64 * 1_000), Precision::Day),
+        tags: vec![format!("party:P{}", seed % 3)],
+        payload: (0..payload_len).map(|i| (seed as usize + i) as u8).collect(),
+    }
+}
+
+/// A request appending `count` small events to `stream`.
+pub fn request(stream: &str, expected: ExpectedVersion, count: usize) -> AppendRequest {
+    let events = (0..count as u64).map(|i| draft(i, 32)).collect();
+    AppendRequest::new(Uuid::now_v7(), stream, expected, "tester", events)
+}
+
+/// Opens a log in a fresh temporary directory (kept alive by the returned guard).
+pub fn temp_log() -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(16 * 1024 * 1024)).expect("open log");
+    (dir, log)
+}
+
+/// Reopens the log in `dir` (the previous handle must be dropped first).
+pub fn reopen(dir: &tempfile::TempDir) -> Log {
+    Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(16 * 1024 * 1024)).expect("reopen log")
+}

@@ -1,0 +1,542 @@
+//! The log's behaviour, one rule per test: expected versions, idempotency, limits, reads,
+//! transactions, clock, poisoning, head notification, reopen, corruption.
+
+mod common;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use common::{draft, reopen, request, temp_log};
+use dipledger::domain::time::Timestamp;
+use dipledger::log::limits::*;
+use dipledger::log::{
+    AppendRequest, Clock, Direction, EventFilter, ExpectedVersion, Log, LogConfig, LogError,
+};
+use uuid::Uuid;
+
+#[test]
+fn appends_get_dense_positions_and_versions() {
+    let (_dir, log) = temp_log();
+    let first = log
+        .append_blocking(request("meeting-a", ExpectedVersion::NoStream, 3))
+        .unwrap();
+    let second = log
+        .append_blocking(request("meeting-b", ExpectedVersion::Any, 2))
+        .unwrap();
+    let third = log
+        .append_blocking(request("meeting-a", ExpectedVersion::Exact(3), 1))
+        .unwrap();
+    assert_eq!((first.first_position(), first.last_position()), (1, 3));
+    assert_eq!((first.first_version(), first.last_version()), (1, 3));
+    assert_eq!((second.first_position(), second.first_version()), (4, 1));
+    assert_eq!((third.first_position(), third.first_version()), (6, 4));
+    assert_eq!(log.head(), 6);
+    let stream = log.read_stream("meeting-a", 1, Direction::Forwards, 100).unwrap();
+    let positions: Vec<u64> = stream.iter().map(|e| e.position()).collect();
+    assert_eq!(positions, vec![1, 2, 3, 6]);
+    let versions: Vec<u64> = stream.iter().map(|e| e.envelope().stream_version).collect();
+    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(log.stream_version("meeting-a").unwrap(), 4);
+    assert_eq!(log.stream_version("meeting-none").unwrap(), 0);
+}
+
+#[test]
+fn expected_version_rules_and_conflicts_report_the_current_version() {
+    let (_dir, log) = temp_log();
+    let conflict = |result: Result<_, LogError>| match result {
+        Err(LogError::WrongExpectedVersion { current, .. }) => current,
+        other => panic!("expected a version conflict, got {other:?}"),
+    };
+    assert_eq!(
+        conflict(log.append_blocking(request("s-1", ExpectedVersion::StreamExists, 1))),
+        0
+    );
+    assert_eq!(
+        conflict(log.append_blocking(request("s-1", ExpectedVersion::Exact(1), 1))),
+        0
+    );
+    log.append_blocking(request("s-1", ExpectedVersion::Exact(0), 2))
+        .unwrap();
+    assert_eq!(
+        conflict(log.append_blocking(request("s-1", ExpectedVersion::NoStream, 1))),
+        2
+    );
+    assert_eq!(
+        conflict(log.append_blocking(request("s-1", ExpectedVersion::Exact(1), 1))),
+        2
+    );
+    log.append_blocking(request("s-1", ExpectedVersion::StreamExists, 1))
+        .unwrap();
+    log.append_blocking(request("s-1", ExpectedVersion::Any, 1))
+        .unwrap();
+    assert_eq!(log.stream_version("s-1").unwrap(), 4);
+    assert_eq!(log.head(), 4, "conflicts wrote nothing");
+}
+
+#[test]
+fn a_retried_command_returns_the_original_result_and_appends_nothing() {
+    let (dir, log) = temp_log();
+    let original_request = request("commitment-x", ExpectedVersion::NoStream, 2);
+    let original = log.append_blocking(original_request.clone()).unwrap();
+    log.append_blocking(request("commitment-x", ExpectedVersion::Any, 1))
+        .unwrap();
+    // The same request again, even though NoStream would now fail: the original result.
+    let retry = log.append_blocking(original_request.clone()).unwrap();
+    assert_eq!(retry, original);
+    assert_eq!(log.head(), 3);
+    // Forever, also after reopening.
+    drop(log);
+    let log = reopen(&dir);
+    assert_eq!(log.append_blocking(original_request.clone()).unwrap(), original);
+    assert_eq!(
+        log.find_command(original_request.command_id())
+            .unwrap()
+            .unwrap()
+            .1,
+        original
+    );
+    assert_eq!(log.head(), 3);
+}
+
+#[test]
+fn a_command_id_reused_for_a_different_request_is_rejected() {
+    let (_dir, log) = temp_log();
+    let original = request("s", ExpectedVersion::Any, 1);
+    log.append_blocking(original.clone()).unwrap();
+    let different = AppendRequest::new(
+        original.command_id(),
+        "s",
+        ExpectedVersion::Any,
+        "tester",
+        vec![draft(99, 8)],
+    );
+    match log.append_blocking(different) {
+        Err(LogError::CommandIdReused { command_id }) => assert_eq!(command_id, original.command_id()),
+        other => panic!("expected CommandIdReused, got {other:?}"),
+    }
+    assert_eq!(log.head(), 1);
+}
+
+#[test]
+fn duplicate_command_ids_within_one_commit_are_recorded_once() {
+    let (_dir, log) = temp_log();
+    let same = request("s", ExpectedVersion::Any, 1);
+    let results = log
+        .append_transaction_blocking(vec![same.clone(), same.clone()])
+        .unwrap();
+    assert_eq!(results[0], results[1]);
+    assert_eq!(log.head(), 1);
+}
+
+#[test]
+fn payload_limit_is_exact_and_over_it_is_an_error_not_a_truncation() {
+    let (_dir, log) = temp_log();
+    let at_limit = AppendRequest::new(
+        Uuid::now_v7(),
+        "s",
+        ExpectedVersion::Any,
+        "t",
+        vec![draft(1, MAX_EVENT_PAYLOAD_BYTES)],
+    );
+    let stored = log.append_blocking(at_limit).unwrap();
+    let event = log.read_event(stored.first_position()).unwrap();
+    assert_eq!(event.envelope().payload.len(), MAX_EVENT_PAYLOAD_BYTES);
+    let over = AppendRequest::new(
+        Uuid::now_v7(),
+        "s",
+        ExpectedVersion::Any,
+        "t",
+        vec![draft(1, MAX_EVENT_PAYLOAD_BYTES + 1)],
+    );
+    assert!(matches!(
+        log.append_blocking(over),
+        Err(LogError::TooLarge {
+            limit: MAX_EVENT_PAYLOAD_BYTES,
+            ..
+        })
+    ));
+    assert_eq!(log.head(), 1);
+}
+
+#[test]
+fn request_shape_limits_are_enforced() {
+    let (_dir, log) = temp_log();
+    let too_many = request("s", ExpectedVersion::Any, MAX_EVENTS_PER_APPEND + 1);
+    assert!(matches!(
+        log.append_blocking(too_many),
+        Err(LogError::TooLarge {
+            limit: MAX_EVENTS_PER_APPEND,
+            ..
+        })
+    ));
+    let empty = AppendRequest::new(Uuid::now_v7(), "s", ExpectedVersion::Any, "t", vec![]);
+    assert!(matches!(
+        log.append_blocking(empty),
+        Err(LogError::Invalid { .. })
+    ));
+    for bad_stream in ["", "has space", "nul\0byte", &"x".repeat(MAX_STREAM_ID_BYTES + 1)] {
+        let bad = request(bad_stream, ExpectedVersion::Any, 1);
+        assert!(
+            matches!(log.append_blocking(bad), Err(LogError::Invalid { .. })),
+            "{bad_stream:?}"
+        );
+    }
+    let mut tagged = draft(1, 1);
+    tagged.tags = (0..=MAX_TAGS_PER_EVENT).map(|i| format!("t:{i}")).collect();
+    let too_many_tags = AppendRequest::new(Uuid::now_v7(), "s", ExpectedVersion::Any, "t", vec![tagged]);
+    assert!(matches!(
+        log.append_blocking(too_many_tags),
+        Err(LogError::TooLarge {
+            limit: MAX_TAGS_PER_EVENT,
+            ..
+        })
+    ));
+    let mut bad_type = draft(1, 1);
+    bad_type.event_type = "Has Space".into();
+    let bad_type = AppendRequest::new(Uuid::now_v7(), "s", ExpectedVersion::Any, "t", vec![bad_type]);
+    assert!(matches!(
+        log.append_blocking(bad_type),
+        Err(LogError::Invalid { .. })
+    ));
+    let requests: Vec<_> = (0..=MAX_REQUESTS_PER_TRANSACTION)
+        .map(|_| request("s", ExpectedVersion::Any, 1))
+        .collect();
+    assert!(matches!(
+        log.append_transaction_blocking(requests),
+        Err(LogError::TooLarge {
+            limit: MAX_REQUESTS_PER_TRANSACTION,
+            ..
+        })
+    ));
+    assert_eq!(log.head(), 0);
+}
+
+#[test]
+fn a_transaction_is_all_or_nothing() {
+    let (_dir, log) = temp_log();
+    log.append_blocking(request("b", ExpectedVersion::Any, 1))
+        .unwrap();
+    let failing = vec![
+        request("a", ExpectedVersion::NoStream, 2),
+        request("b", ExpectedVersion::NoStream, 1), // conflicts: b exists
+    ];
+    assert!(matches!(
+        log.append_transaction_blocking(failing),
+        Err(LogError::WrongExpectedVersion { .. })
+    ));
+    assert_eq!(log.head(), 1);
+    assert_eq!(log.stream_version("a").unwrap(), 0);
+    let ok = log
+        .append_transaction_blocking(vec![
+            request("a", ExpectedVersion::NoStream, 2),
+            request("b", ExpectedVersion::Exact(1), 1),
+        ])
+        .unwrap();
+    assert_eq!(ok[0].first_position(), 2);
+    assert_eq!(ok[1].first_position(), 4);
+    assert_eq!(log.head(), 4);
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
+#[test]
+fn reads_page_in_both_directions_with_filters() {
+    let (_dir, log) = temp_log();
+    for i in 0..10u64 {
+        let stream = if i % 2 == 0 { "meeting-1" } else { "commitment-1" };
+        let events = vec![draft(i, 16)];
+        log.append_blocking(AppendRequest::new(
+            Uuid::now_v7(),
+            stream,
+            ExpectedVersion::Any,
+            "t",
+            events,
+        ))
+        .unwrap();
+    }
+    let all = EventFilter::default();
+    let page = log.read_all(1, Direction::Forwards, 4, &all).unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.position()).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!((page.next_position, page.reached_end), (5, false));
+    let rest = log
+        .read_all(page.next_position, Direction::Forwards, 100, &all)
+        .unwrap();
+    assert_eq!(rest.events.len(), 6);
+    assert!(rest.reached_end);
+    assert_eq!(rest.next_position, 11);
+    let caught_up = log.read_all(11, Direction::Forwards, 100, &all).unwrap();
+    assert!(caught_up.events.is_empty() && caught_up.reached_end);
+    let backwards = log.read_all(10, Direction::Backwards, 3, &all).unwrap();
+    assert_eq!(
+        backwards.events.iter().map(|e| e.position()).collect::<Vec<_>>(),
+        vec![10, 9, 8]
+    );
+    assert_eq!(backwards.next_position, 7);
+    let to_start = log.read_all(2, Direction::Backwards, 100, &all).unwrap();
+    assert_eq!(to_start.events.len(), 2);
+    assert!(to_start.reached_end);
+
+    let meetings = EventFilter {
+        stream_prefixes: vec!["meeting-".into()],
+        ..Default::default()
+    };
+    let page = log.read_all(1, Direction::Forwards, 100, &meetings).unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.position()).collect::<Vec<_>>(),
+        vec![1, 3, 5, 7, 9]
+    );
+    let by_type = EventFilter {
+        event_types: vec!["CommitmentRecorded".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        log.read_all(1, Direction::Forwards, 100, &by_type)
+            .unwrap()
+            .events
+            .len(),
+        5
+    );
+    let by_tag = EventFilter {
+        tags: vec!["party:P0".into()],
+        ..Default::default()
+    };
+    let tagged = log.read_all(1, Direction::Forwards, 100, &by_tag).unwrap();
+    assert!(tagged
+        .events
+        .iter()
+        .all(|e| e.envelope().tags.contains(&"party:P0".to_string())));
+    assert_eq!(tagged.events.len(), 4); // seeds 0, 3, 6, 9
+
+    let stream_back = log
+        .read_stream("meeting-1", u64::MAX, Direction::Backwards, 2)
+        .unwrap();
+    assert_eq!(
+        stream_back
+            .iter()
+            .map(|e| e.envelope().stream_version)
+            .collect::<Vec<_>>(),
+        vec![5, 4]
+    );
+    let stream_mid = log.read_stream("meeting-1", 2, Direction::Forwards, 2).unwrap();
+    assert_eq!(
+        stream_mid
+            .iter()
+            .map(|e| e.envelope().stream_version)
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let from_three_back = log.read_stream("meeting-1", 3, Direction::Backwards, 10).unwrap();
+    assert_eq!(
+        from_three_back
+            .iter()
+            .map(|e| e.envelope().stream_version)
+            .collect::<Vec<_>>(),
+        vec![3, 2, 1]
+    );
+}
+
+#[test]
+fn reading_past_the_head_is_out_of_range() {
+    let (_dir, log) = temp_log();
+    log.append_blocking(request("s", ExpectedVersion::Any, 2))
+        .unwrap();
+    let all = EventFilter::default();
+    assert!(matches!(
+        log.read_all(4, Direction::Forwards, 1, &all),
+        Err(LogError::OutOfRange {
+            requested: 4,
+            head: 2
+        })
+    ));
+    assert!(matches!(
+        log.read_all(3, Direction::Backwards, 1, &all),
+        Err(LogError::OutOfRange { .. })
+    ));
+    assert!(matches!(log.read_event(3), Err(LogError::OutOfRange { .. })));
+    assert!(matches!(log.read_event(0), Err(LogError::OutOfRange { .. })));
+}
+
+#[test]
+fn pages_are_bounded() {
+    let (_dir, log) = temp_log();
+    log.append_blocking(request("s", ExpectedVersion::Any, MAX_EVENTS_PER_APPEND))
+        .unwrap();
+    log.append_blocking(request("s", ExpectedVersion::Any, MAX_EVENTS_PER_APPEND))
+        .unwrap();
+    log.append_blocking(request("s", ExpectedVersion::Any, MAX_EVENTS_PER_APPEND))
+        .unwrap();
+    log.append_blocking(request("s", ExpectedVersion::Any, MAX_EVENTS_PER_APPEND))
+        .unwrap();
+    log.append_blocking(request("s", ExpectedVersion::Any, MAX_EVENTS_PER_APPEND))
+        .unwrap();
+    let page = log
+        .read_all(1, Direction::Forwards, usize::MAX, &EventFilter::default())
+        .unwrap();
+    assert_eq!(page.events.len(), MAX_READ_PAGE_EVENTS);
+    let stream = log.read_stream("s", 1, Direction::Forwards, usize::MAX).unwrap();
+    assert_eq!(stream.len(), MAX_READ_PAGE_EVENTS);
+}
+
+struct SteppingClock(AtomicI64);
+
+impl Clock for SteppingClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn recorded_at_never_decreases_when_the_clock_jumps_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SteppingClock(AtomicI64::new(1_000_000)));
+    let log = Log::open(LogConfig::new(dir.path()).clock(clock.clone())).unwrap();
+    let a = log
+        .append_blocking(request("s", ExpectedVersion::Any, 1))
+        .unwrap();
+    clock.0.store(5, Ordering::SeqCst); // jumps back ~1 s
+    let b = log
+        .append_blocking(request("s", ExpectedVersion::Any, 1))
+        .unwrap();
+    clock.0.store(2_000_000, Ordering::SeqCst);
+    let c = log
+        .append_blocking(request("s", ExpectedVersion::Any, 1))
+        .unwrap();
+    assert_eq!(a.recorded_at(), Timestamp::from_unix_micros(1_000_000));
+    assert_eq!(b.recorded_at(), a.recorded_at());
+    assert_eq!(c.recorded_at(), Timestamp::from_unix_micros(2_000_000));
+    drop(log);
+    // Also across a restart whose clock is behind.
+    clock.0.store(7, Ordering::SeqCst);
+    let log = Log::open(LogConfig::new(dir.path()).clock(clock)).unwrap();
+    let d = log
+        .append_blocking(request("s", ExpectedVersion::Any, 1))
+        .unwrap();
+    assert_eq!(d.recorded_at(), c.recorded_at());
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
+#[test]
+fn a_failed_sync_poisons_the_writer_and_nothing_is_acknowledged() {
+    let (dir, log) = temp_log();
+    log.append_blocking(request("s", ExpectedVersion::Any, 1))
+        .unwrap();
+    log.inject_sync_failure();
+    assert!(matches!(
+        log.append_blocking(request("s", ExpectedVersion::Any, 1)),
+        Err(LogError::Poisoned { .. })
+    ));
+    assert_eq!(log.head(), 1, "the failed commit is not visible");
+    assert!(matches!(
+        log.append_blocking(request("t", ExpectedVersion::Any, 1)),
+        Err(LogError::Poisoned { .. })
+    ));
+    assert!(log.poisoned().is_some());
+    drop(log);
+    let log = reopen(&dir);
+    assert!(log.poisoned().is_none());
+    log.append_blocking(request("s", ExpectedVersion::Any, 1))
+        .unwrap();
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
+#[tokio::test]
+async fn the_head_notification_moves_with_each_commit() {
+    let (_dir, log) = temp_log();
+    let mut head = log.watch_head();
+    assert_eq!(*head.borrow_and_update(), 0);
+    let writer = log.clone();
+    let task = tokio::spawn(async move { writer.append(request("s", ExpectedVersion::Any, 3)).await });
+    head.changed().await.unwrap();
+    assert_eq!(*head.borrow_and_update(), 3);
+    assert_eq!(task.await.unwrap().unwrap().last_position(), 3);
+}
+
+#[test]
+fn everything_survives_reopen_and_verify_reports_the_chain() {
+    let (dir, log) = temp_log();
+    for i in 0..50 {
+        log.append_blocking(request(&format!("s-{}", i % 7), ExpectedVersion::Any, 3))
+            .unwrap();
+    }
+    let before = log
+        .read_all(1, Direction::Forwards, 1000, &EventFilter::default())
+        .unwrap();
+    let report = log.verify(&mut |_, _| {}).unwrap();
+    assert_eq!((report.events, report.streams, report.commands), (150, 7, 50));
+    assert_eq!(
+        &report.head_chain_hash,
+        before.events.last().unwrap().chain_hash()
+    );
+    drop(log);
+    let log = reopen(&dir);
+    let after = log
+        .read_all(1, Direction::Forwards, 1000, &EventFilter::default())
+        .unwrap();
+    assert_eq!(before, after);
+    assert_eq!(log.verify(&mut |_, _| {}).unwrap(), report);
+}
+
+#[test]
+fn a_flipped_byte_in_a_record_is_reported_as_data_loss_and_never_returned() {
+    let (dir, log) = temp_log();
+    for _ in 0..20 {
+        log.append_blocking(request("s", ExpectedVersion::Any, 1))
+            .unwrap();
+    }
+    let key = dipledger::log::keys::event_key(7);
+    let mut bytes = log.raw_tree().get(key).unwrap().unwrap().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    log.raw_tree().insert(key, bytes).unwrap();
+    assert!(matches!(
+        log.read_event(7),
+        Err(LogError::DataLoss { position: 7, .. })
+    ));
+    assert!(matches!(
+        log.read_all(1, Direction::Forwards, 100, &EventFilter::default()),
+        Err(LogError::DataLoss { position: 7, .. })
+    ));
+    assert!(matches!(
+        log.read_stream("s", 1, Direction::Forwards, 100),
+        Err(LogError::DataLoss { position: 7, .. })
+    ));
+    assert!(matches!(
+        log.verify(&mut |_, _| {}),
+        Err(LogError::DataLoss { position: 7, .. })
+    ));
+    let page = log
+        .read_all(8, Direction::Forwards, 100, &EventFilter::default())
+        .unwrap();
+    assert_eq!(page.events.len(), 13, "records after the damaged one still read");
+    log.raw_tree().flush().unwrap();
+    drop(log);
+    // Open verifies the last records: damage inside that window refuses to open.
+    let err = Log::open(LogConfig::new(dir.path()))
+        .err()
+        .expect("open must fail");
+    assert!(matches!(err, LogError::DataLoss { position: 7, .. }), "{err:?}");
+}
+
+#[test]
+fn maximum_size_events_never_go_to_unsynced_blob_files() {
+    let (dir, log) = temp_log();
+    for _ in 0..4 {
+        let events = (0..40).map(|i| draft(i, MAX_EVENT_PAYLOAD_BYTES)).collect();
+        log.append_blocking(AppendRequest::new(
+            Uuid::now_v7(),
+            "big",
+            ExpectedVersion::Any,
+            "t",
+            events,
+        ))
+        .unwrap();
+    }
+    let blobs = dir.path().join("blobs");
+    let blob_files = std::fs::read_dir(&blobs)
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(blob_files, 0, "sled wrote blob files");
+    assert_eq!(log.verify(&mut |_, _| {}).unwrap().events, 160);
+}
