@@ -6,4 +6,5 @@
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
 pub mod domain;
 pub mod encoding;
+pub mod benchmark;
 pub mod log;
