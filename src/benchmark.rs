@@ -9,7 +9,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::time::{OccurredAt, Precision, Timestamp};
-use crate::log::{AppendRequest, Direction, EventDraft, EventFilter, ExpectedVersion, Log, LogConfig, LogResult};
+use crate::log::{
+    AppendRequest, Direction, EventDraft, EventFilter, ExpectedVersion, Log, LogConfig, LogResult,
+};
 
 /// Payload size used by every workload, in bytes.
 pub const BENCH_PAYLOAD_BYTES: usize = 400;
@@ -74,7 +76,9 @@ pub fn append_workload(
                 let mut latencies = Vec::with_capacity(appends_per_client);
                 for i in 0..appends_per_client {
                     let stream = format!("bench-{client}-{}", i % streams_per_client.max(1));
-                    let events = (0..events_per_append as u64).map(|e| bench_draft(i as u64 + e)).collect();
+                    let events = (0..events_per_append as u64)
+                        .map(|e| bench_draft(i as u64 + e))
+                        .collect();
                     let request =
                         AppendRequest::new(Uuid::now_v7(), stream, ExpectedVersion::Any, "bench", events);
                     let begun = Instant::now();
@@ -157,7 +161,11 @@ pub fn run(dir: &Path, events: u64, cache_capacity_bytes: u64) -> LogResult<Benc
     ];
     workloads.push(read_workload(&log)?);
     let log_events = log.head();
-    Ok(BenchReport { workloads, log_events, peak_rss_mib: peak_rss_mib() })
+    Ok(BenchReport {
+        workloads,
+        log_events,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// A plain-text table of a report.
@@ -172,6 +180,9 @@ pub fn table(report: &BenchReport) -> String {
             w.name, w.events, w.seconds, w.events_per_second, w.p50_micros, w.p99_micros
         ));
     }
-    out.push_str(&format!("log events: {}, peak RSS: {:.1} MiB\n", report.log_events, report.peak_rss_mib));
+    out.push_str(&format!(
+        "log events: {}, peak RSS: {:.1} MiB\n",
+        report.log_events, report.peak_rss_mib
+    ));
     out
 }

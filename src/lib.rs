@@ -4,7 +4,7 @@
 //! - [`log`]: the append-only event log on sled; the only module that knows sled.
 //! - [`domain`]: pure commands, events and rules; no IO.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
+pub mod benchmark;
 pub mod domain;
 pub mod encoding;
-pub mod benchmark;
 pub mod log;

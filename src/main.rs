@@ -42,6 +42,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Crash-test helper (hidden): appends forever from several threads, printing `try` before
+    /// and `ack` after each durable append, until killed.
+    #[command(hide = true)]
+    AppendLoop {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Appending threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,7 +89,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(error) => Ok(report_verify_error(error)),
             }
         }
-        Command::BenchLog { events, cache_mib, dir, json } => {
+        Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
+        Command::BenchLog {
+            events,
+            cache_mib,
+            dir,
+            json,
+        } => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let dir = dir.unwrap_or_else(|| temp.path().join("bench"));
             let report = dipledger::benchmark::run(&dir, events, cache_mib * 1024 * 1024)?;
@@ -90,6 +107,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Appends until killed; see `Command::AppendLoop`. Lines: `try <command_id>` then
+/// `ack <command_id> <first_position> <count> <first_event_id>`.
+fn append_loop(data_dir: PathBuf, threads: usize) -> anyhow::Result<ExitCode> {
+    use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
+    use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion};
+    use std::io::Write;
+    let log = Log::open(LogConfig::new(&data_dir))?;
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let workers: Vec<_> = (0..threads)
+        .map(|thread| {
+            let (log, stdout) = (log.clone(), stdout.clone());
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                for i in 0u64.. {
+                    let count = 1 + (i % 3) as usize;
+                    let events = (0..count)
+                        .map(|e| EventDraft {
+                            event_type: "CrashTest".into(),
+                            schema_version: 1,
+                            occurred_at: OccurredAt::new(
+                                Timestamp::from_unix_micros(i as i64),
+                                Precision::Exact,
+                            ),
+                            tags: vec![format!("thread:{thread}")],
+                            payload: vec![e as u8; 64 + (i as usize * 37) % 700],
+                        })
+                        .collect();
+                    let command_id = uuid::Uuid::now_v7();
+                    let stream = format!("crash-{}", (i + thread as u64) % 10);
+                    let request =
+                        AppendRequest::new(command_id, stream, ExpectedVersion::Any, "crash", events);
+                    writeln!(stdout.lock().expect("stdout"), "try {command_id}")?;
+                    let result = log.append_blocking(request)?;
+                    let mut out = stdout.lock().expect("stdout");
+                    writeln!(
+                        out,
+                        "ack {command_id} {} {} {}",
+                        result.first_position(),
+                        result.event_ids().len(),
+                        result.event_ids()[0]
+                    )?;
+                    out.flush()?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("append thread")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_verify_error(error: LogError) -> ExitCode {
