@@ -1,4 +1,5 @@
-//! Record bytes: how one envelope is laid out in sled, hashed and checked.
+//! Record bytes: how one envelope is laid out, hashed and checked. Records of consecutive
+//! positions are stored concatenated in chunks (see `keys`); each record keeps its own checks.
 //!
 //! ```text
 //! offset      size  field
@@ -107,6 +108,36 @@ pub fn check_record(position: u64, bytes: &[u8]) -> LogResult<CheckedRecord<'_>>
         leaf_hash: bytes[body_end..body_end + 32].try_into().expect("32 bytes"),
         chain_hash: bytes[body_end + 32..body_end + 64].try_into().expect("32 bytes"),
     })
+}
+
+/// Largest chunk the writer builds: records are packed into one sled value until the next would
+/// pass this (a single record is always stored, alone if need be). Kept small because sled
+/// writes any page above 2 MiB (17 values per leaf) to a blob file it never fsyncs.
+pub const MAX_CHUNK_BYTES: usize = 96 * 1024;
+
+/// Splits a chunk into its records' bytes, checking only the framing (lengths). The chunk's
+/// first record is at `first_position`; each record is checked when decoded.
+pub fn split_chunk(first_position: u64, chunk: &[u8]) -> LogResult<Vec<&[u8]>> {
+    let mut records = Vec::with_capacity(chunk.len() / 512 + 1);
+    let mut offset = 0;
+    while offset < chunk.len() {
+        let position = first_position + records.len() as u64;
+        let rest = &chunk[offset..];
+        if rest.len() < HEADER_BYTES + TRAILER_BYTES {
+            return Err(LogError::DataLoss { position, reason: "chunk ends inside a record".into() });
+        }
+        let body_len = u32::from_be_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+        let record_len = HEADER_BYTES + body_len + TRAILER_BYTES;
+        if record_len > rest.len() || record_len > MAX_RECORD_BYTES {
+            return Err(LogError::DataLoss { position, reason: format!("record length {record_len} is impossible here") });
+        }
+        records.push(&rest[..record_len]);
+        offset += record_len;
+    }
+    if records.is_empty() {
+        return Err(LogError::DataLoss { position: first_position, reason: "empty chunk".into() });
+    }
+    Ok(records)
 }
 
 /// Checks and decodes the record stored at `position`; its envelope must claim that position.

@@ -3,11 +3,15 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `E` + position (u64 BE) | record bytes (see `codec`) |
-//! | `S` + stream_id + 0x00 + version (u64 BE) | position (u64 BE) |
-//! | `H` + stream_id | current stream version (u64 BE) |
+//! | `E` + first position (u64 BE) | a chunk: the records of consecutive positions, concatenated (see `codec`) |
+//! | `S` + stream_id + 0x00 + first version (u64 BE) | first position (u64 BE) + count (u32 BE): one append's contiguous run |
 //! | `C` + command_id (16 bytes) | `CommandRecord` + CRC-32 |
 //! | `Mhead` | `HeadMeta` + CRC-32 |
+//!
+//! Why chunks and runs instead of one key per event: on the reference machine a sled insert
+//! costs 10-15 µs, which would cap durable throughput near 50,000 events/s. One commit writes
+//! one chunk per ~96 KiB of records and one stream-index entry per append request, whatever
+//! the number of events in it; a stream's current version is the end of its last run.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,14 +24,12 @@ use crate::domain::time::Timestamp;
 pub const EVENT_PREFIX: u8 = b'E';
 /// Prefix of the stream index.
 pub const STREAM_INDEX_PREFIX: u8 = b'S';
-/// Prefix of stream heads.
-pub const STREAM_HEAD_PREFIX: u8 = b'H';
 /// Prefix of command records.
 pub const COMMAND_PREFIX: u8 = b'C';
 /// The head metadata key.
 pub const META_HEAD_KEY: &[u8] = b"Mhead";
 
-/// `E` + position.
+/// `E` + position: the key of the chunk whose first record is at `position`.
 pub fn event_key(position: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = EVENT_PREFIX;
@@ -59,12 +61,56 @@ pub fn stream_index_key(stream_id: &str, version: u64) -> Vec<u8> {
     key
 }
 
-/// `H` + stream.
-pub fn stream_head_key(stream_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(stream_id.len() + 1);
-    key.push(STREAM_HEAD_PREFIX);
-    key.extend_from_slice(stream_id.as_bytes());
-    key
+/// Reads the version back from a stream index key of a stream whose prefix is `prefix_len` long.
+pub fn version_of_stream_index_key(key: &[u8], prefix_len: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(prefix_len..)?.try_into().ok()?))
+}
+
+/// A run of one stream's events written by one append: versions `first_version..` at
+/// positions `first_position..`, `count` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRun {
+    /// Version of the first event.
+    pub first_version: u64,
+    /// Position of the first event.
+    pub first_position: u64,
+    /// Number of events.
+    pub count: u32,
+}
+
+impl StreamRun {
+    /// The stream index value: first position + count.
+    pub fn encode_value(&self) -> [u8; 12] {
+        let mut value = [0u8; 12];
+        value[..8].copy_from_slice(&self.first_position.to_be_bytes());
+        value[8..].copy_from_slice(&self.count.to_be_bytes());
+        value
+    }
+
+    /// Decodes an index entry of a stream whose key prefix is `prefix_len` bytes long.
+    pub fn decode(key: &[u8], value: &[u8], prefix_len: usize) -> LogResult<StreamRun> {
+        let damaged = || LogError::DataLoss { position: 0, reason: "malformed stream index entry".into() };
+        let first_version = version_of_stream_index_key(key, prefix_len).ok_or_else(damaged)?;
+        if value.len() != 12 {
+            return Err(damaged());
+        }
+        let first_position = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+        let count = u32::from_be_bytes(value[8..].try_into().expect("4 bytes"));
+        if count == 0 || first_version == 0 || first_position == 0 {
+            return Err(damaged());
+        }
+        Ok(StreamRun { first_version, first_position, count })
+    }
+
+    /// Version of the last event.
+    pub fn last_version(&self) -> u64 {
+        self.first_version + u64::from(self.count) - 1
+    }
+
+    /// Position of the event with `version`, if the run holds it.
+    pub fn position_of(&self, version: u64) -> Option<u64> {
+        (self.first_version..=self.last_version()).contains(&version).then(|| self.first_position + (version - self.first_version))
+    }
 }
 
 /// `C` + command id.

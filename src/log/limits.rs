@@ -36,7 +36,7 @@ pub const MAX_READ_PAGE_EVENTS: usize = 4_096;
 /// cursor to resume from, so a selective filter cannot make one read scan the whole log.
 pub const MAX_SCANNED_PER_PAGE: usize = 65_536;
 /// Most stream heads the writer caches in memory; past this the cache is cleared and refilled
-/// from sled's `H` index on demand.
+/// from the stream index on demand.
 pub const STREAM_HEAD_CACHE_ENTRIES: usize = 200_000;
 /// Records at the head that `Log::open` verifies in full (checksum, hashes, chain, indexes).
 pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
@@ -44,9 +44,10 @@ pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate
 /// blob file that it never fsyncs; with 8 MiB segments that threshold is 2 MiB, above the largest
-/// leaf page the log can build (sled splits leaves above 16 entries, 17 x MAX_RECORD_BYTES).
+/// leaf page the log can build (sled splits leaves above 16 entries: 17 x codec::MAX_CHUNK_BYTES).
 pub const SLED_SEGMENT_SIZE_BYTES: usize = 8 * 1024 * 1024;
 
 const _: () = assert!(MAX_EVENT_PAYLOAD_BYTES + 8 * 1024 <= MAX_RECORD_BYTES);
-const _: () = assert!(17 * MAX_RECORD_BYTES < SLED_SEGMENT_SIZE_BYTES / 4);
+const _: () = assert!(MAX_RECORD_BYTES <= super::codec::MAX_CHUNK_BYTES);
+const _: () = assert!(17 * super::codec::MAX_CHUNK_BYTES < SLED_SEGMENT_SIZE_BYTES / 4);
 const _: () = assert!(MAX_APPEND_PAYLOAD_BYTES <= MAX_PAYLOAD_BYTES_PER_COMMIT);

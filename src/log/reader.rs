@@ -2,23 +2,98 @@
 //! and nothing past the durable head (the last acknowledged commit) is ever returned, even
 //! though sled may already hold a commit that is still being fsynced.
 
-use super::codec::decode_record;
-use super::envelope::{AppendResult, Direction, EventFilter, Hash, ReadAllPage, RecordedEvent};
-use super::error::{LogError, LogResult};
-use super::keys::{self, CommandRecord, HeadMeta};
-use super::limits::{MAX_READ_PAGE_EVENTS, MAX_SCANNED_PER_PAGE};
 use uuid::Uuid;
 
-/// The record at `position`, checked. Missing is data loss: callers only ask for positions at
-/// or below the head, and positions are dense.
-pub fn read_event(tree: &sled::Tree, position: u64) -> LogResult<RecordedEvent> {
-    match tree.get(keys::event_key(position))? {
-        Some(bytes) => decode_record(position, &bytes),
-        None => Err(LogError::DataLoss {
-            position,
-            reason: "record is missing".into(),
-        }),
+use super::codec::{decode_record, split_chunk};
+use super::envelope::{AppendResult, Direction, EventFilter, Hash, ReadAllPage, RecordedEvent};
+use super::error::{LogError, LogResult};
+use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
+use super::limits::{MAX_READ_PAGE_EVENTS, MAX_SCANNED_PER_PAGE};
+
+/// A chunk fetched from sled, split into its records.
+struct Chunk {
+    first_position: u64,
+    bytes: sled::IVec,
+    /// (offset, length) of each record in `bytes`.
+    records: Vec<(usize, usize)>,
+}
+
+impl Chunk {
+    fn parse(first_position: u64, bytes: sled::IVec) -> LogResult<Chunk> {
+        let base = bytes.as_ptr() as usize;
+        let records = split_chunk(first_position, &bytes)?
+            .into_iter()
+            .map(|record| (record.as_ptr() as usize - base, record.len()))
+            .collect();
+        Ok(Chunk { first_position, bytes, records })
     }
+
+    fn end(&self) -> u64 {
+        self.first_position + self.records.len() as u64
+    }
+
+    fn holds(&self, position: u64) -> bool {
+        (self.first_position..self.end()).contains(&position)
+    }
+
+    fn record(&self, position: u64) -> LogResult<RecordedEvent> {
+        let (offset, length) = self.records[(position - self.first_position) as usize];
+        decode_record(position, &self.bytes[offset..offset + length])
+    }
+
+    /// The raw bytes of the record at `position`.
+    fn raw(&self, position: u64) -> &[u8] {
+        let (offset, length) = self.records[(position - self.first_position) as usize];
+        &self.bytes[offset..offset + length]
+    }
+}
+
+/// Random access to records that keeps the last chunk it fetched, so reading neighbouring
+/// positions costs one sled lookup per chunk, not per record.
+pub struct RecordCursor<'a> {
+    tree: &'a sled::Tree,
+    chunk: Option<Chunk>,
+}
+
+impl<'a> RecordCursor<'a> {
+    /// A cursor over `tree`.
+    pub fn new(tree: &'a sled::Tree) -> RecordCursor<'a> {
+        RecordCursor { tree, chunk: None }
+    }
+
+    fn load(&mut self, position: u64) -> LogResult<&Chunk> {
+        let cached = self.chunk.as_ref().is_some_and(|chunk| chunk.holds(position));
+        if !cached {
+            let missing = || LogError::DataLoss { position, reason: "record is missing".into() };
+            let (key, bytes) = self
+                .tree
+                .range(keys::event_key(1)..=keys::event_key(position))
+                .next_back()
+                .ok_or_else(missing)??;
+            let first = keys::position_of_event_key(&key).ok_or_else(missing)?;
+            let chunk = Chunk::parse(first, bytes)?;
+            if !chunk.holds(position) {
+                return Err(missing());
+            }
+            self.chunk = Some(chunk);
+        }
+        Ok(self.chunk.as_ref().expect("chunk just loaded"))
+    }
+
+    /// The checked record at `position`.
+    pub fn read(&mut self, position: u64) -> LogResult<RecordedEvent> {
+        self.load(position)?.record(position)
+    }
+
+    /// The stored bytes of the record at `position` (framing checked, contents not).
+    pub fn raw(&mut self, position: u64) -> LogResult<Vec<u8>> {
+        Ok(self.load(position)?.raw(position).to_vec())
+    }
+}
+
+/// The record at `position`, checked.
+pub fn read_event(tree: &sled::Tree, position: u64) -> LogResult<RecordedEvent> {
+    RecordCursor::new(tree).read(position)
 }
 
 /// The head metadata, or None for a log that was never written.
@@ -29,12 +104,21 @@ pub fn head_meta(tree: &sled::Tree) -> LogResult<Option<HeadMeta>> {
     }
 }
 
+/// The last run of a stream as stored, if it has any.
+pub fn last_stream_run(tree: &sled::Tree, stream_id: &str) -> LogResult<Option<StreamRun>> {
+    let prefix = keys::stream_index_prefix(stream_id);
+    match tree.scan_prefix(&prefix).next_back() {
+        Some(entry) => {
+            let (key, value) = entry?;
+            Ok(Some(StreamRun::decode(&key, &value, prefix.len())?))
+        }
+        None => Ok(None),
+    }
+}
+
 /// The current version of a stream as stored (0 when it has no events).
 pub fn stored_stream_version(tree: &sled::Tree, stream_id: &str) -> LogResult<u64> {
-    match tree.get(keys::stream_head_key(stream_id))? {
-        Some(bytes) => keys::decode_u64(&bytes, 0, "stream head"),
-        None => Ok(0),
-    }
+    Ok(last_stream_run(tree, stream_id)?.map_or(0, |run| run.last_version()))
 }
 
 /// The stored outcome of a command: its fingerprint and original result.
@@ -43,15 +127,12 @@ pub fn stored_command(tree: &sled::Tree, command_id: Uuid) -> LogResult<Option<(
         return Ok(None);
     };
     let record: CommandRecord = keys::decode_checked(&bytes, 0, "command record")?;
-    let first = read_event(tree, record.first_position)?;
+    let mut cursor = RecordCursor::new(tree);
+    let first = cursor.read(record.first_position)?;
     let mut event_ids = Vec::with_capacity(record.count as usize);
     event_ids.push(first.envelope().event_id);
     for offset in 1..u64::from(record.count) {
-        event_ids.push(
-            read_event(tree, record.first_position + offset)?
-                .envelope()
-                .event_id,
-        );
+        event_ids.push(cursor.read(record.first_position + offset)?.envelope().event_id);
     }
     let envelope = first.envelope();
     let result = AppendResult::new(
@@ -80,33 +161,49 @@ pub fn read_stream(
         return Ok(events);
     }
     let prefix = keys::stream_index_prefix(stream_id);
-    let start = keys::stream_index_key(stream_id, from_version);
-    let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match direction {
+    let at_version = keys::stream_index_key(stream_id, from_version);
+    let mut end = prefix.clone();
+    *end.last_mut().expect("prefix ends with 0x00") = 1;
+    let mut cursor = RecordCursor::new(tree);
+    match direction {
         Direction::Forwards => {
-            let mut end = prefix;
-            *end.last_mut().expect("prefix ends with 0x00") = 1;
-            Box::new(tree.range(start..end))
-        }
-        Direction::Backwards => {
-            let mut end = start;
-            end.push(0); // makes the bound include `from_version`
-            Box::new(tree.range(prefix..end).rev())
-        }
-    };
-    for entry in entries {
-        let (_, value) = entry?;
-        let position = keys::decode_u64(&value, 0, "stream index")?;
-        if position > durable_head {
-            // Written by a commit that is not yet acknowledged: forwards, nothing after it is
-            // durable either; backwards, older versions still are.
-            match direction {
-                Direction::Forwards => break,
-                Direction::Backwards => continue,
+            // The run holding `from_version` starts at or before it.
+            let start = match tree.range(prefix.clone()..=at_version).next_back() {
+                Some(entry) => entry?.0.to_vec(),
+                None => prefix.clone(),
+            };
+            'runs: for entry in tree.range(start..end) {
+                let (key, value) = entry?;
+                let run = StreamRun::decode(&key, &value, prefix.len())?;
+                for version in run.first_version.max(from_version)..=run.last_version() {
+                    let position = run.position_of(version).expect("version inside run");
+                    if position > durable_head {
+                        break 'runs; // not acknowledged yet; nothing later is either
+                    }
+                    events.push(cursor.read(position)?);
+                    if events.len() >= limit {
+                        break 'runs;
+                    }
+                }
             }
         }
-        events.push(read_event(tree, position)?);
-        if events.len() >= limit {
-            break;
+        Direction::Backwards => {
+            let mut upper = at_version;
+            upper.push(0); // include a run starting exactly at `from_version`
+            'back: for entry in tree.range(prefix.clone()..upper).rev() {
+                let (key, value) = entry?;
+                let run = StreamRun::decode(&key, &value, prefix.len())?;
+                for version in (run.first_version..=run.last_version().min(from_version)).rev() {
+                    let position = run.position_of(version).expect("version inside run");
+                    if position > durable_head {
+                        continue; // not acknowledged yet; older versions are
+                    }
+                    events.push(cursor.read(position)?);
+                    if events.len() >= limit {
+                        break 'back;
+                    }
+                }
+            }
         }
     }
     Ok(events)
@@ -129,68 +226,29 @@ pub fn read_all(
         Direction::Backwards => from_position > durable_head,
     };
     if beyond {
-        return Err(LogError::OutOfRange {
-            requested: from_position,
-            head: durable_head,
-        });
+        return Err(LogError::OutOfRange { requested: from_position, head: durable_head });
     }
-    let from_position = from_position.max(u64::from(direction == Direction::Forwards));
     let mut events = Vec::new();
     let mut scanned = 0usize;
-    let mut next_position = from_position;
-    let mut take = |entry: sled::Result<(sled::IVec, sled::IVec)>, next: &mut u64| -> LogResult<bool> {
-        let (key, value) = entry?;
-        let position = keys::position_of_event_key(&key).ok_or_else(|| LogError::DataLoss {
-            position: 0,
-            reason: "malformed event key".into(),
-        })?;
-        if position != *next {
-            return Err(LogError::DataLoss {
-                position: *next,
-                reason: "record is missing".into(),
-            });
-        }
-        let event = decode_record(position, &value)?;
+    let mut cursor = RecordCursor::new(tree);
+    let mut position = match direction {
+        Direction::Forwards => from_position.max(1),
+        Direction::Backwards => from_position,
+    };
+    let in_range = |position: u64| match direction {
+        Direction::Forwards => position <= durable_head,
+        Direction::Backwards => position >= 1,
+    };
+    while in_range(position) && events.len() < limit && scanned < MAX_SCANNED_PER_PAGE {
+        let event = cursor.read(position)?;
         if filter.matches(event.envelope()) {
             events.push(event);
         }
         scanned += 1;
-        Ok(events.len() < limit && scanned < MAX_SCANNED_PER_PAGE)
-    };
-    let reached_end = match direction {
-        Direction::Forwards => {
-            let range = keys::event_key(from_position)..=keys::event_key(durable_head.max(from_position));
-            if from_position <= durable_head {
-                for entry in tree.range(range) {
-                    let go_on = take(entry, &mut next_position)?;
-                    next_position += 1;
-                    if !go_on {
-                        break;
-                    }
-                }
-            }
-            next_position > durable_head
-        }
-        Direction::Backwards => {
-            if from_position >= 1 {
-                for entry in tree
-                    .range(keys::event_key(1)..=keys::event_key(from_position))
-                    .rev()
-                {
-                    let go_on = take(entry, &mut next_position)?;
-                    next_position -= 1;
-                    if !go_on {
-                        break;
-                    }
-                }
-            }
-            next_position == 0
-        }
-    };
-    Ok(ReadAllPage {
-        events,
-        next_position,
-        head: durable_head,
-        reached_end,
-    })
+        position = match direction {
+            Direction::Forwards => position + 1,
+            Direction::Backwards => position - 1,
+        };
+    }
+    Ok(ReadAllPage { events, next_position: position, head: durable_head, reached_end: !in_range(position) })
 }

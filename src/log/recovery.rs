@@ -5,13 +5,15 @@
 //! the head agrees with the records and re-verifies the last records in full; `verify` scans
 //! everything and recomputes every hash and index.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
 
 use super::codec::{self, check_record, decode_record, FORMAT_VERSION, GENESIS_CHAIN_HASH};
-use super::envelope::Hash;
+use super::envelope::{Hash, RecordedEvent};
 use super::error::{LogError, LogResult};
-use super::keys::{self, CommandRecord, HeadMeta};
-use super::reader;
+use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
+use super::reader::{self, RecordCursor};
 use crate::domain::time::Timestamp;
 
 /// What a full verification found.
@@ -48,128 +50,123 @@ pub fn load_head(tree: &sled::Tree) -> LogResult<HeadMeta> {
         return Ok(empty_head());
     };
     if head.format_version != FORMAT_VERSION {
-        return Err(LogError::UnsupportedFormat {
-            found: head.format_version,
-            supported: FORMAT_VERSION,
-        });
+        return Err(LogError::UnsupportedFormat { found: head.format_version, supported: FORMAT_VERSION });
     }
     Ok(head)
 }
 
-/// Open-time check: the head record exists, nothing lies beyond it, and the last `tail` records
-/// verify in full (checksum, leaf and chain hashes, stream index and stream heads, command records).
+/// Open-time check: the head record exists and is the last, and the last `tail` records verify
+/// in full (checksum, leaf and chain hashes, stream index, command records).
 pub fn check_on_open(tree: &sled::Tree, head: &HeadMeta, tail: u64) -> LogResult<()> {
-    if let Some(last) = tree.scan_prefix([keys::EVENT_PREFIX]).keys().next_back() {
-        let last = keys::position_of_event_key(&last?).unwrap_or(0);
-        if last != head.position {
-            return Err(LogError::DataLoss {
-                position: last.max(head.position),
-                reason: format!("last record is at {last} but the head says {}", head.position),
-            });
-        }
-    } else if head.position != 0 {
-        return Err(LogError::DataLoss {
-            position: head.position,
-            reason: "head record is missing".into(),
-        });
-    }
+    let mut cursor = RecordCursor::new(tree);
     if head.position == 0 {
+        if tree.scan_prefix([keys::EVENT_PREFIX]).next().is_some() {
+            return Err(LogError::DataLoss { position: 1, reason: "records exist beyond an empty head".into() });
+        }
         return Ok(());
     }
-    let first = head.position.saturating_sub(tail).max(1);
-    let mut previous_chain = if first == 1 {
-        GENESIS_CHAIN_HASH
-    } else {
-        *reader::read_event(tree, first - 1)?.chain_hash()
-    };
-    let mut previous_recorded_at = Timestamp::EPOCH;
-    for position in first..=head.position {
-        previous_chain = check_one(tree, position, &previous_chain, &mut previous_recorded_at, None)?;
-    }
-    if previous_chain != head.chain_hash {
+    let head_record = cursor.read(head.position)?;
+    if head_record.chain_hash() != &head.chain_hash {
         return Err(LogError::DataLoss {
             position: head.position,
             reason: "head chain hash does not match the head record".into(),
         });
     }
+    if tree.range(keys::event_key(head.position + 1)..=keys::event_key(u64::MAX)).next().is_some() {
+        return Err(LogError::DataLoss {
+            position: head.position + 1,
+            reason: "records exist beyond the head".into(),
+        });
+    }
+    let first = head.position.saturating_sub(tail).max(1);
+    let mut previous_chain =
+        if first == 1 { GENESIS_CHAIN_HASH } else { *cursor.read(first - 1)?.chain_hash() };
+    let mut previous_recorded_at = Timestamp::EPOCH;
+    for position in first..=head.position {
+        let (event, chain) = check_record_fully(&mut cursor, position, &previous_chain)?;
+        check_order(&event, &mut previous_recorded_at)?;
+        check_indexes(tree, &event)?;
+        previous_chain = chain;
+    }
     Ok(())
 }
 
-/// Checks one record fully; returns its chain hash.
-fn check_one(
-    tree: &sled::Tree,
+/// Checks one record's bytes and hashes; returns it and its chain hash.
+fn check_record_fully(
+    cursor: &mut RecordCursor<'_>,
     position: u64,
     previous_chain: &Hash,
-    previous_recorded_at: &mut Timestamp,
-    stream_versions: Option<&mut HashMap<String, u64>>,
-) -> LogResult<Hash> {
-    let damaged = |reason: String| LogError::DataLoss { position, reason };
-    let bytes = tree
-        .get(keys::event_key(position))?
-        .ok_or_else(|| damaged("record is missing".into()))?;
+) -> LogResult<(RecordedEvent, Hash)> {
+    let damaged = |reason: &str| LogError::DataLoss { position, reason: reason.into() };
+    let bytes = cursor.raw(position)?;
     let checked = check_record(position, &bytes)?;
     let event = decode_record(position, &bytes)?;
     if codec::leaf_hash(checked.body) != checked.leaf_hash {
-        return Err(damaged("leaf hash does not match the record".into()));
+        return Err(damaged("leaf hash does not match the record"));
     }
     let chain = codec::chain_hash(previous_chain, &checked.leaf_hash);
     if chain != checked.chain_hash {
-        return Err(damaged(
-            "chain hash does not follow from the previous record".into(),
-        ));
+        return Err(damaged("chain hash does not follow from the previous record"));
     }
-    let envelope = event.envelope();
-    if envelope.recorded_at < *previous_recorded_at {
-        return Err(damaged("recorded_at decreases".into()));
-    }
-    *previous_recorded_at = envelope.recorded_at;
-    let indexed = tree
-        .get(keys::stream_index_key(
-            &envelope.stream_id,
-            envelope.stream_version,
-        ))?
-        .ok_or_else(|| damaged("stream index entry is missing".into()))?;
-    if keys::decode_u64(&indexed, position, "stream index")? != position {
-        return Err(damaged("stream index points elsewhere".into()));
-    }
-    let stream_head = reader::stored_stream_version(tree, &envelope.stream_id)?;
-    if stream_head < envelope.stream_version {
-        return Err(damaged(format!(
-            "stream head {stream_head} is below the record's version"
-        )));
-    }
-    if let Some(versions) = stream_versions {
-        let last = versions.entry(envelope.stream_id.clone()).or_insert(0);
-        if envelope.stream_version != *last + 1 {
-            return Err(damaged(format!(
-                "stream version {} follows {}",
-                envelope.stream_version, last
-            )));
-        }
-        *last = envelope.stream_version;
-    }
-    let command_bytes = tree
-        .get(keys::command_key(envelope.command_id))?
-        .ok_or_else(|| damaged("command record is missing".into()))?;
-    let command: CommandRecord = keys::decode_checked(&command_bytes, position, "command record")?;
-    if position < command.first_position || position >= command.first_position + u64::from(command.count) {
-        return Err(damaged("command record does not cover this record".into()));
-    }
-    Ok(chain)
+    Ok((event, chain))
 }
 
-/// Full scan: every record, the chain, the stream index and heads, and the command records.
+fn check_order(event: &RecordedEvent, previous_recorded_at: &mut Timestamp) -> LogResult<()> {
+    if event.envelope().recorded_at < *previous_recorded_at {
+        return Err(LogError::DataLoss { position: event.position(), reason: "recorded_at decreases".into() });
+    }
+    *previous_recorded_at = event.envelope().recorded_at;
+    Ok(())
+}
+
+/// The stream index and the command record both account for the record.
+fn check_indexes(tree: &sled::Tree, event: &RecordedEvent) -> LogResult<()> {
+    let position = event.position();
+    let envelope = event.envelope();
+    let damaged = |reason: &str| LogError::DataLoss { position, reason: reason.into() };
+    let prefix = keys::stream_index_prefix(&envelope.stream_id);
+    let (key, value) = tree
+        .range(prefix.clone()..=keys::stream_index_key(&envelope.stream_id, envelope.stream_version))
+        .next_back()
+        .ok_or_else(|| damaged("stream index has no run for the record"))??;
+    let run = StreamRun::decode(&key, &value, prefix.len())?;
+    if run.position_of(envelope.stream_version) != Some(position) {
+        return Err(damaged("stream index points elsewhere"));
+    }
+    let command_bytes =
+        tree.get(keys::command_key(envelope.command_id))?.ok_or_else(|| damaged("command record is missing"))?;
+    let command: CommandRecord = keys::decode_checked(&command_bytes, position, "command record")?;
+    if position < command.first_position || position >= command.first_position + u64::from(command.count) {
+        return Err(damaged("command record does not cover this record"));
+    }
+    Ok(())
+}
+
+/// Full scan: every record, the chain, the stream index and the command records.
 /// `progress(done, total)` is called every few thousand records.
 pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResult<VerifyReport> {
     let head = load_head(tree)?;
     check_on_open(tree, &head, 0)?;
+    let mut cursor = RecordCursor::new(tree);
     let mut chain = GENESIS_CHAIN_HASH;
     let mut recorded_at = Timestamp::EPOCH;
     let mut versions: HashMap<String, u64> = HashMap::new();
-    let mut commands = std::collections::HashSet::new();
+    let mut commands: HashSet<Uuid> = HashSet::new();
     for position in 1..=head.position {
-        chain = check_one(tree, position, &chain, &mut recorded_at, Some(&mut versions))?;
-        commands.insert(reader::read_event(tree, position)?.envelope().command_id);
+        let (event, next_chain) = check_record_fully(&mut cursor, position, &chain)?;
+        chain = next_chain;
+        check_order(&event, &mut recorded_at)?;
+        check_indexes(tree, &event)?;
+        let envelope = event.envelope();
+        let last = versions.entry(envelope.stream_id.clone()).or_insert(0);
+        if envelope.stream_version != *last + 1 {
+            return Err(LogError::DataLoss {
+                position,
+                reason: format!("stream version {} follows {}", envelope.stream_version, last),
+            });
+        }
+        *last = envelope.stream_version;
+        commands.insert(envelope.command_id);
         if position % 4096 == 0 {
             progress(position, head.position);
         }
@@ -181,48 +178,40 @@ pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResul
             reason: "head chain hash does not match the records".into(),
         });
     }
-    let mut index_entries = 0u64;
+    // Chunks: contiguous, none past the head.
+    let mut expected_chunk = 1;
+    for entry in tree.scan_prefix([keys::EVENT_PREFIX]) {
+        let (key, value) = entry?;
+        let first = keys::position_of_event_key(&key)
+            .ok_or_else(|| LogError::DataLoss { position: 0, reason: "malformed chunk key".into() })?;
+        if first != expected_chunk {
+            return Err(LogError::DataLoss { position: expected_chunk, reason: "chunks are not contiguous".into() });
+        }
+        expected_chunk += codec::split_chunk(first, &value)?.len() as u64;
+    }
+    if expected_chunk != head.position + 1 {
+        return Err(LogError::DataLoss { position: head.position, reason: "chunks do not end at the head".into() });
+    }
+    // Stream runs: they cover exactly the records.
+    let mut covered = 0u64;
     for entry in tree.scan_prefix([keys::STREAM_INDEX_PREFIX]) {
         let (_, value) = entry?;
-        if keys::decode_u64(&value, 0, "stream index")? > head.position {
-            return Err(LogError::DataLoss {
-                position: 0,
-                reason: "stream index points past the head".into(),
-            });
+        if value.len() != 12 {
+            return Err(LogError::DataLoss { position: 0, reason: "malformed stream index entry".into() });
         }
-        index_entries += 1;
+        covered += u64::from(u32::from_be_bytes(value[8..].try_into().expect("4 bytes")));
     }
-    if index_entries != head.position {
+    if covered != head.position {
         return Err(LogError::DataLoss {
             position: 0,
-            reason: format!(
-                "{index_entries} stream index entries for {} records",
-                head.position
-            ),
+            reason: format!("stream index covers {covered} records of {}", head.position),
         });
-    }
-    for entry in tree.scan_prefix([keys::STREAM_HEAD_PREFIX]) {
-        let (key, value) = entry?;
-        let stream_id = String::from_utf8_lossy(&key[1..]).into_owned();
-        let stored = keys::decode_u64(&value, 0, "stream head")?;
-        if versions.get(&stream_id) != Some(&stored) {
-            return Err(LogError::DataLoss {
-                position: 0,
-                reason: format!(
-                    "stream head of {stream_id} says {stored}, records say {:?}",
-                    versions.get(&stream_id)
-                ),
-            });
-        }
     }
     let stored_commands = tree.scan_prefix([keys::COMMAND_PREFIX]).count() as u64;
     if stored_commands != commands.len() as u64 {
         return Err(LogError::DataLoss {
             position: 0,
-            reason: format!(
-                "{stored_commands} command records for {} commands",
-                commands.len()
-            ),
+            reason: format!("{stored_commands} command records for {} commands", commands.len()),
         });
     }
     Ok(VerifyReport {

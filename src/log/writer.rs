@@ -1,31 +1,40 @@
-//! The single writer: group commit.
+//! The single writer: group commit, pipelined over two threads.
 //!
-//! One thread owns every append. It takes all requests queued while the previous commit was in
-//! progress (bounded by MAX_EVENTS_PER_COMMIT and MAX_PAYLOAD_BYTES_PER_COMMIT), checks each
-//! against the stream heads, builds one sled batch, applies it, flushes sled and fsyncs its data
-//! file once, and only then answers every caller. A failed flush or fsync poisons the writer:
-//! from then on every append fails with `LogError::Poisoned` until the log is reopened.
+//! The *stager* thread owns every append. It takes all requests queued while earlier commits
+//! were in progress (bounded by MAX_EVENTS_PER_COMMIT and MAX_PAYLOAD_BYTES_PER_COMMIT), checks
+//! each against the stream heads and command ids, encodes and chains the records, packs them into
+//! chunks, and applies one atomic sled batch. It then hands the commit to the *syncer* thread
+//! and goes on staging the next group while the syncer flushes sled and fsyncs its data file.
+//! Only after that sync does the syncer move the durable head and answer the callers of every
+//! commit the sync covered. A failed flush or fsync poisons the writer: every commit not yet
+//! answered fails, and so does every later append, until the log is reopened.
+//!
+//! Readers never look past the durable head, so a commit that sled holds but that is not yet
+//! fsynced is invisible to them.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::clock::Clock;
-use super::codec::encode_record;
+use super::codec::{encode_record, MAX_CHUNK_BYTES};
 use super::envelope::{AppendRequest, AppendResult, Envelope, Hash};
 use super::error::{LogError, LogResult};
-use super::keys::{self, CommandRecord, HeadMeta};
+use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::limits::{MAX_EVENTS_PER_COMMIT, MAX_PAYLOAD_BYTES_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
 use super::reader;
+use crate::domain::time::Timestamp;
+
+type Reply = oneshot::Sender<LogResult<Vec<AppendResult>>>;
 
 /// A unit of work for the writer: one or more append requests that succeed or fail together.
 pub(crate) struct WriteOp {
     pub(crate) requests: Vec<AppendRequest>,
-    pub(crate) reply: oneshot::Sender<LogResult<Vec<AppendResult>>>,
+    pub(crate) reply: Reply,
 }
 
 impl WriteOp {
@@ -37,7 +46,7 @@ impl WriteOp {
     }
 }
 
-/// State shared between the writer thread and the `Log` handles.
+/// State shared between the writer threads and the `Log` handles.
 #[derive(Default)]
 pub(crate) struct Shared {
     /// Why the writer stopped accepting writes, once it has.
@@ -50,7 +59,13 @@ impl Shared {
     pub(crate) fn poisoned(&self) -> Option<String> {
         self.poison.lock().expect("poison lock").clone()
     }
+    fn poison(&self, cause: &str) {
+        self.poison.lock().expect("poison lock").get_or_insert_with(|| cause.to_owned());
+    }
 }
+
+/// How many applied-but-unsynced commits may wait for the syncer.
+const SYNC_QUEUE_DEPTH: usize = 2;
 
 pub(crate) struct Writer {
     pub(crate) db: sled::Db,
@@ -63,33 +78,34 @@ pub(crate) struct Writer {
     pub(crate) stream_heads: HashMap<String, u64>,
 }
 
-/// What the commit in progress has decided so far, on top of what is stored.
+/// A commit applied to sled, waiting for its sync.
+struct AppliedCommit {
+    head: u64,
+    outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
+}
+
+/// What one op (or the whole group) has decided, on top of what is applied.
 struct Staged {
     next_position: u64,
     chain_hash: Hash,
     stream_heads: HashMap<String, u64>,
     commands: HashMap<Uuid, (Hash, AppendResult)>,
+    /// Encoded records in position order, starting at the group's first position.
+    records: Vec<Vec<u8>>,
+    /// Stream index and command entries.
     entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Staged {
-    fn empty(head: &HeadMeta) -> Staged {
+    fn starting_at(next_position: u64, chain_hash: Hash) -> Staged {
         Staged {
-            next_position: head.position + 1,
-            chain_hash: head.chain_hash,
+            next_position,
+            chain_hash,
             stream_heads: HashMap::new(),
             commands: HashMap::new(),
+            records: Vec::new(),
             entries: Vec::new(),
         }
-    }
-
-    fn fork(&self) -> Staged {
-        Staged::empty(&HeadMeta {
-            format_version: 0,
-            position: self.next_position - 1,
-            chain_hash: self.chain_hash,
-            recorded_at: crate::domain::time::Timestamp::EPOCH,
-        })
     }
 
     fn absorb(&mut self, op: Staged) {
@@ -97,19 +113,33 @@ impl Staged {
         self.chain_hash = op.chain_hash;
         self.stream_heads.extend(op.stream_heads);
         self.commands.extend(op.commands);
+        self.records.extend(op.records);
         self.entries.extend(op.entries);
     }
 }
 
 impl Writer {
+    /// Runs the stager on this thread and the syncer on a thread of its own, until the queue
+    /// closes; then finishes every queued and applied commit.
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>) {
+        let (to_syncer, applied) = std_mpsc::sync_channel::<AppliedCommit>(SYNC_QUEUE_DEPTH);
+        let syncer = Syncer {
+            db: self.db.clone(),
+            data_file: self.data_file.try_clone().expect("clone data file handle"),
+            head_sender: self.head_sender.clone(),
+            shared: self.shared.clone(),
+        };
+        let syncer = std::thread::Builder::new()
+            .name("dipledger-log-sync".into())
+            .spawn(move || syncer.run(applied))
+            .expect("spawn the log sync thread");
         let mut carried: Option<WriteOp> = None;
         loop {
             let first = match carried.take() {
                 Some(op) => op,
                 None => match queue.blocking_recv() {
                     Some(op) => op,
-                    None => return,
+                    None => break,
                 },
             };
             let mut events = first.event_count();
@@ -126,83 +156,97 @@ impl Writer {
                 bytes += op.payload_bytes();
                 ops.push(op);
             }
-            self.commit_group(ops);
+            let commit = self.apply_group(ops);
+            if to_syncer.send(commit).is_err() {
+                break;
+            }
         }
+        drop(to_syncer);
+        let _ = syncer.join();
     }
 
-    fn commit_group(&mut self, ops: Vec<WriteOp>) {
+    /// Stages and applies one group. Rejected ops are answered along with the commit (after
+    /// its sync), so answers keep the order of the queue.
+    fn apply_group(&mut self, ops: Vec<WriteOp>) -> AppliedCommit {
         if let Some(cause) = self.shared.poisoned() {
-            for op in ops {
-                let _ = op.reply.send(Err(LogError::Poisoned { cause: cause.clone() }));
-            }
-            return;
+            let outcomes =
+                ops.into_iter().map(|op| (op.reply, Err(LogError::Poisoned { cause: cause.clone() }))).collect();
+            return AppliedCommit { head: self.head.position, outcomes };
         }
         let recorded_at = self.clock.now().max(self.head.recorded_at);
-        let mut staged = Staged::empty(&self.head);
+        let mut group = Staged::starting_at(self.head.position + 1, self.head.chain_hash);
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
-            let mut op_stage = staged.fork();
-            let outcome = self.stage(op.requests, &staged, &mut op_stage, recorded_at);
+            let mut staged_op = Staged::starting_at(group.next_position, group.chain_hash);
+            let outcome = self.stage(op.requests, &group, &mut staged_op, recorded_at);
             if outcome.is_ok() {
-                staged.absorb(op_stage);
+                group.absorb(staged_op);
             }
             outcomes.push((op.reply, outcome));
         }
-        if !staged.entries.is_empty() {
-            let new_head = HeadMeta {
-                format_version: super::codec::FORMAT_VERSION,
-                position: staged.next_position - 1,
-                chain_hash: staged.chain_hash,
-                recorded_at,
-            };
-            match self.write_durably(&mut staged, &new_head) {
-                Ok(()) => {
-                    self.head = new_head;
-                    if self.stream_heads.len() + staged.stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
-                        self.stream_heads.clear();
-                    }
-                    self.stream_heads.extend(staged.stream_heads.drain());
-                    self.head_sender.send_replace(new_head.position);
+        if group.records.is_empty() {
+            return AppliedCommit { head: self.head.position, outcomes };
+        }
+        let new_head = HeadMeta {
+            format_version: super::codec::FORMAT_VERSION,
+            position: group.next_position - 1,
+            chain_hash: group.chain_hash,
+            recorded_at,
+        };
+        match self.apply(&mut group, &new_head) {
+            Ok(()) => {
+                self.head = new_head;
+                if self.stream_heads.len() + group.stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
+                    self.stream_heads.clear();
                 }
-                Err(error) => {
-                    let cause = error.to_string();
-                    *self.shared.poison.lock().expect("poison lock") = Some(cause.clone());
-                    for (_, outcome) in outcomes.iter_mut() {
-                        if outcome.is_ok() {
-                            *outcome = Err(LogError::Poisoned { cause: cause.clone() });
-                        }
+                self.stream_heads.extend(group.stream_heads.drain());
+            }
+            Err(error) => {
+                let cause = error.to_string();
+                self.shared.poison(&cause);
+                for (_, outcome) in outcomes.iter_mut() {
+                    if outcome.is_ok() {
+                        *outcome = Err(LogError::Poisoned { cause: cause.clone() });
                     }
                 }
             }
         }
-        for (reply, outcome) in outcomes {
-            let _ = reply.send(outcome);
-        }
+        AppliedCommit { head: self.head.position, outcomes }
     }
 
-    fn write_durably(&mut self, staged: &mut Staged, new_head: &HeadMeta) -> LogResult<()> {
+    /// Packs the group's records into chunks and applies everything in one atomic batch.
+    fn apply(&mut self, group: &mut Staged, new_head: &HeadMeta) -> LogResult<()> {
         let mut batch = sled::Batch::default();
-        for (key, value) in staged.entries.drain(..) {
+        let mut chunk_start = self.head.position + 1;
+        let mut chunk: Vec<u8> = Vec::with_capacity(MAX_CHUNK_BYTES);
+        let mut in_chunk = 0u64;
+        for record in group.records.drain(..) {
+            if !chunk.is_empty() && chunk.len() + record.len() > MAX_CHUNK_BYTES {
+                batch.insert(&keys::event_key(chunk_start), std::mem::take(&mut chunk));
+                chunk_start += in_chunk;
+                in_chunk = 0;
+            }
+            chunk.extend_from_slice(&record);
+            in_chunk += 1;
+        }
+        debug_assert_eq!(chunk_start + in_chunk - 1, new_head.position);
+        batch.insert(&keys::event_key(chunk_start), chunk);
+        for (key, value) in group.entries.drain(..) {
             batch.insert(key, value);
         }
         batch.insert(keys::META_HEAD_KEY, keys::encode_checked(new_head));
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        if self.shared.fail_next_sync.swap(false, Ordering::SeqCst) {
-            return Err(LogError::Io(std::io::Error::other("injected fsync failure")));
-        }
-        self.data_file.sync_all()?;
         Ok(())
     }
 
-    /// Decides the requests of one op against what is stored plus what this commit already
+    /// Decides the requests of one op against what is applied plus what this group already
     /// staged. On error nothing of the op is kept.
     fn stage(
         &mut self,
         requests: Vec<AppendRequest>,
         group: &Staged,
         op: &mut Staged,
-        recorded_at: crate::domain::time::Timestamp,
+        recorded_at: Timestamp,
     ) -> LogResult<Vec<AppendResult>> {
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
@@ -227,18 +271,15 @@ impl Writer {
             let stream_id = request.stream_id().to_owned();
             let recorded_by = request.recorded_by().to_owned();
             let (correlation_id, causation_id) = (request.correlation_id(), request.causation_id());
-            let expected = request.expected();
-            let drafts = request_into_events(request);
+            let drafts = request.into_events();
             let count = drafts.len() as u64;
             let mut event_ids = Vec::with_capacity(drafts.len());
             for (offset, draft) in drafts.into_iter().enumerate() {
-                let position = op.next_position;
-                let stream_version = current + 1 + offset as u64;
                 let event_id = Uuid::now_v7();
                 let envelope = Envelope {
-                    position,
+                    position: op.next_position,
                     stream_id: stream_id.clone(),
-                    stream_version,
+                    stream_version: current + 1 + offset as u64,
                     event_id,
                     event_type: draft.event_type,
                     schema_version: draft.schema_version,
@@ -252,38 +293,17 @@ impl Writer {
                     payload: draft.payload,
                 };
                 let (record, chain_hash) = encode_record(&envelope, &op.chain_hash)?;
-                op.entries.push((keys::event_key(position).to_vec(), record));
-                op.entries.push((
-                    keys::stream_index_key(&stream_id, stream_version),
-                    position.to_be_bytes().to_vec(),
-                ));
+                op.records.push(record);
                 op.chain_hash = chain_hash;
                 op.next_position += 1;
                 event_ids.push(event_id);
             }
-            let last_version = current + count;
-            debug_assert!(expected.admits(current));
-            op.entries.push((
-                keys::stream_head_key(&stream_id),
-                last_version.to_be_bytes().to_vec(),
-            ));
-            let command_record = CommandRecord {
-                first_position,
-                count: count as u32,
-                fingerprint,
-            };
-            op.entries.push((
-                keys::command_key(command_id).to_vec(),
-                keys::encode_checked(&command_record),
-            ));
-            let result = AppendResult::new(
-                stream_id.clone(),
-                first_position,
-                current + 1,
-                event_ids,
-                recorded_at,
-            );
-            op.stream_heads.insert(stream_id, last_version);
+            let run = StreamRun { first_version: current + 1, first_position, count: count as u32 };
+            op.entries.push((keys::stream_index_key(&stream_id, current + 1), run.encode_value().to_vec()));
+            let command_record = CommandRecord { first_position, count: count as u32, fingerprint };
+            op.entries.push((keys::command_key(command_id).to_vec(), keys::encode_checked(&command_record)));
+            let result = AppendResult::new(stream_id.clone(), first_position, current + 1, event_ids, recorded_at);
+            op.stream_heads.insert(stream_id, current + count);
             op.commands.insert(command_id, (fingerprint, result.clone()));
             results.push(result);
         }
@@ -296,22 +316,14 @@ impl Writer {
         group: &Staged,
         op: &Staged,
     ) -> LogResult<Option<(Hash, AppendResult)>> {
-        if let Some(found) = op
-            .commands
-            .get(&command_id)
-            .or_else(|| group.commands.get(&command_id))
-        {
+        if let Some(found) = op.commands.get(&command_id).or_else(|| group.commands.get(&command_id)) {
             return Ok(Some(found.clone()));
         }
         reader::stored_command(&self.tree, command_id)
     }
 
     fn stream_version(&mut self, stream_id: &str, group: &Staged, op: &Staged) -> LogResult<u64> {
-        if let Some(version) = op
-            .stream_heads
-            .get(stream_id)
-            .or_else(|| group.stream_heads.get(stream_id))
-        {
+        if let Some(version) = op.stream_heads.get(stream_id).or_else(|| group.stream_heads.get(stream_id)) {
             return Ok(*version);
         }
         if let Some(version) = self.stream_heads.get(stream_id) {
@@ -326,6 +338,55 @@ impl Writer {
     }
 }
 
-fn request_into_events(request: AppendRequest) -> Vec<super::envelope::EventDraft> {
-    request.into_events()
+/// Makes applied commits durable and answers their callers.
+struct Syncer {
+    db: sled::Db,
+    data_file: File,
+    head_sender: watch::Sender<u64>,
+    shared: Arc<Shared>,
+}
+
+impl Syncer {
+    fn run(self, applied: std_mpsc::Receiver<AppliedCommit>) {
+        while let Ok(first) = applied.recv() {
+            // Every commit applied so far is covered by one flush + fsync.
+            let mut commits = vec![first];
+            commits.extend(applied.try_iter());
+            let head = commits.last().expect("at least one commit").head;
+            let durable = match self.shared.poisoned() {
+                Some(cause) => Err(LogError::Poisoned { cause }),
+                None if *self.head_sender.borrow() == head => Ok(()), // only rejections
+                None => self.sync(),
+            };
+            match durable {
+                Ok(()) => {
+                    self.head_sender.send_if_modified(|current| {
+                        let moved = *current != head;
+                        *current = head;
+                        moved
+                    });
+                }
+                Err(error) => self.shared.poison(&error.to_string()),
+            }
+            let poisoned = self.shared.poisoned();
+            for commit in commits {
+                for (reply, outcome) in commit.outcomes {
+                    let outcome = match (&poisoned, outcome) {
+                        (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
+                        (_, outcome) => outcome,
+                    };
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    fn sync(&self) -> LogResult<()> {
+        self.db.flush()?;
+        if self.shared.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(LogError::Io(std::io::Error::other("injected fsync failure")));
+        }
+        self.data_file.sync_all()?;
+        Ok(())
+    }
 }
