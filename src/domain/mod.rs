@@ -75,6 +75,7 @@ macro_rules! event_enum {
     };
 }
 
+pub mod cameo;
 pub mod commitment;
 pub mod common;
 pub mod error;
