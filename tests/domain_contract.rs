@@ -246,7 +246,7 @@ fn maximal_commands() -> Vec<(Vec<DomainCommand>, DomainCommand)> {
                     title: Some(text(MAX_TITLE_LEN)),
                     published_at: Some(day(0)),
                     retrieved_at: Timestamp::from_unix_micros(i64::MAX),
-                    language: format!("en{}", "-abcdefgh".repeat(3)),
+                    language: format!("en{}-abcde", "-abcdefgh".repeat(3)),
                 },
             }),
         ),
@@ -333,6 +333,10 @@ fn maximal_commands() -> Vec<(Vec<DomainCommand>, DomainCommand)> {
 
 #[test]
 fn commands_at_every_maximum_are_accepted_and_encode_under_64_kib() {
+    assert_eq!(
+        format!("en{}-abcde", "-abcdefgh".repeat(3)).len(),
+        MAX_LANGUAGE_LEN
+    );
     let mut largest = 0;
     for (given, when) in maximal_commands() {
         let mut state = AggregateState::empty_for(&when);
@@ -367,5 +371,169 @@ fn commands_at_every_maximum_are_accepted_and_encode_under_64_kib() {
         largest > 10_000,
         "the maxima were exercised ({largest} bytes)"
     );
-    assert!(MAX_LANGUAGE_LEN >= 26);
+}
+
+/// (CAMEO code, source party, target party).
+type Dyad = (&'static str, String, Option<String>);
+
+fn held_event(change: impl Fn(&mut meeting::MeetingDetails)) -> DomainEvent {
+    let mut details = meeting_details();
+    change(&mut details);
+    DomainEvent::Meeting(meeting::Event::MeetingHeld(meeting::MeetingHeld {
+        meeting_id: meeting_id(),
+        details,
+        ended_at: None,
+        provenance: provenance(),
+    }))
+}
+
+fn coded(event: &DomainEvent) -> (Vec<Dyad>, Option<&'static str>) {
+    let mapping = dipledger::domain::cameo::map_event(event).expect("maps");
+    assert_eq!(
+        mapping.table_version,
+        dipledger::domain::cameo::MAPPING_TABLE_VERSION
+    );
+    let dyads = mapping
+        .cameo
+        .iter()
+        .map(|coding| {
+            (
+                coding.code.code,
+                coding.source.clone(),
+                coding.target.clone(),
+            )
+        })
+        .collect();
+    (dyads, mapping.plover.mode)
+}
+
+fn dyad(code: &'static str, source: &str, target: &str) -> Dyad {
+    (code, source.into(), Some(target.into()))
+}
+
+#[test]
+fn cameo_and_plover_mapping_table() {
+    // Host known: the visit pair.
+    let visit = held_event(|details| {
+        details.participants[0].role = Some(ParticipantRole::Host);
+        details.participants[1].role = Some(ParticipantRole::Visitor);
+    });
+    assert_eq!(
+        coded(&visit),
+        (
+            vec![dyad("042", "FRA", "LBY"), dyad("043", "LBY", "FRA")],
+            Some("visit")
+        )
+    );
+    // Third location.
+    let third = held_event(|details| {
+        if let Some(location) = details.location.as_mut() {
+            location.country = Some("ITA".into());
+        }
+    });
+    assert_eq!(
+        coded(&third),
+        (
+            vec![dyad("044", "LBY", "FRA"), dyad("044", "FRA", "LBY")],
+            Some("third-party")
+        )
+    );
+    // Phone.
+    let phone = held_event(|details| details.format = MeetingFormat::Phone);
+    assert_eq!(
+        coded(&phone),
+        (
+            vec![dyad("041", "LBY", "FRA"), dyad("041", "FRA", "LBY")],
+            Some("phone")
+        )
+    );
+    // Negotiation.
+    let negotiation = held_event(|details| details.negotiation = true);
+    assert_eq!(coded(&negotiation).0[0].0, "046");
+    // Multilateral consult.
+    let multilateral = held_event(|details| {
+        details.format = MeetingFormat::Multilateral;
+        details.participants.push(Participant {
+            party: "EGY".into(),
+            official_id: None,
+            role: None,
+        });
+    });
+    let (dyads, mode) = coded(&multilateral);
+    assert_eq!(
+        (dyads.len(), dyads[0].0, mode),
+        (6, "040", Some("multilateral"))
+    );
+    // Proposal: 036, AGREE.
+    let proposed =
+        DomainEvent::Meeting(meeting::Event::MeetingProposed(meeting::MeetingProposed {
+            meeting_id: meeting_id(),
+            proposed_by: "FRA".into(),
+            details: meeting_details(),
+            proposed_window: None,
+            provenance: provenance(),
+        }));
+    let mapping = dipledger::domain::cameo::map_event(&proposed).expect("maps");
+    assert_eq!(mapping.plover.event_type, "AGREE");
+    assert_eq!(coded(&proposed).0, vec![dyad("036", "FRA", "LBY")]);
+    // Specific commitments: 031 material, 032 diplomatic; aspirational stays 030.
+    for (specificity, cooperation, code) in [
+        (
+            commitment::Specificity::Specific,
+            commitment::CooperationKind::Material,
+            "031",
+        ),
+        (
+            commitment::Specificity::Measurable,
+            commitment::CooperationKind::Diplomatic,
+            "032",
+        ),
+        (
+            commitment::Specificity::Aspirational,
+            commitment::CooperationKind::Material,
+            "030",
+        ),
+        (
+            commitment::Specificity::Specific,
+            commitment::CooperationKind::Unspecified,
+            "030",
+        ),
+    ] {
+        let mut details = commitment_details();
+        details.specificity = specificity;
+        details.cooperation = cooperation;
+        let event = DomainEvent::Commitment(commitment::Event::CommitmentRecorded(
+            commitment::CommitmentRecorded {
+                commitment_id: commitment_id(),
+                details,
+                provenance: provenance(),
+            },
+        ));
+        assert_eq!(
+            coded(&event).0[0].0,
+            code,
+            "{specificity:?} {cooperation:?}"
+        );
+    }
+    // Goldstein scores of the table.
+    let scores: Vec<(&str, f32)> = dipledger::domain::cameo::CAMEO_CODES
+        .iter()
+        .map(|code| (code.code, code.goldstein))
+        .collect();
+    assert_eq!(
+        scores,
+        [
+            ("030", 4.0),
+            ("031", 5.2),
+            ("032", 4.5),
+            ("036", 4.0),
+            ("040", 1.0),
+            ("041", 1.0),
+            ("042", 1.9),
+            ("043", 2.8),
+            ("044", 2.5),
+            ("046", 7.0),
+            ("057", 8.0),
+        ]
+    );
 }
