@@ -1,0 +1,987 @@
+//! Meeting: who met whom, where, in what format, about what, and who said what. Stream
+//! `meeting-<uuid>`.
+//!
+//! Lifecycle: Proposed -> Scheduled <-> Rescheduled -> Held; Proposed/Scheduled/Rescheduled ->
+//! Cancelled. A meeting first learned of after it happened starts directly as Held (and may also
+//! be first learned of as Scheduled). Statements are recorded on held meetings. Details are fixed
+//! by `CorrectMeeting`; a wrongly recorded statement is retracted.
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    check_target_version, party_tag, push_unique, topic_tag, MeetingId, OfficialId, Provenance,
+    TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
+};
+use super::error::Rejection;
+use super::time::{OccurredAt, Timestamp};
+
+/// Most statements kept on one meeting (retracted ones count too).
+pub const MAX_STATEMENTS_PER_MEETING: usize = 500;
+
+/// How the meeting took place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MeetingFormat {
+    /// In person, exactly two parties.
+    Bilateral,
+    /// In person, three or more parties.
+    Multilateral,
+    /// By telephone.
+    Phone,
+    /// By video conference.
+    Virtual,
+}
+
+/// The part a participant plays. `None` on a participant when the source does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParticipantRole {
+    /// Receives the others on its ground.
+    Host,
+    /// Travels to the host.
+    Visitor,
+    /// Present but neither host, visitor nor mediator.
+    ThirdParty,
+    /// Mediates between the others.
+    Mediator,
+}
+
+/// One participant: a party, optionally the official representing it, and its role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Participant {
+    /// Code of the party represented.
+    pub party: String,
+    /// The official, when named.
+    pub official_id: Option<OfficialId>,
+    /// The role, when the source says.
+    pub role: Option<ParticipantRole>,
+}
+
+/// Where the meeting takes place.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location {
+    /// Place name, e.g. "Benghazi".
+    pub place: String,
+    /// Code of the party (country) the place is in, e.g. `LBY`.
+    pub country: Option<String>,
+}
+
+/// What is known about a meeting (everything but its timing and statements).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MeetingDetails {
+    /// Bilateral, multilateral, phone or virtual.
+    pub format: MeetingFormat,
+    /// One to [`MAX_PARTICIPANTS`] participants from at least two parties.
+    pub participants: Vec<Participant>,
+    /// Where, if known.
+    pub location: Option<Location>,
+    /// Topic slugs (`security`, `regional-stability`).
+    pub topics: Vec<String>,
+    /// Summary of the meeting as reported, at most [`MAX_TEXT_LEN`] bytes.
+    pub summary: Option<String>,
+    /// Whether the source describes the meeting as negotiations (CAMEO 046).
+    pub negotiation: bool,
+}
+
+impl MeetingDetails {
+    /// Distinct party codes of the participants, in order of first appearance.
+    pub fn parties(&self) -> Vec<&str> {
+        let mut parties: Vec<&str> = Vec::new();
+        for participant in &self.participants {
+            if !parties.contains(&participant.party.as_str()) {
+                parties.push(&participant.party);
+            }
+        }
+        parties
+    }
+
+    /// Every party code the details name (participants and location country).
+    pub fn party_codes(&self) -> Vec<&str> {
+        let mut parties = self.parties();
+        if let Some(country) = self
+            .location
+            .as_ref()
+            .and_then(|location| location.country.as_deref())
+        {
+            if !parties.contains(&country) {
+                parties.push(country);
+            }
+        }
+        parties
+    }
+
+    /// Officials named as participants.
+    pub fn official_ids(&self) -> Vec<OfficialId> {
+        self.participants
+            .iter()
+            .filter_map(|participant| participant.official_id)
+            .collect()
+    }
+
+    fn push_tags(&self, tags: &mut Vec<String>) {
+        for party in self.party_codes() {
+            push_unique(tags, party_tag(party));
+        }
+        for official_id in self.official_ids() {
+            push_unique(tags, official_id.tag());
+        }
+        for topic in &self.topics {
+            push_unique(tags, topic_tag(topic));
+        }
+    }
+}
+
+/// Who made a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Speaker {
+    /// Code of the party speaking.
+    pub party: String,
+    /// The official speaking, when named.
+    pub official_id: Option<OfficialId>,
+}
+
+/// Commands on a meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A party proposes a meeting.
+    ProposeMeeting {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// Code of the proposing party.
+        proposed_by: String,
+        /// The proposed meeting.
+        details: MeetingDetails,
+        /// The proposed time, if any.
+        proposed_window: Option<TimeWindow>,
+        /// Sources and valid time (when the proposal was made).
+        provenance: Provenance,
+    },
+    /// The meeting is scheduled (first learned of as scheduled, or a proposal accepted).
+    ScheduleMeeting {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// The meeting as scheduled.
+        details: MeetingDetails,
+        /// When it is planned.
+        window: TimeWindow,
+        /// Sources and valid time (when it was scheduled).
+        provenance: Provenance,
+    },
+    /// A scheduled meeting moves to another time.
+    RescheduleMeeting {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// The new time.
+        window: TimeWindow,
+        /// Why, if reported.
+        reason: Option<String>,
+        /// Sources and valid time.
+        provenance: Provenance,
+    },
+    /// A meeting that has not happened is called off.
+    CancelMeeting {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// Why, if reported.
+        reason: Option<String>,
+        /// Sources and valid time.
+        provenance: Provenance,
+    },
+    /// The meeting took place at `provenance.occurred_at` (may be the first event).
+    RecordMeetingHeld {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// The meeting as it happened.
+        details: MeetingDetails,
+        /// When it ended, if known.
+        ended_at: Option<Timestamp>,
+        /// Sources and valid time (when it was held).
+        provenance: Provenance,
+    },
+    /// Someone at a held meeting said something.
+    RecordStatement {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// Who spoke (must be a participant).
+        speaker: Speaker,
+        /// What was said.
+        text: String,
+        /// Whether `text` is a verbatim quote (otherwise a reported paraphrase).
+        verbatim: bool,
+        /// Sources and valid time.
+        provenance: Provenance,
+    },
+    /// Replaces the details recorded at `corrects_version`.
+    CorrectMeeting {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// Version of the event whose details are in effect.
+        corrects_version: u64,
+        /// Why the earlier record was wrong.
+        reason: String,
+        /// The corrected details (all of them).
+        details: MeetingDetails,
+        /// Sources and valid time.
+        provenance: Provenance,
+    },
+    /// Retracts a `StatementRecorded` recorded in error.
+    RetractMeetingEvent {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// Version of the retracted event.
+        retracts_version: u64,
+        /// Why it was wrong.
+        reason: String,
+        /// Sources and valid time.
+        provenance: Provenance,
+    },
+}
+
+impl Command {
+    /// The meeting the command targets.
+    pub fn meeting_id(&self) -> MeetingId {
+        match self {
+            Command::ProposeMeeting { meeting_id, .. }
+            | Command::ScheduleMeeting { meeting_id, .. }
+            | Command::RescheduleMeeting { meeting_id, .. }
+            | Command::CancelMeeting { meeting_id, .. }
+            | Command::RecordMeetingHeld { meeting_id, .. }
+            | Command::RecordStatement { meeting_id, .. }
+            | Command::CorrectMeeting { meeting_id, .. }
+            | Command::RetractMeetingEvent { meeting_id, .. } => *meeting_id,
+        }
+    }
+
+    /// The command's provenance.
+    pub fn provenance(&self) -> &Provenance {
+        match self {
+            Command::ProposeMeeting { provenance, .. }
+            | Command::ScheduleMeeting { provenance, .. }
+            | Command::RescheduleMeeting { provenance, .. }
+            | Command::CancelMeeting { provenance, .. }
+            | Command::RecordMeetingHeld { provenance, .. }
+            | Command::RecordStatement { provenance, .. }
+            | Command::CorrectMeeting { provenance, .. }
+            | Command::RetractMeetingEvent { provenance, .. } => provenance,
+        }
+    }
+
+    /// The details the command carries, if any.
+    pub fn details(&self) -> Option<&MeetingDetails> {
+        match self {
+            Command::ProposeMeeting { details, .. }
+            | Command::ScheduleMeeting { details, .. }
+            | Command::RecordMeetingHeld { details, .. }
+            | Command::CorrectMeeting { details, .. } => Some(details),
+            _ => None,
+        }
+    }
+
+    /// Every party code the command names.
+    pub fn party_codes(&self) -> Vec<&str> {
+        let mut codes = self
+            .details()
+            .map(MeetingDetails::party_codes)
+            .unwrap_or_default();
+        match self {
+            Command::ProposeMeeting { proposed_by, .. } => codes.push(proposed_by),
+            Command::RecordStatement { speaker, .. } => codes.push(&speaker.party),
+            _ => {}
+        }
+        codes
+    }
+
+    /// Every official the command names.
+    pub fn official_ids(&self) -> Vec<OfficialId> {
+        let mut officials = self
+            .details()
+            .map(MeetingDetails::official_ids)
+            .unwrap_or_default();
+        if let Command::RecordStatement { speaker, .. } = self {
+            officials.extend(speaker.official_id);
+        }
+        officials
+    }
+}
+
+/// A meeting was proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingProposed {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// Code of the proposing party.
+    pub proposed_by: String,
+    /// The proposed meeting.
+    pub details: MeetingDetails,
+    /// The proposed time, if any.
+    pub proposed_window: Option<TimeWindow>,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// A meeting was scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingScheduled {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// The meeting as scheduled.
+    pub details: MeetingDetails,
+    /// When it is planned.
+    pub window: TimeWindow,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// A scheduled meeting was moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingRescheduled {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// The new time.
+    pub window: TimeWindow,
+    /// Why, if reported.
+    pub reason: Option<String>,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// A meeting was called off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingCancelled {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// Why, if reported.
+    pub reason: Option<String>,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// A meeting took place (at `provenance.occurred_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingHeld {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// The meeting as it happened.
+    pub details: MeetingDetails,
+    /// When it ended, if known.
+    pub ended_at: Option<Timestamp>,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// Someone said something at a held meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementRecorded {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// What was said.
+    pub text: String,
+    /// Whether `text` is verbatim.
+    pub verbatim: bool,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// A meeting's details were corrected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingCorrected {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// The version whose details this replaces.
+    pub corrects_version: u64,
+    /// Why the earlier record was wrong.
+    pub reason: String,
+    /// The corrected details.
+    pub details: MeetingDetails,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// An event of this meeting was retracted (history keeps it; state drops it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingEventRetracted {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// Version of the retracted event.
+    pub retracts_version: u64,
+    /// Why it was wrong.
+    pub reason: String,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+event_enum! {
+    /// Events of a meeting stream.
+    pub enum Event {
+        /// See [`MeetingProposed`].
+        MeetingProposed = 1,
+        /// See [`MeetingScheduled`].
+        MeetingScheduled = 1,
+        /// See [`MeetingRescheduled`].
+        MeetingRescheduled = 1,
+        /// See [`MeetingCancelled`].
+        MeetingCancelled = 1,
+        /// See [`MeetingHeld`].
+        MeetingHeld = 1,
+        /// See [`StatementRecorded`].
+        StatementRecorded = 1,
+        /// See [`MeetingCorrected`].
+        MeetingCorrected = 1,
+        /// See [`MeetingEventRetracted`].
+        MeetingEventRetracted = 1,
+    }
+}
+
+impl Event {
+    /// The meeting the event is about.
+    pub fn meeting_id(&self) -> MeetingId {
+        match self {
+            Event::MeetingProposed(event) => event.meeting_id,
+            Event::MeetingScheduled(event) => event.meeting_id,
+            Event::MeetingRescheduled(event) => event.meeting_id,
+            Event::MeetingCancelled(event) => event.meeting_id,
+            Event::MeetingHeld(event) => event.meeting_id,
+            Event::StatementRecorded(event) => event.meeting_id,
+            Event::MeetingCorrected(event) => event.meeting_id,
+            Event::MeetingEventRetracted(event) => event.meeting_id,
+        }
+    }
+
+    /// The event's provenance.
+    pub fn provenance(&self) -> &Provenance {
+        match self {
+            Event::MeetingProposed(event) => &event.provenance,
+            Event::MeetingScheduled(event) => &event.provenance,
+            Event::MeetingRescheduled(event) => &event.provenance,
+            Event::MeetingCancelled(event) => &event.provenance,
+            Event::MeetingHeld(event) => &event.provenance,
+            Event::StatementRecorded(event) => &event.provenance,
+            Event::MeetingCorrected(event) => &event.provenance,
+            Event::MeetingEventRetracted(event) => &event.provenance,
+        }
+    }
+
+    /// Tags: `meeting:<uuid>`; for events with details, `party:` of every participant and the
+    /// location country, `official:` of every named participant, `topic:` of every topic; the
+    /// proposer's and speaker's party/official; `source:` of each cited source.
+    pub fn tags(&self) -> Vec<String> {
+        let mut tags = vec![self.meeting_id().tag()];
+        match self {
+            Event::MeetingProposed(event) => {
+                push_unique(&mut tags, party_tag(&event.proposed_by));
+                event.details.push_tags(&mut tags);
+            }
+            Event::MeetingScheduled(event) => event.details.push_tags(&mut tags),
+            Event::MeetingHeld(event) => event.details.push_tags(&mut tags),
+            Event::MeetingCorrected(event) => event.details.push_tags(&mut tags),
+            Event::StatementRecorded(event) => {
+                push_unique(&mut tags, party_tag(&event.speaker.party));
+                if let Some(official_id) = event.speaker.official_id {
+                    push_unique(&mut tags, official_id.tag());
+                }
+            }
+            Event::MeetingRescheduled(_)
+            | Event::MeetingCancelled(_)
+            | Event::MeetingEventRetracted(_) => {}
+        }
+        for tag in self.provenance().source_tags() {
+            push_unique(&mut tags, tag);
+        }
+        tags
+    }
+}
+
+/// Where a meeting is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MeetingStatus {
+    /// Proposed, not yet scheduled.
+    Proposed,
+    /// Scheduled.
+    Scheduled,
+    /// Scheduled, then moved at least once.
+    Rescheduled,
+    /// Took place.
+    Held,
+    /// Called off.
+    Cancelled,
+}
+
+/// A statement recorded on the meeting and not retracted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    version: u64,
+    speaker: Speaker,
+    text: String,
+    verbatim: bool,
+    occurred_at: OccurredAt,
+}
+
+impl Statement {
+    /// Version of the `StatementRecorded` event (the statement's id within the meeting).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Who spoke.
+    pub fn speaker(&self) -> &Speaker {
+        &self.speaker
+    }
+
+    /// What was said.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the text is verbatim.
+    pub fn verbatim(&self) -> bool {
+        self.verbatim
+    }
+
+    /// When it was said.
+    pub fn occurred_at(&self) -> OccurredAt {
+        self.occurred_at
+    }
+}
+
+/// A meeting as recorded. `Default` is "no meeting yet".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    meeting_id: Option<MeetingId>,
+    status: Option<MeetingStatus>,
+    proposed_by: Option<String>,
+    details: Option<MeetingDetails>,
+    details_version: u64,
+    window: Option<TimeWindow>,
+    held_at: Option<OccurredAt>,
+    ended_at: Option<Timestamp>,
+    cancellation_reason: Option<String>,
+    statements: Vec<Statement>,
+    statements_recorded: usize,
+    retracted_versions: Vec<u64>,
+    event_types: Vec<&'static str>,
+}
+
+impl State {
+    /// Whether the meeting exists.
+    pub fn exists(&self) -> bool {
+        self.meeting_id.is_some()
+    }
+
+    /// The meeting id.
+    pub fn meeting_id(&self) -> Option<MeetingId> {
+        self.meeting_id
+    }
+
+    /// Lifecycle status; `None` before the first event.
+    pub fn status(&self) -> Option<MeetingStatus> {
+        self.status
+    }
+
+    /// Code of the proposing party, if the meeting was proposed.
+    pub fn proposed_by(&self) -> Option<&str> {
+        self.proposed_by.as_deref()
+    }
+
+    /// The details in effect (latest of proposal, schedule, held record or correction).
+    pub fn details(&self) -> Option<&MeetingDetails> {
+        self.details.as_ref()
+    }
+
+    /// Version of the event whose details are in effect.
+    pub fn details_version(&self) -> u64 {
+        self.details_version
+    }
+
+    /// The planned time (proposal, schedule or latest reschedule).
+    pub fn window(&self) -> Option<TimeWindow> {
+        self.window
+    }
+
+    /// When it was held.
+    pub fn held_at(&self) -> Option<OccurredAt> {
+        self.held_at
+    }
+
+    /// When it ended, if known.
+    pub fn ended_at(&self) -> Option<Timestamp> {
+        self.ended_at
+    }
+
+    /// Why it was cancelled, if reported.
+    pub fn cancellation_reason(&self) -> Option<&str> {
+        self.cancellation_reason.as_deref()
+    }
+
+    /// Statements not retracted, in the order recorded.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+
+    /// Versions of events retracted so far.
+    pub fn retracted_versions(&self) -> &[u64] {
+        &self.retracted_versions
+    }
+
+    /// Number of events folded so far (the stream version).
+    pub fn version(&self) -> u64 {
+        self.event_types.len() as u64
+    }
+}
+
+fn validate_details(validator: &mut Validator, details: &MeetingDetails) {
+    let participants = &details.participants;
+    validator.list_len(
+        "details.participants",
+        participants.len(),
+        1,
+        MAX_PARTICIPANTS,
+    );
+    for (index, participant) in participants.iter().enumerate() {
+        validator.party_code(
+            &format!("details.participants[{index}].party"),
+            &participant.party,
+        );
+        if let Some(official_id) = participant.official_id {
+            let repeated = participants[..index]
+                .iter()
+                .any(|earlier| earlier.official_id == Some(official_id));
+            if repeated {
+                validator.violation(
+                    format!("details.participants[{index}].official_id"),
+                    "is listed twice",
+                );
+            }
+        }
+    }
+    let party_count = details.parties().len();
+    let parties_problem = match details.format {
+        _ if party_count == 0 => None,
+        MeetingFormat::Bilateral if party_count != 2 => {
+            Some("a bilateral meeting needs participants from exactly two parties")
+        }
+        MeetingFormat::Multilateral if party_count < 3 => {
+            Some("a multilateral meeting needs participants from at least three parties")
+        }
+        _ if party_count < 2 => Some("a meeting needs participants from at least two parties"),
+        _ => None,
+    };
+    if let Some(problem) = parties_problem {
+        validator.violation("details.participants", problem);
+    }
+    if let Some(location) = &details.location {
+        validator.required_text("details.location.place", &location.place, MAX_NAME_LEN);
+        if let Some(country) = &location.country {
+            validator.party_code("details.location.country", country);
+        }
+    }
+    validator.topics("details.topics", &details.topics);
+    validator.optional_text("details.summary", details.summary.as_deref(), MAX_TEXT_LEN);
+}
+
+fn not_found(meeting_id: MeetingId) -> Rejection {
+    Rejection::NotFound {
+        stream_id: meeting_id.stream_id(),
+    }
+}
+
+fn status_rule(code: &'static str, status: Option<MeetingStatus>, what: &str) -> Rejection {
+    Rejection::rule(code, format!("a {status:?} meeting cannot be {what}"))
+}
+
+/// Decides which events a meeting command produces.
+pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection> {
+    let mut validator = Validator::new();
+    validator.provenance(command.provenance());
+    if let Some(details) = command.details() {
+        validate_details(&mut validator, details);
+    }
+    let meeting_id = command.meeting_id();
+    let provenance = command.provenance().clone();
+    let status = state.status;
+    match command {
+        Command::ProposeMeeting {
+            proposed_by,
+            details,
+            proposed_window,
+            ..
+        } => {
+            validator.party_code("proposed_by", proposed_by);
+            if let Some(window) = proposed_window {
+                validator.window("proposed_window", window);
+            }
+            validator.finish()?;
+            if state.exists() {
+                return Err(Rejection::AlreadyExists {
+                    stream_id: meeting_id.stream_id(),
+                });
+            }
+            Ok(vec![Event::MeetingProposed(MeetingProposed {
+                meeting_id,
+                proposed_by: proposed_by.clone(),
+                details: details.clone(),
+                proposed_window: *proposed_window,
+                provenance,
+            })])
+        }
+        Command::ScheduleMeeting {
+            details, window, ..
+        } => {
+            validator.window("window", window);
+            validator.finish()?;
+            if !matches!(status, None | Some(MeetingStatus::Proposed)) {
+                return Err(status_rule("meeting.not_schedulable", status, "scheduled"));
+            }
+            Ok(vec![Event::MeetingScheduled(MeetingScheduled {
+                meeting_id,
+                details: details.clone(),
+                window: *window,
+                provenance,
+            })])
+        }
+        Command::RescheduleMeeting { window, reason, .. } => {
+            validator.window("window", window);
+            validator.optional_text("reason", reason.as_deref(), MAX_REASON_LEN);
+            validator.finish()?;
+            if status.is_none() {
+                return Err(not_found(meeting_id));
+            }
+            if !matches!(
+                status,
+                Some(MeetingStatus::Scheduled | MeetingStatus::Rescheduled)
+            ) {
+                return Err(status_rule(
+                    "meeting.not_reschedulable",
+                    status,
+                    "rescheduled",
+                ));
+            }
+            Ok(vec![Event::MeetingRescheduled(MeetingRescheduled {
+                meeting_id,
+                window: *window,
+                reason: reason.clone(),
+                provenance,
+            })])
+        }
+        Command::CancelMeeting { reason, .. } => {
+            validator.optional_text("reason", reason.as_deref(), MAX_REASON_LEN);
+            validator.finish()?;
+            match status {
+                None => return Err(not_found(meeting_id)),
+                Some(MeetingStatus::Held) => {
+                    return Err(status_rule("meeting.already_held", status, "cancelled"))
+                }
+                Some(MeetingStatus::Cancelled) => {
+                    return Err(status_rule(
+                        "meeting.already_cancelled",
+                        status,
+                        "cancelled",
+                    ))
+                }
+                Some(_) => {}
+            }
+            Ok(vec![Event::MeetingCancelled(MeetingCancelled {
+                meeting_id,
+                reason: reason.clone(),
+                provenance,
+            })])
+        }
+        Command::RecordMeetingHeld {
+            details, ended_at, ..
+        } => {
+            if ended_at.is_some_and(|ended_at| ended_at < provenance.occurred_at.at()) {
+                validator.violation("ended_at", "is before provenance.occurred_at");
+            }
+            validator.finish()?;
+            match status {
+                Some(MeetingStatus::Held) => {
+                    return Err(status_rule("meeting.already_held", status, "held again"))
+                }
+                Some(MeetingStatus::Cancelled) => {
+                    return Err(status_rule("meeting.cancelled", status, "held"))
+                }
+                _ => {}
+            }
+            Ok(vec![Event::MeetingHeld(MeetingHeld {
+                meeting_id,
+                details: details.clone(),
+                ended_at: *ended_at,
+                provenance,
+            })])
+        }
+        Command::RecordStatement {
+            speaker,
+            text,
+            verbatim,
+            ..
+        } => {
+            validator.party_code("speaker.party", &speaker.party);
+            validator.required_text("text", text, MAX_TEXT_LEN);
+            validator.finish()?;
+            if status.is_none() {
+                return Err(not_found(meeting_id));
+            }
+            if status != Some(MeetingStatus::Held) {
+                return Err(status_rule(
+                    "meeting.not_held",
+                    status,
+                    "given statements (record it as held first)",
+                ));
+            }
+            let participants = state
+                .details
+                .as_ref()
+                .map(|details| details.participants.as_slice())
+                .unwrap_or_default();
+            let speaker_participates = participants.iter().any(|participant| {
+                participant.party == speaker.party
+                    && (speaker.official_id.is_none()
+                        || participant.official_id == speaker.official_id)
+            });
+            if !speaker_participates {
+                return Err(Rejection::rule(
+                    "statement.speaker_not_participant",
+                    "the speaker is not a participant of the meeting",
+                ));
+            }
+            if state.statements_recorded >= MAX_STATEMENTS_PER_MEETING {
+                return Err(Rejection::rule(
+                    "meeting.too_many_statements",
+                    format!("a meeting keeps at most {MAX_STATEMENTS_PER_MEETING} statements"),
+                ));
+            }
+            Ok(vec![Event::StatementRecorded(StatementRecorded {
+                meeting_id,
+                speaker: speaker.clone(),
+                text: text.clone(),
+                verbatim: *verbatim,
+                provenance,
+            })])
+        }
+        Command::CorrectMeeting {
+            corrects_version,
+            reason,
+            details,
+            ..
+        } => {
+            validator.reason("reason", reason);
+            validator.finish()?;
+            if !state.exists() {
+                return Err(not_found(meeting_id));
+            }
+            check_target_version(
+                &state.event_types,
+                *corrects_version,
+                &[
+                    "MeetingProposed",
+                    "MeetingScheduled",
+                    "MeetingHeld",
+                    "MeetingCorrected",
+                ],
+                "corrected",
+            )?;
+            if *corrects_version != state.details_version {
+                return Err(Rejection::rule(
+                    "correction.superseded",
+                    format!(
+                        "version {corrects_version} is no longer in effect; correct version {}",
+                        state.details_version
+                    ),
+                ));
+            }
+            Ok(vec![Event::MeetingCorrected(MeetingCorrected {
+                meeting_id,
+                corrects_version: *corrects_version,
+                reason: reason.clone(),
+                details: details.clone(),
+                provenance,
+            })])
+        }
+        Command::RetractMeetingEvent {
+            retracts_version,
+            reason,
+            ..
+        } => {
+            validator.reason("reason", reason);
+            validator.finish()?;
+            if !state.exists() {
+                return Err(not_found(meeting_id));
+            }
+            check_target_version(
+                &state.event_types,
+                *retracts_version,
+                &["StatementRecorded"],
+                "retracted",
+            )?;
+            if state.retracted_versions.contains(retracts_version) {
+                return Err(Rejection::rule(
+                    "retraction.already_retracted",
+                    format!("version {retracts_version} is already retracted"),
+                ));
+            }
+            Ok(vec![Event::MeetingEventRetracted(MeetingEventRetracted {
+                meeting_id,
+                retracts_version: *retracts_version,
+                reason: reason.clone(),
+                provenance,
+            })])
+        }
+    }
+}
+
+/// Folds one event into the meeting state.
+pub fn evolve(mut state: State, event: &Event) -> State {
+    state.event_types.push(event.event_type());
+    let version = state.version();
+    state.meeting_id = Some(event.meeting_id());
+    match event {
+        Event::MeetingProposed(event) => {
+            state.status = Some(MeetingStatus::Proposed);
+            state.proposed_by = Some(event.proposed_by.clone());
+            state.details = Some(event.details.clone());
+            state.details_version = version;
+            state.window = event.proposed_window;
+        }
+        Event::MeetingScheduled(event) => {
+            state.status = Some(MeetingStatus::Scheduled);
+            state.details = Some(event.details.clone());
+            state.details_version = version;
+            state.window = Some(event.window);
+        }
+        Event::MeetingRescheduled(event) => {
+            state.status = Some(MeetingStatus::Rescheduled);
+            state.window = Some(event.window);
+        }
+        Event::MeetingCancelled(event) => {
+            state.status = Some(MeetingStatus::Cancelled);
+            state.cancellation_reason = event.reason.clone();
+        }
+        Event::MeetingHeld(event) => {
+            state.status = Some(MeetingStatus::Held);
+            state.details = Some(event.details.clone());
+            state.details_version = version;
+            state.held_at = Some(event.provenance.occurred_at);
+            state.ended_at = event.ended_at;
+        }
+        Event::StatementRecorded(event) => {
+            state.statements_recorded += 1;
+            state.statements.push(Statement {
+                version,
+                speaker: event.speaker.clone(),
+                text: event.text.clone(),
+                verbatim: event.verbatim,
+                occurred_at: event.provenance.occurred_at,
+            });
+        }
+        Event::MeetingCorrected(event) => {
+            state.details = Some(event.details.clone());
+            state.details_version = version;
+        }
+        Event::MeetingEventRetracted(event) => {
+            state.retracted_versions.push(event.retracts_version);
+            state
+                .statements
+                .retain(|statement| statement.version != event.retracts_version);
+        }
+    }
+    state
+}
