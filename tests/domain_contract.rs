@@ -13,8 +13,7 @@ use dipledger::domain::party::{self, PartyKind};
 use dipledger::domain::source::{self, SourceDetails, MAX_LANGUAGE_LEN};
 use dipledger::domain::time::Timestamp;
 use dipledger::domain::{
-    decide_command, decode_event, evolve_state, AggregateState, DecodeEventError, DomainCommand,
-    DomainEvent,
+    decide_command, decode_event, evolve_state, AggregateState, DecodeEventError, DomainCommand, DomainEvent,
 };
 use support::*;
 
@@ -132,9 +131,7 @@ fn max_code(n: usize) -> String {
 
 fn max_topics() -> Vec<String> {
     (0..MAX_TOPICS)
-        .map(|n| {
-            format!("{:x<width$}", format!("t{n}-"), width = MAX_TOPIC_LEN).replace("-x", "-y")
-        })
+        .map(|n| format!("{:x<width$}", format!("t{n}-"), width = MAX_TOPIC_LEN).replace("-x", "-y"))
         .collect()
 }
 
@@ -357,20 +354,13 @@ fn commands_at_every_maximum_are_accepted_and_encode_under_64_kib() {
                 payload.len()
             );
             let tags_len: usize = event.tags().iter().map(String::len).sum();
-            assert!(
-                tags_len < MAX_EVENT_BYTES / 4,
-                "{} tags",
-                event.event_type()
-            );
-            let decoded = decode_event(event.event_type(), event.schema_version(), &payload)
-                .expect("round trip");
+            assert!(tags_len < MAX_EVENT_BYTES / 4, "{} tags", event.event_type());
+            let decoded =
+                decode_event(event.event_type(), event.schema_version(), &payload).expect("round trip");
             assert_eq!(decoded, event);
         }
     }
-    assert!(
-        largest > 10_000,
-        "the maxima were exercised ({largest} bytes)"
-    );
+    assert!(largest > 10_000, "the maxima were exercised ({largest} bytes)");
 }
 
 /// (CAMEO code, source party, target party).
@@ -396,13 +386,7 @@ fn coded(event: &DomainEvent) -> (Vec<Dyad>, Option<&'static str>) {
     let dyads = mapping
         .cameo
         .iter()
-        .map(|coding| {
-            (
-                coding.code.code,
-                coding.source.clone(),
-                coding.target.clone(),
-            )
-        })
+        .map(|coding| (coding.code.code, coding.source.clone(), coding.target.clone()))
         .collect();
     (dyads, mapping.plover.mode)
 }
@@ -460,19 +444,15 @@ fn cameo_and_plover_mapping_table() {
         });
     });
     let (dyads, mode) = coded(&multilateral);
-    assert_eq!(
-        (dyads.len(), dyads[0].0, mode),
-        (6, "040", Some("multilateral"))
-    );
+    assert_eq!((dyads.len(), dyads[0].0, mode), (6, "040", Some("multilateral")));
     // Proposal: 036, AGREE.
-    let proposed =
-        DomainEvent::Meeting(meeting::Event::MeetingProposed(meeting::MeetingProposed {
-            meeting_id: meeting_id(),
-            proposed_by: "FRA".into(),
-            details: meeting_details(),
-            proposed_window: None,
-            provenance: provenance(),
-        }));
+    let proposed = DomainEvent::Meeting(meeting::Event::MeetingProposed(meeting::MeetingProposed {
+        meeting_id: meeting_id(),
+        proposed_by: "FRA".into(),
+        details: meeting_details(),
+        proposed_window: None,
+        provenance: provenance(),
+    }));
     let mapping = dipledger::domain::cameo::map_event(&proposed).expect("maps");
     assert_eq!(mapping.plover.event_type, "AGREE");
     assert_eq!(coded(&proposed).0, vec![dyad("036", "FRA", "LBY")]);
@@ -509,11 +489,7 @@ fn cameo_and_plover_mapping_table() {
                 provenance: provenance(),
             },
         ));
-        assert_eq!(
-            coded(&event).0[0].0,
-            code,
-            "{specificity:?} {cooperation:?}"
-        );
+        assert_eq!(coded(&event).0[0].0, code, "{specificity:?} {cooperation:?}");
     }
     // Goldstein scores of the table.
     let scores: Vec<(&str, f32)> = dipledger::domain::cameo::CAMEO_CODES

@@ -5,8 +5,8 @@ mod support;
 
 use dipledger::domain::commitment::{self, AssessmentStage, PartyScore, Specificity};
 use dipledger::domain::common::{
-    CommitmentId, Provenance, SourceCitation, TimeWindow, MAX_NAME_LEN, MAX_PARTICIPANTS,
-    MAX_QUOTE_LEN, MAX_SOURCES_PER_COMMAND, MAX_TEXT_LEN, MAX_TOPICS,
+    CommitmentId, Provenance, SourceCitation, TimeWindow, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_QUOTE_LEN,
+    MAX_SOURCES_PER_COMMAND, MAX_TEXT_LEN, MAX_TOPICS,
 };
 use dipledger::domain::meeting::{self, MeetingFormat, ParticipantRole, Speaker};
 use dipledger::domain::official::{self, OfficeTerm};
@@ -152,12 +152,7 @@ fn party_table() {
             correct_party(5),
             Then::Rule("version.not_found"),
         ),
-        (
-            "correct unknown party",
-            vec![],
-            correct_party(1),
-            Then::NotFound,
-        ),
+        ("correct unknown party", vec![], correct_party(1), Then::NotFound),
     ]);
 }
 
@@ -333,11 +328,7 @@ fn official_table() {
             "register bad offices",
             vec![],
             register_official(vec![self_accredited, backwards]),
-            Then::Invalid(&[
-                "offices[0].accredited_to",
-                "offices[1].post",
-                "offices[1].to",
-            ]),
+            Then::Invalid(&["offices[0].accredited_to", "offices[1].post", "offices[1].to"]),
         ),
         (
             "too many offices",
@@ -351,12 +342,7 @@ fn official_table() {
             appoint(ambassador()),
             Then::Events(&["OfficialAppointed"]),
         ),
-        (
-            "appoint unknown",
-            vec![],
-            appoint(ambassador()),
-            Then::NotFound,
-        ),
+        ("appoint unknown", vec![], appoint(ambassador()), Then::NotFound),
         (
             "end tenure",
             registered(),
@@ -519,10 +505,7 @@ fn held_with(details: meeting::MeetingDetails) -> DomainCommand {
     })
 }
 
-fn statement(
-    party: &str,
-    official: Option<dipledger::domain::common::OfficialId>,
-) -> DomainCommand {
+fn statement(party: &str, official: Option<dipledger::domain::common::OfficialId>) -> DomainCommand {
     DomainCommand::Meeting(meeting::Command::RecordStatement {
         meeting_id: meeting_id(),
         speaker: Speaker {
@@ -559,18 +542,8 @@ fn retract_meeting(version: u64) -> DomainCommand {
 #[test]
 fn meeting_lifecycle_table() {
     check(&[
-        (
-            "propose",
-            vec![],
-            propose(),
-            Then::Events(&["MeetingProposed"]),
-        ),
-        (
-            "propose twice",
-            vec![propose()],
-            propose(),
-            Then::AlreadyExists,
-        ),
+        ("propose", vec![], propose(), Then::Events(&["MeetingProposed"])),
+        ("propose twice", vec![propose()], propose(), Then::AlreadyExists),
         (
             "schedule new",
             vec![],
@@ -730,12 +703,7 @@ fn meeting_lifecycle_table() {
             correct_meeting(2),
             Then::Rule("version.not_targetable"),
         ),
-        (
-            "correct unknown",
-            vec![],
-            correct_meeting(1),
-            Then::NotFound,
-        ),
+        ("correct unknown", vec![], correct_meeting(1), Then::NotFound),
         (
             "retract statement",
             vec![held(), statement("LBY", None)],
@@ -1170,12 +1138,7 @@ fn commitment_lifecycle_table() {
             reaffirm(&["EGY"]),
             Then::Rule("commitment.not_committing_party"),
         ),
-        (
-            "reaffirm unknown",
-            vec![],
-            reaffirm(&["LBY"]),
-            Then::NotFound,
-        ),
+        ("reaffirm unknown", vec![], reaffirm(&["LBY"]), Then::NotFound),
         (
             "progress",
             recorded(),
@@ -1315,12 +1278,7 @@ fn commitment_lifecycle_table() {
             assess(&[("LBY", 1), ("LBY", 0)]),
             Then::Invalid(&["scores[1]"]),
         ),
-        (
-            "assess unknown",
-            vec![],
-            assess(&[("LBY", 1)]),
-            Then::NotFound,
-        ),
+        ("assess unknown", vec![], assess(&[("LBY", 1)]), Then::NotFound),
         (
             "correct",
             recorded(),

@@ -13,16 +13,13 @@ use dipledger::domain::commitment::{
     self, CommitmentDetails, CommitmentKind, CommitmentStatus, CooperationKind, Specificity,
 };
 use dipledger::domain::common::{Provenance, SourceCitation};
-use dipledger::domain::meeting::{
-    self, Location, MeetingDetails, MeetingFormat, MeetingStatus, Speaker,
-};
+use dipledger::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, MeetingStatus, Speaker};
 use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
 use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::domain::{
-    decide_command, decode_event, evolve_state, AggregateState, DomainCommand, DomainEvent,
-    EntityRef,
+    decide_command, decode_event, evolve_state, AggregateState, DomainCommand, DomainEvent, EntityRef,
 };
 use support::*;
 
@@ -299,10 +296,7 @@ fn the_report_builds_the_expected_state() {
     );
     assert_eq!(meeting.details(), Some(&held_details()));
     assert_eq!(meeting.statements().len(), 1);
-    assert_eq!(
-        meeting.statements()[0].speaker().official_id,
-        Some(official_a())
-    );
+    assert_eq!(meeting.statements()[0].speaker().official_id, Some(official_a()));
     assert!(!meeting.statements()[0].verbatim());
     assert_eq!(meeting.version(), 2);
 
@@ -311,23 +305,18 @@ fn the_report_builds_the_expected_state() {
     };
     assert_eq!(commitment.status(), Some(CommitmentStatus::Made));
     assert_eq!(commitment.details(), Some(&reaffirmed_details()));
-    assert_eq!(
-        commitment.details().and_then(|details| details.due_by),
-        None
-    );
+    assert_eq!(commitment.details().and_then(|details| details.due_by), None);
 
     // "Who was France's ambassador to Libya on that Wednesday?"
     let ambassador = fold(&log, &official_b().stream_id());
     let bushnaf = fold(&log, &official_a().stream_id());
-    let (AggregateState::Official(ambassador), AggregateState::Official(bushnaf)) =
-        (ambassador, bushnaf)
+    let (AggregateState::Official(ambassador), AggregateState::Official(bushnaf)) = (ambassador, bushnaf)
     else {
         panic!("official states expected");
     };
-    let holders: Vec<&str> =
-        official::holders_on([&ambassador, &bushnaf], "FRA", Some("LBY"), day(0).at())
-            .map(|(official, _)| official.name())
-            .collect();
+    let holders: Vec<&str> = official::holders_on([&ambassador, &bushnaf], "FRA", Some("LBY"), day(0).at())
+        .map(|(official, _)| official.name())
+        .collect();
     assert_eq!(holders, ["Mostafa Mihraje"]);
     // Nothing is known before the report: the start of his tenure is not given.
     assert_eq!(
@@ -354,18 +343,9 @@ fn the_report_maps_to_cameo_and_plover() {
     let dyads: Vec<(&str, &str, Option<&str>)> = held
         .cameo
         .iter()
-        .map(|coding| {
-            (
-                coding.code.code,
-                coding.source.as_str(),
-                coding.target.as_deref(),
-            )
-        })
+        .map(|coding| (coding.code.code, coding.source.as_str(), coding.target.as_deref()))
         .collect();
-    assert_eq!(
-        dyads,
-        [("040", "LBY", Some("FRA")), ("040", "FRA", Some("LBY"))]
-    );
+    assert_eq!(dyads, [("040", "LBY", Some("FRA")), ("040", "FRA", Some("LBY"))]);
     assert_eq!(held.cameo[0].code, CONSULT);
 
     let commitment = map_event(&log[9].1).expect("commitment maps");

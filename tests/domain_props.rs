@@ -94,13 +94,13 @@ fn meeting_command() -> impl Strategy<Value = DomainCommand> {
             reason: None,
             provenance,
         }),
-        (proptest::option::of(text()), provenance_strategy()).prop_map(
-            move |(reason, provenance)| meeting::Command::CancelMeeting {
+        (proptest::option::of(text()), provenance_strategy()).prop_map(move |(reason, provenance)| {
+            meeting::Command::CancelMeeting {
                 meeting_id: id,
                 reason,
                 provenance,
             }
-        ),
+        }),
         (details_strategy(), provenance_strategy()).prop_map(move |(details, provenance)| {
             meeting::Command::RecordMeetingHeld {
                 meeting_id: id,
@@ -132,14 +132,14 @@ fn meeting_command() -> impl Strategy<Value = DomainCommand> {
                 }
             }
         ),
-        (0u64..8, text(), provenance_strategy()).prop_map(
-            move |(retracts_version, reason, provenance)| meeting::Command::RetractMeetingEvent {
+        (0u64..8, text(), provenance_strategy()).prop_map(move |(retracts_version, reason, provenance)| {
+            meeting::Command::RetractMeetingEvent {
                 meeting_id: id,
                 retracts_version,
                 reason,
                 provenance,
             }
-        ),
+        }),
     ];
     command.prop_map(DomainCommand::Meeting)
 }
@@ -148,22 +148,17 @@ fn commitment_command() -> impl Strategy<Value = DomainCommand> {
     let id = commitment_id();
     let other = CommitmentId::from_uuid(uuid(0xC1));
     let command = prop_oneof![
-        (provenance_strategy(), proptest::option::of(0i64..30)).prop_map(
-            move |(provenance, due)| {
-                let mut details = commitment_details();
-                details.due_by = due.map(day);
-                commitment::Command::RecordCommitment {
-                    commitment_id: id,
-                    details,
-                    provenance,
-                }
+        (provenance_strategy(), proptest::option::of(0i64..30)).prop_map(move |(provenance, due)| {
+            let mut details = commitment_details();
+            details.due_by = due.map(day);
+            commitment::Command::RecordCommitment {
+                commitment_id: id,
+                details,
+                provenance,
             }
-        ),
-        (
-            prop::collection::vec(party_code(), 0..3),
-            provenance_strategy()
-        )
-            .prop_map(move |(reaffirmed_by, provenance)| {
+        }),
+        (prop::collection::vec(party_code(), 0..3), provenance_strategy()).prop_map(
+            move |(reaffirmed_by, provenance)| {
                 commitment::Command::ReaffirmCommitment {
                     commitment_id: id,
                     reaffirmed_by,
@@ -172,7 +167,8 @@ fn commitment_command() -> impl Strategy<Value = DomainCommand> {
                     text: None,
                     provenance,
                 }
-            }),
+            }
+        ),
         (text(), provenance_strategy()).prop_map(move |(summary, provenance)| {
             commitment::Command::ReportCommitmentProgress {
                 commitment_id: id,
@@ -209,8 +205,8 @@ fn commitment_command() -> impl Strategy<Value = DomainCommand> {
                 provenance,
             }
         }),
-        (party_code(), -2i8..3, provenance_strategy()).prop_map(
-            move |(party, score, provenance)| commitment::Command::AssessCompliance {
+        (party_code(), -2i8..3, provenance_strategy()).prop_map(move |(party, score, provenance)| {
+            commitment::Command::AssessCompliance {
                 commitment_id: id,
                 stage: AssessmentStage::Interim,
                 assessor: "assessor".into(),
@@ -218,28 +214,24 @@ fn commitment_command() -> impl Strategy<Value = DomainCommand> {
                 scores: vec![PartyScore { party, score }],
                 provenance,
             }
-        ),
-        (0u64..8, text(), provenance_strategy()).prop_map(
-            move |(corrects_version, reason, provenance)| {
-                commitment::Command::CorrectCommitment {
-                    commitment_id: id,
-                    corrects_version,
-                    reason,
-                    details: commitment_details(),
-                    provenance,
-                }
+        }),
+        (0u64..8, text(), provenance_strategy()).prop_map(move |(corrects_version, reason, provenance)| {
+            commitment::Command::CorrectCommitment {
+                commitment_id: id,
+                corrects_version,
+                reason,
+                details: commitment_details(),
+                provenance,
             }
-        ),
-        (0u64..8, text(), provenance_strategy()).prop_map(
-            move |(retracts_version, reason, provenance)| {
-                commitment::Command::RetractCommitmentEvent {
-                    commitment_id: id,
-                    retracts_version,
-                    reason,
-                    provenance,
-                }
+        }),
+        (0u64..8, text(), provenance_strategy()).prop_map(move |(retracts_version, reason, provenance)| {
+            commitment::Command::RetractCommitmentEvent {
+                commitment_id: id,
+                retracts_version,
+                reason,
+                provenance,
             }
-        ),
+        }),
     ];
     command.prop_map(DomainCommand::Commitment)
 }
@@ -276,24 +268,24 @@ fn official_command() -> impl Strategy<Value = DomainCommand> {
                 provenance,
             }
         }),
-        (0u64..8, -3i64..20, provenance_strategy()).prop_map(
-            move |(tenure_version, ended, provenance)| official::Command::EndTenure {
+        (0u64..8, -3i64..20, provenance_strategy()).prop_map(move |(tenure_version, ended, provenance)| {
+            official::Command::EndTenure {
                 official_id: id,
                 tenure_version,
                 ended_at: day(ended),
                 reason: None,
                 provenance,
             }
-        ),
-        (0u64..8, text(), provenance_strategy()).prop_map(
-            move |(corrects_version, name, provenance)| official::Command::CorrectOfficialName {
+        }),
+        (0u64..8, text(), provenance_strategy()).prop_map(move |(corrects_version, name, provenance)| {
+            official::Command::CorrectOfficialName {
                 official_id: id,
                 corrects_version,
                 reason: "typo".into(),
                 name,
                 provenance,
             }
-        ),
+        }),
         (0u64..8, provenance_strategy()).prop_map(move |(retracts_version, provenance)| {
             official::Command::RetractOfficialEvent {
                 official_id: id,
@@ -315,15 +307,15 @@ fn party_command() -> impl Strategy<Value = DomainCommand> {
                 provenance,
             }
         }),
-        (0u64..4, text(), provenance_strategy()).prop_map(
-            |(corrects_version, reason, provenance)| party::Command::CorrectParty {
+        (0u64..4, text(), provenance_strategy()).prop_map(|(corrects_version, reason, provenance)| {
+            party::Command::CorrectParty {
                 code: "LBY".into(),
                 corrects_version,
                 reason,
                 details: party_details("Libya"),
                 provenance,
             }
-        ),
+        }),
     ]
     .prop_map(DomainCommand::Party)
 }

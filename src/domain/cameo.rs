@@ -175,12 +175,10 @@ pub fn map_event(event: &DomainEvent) -> Option<ExportMapping> {
                 },
             })
         }
-        DomainEvent::Meeting(meeting::Event::MeetingHeld(event)) => {
-            Some(map_meeting_held(&event.details))
+        DomainEvent::Meeting(meeting::Event::MeetingHeld(event)) => Some(map_meeting_held(&event.details)),
+        DomainEvent::Commitment(commitment::Event::CommitmentRecorded(event)) => {
+            Some(map_commitment(&event.details.committing_parties, &event.details))
         }
-        DomainEvent::Commitment(commitment::Event::CommitmentRecorded(event)) => Some(
-            map_commitment(&event.details.committing_parties, &event.details),
-        ),
         _ => None,
     }
 }
@@ -196,9 +194,7 @@ pub fn map_reaffirmation(
 
 fn map_commitment(actors: &[String], details: &CommitmentDetails) -> ExportMapping {
     let code = match (details.specificity, details.cooperation) {
-        (Specificity::Aspirational, _) | (_, CooperationKind::Unspecified) => {
-            EXPRESS_INTENT_TO_COOPERATE
-        }
+        (Specificity::Aspirational, _) | (_, CooperationKind::Unspecified) => EXPRESS_INTENT_TO_COOPERATE,
         (_, CooperationKind::Material) => EXPRESS_INTENT_MATERIAL_COOPERATION,
         (_, CooperationKind::Diplomatic) => EXPRESS_INTENT_DIPLOMATIC_COOPERATION,
     };
@@ -247,17 +243,13 @@ fn map_meeting_held(details: &MeetingDetails) -> ExportMapping {
         found
     };
     let hosts = parties_with_role(ParticipantRole::Host);
-    let remote = matches!(
-        details.format,
-        MeetingFormat::Phone | MeetingFormat::Virtual
-    );
+    let remote = matches!(details.format, MeetingFormat::Phone | MeetingFormat::Virtual);
     let multilateral = details.format == MeetingFormat::Multilateral;
     let location_country = details
         .location
         .as_ref()
         .and_then(|location| location.country.as_deref());
-    let third_location =
-        location_country.is_some_and(|country| !parties.contains(&country)) && !remote;
+    let third_location = location_country.is_some_and(|country| !parties.contains(&country)) && !remote;
 
     let mode = if remote {
         Some("phone")

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_tag, push_unique, topic_tag, CommitmentId, MeetingId, OfficialId,
-    Provenance, Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_target_version, party_tag, push_unique, topic_tag, CommitmentId, MeetingId, OfficialId, Provenance,
+    Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use super::time::OccurredAt;
@@ -260,8 +260,9 @@ impl Command {
     /// The details the command carries, if any.
     pub fn details(&self) -> Option<&CommitmentDetails> {
         match self {
-            Command::RecordCommitment { details, .. }
-            | Command::CorrectCommitment { details, .. } => Some(details),
+            Command::RecordCommitment { details, .. } | Command::CorrectCommitment { details, .. } => {
+                Some(details)
+            }
             _ => None,
         }
     }
@@ -834,10 +835,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                 .as_ref()
                 .map(|details| details.committing_parties.as_slice())
                 .unwrap_or_default();
-            if let Some(outsider) = reaffirmed_by
-                .iter()
-                .find(|party| !committing.contains(party))
-            {
+            if let Some(outsider) = reaffirmed_by.iter().find(|party| !committing.contains(party)) {
                 return Err(Rejection::rule(
                     "commitment.not_committing_party",
                     format!("{outsider} is not a committing party"),
@@ -1019,14 +1017,12 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                     format!("version {retracts_version} is already retracted"),
                 ));
             }
-            Ok(vec![Event::CommitmentEventRetracted(
-                CommitmentEventRetracted {
-                    commitment_id,
-                    retracts_version: *retracts_version,
-                    reason: reason.clone(),
-                    provenance,
-                },
-            )])
+            Ok(vec![Event::CommitmentEventRetracted(CommitmentEventRetracted {
+                commitment_id,
+                retracts_version: *retracts_version,
+                reason: reason.clone(),
+                provenance,
+            })])
         }
     }
 }
@@ -1087,9 +1083,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         Event::CommitmentEventRetracted(event) => {
             let retracted = event.retracts_version;
             state.retracted_versions.push(retracted);
-            state
-                .reaffirmations
-                .retain(|entry| entry.version != retracted);
+            state.reaffirmations.retain(|entry| entry.version != retracted);
             state.progress.retain(|entry| entry.version != retracted);
             state
                 .assessments

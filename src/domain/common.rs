@@ -202,10 +202,7 @@ impl Validator {
             return;
         }
         if value.len() > max {
-            self.violation(
-                field,
-                format!("is {} bytes, the limit is {max}", value.len()),
-            );
+            self.violation(field, format!("is {} bytes, the limit is {max}", value.len()));
             return;
         }
         if value
@@ -262,12 +259,7 @@ impl Validator {
     /// source cited twice.
     pub fn provenance(&mut self, provenance: &Provenance) {
         let sources = &provenance.sources;
-        self.list_len(
-            "provenance.sources",
-            sources.len(),
-            1,
-            MAX_SOURCES_PER_COMMAND,
-        );
+        self.list_len("provenance.sources", sources.len(), 1, MAX_SOURCES_PER_COMMAND);
         for (index, citation) in sources.iter().enumerate() {
             self.optional_text(
                 &format!("provenance.sources[{index}].quote"),
@@ -313,9 +305,10 @@ pub fn check_party_code(code: &str) -> Result<(), String> {
     if !code.starts_with(|character: char| character.is_ascii_uppercase()) {
         return Err("must start with an upper-case letter".into());
     }
-    if !code.chars().all(|character| {
-        character.is_ascii_uppercase() || character.is_ascii_digit() || character == '-'
-    }) {
+    if !code
+        .chars()
+        .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit() || character == '-')
+    {
         return Err("may contain only A-Z, 0-9 and '-'".into());
     }
     Ok(())
@@ -383,12 +376,7 @@ mod tests {
 
     #[test]
     fn topics() {
-        for good in [
-            "security",
-            "regional-stability",
-            "g20",
-            "cross-border-crime",
-        ] {
+        for good in ["security", "regional-stability", "g20", "cross-border-crime"] {
             assert_eq!(check_topic(good), Ok(()), "{good}");
         }
         for bad in ["", "Security", "a--b", "-a", "a-", "a b", &"x".repeat(49)] {

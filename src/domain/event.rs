@@ -97,9 +97,7 @@ impl DomainCommand {
             DomainCommand::Party(_) | DomainCommand::Source(_) => {
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new())
             }
-            DomainCommand::Official(command) => {
-                (command.party_codes(), Vec::new(), Vec::new(), Vec::new())
-            }
+            DomainCommand::Official(command) => (command.party_codes(), Vec::new(), Vec::new(), Vec::new()),
             DomainCommand::Meeting(command) => (
                 command.party_codes(),
                 command.official_ids(),
@@ -113,11 +111,7 @@ impl DomainCommand {
                 command.other_commitment_ids(),
             ),
         };
-        references.extend(
-            parties
-                .into_iter()
-                .map(|code| EntityRef::Party(code.to_owned())),
-        );
+        references.extend(parties.into_iter().map(|code| EntityRef::Party(code.to_owned())));
         references.extend(officials.into_iter().map(EntityRef::Official));
         references.extend(meetings.into_iter().map(EntityRef::Meeting));
         references.extend(commitments.into_iter().map(EntityRef::Commitment));
@@ -269,12 +263,10 @@ pub fn decode_event(
                 .map(|result| result.map(DomainEvent::Official))
         })
         .or_else(|| {
-            source::Event::decode_current(event_type, payload)
-                .map(|result| result.map(DomainEvent::Source))
+            source::Event::decode_current(event_type, payload).map(|result| result.map(DomainEvent::Source))
         })
         .or_else(|| {
-            meeting::Event::decode_current(event_type, payload)
-                .map(|result| result.map(DomainEvent::Meeting))
+            meeting::Event::decode_current(event_type, payload).map(|result| result.map(DomainEvent::Meeting))
         })
         .or_else(|| {
             commitment::Event::decode_current(event_type, payload)
@@ -292,18 +284,12 @@ enum UpcastError {
 }
 
 /// The upcasting chain: each arm decodes one old version and converts it to the current one.
-fn upcast(
-    event_type: &str,
-    schema_version: u16,
-    payload: &[u8],
-) -> Result<DomainEvent, UpcastError> {
+fn upcast(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<DomainEvent, UpcastError> {
     match (event_type, schema_version) {
         ("PartyRegistered", 1) => {
             let old: party::legacy::PartyRegisteredV1 =
                 crate::encoding::decode(payload).map_err(UpcastError::Decode)?;
-            Ok(DomainEvent::Party(party::Event::PartyRegistered(
-                old.upcast(),
-            )))
+            Ok(DomainEvent::Party(party::Event::PartyRegistered(old.upcast())))
         }
         _ => Err(UpcastError::NoPath),
     }
@@ -332,9 +318,7 @@ impl AggregateState {
             DomainCommand::Official(_) => AggregateState::Official(official::State::default()),
             DomainCommand::Source(_) => AggregateState::Source(source::State::default()),
             DomainCommand::Meeting(_) => AggregateState::Meeting(meeting::State::default()),
-            DomainCommand::Commitment(_) => {
-                AggregateState::Commitment(commitment::State::default())
-            }
+            DomainCommand::Commitment(_) => AggregateState::Commitment(commitment::State::default()),
         }
     }
 
@@ -382,20 +366,18 @@ pub fn decide_command(
         (AggregateState::Party(state), DomainCommand::Party(command)) => {
             Ok(wrap(party::decide(state, command)?, DomainEvent::Party))
         }
-        (AggregateState::Official(state), DomainCommand::Official(command)) => Ok(wrap(
-            official::decide(state, command)?,
-            DomainEvent::Official,
-        )),
+        (AggregateState::Official(state), DomainCommand::Official(command)) => {
+            Ok(wrap(official::decide(state, command)?, DomainEvent::Official))
+        }
         (AggregateState::Source(state), DomainCommand::Source(command)) => {
             Ok(wrap(source::decide(state, command)?, DomainEvent::Source))
         }
         (AggregateState::Meeting(state), DomainCommand::Meeting(command)) => {
             Ok(wrap(meeting::decide(state, command)?, DomainEvent::Meeting))
         }
-        (AggregateState::Commitment(state), DomainCommand::Commitment(command)) => Ok(wrap(
-            commitment::decide(state, command)?,
-            DomainEvent::Commitment,
-        )),
+        (AggregateState::Commitment(state), DomainCommand::Commitment(command)) => {
+            Ok(wrap(commitment::decide(state, command)?, DomainEvent::Commitment))
+        }
         _ => Err(Rejection::rule(
             "state.mismatch",
             "the state belongs to another aggregate than the command",

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_tag, push_unique, topic_tag, MeetingId, OfficialId, Provenance,
-    TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_target_version, party_tag, push_unique, topic_tag, MeetingId, OfficialId, Provenance, TimeWindow,
+    Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use super::time::{OccurredAt, Timestamp};
@@ -480,9 +480,7 @@ impl Event {
                     push_unique(&mut tags, official_id.tag());
                 }
             }
-            Event::MeetingRescheduled(_)
-            | Event::MeetingCancelled(_)
-            | Event::MeetingEventRetracted(_) => {}
+            Event::MeetingRescheduled(_) | Event::MeetingCancelled(_) | Event::MeetingEventRetracted(_) => {}
         }
         for tag in self.provenance().source_tags() {
             push_unique(&mut tags, tag);
@@ -630,12 +628,7 @@ impl State {
 
 fn validate_details(validator: &mut Validator, details: &MeetingDetails) {
     let participants = &details.participants;
-    validator.list_len(
-        "details.participants",
-        participants.len(),
-        1,
-        MAX_PARTICIPANTS,
-    );
+    validator.list_len("details.participants", participants.len(), 1, MAX_PARTICIPANTS);
     for (index, participant) in participants.iter().enumerate() {
         validator.party_code(
             &format!("details.participants[{index}].party"),
@@ -723,9 +716,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                 provenance,
             })])
         }
-        Command::ScheduleMeeting {
-            details, window, ..
-        } => {
+        Command::ScheduleMeeting { details, window, .. } => {
             validator.window("window", window);
             validator.finish()?;
             if !matches!(status, None | Some(MeetingStatus::Proposed)) {
@@ -749,11 +740,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                 status,
                 Some(MeetingStatus::Scheduled | MeetingStatus::Rescheduled)
             ) {
-                return Err(status_rule(
-                    "meeting.not_reschedulable",
-                    status,
-                    "rescheduled",
-                ));
+                return Err(status_rule("meeting.not_reschedulable", status, "rescheduled"));
             }
             Ok(vec![Event::MeetingRescheduled(MeetingRescheduled {
                 meeting_id,
@@ -771,11 +758,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                     return Err(status_rule("meeting.already_held", status, "cancelled"))
                 }
                 Some(MeetingStatus::Cancelled) => {
-                    return Err(status_rule(
-                        "meeting.already_cancelled",
-                        status,
-                        "cancelled",
-                    ))
+                    return Err(status_rule("meeting.already_cancelled", status, "cancelled"))
                 }
                 Some(_) => {}
             }
@@ -834,8 +817,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                 .unwrap_or_default();
             let speaker_participates = participants.iter().any(|participant| {
                 participant.party == speaker.party
-                    && (speaker.official_id.is_none()
-                        || participant.official_id == speaker.official_id)
+                    && (speaker.official_id.is_none() || participant.official_id == speaker.official_id)
             });
             if !speaker_participates {
                 return Err(Rejection::rule(

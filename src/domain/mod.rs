@@ -88,6 +88,6 @@ pub mod time;
 
 pub use error::{FieldViolation, Rejection};
 pub use event::{
-    decide_command, decode_event, evolve_state, AggregateState, DecodeEventError, DomainCommand,
-    DomainEvent, EntityRef,
+    decide_command, decode_event, evolve_state, AggregateState, DecodeEventError, DomainCommand, DomainEvent,
+    EntityRef,
 };

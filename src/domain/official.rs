@@ -338,9 +338,7 @@ impl State {
 
     /// Offices the official is known to hold at `instant`.
     pub fn offices_held_on(&self, instant: Timestamp) -> impl Iterator<Item = &Office> {
-        self.offices
-            .iter()
-            .filter(move |office| office.held_on(instant))
+        self.offices.iter().filter(move |office| office.held_on(instant))
     }
 
     /// Versions of events retracted so far.
@@ -451,11 +449,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                     "the tenure has already ended",
                 ));
             }
-            if office
-                .term
-                .from
-                .is_some_and(|from| ended_at.at() < from.at())
-            {
+            if office.term.from.is_some_and(|from| ended_at.at() < from.at()) {
                 return Err(Rejection::rule(
                     "tenure.end_before_start",
                     "ended_at is before the start of the tenure",
@@ -526,14 +520,12 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                     format!("version {retracts_version} is already retracted"),
                 ));
             }
-            Ok(vec![Event::OfficialEventRetracted(
-                OfficialEventRetracted {
-                    official_id,
-                    retracts_version: *retracts_version,
-                    reason: reason.clone(),
-                    provenance,
-                },
-            )])
+            Ok(vec![Event::OfficialEventRetracted(OfficialEventRetracted {
+                official_id,
+                retracts_version: *retracts_version,
+                reason: reason.clone(),
+                provenance,
+            })])
         }
     }
 }
@@ -580,9 +572,10 @@ pub fn evolve(mut state: State, event: &Event) -> State {
                 // A retracted end reopens the tenure (unless the appointment itself gave `to`).
                 Some("TenureEnded") => {
                     for office in &mut state.offices {
-                        if office.ended.is_some_and(|(ended_version, _)| {
-                            ended_version == event.retracts_version
-                        }) {
+                        if office
+                            .ended
+                            .is_some_and(|(ended_version, _)| ended_version == event.retracts_version)
+                        {
                             office.ended = None;
                         }
                     }
@@ -605,9 +598,7 @@ pub fn holders_on<'a>(
     officials.into_iter().flat_map(move |official| {
         official
             .offices_held_on(instant)
-            .filter(move |office| {
-                office.party() == party && office.accredited_to() == accredited_to
-            })
+            .filter(move |office| office.party() == party && office.accredited_to() == accredited_to)
             .map(move |office| (official, office))
     })
 }

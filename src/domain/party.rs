@@ -5,8 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_stream_id, party_tag, Provenance, Validator, MAX_NAME_LEN,
-    MAX_REASON_LEN,
+    check_target_version, party_stream_id, party_tag, Provenance, Validator, MAX_NAME_LEN, MAX_REASON_LEN,
 };
 use super::error::Rejection;
 
@@ -76,8 +75,9 @@ impl Command {
     /// The command's provenance.
     pub fn provenance(&self) -> &Provenance {
         match self {
-            Command::RegisterParty { provenance, .. }
-            | Command::CorrectParty { provenance, .. } => provenance,
+            Command::RegisterParty { provenance, .. } | Command::CorrectParty { provenance, .. } => {
+                provenance
+            }
         }
     }
 }
@@ -205,29 +205,17 @@ fn validate_details(validator: &mut Validator, details: &PartyDetails) {
             && !digits.starts_with('0')
             && digits.chars().all(|character| character.is_ascii_digit());
         if !well_formed {
-            validator.violation(
-                "details.wikidata_qid",
-                "must be Q followed by digits (Q1016)",
-            );
+            validator.violation("details.wikidata_qid", "must be Q followed by digits (Q1016)");
         }
     }
 }
 
-fn check_optional_code(
-    validator: &mut Validator,
-    field: &str,
-    code: Option<&str>,
-    min: usize,
-    max: usize,
-) {
+fn check_optional_code(validator: &mut Validator, field: &str, code: Option<&str>, min: usize, max: usize) {
     let Some(code) = code else { return };
-    let well_formed = (min..=max).contains(&code.len())
-        && code.chars().all(|character| character.is_ascii_uppercase());
+    let well_formed =
+        (min..=max).contains(&code.len()) && code.chars().all(|character| character.is_ascii_uppercase());
     if !well_formed {
-        validator.violation(
-            field,
-            format!("must be {min} to {max} upper-case letters A-Z"),
-        );
+        validator.violation(field, format!("must be {min} to {max} upper-case letters A-Z"));
     }
 }
 

@@ -5,8 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, SourceId, Validator, MAX_NAME_LEN, MAX_REASON_LEN, MAX_TITLE_LEN,
-    MAX_URL_LEN,
+    check_target_version, SourceId, Validator, MAX_NAME_LEN, MAX_REASON_LEN, MAX_TITLE_LEN, MAX_URL_LEN,
 };
 use super::error::Rejection;
 use super::time::{OccurredAt, Precision, Timestamp};
@@ -66,17 +65,16 @@ impl Command {
     /// The source the command targets.
     pub fn source_id(&self) -> SourceId {
         match self {
-            Command::RegisterSource { source_id, .. }
-            | Command::CorrectSource { source_id, .. } => *source_id,
+            Command::RegisterSource { source_id, .. } | Command::CorrectSource { source_id, .. } => {
+                *source_id
+            }
         }
     }
 
     /// The details the command carries.
     pub fn details(&self) -> &SourceDetails {
         match self {
-            Command::RegisterSource { details, .. } | Command::CorrectSource { details, .. } => {
-                details
-            }
+            Command::RegisterSource { details, .. } | Command::CorrectSource { details, .. } => details,
         }
     }
 }
@@ -164,11 +162,7 @@ fn validate_details(validator: &mut Validator, details: &SourceDetails) {
             validator.violation("details.url", description);
         }
     }
-    validator.optional_text(
-        "details.publisher",
-        details.publisher.as_deref(),
-        MAX_NAME_LEN,
-    );
+    validator.optional_text("details.publisher", details.publisher.as_deref(), MAX_NAME_LEN);
     validator.optional_text("details.title", details.title.as_deref(), MAX_TITLE_LEN);
     if let Some(published_at) = details.published_at {
         if published_at.at() > details.retrieved_at {
@@ -187,9 +181,7 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     };
     let scheme_ok = scheme.starts_with(|character: char| character.is_ascii_lowercase())
         && scheme.chars().all(|character| {
-            character.is_ascii_lowercase()
-                || character.is_ascii_digit()
-                || "+.-".contains(character)
+            character.is_ascii_lowercase() || character.is_ascii_digit() || "+.-".contains(character)
         });
     if !scheme_ok || rest.is_empty() {
         return Err("must start with a scheme such as https:");
@@ -209,18 +201,11 @@ fn check_language(language: &str) -> Result<(), &'static str> {
     }
     let mut subtags = language.split('-');
     let primary = subtags.next().unwrap_or("");
-    if !(2..=3).contains(&primary.len())
-        || !primary
-            .chars()
-            .all(|character| character.is_ascii_lowercase())
-    {
+    if !(2..=3).contains(&primary.len()) || !primary.chars().all(|character| character.is_ascii_lowercase()) {
         return Err(PROBLEM);
     }
     let rest_ok = subtags.all(|subtag| {
-        (1..=8).contains(&subtag.len())
-            && subtag
-                .chars()
-                .all(|character| character.is_ascii_alphanumeric())
+        (1..=8).contains(&subtag.len()) && subtag.chars().all(|character| character.is_ascii_alphanumeric())
     });
     if !rest_ok {
         return Err(PROBLEM);

@@ -124,18 +124,27 @@ pub fn split_chunk(first_position: u64, chunk: &[u8]) -> LogResult<Vec<&[u8]>> {
         let position = first_position + records.len() as u64;
         let rest = &chunk[offset..];
         if rest.len() < HEADER_BYTES + TRAILER_BYTES {
-            return Err(LogError::DataLoss { position, reason: "chunk ends inside a record".into() });
+            return Err(LogError::DataLoss {
+                position,
+                reason: "chunk ends inside a record".into(),
+            });
         }
         let body_len = u32::from_be_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
         let record_len = HEADER_BYTES + body_len + TRAILER_BYTES;
         if record_len > rest.len() || record_len > MAX_RECORD_BYTES {
-            return Err(LogError::DataLoss { position, reason: format!("record length {record_len} is impossible here") });
+            return Err(LogError::DataLoss {
+                position,
+                reason: format!("record length {record_len} is impossible here"),
+            });
         }
         records.push(&rest[..record_len]);
         offset += record_len;
     }
     if records.is_empty() {
-        return Err(LogError::DataLoss { position: first_position, reason: "empty chunk".into() });
+        return Err(LogError::DataLoss {
+            position: first_position,
+            reason: "empty chunk".into(),
+        });
     }
     Ok(records)
 }

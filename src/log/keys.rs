@@ -89,7 +89,10 @@ impl StreamRun {
 
     /// Decodes an index entry of a stream whose key prefix is `prefix_len` bytes long.
     pub fn decode(key: &[u8], value: &[u8], prefix_len: usize) -> LogResult<StreamRun> {
-        let damaged = || LogError::DataLoss { position: 0, reason: "malformed stream index entry".into() };
+        let damaged = || LogError::DataLoss {
+            position: 0,
+            reason: "malformed stream index entry".into(),
+        };
         let first_version = version_of_stream_index_key(key, prefix_len).ok_or_else(damaged)?;
         if value.len() != 12 {
             return Err(damaged());
@@ -99,7 +102,11 @@ impl StreamRun {
         if count == 0 || first_version == 0 || first_position == 0 {
             return Err(damaged());
         }
-        Ok(StreamRun { first_version, first_position, count })
+        Ok(StreamRun {
+            first_version,
+            first_position,
+            count,
+        })
     }
 
     /// Version of the last event.
@@ -109,7 +116,9 @@ impl StreamRun {
 
     /// Position of the event with `version`, if the run holds it.
     pub fn position_of(&self, version: u64) -> Option<u64> {
-        (self.first_version..=self.last_version()).contains(&version).then(|| self.first_position + (version - self.first_version))
+        (self.first_version..=self.last_version())
+            .contains(&version)
+            .then(|| self.first_position + (version - self.first_version))
     }
 }
 

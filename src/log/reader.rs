@@ -25,7 +25,11 @@ impl Chunk {
             .into_iter()
             .map(|record| (record.as_ptr() as usize - base, record.len()))
             .collect();
-        Ok(Chunk { first_position, bytes, records })
+        Ok(Chunk {
+            first_position,
+            bytes,
+            records,
+        })
     }
 
     fn end(&self) -> u64 {
@@ -64,7 +68,10 @@ impl<'a> RecordCursor<'a> {
     fn load(&mut self, position: u64) -> LogResult<&Chunk> {
         let cached = self.chunk.as_ref().is_some_and(|chunk| chunk.holds(position));
         if !cached {
-            let missing = || LogError::DataLoss { position, reason: "record is missing".into() };
+            let missing = || LogError::DataLoss {
+                position,
+                reason: "record is missing".into(),
+            };
             let (key, bytes) = self
                 .tree
                 .range(keys::event_key(1)..=keys::event_key(position))
@@ -226,7 +233,10 @@ pub fn read_all(
         Direction::Backwards => from_position > durable_head,
     };
     if beyond {
-        return Err(LogError::OutOfRange { requested: from_position, head: durable_head });
+        return Err(LogError::OutOfRange {
+            requested: from_position,
+            head: durable_head,
+        });
     }
     let mut events = Vec::new();
     let mut scanned = 0usize;
@@ -250,5 +260,10 @@ pub fn read_all(
             Direction::Backwards => position - 1,
         };
     }
-    Ok(ReadAllPage { events, next_position: position, head: durable_head, reached_end: !in_range(position) })
+    Ok(ReadAllPage {
+        events,
+        next_position: position,
+        head: durable_head,
+        reached_end: !in_range(position),
+    })
 }

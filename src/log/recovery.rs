@@ -50,7 +50,10 @@ pub fn load_head(tree: &sled::Tree) -> LogResult<HeadMeta> {
         return Ok(empty_head());
     };
     if head.format_version != FORMAT_VERSION {
-        return Err(LogError::UnsupportedFormat { found: head.format_version, supported: FORMAT_VERSION });
+        return Err(LogError::UnsupportedFormat {
+            found: head.format_version,
+            supported: FORMAT_VERSION,
+        });
     }
     Ok(head)
 }
@@ -61,7 +64,10 @@ pub fn check_on_open(tree: &sled::Tree, head: &HeadMeta, tail: u64) -> LogResult
     let mut cursor = RecordCursor::new(tree);
     if head.position == 0 {
         if tree.scan_prefix([keys::EVENT_PREFIX]).next().is_some() {
-            return Err(LogError::DataLoss { position: 1, reason: "records exist beyond an empty head".into() });
+            return Err(LogError::DataLoss {
+                position: 1,
+                reason: "records exist beyond an empty head".into(),
+            });
         }
         return Ok(());
     }
@@ -72,15 +78,22 @@ pub fn check_on_open(tree: &sled::Tree, head: &HeadMeta, tail: u64) -> LogResult
             reason: "head chain hash does not match the head record".into(),
         });
     }
-    if tree.range(keys::event_key(head.position + 1)..=keys::event_key(u64::MAX)).next().is_some() {
+    if tree
+        .range(keys::event_key(head.position + 1)..=keys::event_key(u64::MAX))
+        .next()
+        .is_some()
+    {
         return Err(LogError::DataLoss {
             position: head.position + 1,
             reason: "records exist beyond the head".into(),
         });
     }
     let first = head.position.saturating_sub(tail).max(1);
-    let mut previous_chain =
-        if first == 1 { GENESIS_CHAIN_HASH } else { *cursor.read(first - 1)?.chain_hash() };
+    let mut previous_chain = if first == 1 {
+        GENESIS_CHAIN_HASH
+    } else {
+        *cursor.read(first - 1)?.chain_hash()
+    };
     let mut previous_recorded_at = Timestamp::EPOCH;
     for position in first..=head.position {
         let (event, chain) = check_record_fully(&mut cursor, position, &previous_chain)?;
@@ -97,7 +110,10 @@ fn check_record_fully(
     position: u64,
     previous_chain: &Hash,
 ) -> LogResult<(RecordedEvent, Hash)> {
-    let damaged = |reason: &str| LogError::DataLoss { position, reason: reason.into() };
+    let damaged = |reason: &str| LogError::DataLoss {
+        position,
+        reason: reason.into(),
+    };
     let bytes = cursor.raw(position)?;
     let checked = check_record(position, &bytes)?;
     let event = decode_record(position, &bytes)?;
@@ -113,7 +129,10 @@ fn check_record_fully(
 
 fn check_order(event: &RecordedEvent, previous_recorded_at: &mut Timestamp) -> LogResult<()> {
     if event.envelope().recorded_at < *previous_recorded_at {
-        return Err(LogError::DataLoss { position: event.position(), reason: "recorded_at decreases".into() });
+        return Err(LogError::DataLoss {
+            position: event.position(),
+            reason: "recorded_at decreases".into(),
+        });
     }
     *previous_recorded_at = event.envelope().recorded_at;
     Ok(())
@@ -123,7 +142,10 @@ fn check_order(event: &RecordedEvent, previous_recorded_at: &mut Timestamp) -> L
 fn check_indexes(tree: &sled::Tree, event: &RecordedEvent) -> LogResult<()> {
     let position = event.position();
     let envelope = event.envelope();
-    let damaged = |reason: &str| LogError::DataLoss { position, reason: reason.into() };
+    let damaged = |reason: &str| LogError::DataLoss {
+        position,
+        reason: reason.into(),
+    };
     let prefix = keys::stream_index_prefix(&envelope.stream_id);
     let (key, value) = tree
         .range(prefix.clone()..=keys::stream_index_key(&envelope.stream_id, envelope.stream_version))
@@ -133,8 +155,9 @@ fn check_indexes(tree: &sled::Tree, event: &RecordedEvent) -> LogResult<()> {
     if run.position_of(envelope.stream_version) != Some(position) {
         return Err(damaged("stream index points elsewhere"));
     }
-    let command_bytes =
-        tree.get(keys::command_key(envelope.command_id))?.ok_or_else(|| damaged("command record is missing"))?;
+    let command_bytes = tree
+        .get(keys::command_key(envelope.command_id))?
+        .ok_or_else(|| damaged("command record is missing"))?;
     let command: CommandRecord = keys::decode_checked(&command_bytes, position, "command record")?;
     if position < command.first_position || position >= command.first_position + u64::from(command.count) {
         return Err(damaged("command record does not cover this record"));
@@ -182,22 +205,33 @@ pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResul
     let mut expected_chunk = 1;
     for entry in tree.scan_prefix([keys::EVENT_PREFIX]) {
         let (key, value) = entry?;
-        let first = keys::position_of_event_key(&key)
-            .ok_or_else(|| LogError::DataLoss { position: 0, reason: "malformed chunk key".into() })?;
+        let first = keys::position_of_event_key(&key).ok_or_else(|| LogError::DataLoss {
+            position: 0,
+            reason: "malformed chunk key".into(),
+        })?;
         if first != expected_chunk {
-            return Err(LogError::DataLoss { position: expected_chunk, reason: "chunks are not contiguous".into() });
+            return Err(LogError::DataLoss {
+                position: expected_chunk,
+                reason: "chunks are not contiguous".into(),
+            });
         }
         expected_chunk += codec::split_chunk(first, &value)?.len() as u64;
     }
     if expected_chunk != head.position + 1 {
-        return Err(LogError::DataLoss { position: head.position, reason: "chunks do not end at the head".into() });
+        return Err(LogError::DataLoss {
+            position: head.position,
+            reason: "chunks do not end at the head".into(),
+        });
     }
     // Stream runs: they cover exactly the records.
     let mut covered = 0u64;
     for entry in tree.scan_prefix([keys::STREAM_INDEX_PREFIX]) {
         let (_, value) = entry?;
         if value.len() != 12 {
-            return Err(LogError::DataLoss { position: 0, reason: "malformed stream index entry".into() });
+            return Err(LogError::DataLoss {
+                position: 0,
+                reason: "malformed stream index entry".into(),
+            });
         }
         covered += u64::from(u32::from_be_bytes(value[8..].try_into().expect("4 bytes")));
     }
@@ -211,7 +245,10 @@ pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResul
     if stored_commands != commands.len() as u64 {
         return Err(LogError::DataLoss {
             position: 0,
-            reason: format!("{stored_commands} command records for {} commands", commands.len()),
+            reason: format!(
+                "{stored_commands} command records for {} commands",
+                commands.len()
+            ),
         });
     }
     Ok(VerifyReport {

@@ -60,7 +60,10 @@ impl Shared {
         self.poison.lock().expect("poison lock").clone()
     }
     fn poison(&self, cause: &str) {
-        self.poison.lock().expect("poison lock").get_or_insert_with(|| cause.to_owned());
+        self.poison
+            .lock()
+            .expect("poison lock")
+            .get_or_insert_with(|| cause.to_owned());
     }
 }
 
@@ -169,9 +172,14 @@ impl Writer {
     /// its sync), so answers keep the order of the queue.
     fn apply_group(&mut self, ops: Vec<WriteOp>) -> AppliedCommit {
         if let Some(cause) = self.shared.poisoned() {
-            let outcomes =
-                ops.into_iter().map(|op| (op.reply, Err(LogError::Poisoned { cause: cause.clone() }))).collect();
-            return AppliedCommit { head: self.head.position, outcomes };
+            let outcomes = ops
+                .into_iter()
+                .map(|op| (op.reply, Err(LogError::Poisoned { cause: cause.clone() })))
+                .collect();
+            return AppliedCommit {
+                head: self.head.position,
+                outcomes,
+            };
         }
         let recorded_at = self.clock.now().max(self.head.recorded_at);
         let mut group = Staged::starting_at(self.head.position + 1, self.head.chain_hash);
@@ -185,7 +193,10 @@ impl Writer {
             outcomes.push((op.reply, outcome));
         }
         if group.records.is_empty() {
-            return AppliedCommit { head: self.head.position, outcomes };
+            return AppliedCommit {
+                head: self.head.position,
+                outcomes,
+            };
         }
         let new_head = HeadMeta {
             format_version: super::codec::FORMAT_VERSION,
@@ -211,7 +222,10 @@ impl Writer {
                 }
             }
         }
-        AppliedCommit { head: self.head.position, outcomes }
+        AppliedCommit {
+            head: self.head.position,
+            outcomes,
+        }
     }
 
     /// Packs the group's records into chunks and applies everything in one atomic batch.
@@ -298,11 +312,31 @@ impl Writer {
                 op.next_position += 1;
                 event_ids.push(event_id);
             }
-            let run = StreamRun { first_version: current + 1, first_position, count: count as u32 };
-            op.entries.push((keys::stream_index_key(&stream_id, current + 1), run.encode_value().to_vec()));
-            let command_record = CommandRecord { first_position, count: count as u32, fingerprint };
-            op.entries.push((keys::command_key(command_id).to_vec(), keys::encode_checked(&command_record)));
-            let result = AppendResult::new(stream_id.clone(), first_position, current + 1, event_ids, recorded_at);
+            let run = StreamRun {
+                first_version: current + 1,
+                first_position,
+                count: count as u32,
+            };
+            op.entries.push((
+                keys::stream_index_key(&stream_id, current + 1),
+                run.encode_value().to_vec(),
+            ));
+            let command_record = CommandRecord {
+                first_position,
+                count: count as u32,
+                fingerprint,
+            };
+            op.entries.push((
+                keys::command_key(command_id).to_vec(),
+                keys::encode_checked(&command_record),
+            ));
+            let result = AppendResult::new(
+                stream_id.clone(),
+                first_position,
+                current + 1,
+                event_ids,
+                recorded_at,
+            );
             op.stream_heads.insert(stream_id, current + count);
             op.commands.insert(command_id, (fingerprint, result.clone()));
             results.push(result);
@@ -316,14 +350,22 @@ impl Writer {
         group: &Staged,
         op: &Staged,
     ) -> LogResult<Option<(Hash, AppendResult)>> {
-        if let Some(found) = op.commands.get(&command_id).or_else(|| group.commands.get(&command_id)) {
+        if let Some(found) = op
+            .commands
+            .get(&command_id)
+            .or_else(|| group.commands.get(&command_id))
+        {
             return Ok(Some(found.clone()));
         }
         reader::stored_command(&self.tree, command_id)
     }
 
     fn stream_version(&mut self, stream_id: &str, group: &Staged, op: &Staged) -> LogResult<u64> {
-        if let Some(version) = op.stream_heads.get(stream_id).or_else(|| group.stream_heads.get(stream_id)) {
+        if let Some(version) = op
+            .stream_heads
+            .get(stream_id)
+            .or_else(|| group.stream_heads.get(stream_id))
+        {
             return Ok(*version);
         }
         if let Some(version) = self.stream_heads.get(stream_id) {

@@ -1,12 +1,8 @@
 //! Fixtures shared by the domain integration tests.
 #![allow(dead_code)]
 
-use dipledger::domain::commitment::{
-    CommitmentDetails, CommitmentKind, CooperationKind, Specificity,
-};
-use dipledger::domain::common::{
-    CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId,
-};
+use dipledger::domain::commitment::{CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
+use dipledger::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
 use dipledger::domain::meeting::{Location, MeetingDetails, MeetingFormat, Participant};
 use dipledger::domain::party::{PartyDetails, PartyKind};
 use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
@@ -113,10 +109,9 @@ pub fn commitment_details() -> CommitmentDetails {
 /// The fields named by a validation rejection (panics with the rejection otherwise).
 pub fn invalid_fields(result: Result<impl std::fmt::Debug, Rejection>) -> Vec<String> {
     match result {
-        Err(Rejection::Invalid(violations)) => violations
-            .into_iter()
-            .map(|violation| violation.field)
-            .collect(),
+        Err(Rejection::Invalid(violations)) => {
+            violations.into_iter().map(|violation| violation.field).collect()
+        }
         other => panic!("expected a validation rejection, got {other:?}"),
     }
 }
