@@ -540,3 +540,21 @@ fn maximum_size_events_never_go_to_unsynced_blob_files() {
     assert_eq!(blob_files, 0, "sled wrote blob files");
     assert_eq!(log.verify(&mut |_, _| {}).unwrap().events, 160);
 }
+
+#[test]
+fn position_at_time_finds_the_last_position_recorded_by_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SteppingClock(AtomicI64::new(100)));
+    let log = Log::open(LogConfig::new(dir.path()).clock(clock.clone())).unwrap();
+    for time in [100, 100, 200, 300, 300, 300, 400] {
+        clock.0.store(time, Ordering::SeqCst);
+        log.append_blocking(request("s", ExpectedVersion::Any, 1))
+            .unwrap();
+    }
+    let at = |micros| log.position_at_time(Timestamp::from_unix_micros(micros)).unwrap();
+    assert_eq!(at(99), 0);
+    assert_eq!(at(100), 2);
+    assert_eq!(at(250), 3);
+    assert_eq!(at(300), 6);
+    assert_eq!(at(10_000), 7);
+}

@@ -102,7 +102,7 @@ struct Inner {
     head: watch::Receiver<u64>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
-    _db: sled::Db,
+    db: sled::Db,
 }
 
 impl Drop for Inner {
@@ -156,7 +156,7 @@ impl Log {
                 head: head_receiver,
                 shared,
                 writer: Some(writer),
-                _db: db,
+                db,
             }),
         })
     }
@@ -321,6 +321,36 @@ impl Log {
             Some((fingerprint, result)) if result.last_position() <= head => Ok(Some((fingerprint, result))),
             _ => Ok(None),
         }
+    }
+
+    /// The highest position whose `recorded_at` is at or before `time` (0 if none): how an
+    /// `as_of_time` query becomes an `as_of_position`. A binary search over positions, since
+    /// `recorded_at` never decreases along positions: O(log n) record reads.
+    pub fn position_at_time(&self, time: crate::domain::time::Timestamp) -> LogResult<u64> {
+        let (mut low, mut high) = (0u64, self.head()); // invariant: answer in [low, high]
+        let mut cursor = reader::RecordCursor::new(&self.inner.tree);
+        while low < high {
+            let middle = low + (high - low).div_ceil(2);
+            if cursor.read(middle)?.envelope().recorded_at <= time {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        Ok(low)
+    }
+
+    /// A sled tree of this data directory for a read model (named `proj-<name>`). Projections
+    /// keep their state and checkpoint there; it shares the log's data file, so the log's fsync
+    /// also makes earlier projection batches durable.
+    pub fn projection_tree(&self, name: &str) -> LogResult<sled::Tree> {
+        Ok(self.inner.db.open_tree(format!("proj-{name}"))?)
+    }
+
+    /// Drops a read model's tree (for a rebuild).
+    pub fn drop_projection_tree(&self, name: &str) -> LogResult<()> {
+        self.inner.db.drop_tree(format!("proj-{name}"))?;
+        Ok(())
     }
 
     /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.
