@@ -7,4 +7,5 @@
 pub mod benchmark;
 pub mod domain;
 pub mod encoding;
+pub mod ledger;
 pub mod log;
