@@ -32,6 +32,9 @@ enum Command {
         /// About how many events each append workload writes.
         #[arg(long, default_value_t = 100_000)]
         events: u64,
+        /// Events written before the measured workloads (not timed), to measure a large log.
+        #[arg(long, default_value_t = 0)]
+        prefill: u64,
         /// sled page-cache size in MiB.
         #[arg(long, default_value_t = 256)]
         cache_mib: u64,
@@ -92,13 +95,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
         Command::BenchLog {
             events,
+            prefill,
             cache_mib,
             dir,
             json,
         } => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let dir = dir.unwrap_or_else(|| temp.path().join("bench"));
-            let report = dipledger::benchmark::run(&dir, events, cache_mib * 1024 * 1024)?;
+            let report = dipledger::benchmark::run(&dir, events, prefill, cache_mib * 1024 * 1024)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

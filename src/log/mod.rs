@@ -48,6 +48,21 @@ pub use recovery::VerifyReport;
 use limits::*;
 use writer::{Shared, WriteOp, Writer};
 
+/// Counters of the writer since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    /// sled batches applied (one per group commit).
+    pub commits: u64,
+    /// flush + fsync rounds (one sync may cover several commits).
+    pub syncs: u64,
+    /// Events written.
+    pub events: u64,
+    /// Time spent applying batches, in microseconds.
+    pub apply_micros: u64,
+    /// Time spent in flush + fsync, in microseconds.
+    pub sync_micros: u64,
+}
+
 /// How to open a log.
 #[derive(Clone)]
 pub struct LogConfig {
@@ -356,6 +371,18 @@ impl Log {
     /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> LogResult<VerifyReport> {
         recovery::verify(&self.inner.tree, progress)
+    }
+
+    /// What the writer has done since open.
+    pub fn stats(&self) -> WriterStats {
+        let stats = &self.inner.shared.stats;
+        WriterStats {
+            commits: stats.commits.load(Ordering::Relaxed),
+            syncs: stats.syncs.load(Ordering::Relaxed),
+            events: stats.events.load(Ordering::Relaxed),
+            apply_micros: stats.apply_micros.load(Ordering::Relaxed),
+            sync_micros: stats.sync_micros.load(Ordering::Relaxed),
+        }
     }
 
     /// Why the writer is poisoned, if it is.
