@@ -216,3 +216,92 @@ pub fn table(report: &BenchReport) -> String {
     ));
     out
 }
+
+/// Command handling in process: `clients` concurrent tasks, each recording statements at a meeting
+/// of its own (decide + durable append through the ledger), after the news report set-up.
+pub fn ledger_workload(
+    dir: &Path,
+    clients: usize,
+    commands_per_client: usize,
+) -> anyhow::Result<WorkloadResult> {
+    use crate::domain::meeting::{self, Speaker};
+    use crate::domain::sample;
+    use crate::domain::DomainCommand;
+    use crate::ledger::{CommandEnvelope, Ledger};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let log = Log::open(LogConfig::new(dir))?;
+        let ledger = Ledger::new(log.clone());
+        for command in sample::news_report_commands() {
+            ledger
+                .handle(CommandEnvelope::new(Uuid::now_v7(), command, "bench"))
+                .await?;
+        }
+        let meetings: Vec<_> = (0..clients)
+            .map(|_| crate::domain::common::MeetingId::from_uuid(Uuid::now_v7()))
+            .collect();
+        for meeting_id in &meetings {
+            let held = DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+                meeting_id: *meeting_id,
+                details: sample::held_details(),
+                ended_at: None,
+                provenance: sample::cite(sample::TEXT_TALKS),
+            });
+            ledger
+                .handle(CommandEnvelope::new(Uuid::now_v7(), held, "bench"))
+                .await?;
+        }
+        let before = log.stats();
+        let started = Instant::now();
+        let tasks: Vec<_> = meetings
+            .into_iter()
+            .map(|meeting_id| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(commands_per_client);
+                    for i in 0..commands_per_client {
+                        let statement = DomainCommand::Meeting(meeting::Command::RecordStatement {
+                            meeting_id,
+                            speaker: Speaker {
+                                party: "LBY".into(),
+                                official_id: Some(sample::official_a()),
+                            },
+                            text: format!("statement {i}"),
+                            verbatim: false,
+                            provenance: sample::cite(sample::TEXT_EMPHASIS),
+                        });
+                        let begun = Instant::now();
+                        ledger
+                            .handle(CommandEnvelope::new(Uuid::now_v7(), statement, "bench"))
+                            .await?;
+                        latencies.push(begun.elapsed());
+                    }
+                    anyhow::Ok(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await??);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies.sort_unstable();
+        let percentile = |p: f64| {
+            let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[index].as_secs_f64() * 1e6
+        };
+        let commands = (clients * commands_per_client) as u64;
+        Ok(WorkloadResult {
+            name: format!("ledger: {clients} clients x 1 command"),
+            clients,
+            events_per_append: 1,
+            events: commands,
+            seconds,
+            events_per_second: commands as f64 / seconds,
+            p50_micros: percentile(0.50),
+            p99_micros: percentile(0.99),
+            writer: stats_since(&log, &before),
+        })
+    })
+}

@@ -45,6 +45,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark command handling in process (decide + durable append through the ledger):
+    /// concurrent clients recording statements at meetings of their own.
+    #[command(after_help = "Example:\n  dipledger bench-ledger --clients 16 --commands 2000")]
+    BenchLedger {
+        /// Concurrent clients (each on its own entity).
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Commands per client.
+        #[arg(long, default_value_t = 1_000)]
+        commands: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Crash-test helper (hidden): appends forever from several threads, printing `try` before
     /// and `ack` after each durable append, until killed.
     #[command(hide = true)]
@@ -93,6 +107,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
+        Command::BenchLedger {
+            clients,
+            commands,
+            json,
+        } => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let result = dipledger::benchmark::ledger_workload(temp.path(), clients, commands)?;
+            let report = dipledger::benchmark::BenchReport {
+                log_events: result.events,
+                workloads: vec![result],
+                peak_rss_mib: dipledger::benchmark::peak_rss_mib(),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", dipledger::benchmark::table(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchLog {
             events,
             prefill,

@@ -66,7 +66,8 @@ pub const TEXT_EMPHASIS: &str = "Bushnaf emphasized the importance of enhanced b
 /// Quoted from the report: the reaffirmation.
 pub const TEXT_REAFFIRMED: &str = "The two nations reaffirmed their commitment to work closely to combat regional instability, promote peace, and address common challenges such as terrorism, cross-border crime, and migration.";
 
-fn cite(quote: &str) -> Provenance {
+/// Provenance citing the report with `quote`, on the assumed Wednesday.
+pub fn cite(quote: &str) -> Provenance {
     Provenance {
         occurred_at: day(0),
         sources: vec![SourceCitation {

@@ -312,19 +312,21 @@ impl Log {
         )
     }
 
-    /// The current (durable) version of a stream; 0 when it has no events.
+    /// The current (durable) version of a stream; 0 when it has no events. Reads only the
+    /// stream index (no record), so it is cheap enough for the ledger's reference checks.
     pub fn stream_version(&self, stream_id: &str) -> LogResult<u64> {
         envelope::validate_stream_id(stream_id)?;
         let head = self.head();
-        let newest = reader::read_stream(
-            &self.inner.tree,
-            head,
-            stream_id,
-            u64::MAX,
-            Direction::Backwards,
-            1,
-        )?;
-        Ok(newest.first().map_or(0, |event| event.envelope().stream_version))
+        let prefix = keys::stream_index_prefix(stream_id);
+        for entry in self.inner.tree.scan_prefix(&prefix).rev() {
+            let (key, value) = entry?;
+            let run = keys::StreamRun::decode(&key, &value, prefix.len())?;
+            if run.first_position <= head {
+                // Runs are written whole in one commit, so a run is durable entirely or not at all.
+                return Ok(run.last_version());
+            }
+        }
+        Ok(0)
     }
 
     /// The durable outcome of a command id: the fingerprint of the request that used it and
