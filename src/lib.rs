@@ -8,3 +8,4 @@ pub mod benchmark;
 pub mod domain;
 pub mod encoding;
 pub mod log;
+pub mod projections;
