@@ -146,6 +146,14 @@ impl Drop for Projections {
         if let Some(follower) = self.follower.take() {
             let _ = follower.join();
         }
+        // A clean close writes the batches out now, so sled leaves no background write holding
+        // the directory lock after the last handle is dropped. (Durability does not depend on
+        // it: a lost tail is re-applied from the checkpoint.)
+        if let Ok(trees) = self.shared.trees.read() {
+            if let Some(tree) = trees.first() {
+                let _ = tree.flush();
+            }
+        }
     }
 }
 
