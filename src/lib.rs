@@ -9,3 +9,4 @@ pub mod domain;
 pub mod encoding;
 pub mod ledger;
 pub mod log;
+pub mod projections;
