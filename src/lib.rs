@@ -1,7 +1,9 @@
 //! dipledger: an event-sourced, append-only ledger of diplomatic activity.
 //!
 //! Layers (imports point down):
-//! - [`log`]: the append-only event log on sled; the only module that knows sled.
+//! - [`ledger`]: the write path: command -> decide -> durable append.
+//! - [`projections`]: read models folded from the log, with as-of queries.
+//! - [`log`]: the append-only event log on sled (read models keep their own sled trees).
 //! - [`domain`]: pure commands, events and rules; no IO.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
 pub mod benchmark;
