@@ -35,6 +35,8 @@ pub struct WorkloadResult {
     pub p50_micros: f64,
     /// 99th percentile append latency in microseconds (0 for reads).
     pub p99_micros: f64,
+    /// What the writer did during the workload.
+    pub writer: crate::log::WriterStats,
 }
 
 /// The whole report.
@@ -68,6 +70,7 @@ pub fn append_workload(
     events_per_append: usize,
     streams_per_client: usize,
 ) -> LogResult<WorkloadResult> {
+    let before = log.stats();
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|client| {
@@ -109,6 +112,7 @@ pub fn append_workload(
         events_per_second: events as f64 / seconds,
         p50_micros: percentile(0.50),
         p99_micros: percentile(0.99),
+        writer: stats_since(log, &before),
     })
 }
 
@@ -136,7 +140,19 @@ pub fn read_workload(log: &Log) -> LogResult<WorkloadResult> {
         events_per_second: events as f64 / seconds,
         p50_micros: 0.0,
         p99_micros: 0.0,
+        writer: Default::default(),
     })
+}
+
+fn stats_since(log: &Log, before: &crate::log::WriterStats) -> crate::log::WriterStats {
+    let now = log.stats();
+    crate::log::WriterStats {
+        commits: now.commits - before.commits,
+        syncs: now.syncs - before.syncs,
+        events: now.events - before.events,
+        apply_micros: now.apply_micros - before.apply_micros,
+        sync_micros: now.sync_micros - before.sync_micros,
+    }
 }
 
 /// Peak RSS of this process in MiB, from /proc/self/status (0 where unavailable).
@@ -149,9 +165,15 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Runs the standard workloads on a log in `dir`, scaled so that each writes about `events`.
-pub fn run(dir: &Path, events: u64, cache_capacity_bytes: u64) -> LogResult<BenchReport> {
+/// Runs the standard workloads on a log in `dir`, scaled so that each writes about `events`,
+/// after first filling the log with `prefill` events (4 appenders x 100 events, not timed), to
+/// show how append cost changes with the size of the log.
+pub fn run(dir: &Path, events: u64, prefill: u64, cache_capacity_bytes: u64) -> LogResult<BenchReport> {
     let log = Log::open(LogConfig::new(dir).cache_capacity_bytes(cache_capacity_bytes))?;
+    let per_appender = (prefill / 400) as usize;
+    if per_appender > 0 {
+        append_workload(&log, "prefill", 4, per_appender, 100, 1_000)?;
+    }
     let events = events.max(1_000) as usize;
     let single = (events / 10).clamp(1_000, 20_000);
     let mut workloads = vec![
@@ -171,13 +193,21 @@ pub fn run(dir: &Path, events: u64, cache_capacity_bytes: u64) -> LogResult<Benc
 /// A plain-text table of a report.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{:<28} {:>8} {:>10} {:>12} {:>10} {:>10}\n",
-        "workload", "events", "seconds", "events/s", "p50 us", "p99 us"
+        "{:<28} {:>8} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+        "workload", "events", "seconds", "events/s", "p50 us", "p99 us", "ev/commit", "apply us", "sync us"
     );
     for w in &report.workloads {
         out.push_str(&format!(
-            "{:<28} {:>8} {:>10.3} {:>12.0} {:>10.1} {:>10.1}\n",
-            w.name, w.events, w.seconds, w.events_per_second, w.p50_micros, w.p99_micros
+            "{:<28} {:>8} {:>10.3} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}\n",
+            w.name,
+            w.events,
+            w.seconds,
+            w.events_per_second,
+            w.p50_micros,
+            w.p99_micros,
+            w.writer.events as f64 / w.writer.commits.max(1) as f64,
+            w.writer.apply_micros as f64 / w.writer.commits.max(1) as f64,
+            w.writer.sync_micros as f64 / w.writer.syncs.max(1) as f64,
         ));
     }
     out.push_str(&format!(
@@ -185,4 +215,93 @@ pub fn table(report: &BenchReport) -> String {
         report.log_events, report.peak_rss_mib
     ));
     out
+}
+
+/// Command handling in process: `clients` concurrent tasks, each recording statements at a meeting
+/// of its own (decide + durable append through the ledger), after the news report set-up.
+pub fn ledger_workload(
+    dir: &Path,
+    clients: usize,
+    commands_per_client: usize,
+) -> anyhow::Result<WorkloadResult> {
+    use crate::domain::meeting::{self, Speaker};
+    use crate::domain::sample;
+    use crate::domain::DomainCommand;
+    use crate::ledger::{CommandEnvelope, Ledger};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let log = Log::open(LogConfig::new(dir))?;
+        let ledger = Ledger::new(log.clone());
+        for command in sample::news_report_commands() {
+            ledger
+                .handle(CommandEnvelope::new(Uuid::now_v7(), command, "bench"))
+                .await?;
+        }
+        let meetings: Vec<_> = (0..clients)
+            .map(|_| crate::domain::common::MeetingId::from_uuid(Uuid::now_v7()))
+            .collect();
+        for meeting_id in &meetings {
+            let held = DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+                meeting_id: *meeting_id,
+                details: sample::held_details(),
+                ended_at: None,
+                provenance: sample::cite(sample::TEXT_TALKS),
+            });
+            ledger
+                .handle(CommandEnvelope::new(Uuid::now_v7(), held, "bench"))
+                .await?;
+        }
+        let before = log.stats();
+        let started = Instant::now();
+        let tasks: Vec<_> = meetings
+            .into_iter()
+            .map(|meeting_id| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(commands_per_client);
+                    for i in 0..commands_per_client {
+                        let statement = DomainCommand::Meeting(meeting::Command::RecordStatement {
+                            meeting_id,
+                            speaker: Speaker {
+                                party: "LBY".into(),
+                                official_id: Some(sample::official_a()),
+                            },
+                            text: format!("statement {i}"),
+                            verbatim: false,
+                            provenance: sample::cite(sample::TEXT_EMPHASIS),
+                        });
+                        let begun = Instant::now();
+                        ledger
+                            .handle(CommandEnvelope::new(Uuid::now_v7(), statement, "bench"))
+                            .await?;
+                        latencies.push(begun.elapsed());
+                    }
+                    anyhow::Ok(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await??);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies.sort_unstable();
+        let percentile = |p: f64| {
+            let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[index].as_secs_f64() * 1e6
+        };
+        let commands = (clients * commands_per_client) as u64;
+        Ok(WorkloadResult {
+            name: format!("ledger: {clients} clients x 1 command"),
+            clients,
+            events_per_append: 1,
+            events: commands,
+            seconds,
+            events_per_second: commands as f64 / seconds,
+            p50_micros: percentile(0.50),
+            p99_micros: percentile(0.99),
+            writer: stats_since(&log, &before),
+        })
+    })
 }

@@ -1,7 +1,9 @@
 //! dipledger: an event-sourced, append-only ledger of diplomatic activity.
 //!
 //! Layers (imports point down):
-//! - [`log`]: the append-only event log on sled; the only module that knows sled.
+//! - [`ledger`]: the write path: command -> decide -> durable append.
+//! - [`projections`]: read models folded from the log, with as-of queries.
+//! - [`log`]: the append-only event log on sled (read models keep their own sled trees).
 //! - [`domain`]: pure commands, events and rules; no IO.
 //! - [`api`]: the gRPC API (tonic/prost); the only module that knows them.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
@@ -9,4 +11,6 @@ pub mod api;
 pub mod benchmark;
 pub mod domain;
 pub mod encoding;
+pub mod ledger;
 pub mod log;
+pub mod projections;

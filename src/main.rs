@@ -40,6 +40,28 @@ enum Command {
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Write the whole log as JSON lines (one envelope per line, lossless, re-importable with
+    /// `restore`). Offline: the server must not be running on the directory.
+    #[command(after_help = "Example:\n  dipledger export --data-dir ./data --out backup.jsonl")]
+    Export {
+        /// The data directory.
+        #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Output file; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+    /// Load a JSON-lines export into an empty data directory, byte for byte (same positions,
+    /// event ids, recorded_at and hashes), checking every hash; stops at the first bad line.
+    #[command(after_help = "Example:\n  dipledger restore --data-dir ./restored --from backup.jsonl")]
+    Restore {
+        /// The empty (or absent) data directory to create.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The export file; `-` for standard input.
+        #[arg(long, default_value = "-")]
+        from: PathBuf,
+    },
     /// Benchmark the event log in process on a fresh temporary directory (durable appends:
     /// 1, 16 and 4 appenders; full read). Prints a table, or JSON with --json.
     #[command(after_help = "Example:\n  dipledger bench-log --events 200000 --json")]
@@ -47,12 +69,29 @@ enum Command {
         /// About how many events each append workload writes.
         #[arg(long, default_value_t = 100_000)]
         events: u64,
+        /// Events written before the measured workloads (not timed), to measure a large log.
+        #[arg(long, default_value_t = 0)]
+        prefill: u64,
         /// sled page-cache size in MiB.
         #[arg(long, default_value_t = 256)]
         cache_mib: u64,
         /// Where to create the benchmark's data directory (a fresh temporary one by default).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark command handling in process (decide + durable append through the ledger):
+    /// concurrent clients recording statements at meetings of their own.
+    #[command(after_help = "Example:\n  dipledger bench-ledger --clients 16 --commands 2000")]
+    BenchLedger {
+        /// Concurrent clients (each on its own entity).
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Commands per client.
+        #[arg(long, default_value_t = 1_000)]
+        commands: usize,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -122,15 +161,71 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
+        Command::Export { data_dir, out } => {
+            if !data_dir.join("db").exists() {
+                anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
+            }
+            let log = Log::open(LogConfig::new(&data_dir))
+                .context("opening the data directory (is the server running?)")?;
+            let mut writer: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
+                Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+            } else {
+                Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?,
+                ))
+            };
+            let lines = dipledger::log::backup::export_jsonl(&log, &mut writer, &mut |_, _| {})?;
+            eprintln!("exported {lines} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { data_dir, from } => {
+            let mut reader: Box<dyn std::io::BufRead> = if from.as_os_str() == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin().lock()))
+            } else {
+                Box::new(std::io::BufReader::new(
+                    std::fs::File::open(&from).with_context(|| format!("opening {}", from.display()))?,
+                ))
+            };
+            match dipledger::log::backup::restore_jsonl(&mut reader, &data_dir, &mut |_| {}) {
+                Ok(events) => {
+                    eprintln!("restored {events} events into {}", data_dir.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::BenchLedger {
+            clients,
+            commands,
+            json,
+        } => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let result = dipledger::benchmark::ledger_workload(temp.path(), clients, commands)?;
+            let report = dipledger::benchmark::BenchReport {
+                log_events: result.events,
+                workloads: vec![result],
+                peak_rss_mib: dipledger::benchmark::peak_rss_mib(),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", dipledger::benchmark::table(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchLog {
             events,
+            prefill,
             cache_mib,
             dir,
             json,
         } => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let dir = dir.unwrap_or_else(|| temp.path().join("bench"));
-            let report = dipledger::benchmark::run(&dir, events, cache_mib * 1024 * 1024)?;
+            let report = dipledger::benchmark::run(&dir, events, prefill, cache_mib * 1024 * 1024)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -40,6 +40,9 @@ pub const MAX_SCANNED_PER_PAGE: usize = 65_536;
 pub const STREAM_HEAD_CACHE_ENTRIES: usize = 200_000;
 /// Records at the head that `Log::open` verifies in full (checksum, hashes, chain, indexes).
 pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
+/// How long `Log::open` waits for sled's file lock before reporting that another handle holds
+/// the data directory.
+pub const OPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Default sled page-cache size. sled's own default is 1 GiB; a small server wants less.
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate

@@ -18,6 +18,7 @@
 //! versions are dense; a command id is recorded once; `recorded_at` never decreases; readers
 //! never see a commit before it is durable.
 
+pub mod backup;
 pub mod clock;
 pub mod codec;
 pub mod envelope;
@@ -47,6 +48,21 @@ pub use recovery::VerifyReport;
 
 use limits::*;
 use writer::{Shared, WriteOp, Writer};
+
+/// Counters of the writer since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    /// sled batches applied (one per group commit).
+    pub commits: u64,
+    /// flush + fsync rounds (one sync may cover several commits).
+    pub syncs: u64,
+    /// Events written.
+    pub events: u64,
+    /// Time spent applying batches, in microseconds.
+    pub apply_micros: u64,
+    /// Time spent in flush + fsync, in microseconds.
+    pub sync_micros: u64,
+}
 
 /// How to open a log.
 #[derive(Clone)]
@@ -89,6 +105,30 @@ impl LogConfig {
     }
 }
 
+/// Opens sled, waiting up to OPEN_LOCK_WAIT for its file lock when it is held: a handle of this
+/// process that was just dropped may still be finishing background IO. Another process holding
+/// the directory (a running server) still fails, after the wait.
+fn open_sled(config: &LogConfig) -> LogResult<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .segment_size(SLED_SEGMENT_SIZE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match opened {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < OPEN_LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// A handle to an open log. Cheap to clone; the log closes when the last handle is dropped
 /// (the writer finishes every queued append first).
 #[derive(Clone)]
@@ -97,6 +137,7 @@ pub struct Log {
 }
 
 struct Inner {
+    path: PathBuf,
     tree: sled::Tree,
     queue: Option<mpsc::Sender<WriteOp>>,
     head: watch::Receiver<u64>,
@@ -111,6 +152,9 @@ impl Drop for Inner {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+        // Let sled finish its in-flight IO now, so its file lock is released when the last
+        // handle goes rather than whenever a background write completes.
+        let _ = self.db.flush();
     }
 }
 
@@ -118,12 +162,7 @@ impl Log {
     /// Opens (or creates) the log in `config.path()`, checking the head and the last records.
     pub fn open(config: LogConfig) -> LogResult<Log> {
         std::fs::create_dir_all(&config.path)?;
-        let db = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .segment_size(SLED_SEGMENT_SIZE_BYTES)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_sled(&config)?;
         // sled may just have created its files: make their directory entries durable.
         File::open(&config.path)?.sync_all()?;
         let data_file = File::options()
@@ -151,6 +190,7 @@ impl Log {
             .spawn(move || writer.run(receiver))?;
         Ok(Log {
             inner: Arc::new(Inner {
+                path: config.path.clone(),
                 tree,
                 queue: Some(queue),
                 head: head_receiver,
@@ -297,19 +337,21 @@ impl Log {
         )
     }
 
-    /// The current (durable) version of a stream; 0 when it has no events.
+    /// The current (durable) version of a stream; 0 when it has no events. Reads only the
+    /// stream index (no record), so it is cheap enough for the ledger's reference checks.
     pub fn stream_version(&self, stream_id: &str) -> LogResult<u64> {
         envelope::validate_stream_id(stream_id)?;
         let head = self.head();
-        let newest = reader::read_stream(
-            &self.inner.tree,
-            head,
-            stream_id,
-            u64::MAX,
-            Direction::Backwards,
-            1,
-        )?;
-        Ok(newest.first().map_or(0, |event| event.envelope().stream_version))
+        let prefix = keys::stream_index_prefix(stream_id);
+        for entry in self.inner.tree.scan_prefix(&prefix).rev() {
+            let (key, value) = entry?;
+            let run = keys::StreamRun::decode(&key, &value, prefix.len())?;
+            if run.first_position <= head {
+                // Runs are written whole in one commit, so a run is durable entirely or not at all.
+                return Ok(run.last_version());
+            }
+        }
+        Ok(0)
     }
 
     /// The durable outcome of a command id: the fingerprint of the request that used it and
@@ -356,6 +398,29 @@ impl Log {
     /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> LogResult<VerifyReport> {
         recovery::verify(&self.inner.tree, progress)
+    }
+
+    /// Flushes sled and fsyncs its data file (restore writes around the writer, then calls this).
+    pub(crate) fn sync_for_restore(&self) -> LogResult<()> {
+        self.inner.db.flush()?;
+        File::open(self.inner_path())?.sync_all()?;
+        Ok(())
+    }
+
+    fn inner_path(&self) -> std::path::PathBuf {
+        self.inner.path.join("db")
+    }
+
+    /// What the writer has done since open.
+    pub fn stats(&self) -> WriterStats {
+        let stats = &self.inner.shared.stats;
+        WriterStats {
+            commits: stats.commits.load(Ordering::Relaxed),
+            syncs: stats.syncs.load(Ordering::Relaxed),
+            events: stats.events.load(Ordering::Relaxed),
+            apply_micros: stats.apply_micros.load(Ordering::Relaxed),
+            sync_micros: stats.sync_micros.load(Ordering::Relaxed),
+        }
     }
 
     /// Why the writer is poisoned, if it is.

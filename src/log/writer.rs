@@ -53,6 +53,18 @@ pub(crate) struct Shared {
     pub(crate) poison: Mutex<Option<String>>,
     /// Test hook: make the next fsync fail as a disk would.
     pub(crate) fail_next_sync: AtomicBool,
+    /// Counters for operators and benchmarks.
+    pub(crate) stats: WriterStats,
+}
+
+/// Counters of the writer's work since open.
+#[derive(Default)]
+pub(crate) struct WriterStats {
+    pub(crate) commits: std::sync::atomic::AtomicU64,
+    pub(crate) syncs: std::sync::atomic::AtomicU64,
+    pub(crate) events: std::sync::atomic::AtomicU64,
+    pub(crate) sync_micros: std::sync::atomic::AtomicU64,
+    pub(crate) apply_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -249,7 +261,16 @@ impl Writer {
             batch.insert(key, value);
         }
         batch.insert(keys::META_HEAD_KEY, keys::encode_checked(new_head));
+        let started = std::time::Instant::now();
         self.tree.apply_batch(batch)?;
+        let stats = &self.shared.stats;
+        stats
+            .apply_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats
+            .events
+            .fetch_add(new_head.position - self.head.position, Ordering::Relaxed);
         Ok(())
     }
 
@@ -424,11 +445,17 @@ impl Syncer {
     }
 
     fn sync(&self) -> LogResult<()> {
+        let started = std::time::Instant::now();
         self.db.flush()?;
         if self.shared.fail_next_sync.swap(false, Ordering::SeqCst) {
             return Err(LogError::Io(std::io::Error::other("injected fsync failure")));
         }
         self.data_file.sync_all()?;
+        let stats = &self.shared.stats;
+        stats
+            .sync_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -1,0 +1,447 @@
+//! The write path: a command becomes events in the log.
+//!
+//! For each command the ledger (1) answers a retried `command_id` with its original result,
+//! (2) checks that every entity the command names exists, (3) loads the entity's state by
+//! folding its stream (through a bounded cache that is checked against the stream's current
+//! version, so it is never stale), (4) asks the pure domain to decide, and (5) appends the
+//! events with `Exact(version it decided on)`. A conflict with a concurrent writer is returned
+//! to the client when it gave an expected version, and otherwise retried up to
+//! MAX_CONFLICT_RETRIES times. A batch of commands is decided in order and committed as one
+//! log transaction: all or none.
+//!
+//! All sled work runs on tokio's blocking pool; appends go through the log's group commit.
+
+mod error;
+mod state;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub use error::LedgerError;
+
+use crate::domain::time::Timestamp;
+use crate::domain::{decide_command, evolve_state, AggregateState, DomainCommand, DomainEvent};
+use crate::log::{AppendRequest, AppendResult, EventDraft, ExpectedVersion, Hash, Log, LogError};
+use state::StateCache;
+
+/// How often a command without an expected version is re-decided after losing a race.
+pub const MAX_CONFLICT_RETRIES: usize = 5;
+/// Most commands in one batch (one log transaction).
+pub const MAX_COMMANDS_PER_BATCH: usize = crate::log::limits::MAX_REQUESTS_PER_TRANSACTION;
+/// Most entity states the ledger keeps folded in memory.
+pub const STATE_CACHE_ENTRIES: usize = 10_000;
+/// Commands to the same entity are serialised in process by one of this many locks (chosen by a
+/// hash of the stream id), so they queue instead of racing on `Exact(version)`; conflicts then
+/// only come from elsewhere (another process writing to the same data directory cannot happen
+/// while sled holds its lock, so in practice only through the retry path's tests).
+pub const ENTITY_LOCK_STRIPES: usize = 256;
+
+/// A command with what the ledger needs around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandEnvelope {
+    /// Idempotency key chosen by the client: a retry with the same id and command returns the
+    /// original result.
+    pub command_id: Uuid,
+    /// The entity version the client saw; a mismatch is a conflict.
+    pub expected_version: Option<u64>,
+    /// The command itself.
+    pub command: DomainCommand,
+    /// The authenticated principal.
+    pub recorded_by: String,
+    /// Optional correlation id, stored on every event.
+    pub correlation_id: Option<Uuid>,
+    /// Optional causation id, stored on every event.
+    pub causation_id: Option<Uuid>,
+}
+
+impl CommandEnvelope {
+    /// A command from `recorded_by` with no expected version or correlation.
+    pub fn new(command_id: Uuid, command: DomainCommand, recorded_by: impl Into<String>) -> CommandEnvelope {
+        CommandEnvelope {
+            command_id,
+            expected_version: None,
+            command,
+            recorded_by: recorded_by.into(),
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+
+    /// SHA-256 of everything the client sent: what a retry must repeat exactly.
+    pub fn fingerprint(&self) -> Hash {
+        let content = (
+            &self.command,
+            self.expected_version,
+            &self.recorded_by,
+            self.correlation_id,
+            self.causation_id,
+        );
+        Sha256::digest(crate::encoding::encode(&content)).into()
+    }
+}
+
+/// What a recorded command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    stream_id: String,
+    stream_version: u64,
+    positions: Vec<u64>,
+    event_ids: Vec<Uuid>,
+    recorded_at: Option<Timestamp>,
+}
+
+impl CommandOutcome {
+    fn from_append(result: &AppendResult) -> CommandOutcome {
+        CommandOutcome {
+            stream_id: result.stream_id().to_owned(),
+            stream_version: result.last_version(),
+            positions: (result.first_position()..=result.last_position()).collect(),
+            event_ids: result.event_ids().to_vec(),
+            recorded_at: Some(result.recorded_at()),
+        }
+    }
+
+    fn unchanged(stream_id: String, stream_version: u64) -> CommandOutcome {
+        CommandOutcome {
+            stream_id,
+            stream_version,
+            positions: Vec::new(),
+            event_ids: Vec::new(),
+            recorded_at: None,
+        }
+    }
+
+    /// The entity's stream (`meeting-<uuid>`...).
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+    /// The entity's version after the command.
+    pub fn stream_version(&self) -> u64 {
+        self.stream_version
+    }
+    /// Log positions of the recorded events (empty when the command changed nothing).
+    pub fn positions(&self) -> &[u64] {
+        &self.positions
+    }
+    /// Ids of the recorded events.
+    pub fn event_ids(&self) -> &[Uuid] {
+        &self.event_ids
+    }
+    /// Transaction time of the commit (None when nothing was recorded).
+    pub fn recorded_at(&self) -> Option<Timestamp> {
+        self.recorded_at
+    }
+    /// The last position written, for read-your-writes (`min_position`).
+    pub fn last_position(&self) -> Option<u64> {
+        self.positions.last().copied()
+    }
+}
+
+/// The write path. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Log,
+    states: StateCache,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Inner {
+    fn stripe(stream_id: &str) -> usize {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        (BuildHasherDefault::<DefaultHasher>::default().hash_one(stream_id) % ENTITY_LOCK_STRIPES as u64)
+            as usize
+    }
+
+    /// Locks the stripes of every stream in `envelopes`, in stripe order (no deadlock).
+    async fn lock_entities(&self, envelopes: &[CommandEnvelope]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = envelopes
+            .iter()
+            .map(|e| Inner::stripe(&e.command.stream_id()))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.locks[stripe].lock().await);
+        }
+        guards
+    }
+}
+
+/// A command decided against the state it was decided on.
+struct Decided {
+    request: Option<AppendRequest>,
+    replayed: Option<CommandOutcome>,
+    stream_id: String,
+    version: u64,
+    events: Vec<DomainEvent>,
+}
+
+impl Ledger {
+    /// A ledger writing to `log`.
+    pub fn new(log: Log) -> Ledger {
+        let locks = (0..ENTITY_LOCK_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Ledger {
+            inner: Arc::new(Inner {
+                log,
+                states: StateCache::new(STATE_CACHE_ENTRIES),
+                locks,
+            }),
+        }
+    }
+
+    /// The log written to.
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    /// Records one command.
+    pub async fn handle(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, LedgerError> {
+        let _entity = self.inner.lock_entities(std::slice::from_ref(&envelope)).await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let decided = self
+                .decide_blocking(vec![envelope.clone()])
+                .await?
+                .pop()
+                .expect("one decision");
+            let Some(request) = decided.request else {
+                return Ok(decided
+                    .replayed
+                    .unwrap_or_else(|| CommandOutcome::unchanged(decided.stream_id, decided.version)));
+            };
+            match self.inner.log.append(request).await {
+                Ok(result) => {
+                    return Ok(self.recorded(&decided.stream_id, decided.version, &decided.events, &result))
+                }
+                Err(LogError::WrongExpectedVersion {
+                    stream_id, current, ..
+                }) => {
+                    self.inner.states.forget(&stream_id);
+                    if let Some(expected) = envelope.expected_version {
+                        return Err(LedgerError::WrongExpectedVersion {
+                            stream_id,
+                            expected,
+                            current,
+                        });
+                    }
+                    if attempt > MAX_CONFLICT_RETRIES {
+                        return Err(LedgerError::Contended {
+                            stream_id,
+                            attempts: attempt,
+                        });
+                    }
+                }
+                Err(LogError::CommandIdReused { command_id }) => {
+                    return Err(LedgerError::CommandIdReused { command_id })
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Records several commands atomically (all or none) in one log commit, deciding each
+    /// against the state left by the ones before it. One outcome per command, in order.
+    pub async fn handle_batch(
+        &self,
+        envelopes: Vec<CommandEnvelope>,
+    ) -> Result<Vec<CommandOutcome>, LedgerError> {
+        if envelopes.is_empty() {
+            return Err(LedgerError::InvalidBatch {
+                reason: "a batch needs at least one command".into(),
+            });
+        }
+        if envelopes.len() > MAX_COMMANDS_PER_BATCH {
+            return Err(LedgerError::InvalidBatch {
+                reason: format!(
+                    "{} commands, over the limit of {MAX_COMMANDS_PER_BATCH}",
+                    envelopes.len()
+                ),
+            });
+        }
+        let mut ids = std::collections::HashSet::new();
+        if let Some(repeated) = envelopes.iter().find(|envelope| !ids.insert(envelope.command_id)) {
+            return Err(LedgerError::InvalidBatch {
+                reason: format!("command id {} appears twice", repeated.command_id),
+            });
+        }
+        let any_expected = envelopes
+            .iter()
+            .any(|envelope| envelope.expected_version.is_some());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let decisions = self.decide_blocking(envelopes.clone()).await?;
+            let requests: Vec<AppendRequest> = decisions.iter().filter_map(|d| d.request.clone()).collect();
+            let results = if requests.is_empty() {
+                Vec::new()
+            } else {
+                match self.inner.log.append_transaction(requests).await {
+                    Ok(results) => results,
+                    Err(LogError::WrongExpectedVersion {
+                        stream_id, current, ..
+                    }) => {
+                        self.inner.states.forget(&stream_id);
+                        if any_expected || attempt > MAX_CONFLICT_RETRIES {
+                            let expected = envelopes
+                                .iter()
+                                .find(|e| e.command.stream_id() == stream_id)
+                                .and_then(|e| e.expected_version);
+                            return Err(match expected {
+                                Some(expected) => LedgerError::WrongExpectedVersion {
+                                    stream_id,
+                                    expected,
+                                    current,
+                                },
+                                None => LedgerError::Contended {
+                                    stream_id,
+                                    attempts: attempt,
+                                },
+                            });
+                        }
+                        continue;
+                    }
+                    Err(LogError::CommandIdReused { command_id }) => {
+                        return Err(LedgerError::CommandIdReused { command_id })
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            };
+            let mut results = results.into_iter();
+            let mut outcomes = Vec::with_capacity(decisions.len());
+            for decided in decisions {
+                let outcome = match (decided.request.is_some(), decided.replayed) {
+                    (true, _) => {
+                        let result = results.next().expect("one result per request");
+                        self.recorded(&decided.stream_id, decided.version, &decided.events, &result)
+                    }
+                    (false, Some(replayed)) => replayed,
+                    (false, None) => CommandOutcome::unchanged(decided.stream_id, decided.version),
+                };
+                outcomes.push(outcome);
+            }
+            return Ok(outcomes);
+        }
+    }
+
+    /// After a successful append: remember the new state (only if the log appended exactly what
+    /// was decided on that version; a replay of an older command tells nothing new).
+    fn recorded(
+        &self,
+        stream_id: &str,
+        version: u64,
+        events: &[DomainEvent],
+        result: &AppendResult,
+    ) -> CommandOutcome {
+        if result.first_version() == version + 1 && result.event_ids().len() == events.len() {
+            self.inner.states.advance(stream_id, version, events);
+        } else {
+            self.inner.states.forget(stream_id);
+        }
+        CommandOutcome::from_append(result)
+    }
+
+    /// Decides a sequence of commands on the blocking pool (it reads sled).
+    async fn decide_blocking(&self, envelopes: Vec<CommandEnvelope>) -> Result<Vec<Decided>, LedgerError> {
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || ledger.decide_all(&envelopes))
+            .await
+            .map_err(|error| LedgerError::WorkerLost(error.to_string()))?
+    }
+
+    fn decide_all(&self, envelopes: &[CommandEnvelope]) -> Result<Vec<Decided>, LedgerError> {
+        let log = &self.inner.log;
+        // States touched earlier in this batch, so later commands see their effects.
+        let mut local: Vec<(String, AggregateState)> = Vec::new();
+        let mut decisions = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let fingerprint = envelope.fingerprint();
+            let stream_id = envelope.command.stream_id();
+            if let Some((stored, result)) = log.find_command(envelope.command_id)? {
+                if stored != fingerprint {
+                    return Err(LedgerError::CommandIdReused {
+                        command_id: envelope.command_id,
+                    });
+                }
+                decisions.push(Decided {
+                    request: None,
+                    replayed: Some(CommandOutcome::from_append(&result)),
+                    stream_id,
+                    version: result.last_version(),
+                    events: Vec::new(),
+                });
+                continue;
+            }
+            for reference in envelope.command.references() {
+                let referenced = reference.stream_id();
+                let exists_in_batch = local
+                    .iter()
+                    .any(|(id, state)| *id == referenced && state.exists());
+                if !exists_in_batch && log.stream_version(&referenced)? == 0 {
+                    return Err(LedgerError::ReferenceNotFound {
+                        stream_id: referenced,
+                    });
+                }
+            }
+            let state = match local.iter().position(|(id, _)| *id == stream_id) {
+                Some(index) => local.swap_remove(index).1,
+                None => {
+                    self.inner
+                        .states
+                        .load(log, &stream_id, AggregateState::empty_for(&envelope.command))?
+                }
+            };
+            let version = state.version();
+            if let Some(expected) = envelope.expected_version {
+                if expected != version {
+                    return Err(LedgerError::WrongExpectedVersion {
+                        stream_id,
+                        expected,
+                        current: version,
+                    });
+                }
+            }
+            let events = decide_command(&state, &envelope.command).map_err(LedgerError::Rejected)?;
+            let request = (!events.is_empty()).then(|| {
+                let drafts = events
+                    .iter()
+                    .map(|event| EventDraft {
+                        event_type: event.event_type().to_owned(),
+                        schema_version: event.schema_version(),
+                        occurred_at: envelope.command.occurred_at(),
+                        tags: event.tags(),
+                        payload: event.encode_payload(),
+                    })
+                    .collect();
+                AppendRequest::new(
+                    envelope.command_id,
+                    stream_id.clone(),
+                    ExpectedVersion::Exact(version),
+                    envelope.recorded_by.clone(),
+                    drafts,
+                )
+                .with_correlation(envelope.correlation_id, envelope.causation_id)
+                .with_fingerprint(fingerprint)
+            });
+            let next = events.iter().fold(state, evolve_state);
+            local.push((stream_id.clone(), next));
+            decisions.push(Decided {
+                request,
+                replayed: None,
+                stream_id,
+                version,
+                events,
+            });
+        }
+        Ok(decisions)
+    }
+}

@@ -1,0 +1,81 @@
+//! Entity states folded from their streams, with a bounded cache that is never stale: a cached
+//! state is used only after checking that the stream has not moved past it, and it is brought
+//! forward by folding just the newer events.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::LedgerError;
+use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
+use crate::log::{Direction, Log};
+
+pub(super) struct StateCache {
+    capacity: usize,
+    states: Mutex<HashMap<String, AggregateState>>,
+}
+
+impl StateCache {
+    pub(super) fn new(capacity: usize) -> StateCache {
+        StateCache {
+            capacity,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current state of `stream_id`, starting from `empty` when nothing is cached.
+    pub(super) fn load(
+        &self,
+        log: &Log,
+        stream_id: &str,
+        empty: AggregateState,
+    ) -> Result<AggregateState, LedgerError> {
+        let cached = self.states.lock().expect("state cache").get(stream_id).cloned();
+        let mut state = cached.unwrap_or(empty);
+        loop {
+            let page = log.read_stream(stream_id, state.version() + 1, Direction::Forwards, usize::MAX)?;
+            if page.is_empty() {
+                break;
+            }
+            for recorded in page {
+                let envelope = recorded.envelope();
+                let event = decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload)
+                    .map_err(|error| LedgerError::Undecodable {
+                        position: envelope.position,
+                        reason: error.to_string(),
+                    })?;
+                state = evolve_state(state, &event);
+            }
+        }
+        self.remember(stream_id, &state);
+        Ok(state)
+    }
+
+    /// Records the state after `events` were appended on top of `version`.
+    pub(super) fn advance(&self, stream_id: &str, version: u64, events: &[DomainEvent]) {
+        let mut states = self.states.lock().expect("state cache");
+        let Some(state) = states.remove(stream_id) else {
+            return;
+        };
+        if state.version() != version {
+            return; // someone else moved it; the next load refolds
+        }
+        let next = events.iter().fold(state, evolve_state);
+        if states.len() >= self.capacity {
+            states.clear();
+        }
+        states.insert(stream_id.to_owned(), next);
+    }
+
+    /// Caches a freshly loaded state.
+    fn remember(&self, stream_id: &str, state: &AggregateState) {
+        let mut states = self.states.lock().expect("state cache");
+        if states.len() >= self.capacity {
+            states.clear();
+        }
+        states.insert(stream_id.to_owned(), state.clone());
+    }
+
+    pub(super) fn forget(&self, stream_id: &str) {
+        self.states.lock().expect("state cache").remove(stream_id);
+    }
+}

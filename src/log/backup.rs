@@ -1,0 +1,414 @@
+//! Export of the whole log as JSON lines, and restore of such an export into an empty data
+//! directory, byte for byte: the same positions, event ids, recorded_at, hashes and chain.
+//!
+//! One line per event, in position order:
+//!
+//! ```json
+//! {"position":1,"stream_id":"source-…","stream_version":1,"event_id":"…","event_type":"SourceRegistered",
+//!  "schema_version":1,"command_id":"…","command_fingerprint":"<64 hex>","occurred_at_micros":…,
+//!  "occurred_precision":"Day","recorded_at_micros":…,"recorded_by":"…","correlation_id":null,
+//!  "causation_id":null,"tags":["…"],"payload_hex":"…","leaf_hash":"<64 hex>","chain_hash":"<64 hex>"}
+//! ```
+//!
+//! Restore re-encodes each envelope with the frozen encoding, and refuses the line unless the
+//! leaf hash and the chain hash it computes equal the ones exported; positions must be dense,
+//! stream versions dense, `recorded_at` non-decreasing. It stops at the first bad line, naming
+//! its number, and leaves nothing half-written acknowledged (the directory is fsynced only at
+//! the end, and a failed restore should be deleted).
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::codec::{encode_record, GENESIS_CHAIN_HASH, MAX_CHUNK_BYTES};
+use super::envelope::{Direction, Envelope, EventFilter, Hash};
+use super::error::{LogError, LogResult};
+use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
+use super::limits::MAX_READ_PAGE_EVENTS;
+use super::{Log, LogConfig};
+use crate::domain::time::{OccurredAt, Precision, Timestamp};
+
+/// Records restored per sled batch.
+pub const RESTORE_BATCH_RECORDS: usize = 4_096;
+/// Longest export line accepted, in bytes (a maximum event in hex plus its fields).
+pub const MAX_EXPORT_LINE_BYTES: usize = 256 * 1024;
+
+/// One exported event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportLine {
+    /// Global position.
+    pub position: u64,
+    /// Stream.
+    pub stream_id: String,
+    /// Version in the stream.
+    pub stream_version: u64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Event type.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u16,
+    /// Command (idempotency key).
+    pub command_id: Uuid,
+    /// Fingerprint of the command's request, so retries stay recognised after a restore.
+    pub command_fingerprint: String,
+    /// Valid time, µs since the epoch.
+    pub occurred_at_micros: i64,
+    /// Precision of the valid time.
+    pub occurred_precision: Precision,
+    /// Transaction time, µs since the epoch.
+    pub recorded_at_micros: i64,
+    /// Principal.
+    pub recorded_by: String,
+    /// Correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// Causation id.
+    pub causation_id: Option<Uuid>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Payload bytes, lowercase hex.
+    pub payload_hex: String,
+    /// Leaf hash, hex.
+    pub leaf_hash: String,
+    /// Chain hash, hex.
+    pub chain_hash: String,
+}
+
+/// Lowercase hex of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[(byte >> 4) as usize] as char);
+        out.push(DIGITS[(byte & 15) as usize] as char);
+    }
+    out
+}
+
+/// Bytes from hex; None if malformed.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+fn hash_from_hex(text: &str) -> Option<Hash> {
+    from_hex(text)?.try_into().ok()
+}
+
+/// Writes every event of `log` as one JSON line; returns the number of lines.
+pub fn export_jsonl(log: &Log, out: &mut dyn Write, progress: &mut dyn FnMut(u64, u64)) -> LogResult<u64> {
+    let head = log.head();
+    let mut fingerprints: HashMap<Uuid, Hash> = HashMap::new();
+    let mut position = 1;
+    let mut lines = 0;
+    while position <= head {
+        let page = log.read_all(
+            position,
+            Direction::Forwards,
+            MAX_READ_PAGE_EVENTS,
+            &EventFilter::default(),
+        )?;
+        for event in &page.events {
+            let envelope = event.envelope();
+            let fingerprint = match fingerprints.get(&envelope.command_id) {
+                Some(fingerprint) => *fingerprint,
+                None => {
+                    let (fingerprint, _) =
+                        log.find_command(envelope.command_id)?.ok_or(LogError::DataLoss {
+                            position: envelope.position,
+                            reason: "command record is missing".into(),
+                        })?;
+                    if fingerprints.len() > 100_000 {
+                        fingerprints.clear();
+                    }
+                    fingerprints.insert(envelope.command_id, fingerprint);
+                    fingerprint
+                }
+            };
+            let line = ExportLine {
+                position: envelope.position,
+                stream_id: envelope.stream_id.clone(),
+                stream_version: envelope.stream_version,
+                event_id: envelope.event_id,
+                event_type: envelope.event_type.clone(),
+                schema_version: envelope.schema_version,
+                command_id: envelope.command_id,
+                command_fingerprint: to_hex(&fingerprint),
+                occurred_at_micros: envelope.occurred_at.at().unix_micros(),
+                occurred_precision: envelope.occurred_at.precision(),
+                recorded_at_micros: envelope.recorded_at.unix_micros(),
+                recorded_by: envelope.recorded_by.clone(),
+                correlation_id: envelope.correlation_id,
+                causation_id: envelope.causation_id,
+                tags: envelope.tags.clone(),
+                payload_hex: to_hex(&envelope.payload),
+                leaf_hash: to_hex(event.leaf_hash()),
+                chain_hash: to_hex(event.chain_hash()),
+            };
+            serde_json::to_writer(&mut *out, &line).map_err(|error| LogError::Io(error.into()))?;
+            out.write_all(b"\n")?;
+            lines += 1;
+        }
+        position = page.next_position;
+        progress(position - 1, head);
+        if page.reached_end {
+            break;
+        }
+    }
+    out.flush()?;
+    Ok(lines)
+}
+
+/// Why a restore stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The target directory already holds something.
+    #[error("{0} is not empty: restore only writes into an empty data directory")]
+    NotEmpty(String),
+    /// A line of the export is malformed or does not check out.
+    #[error("line {line}: {reason}")]
+    BadLine {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+struct PendingCommand {
+    command_id: Uuid,
+    stream_id: String,
+    first_version: u64,
+    first_position: u64,
+    count: u32,
+    fingerprint: Hash,
+}
+
+/// Restores an export into the empty (or absent) directory `dir`; returns the number of events.
+pub fn restore_jsonl(
+    input: &mut dyn BufRead,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, RestoreError> {
+    if dir.exists() && std::fs::read_dir(dir).map_err(LogError::Io)?.next().is_some() {
+        return Err(RestoreError::NotEmpty(dir.display().to_string()));
+    }
+    let log = Log::open(LogConfig::new(dir))?;
+    let tree = log.raw_tree().clone();
+    let mut chain = GENESIS_CHAIN_HASH;
+    let mut last_recorded_at = Timestamp::EPOCH;
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let mut seen_commands: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    let mut first_in_batch = 1u64;
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut pending: Option<PendingCommand> = None;
+    let mut position = 0u64;
+    let mut line_number = 0u64;
+    let mut text = String::new();
+    loop {
+        text.clear();
+        let read = input.read_line(&mut text).map_err(LogError::Io)?;
+        if read == 0 {
+            break;
+        }
+        line_number += 1;
+        let bad = |reason: String| RestoreError::BadLine {
+            line: line_number,
+            reason,
+        };
+        if text.len() > MAX_EXPORT_LINE_BYTES {
+            return Err(bad(format!("line is over {MAX_EXPORT_LINE_BYTES} bytes")));
+        }
+        let line: ExportLine =
+            serde_json::from_str(text.trim_end()).map_err(|e| bad(format!("not an export line: {e}")))?;
+        if line.position != position + 1 {
+            return Err(bad(format!(
+                "position {} does not follow {position}",
+                line.position
+            )));
+        }
+        position = line.position;
+        let expected_version = versions.get(&line.stream_id).copied().unwrap_or(0) + 1;
+        if line.stream_version != expected_version {
+            return Err(bad(format!(
+                "stream version {} of {}, expected {expected_version}",
+                line.stream_version, line.stream_id
+            )));
+        }
+        if line.recorded_at_micros < last_recorded_at.unix_micros() {
+            return Err(bad("recorded_at decreases".into()));
+        }
+        last_recorded_at = Timestamp::from_unix_micros(line.recorded_at_micros);
+        let payload = from_hex(&line.payload_hex).ok_or_else(|| bad("payload_hex is not hex".into()))?;
+        let fingerprint = hash_from_hex(&line.command_fingerprint)
+            .ok_or_else(|| bad("command_fingerprint is not a hash".into()))?;
+        let envelope = Envelope {
+            position,
+            stream_id: line.stream_id.clone(),
+            stream_version: line.stream_version,
+            event_id: line.event_id,
+            event_type: line.event_type,
+            schema_version: line.schema_version,
+            command_id: line.command_id,
+            occurred_at: OccurredAt::new(
+                Timestamp::from_unix_micros(line.occurred_at_micros),
+                line.occurred_precision,
+            ),
+            recorded_at: last_recorded_at,
+            recorded_by: line.recorded_by,
+            correlation_id: line.correlation_id,
+            causation_id: line.causation_id,
+            tags: line.tags,
+            payload,
+        };
+        let (record, next_chain) = encode_record(&envelope, &chain).map_err(|e| bad(e.to_string()))?;
+        let checked = super::codec::check_record(position, &record)?;
+        if to_hex(&checked.leaf_hash) != line.leaf_hash.to_lowercase() {
+            return Err(bad("leaf hash does not match the event".into()));
+        }
+        if to_hex(&next_chain) != line.chain_hash.to_lowercase() {
+            return Err(bad("chain hash does not follow from the previous line".into()));
+        }
+        chain = next_chain;
+        versions.insert(envelope.stream_id.clone(), envelope.stream_version);
+        // Group consecutive events of one command into one run and one command record.
+        let continues = pending
+            .as_ref()
+            .is_some_and(|p| p.command_id == envelope.command_id && p.stream_id == envelope.stream_id);
+        if continues {
+            let current = pending.as_mut().expect("pending command");
+            if current.fingerprint != fingerprint {
+                return Err(bad("command_fingerprint changes within one command".into()));
+            }
+            current.count += 1;
+        } else {
+            if let Some(done) = pending.take() {
+                finish_command(done, &mut entries);
+            }
+            if !seen_commands.insert(envelope.command_id) {
+                return Err(bad(format!("command {} appears twice", envelope.command_id)));
+            }
+            pending = Some(PendingCommand {
+                command_id: envelope.command_id,
+                stream_id: envelope.stream_id.clone(),
+                first_version: envelope.stream_version,
+                first_position: position,
+                count: 1,
+                fingerprint,
+            });
+        }
+        records.push(record);
+        if records.len() >= RESTORE_BATCH_RECORDS {
+            write_batch(
+                &tree,
+                &mut records,
+                &mut first_in_batch,
+                &mut entries,
+                position,
+                chain,
+                last_recorded_at,
+            )?;
+            progress(position);
+        }
+    }
+    if let Some(done) = pending.take() {
+        finish_command(done, &mut entries);
+    }
+    if !records.is_empty() || !entries.is_empty() {
+        write_batch(
+            &tree,
+            &mut records,
+            &mut first_in_batch,
+            &mut entries,
+            position,
+            chain,
+            last_recorded_at,
+        )?;
+    }
+    progress(position);
+    // The full verification proves what was written (it reads the store, not the handle's
+    // in-memory head), then one flush + fsync makes it durable.
+    log.verify(&mut |_, _| {})?;
+    log.sync_for_restore()?;
+    Ok(position)
+}
+
+fn finish_command(done: PendingCommand, entries: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+    let run = StreamRun {
+        first_version: done.first_version,
+        first_position: done.first_position,
+        count: done.count,
+    };
+    entries.push((
+        keys::stream_index_key(&done.stream_id, done.first_version),
+        run.encode_value().to_vec(),
+    ));
+    let command = CommandRecord {
+        first_position: done.first_position,
+        count: done.count,
+        fingerprint: done.fingerprint,
+    };
+    entries.push((
+        keys::command_key(done.command_id).to_vec(),
+        keys::encode_checked(&command),
+    ));
+}
+
+fn write_batch(
+    tree: &sled::Tree,
+    records: &mut Vec<Vec<u8>>,
+    first_in_batch: &mut u64,
+    entries: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    head: u64,
+    chain: Hash,
+    recorded_at: Timestamp,
+) -> LogResult<()> {
+    let mut batch = sled::Batch::default();
+    let mut chunk_start = *first_in_batch;
+    let mut chunk: Vec<u8> = Vec::new();
+    let mut in_chunk = 0u64;
+    for record in records.drain(..) {
+        if !chunk.is_empty() && chunk.len() + record.len() > MAX_CHUNK_BYTES {
+            batch.insert(&keys::event_key(chunk_start), std::mem::take(&mut chunk));
+            chunk_start += in_chunk;
+            in_chunk = 0;
+        }
+        chunk.extend_from_slice(&record);
+        in_chunk += 1;
+    }
+    if !chunk.is_empty() {
+        batch.insert(&keys::event_key(chunk_start), chunk);
+        chunk_start += in_chunk;
+    }
+    *first_in_batch = chunk_start;
+    for (key, value) in entries.drain(..) {
+        batch.insert(key, value);
+    }
+    let meta = HeadMeta {
+        format_version: super::codec::FORMAT_VERSION,
+        position: head,
+        chain_hash: chain,
+        recorded_at,
+    };
+    batch.insert(keys::META_HEAD_KEY, keys::encode_checked(&meta));
+    tree.apply_batch(batch)?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Benchmarks of the read models (wired into the CLI as `dipledger bench-projections`).

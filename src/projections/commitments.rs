@@ -1,0 +1,432 @@
+//! Commitments register: one multi-version row per commitment, indexed by party, status,
+//! topic and due date; per-party compliance scores maintained incrementally.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ProjectionResult;
+use super::runner::{Change, Projection};
+use super::store::{add_index_entries, row_at, row_base, scan_index, Txn};
+use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
+use crate::domain::common::CommitmentId;
+use crate::domain::time::{OccurredAt, Timestamp};
+use crate::domain::AggregateState;
+
+const KIND: u8 = b'c';
+const KIND_COMPLIANCE: u8 = b'k';
+const IDX_ALL: u8 = b'a';
+const IDX_PARTY: u8 = b'p';
+const IDX_STATUS: u8 = b's';
+const IDX_TOPIC: u8 = b't';
+const IDX_DUE: u8 = b'd';
+
+/// A commitment's status (derived by the domain: terminal event, else progress, else
+/// reaffirmation, else made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CommitmentStatusView {
+    /// Made.
+    Made,
+    /// Reaffirmed at least once.
+    Reaffirmed,
+    /// Progress reported.
+    InProgress,
+    /// Fulfilled.
+    Fulfilled,
+    /// Lapsed unfulfilled.
+    Lapsed,
+    /// Withdrawn.
+    Withdrawn,
+    /// Replaced by another commitment.
+    Superseded,
+}
+
+impl CommitmentStatusView {
+    fn of(status: CommitmentStatus) -> CommitmentStatusView {
+        match status {
+            CommitmentStatus::Made => CommitmentStatusView::Made,
+            CommitmentStatus::Reaffirmed => CommitmentStatusView::Reaffirmed,
+            CommitmentStatus::InProgress => CommitmentStatusView::InProgress,
+            CommitmentStatus::Fulfilled => CommitmentStatusView::Fulfilled,
+            CommitmentStatus::Lapsed => CommitmentStatusView::Lapsed,
+            CommitmentStatus::Withdrawn => CommitmentStatusView::Withdrawn,
+            CommitmentStatus::Superseded => CommitmentStatusView::Superseded,
+        }
+    }
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitmentStatusView::Made => "Made",
+            CommitmentStatusView::Reaffirmed => "Reaffirmed",
+            CommitmentStatusView::InProgress => "InProgress",
+            CommitmentStatusView::Fulfilled => "Fulfilled",
+            CommitmentStatusView::Lapsed => "Lapsed",
+            CommitmentStatusView::Withdrawn => "Withdrawn",
+            CommitmentStatusView::Superseded => "Superseded",
+        }
+    }
+
+    /// Whether the commitment is closed (fulfilled, lapsed, withdrawn, superseded).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            CommitmentStatusView::Fulfilled
+                | CommitmentStatusView::Lapsed
+                | CommitmentStatusView::Withdrawn
+                | CommitmentStatusView::Superseded
+        )
+    }
+}
+
+/// A reaffirmation or progress report in effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRow {
+    /// Stream version of the event.
+    pub version: u64,
+    /// When.
+    pub occurred_at: OccurredAt,
+    /// Words used or summary.
+    pub text: Option<String>,
+    /// Reaffirming parties (empty for progress reports).
+    pub parties: Vec<String>,
+}
+
+/// A compliance assessment in effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssessmentRow {
+    /// Stream version of the event.
+    pub version: u64,
+    /// Interim or final.
+    pub stage: AssessmentStage,
+    /// Who assessed.
+    pub assessor: String,
+    /// Why.
+    pub rationale: String,
+    /// Scores per party.
+    pub scores: Vec<PartyScore>,
+    /// When.
+    pub occurred_at: OccurredAt,
+}
+
+/// A commitment as the ledger says it is, corrections and retractions applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentRow {
+    /// The commitment.
+    pub commitment_id: CommitmentId,
+    /// Derived status.
+    pub status: CommitmentStatusView,
+    /// Details in effect.
+    pub details: CommitmentDetails,
+    /// When it was made.
+    pub made_at: Option<OccurredAt>,
+    /// Reaffirmations in effect.
+    pub reaffirmations: Vec<EntryRow>,
+    /// Progress reports in effect.
+    pub progress_reports: Vec<EntryRow>,
+    /// When it was closed (terminal status).
+    pub closed_at: Option<OccurredAt>,
+    /// Summary or reason given on closing.
+    pub closing_text: Option<String>,
+    /// The replacing commitment, if superseded.
+    pub superseded_by: Option<CommitmentId>,
+    /// Assessments in effect.
+    pub assessments: Vec<AssessmentRow>,
+    /// Stream versions retracted.
+    pub retracted_versions: Vec<u64>,
+    /// Events folded (stream version).
+    pub stream_version: u64,
+    /// Log position of the last event folded.
+    pub last_position: u64,
+}
+
+fn entry_rows(entries: &[crate::domain::commitment::Entry]) -> Vec<EntryRow> {
+    entries
+        .iter()
+        .map(|entry| EntryRow {
+            version: entry.version(),
+            occurred_at: entry.occurred_at(),
+            text: entry.text().map(str::to_owned),
+            parties: entry.parties().to_vec(),
+        })
+        .collect()
+}
+
+impl CommitmentRow {
+    /// The row for a folded commitment state (None if it does not exist).
+    pub fn from_state(state: &State, last_position: u64) -> Option<CommitmentRow> {
+        Some(CommitmentRow {
+            commitment_id: state.commitment_id()?,
+            status: CommitmentStatusView::of(state.status()?),
+            details: state.details()?.clone(),
+            made_at: state.made_at(),
+            reaffirmations: entry_rows(state.reaffirmations()),
+            progress_reports: entry_rows(state.progress_reports()),
+            closed_at: state.closed_at(),
+            closing_text: state.closing_text().map(str::to_owned),
+            superseded_by: state.superseded_by(),
+            assessments: state
+                .assessments()
+                .iter()
+                .map(|assessment| AssessmentRow {
+                    version: assessment.version(),
+                    stage: assessment.stage(),
+                    assessor: assessment.assessor().to_owned(),
+                    rationale: assessment.rationale().to_owned(),
+                    scores: assessment.scores().to_vec(),
+                    occurred_at: assessment.occurred_at(),
+                })
+                .collect(),
+            retracted_versions: state.retracted_versions().to_vec(),
+            stream_version: state.version(),
+            last_position,
+        })
+    }
+
+    /// Committing parties and counterparties, sorted, without duplicates.
+    pub fn parties(&self) -> Vec<String> {
+        let mut parties: Vec<String> = self
+            .details
+            .committing_parties
+            .iter()
+            .chain(&self.details.counterparties)
+            .cloned()
+            .collect();
+        parties.sort();
+        parties.dedup();
+        parties
+    }
+
+    pub(crate) fn sort_key(&self) -> i64 {
+        self.made_at.map_or(i64::MIN, |made| made.at().unix_micros())
+    }
+
+    /// Whether it is open and its due date is before `on`.
+    pub fn overdue_on(&self, on: Timestamp) -> bool {
+        !self.status.is_terminal() && self.details.due_by.is_some_and(|due| due.at() < on)
+    }
+
+    /// Each committing party's latest score (the last assessment in effect that scores it).
+    pub fn latest_scores(&self) -> BTreeMap<String, i8> {
+        let mut scores = BTreeMap::new();
+        for assessment in &self.assessments {
+            for score in &assessment.scores {
+                scores.insert(score.party.clone(), score.score);
+            }
+        }
+        scores
+    }
+
+    fn index_entries(&self) -> Vec<(u8, String, i64)> {
+        let sort = self.sort_key();
+        let mut entries = vec![
+            (IDX_ALL, String::new(), sort),
+            (IDX_STATUS, self.status.as_str().to_owned(), sort),
+        ];
+        for party in self.parties() {
+            entries.push((IDX_PARTY, party, sort));
+        }
+        for topic in &self.details.topics {
+            entries.push((IDX_TOPIC, topic.clone(), sort));
+        }
+        if let Some(due) = self.details.due_by {
+            entries.push((IDX_DUE, String::new(), due.at().unix_micros()));
+        }
+        entries
+    }
+}
+
+/// Which commitments to list (all given conditions must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitmentFilter {
+    /// A committing party or counterparty.
+    pub party: Option<String>,
+    /// The status.
+    pub status: Option<CommitmentStatusView>,
+    /// A topic slug.
+    pub topic: Option<String>,
+    /// Made at or after (valid time).
+    pub made_from: Option<Timestamp>,
+    /// Made at or before (valid time).
+    pub made_to: Option<Timestamp>,
+}
+
+impl CommitmentFilter {
+    /// Whether a row passes.
+    pub fn matches(&self, row: &CommitmentRow) -> bool {
+        let made = row.made_at.map(|made| made.at());
+        let ranged = self.made_from.is_some() || self.made_to.is_some();
+        self.party
+            .as_ref()
+            .is_none_or(|party| row.parties().contains(party))
+            && self.status.is_none_or(|status| row.status == status)
+            && self
+                .topic
+                .as_ref()
+                .is_none_or(|topic| row.details.topics.contains(topic))
+            && (!ranged
+                || made.is_some_and(|made| {
+                    self.made_from.is_none_or(|from| made >= from) && self.made_to.is_none_or(|to| made <= to)
+                }))
+    }
+
+    fn index(&self) -> (u8, String) {
+        if let Some(party) = &self.party {
+            return (IDX_PARTY, party.clone());
+        }
+        if let Some(topic) = &self.topic {
+            return (IDX_TOPIC, topic.clone());
+        }
+        if let Some(status) = self.status {
+            return (IDX_STATUS, status.as_str().to_owned());
+        }
+        (IDX_ALL, String::new())
+    }
+}
+
+/// A party's compliance over the commitments assessed for it: each commitment counts with its
+/// latest score for the party (-1, 0, +1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceRow {
+    /// The party.
+    pub party: String,
+    /// Commitments with a score for the party.
+    pub assessed_commitments: i64,
+    /// Sum of their latest scores.
+    pub score_sum: i64,
+}
+
+impl ComplianceRow {
+    /// Mean score in [-1, 1]; None when nothing was assessed.
+    pub fn average(&self) -> Option<f64> {
+        if self.assessed_commitments == 0 {
+            return None;
+        }
+        Some(self.score_sum as f64 / self.assessed_commitments as f64)
+    }
+}
+
+fn base(commitment_id: CommitmentId) -> Vec<u8> {
+    row_base(KIND, commitment_id.uuid().as_bytes())
+}
+
+fn compliance_base(party: &str) -> Vec<u8> {
+    row_base(KIND_COMPLIANCE, party.as_bytes())
+}
+
+/// The commitment as of `at`.
+pub(crate) fn get(
+    tree: &sled::Tree,
+    commitment_id: CommitmentId,
+    at: u64,
+) -> ProjectionResult<Option<CommitmentRow>> {
+    row_at(tree, &base(commitment_id), at)
+}
+
+fn id_from_bytes(bytes: &[u8]) -> Option<CommitmentId> {
+    uuid::Uuid::from_slice(bytes).ok().map(CommitmentId::from_uuid)
+}
+
+/// One page of commitments matching `filter` as of `at`, by when they were made.
+pub(crate) fn list(
+    tree: &sled::Tree,
+    filter: &CommitmentFilter,
+    at: u64,
+    token: Option<&str>,
+    limit: usize,
+) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
+    let (index, value) = filter.index();
+    let from = filter.made_from.map_or(i64::MIN, Timestamp::unix_micros);
+    let to = filter.made_to.map_or(i64::MAX, Timestamp::unix_micros);
+    scan_index(tree, index, &value, from, to, token, limit, |id, sort| {
+        let Some(commitment_id) = id_from_bytes(id) else {
+            return Ok(None);
+        };
+        Ok(get(tree, commitment_id, at)?.filter(|row| row.sort_key() == sort && filter.matches(row)))
+    })
+}
+
+/// One page of commitments open and past their due date on `on` (valid time), as of `at`,
+/// by due date.
+pub(crate) fn overdue(
+    tree: &sled::Tree,
+    on: Timestamp,
+    at: u64,
+    token: Option<&str>,
+    limit: usize,
+) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
+    let to = on.unix_micros().saturating_sub(1);
+    scan_index(tree, IDX_DUE, "", i64::MIN, to, token, limit, |id, sort| {
+        let Some(commitment_id) = id_from_bytes(id) else {
+            return Ok(None);
+        };
+        Ok(get(tree, commitment_id, at)?.filter(|row| {
+            row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
+        }))
+    })
+}
+
+/// A party's compliance as of `at` (zero counts if never assessed).
+pub(crate) fn compliance(tree: &sled::Tree, party: &str, at: u64) -> ProjectionResult<ComplianceRow> {
+    Ok(
+        row_at(tree, &compliance_base(party), at)?.unwrap_or_else(|| ComplianceRow {
+            party: party.to_owned(),
+            ..ComplianceRow::default()
+        }),
+    )
+}
+
+/// The commitments projection.
+pub(crate) struct CommitmentsProjection;
+
+impl Projection for CommitmentsProjection {
+    fn apply(&self, change: &Change<'_>, tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()> {
+        let (AggregateState::Commitment(before), AggregateState::Commitment(after)) =
+            (change.before, change.after)
+        else {
+            return Ok(());
+        };
+        let position = change.envelope.position;
+        let Some(new) = CommitmentRow::from_state(after, position) else {
+            return Ok(());
+        };
+        let old = CommitmentRow::from_state(before, 0);
+        let old_entries = old.as_ref().map(CommitmentRow::index_entries).unwrap_or_default();
+        add_index_entries(
+            txn,
+            new.commitment_id.uuid().as_bytes(),
+            &old_entries,
+            &new.index_entries(),
+        );
+        txn.put_row(base(new.commitment_id), position, &new);
+        // Compliance: replace this commitment's old contribution by its new one.
+        let old_scores = old.map(|row| row.latest_scores()).unwrap_or_default();
+        let new_scores = new.latest_scores();
+        let mut parties: Vec<&String> = old_scores.keys().chain(new_scores.keys()).collect();
+        parties.sort();
+        parties.dedup();
+        for party in parties {
+            let (old_score, new_score) = (old_scores.get(party), new_scores.get(party));
+            if old_score == new_score {
+                continue;
+            }
+            let party_base = compliance_base(party);
+            let mut row: ComplianceRow =
+                txn.latest_row(tree, &party_base)?
+                    .unwrap_or_else(|| ComplianceRow {
+                        party: party.clone(),
+                        ..ComplianceRow::default()
+                    });
+            if let Some(score) = old_score {
+                row.assessed_commitments -= 1;
+                row.score_sum -= i64::from(*score);
+            }
+            if let Some(score) = new_score {
+                row.assessed_commitments += 1;
+                row.score_sum += i64::from(*score);
+            }
+            txn.put_row(party_base, position, &row);
+        }
+        Ok(())
+    }
+}

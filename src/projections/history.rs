@@ -1,0 +1,197 @@
+//! Entity history (the audit trail): every event of one stream up to a position, with who
+//! recorded it and when, the sources it cites, and which later events corrected or retracted
+//! it. Read straight from the log's stream index; no projection is needed.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::{ProjectionError, ProjectionResult};
+use super::runner::decode;
+use crate::domain::common::SourceCitation;
+use crate::domain::time::{OccurredAt, Timestamp};
+use crate::domain::{commitment, meeting, official, party, source, DomainEvent};
+use crate::log::limits::MAX_READ_PAGE_EVENTS;
+use crate::log::{Direction, Log};
+
+/// Most history entries one page returns.
+pub const MAX_HISTORY_PAGE: usize = 500;
+/// Most events of one stream a history query reads (to annotate corrections that come after
+/// the page); longer streams are an invalid argument for now.
+pub const MAX_HISTORY_STREAM_EVENTS: u64 = 100_000;
+
+/// A cited source, with what the directory knew about it at the query position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// The citation (source id and quote).
+    pub citation: SourceCitation,
+    /// The source's URL, if registered and known.
+    pub url: Option<String>,
+    /// Its title, if known.
+    pub title: Option<String>,
+    /// Its publisher, if known.
+    pub publisher: Option<String>,
+}
+
+/// One event of an entity's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Log position.
+    pub position: u64,
+    /// Version in the stream.
+    pub stream_version: u64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Event type.
+    pub event_type: String,
+    /// Command that produced it.
+    pub command_id: Uuid,
+    /// Valid time.
+    pub occurred_at: OccurredAt,
+    /// Transaction time.
+    pub recorded_at: Timestamp,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// Correlation id, if any.
+    pub correlation_id: Option<Uuid>,
+    /// Causation id, if any.
+    pub causation_id: Option<Uuid>,
+    /// Sources cited.
+    pub sources: Vec<SourceRef>,
+    /// The stream version this event corrects, if it is a correction.
+    pub corrects_version: Option<u64>,
+    /// The stream version this event retracts, if it is a retraction.
+    pub retracts_version: Option<u64>,
+    /// Stream version of the later correction that replaced this event's details, if any (up
+    /// to the query position).
+    pub corrected_by: Option<u64>,
+    /// Stream version of the later retraction of this event, if any.
+    pub retracted_by: Option<u64>,
+    /// Reason given by a correction or retraction.
+    pub reason: Option<String>,
+    /// The decoded event.
+    pub event: DomainEvent,
+}
+
+fn citations(event: &DomainEvent) -> Vec<SourceCitation> {
+    match event {
+        DomainEvent::Party(event) => event.provenance().sources.clone(),
+        DomainEvent::Official(event) => event.provenance().sources.clone(),
+        DomainEvent::Source(_) => Vec::new(),
+        DomainEvent::Meeting(event) => event.provenance().sources.clone(),
+        DomainEvent::Commitment(event) => event.provenance().sources.clone(),
+    }
+}
+
+/// (corrects, retracts, reason) of an event.
+fn references(event: &DomainEvent) -> (Option<u64>, Option<u64>, Option<String>) {
+    match event {
+        DomainEvent::Party(party::Event::PartyCorrected(e)) => {
+            (Some(e.corrects_version), None, Some(e.reason.clone()))
+        }
+        DomainEvent::Source(source::Event::SourceCorrected(e)) => {
+            (Some(e.corrects_version), None, Some(e.reason.clone()))
+        }
+        DomainEvent::Official(official::Event::OfficialNameCorrected(e)) => {
+            (Some(e.corrects_version), None, Some(e.reason.clone()))
+        }
+        DomainEvent::Official(official::Event::OfficialEventRetracted(e)) => {
+            (None, Some(e.retracts_version), Some(e.reason.clone()))
+        }
+        DomainEvent::Meeting(meeting::Event::MeetingCorrected(e)) => {
+            (Some(e.corrects_version), None, Some(e.reason.clone()))
+        }
+        DomainEvent::Meeting(meeting::Event::MeetingEventRetracted(e)) => {
+            (None, Some(e.retracts_version), Some(e.reason.clone()))
+        }
+        DomainEvent::Commitment(commitment::Event::CommitmentCorrected(e)) => {
+            (Some(e.corrects_version), None, Some(e.reason.clone()))
+        }
+        DomainEvent::Commitment(commitment::Event::CommitmentEventRetracted(e)) => {
+            (None, Some(e.retracts_version), Some(e.reason.clone()))
+        }
+        _ => (None, None, None),
+    }
+}
+
+/// The history of `stream_id` as of position `at`: entries with versions from `from_version`,
+/// at most `limit`, and the next version to ask for if there are more.
+pub(crate) fn history(
+    log: &Log,
+    stream_id: &str,
+    from_version: u64,
+    limit: usize,
+    at: u64,
+    describe_source: &dyn Fn(&SourceCitation) -> ProjectionResult<SourceRef>,
+) -> ProjectionResult<(Vec<HistoryEntry>, Option<u64>)> {
+    if limit == 0 || limit > MAX_HISTORY_PAGE {
+        return Err(ProjectionError::InvalidArgument {
+            field: "limit",
+            reason: format!("must be 1 to {MAX_HISTORY_PAGE}"),
+        });
+    }
+    let from_version = from_version.max(1);
+    let mut entries: Vec<HistoryEntry> = Vec::new();
+    let mut next = from_version;
+    'read: loop {
+        let events = log.read_stream(stream_id, next, Direction::Forwards, MAX_READ_PAGE_EVENTS)?;
+        if events.is_empty() {
+            break;
+        }
+        for recorded in events {
+            let envelope = recorded.into_envelope();
+            if envelope.position > at {
+                break 'read;
+            }
+            if envelope.stream_version - from_version >= MAX_HISTORY_STREAM_EVENTS {
+                return Err(ProjectionError::InvalidArgument {
+                    field: "stream_id",
+                    reason: format!(
+                        "history over {MAX_HISTORY_STREAM_EVENTS} events; page with from_version"
+                    ),
+                });
+            }
+            next = envelope.stream_version + 1;
+            let event = decode(&envelope)?;
+            let (corrects_version, retracts_version, reason) = references(&event);
+            for earlier in entries.iter_mut() {
+                if corrects_version == Some(earlier.stream_version) {
+                    earlier.corrected_by = Some(envelope.stream_version);
+                }
+                if retracts_version == Some(earlier.stream_version) {
+                    earlier.retracted_by = Some(envelope.stream_version);
+                }
+            }
+            let sources = citations(&event)
+                .iter()
+                .map(describe_source)
+                .collect::<ProjectionResult<Vec<_>>>()?;
+            entries.push(HistoryEntry {
+                position: envelope.position,
+                stream_version: envelope.stream_version,
+                event_id: envelope.event_id,
+                event_type: envelope.event_type,
+                command_id: envelope.command_id,
+                occurred_at: envelope.occurred_at,
+                recorded_at: envelope.recorded_at,
+                recorded_by: envelope.recorded_by,
+                correlation_id: envelope.correlation_id,
+                causation_id: envelope.causation_id,
+                sources,
+                corrects_version,
+                retracts_version,
+                corrected_by: None,
+                retracted_by: None,
+                reason,
+                event,
+            });
+        }
+    }
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next_version = if more {
+        entries.last().map(|entry| entry.stream_version + 1)
+    } else {
+        None
+    };
+    Ok((entries, next_version))
+}

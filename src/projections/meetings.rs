@@ -1,0 +1,305 @@
+//! Meetings read model: one multi-version row per meeting, indexed by party, official, topic,
+//! place, country, status and (for all meetings) by when it happened.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ProjectionResult;
+use super::runner::{Change, Projection};
+use super::store::{add_index_entries, row_at, row_base, scan_index, Txn};
+use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
+use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State};
+use crate::domain::time::{OccurredAt, Timestamp};
+use crate::domain::AggregateState;
+
+const KIND: u8 = b'm';
+const IDX_ALL: u8 = b'a';
+const IDX_PARTY: u8 = b'p';
+const IDX_OFFICIAL: u8 = b'o';
+const IDX_TOPIC: u8 = b't';
+const IDX_PLACE: u8 = b'l';
+const IDX_COUNTRY: u8 = b'c';
+const IDX_STATUS: u8 = b's';
+
+/// A meeting's lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MeetingStatusView {
+    /// Proposed by a party.
+    Proposed,
+    /// Scheduled.
+    Scheduled,
+    /// Moved to another time.
+    Rescheduled,
+    /// Took place.
+    Held,
+    /// Called off.
+    Cancelled,
+}
+
+impl MeetingStatusView {
+    fn of(status: MeetingStatus) -> MeetingStatusView {
+        match status {
+            MeetingStatus::Proposed => MeetingStatusView::Proposed,
+            MeetingStatus::Scheduled => MeetingStatusView::Scheduled,
+            MeetingStatus::Rescheduled => MeetingStatusView::Rescheduled,
+            MeetingStatus::Held => MeetingStatusView::Held,
+            MeetingStatus::Cancelled => MeetingStatusView::Cancelled,
+        }
+    }
+
+    /// Stable name, e.g. `Held`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingStatusView::Proposed => "Proposed",
+            MeetingStatusView::Scheduled => "Scheduled",
+            MeetingStatusView::Rescheduled => "Rescheduled",
+            MeetingStatusView::Held => "Held",
+            MeetingStatusView::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// A statement in effect (retracted statements are not listed; the history keeps them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementRow {
+    /// Stream version of the `StatementRecorded` event.
+    pub version: u64,
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// What was said.
+    pub text: String,
+    /// Whether `text` is verbatim.
+    pub verbatim: bool,
+    /// When it was said.
+    pub occurred_at: OccurredAt,
+}
+
+/// A meeting as the ledger says it is, corrections and retractions applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingRow {
+    /// The meeting.
+    pub meeting_id: MeetingId,
+    /// Lifecycle status.
+    pub status: MeetingStatusView,
+    /// Proposing party, if it was proposed.
+    pub proposed_by: Option<String>,
+    /// Details in effect (the latest correction).
+    pub details: MeetingDetails,
+    /// Stream version of the event whose details are in effect.
+    pub details_version: u64,
+    /// Planned time, if scheduled.
+    pub window: Option<TimeWindow>,
+    /// When it was held.
+    pub held_at: Option<OccurredAt>,
+    /// When it ended, if known.
+    pub ended_at: Option<Timestamp>,
+    /// Why it was cancelled.
+    pub cancellation_reason: Option<String>,
+    /// Statements in effect.
+    pub statements: Vec<StatementRow>,
+    /// Stream versions retracted.
+    pub retracted_versions: Vec<u64>,
+    /// Events folded (stream version).
+    pub stream_version: u64,
+    /// Log position of the last event folded.
+    pub last_position: u64,
+}
+
+impl MeetingRow {
+    /// The row for a folded meeting state (None if the meeting does not exist).
+    pub fn from_state(state: &State, last_position: u64) -> Option<MeetingRow> {
+        let meeting_id = state.meeting_id()?;
+        Some(MeetingRow {
+            meeting_id,
+            status: MeetingStatusView::of(state.status()?),
+            proposed_by: state.proposed_by().map(str::to_owned),
+            details: state.details()?.clone(),
+            details_version: state.details_version(),
+            window: state.window(),
+            held_at: state.held_at(),
+            ended_at: state.ended_at(),
+            cancellation_reason: state.cancellation_reason().map(str::to_owned),
+            statements: state
+                .statements()
+                .iter()
+                .map(|statement| StatementRow {
+                    version: statement.version(),
+                    speaker: statement.speaker().clone(),
+                    text: statement.text().to_owned(),
+                    verbatim: statement.verbatim(),
+                    occurred_at: statement.occurred_at(),
+                })
+                .collect(),
+            retracted_versions: state.retracted_versions().to_vec(),
+            stream_version: state.version(),
+            last_position,
+        })
+    }
+
+    /// Valid time of the meeting: when it was held, else the start of its planned window.
+    pub fn occurred_at(&self) -> Option<Timestamp> {
+        self.held_at
+            .map(|held| held.at())
+            .or(self.window.map(|window| window.start.at()))
+    }
+
+    pub(crate) fn sort_key(&self) -> i64 {
+        self.occurred_at().map_or(i64::MIN, Timestamp::unix_micros)
+    }
+
+    fn index_entries(&self) -> Vec<(u8, String, i64)> {
+        let sort = self.sort_key();
+        let mut entries = vec![
+            (IDX_ALL, String::new(), sort),
+            (IDX_STATUS, self.status.as_str().to_owned(), sort),
+        ];
+        for party in self.details.parties() {
+            entries.push((IDX_PARTY, party.to_owned(), sort));
+        }
+        for official in self.details.official_ids() {
+            entries.push((IDX_OFFICIAL, official.to_string(), sort));
+        }
+        for topic in &self.details.topics {
+            entries.push((IDX_TOPIC, topic.clone(), sort));
+        }
+        if let Some(location) = &self.details.location {
+            entries.push((IDX_PLACE, location.place.to_lowercase(), sort));
+            if let Some(country) = &location.country {
+                entries.push((IDX_COUNTRY, country.clone(), sort));
+            }
+        }
+        entries
+    }
+}
+
+/// Which meetings to list. Every field given must match (AND); `occurred_from..=occurred_to`
+/// is valid time (when it happened), independent of as-of (when it was recorded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeetingFilter {
+    /// A participating party.
+    pub party: Option<String>,
+    /// A participating official.
+    pub official: Option<OfficialId>,
+    /// A topic slug.
+    pub topic: Option<String>,
+    /// The place (case-insensitive).
+    pub place: Option<String>,
+    /// The location's country (party code).
+    pub country: Option<String>,
+    /// The status.
+    pub status: Option<MeetingStatusView>,
+    /// Held (or planned) at or after.
+    pub occurred_from: Option<Timestamp>,
+    /// Held (or planned) at or before.
+    pub occurred_to: Option<Timestamp>,
+}
+
+impl MeetingFilter {
+    /// Whether a row passes every condition.
+    pub fn matches(&self, row: &MeetingRow) -> bool {
+        let details = &row.details;
+        let location = details.location.as_ref();
+        self.party
+            .as_ref()
+            .is_none_or(|party| details.parties().contains(&party.as_str()))
+            && self
+                .official
+                .is_none_or(|official| details.official_ids().contains(&official))
+            && self
+                .topic
+                .as_ref()
+                .is_none_or(|topic| details.topics.contains(topic))
+            && self.place.as_ref().is_none_or(|place| {
+                location.is_some_and(|location| location.place.to_lowercase() == place.to_lowercase())
+            })
+            && self.country.as_ref().is_none_or(|country| {
+                location.is_some_and(|location| location.country.as_ref() == Some(country))
+            })
+            && self.status.is_none_or(|status| row.status == status)
+            && self.in_range(row.occurred_at())
+    }
+
+    fn in_range(&self, occurred_at: Option<Timestamp>) -> bool {
+        if self.occurred_from.is_none() && self.occurred_to.is_none() {
+            return true;
+        }
+        let Some(at) = occurred_at else { return false };
+        self.occurred_from.is_none_or(|from| at >= from) && self.occurred_to.is_none_or(|to| at <= to)
+    }
+
+    /// The most selective index for the filter.
+    fn index(&self) -> (u8, String) {
+        if let Some(official) = self.official {
+            return (IDX_OFFICIAL, official.to_string());
+        }
+        if let Some(party) = &self.party {
+            return (IDX_PARTY, party.clone());
+        }
+        if let Some(topic) = &self.topic {
+            return (IDX_TOPIC, topic.clone());
+        }
+        if let Some(place) = &self.place {
+            return (IDX_PLACE, place.to_lowercase());
+        }
+        if let Some(country) = &self.country {
+            return (IDX_COUNTRY, country.clone());
+        }
+        if let Some(status) = self.status {
+            return (IDX_STATUS, status.as_str().to_owned());
+        }
+        (IDX_ALL, String::new())
+    }
+}
+
+fn base(meeting_id: MeetingId) -> Vec<u8> {
+    row_base(KIND, meeting_id.uuid().as_bytes())
+}
+
+/// The meeting as of position `at`.
+pub(crate) fn get(tree: &sled::Tree, meeting_id: MeetingId, at: u64) -> ProjectionResult<Option<MeetingRow>> {
+    row_at(tree, &base(meeting_id), at)
+}
+
+fn id_from_bytes(bytes: &[u8]) -> Option<MeetingId> {
+    uuid::Uuid::from_slice(bytes).ok().map(MeetingId::from_uuid)
+}
+
+/// One page of meetings matching `filter` as of `at`, in order of valid time.
+pub(crate) fn list(
+    tree: &sled::Tree,
+    filter: &MeetingFilter,
+    at: u64,
+    token: Option<&str>,
+    limit: usize,
+) -> ProjectionResult<(Vec<MeetingRow>, Option<String>)> {
+    let (index, value) = filter.index();
+    let from = filter.occurred_from.map_or(i64::MIN, Timestamp::unix_micros);
+    let to = filter.occurred_to.map_or(i64::MAX, Timestamp::unix_micros);
+    scan_index(tree, index, &value, from, to, token, limit, |id, sort| {
+        let Some(meeting_id) = id_from_bytes(id) else {
+            return Ok(None);
+        };
+        Ok(get(tree, meeting_id, at)?.filter(|row| row.sort_key() == sort && filter.matches(row)))
+    })
+}
+
+/// The meetings projection.
+pub(crate) struct MeetingsProjection;
+
+impl Projection for MeetingsProjection {
+    fn apply(&self, change: &Change<'_>, _tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()> {
+        let (AggregateState::Meeting(before), AggregateState::Meeting(after)) = (change.before, change.after)
+        else {
+            return Ok(());
+        };
+        let Some(new) = MeetingRow::from_state(after, change.envelope.position) else {
+            return Ok(());
+        };
+        let old_entries = MeetingRow::from_state(before, 0)
+            .map(|row| row.index_entries())
+            .unwrap_or_default();
+        let id = new.meeting_id.uuid();
+        add_index_entries(txn, id.as_bytes(), &old_entries, &new.index_entries());
+        txn.put_row(base(new.meeting_id), change.envelope.position, &new);
+        Ok(())
+    }
+}

@@ -1,0 +1,632 @@
+//! Read models folded from the log, with as-of queries.
+//!
+//! Bird's-eye view: one runner ([`runner`]) reads the log once from the lowest checkpoint,
+//! folds each event into the state of its entity with the domain's `evolve` (so corrections and
+//! retractions are honoured exactly as the domain defines them), and hands (state before, state
+//! after) to each read model. Each read model writes *new immutable row versions* keyed by
+//! (row, position) plus append-only index entries, and commits them with its checkpoint in one
+//! sled batch in its own tree. A query resolves the position it reads at ([`consistency`]) and
+//! reads, for every row, the newest version at or before that position; so "latest" and "as of
+//! P" are the same code path and cost the same.
+//!
+//! Files:
+//! - [`runner`]: projection trait, engine (catch-up step, reset for rebuild), progress watch.
+//! - [`store`]: key layout, multi-version rows, index scans, page tokens, limits.
+//! - [`consistency`]: `min_position`, `as_of` (position or time), wait with deadline.
+//! - [`meetings`], [`commitments`], [`relations`], [`officials`], [`directory`]: read models.
+//! - [`history`]: the audit trail of one entity, straight from the log.
+//! - [`bench`]: the benchmark the CLI runs as `dipledger bench-projections`.
+//!
+//! Invariants (tested in tests/projections_*.rs): every read model at its checkpoint equals a
+//! fresh fold of the events up to it; a rebuild writes exactly the same keys and values as
+//! incremental application; a crash (losing any suffix of batches) is repaired by re-applying
+//! from the checkpoint, and nothing is applied twice because changes and checkpoint are one batch.
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod commitments;
+pub mod consistency;
+pub mod directory;
+pub mod error;
+pub mod history;
+pub mod meetings;
+pub mod officials;
+pub mod relations;
+pub mod runner;
+pub mod store;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use commitments::{CommitmentFilter, CommitmentRow, CommitmentStatusView, ComplianceRow};
+pub use consistency::{AsOf, ReadOptions};
+pub use directory::{PartyRow, SourceRow};
+pub use error::{ProjectionError, ProjectionResult};
+pub use history::{HistoryEntry, SourceRef};
+pub use meetings::{MeetingFilter, MeetingRow, MeetingStatusView};
+pub use officials::{ContactsRow, OfficialRow, PostHolder};
+pub use relations::{Relation, RelationSummary, TimelineItem};
+pub use runner::ProjectionName;
+
+use crate::domain::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceCitation, SourceId};
+use crate::domain::time::Timestamp;
+use crate::log::Log;
+use runner::{Engine, Progress, Projection, EVENTS_PER_BATCH};
+
+/// One answer and the log position it is based on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    value: T,
+    based_on_position: u64,
+}
+
+impl<T> Answer<T> {
+    /// The value.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+    /// Takes the value.
+    pub fn into_value(self) -> T {
+        self.value
+    }
+    /// The log position the answer reflects (every event up to it, none after).
+    pub fn based_on_position(&self) -> u64 {
+        self.based_on_position
+    }
+}
+
+/// One page of a list and the log position it is based on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    items: Vec<T>,
+    next_page_token: Option<String>,
+    based_on_position: u64,
+}
+
+impl<T> Page<T> {
+    /// The items.
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+    /// Takes the items.
+    pub fn into_items(self) -> Vec<T> {
+        self.items
+    }
+    /// Token for the next page (pass it with the same filter and an `as_of` of
+    /// [`Page::based_on_position`] for a stable listing); `None` on the last page.
+    pub fn next_page_token(&self) -> Option<&str> {
+        self.next_page_token.as_deref()
+    }
+    /// The log position the page reflects.
+    pub fn based_on_position(&self) -> u64 {
+        self.based_on_position
+    }
+}
+
+/// Which page of a list: a size (0 = default, at most [`store::MAX_PAGE_SIZE`]) and the token
+/// from the previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Most items (0 means [`store::DEFAULT_PAGE_SIZE`]).
+    pub limit: usize,
+    /// Resume token from [`Page::next_page_token`].
+    pub token: Option<String>,
+}
+
+impl PageRequest {
+    /// A first page of `limit` items.
+    pub fn first(limit: usize) -> PageRequest {
+        PageRequest { limit, token: None }
+    }
+}
+
+struct Shared {
+    log: Log,
+    engine: Mutex<Engine>,
+    trees: RwLock<Vec<sled::Tree>>,
+    progress: Vec<Arc<Progress>>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// The read models: owns the runner and answers queries.
+pub struct Projections {
+    shared: Arc<Shared>,
+    stop: Option<watch::Sender<bool>>,
+    follower: Option<JoinHandle<()>>,
+}
+
+impl Drop for Projections {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(follower) = self.follower.take() {
+            let _ = follower.join();
+        }
+        // A clean close writes the batches out now, so sled leaves no background write holding
+        // the directory lock after the last handle is dropped. (Durability does not depend on
+        // it: a lost tail is re-applied from the checkpoint.)
+        if let Ok(trees) = self.shared.trees.read() {
+            if let Some(tree) = trees.first() {
+                let _ = tree.flush();
+            }
+        }
+    }
+}
+
+fn projections() -> Vec<(ProjectionName, Box<dyn Projection>)> {
+    vec![
+        (ProjectionName::Meetings, Box::new(meetings::MeetingsProjection)),
+        (
+            ProjectionName::Commitments,
+            Box::new(commitments::CommitmentsProjection),
+        ),
+        (
+            ProjectionName::Relations,
+            Box::new(relations::RelationsProjection),
+        ),
+        (
+            ProjectionName::Officials,
+            Box::new(officials::OfficialsProjection),
+        ),
+        (
+            ProjectionName::Directory,
+            Box::new(directory::DirectoryProjection),
+        ),
+    ]
+}
+
+impl Projections {
+    /// Opens every read model at its checkpoint and starts the runner thread, which catches up
+    /// and then follows the log's head notification.
+    pub fn open(log: Log) -> ProjectionResult<Projections> {
+        let mut projections = Projections::open_paused(log)?;
+        let (stop, stop_receiver) = watch::channel(false);
+        let shared = projections.shared.clone();
+        let follower = std::thread::Builder::new()
+            .name("dipledger-projections".into())
+            .spawn(move || follow(shared, stop_receiver))
+            .map_err(|error| ProjectionError::Stopped(format!("cannot start runner: {error}")))?;
+        projections.stop = Some(stop);
+        projections.follower = Some(follower);
+        Ok(projections)
+    }
+
+    /// Opens every read model without a runner thread: the caller drives it with
+    /// [`Projections::step`] or [`Projections::catch_up`] (tests, benchmarks, offline rebuild).
+    pub fn open_paused(log: Log) -> ProjectionResult<Projections> {
+        let failure = Arc::new(Mutex::new(None));
+        let engine = Engine::new(log.clone(), projections(), failure.clone())?;
+        let trees = engine.slots().iter().map(|slot| slot.tree.clone()).collect();
+        let progress = engine.slots().iter().map(|slot| slot.progress.clone()).collect();
+        Ok(Projections {
+            shared: Arc::new(Shared {
+                log,
+                engine: Mutex::new(engine),
+                trees: RwLock::new(trees),
+                progress,
+                failure,
+            }),
+            stop: None,
+            follower: None,
+        })
+    }
+
+    /// Applies at most one batch of up to `batch` events to every read model that is behind.
+    /// Returns the number of events read (0 when every read model is at the head).
+    pub fn step(&self, batch: usize) -> ProjectionResult<usize> {
+        let mut engine = self.shared.engine.lock().expect("engine lock");
+        Ok(engine.step(None, batch)?.applied)
+    }
+
+    /// Applies batches until every read model has reached the head as it was when called.
+    /// Returns the lowest checkpoint.
+    pub fn catch_up(&self) -> ProjectionResult<u64> {
+        let target = self.shared.log.head();
+        loop {
+            let outcome = self
+                .shared
+                .engine
+                .lock()
+                .expect("engine lock")
+                .step(None, EVENTS_PER_BATCH)?;
+            if outcome.applied == 0 || outcome.position >= target {
+                return Ok(outcome.position);
+            }
+        }
+    }
+
+    /// Drops one read model and rebuilds it from position 1, calling `progress(position,
+    /// head)` after every batch. Other read models keep serving; queries on this one see its
+    /// checkpoint restart from 0 (a `min_position` query waits). Returns the position reached.
+    pub fn rebuild(&self, name: ProjectionName, progress: &mut dyn FnMut(u64, u64)) -> ProjectionResult<u64> {
+        let mut engine = self.shared.engine.lock().expect("engine lock");
+        let tree = engine.reset(name)?;
+        self.shared.trees.write().expect("trees lock")[name.index()] = tree;
+        let target = self.shared.log.head();
+        progress(0, target);
+        loop {
+            let outcome = engine.step(Some(name), EVENTS_PER_BATCH)?;
+            progress(outcome.position, outcome.head.max(target));
+            if outcome.applied == 0 || outcome.position >= target {
+                return Ok(outcome.position);
+            }
+        }
+    }
+
+    /// The checkpoint of a read model: the last log position it has applied.
+    pub fn checkpoint(&self, name: ProjectionName) -> u64 {
+        self.shared.progress[name.index()].get()
+    }
+
+    /// Why the runner stopped, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().expect("failure lock").clone()
+    }
+
+    /// Waits (async) until a read model has applied `position`, for at most `timeout`; an
+    /// [`ProjectionError::Unavailable`] error otherwise. Returns the checkpoint reached.
+    pub async fn wait_for(
+        &self,
+        name: ProjectionName,
+        position: u64,
+        timeout: Duration,
+    ) -> ProjectionResult<u64> {
+        self.shared.progress[name.index()].wait(position, timeout).await
+    }
+
+    /// The raw tree of a read model (tests compare rebuilt and incremental contents).
+    #[doc(hidden)]
+    pub fn tree(&self, name: ProjectionName) -> sled::Tree {
+        self.tree_of(name)
+    }
+
+    fn tree_of(&self, name: ProjectionName) -> sled::Tree {
+        self.shared.trees.read().expect("trees lock")[name.index()].clone()
+    }
+
+    fn resolve(&self, names: &[ProjectionName], options: &ReadOptions) -> ProjectionResult<u64> {
+        if let Some(failure) = self.failure() {
+            return Err(ProjectionError::Stopped(failure));
+        }
+        let progress: Vec<&Progress> = names
+            .iter()
+            .map(|name| self.shared.progress[name.index()].as_ref())
+            .collect();
+        consistency::resolve(&self.shared.log, &progress, options)
+    }
+
+    fn page<T>(&self, (items, next_page_token): (Vec<T>, Option<String>), at: u64) -> Page<T> {
+        Page {
+            items,
+            next_page_token,
+            based_on_position: at,
+        }
+    }
+
+    /// One meeting.
+    pub fn meeting(
+        &self,
+        meeting_id: MeetingId,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Answer<MeetingRow>> {
+        let at = self.resolve(&[ProjectionName::Meetings], options)?;
+        let row = meetings::get(&self.tree_of(ProjectionName::Meetings), meeting_id, at)?;
+        found(row, || format!("meeting {meeting_id}"), at)
+    }
+
+    /// Meetings matching a filter, by valid time.
+    pub fn meetings(
+        &self,
+        filter: &MeetingFilter,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<MeetingRow>> {
+        let at = self.resolve(&[ProjectionName::Meetings], options)?;
+        let tree = self.tree_of(ProjectionName::Meetings);
+        Ok(self.page(
+            meetings::list(&tree, filter, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// One commitment.
+    pub fn commitment(
+        &self,
+        commitment_id: CommitmentId,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Answer<CommitmentRow>> {
+        let at = self.resolve(&[ProjectionName::Commitments], options)?;
+        let row = commitments::get(&self.tree_of(ProjectionName::Commitments), commitment_id, at)?;
+        found(row, || format!("commitment {commitment_id}"), at)
+    }
+
+    /// Commitments matching a filter, by when they were made.
+    pub fn commitments(
+        &self,
+        filter: &CommitmentFilter,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<CommitmentRow>> {
+        let at = self.resolve(&[ProjectionName::Commitments], options)?;
+        let tree = self.tree_of(ProjectionName::Commitments);
+        Ok(self.page(
+            commitments::list(&tree, filter, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// Commitments open and past their due date on `on` (valid time), by due date.
+    pub fn overdue_commitments(
+        &self,
+        on: Timestamp,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<CommitmentRow>> {
+        let at = self.resolve(&[ProjectionName::Commitments], options)?;
+        let tree = self.tree_of(ProjectionName::Commitments);
+        Ok(self.page(
+            commitments::overdue(&tree, on, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// A party's compliance score over its assessed commitments.
+    pub fn compliance(&self, party: &str, options: &ReadOptions) -> ProjectionResult<Answer<ComplianceRow>> {
+        let at = self.resolve(&[ProjectionName::Commitments], options)?;
+        let row = commitments::compliance(&self.tree_of(ProjectionName::Commitments), party, at)?;
+        Ok(Answer {
+            value: row,
+            based_on_position: at,
+        })
+    }
+
+    /// The bilateral relation between two parties: summary and one page of the timeline.
+    pub fn relation(
+        &self,
+        a: &str,
+        b: &str,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Answer<Relation>> {
+        if a == b {
+            return Err(ProjectionError::InvalidArgument {
+                field: "parties",
+                reason: "a relation needs two different parties".into(),
+            });
+        }
+        let names = [
+            ProjectionName::Relations,
+            ProjectionName::Meetings,
+            ProjectionName::Commitments,
+        ];
+        let at = self.resolve(&names, options)?;
+        let relation = relations::relation(
+            &self.tree_of(ProjectionName::Relations),
+            &self.tree_of(ProjectionName::Meetings),
+            &self.tree_of(ProjectionName::Commitments),
+            a,
+            b,
+            at,
+            page.token.as_deref(),
+            page.limit,
+        )?;
+        Ok(Answer {
+            value: relation,
+            based_on_position: at,
+        })
+    }
+
+    /// One official with the offices held over time.
+    pub fn official(
+        &self,
+        official_id: OfficialId,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Answer<OfficialRow>> {
+        let at = self.resolve(&[ProjectionName::Officials], options)?;
+        let row = officials::get(&self.tree_of(ProjectionName::Officials), official_id, at)?;
+        found(row, || format!("official {official_id}"), at)
+    }
+
+    /// Officials serving or accredited to a party.
+    pub fn officials_of_party(
+        &self,
+        party: &str,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<OfficialRow>> {
+        let at = self.resolve(&[ProjectionName::Officials], options)?;
+        let tree = self.tree_of(ProjectionName::Officials);
+        Ok(self.page(
+            officials::by_party(&tree, party, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// Who held a post (case-insensitive) on a date (valid time).
+    pub fn post_holders(
+        &self,
+        post: &str,
+        on: Timestamp,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<PostHolder>> {
+        let at = self.resolve(&[ProjectionName::Officials], options)?;
+        let tree = self.tree_of(ProjectionName::Officials);
+        Ok(self.page(
+            officials::post_holders(&tree, post, on, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// Who an official met at held meetings (other official -> meetings).
+    pub fn contacts(
+        &self,
+        official_id: OfficialId,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Answer<ContactsRow>> {
+        let at = self.resolve(&[ProjectionName::Officials], options)?;
+        let row = officials::contacts(&self.tree_of(ProjectionName::Officials), official_id, at)?;
+        Ok(Answer {
+            value: row,
+            based_on_position: at,
+        })
+    }
+
+    /// One party.
+    pub fn party(&self, code: &str, options: &ReadOptions) -> ProjectionResult<Answer<PartyRow>> {
+        let at = self.resolve(&[ProjectionName::Directory], options)?;
+        let row = directory::party(&self.tree_of(ProjectionName::Directory), code, at)?;
+        found(row, || format!("party {code}"), at)
+    }
+
+    /// Parties by code.
+    pub fn parties(&self, page: &PageRequest, options: &ReadOptions) -> ProjectionResult<Page<PartyRow>> {
+        let at = self.resolve(&[ProjectionName::Directory], options)?;
+        let tree = self.tree_of(ProjectionName::Directory);
+        Ok(self.page(
+            directory::parties(&tree, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// One source.
+    pub fn source(&self, source_id: SourceId, options: &ReadOptions) -> ProjectionResult<Answer<SourceRow>> {
+        let at = self.resolve(&[ProjectionName::Directory], options)?;
+        let row = directory::source(&self.tree_of(ProjectionName::Directory), source_id, at)?;
+        found(row, || format!("source {source_id}"), at)
+    }
+
+    /// Sources by id.
+    pub fn sources(&self, page: &PageRequest, options: &ReadOptions) -> ProjectionResult<Page<SourceRow>> {
+        let at = self.resolve(&[ProjectionName::Directory], options)?;
+        let tree = self.tree_of(ProjectionName::Directory);
+        Ok(self.page(
+            directory::sources(&tree, at, page.token.as_deref(), page.limit)?,
+            at,
+        ))
+    }
+
+    /// The audit trail of one entity (stream id such as `meeting-<uuid>` or `party-LBY`): its
+    /// events from `from_version`, at most `limit` ([`history::MAX_HISTORY_PAGE`]), with who
+    /// recorded them, when, from which sources, and later corrections and retractions. The
+    /// page token is the next stream version (decimal). Latest means the log head; sources are
+    /// described as the directory knew them at the answer's position (or its checkpoint).
+    pub fn history(
+        &self,
+        stream_id: &str,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<HistoryEntry>> {
+        let from_version = match page.token.as_deref() {
+            None => 1,
+            Some(token) => token
+                .parse::<u64>()
+                .map_err(|_| ProjectionError::InvalidArgument {
+                    field: "page_token",
+                    reason: "malformed".into(),
+                })?,
+        };
+        let limit = if page.limit == 0 {
+            store::DEFAULT_PAGE_SIZE
+        } else {
+            page.limit
+        };
+        let head = self.shared.log.head();
+        let at = match options.get_as_of() {
+            AsOf::Latest => head,
+            AsOf::Position(position) if position > head => {
+                return Err(ProjectionError::OutOfRange {
+                    requested: position,
+                    head,
+                })
+            }
+            AsOf::Position(position) => position,
+            AsOf::Time(time) => self.shared.log.position_at_time(time)?,
+        };
+        let directory = self.tree_of(ProjectionName::Directory);
+        let directory_at = at.min(self.checkpoint(ProjectionName::Directory));
+        let describe = |citation: &SourceCitation| -> ProjectionResult<SourceRef> {
+            let row = directory::source(&directory, citation.source_id, directory_at)?;
+            Ok(SourceRef {
+                citation: citation.clone(),
+                url: row.as_ref().and_then(|row| row.details.url.clone()),
+                title: row.as_ref().and_then(|row| row.details.title.clone()),
+                publisher: row.as_ref().and_then(|row| row.details.publisher.clone()),
+            })
+        };
+        let (items, next) =
+            history::history(&self.shared.log, stream_id, from_version, limit, at, &describe)?;
+        Ok(Page {
+            items,
+            next_page_token: next.map(|version| version.to_string()),
+            based_on_position: at,
+        })
+    }
+
+    /// The history of a party (shorthand for `history("party-<code>")`).
+    pub fn party_history(
+        &self,
+        code: &str,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<Page<HistoryEntry>> {
+        self.history(&party_stream_id(code), page, options)
+    }
+}
+
+fn found<T>(row: Option<T>, what: impl FnOnce() -> String, at: u64) -> ProjectionResult<Answer<T>> {
+    match row {
+        Some(value) => Ok(Answer {
+            value,
+            based_on_position: at,
+        }),
+        None => Err(ProjectionError::NotFound { what: what() }),
+    }
+}
+
+/// The runner thread: step until caught up, then wait for the head to move (or stop).
+fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&shared, format!("cannot start runner runtime: {error}")),
+    };
+    let mut head = shared.log.watch_head();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let outcome = shared
+            .engine
+            .lock()
+            .expect("engine lock")
+            .step(None, EVENTS_PER_BATCH);
+        let position = match outcome {
+            Err(error) => return fail(&shared, error.to_string()),
+            Ok(outcome) if outcome.applied > 0 => continue,
+            Ok(outcome) => outcome.position,
+        };
+        let closed = runtime.block_on(async {
+            tokio::select! {
+                changed = head.wait_for(|head| *head > position) => changed.is_err(),
+                _ = stop.changed() => true,
+            }
+        });
+        if closed {
+            return;
+        }
+    }
+}
+
+fn fail(shared: &Shared, failure: String) {
+    *shared.failure.lock().expect("failure lock") = Some(failure);
+    for progress in &shared.progress {
+        progress.notify_failure();
+    }
+}

@@ -1,0 +1,239 @@
+//! The write path: commands become events; retries, references, expected versions, rejections,
+//! races and batches.
+
+mod common;
+
+use common::temp_log;
+use dipledger::domain::common::{Provenance, SourceCitation};
+use dipledger::domain::meeting::{self, Speaker};
+use dipledger::domain::party::{self, PartyDetails, PartyKind};
+use dipledger::domain::sample::{self, day, meeting_id, news_report_commands, source_id};
+use dipledger::domain::{decode_event, DomainCommand, DomainEvent, Rejection};
+use dipledger::ledger::{CommandEnvelope, Ledger, LedgerError};
+use dipledger::log::{Direction, EventFilter};
+use uuid::Uuid;
+
+fn envelope(command: DomainCommand) -> CommandEnvelope {
+    CommandEnvelope::new(Uuid::now_v7(), command, "recorder@test")
+}
+
+async fn record_news_report(ledger: &Ledger) {
+    for command in news_report_commands() {
+        ledger.handle(envelope(command)).await.unwrap();
+    }
+}
+
+fn statement(text: &str) -> DomainCommand {
+    DomainCommand::Meeting(meeting::Command::RecordStatement {
+        meeting_id: meeting_id(),
+        speaker: Speaker {
+            party: "LBY".into(),
+            official_id: Some(sample::official_a()),
+        },
+        text: text.into(),
+        verbatim: false,
+        provenance: Provenance {
+            occurred_at: day(0),
+            sources: vec![SourceCitation {
+                source_id: source_id(),
+                quote: None,
+            }],
+        },
+    })
+}
+
+fn register_party(code: &str) -> DomainCommand {
+    DomainCommand::Party(party::Command::RegisterParty {
+        code: code.into(),
+        details: PartyDetails {
+            kind: PartyKind::State,
+            name: format!("Party {code}"),
+            iso_alpha2: None,
+            iso_alpha3: None,
+            wikidata_qid: None,
+            cameo_code: None,
+        },
+        provenance: Provenance {
+            occurred_at: day(0),
+            sources: vec![SourceCitation {
+                source_id: source_id(),
+                quote: None,
+            }],
+        },
+    })
+}
+
+#[tokio::test]
+async fn the_news_report_is_recorded_as_events_with_provenance() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    let mut last = 0;
+    for command in news_report_commands() {
+        let stream = command.stream_id();
+        let outcome = ledger.handle(envelope(command)).await.unwrap();
+        assert_eq!(outcome.stream_id(), stream);
+        assert!(!outcome.positions().is_empty());
+        assert_eq!(outcome.positions()[0], last + 1, "positions are consecutive");
+        assert_eq!(outcome.event_ids().len(), outcome.positions().len());
+        last = outcome.last_position().unwrap();
+    }
+    assert_eq!(log.head(), last);
+    let meeting = log
+        .read_stream(&meeting_id().stream_id(), 1, Direction::Forwards, 100)
+        .unwrap();
+    let types: Vec<&str> = meeting.iter().map(|e| e.envelope().event_type.as_str()).collect();
+    assert_eq!(types, vec!["MeetingHeld", "StatementRecorded"]);
+    let held = meeting[0].envelope();
+    assert_eq!(held.recorded_by, "recorder@test");
+    assert_eq!(held.occurred_at, day(0));
+    assert!(held.tags.contains(&"party:LBY".to_string()) && held.tags.contains(&"party:FRA".to_string()));
+    let decoded = decode_event(&held.event_type, held.schema_version, &held.payload).unwrap();
+    assert!(matches!(decoded, DomainEvent::Meeting(_)));
+    let page = log
+        .read_all(1, Direction::Forwards, 100, &EventFilter::default())
+        .unwrap();
+    assert_eq!(page.events.len() as u64, last);
+}
+
+#[tokio::test]
+async fn a_retry_returns_the_original_outcome_even_after_the_entity_moved_on() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    record_news_report(&ledger).await;
+    let first = envelope(statement("first"));
+    let original = ledger.handle(first.clone()).await.unwrap();
+    ledger.handle(envelope(statement("second"))).await.unwrap();
+    let head = log.head();
+    assert_eq!(ledger.handle(first.clone()).await.unwrap(), original);
+    assert_eq!(log.head(), head, "nothing appended by the retry");
+    let mut different = first.clone();
+    different.command = statement("something else");
+    assert!(matches!(
+        ledger.handle(different).await,
+        Err(LedgerError::CommandIdReused { command_id }) if command_id == first.command_id
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_reference_is_named() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    // Registering a party cites the source, which does not exist yet.
+    match ledger.handle(envelope(register_party("LBY"))).await {
+        Err(LedgerError::ReferenceNotFound { stream_id }) => assert_eq!(stream_id, source_id().stream_id()),
+        other => panic!("expected ReferenceNotFound, got {other:?}"),
+    }
+    assert_eq!(log.head(), 0);
+}
+
+#[tokio::test]
+async fn an_expected_version_mismatch_reports_the_current_version() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    record_news_report(&ledger).await;
+    let mut stale = envelope(statement("late"));
+    stale.expected_version = Some(1);
+    match ledger.handle(stale).await {
+        Err(LedgerError::WrongExpectedVersion {
+            stream_id,
+            expected: 1,
+            current: 2,
+        }) => {
+            assert_eq!(stream_id, meeting_id().stream_id())
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let mut fresh = envelope(statement("on time"));
+    fresh.expected_version = Some(2);
+    assert_eq!(ledger.handle(fresh).await.unwrap().stream_version(), 3);
+}
+
+#[tokio::test]
+async fn domain_rejections_and_validation_errors_come_back_unchanged() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    record_news_report(&ledger).await;
+    let head = log.head();
+    assert!(matches!(
+        ledger.handle(envelope(register_party("LBY"))).await,
+        Err(LedgerError::Rejected(_))
+    ));
+    match ledger.handle(envelope(statement(""))).await {
+        Err(LedgerError::Rejected(Rejection::Invalid(violations))) => {
+            assert!(
+                violations.iter().any(|v| v.field.contains("text")),
+                "{violations:?}"
+            )
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert_eq!(log.head(), head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_on_one_entity_all_land_with_dense_versions() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    record_news_report(&ledger).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let mut versions = Vec::new();
+                for i in 0..10 {
+                    let outcome = ledger
+                        .handle(envelope(statement(&format!("task {task} statement {i}"))))
+                        .await
+                        .unwrap();
+                    versions.push(outcome.stream_version());
+                }
+                versions
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.extend(task.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (3..=82).collect::<Vec<u64>>());
+    assert_eq!(log.stream_version(&meeting_id().stream_id()).unwrap(), 82);
+}
+
+#[tokio::test]
+async fn a_batch_is_decided_in_order_and_committed_all_or_nothing() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    // The source and a party that cites it, in one batch: the second sees the first.
+    let commands: Vec<CommandEnvelope> = news_report_commands().into_iter().take(3).map(envelope).collect();
+    let outcomes = ledger.handle_batch(commands.clone()).await.unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(
+        outcomes
+            .iter()
+            .flat_map(|o| o.positions().to_vec())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    // Retrying the batch returns the same outcomes and appends nothing.
+    assert_eq!(ledger.handle_batch(commands).await.unwrap(), outcomes);
+    assert_eq!(log.head(), 3);
+    // A batch whose second command is rejected records nothing.
+    let failing = vec![envelope(register_party("ESP")), envelope(register_party("LBY"))];
+    assert!(matches!(
+        ledger.handle_batch(failing).await,
+        Err(LedgerError::Rejected(_))
+    ));
+    assert_eq!(log.head(), 3);
+    assert_eq!(log.stream_version("party-ESP").unwrap(), 0);
+    // The same command id twice in one batch is malformed.
+    let twice = envelope(register_party("ITA"));
+    assert!(matches!(
+        ledger.handle_batch(vec![twice.clone(), twice]).await,
+        Err(LedgerError::InvalidBatch { .. })
+    ));
+    assert!(matches!(
+        ledger.handle_batch(vec![]).await,
+        Err(LedgerError::InvalidBatch { .. })
+    ));
+}

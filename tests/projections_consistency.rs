@@ -1,0 +1,237 @@
+//! Consistency and limits: read-your-writes through `min_position`, the bounded wait and its
+//! UNAVAILABLE error, as-of bounds, and every named limit.
+
+mod projections_support;
+
+use std::time::Duration;
+
+use dipledger::domain::party::{self, PartyDetails, PartyKind};
+use dipledger::domain::DomainCommand;
+use dipledger::projections::consistency::MAX_WAIT;
+use dipledger::projections::history::MAX_HISTORY_PAGE;
+use dipledger::projections::store::{MAX_PAGE_SIZE, MAX_PAGE_TOKEN_CHARS};
+use dipledger::projections::{
+    AsOf, MeetingFilter, PageRequest, ProjectionError, ProjectionName, Projections, ReadOptions,
+};
+use projections_support::*;
+
+/// A log holding the source every command cites.
+fn log_with_source() -> (tempfile::TempDir, dipledger::log::Log) {
+    let (dir, log) = temp_log();
+    let command = DomainCommand::Source(dipledger::domain::source::Command::RegisterSource {
+        source_id: source_id(),
+        details: dipledger::domain::source::SourceDetails {
+            url: Some("https://example.org/report".into()),
+            publisher: None,
+            title: None,
+            published_at: None,
+            retrieved_at: dipledger::domain::time::Timestamp::from_unix_micros(WEDNESDAY_MICROS),
+            language: "en".into(),
+        },
+    });
+    record(&log, &command, "tester").expect("source");
+    (dir, log)
+}
+
+fn register(log: &dipledger::log::Log, code: &str) -> u64 {
+    let command = DomainCommand::Party(party::Command::RegisterParty {
+        code: code.into(),
+        details: PartyDetails {
+            kind: PartyKind::State,
+            name: format!("State {code}"),
+            iso_alpha2: None,
+            iso_alpha3: None,
+            wikidata_qid: None,
+            cameo_code: None,
+        },
+        provenance: cite_on(day(0), None),
+    });
+    record(log, &command, "tester").expect("accepted")
+}
+
+#[test]
+fn a_client_reads_its_own_write() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open(log.clone()).expect("open");
+    for (index, code) in ["AAA", "BBB", "CCC"].iter().enumerate() {
+        let position = register(&log, code);
+        let options = ReadOptions::latest()
+            .min_position(position)
+            .wait(Duration::from_secs(10));
+        let answer = projections.party(code, &options).expect("own write visible");
+        assert!(answer.based_on_position() >= position);
+        let parties = projections
+            .parties(&PageRequest::default(), &options)
+            .expect("parties");
+        assert_eq!(parties.items().len(), index + 1);
+    }
+}
+
+#[test]
+fn async_wait_for_a_position() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open(log.clone()).expect("open");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let position = register(&log, "AAA");
+    let reached = runtime
+        .block_on(projections.wait_for(ProjectionName::Directory, position, Duration::from_secs(10)))
+        .expect("reached");
+    assert!(reached >= position);
+    let unreachable = runtime.block_on(projections.wait_for(
+        ProjectionName::Directory,
+        position + 100,
+        Duration::from_millis(20),
+    ));
+    assert!(matches!(
+        unreachable,
+        Err(ProjectionError::Unavailable { wanted, .. }) if wanted == position + 100
+    ));
+}
+
+#[test]
+fn a_query_waits_for_the_read_model_within_its_deadline() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    let position = register(&log, "AAA");
+    // Not applied and nobody applying: UNAVAILABLE once the wait is over, saying how far it got.
+    let short = ReadOptions::latest()
+        .min_position(position)
+        .wait(Duration::from_millis(20));
+    match projections.party("AAA", &short) {
+        Err(ProjectionError::Unavailable {
+            projection,
+            wanted,
+            reached,
+        }) => {
+            assert_eq!((projection, wanted, reached), ("directory", position, 0));
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    // A waiting query is released as soon as the runner applies the position.
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let options = ReadOptions::latest()
+                .min_position(position)
+                .wait(Duration::from_secs(10));
+            projections.party("AAA", &options)
+        });
+        projections.catch_up().expect("catch up");
+        let answer = waiter.join().expect("waiter").expect("answered");
+        assert_eq!(answer.based_on_position(), position);
+    });
+}
+
+#[test]
+fn as_of_bounds_and_not_found() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    let first = register(&log, "AAA");
+    let second = register(&log, "BBB");
+    projections.catch_up().expect("catch up");
+    let at_first = ReadOptions::latest().as_of(AsOf::Position(first));
+    assert!(projections.party("AAA", &at_first).is_ok());
+    assert!(matches!(
+        projections.party("BBB", &at_first),
+        Err(ProjectionError::NotFound { .. })
+    ));
+    assert!(projections.party("BBB", &ReadOptions::latest()).is_ok());
+    assert!(matches!(
+        projections.party("AAA", &ReadOptions::latest().as_of(AsOf::Position(second + 1))),
+        Err(ProjectionError::OutOfRange { requested, head }) if requested == second + 1 && head == second
+    ));
+    // as_of_time before anything was recorded: nothing existed.
+    let before_all = ReadOptions::latest().as_of(AsOf::Time(dipledger::domain::time::Timestamp::EPOCH));
+    let parties = projections
+        .parties(&PageRequest::default(), &before_all)
+        .expect("parties");
+    assert_eq!(parties.based_on_position(), 0);
+    assert!(parties.items().is_empty());
+}
+
+#[test]
+fn limits_are_enforced() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    register(&log, "AAA");
+    projections.catch_up().expect("catch up");
+    let options = ReadOptions::latest();
+    fn invalid<T>(result: Result<T, ProjectionError>) -> bool {
+        matches!(result, Err(ProjectionError::InvalidArgument { .. }))
+    }
+    let filter = MeetingFilter::default();
+    assert!(projections
+        .meetings(&filter, &PageRequest::first(MAX_PAGE_SIZE), &options)
+        .is_ok());
+    assert!(invalid(projections.meetings(
+        &filter,
+        &PageRequest::first(MAX_PAGE_SIZE + 1),
+        &options
+    )));
+    assert!(invalid(
+        projections.parties(&PageRequest::first(MAX_PAGE_SIZE + 1), &options)
+    ));
+    let token = |token: String| PageRequest {
+        limit: 10,
+        token: Some(token),
+    };
+    assert!(invalid(projections.parties(&token("zz".into()), &options)));
+    assert!(invalid(
+        projections.parties(&token("0".repeat(MAX_PAGE_TOKEN_CHARS + 2)), &options)
+    ));
+    // A token of another list is refused, not misread.
+    assert!(invalid(projections.parties(&token("4961".into()), &options)));
+    assert!(invalid(
+        projections.party("AAA", &options.wait(MAX_WAIT + Duration::from_secs(1)))
+    ));
+    assert!(projections.party("AAA", &options.wait(MAX_WAIT)).is_ok());
+    assert!(invalid(projections.history(
+        "party-AAA",
+        &PageRequest::first(MAX_HISTORY_PAGE + 1),
+        &options
+    )));
+    assert_eq!(
+        projections
+            .history("party-AAA", &PageRequest::first(MAX_HISTORY_PAGE), &options)
+            .expect("history")
+            .items()
+            .len(),
+        1
+    );
+    assert!(invalid(projections.relation(
+        "AAA",
+        "AAA",
+        &PageRequest::default(),
+        &options
+    )));
+}
+
+#[test]
+fn list_pages_follow_tokens() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    let codes = ["AAA", "BBB", "CCC", "DDD", "EEE"];
+    for code in codes {
+        register(&log, code);
+    }
+    projections.catch_up().expect("catch up");
+    let mut request = PageRequest::first(2);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = projections
+            .parties(&request, &ReadOptions::latest())
+            .expect("page");
+        pages += 1;
+        assert!(page.items().len() <= 2);
+        seen.extend(page.items().iter().map(|party| party.code.clone()));
+        match page.next_page_token() {
+            Some(token) => request.token = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, codes);
+    assert_eq!(pages, 3);
+}
