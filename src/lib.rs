@@ -5,7 +5,9 @@
 //! - [`projections`]: read models folded from the log, with as-of queries.
 //! - [`log`]: the append-only event log on sled (read models keep their own sled trees).
 //! - [`domain`]: pure commands, events and rules; no IO.
+//! - [`api`]: the gRPC API (tonic/prost); the only module that knows them.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
+pub mod api;
 pub mod benchmark;
 pub mod domain;
 pub mod encoding;

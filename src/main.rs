@@ -1,5 +1,6 @@
 //! The `dipledger` binary: a thin command line over the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +18,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the gRPC API (commands, event store, health, reflection) on a loopback address.
+    /// Development mode: no authentication, no TLS. Stops gracefully on SIGINT or SIGTERM.
+    #[command(after_help = "Example:\n  dipledger serve --listen 127.0.0.1:50051 --data-dir ./data")]
+    Serve {
+        /// Address to listen on (loopback only).
+        #[arg(long, env = "DIPLEDGER_LISTEN", default_value = dipledger::api::server::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// The data directory (created if missing).
+        #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = dipledger::api::server::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Most concurrent subscriptions.
+        #[arg(long, default_value_t = dipledger::api::event_store::MAX_SUBSCRIPTIONS)]
+        max_subscriptions: usize,
+    },
     /// Scan a data directory offline: every record, the hash chain and the indexes.
     /// Exits 0 when intact, 2 with the first damaged position otherwise.
     #[command(after_help = "Example:\n  dipledger verify --data-dir ./data")]
@@ -122,6 +137,23 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            max_subscriptions,
+        } => {
+            let config = dipledger::api::server::ServerConfig {
+                listen,
+                data_dir,
+                options: dipledger::api::server::ServerOptions { max_subscriptions },
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(dipledger::api::server::serve(config, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { data_dir } => {
             if !data_dir.join("db").exists() {
                 anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
@@ -286,6 +318,34 @@ fn append_loop(data_dir: PathBuf, threads: usize) -> anyhow::Result<ExitCode> {
         worker.join().expect("append thread")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            eprintln!("dipledger: cannot listen for SIGINT: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                eprintln!("dipledger: cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => eprintln!("dipledger: SIGINT received"),
+        _ = terminate => eprintln!("dipledger: SIGTERM received"),
+    }
 }
 
 fn report_verify_error(error: LogError) -> ExitCode {

@@ -1,0 +1,634 @@
+//! Every conversion between proto messages and domain or log values, in one place.
+//!
+//! - Outbound (never fails): log envelopes to [`pb::EventEnvelope`] (with the payload decoded
+//!   into the typed [`pb::Event`]), every domain event to its message, common value types.
+//! - Inbound (validates): filters, directions, timestamps, ids, common value types and every
+//!   command request to a [`DomainCommand`]. Malformed input is collected into
+//!   [`FieldViolation`]s named by their proto field path (`details.participants[1].party`), all at
+//!   once, and becomes INVALID_ARGUMENT in `status`. Domain rules are left to the domain.
+//!
+//! Timestamps: the domain stores whole microseconds; inbound nanos are truncated towards the
+//! past, and seconds must be within the protobuf Timestamp range (years 1 to 9999).
+
+use prost_types::Timestamp as PbTimestamp;
+use uuid::Uuid;
+
+use super::pb;
+use crate::domain::commitment::{
+    self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, Specificity,
+};
+use crate::domain::common::{Provenance, TimeWindow};
+use crate::domain::meeting::{self, MeetingDetails, MeetingFormat, ParticipantRole, Speaker};
+use crate::domain::official::{self, OfficeTerm};
+use crate::domain::party::{self, PartyDetails, PartyKind};
+use crate::domain::source::{self, SourceDetails};
+use crate::domain::time::{OccurredAt, Precision, Timestamp};
+use crate::domain::{decode_event, DomainEvent, FieldViolation};
+use crate::log::{Direction, EventFilter, RecordedEvent};
+
+/// Smallest seconds value of a protobuf Timestamp (0001-01-01T00:00:00Z).
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// Largest seconds value of a protobuf Timestamp (9999-12-31T23:59:59Z).
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+// ---------------------------------------------------------------------------------------------
+// Outbound: log and domain values to proto messages.
+// ---------------------------------------------------------------------------------------------
+
+/// A stored event as an [`pb::EventEnvelope`]: every log field, the payload bytes, and the
+/// payload decoded into the typed event (absent when this build does not know the type).
+pub fn envelope_to_pb(event: &RecordedEvent) -> pb::EventEnvelope {
+    let envelope = event.envelope();
+    let typed = decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload)
+        .ok()
+        .map(|event| event_to_pb(&event));
+    pb::EventEnvelope {
+        position: envelope.position,
+        stream_id: envelope.stream_id.clone(),
+        stream_version: envelope.stream_version,
+        event_id: envelope.event_id.to_string(),
+        event_type: envelope.event_type.clone(),
+        schema_version: u32::from(envelope.schema_version),
+        command_id: envelope.command_id.to_string(),
+        occurred_at: Some(occurred_at_to_pb(envelope.occurred_at)),
+        recorded_at: Some(timestamp_to_pb(envelope.recorded_at)),
+        recorded_by: envelope.recorded_by.clone(),
+        correlation_id: envelope.correlation_id.map(|id| id.to_string()),
+        causation_id: envelope.causation_id.map(|id| id.to_string()),
+        tags: envelope.tags.clone(),
+        payload: envelope.payload.clone(),
+        event: typed,
+        leaf_hash: event.leaf_hash().to_vec(),
+        chain_hash: event.chain_hash().to_vec(),
+    }
+}
+
+/// A domain event as its typed message.
+pub fn event_to_pb(event: &DomainEvent) -> pb::Event {
+    use pb::event::Event as E;
+    let typed = match event {
+        DomainEvent::Party(event) => match event {
+            party::Event::PartyRegistered(e) => E::PartyRegistered(pb::PartyRegistered {
+                code: e.code.clone(),
+                details: Some(party_details_to_pb(&e.details)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            party::Event::PartyCorrected(e) => E::PartyCorrected(pb::PartyCorrected {
+                code: e.code.clone(),
+                corrects_version: e.corrects_version,
+                reason: e.reason.clone(),
+                details: Some(party_details_to_pb(&e.details)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+        },
+        DomainEvent::Source(event) => match event {
+            source::Event::SourceRegistered(e) => E::SourceRegistered(pb::SourceRegistered {
+                source_id: e.source_id.to_string(),
+                details: Some(source_details_to_pb(&e.details)),
+            }),
+            source::Event::SourceCorrected(e) => E::SourceCorrected(pb::SourceCorrected {
+                source_id: e.source_id.to_string(),
+                corrects_version: e.corrects_version,
+                reason: e.reason.clone(),
+                details: Some(source_details_to_pb(&e.details)),
+            }),
+        },
+        DomainEvent::Official(event) => match event {
+            official::Event::OfficialRegistered(e) => E::OfficialRegistered(pb::OfficialRegistered {
+                official_id: e.official_id.to_string(),
+                name: e.name.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            official::Event::OfficialAppointed(e) => E::OfficialAppointed(pb::OfficialAppointed {
+                official_id: e.official_id.to_string(),
+                office: Some(office_to_pb(&e.office)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            official::Event::TenureEnded(e) => E::TenureEnded(pb::TenureEnded {
+                official_id: e.official_id.to_string(),
+                tenure_version: e.tenure_version,
+                ended_at: Some(occurred_at_to_pb(e.ended_at)),
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            official::Event::OfficialNameCorrected(e) => {
+                E::OfficialNameCorrected(pb::OfficialNameCorrected {
+                    official_id: e.official_id.to_string(),
+                    corrects_version: e.corrects_version,
+                    reason: e.reason.clone(),
+                    name: e.name.clone(),
+                    provenance: Some(provenance_to_pb(&e.provenance)),
+                })
+            }
+            official::Event::OfficialEventRetracted(e) => {
+                E::OfficialEventRetracted(pb::OfficialEventRetracted {
+                    official_id: e.official_id.to_string(),
+                    retracts_version: e.retracts_version,
+                    reason: e.reason.clone(),
+                    provenance: Some(provenance_to_pb(&e.provenance)),
+                })
+            }
+        },
+        DomainEvent::Meeting(event) => match event {
+            meeting::Event::MeetingProposed(e) => E::MeetingProposed(pb::MeetingProposed {
+                meeting_id: e.meeting_id.to_string(),
+                proposed_by: e.proposed_by.clone(),
+                details: Some(meeting_details_to_pb(&e.details)),
+                proposed_window: e.proposed_window.as_ref().map(window_to_pb),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::MeetingScheduled(e) => E::MeetingScheduled(pb::MeetingScheduled {
+                meeting_id: e.meeting_id.to_string(),
+                details: Some(meeting_details_to_pb(&e.details)),
+                window: Some(window_to_pb(&e.window)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::MeetingRescheduled(e) => E::MeetingRescheduled(pb::MeetingRescheduled {
+                meeting_id: e.meeting_id.to_string(),
+                window: Some(window_to_pb(&e.window)),
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::MeetingCancelled(e) => E::MeetingCancelled(pb::MeetingCancelled {
+                meeting_id: e.meeting_id.to_string(),
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::MeetingHeld(e) => E::MeetingHeld(pb::MeetingHeld {
+                meeting_id: e.meeting_id.to_string(),
+                details: Some(meeting_details_to_pb(&e.details)),
+                ended_at: e.ended_at.map(timestamp_to_pb),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::StatementRecorded(e) => E::StatementRecorded(pb::StatementRecorded {
+                meeting_id: e.meeting_id.to_string(),
+                speaker: Some(speaker_to_pb(&e.speaker)),
+                text: e.text.clone(),
+                verbatim: e.verbatim,
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::MeetingCorrected(e) => E::MeetingCorrected(pb::MeetingCorrected {
+                meeting_id: e.meeting_id.to_string(),
+                corrects_version: e.corrects_version,
+                reason: e.reason.clone(),
+                details: Some(meeting_details_to_pb(&e.details)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            meeting::Event::MeetingEventRetracted(e) => E::MeetingEventRetracted(pb::MeetingEventRetracted {
+                meeting_id: e.meeting_id.to_string(),
+                retracts_version: e.retracts_version,
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+        },
+        DomainEvent::Commitment(event) => match event {
+            commitment::Event::CommitmentRecorded(e) => E::CommitmentRecorded(pb::CommitmentRecorded {
+                commitment_id: e.commitment_id.to_string(),
+                details: Some(commitment_details_to_pb(&e.details)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentReaffirmed(e) => E::CommitmentReaffirmed(pb::CommitmentReaffirmed {
+                commitment_id: e.commitment_id.to_string(),
+                reaffirmed_by: e.reaffirmed_by.clone(),
+                voiced_by: ids_to_pb(&e.voiced_by),
+                at_meeting: e.at_meeting.map(|id| id.to_string()),
+                text: e.text.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentProgressReported(e) => {
+                E::CommitmentProgressReported(pb::CommitmentProgressReported {
+                    commitment_id: e.commitment_id.to_string(),
+                    summary: e.summary.clone(),
+                    provenance: Some(provenance_to_pb(&e.provenance)),
+                })
+            }
+            commitment::Event::CommitmentFulfilled(e) => E::CommitmentFulfilled(pb::CommitmentFulfilled {
+                commitment_id: e.commitment_id.to_string(),
+                summary: e.summary.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentLapsed(e) => E::CommitmentLapsed(pb::CommitmentLapsed {
+                commitment_id: e.commitment_id.to_string(),
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentWithdrawn(e) => E::CommitmentWithdrawn(pb::CommitmentWithdrawn {
+                commitment_id: e.commitment_id.to_string(),
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentSuperseded(e) => E::CommitmentSuperseded(pb::CommitmentSuperseded {
+                commitment_id: e.commitment_id.to_string(),
+                superseded_by: e.superseded_by.to_string(),
+                reason: e.reason.clone(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::ComplianceAssessed(e) => E::ComplianceAssessed(pb::ComplianceAssessed {
+                commitment_id: e.commitment_id.to_string(),
+                stage: assessment_stage_to_pb(e.stage) as i32,
+                assessor: e.assessor.clone(),
+                rationale: e.rationale.clone(),
+                scores: e
+                    .scores
+                    .iter()
+                    .map(|score| pb::PartyScore {
+                        party: score.party.clone(),
+                        score: i32::from(score.score),
+                    })
+                    .collect(),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentCorrected(e) => E::CommitmentCorrected(pb::CommitmentCorrected {
+                commitment_id: e.commitment_id.to_string(),
+                corrects_version: e.corrects_version,
+                reason: e.reason.clone(),
+                details: Some(commitment_details_to_pb(&e.details)),
+                provenance: Some(provenance_to_pb(&e.provenance)),
+            }),
+            commitment::Event::CommitmentEventRetracted(e) => {
+                E::CommitmentEventRetracted(pb::CommitmentEventRetracted {
+                    commitment_id: e.commitment_id.to_string(),
+                    retracts_version: e.retracts_version,
+                    reason: e.reason.clone(),
+                    provenance: Some(provenance_to_pb(&e.provenance)),
+                })
+            }
+        },
+    };
+    pb::Event { event: Some(typed) }
+}
+
+/// A domain instant as a protobuf Timestamp.
+pub fn timestamp_to_pb(timestamp: Timestamp) -> PbTimestamp {
+    let micros = timestamp.unix_micros();
+    PbTimestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+/// A precision as its proto enum.
+pub fn precision_to_pb(precision: Precision) -> pb::Precision {
+    match precision {
+        Precision::Year => pb::Precision::Year,
+        Precision::Month => pb::Precision::Month,
+        Precision::Day => pb::Precision::Day,
+        Precision::Hour => pb::Precision::Hour,
+        Precision::Minute => pb::Precision::Minute,
+        Precision::Second => pb::Precision::Second,
+        Precision::Exact => pb::Precision::Exact,
+    }
+}
+
+/// Valid time as its message.
+pub fn occurred_at_to_pb(occurred_at: OccurredAt) -> pb::OccurredAt {
+    pb::OccurredAt {
+        at: Some(timestamp_to_pb(occurred_at.at())),
+        precision: precision_to_pb(occurred_at.precision()) as i32,
+    }
+}
+
+fn provenance_to_pb(provenance: &Provenance) -> pb::Provenance {
+    pb::Provenance {
+        occurred_at: Some(occurred_at_to_pb(provenance.occurred_at)),
+        sources: provenance
+            .sources
+            .iter()
+            .map(|citation| pb::SourceCitation {
+                source_id: citation.source_id.to_string(),
+                quote: citation.quote.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn window_to_pb(window: &TimeWindow) -> pb::TimeWindow {
+    pb::TimeWindow {
+        start: Some(occurred_at_to_pb(window.start)),
+        end: window.end.map(timestamp_to_pb),
+    }
+}
+
+fn ids_to_pb<T: std::fmt::Display>(ids: &[T]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+fn party_details_to_pb(details: &PartyDetails) -> pb::PartyDetails {
+    pb::PartyDetails {
+        kind: match details.kind {
+            PartyKind::State => pb::PartyKind::State,
+            PartyKind::Government => pb::PartyKind::Government,
+            PartyKind::InternationalOrganisation => pb::PartyKind::InternationalOrganisation,
+        } as i32,
+        name: details.name.clone(),
+        iso_alpha2: details.iso_alpha2.clone(),
+        iso_alpha3: details.iso_alpha3.clone(),
+        wikidata_qid: details.wikidata_qid.clone(),
+        cameo_code: details.cameo_code.clone(),
+    }
+}
+
+fn source_details_to_pb(details: &SourceDetails) -> pb::SourceDetails {
+    pb::SourceDetails {
+        url: details.url.clone(),
+        publisher: details.publisher.clone(),
+        title: details.title.clone(),
+        published_at: details.published_at.map(occurred_at_to_pb),
+        retrieved_at: Some(timestamp_to_pb(details.retrieved_at)),
+        language: details.language.clone(),
+    }
+}
+
+fn office_to_pb(office: &OfficeTerm) -> pb::OfficeTerm {
+    pb::OfficeTerm {
+        post: office.post.clone(),
+        party: office.party.clone(),
+        accredited_to: office.accredited_to.clone(),
+        from: office.from.map(occurred_at_to_pb),
+        to: office.to.map(occurred_at_to_pb),
+    }
+}
+
+fn meeting_details_to_pb(details: &MeetingDetails) -> pb::MeetingDetails {
+    pb::MeetingDetails {
+        format: match details.format {
+            MeetingFormat::Bilateral => pb::MeetingFormat::Bilateral,
+            MeetingFormat::Multilateral => pb::MeetingFormat::Multilateral,
+            MeetingFormat::Phone => pb::MeetingFormat::Phone,
+            MeetingFormat::Virtual => pb::MeetingFormat::Virtual,
+        } as i32,
+        participants: details
+            .participants
+            .iter()
+            .map(|participant| pb::Participant {
+                party: participant.party.clone(),
+                official_id: participant.official_id.map(|id| id.to_string()),
+                role: match participant.role {
+                    None => pb::ParticipantRole::Unspecified,
+                    Some(ParticipantRole::Host) => pb::ParticipantRole::Host,
+                    Some(ParticipantRole::Visitor) => pb::ParticipantRole::Visitor,
+                    Some(ParticipantRole::ThirdParty) => pb::ParticipantRole::ThirdParty,
+                    Some(ParticipantRole::Mediator) => pb::ParticipantRole::Mediator,
+                } as i32,
+            })
+            .collect(),
+        location: details.location.as_ref().map(|location| pb::Location {
+            place: location.place.clone(),
+            country: location.country.clone(),
+        }),
+        topics: details.topics.clone(),
+        summary: details.summary.clone(),
+        negotiation: details.negotiation,
+    }
+}
+
+fn speaker_to_pb(speaker: &Speaker) -> pb::Speaker {
+    pb::Speaker {
+        party: speaker.party.clone(),
+        official_id: speaker.official_id.map(|id| id.to_string()),
+    }
+}
+
+fn commitment_details_to_pb(details: &CommitmentDetails) -> pb::CommitmentDetails {
+    pb::CommitmentDetails {
+        kind: match details.kind {
+            CommitmentKind::New => pb::CommitmentKind::New,
+            CommitmentKind::Reaffirmation => pb::CommitmentKind::Reaffirmation,
+        } as i32,
+        committing_parties: details.committing_parties.clone(),
+        voiced_by: ids_to_pb(&details.voiced_by),
+        counterparties: details.counterparties.clone(),
+        text: details.text.clone(),
+        verbatim: details.verbatim,
+        topics: details.topics.clone(),
+        specificity: match details.specificity {
+            Specificity::Aspirational => pb::Specificity::Aspirational,
+            Specificity::Specific => pb::Specificity::Specific,
+            Specificity::Measurable => pb::Specificity::Measurable,
+        } as i32,
+        cooperation: match details.cooperation {
+            CooperationKind::Unspecified => pb::CooperationKind::Unspecified,
+            CooperationKind::Material => pb::CooperationKind::Material,
+            CooperationKind::Diplomatic => pb::CooperationKind::Diplomatic,
+        } as i32,
+        due_by: details.due_by.map(occurred_at_to_pb),
+        made_at_meeting: details.made_at_meeting.map(|id| id.to_string()),
+    }
+}
+
+fn assessment_stage_to_pb(stage: AssessmentStage) -> pb::AssessmentStage {
+    match stage {
+        AssessmentStage::Interim => pb::AssessmentStage::Interim,
+        AssessmentStage::Final => pb::AssessmentStage::Final,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound: proto messages to domain and log values, with validation.
+// ---------------------------------------------------------------------------------------------
+
+/// Collects every malformed field of a request (by proto field path), then fails with all.
+#[derive(Debug, Default)]
+pub struct Violations {
+    violations: Vec<FieldViolation>,
+}
+
+impl Violations {
+    /// No violations yet.
+    pub fn new() -> Violations {
+        Violations::default()
+    }
+
+    /// Records that `field` is malformed.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.violations.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// `Ok(value)` if nothing was recorded, else every violation.
+    pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldViolation>> {
+        if self.violations.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.violations)
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Adds the violations of a nested conversion, prefixed by `prefix` (`commands[3].`).
+    pub fn extend_prefixed(&mut self, prefix: &str, violations: Vec<FieldViolation>) {
+        for violation in violations {
+            self.add(format!("{prefix}{}", violation.field), violation.description);
+        }
+    }
+}
+
+/// A direction (UNSPECIFIED is forwards).
+pub fn direction_from_pb(value: i32, field: &str, violations: &mut Violations) -> Direction {
+    match pb::Direction::try_from(value) {
+        Ok(pb::Direction::Unspecified | pb::Direction::Forwards) => Direction::Forwards,
+        Ok(pb::Direction::Backwards) => Direction::Backwards,
+        Err(_) => {
+            violations.add(field, format!("unknown direction {value}"));
+            Direction::Forwards
+        }
+    }
+}
+
+/// A filter (absent matches everything). Entries must be non-empty.
+pub fn filter_from_pb(
+    filter: Option<pb::EventFilter>,
+    field: &str,
+    violations: &mut Violations,
+) -> EventFilter {
+    let Some(filter) = filter else {
+        return EventFilter::default();
+    };
+    let lists = [
+        ("event_types", &filter.event_types),
+        ("stream_prefixes", &filter.stream_prefixes),
+        ("tags", &filter.tags),
+    ];
+    for (name, list) in lists {
+        if list.len() > MAX_FILTER_ENTRIES {
+            violations.add(
+                format!("{field}.{name}"),
+                format!("has {} entries, the limit is {MAX_FILTER_ENTRIES}", list.len()),
+            );
+        }
+        for (index, entry) in list.iter().enumerate() {
+            if entry.is_empty() {
+                violations.add(format!("{field}.{name}[{index}]"), "must not be empty");
+            }
+        }
+    }
+    EventFilter {
+        event_types: filter.event_types,
+        stream_prefixes: filter.stream_prefixes,
+        tags: filter.tags,
+    }
+}
+
+/// Most entries in each list of an event filter.
+pub const MAX_FILTER_ENTRIES: usize = 256;
+
+/// A protobuf Timestamp as a domain instant (nanos truncated to microseconds).
+pub fn timestamp_from_pb(timestamp: &PbTimestamp, field: &str, violations: &mut Violations) -> Timestamp {
+    if !(0..1_000_000_000).contains(&timestamp.nanos) {
+        violations.add(field, "nanos must be within 0..=999999999");
+        return Timestamp::EPOCH;
+    }
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&timestamp.seconds) {
+        violations.add(field, "must be within the years 1 to 9999");
+        return Timestamp::EPOCH;
+    }
+    Timestamp::from_unix_micros(timestamp.seconds * 1_000_000 + i64::from(timestamp.nanos / 1_000))
+}
+
+/// A required timestamp.
+pub fn required_timestamp(
+    timestamp: Option<&PbTimestamp>,
+    field: &str,
+    violations: &mut Violations,
+) -> Timestamp {
+    match timestamp {
+        Some(timestamp) => timestamp_from_pb(timestamp, field, violations),
+        None => {
+            violations.add(field, "is required");
+            Timestamp::EPOCH
+        }
+    }
+}
+
+/// An optional timestamp.
+pub fn optional_timestamp(
+    timestamp: Option<&PbTimestamp>,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<Timestamp> {
+    timestamp.map(|timestamp| timestamp_from_pb(timestamp, field, violations))
+}
+
+/// A precision (UNSPECIFIED is rejected).
+pub fn precision_from_pb(value: i32, field: &str, violations: &mut Violations) -> Precision {
+    match pb::Precision::try_from(value) {
+        Ok(pb::Precision::Year) => Precision::Year,
+        Ok(pb::Precision::Month) => Precision::Month,
+        Ok(pb::Precision::Day) => Precision::Day,
+        Ok(pb::Precision::Hour) => Precision::Hour,
+        Ok(pb::Precision::Minute) => Precision::Minute,
+        Ok(pb::Precision::Second) => Precision::Second,
+        Ok(pb::Precision::Exact) => Precision::Exact,
+        Ok(pb::Precision::Unspecified) => {
+            violations.add(field, "is required (YEAR to EXACT)");
+            Precision::Exact
+        }
+        Err(_) => {
+            violations.add(field, format!("unknown precision {value}"));
+            Precision::Exact
+        }
+    }
+}
+
+/// A valid time.
+pub fn occurred_at_from_pb(value: &pb::OccurredAt, field: &str, violations: &mut Violations) -> OccurredAt {
+    let at = required_timestamp(value.at.as_ref(), &format!("{field}.at"), violations);
+    let precision = precision_from_pb(value.precision, &format!("{field}.precision"), violations);
+    OccurredAt::new(at, precision)
+}
+
+/// A required valid time.
+pub fn required_occurred_at(
+    value: Option<&pb::OccurredAt>,
+    field: &str,
+    violations: &mut Violations,
+) -> OccurredAt {
+    match value {
+        Some(value) => occurred_at_from_pb(value, field, violations),
+        None => {
+            violations.add(field, "is required");
+            OccurredAt::new(Timestamp::EPOCH, Precision::Exact)
+        }
+    }
+}
+
+/// An optional valid time.
+pub fn optional_occurred_at(
+    value: Option<&pb::OccurredAt>,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<OccurredAt> {
+    value.map(|value| occurred_at_from_pb(value, field, violations))
+}
+
+/// A required UUID in canonical text form.
+pub fn uuid_from_pb(value: &str, field: &str, violations: &mut Violations) -> Uuid {
+    if value.is_empty() {
+        violations.add(field, "is required (a UUID)");
+        return Uuid::nil();
+    }
+    match Uuid::try_parse(value) {
+        Ok(uuid) => uuid,
+        Err(_) => {
+            violations.add(
+                field,
+                "must be a UUID such as 0190c1d2-3e4f-7a5b-8c6d-7e8f90a1b2c3",
+            );
+            Uuid::nil()
+        }
+    }
+}
+
+/// An optional UUID (absent or empty is `None`).
+pub fn optional_uuid(value: Option<&str>, field: &str, violations: &mut Violations) -> Option<Uuid> {
+    match value {
+        None | Some("") => None,
+        Some(value) => Some(uuid_from_pb(value, field, violations)),
+    }
+}

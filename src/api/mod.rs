@@ -1,0 +1,24 @@
+//! The gRPC API (package `dipledger.v1`): the only module that knows prost and tonic.
+//!
+//! Thin by design: requests are converted to domain or log values, handed to the layer below,
+//! and the results converted back. Files:
+//! - [`pb`]: the generated messages, clients and servers (from `proto/dipledger/v1/*.proto`).
+//! - [`convert`]: every conversion between proto messages and domain/log values (envelopes,
+//!   domain events, command requests with validation into field violations).
+//! - [`status`]: every mapping of an error to a `tonic::Status` (DESIGN.md section 7).
+//! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
+//! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
+
+pub mod convert;
+pub mod event_store;
+pub mod server;
+pub mod status;
+
+/// The generated protobuf messages and gRPC services of package `dipledger.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("dipledger.v1");
+
+    /// The encoded file descriptor set of the API (with its imports), for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("dipledger_descriptor");
+}

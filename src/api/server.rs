@@ -1,0 +1,240 @@
+//! The gRPC server: services, gRPC health (`grpc.health.v1`), server reflection (v1 and
+//! v1alpha), explicit message size limits, and graceful shutdown.
+//!
+//! Entry points:
+//! - [`serve`]: opens the log in a data directory, binds, serves until `shutdown` resolves
+//!   (what `dipledger serve` runs).
+//! - [`serve_with_listener`]: serves an already open [`Log`] on a bound listener.
+//! - [`RunningServer::start`]: starts a server in the background (bind `127.0.0.1:0` and read
+//!   [`RunningServer::local_addr`]), for tests and embedding.
+//!
+//! Shutdown: when the shutdown future resolves, health turns NOT_SERVING, every subscription
+//! ends its stream, tonic stops accepting requests and waits for in-flight ones (commits
+//! included) to finish; connections still open after [`SHUTDOWN_GRACE`] (a client that stopped
+//! reading) are dropped. The log closes when its last handle is dropped, after the writer has
+//! finished every queued append.
+//!
+//! Security: there is no authentication yet (DESIGN.md section 9), so the server only listens on
+//! loopback addresses and says so loudly at startup.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
+use super::pb;
+use super::pb::event_store_service_server::EventStoreServiceServer;
+use crate::log::{Log, LogConfig};
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Largest request message the server decodes (a batch of commands at the log's 4 MiB payload
+/// limit, with headroom for the proto encoding).
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// Largest response message the server encodes (ReadAll/ReadStream pages stop adding events at
+/// `event_store::MAX_PAGE_BYTES`, below this).
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// How long shutdown waits for open requests and streams before dropping connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Tunables of a server over an open log.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Most concurrent subscriptions (RESOURCE_EXHAUSTED beyond).
+    pub max_subscriptions: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_subscriptions: MAX_SUBSCRIPTIONS,
+        }
+    }
+}
+
+/// What `dipledger serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; must be a loopback address (there is no authentication yet).
+    pub listen: SocketAddr,
+    /// The data directory of the log.
+    pub data_dir: PathBuf,
+    /// Server tunables.
+    pub options: ServerOptions,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            options: ServerOptions::default(),
+        }
+    }
+}
+
+/// Checks that `listen` is a loopback address: without authentication nothing else is safe.
+pub fn check_loopback(listen: SocketAddr) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {listen}: dipledger has no authentication yet, so it serves \
+             only loopback addresses (127.0.0.1, [::1])"
+        );
+    }
+    Ok(())
+}
+
+/// Opens the log in `config.data_dir`, listens on `config.listen` and serves until `shutdown`
+/// resolves, then shuts down gracefully.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    check_loopback(config.listen)?;
+    let data_dir = config.data_dir.clone();
+    let log = tokio::task::spawn_blocking(move || Log::open(LogConfig::new(&data_dir)))
+        .await
+        .context("opening the log")?
+        .with_context(|| format!("opening the log in {}", config.data_dir.display()))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "dipledger: data directory {}, head position {}",
+        config.data_dir.display(),
+        log.head()
+    );
+    eprintln!("dipledger: ================================================================");
+    eprintln!("dipledger: DEVELOPMENT MODE: NO AUTHENTICATION, NO TLS.");
+    eprintln!("dipledger: listening on {address} (loopback only); anyone on this machine can");
+    eprintln!("dipledger: read and write the ledger.");
+    eprintln!("dipledger: ================================================================");
+    let result = serve_with_listener(log, listener, config.options, shutdown).await;
+    eprintln!("dipledger: stopped");
+    result
+}
+
+/// Serves `log` on `listener` until `shutdown` resolves, then shuts down gracefully (see the
+/// module docs). Does not check that the listener is on loopback.
+pub async fn serve_with_listener(
+    log: Log,
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_sender, stop) = watch::channel(false);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<EventStoreServiceServer<EventStore>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building the reflection service")?;
+    let event_store =
+        EventStoreServiceServer::new(EventStore::new(log, options.max_subscriptions, stop.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+
+    let signal = async move {
+        shutdown.await;
+        eprintln!("dipledger: shutting down: finishing in-flight requests, closing subscriptions");
+        health
+            .set_not_serving::<EventStoreServiceServer<EventStore>>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let _ = stop_sender.send(true);
+    };
+    let server = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(event_store)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+    let mut grace = stop.clone();
+    let grace_expired = async move {
+        let _ = grace.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result.context("serving gRPC")?,
+        _ = grace_expired => {
+            eprintln!("dipledger: connections still open after {SHUTDOWN_GRACE:?}; dropping them");
+        }
+    }
+    Ok(())
+}
+
+/// A server running in the background (for tests and embedding).
+pub struct RunningServer {
+    address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds `listen` (use `127.0.0.1:0` for any free port) and serves `log` in a background
+    /// task of the current runtime.
+    pub async fn start(
+        log: Log,
+        listen: SocketAddr,
+        options: ServerOptions,
+    ) -> anyhow::Result<RunningServer> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let address = listener.local_addr()?;
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_with_listener(log, listener, options, async move {
+            let _ = shutdown_signal.await;
+        }));
+        Ok(RunningServer {
+            address,
+            shutdown: Some(shutdown),
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The URI clients connect to, e.g. `http://127.0.0.1:50051`.
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        (&mut self.task).await.context("server task")?
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

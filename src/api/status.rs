@@ -1,0 +1,275 @@
+//! Every mapping of an error to a `tonic::Status`, in one place (DESIGN.md section 7).
+//!
+//! | cause | code | details |
+//! |---|---|---|
+//! | malformed request (API conversion, domain validation, log limits on a field) | INVALID_ARGUMENT | google.rpc.BadRequest with one field violation per bad field |
+//! | domain rule (`Rejection::Rule`) | FAILED_PRECONDITION | google.rpc.ErrorInfo (reason = rule code) and PreconditionFailure |
+//! | expected-version conflict | ABORTED | ErrorInfo metadata `stream_id`, `current_version`; the message names it too |
+//! | command id reused with a different request; creating an existing entity | ALREADY_EXISTS | ErrorInfo / ResourceInfo |
+//! | unknown entity or stream | NOT_FOUND | ResourceInfo |
+//! | position or version past the end | OUT_OF_RANGE | ErrorInfo metadata `head` |
+//! | over a size limit; too many subscriptions | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | shutting down, writer stopped after a disk failure | UNAVAILABLE | none |
+//! | a stored record failed its integrity check | DATA_LOSS | ErrorInfo metadata `position` |
+//! | bugs, storage and I/O errors | INTERNAL | none: the cause goes to the server log only |
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
+
+use crate::domain::{FieldViolation, Rejection};
+use crate::log::LogError;
+
+/// The `domain` of every google.rpc.ErrorInfo this server sends.
+pub const ERROR_DOMAIN: &str = "dipledger";
+
+/// INVALID_ARGUMENT with one google.rpc.BadRequest field violation per bad field.
+pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
+    let message = match violations {
+        [] => "invalid request".to_owned(),
+        [only] => format!("invalid request: {only}"),
+        [first, rest @ ..] => format!("invalid request: {first} (and {} more)", rest.len()),
+    };
+    let details = ErrorDetails::with_bad_request(
+        violations
+            .iter()
+            .map(|violation| PbFieldViolation::new(&violation.field, &violation.description))
+            .collect::<Vec<_>>(),
+    );
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// INVALID_ARGUMENT for a single field.
+pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Status {
+    invalid_argument(&[FieldViolation {
+        field: field.into(),
+        description: description.into(),
+    }])
+}
+
+/// The status of a domain rejection.
+pub fn from_rejection(rejection: Rejection) -> Status {
+    match rejection {
+        Rejection::Invalid(violations) => invalid_argument(&violations),
+        Rejection::Rule { code, message } => {
+            let mut details = ErrorDetails::with_error_info(code, ERROR_DOMAIN, HashMap::new());
+            details.add_precondition_failure_violation(code, "command", message.clone());
+            Status::with_error_details(Code::FailedPrecondition, format!("{code}: {message}"), details)
+        }
+        Rejection::NotFound { stream_id } => not_found(&stream_id),
+        Rejection::AlreadyExists { stream_id } => {
+            let details = ErrorDetails::with_resource_info("stream", &stream_id, "", "already exists");
+            Status::with_error_details(
+                Code::AlreadyExists,
+                format!("{stream_id} already exists"),
+                details,
+            )
+        }
+    }
+}
+
+/// NOT_FOUND for a stream (entity).
+pub fn not_found(stream_id: &str) -> Status {
+    let details = ErrorDetails::with_resource_info("stream", stream_id, "", "does not exist");
+    Status::with_error_details(Code::NotFound, format!("{stream_id} does not exist"), details)
+}
+
+/// OUT_OF_RANGE: a stream version past the stream's end.
+pub fn version_out_of_range(stream_id: &str, requested: u64, current: u64) -> Status {
+    let metadata = HashMap::from([
+        ("stream_id".to_owned(), stream_id.to_owned()),
+        ("stream_version".to_owned(), current.to_string()),
+    ]);
+    Status::with_error_details(
+        Code::OutOfRange,
+        format!("version {requested} is past the end of {stream_id} (version {current})"),
+        ErrorDetails::with_error_info("VERSION_PAST_END", ERROR_DOMAIN, metadata),
+    )
+}
+
+/// RESOURCE_EXHAUSTED: the server already serves its maximum of subscriptions.
+pub fn too_many_subscriptions(limit: usize) -> Status {
+    let details = ErrorDetails::with_quota_failure_violation(
+        "subscriptions",
+        format!("at most {limit} concurrent subscriptions"),
+    );
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("too many open subscriptions (the limit is {limit}); retry later"),
+        details,
+    )
+}
+
+/// UNAVAILABLE: the server is shutting down.
+pub fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down")
+}
+
+/// INTERNAL without details; the cause is written to the server log only.
+pub fn internal(context: &str, cause: impl std::fmt::Display) -> Status {
+    eprintln!("dipledger: internal error: {context}: {cause}");
+    Status::internal("internal error (see the server log)")
+}
+
+/// The status of a log error.
+pub fn from_log_error(error: LogError) -> Status {
+    match error {
+        LogError::Invalid { field, reason } => invalid_field(field, reason),
+        LogError::TooLarge { what, actual, limit } => {
+            let metadata = HashMap::from([
+                ("what".to_owned(), what.to_owned()),
+                ("actual".to_owned(), actual.to_string()),
+                ("limit".to_owned(), limit.to_string()),
+            ]);
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("{what} is {actual}, over the limit of {limit}"),
+                ErrorDetails::with_error_info("TOO_LARGE", ERROR_DOMAIN, metadata),
+            )
+        }
+        LogError::WrongExpectedVersion {
+            stream_id,
+            expected,
+            current,
+        } => wrong_expected_version(&stream_id, &format!("{expected:?}"), current),
+        LogError::CommandIdReused { command_id } => {
+            let metadata = HashMap::from([("command_id".to_owned(), command_id.to_string())]);
+            Status::with_error_details(
+                Code::AlreadyExists,
+                format!("command {command_id} was already recorded with a different request"),
+                ErrorDetails::with_error_info("COMMAND_ID_REUSED", ERROR_DOMAIN, metadata),
+            )
+        }
+        LogError::OutOfRange { requested, head } => {
+            let metadata = HashMap::from([("head".to_owned(), head.to_string())]);
+            Status::with_error_details(
+                Code::OutOfRange,
+                format!("position {requested} is past the head of the log ({head})"),
+                ErrorDetails::with_error_info("POSITION_PAST_HEAD", ERROR_DOMAIN, metadata),
+            )
+        }
+        LogError::DataLoss { position, reason } => {
+            eprintln!("dipledger: DATA LOSS at position {position}: {reason}");
+            let metadata = HashMap::from([("position".to_owned(), position.to_string())]);
+            Status::with_error_details(
+                Code::DataLoss,
+                format!("stored record at position {position} failed its integrity check"),
+                ErrorDetails::with_error_info("INTEGRITY_CHECK_FAILED", ERROR_DOMAIN, metadata),
+            )
+        }
+        LogError::Poisoned { cause } => {
+            eprintln!("dipledger: the log writer is stopped: {cause}");
+            Status::unavailable("the log accepts no writes after a failed write to disk")
+        }
+        LogError::Closed => Status::unavailable("the log is closed (the server is shutting down)"),
+        error @ (LogError::UnsupportedFormat { .. } | LogError::Storage(_) | LogError::Io(_)) => {
+            internal("log", error)
+        }
+    }
+}
+
+/// ABORTED: the stream is not at the version the caller expected. The current version is in
+/// the message and in ErrorInfo metadata `current_version`.
+pub fn wrong_expected_version(stream_id: &str, expected: &str, current: u64) -> Status {
+    let metadata = HashMap::from([
+        ("stream_id".to_owned(), stream_id.to_owned()),
+        ("expected_version".to_owned(), expected.to_owned()),
+        ("current_version".to_owned(), current.to_string()),
+    ]);
+    Status::with_error_details(
+        Code::Aborted,
+        format!("{stream_id}: expected version {expected}, current version is {current}"),
+        ErrorDetails::with_error_info("WRONG_EXPECTED_VERSION", ERROR_DOMAIN, metadata),
+    )
+}
+
+/// The status of a failed blocking task (a panic or a cancelled task): a bug.
+pub fn from_join_error(error: tokio::task::JoinError) -> Status {
+    internal("blocking task", error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        let cases = [
+            (
+                from_log_error(LogError::OutOfRange {
+                    requested: 9,
+                    head: 3,
+                }),
+                Code::OutOfRange,
+            ),
+            (
+                from_log_error(LogError::DataLoss {
+                    position: 4,
+                    reason: "crc".into(),
+                }),
+                Code::DataLoss,
+            ),
+            (from_log_error(LogError::Closed), Code::Unavailable),
+            (
+                from_log_error(LogError::TooLarge {
+                    what: "x",
+                    actual: 2,
+                    limit: 1,
+                }),
+                Code::ResourceExhausted,
+            ),
+            (
+                from_rejection(Rejection::rule("a.b", "no")),
+                Code::FailedPrecondition,
+            ),
+            (
+                from_rejection(Rejection::NotFound {
+                    stream_id: "party-X".into(),
+                }),
+                Code::NotFound,
+            ),
+            (
+                from_rejection(Rejection::AlreadyExists {
+                    stream_id: "party-X".into(),
+                }),
+                Code::AlreadyExists,
+            ),
+            (wrong_expected_version("s", "Exact(1)", 2), Code::Aborted),
+            (too_many_subscriptions(1), Code::ResourceExhausted),
+            (internal("test", "boom"), Code::Internal),
+        ];
+        for (status, code) in cases {
+            assert_eq!(status.code(), code, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn field_violations_travel_in_the_details() {
+        let status = from_rejection(Rejection::Invalid(vec![
+            FieldViolation {
+                field: "a".into(),
+                description: "bad".into(),
+            },
+            FieldViolation {
+                field: "b.c".into(),
+                description: "worse".into(),
+            },
+        ]));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad_request = status.get_details_bad_request().expect("bad request details");
+        let fields: Vec<_> = bad_request
+            .field_violations
+            .iter()
+            .map(|violation| violation.field.as_str())
+            .collect();
+        assert_eq!(fields, ["a", "b.c"]);
+    }
+
+    #[test]
+    fn internal_has_no_details() {
+        let status = internal("test", "secret cause");
+        assert!(!status.message().contains("secret"));
+        assert!(status.details().is_empty());
+    }
+}

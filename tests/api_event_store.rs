@@ -1,0 +1,547 @@
+//! EventStoreService over a real server on 127.0.0.1:0: ReadStream/ReadAll round trips with the
+//! typed payload, every status code the service produces, and subscriptions (catch-up then
+//! live with no gap or duplicate, resuming from a checkpoint, a stalled client, shutdown with
+//! open subscriptions). Events are appended straight to the server's `Log` in this process.
+
+mod api_common;
+
+use api_common::*;
+use dipledger::api::convert;
+use dipledger::api::pb;
+use dipledger::api::pb::subscribe_response::Message;
+use dipledger::api::server::ServerOptions;
+use dipledger::log::{AppendRequest, ExpectedVersion};
+use tonic::Code;
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+fn subscribe_from_start(filter: Option<pb::EventFilter>) -> pb::SubscribeRequest {
+    pb::SubscribeRequest {
+        start: Some(pb::subscribe_request::Start::FromStart(pb::SubscribeFromStart {})),
+        filter,
+    }
+}
+
+fn tags(tags: &[&str]) -> Option<pb::EventFilter> {
+    Some(pb::EventFilter {
+        tags: tags.iter().map(|tag| tag.to_string()).collect(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_stream_and_read_all_return_every_envelope_field_and_the_typed_event() {
+    let harness = Harness::start().await;
+    let event = party_registered("LBY");
+    let (command_id, correlation_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let appended = harness
+        .log
+        .append(
+            AppendRequest::new(
+                command_id,
+                "party-LBY",
+                ExpectedVersion::NoStream,
+                "alice",
+                vec![draft_of(&event)],
+            )
+            .with_correlation(Some(correlation_id), None),
+        )
+        .await
+        .unwrap();
+    // Three events the domain does not know: stored and served, without a typed event.
+    let mut unknown = draft_of(&event);
+    unknown.event_type = "CrashTest".into();
+    unknown.tags = vec!["test:other".into()];
+    harness
+        .log
+        .append(AppendRequest::new(
+            Uuid::now_v7(),
+            "other-1",
+            ExpectedVersion::Any,
+            "bob",
+            vec![unknown; 3],
+        ))
+        .await
+        .unwrap();
+
+    let mut client = harness.event_store().await;
+    let response = client
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: "party-LBY".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            response.stream_version,
+            response.next_version,
+            response.reached_end
+        ),
+        (1, 2, true)
+    );
+    assert_eq!(response.events.len(), 1);
+    let envelope = &response.events[0];
+    assert_eq!(envelope.position, 1);
+    assert_eq!(envelope.stream_id, "party-LBY");
+    assert_eq!(envelope.stream_version, 1);
+    assert_eq!(envelope.event_id, appended.event_ids()[0].to_string());
+    assert_eq!(envelope.event_type, "PartyRegistered");
+    assert_eq!(envelope.schema_version, 2);
+    assert_eq!(envelope.command_id, command_id.to_string());
+    let occurred_at = envelope.occurred_at.as_ref().unwrap();
+    assert_eq!(occurred_at.precision, pb::Precision::Day as i32);
+    assert_eq!(occurred_at.at.unwrap().seconds, 1_736_899_200);
+    assert_eq!(
+        envelope.recorded_at,
+        Some(convert::timestamp_to_pb(appended.recorded_at()))
+    );
+    assert_eq!(envelope.recorded_by, "alice");
+    assert_eq!(envelope.correlation_id, Some(correlation_id.to_string()));
+    assert_eq!(envelope.causation_id, None);
+    assert_eq!(envelope.tags, event.tags());
+    assert_eq!(envelope.payload, event.encode_payload());
+    let stored = harness.log.read_event(1).unwrap();
+    assert_eq!(envelope.leaf_hash, stored.leaf_hash().to_vec());
+    assert_eq!(envelope.chain_hash, stored.chain_hash().to_vec());
+    assert_eq!(envelope.event, Some(convert::event_to_pb(&event)));
+    let Some(pb::event::Event::PartyRegistered(typed)) =
+        envelope.event.as_ref().and_then(|e| e.event.clone())
+    else {
+        panic!("typed PartyRegistered expected: {:?}", envelope.event);
+    };
+    assert_eq!(typed.code, "LBY");
+    assert_eq!(typed.details.unwrap().kind, pb::PartyKind::State as i32);
+    let provenance = typed.provenance.unwrap();
+    assert_eq!(provenance.sources[0].quote.as_deref(), Some("met on Wednesday"));
+    // Microseconds survive the round trip.
+    assert_eq!(provenance.occurred_at.unwrap().at.unwrap().nanos, 123_456_000);
+
+    // ReadAll: everything, then each filter.
+    let all = client
+        .read_all(pb::ReadAllRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        all.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!((all.head, all.next_position, all.reached_end), (4, 5, true));
+    assert_eq!(&all.events[0], envelope);
+    assert!(all.events[1..]
+        .iter()
+        .all(|e| e.event.is_none() && e.event_type == "CrashTest"));
+    for (filter, expected) in [
+        (
+            pb::EventFilter {
+                event_types: vec!["PartyRegistered".into()],
+                ..Default::default()
+            },
+            vec![1],
+        ),
+        (
+            pb::EventFilter {
+                stream_prefixes: vec!["other-".into()],
+                ..Default::default()
+            },
+            vec![2, 3, 4],
+        ),
+        (
+            pb::EventFilter {
+                tags: vec!["party:LBY".into()],
+                ..Default::default()
+            },
+            vec![1],
+        ),
+    ] {
+        let page = client
+            .read_all(pb::ReadAllRequest {
+                filter: Some(filter),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            page.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+            expected
+        );
+    }
+    // Backwards from the head, two at a time.
+    let back = client
+        .read_all(pb::ReadAllRequest {
+            direction: pb::Direction::Backwards as i32,
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.events.iter().map(|e| e.position).collect::<Vec<_>>(), [4, 3]);
+    assert_eq!((back.next_position, back.reached_end), (2, false));
+    // ReadStream backwards from the end.
+    let back = client
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: "other-1".into(),
+            direction: pb::Direction::Backwards as i32,
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        back.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [3, 2]
+    );
+    assert_eq!(
+        (back.stream_version, back.next_version, back.reached_end),
+        (3, 1, false)
+    );
+}
+
+fn violation_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|violation| violation.field)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_status_code_comes_from_the_request_that_should_produce_it() {
+    let harness = Harness::start_with(ServerOptions { max_subscriptions: 2 }).await;
+    append_many(&harness.log, "s-1", 20, "t").await;
+    let mut client = harness.event_store().await;
+
+    // OUT_OF_RANGE: past the head (forwards head + 1 is an empty page, not an error).
+    let status = client
+        .read_all(pb::ReadAllRequest {
+            from_position: Some(22),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    let empty = client
+        .read_all(pb::ReadAllRequest {
+            from_position: Some(21),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(empty.events.is_empty() && empty.reached_end);
+    let status = client
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::AfterPosition(21)),
+            filter: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    let status = client
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: "s-1".into(),
+            from_version: Some(22),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+
+    // NOT_FOUND: a stream without events.
+    let status = client
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: "meeting-nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    // INVALID_ARGUMENT with every field violation at once.
+    let status = client
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: String::new(),
+            from_version: Some(0),
+            direction: 9,
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        violation_fields(&status),
+        ["direction", "from_version", "stream_id"]
+    );
+    let status = client
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: "with space".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violation_fields(&status), ["stream_id"]);
+    let status = client
+        .read_all(pb::ReadAllRequest {
+            filter: Some(pb::EventFilter {
+                tags: vec!["ok".into(), String::new()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violation_fields(&status), ["filter.tags[1]"]);
+
+    // RESOURCE_EXHAUSTED: a third concurrent subscription; room again once one closes.
+    let mut first = client
+        .subscribe(subscribe_from_start(None))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .subscribe(subscribe_from_start(None))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = client.subscribe(subscribe_from_start(None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(matches!(next_message(&mut first).await, Message::Event(_)));
+    drop(second);
+    within("a subscription slot frees up", async {
+        loop {
+            match client.subscribe(subscribe_from_start(None)).await {
+                Ok(stream) => break stream,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted);
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    })
+    .await;
+
+    // DATA_LOSS: a damaged record is never served.
+    // (Records are packed in chunks keyed by their first position: damage the chunk holding 7.)
+    let (key, value) = harness
+        .log
+        .raw_tree()
+        .range(..=dipledger::log::keys::event_key(7))
+        .next_back()
+        .unwrap()
+        .unwrap();
+    let mut bytes = value.to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    harness.log.raw_tree().insert(key, bytes).unwrap();
+    let status = client.read_all(pb::ReadAllRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_catches_up_then_goes_live_without_gap_or_duplicate() {
+    let harness = Harness::start().await;
+    append_many(&harness.log, "bulk-1", 5_000, "t").await;
+    let mut client = harness.event_store().await;
+    let mut stream = client
+        .subscribe(subscribe_from_start(None))
+        .await
+        .unwrap()
+        .into_inner();
+    let log = harness.log.clone();
+    let appender = tokio::spawn(async move {
+        for _ in 0..100 {
+            append_many(&log, "bulk-2", 50, "t").await;
+        }
+    });
+    let mut expected = 1;
+    let mut caught_up = 0;
+    while expected <= 10_000 || caught_up == 0 {
+        match next_message(&mut stream).await {
+            Message::Event(event) => {
+                assert_eq!(event.position, expected, "gap or duplicate");
+                assert!(event.event.is_some());
+                expected += 1;
+            }
+            Message::CaughtUp(at) => {
+                caught_up += 1;
+                assert_eq!(at.position, expected - 1, "caught up where the events end");
+            }
+            Message::Checkpoint(checkpoint) => {
+                panic!("unfiltered subscriptions need no checkpoints: {checkpoint:?}")
+            }
+        }
+    }
+    within("appender", appender).await.unwrap();
+    assert_eq!(caught_up, 1);
+    // Live: a new event arrives after CaughtUp, exactly once.
+    append_many(&harness.log, "live", 1, "t").await;
+    match next_message(&mut stream).await {
+        Message::Event(event) => assert_eq!(event.position, 10_001),
+        other => panic!("expected the live event: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_subscription_sends_checkpoints_and_resumes_from_one() {
+    let harness = Harness::start().await;
+    append_many(&harness.log, "noise", 5_000, "common").await;
+    append_many(&harness.log, "signal", 1, "rare").await; // 5001
+    append_many(&harness.log, "noise", 3_000, "common").await; // up to 8001
+    let mut client = harness.event_store().await;
+    let mut stream = client
+        .subscribe(subscribe_from_start(tags(&["rare"])))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut checkpoints = Vec::new();
+    let mut events = Vec::new();
+    let mut reported = vec![0]; // every position the client heard of, in order
+    loop {
+        match next_message(&mut stream).await {
+            Message::Event(event) => events.push(event.position),
+            Message::Checkpoint(checkpoint) => checkpoints.push(checkpoint.position),
+            Message::CaughtUp(at) => {
+                assert_eq!(at.position, 8_001);
+                reported.push(at.position);
+                break;
+            }
+        }
+        reported.push(*events.iter().chain(&checkpoints).max().unwrap());
+    }
+    assert_eq!(events, [5_001]);
+    let before_event: Vec<_> = checkpoints.iter().filter(|&&p| p < 5_001).collect();
+    assert!(
+        !before_event.is_empty(),
+        "checkpoints while scanning: {checkpoints:?}"
+    );
+    assert!(reported.windows(2).all(|w| w[0] < w[1]), "{reported:?}");
+    // Never more than the checkpoint interval (plus one page) examined without a word.
+    assert!(
+        reported.windows(2).all(|w| w[1] - w[0] <= 2_048 + 256),
+        "{reported:?}"
+    );
+    // Idle at the head: a checkpoint covers new non-matching events.
+    append_many(&harness.log, "noise", 10, "common").await; // up to 8011
+    match next_message(&mut stream).await {
+        Message::Checkpoint(checkpoint) => assert_eq!(checkpoint.position, 8_011),
+        other => panic!("expected a checkpoint: {other:?}"),
+    }
+    drop(stream);
+
+    // Resume from the first checkpoint: the first event delivered is the rare one.
+    let mut resumed = client
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::AfterPosition(*before_event[0])),
+            filter: tags(&["rare"]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        match next_message(&mut resumed).await {
+            Message::Event(event) => {
+                assert_eq!(event.position, 5_001);
+                break;
+            }
+            Message::Checkpoint(checkpoint) => assert!(checkpoint.position < 5_001),
+            Message::CaughtUp(at) => panic!("caught up at {} before the event", at.position),
+        }
+    }
+    drop(resumed);
+    // Resume after the last checkpoint: only what came later.
+    append_many(&harness.log, "signal", 1, "rare").await; // 8012
+    let mut resumed = client
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::AfterPosition(8_011)),
+            filter: tags(&["rare"]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match next_message(&mut resumed).await {
+        Message::Event(event) => assert_eq!(event.position, 8_012),
+        other => panic!("expected event 8012: {other:?}"),
+    }
+    match next_message(&mut resumed).await {
+        Message::CaughtUp(at) => assert_eq!(at.position, 8_012),
+        other => panic!("expected caught up: {other:?}"),
+    }
+}
+
+/// A client that stops reading while 50,000 events are appended, then reads them all in order.
+/// The server holds no queue for it: its reader blocks on a 64-message channel once HTTP/2 flow
+/// control stops the transport, and resumes reading the log at its cursor when the client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_gets_every_event_in_order_once_it_reads_again() {
+    let harness = Harness::start().await;
+    let mut client = harness.event_store().await;
+    let mut stream = client
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match next_message(&mut stream).await {
+        Message::CaughtUp(at) => assert_eq!(at.position, 0),
+        other => panic!("expected caught up: {other:?}"),
+    }
+    // Not reading while the log grows by 50,000 events.
+    let head = within("appending", append_many(&harness.log, "flood", 50_000, "t")).await;
+    assert_eq!(head, 50_000);
+    let mut expected = 1;
+    while expected <= 50_000 {
+        match next_message(&mut stream).await {
+            Message::Event(event) => {
+                assert_eq!(event.position, expected);
+                expected += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_open_subscriptions_completes_and_ends_their_streams() {
+    let Harness {
+        dir: _dir,
+        log,
+        server,
+    } = Harness::start().await;
+    append_many(&log, "s", 10, "t").await;
+    let channel = tonic::transport::Channel::from_shared(server.uri())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::event_store_service_client::EventStoreServiceClient::new(channel);
+    let mut streams = Vec::new();
+    for filter in [None, tags(&["t"]), tags(&["none"])] {
+        let mut stream = client
+            .subscribe(subscribe_from_start(filter))
+            .await
+            .unwrap()
+            .into_inner();
+        while !matches!(next_message(&mut stream).await, Message::CaughtUp(_)) {}
+        streams.push(stream);
+    }
+    within("graceful shutdown", server.shutdown()).await.unwrap();
+    for mut stream in streams {
+        // Ends cleanly (or, at worst, with a status); never hangs.
+        match within("stream end", stream.message()).await {
+            Ok(None) => {}
+            Ok(Some(message)) => panic!("unexpected message after shutdown: {message:?}"),
+            Err(status) => assert_ne!(status.code(), Code::Ok),
+        }
+    }
+}
