@@ -11,6 +11,7 @@
 
 pub mod convert;
 pub mod event_store;
+pub mod query;
 pub mod server;
 pub mod status;
 
