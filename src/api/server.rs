@@ -29,9 +29,12 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use super::commands::Commands;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
 use super::pb;
+use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
+use crate::ledger::Ledger;
 use crate::log::{Log, LogConfig};
 
 /// Default listen address: loopback only.
@@ -146,6 +149,9 @@ pub async fn serve_with_listener(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("building the reflection service")?;
+    let commands = CommandServiceServer::new(Commands::new(Ledger::new(log.clone())))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let event_store =
         EventStoreServiceServer::new(EventStore::new(log, options.max_subscriptions, stop.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
@@ -157,6 +163,7 @@ pub async fn serve_with_listener(
         health
             .set_not_serving::<EventStoreServiceServer<EventStore>>()
             .await;
+        health.set_not_serving::<CommandServiceServer<Commands>>().await;
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
@@ -166,6 +173,7 @@ pub async fn serve_with_listener(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(commands)
         .add_service(event_store)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
     let mut grace = stop.clone();
