@@ -15,15 +15,22 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::commitment::{
-    self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, Specificity,
+    self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
 };
-use crate::domain::common::{Provenance, TimeWindow};
-use crate::domain::meeting::{self, MeetingDetails, MeetingFormat, ParticipantRole, Speaker};
+use crate::domain::common::{
+    CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId, TimeWindow,
+};
+use crate::domain::meeting::{
+    self, Location, MeetingDetails, MeetingFormat, Participant, ParticipantRole, Speaker,
+};
 use crate::domain::official::{self, OfficeTerm};
 use crate::domain::party::{self, PartyDetails, PartyKind};
 use crate::domain::source::{self, SourceDetails};
 use crate::domain::time::{OccurredAt, Precision, Timestamp};
-use crate::domain::{decode_event, DomainEvent, FieldViolation};
+use crate::domain::{
+    decide_command, decode_event, AggregateState, DomainCommand, DomainEvent, FieldViolation, Rejection,
+};
+use crate::ledger::{CommandEnvelope, CommandOutcome};
 use crate::log::{Direction, EventFilter, RecordedEvent};
 
 /// Smallest seconds value of a protobuf Timestamp (0001-01-01T00:00:00Z).
@@ -632,6 +639,761 @@ pub fn optional_uuid(value: Option<&str>, field: &str, violations: &mut Violatio
         Some(value) => Some(uuid_from_pb(value, field, violations)),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inbound: command requests.
+// ---------------------------------------------------------------------------------------------
+
+/// A command request that converts to what the ledger records, with every malformed field
+/// reported (by proto field path).
+pub trait CommandRequest {
+    /// The command envelope, sent by `recorded_by`.
+    fn into_command(self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>>;
+}
+
+/// The fields every command request carries.
+struct Header {
+    command_id: Uuid,
+    expected_version: Option<u64>,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+}
+
+impl Header {
+    fn read(
+        command_id: &str,
+        expected_version: Option<u64>,
+        correlation_id: Option<&str>,
+        causation_id: Option<&str>,
+        violations: &mut Violations,
+    ) -> Header {
+        Header {
+            command_id: uuid_from_pb(command_id, "command_id", violations),
+            expected_version,
+            correlation_id: optional_uuid(correlation_id, "correlation_id", violations),
+            causation_id: optional_uuid(causation_id, "causation_id", violations),
+        }
+    }
+
+    fn envelope(self, command: DomainCommand, recorded_by: &str) -> CommandEnvelope {
+        CommandEnvelope {
+            command_id: self.command_id,
+            expected_version: self.expected_version,
+            command,
+            recorded_by: recorded_by.to_owned(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+        }
+    }
+}
+
+/// Maps a domain field path to the request's proto path: the domain nests valid time and
+/// citations under `provenance`, requests carry them at the top level.
+pub fn proto_field_path(domain_field: &str) -> String {
+    domain_field
+        .strip_prefix("provenance.")
+        .unwrap_or(domain_field)
+        .to_owned()
+}
+
+/// The entity a command is about, as the responses name it: a party code or a UUID.
+pub fn entity_id(command: &DomainCommand) -> String {
+    match command {
+        DomainCommand::Party(command) => command.code().to_owned(),
+        DomainCommand::Official(command) => command.official_id().to_string(),
+        DomainCommand::Source(command) => command.source_id().to_string(),
+        DomainCommand::Meeting(command) => command.meeting_id().to_string(),
+        DomainCommand::Commitment(command) => command.commitment_id().to_string(),
+    }
+}
+
+/// What a recorded command did, as the fields every command response has.
+pub struct OutcomeFields {
+    /// The stream appended to.
+    pub stream_id: String,
+    /// The stream's version after the command.
+    pub stream_version: u64,
+    /// Positions of the appended events.
+    pub positions: Vec<u64>,
+    /// Transaction time (absent when the command recorded nothing).
+    pub recorded_at: Option<PbTimestamp>,
+    /// Ids of the appended events.
+    pub event_ids: Vec<String>,
+}
+
+/// The response fields of a ledger outcome.
+pub fn outcome_fields(outcome: &CommandOutcome) -> OutcomeFields {
+    OutcomeFields {
+        stream_id: outcome.stream_id().to_owned(),
+        stream_version: outcome.stream_version(),
+        positions: outcome.positions().to_vec(),
+        recorded_at: outcome.recorded_at().map(timestamp_to_pb),
+        event_ids: ids_to_pb(outcome.event_ids()),
+    }
+}
+
+/// A batch result.
+pub fn command_result_to_pb(entity_id: String, outcome: &CommandOutcome) -> pb::CommandResult {
+    let fields = outcome_fields(outcome);
+    pb::CommandResult {
+        entity_id,
+        stream_id: fields.stream_id,
+        stream_version: fields.stream_version,
+        positions: fields.positions,
+        recorded_at: fields.recorded_at,
+        event_ids: fields.event_ids,
+    }
+}
+
+/// The commands of a batch, each converted; violations are prefixed `commands[i].`.
+pub fn batch_from_pb(
+    request: pb::SubmitBatchRequest,
+    recorded_by: &str,
+) -> Result<Vec<CommandEnvelope>, Vec<FieldViolation>> {
+    use pb::batch_command::Command as C;
+    let mut violations = Violations::new();
+    if request.commands.is_empty() {
+        violations.add("commands", "needs at least one command");
+    }
+    let mut envelopes = Vec::with_capacity(request.commands.len());
+    for (index, command) in request.commands.into_iter().enumerate() {
+        let Some(command) = command.command else {
+            violations.add(format!("commands[{index}]"), "no command set");
+            continue;
+        };
+        let converted = match command {
+            C::RegisterParty(r) => r.into_command(recorded_by),
+            C::CorrectParty(r) => r.into_command(recorded_by),
+            C::RegisterSource(r) => r.into_command(recorded_by),
+            C::CorrectSource(r) => r.into_command(recorded_by),
+            C::RegisterOfficial(r) => r.into_command(recorded_by),
+            C::AppointOfficial(r) => r.into_command(recorded_by),
+            C::EndTenure(r) => r.into_command(recorded_by),
+            C::CorrectOfficialName(r) => r.into_command(recorded_by),
+            C::RetractOfficialEvent(r) => r.into_command(recorded_by),
+            C::ProposeMeeting(r) => r.into_command(recorded_by),
+            C::ScheduleMeeting(r) => r.into_command(recorded_by),
+            C::RescheduleMeeting(r) => r.into_command(recorded_by),
+            C::CancelMeeting(r) => r.into_command(recorded_by),
+            C::RecordMeetingHeld(r) => r.into_command(recorded_by),
+            C::RecordStatement(r) => r.into_command(recorded_by),
+            C::CorrectMeeting(r) => r.into_command(recorded_by),
+            C::RetractMeetingEvent(r) => r.into_command(recorded_by),
+            C::RecordCommitment(r) => r.into_command(recorded_by),
+            C::ReaffirmCommitment(r) => r.into_command(recorded_by),
+            C::ReportCommitmentProgress(r) => r.into_command(recorded_by),
+            C::FulfilCommitment(r) => r.into_command(recorded_by),
+            C::MarkCommitmentLapsed(r) => r.into_command(recorded_by),
+            C::WithdrawCommitment(r) => r.into_command(recorded_by),
+            C::SupersedeCommitment(r) => r.into_command(recorded_by),
+            C::AssessCompliance(r) => r.into_command(recorded_by),
+            C::CorrectCommitment(r) => r.into_command(recorded_by),
+            C::RetractCommitmentEvent(r) => r.into_command(recorded_by),
+        };
+        match converted {
+            Ok(envelope) => {
+                // The domain's field checks need no state: run them now so that a malformed
+                // command is reported with its index.
+                let empty = AggregateState::empty_for(&envelope.command);
+                if let Err(Rejection::Invalid(domain)) = decide_command(&empty, &envelope.command) {
+                    for violation in domain {
+                        violations.add(
+                            format!("commands[{index}].{}", proto_field_path(&violation.field)),
+                            violation.description,
+                        );
+                    }
+                }
+                envelopes.push(envelope);
+            }
+            Err(nested) => violations.extend_prefixed(&format!("commands[{index}]."), nested),
+        }
+    }
+    violations.finish(envelopes)
+}
+
+fn provenance_from_pb(
+    occurred_at: Option<&pb::OccurredAt>,
+    sources: &[pb::SourceCitation],
+    violations: &mut Violations,
+) -> Provenance {
+    Provenance {
+        occurred_at: required_occurred_at(occurred_at, "occurred_at", violations),
+        sources: sources
+            .iter()
+            .enumerate()
+            .map(|(index, citation)| SourceCitation {
+                source_id: SourceId::from_uuid(uuid_from_pb(
+                    &citation.source_id,
+                    &format!("sources[{index}].source_id"),
+                    violations,
+                )),
+                quote: citation.quote.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The id of an entity a command creates: the given UUID, or the command id when empty (so a
+/// retry creates the same entity).
+fn new_entity_uuid(value: &str, command_id: Uuid, field: &str, violations: &mut Violations) -> Uuid {
+    if value.is_empty() {
+        command_id
+    } else {
+        uuid_from_pb(value, field, violations)
+    }
+}
+
+fn uuids<T>(values: &[String], field: &str, violations: &mut Violations, wrap: fn(Uuid) -> T) -> Vec<T> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| wrap(uuid_from_pb(value, &format!("{field}[{index}]"), violations)))
+        .collect()
+}
+
+fn required<'a, T>(value: Option<&'a T>, field: &str, violations: &mut Violations) -> Option<&'a T> {
+    if value.is_none() {
+        violations.add(field, "is required");
+    }
+    value
+}
+
+fn party_details_from_pb(
+    details: Option<&pb::PartyDetails>,
+    field: &str,
+    violations: &mut Violations,
+) -> PartyDetails {
+    let default = pb::PartyDetails::default();
+    let details = required(details, field, violations).unwrap_or(&default);
+    let kind = match pb::PartyKind::try_from(details.kind) {
+        Ok(pb::PartyKind::State) => PartyKind::State,
+        Ok(pb::PartyKind::Government) => PartyKind::Government,
+        Ok(pb::PartyKind::InternationalOrganisation) => PartyKind::InternationalOrganisation,
+        Ok(pb::PartyKind::Unspecified) | Err(_) => {
+            violations.add(
+                format!("{field}.kind"),
+                "is required (STATE, GOVERNMENT or INTERNATIONAL_ORGANISATION)",
+            );
+            PartyKind::State
+        }
+    };
+    PartyDetails {
+        kind,
+        name: details.name.clone(),
+        iso_alpha2: details.iso_alpha2.clone(),
+        iso_alpha3: details.iso_alpha3.clone(),
+        wikidata_qid: details.wikidata_qid.clone(),
+        cameo_code: details.cameo_code.clone(),
+    }
+}
+
+fn source_details_from_pb(
+    details: Option<&pb::SourceDetails>,
+    field: &str,
+    violations: &mut Violations,
+) -> SourceDetails {
+    let default = pb::SourceDetails::default();
+    let details = required(details, field, violations).unwrap_or(&default);
+    SourceDetails {
+        url: details.url.clone(),
+        publisher: details.publisher.clone(),
+        title: details.title.clone(),
+        published_at: optional_occurred_at(
+            details.published_at.as_ref(),
+            &format!("{field}.published_at"),
+            violations,
+        ),
+        retrieved_at: required_timestamp(
+            details.retrieved_at.as_ref(),
+            &format!("{field}.retrieved_at"),
+            violations,
+        ),
+        language: details.language.clone(),
+    }
+}
+
+fn office_from_pb(office: Option<&pb::OfficeTerm>, field: &str, violations: &mut Violations) -> OfficeTerm {
+    let default = pb::OfficeTerm::default();
+    let office = required(office, field, violations).unwrap_or(&default);
+    OfficeTerm {
+        post: office.post.clone(),
+        party: office.party.clone(),
+        accredited_to: office.accredited_to.clone(),
+        from: optional_occurred_at(office.from.as_ref(), &format!("{field}.from"), violations),
+        to: optional_occurred_at(office.to.as_ref(), &format!("{field}.to"), violations),
+    }
+}
+
+fn window_from_pb(window: &pb::TimeWindow, field: &str, violations: &mut Violations) -> TimeWindow {
+    TimeWindow {
+        start: required_occurred_at(window.start.as_ref(), &format!("{field}.start"), violations),
+        end: optional_timestamp(window.end.as_ref(), &format!("{field}.end"), violations),
+    }
+}
+
+fn required_window(window: Option<&pb::TimeWindow>, field: &str, violations: &mut Violations) -> TimeWindow {
+    let default = pb::TimeWindow::default();
+    window_from_pb(
+        required(window, field, violations).unwrap_or(&default),
+        field,
+        violations,
+    )
+}
+
+fn meeting_details_from_pb(
+    details: Option<&pb::MeetingDetails>,
+    field: &str,
+    violations: &mut Violations,
+) -> MeetingDetails {
+    let default = pb::MeetingDetails::default();
+    let details = required(details, field, violations).unwrap_or(&default);
+    let format = match pb::MeetingFormat::try_from(details.format) {
+        Ok(pb::MeetingFormat::Bilateral) => MeetingFormat::Bilateral,
+        Ok(pb::MeetingFormat::Multilateral) => MeetingFormat::Multilateral,
+        Ok(pb::MeetingFormat::Phone) => MeetingFormat::Phone,
+        Ok(pb::MeetingFormat::Virtual) => MeetingFormat::Virtual,
+        Ok(pb::MeetingFormat::Unspecified) | Err(_) => {
+            violations.add(
+                format!("{field}.format"),
+                "is required (BILATERAL, MULTILATERAL, PHONE or VIRTUAL)",
+            );
+            MeetingFormat::Bilateral
+        }
+    };
+    let participants = details
+        .participants
+        .iter()
+        .enumerate()
+        .map(|(index, participant)| {
+            let path = format!("{field}.participants[{index}]");
+            let role = match pb::ParticipantRole::try_from(participant.role) {
+                Ok(pb::ParticipantRole::Unspecified) => None,
+                Ok(pb::ParticipantRole::Host) => Some(ParticipantRole::Host),
+                Ok(pb::ParticipantRole::Visitor) => Some(ParticipantRole::Visitor),
+                Ok(pb::ParticipantRole::ThirdParty) => Some(ParticipantRole::ThirdParty),
+                Ok(pb::ParticipantRole::Mediator) => Some(ParticipantRole::Mediator),
+                Err(_) => {
+                    violations.add(
+                        format!("{path}.role"),
+                        format!("unknown role {}", participant.role),
+                    );
+                    None
+                }
+            };
+            Participant {
+                party: participant.party.clone(),
+                official_id: optional_uuid(
+                    participant.official_id.as_deref(),
+                    &format!("{path}.official_id"),
+                    violations,
+                )
+                .map(OfficialId::from_uuid),
+                role,
+            }
+        })
+        .collect();
+    MeetingDetails {
+        format,
+        participants,
+        location: details.location.as_ref().map(|location| Location {
+            place: location.place.clone(),
+            country: location.country.clone(),
+        }),
+        topics: details.topics.clone(),
+        summary: details.summary.clone(),
+        negotiation: details.negotiation,
+    }
+}
+
+fn speaker_from_pb(speaker: Option<&pb::Speaker>, field: &str, violations: &mut Violations) -> Speaker {
+    let default = pb::Speaker::default();
+    let speaker = required(speaker, field, violations).unwrap_or(&default);
+    Speaker {
+        party: speaker.party.clone(),
+        official_id: optional_uuid(
+            speaker.official_id.as_deref(),
+            &format!("{field}.official_id"),
+            violations,
+        )
+        .map(OfficialId::from_uuid),
+    }
+}
+
+fn commitment_details_from_pb(
+    details: Option<&pb::CommitmentDetails>,
+    field: &str,
+    violations: &mut Violations,
+) -> CommitmentDetails {
+    let default = pb::CommitmentDetails::default();
+    let details = required(details, field, violations).unwrap_or(&default);
+    let kind = match pb::CommitmentKind::try_from(details.kind) {
+        Ok(pb::CommitmentKind::New) => CommitmentKind::New,
+        Ok(pb::CommitmentKind::Reaffirmation) => CommitmentKind::Reaffirmation,
+        Ok(pb::CommitmentKind::Unspecified) | Err(_) => {
+            violations.add(format!("{field}.kind"), "is required (NEW or REAFFIRMATION)");
+            CommitmentKind::New
+        }
+    };
+    let specificity = match pb::Specificity::try_from(details.specificity) {
+        Ok(pb::Specificity::Aspirational) => Specificity::Aspirational,
+        Ok(pb::Specificity::Specific) => Specificity::Specific,
+        Ok(pb::Specificity::Measurable) => Specificity::Measurable,
+        Ok(pb::Specificity::Unspecified) | Err(_) => {
+            violations.add(
+                format!("{field}.specificity"),
+                "is required (ASPIRATIONAL, SPECIFIC or MEASURABLE)",
+            );
+            Specificity::Aspirational
+        }
+    };
+    let cooperation = match pb::CooperationKind::try_from(details.cooperation) {
+        Ok(pb::CooperationKind::Unspecified) => CooperationKind::Unspecified,
+        Ok(pb::CooperationKind::Material) => CooperationKind::Material,
+        Ok(pb::CooperationKind::Diplomatic) => CooperationKind::Diplomatic,
+        Err(_) => {
+            violations.add(
+                format!("{field}.cooperation"),
+                format!("unknown cooperation kind {}", details.cooperation),
+            );
+            CooperationKind::Unspecified
+        }
+    };
+    CommitmentDetails {
+        kind,
+        committing_parties: details.committing_parties.clone(),
+        voiced_by: uuids(
+            &details.voiced_by,
+            &format!("{field}.voiced_by"),
+            violations,
+            OfficialId::from_uuid,
+        ),
+        counterparties: details.counterparties.clone(),
+        text: details.text.clone(),
+        verbatim: details.verbatim,
+        topics: details.topics.clone(),
+        specificity,
+        cooperation,
+        due_by: optional_occurred_at(details.due_by.as_ref(), &format!("{field}.due_by"), violations),
+        made_at_meeting: optional_uuid(
+            details.made_at_meeting.as_deref(),
+            &format!("{field}.made_at_meeting"),
+            violations,
+        )
+        .map(MeetingId::from_uuid),
+    }
+}
+
+fn stage_from_pb(value: i32, field: &str, violations: &mut Violations) -> AssessmentStage {
+    match pb::AssessmentStage::try_from(value) {
+        Ok(pb::AssessmentStage::Interim) => AssessmentStage::Interim,
+        Ok(pb::AssessmentStage::Final) => AssessmentStage::Final,
+        Ok(pb::AssessmentStage::Unspecified) | Err(_) => {
+            violations.add(field, "is required (INTERIM or FINAL)");
+            AssessmentStage::Interim
+        }
+    }
+}
+
+fn scores_from_pb(scores: &[pb::PartyScore], violations: &mut Violations) -> Vec<PartyScore> {
+    scores
+        .iter()
+        .enumerate()
+        .map(|(index, score)| PartyScore {
+            party: score.party.clone(),
+            score: i8::try_from(score.score).unwrap_or_else(|_| {
+                violations.add(format!("scores[{index}].score"), "must be -1, 0 or 1");
+                0
+            }),
+        })
+        .collect()
+}
+
+/// Implements [`CommandRequest`] for a request with provenance (`occurred_at`, `sources`).
+/// The body builds the domain command from the request (`$r`), the violations (`$v`), the
+/// command id (`$id`) and the provenance (`$p`).
+macro_rules! command_request {
+    ($request:ty, |$r:ident, $v:ident, $id:ident, $p:ident| $build:expr) => {
+        impl CommandRequest for $request {
+            fn into_command(self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>> {
+                let $r = self;
+                let mut violations = Violations::new();
+                let $v = &mut violations;
+                let header = Header::read(
+                    &$r.command_id,
+                    $r.expected_version,
+                    $r.correlation_id.as_deref(),
+                    $r.causation_id.as_deref(),
+                    $v,
+                );
+                #[allow(unused_variables)]
+                let $id = header.command_id;
+                let $p = provenance_from_pb($r.occurred_at.as_ref(), &$r.sources, $v);
+                let command: DomainCommand = $build;
+                violations.finish(header.envelope(command, recorded_by))
+            }
+        }
+    };
+}
+
+/// Implements [`CommandRequest`] for a source command (no provenance).
+macro_rules! source_request {
+    ($request:ty, |$r:ident, $v:ident, $id:ident| $build:expr) => {
+        impl CommandRequest for $request {
+            fn into_command(self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>> {
+                let $r = self;
+                let mut violations = Violations::new();
+                let $v = &mut violations;
+                let header = Header::read(
+                    &$r.command_id,
+                    $r.expected_version,
+                    $r.correlation_id.as_deref(),
+                    $r.causation_id.as_deref(),
+                    $v,
+                );
+                #[allow(unused_variables)]
+                let $id = header.command_id;
+                let command: DomainCommand = $build;
+                violations.finish(header.envelope(command, recorded_by))
+            }
+        }
+    };
+}
+
+fn official(value: &str, v: &mut Violations) -> OfficialId {
+    OfficialId::from_uuid(uuid_from_pb(value, "official_id", v))
+}
+fn meeting_id(value: &str, v: &mut Violations) -> MeetingId {
+    MeetingId::from_uuid(uuid_from_pb(value, "meeting_id", v))
+}
+fn commitment_id(value: &str, v: &mut Violations) -> CommitmentId {
+    CommitmentId::from_uuid(uuid_from_pb(value, "commitment_id", v))
+}
+
+command_request!(pb::RegisterPartyRequest, |r, v, _id, provenance| {
+    DomainCommand::Party(party::Command::RegisterParty {
+        details: party_details_from_pb(r.details.as_ref(), "details", v),
+        code: r.code,
+        provenance,
+    })
+});
+command_request!(pb::CorrectPartyRequest, |r, v, _id, provenance| {
+    DomainCommand::Party(party::Command::CorrectParty {
+        details: party_details_from_pb(r.details.as_ref(), "details", v),
+        code: r.code,
+        corrects_version: r.corrects_version,
+        reason: r.reason,
+        provenance,
+    })
+});
+source_request!(pb::RegisterSourceRequest, |r, v, id| {
+    DomainCommand::Source(source::Command::RegisterSource {
+        source_id: SourceId::from_uuid(new_entity_uuid(&r.source_id, id, "source_id", v)),
+        details: source_details_from_pb(r.details.as_ref(), "details", v),
+    })
+});
+source_request!(pb::CorrectSourceRequest, |r, v, _id| {
+    DomainCommand::Source(source::Command::CorrectSource {
+        source_id: SourceId::from_uuid(uuid_from_pb(&r.source_id, "source_id", v)),
+        corrects_version: r.corrects_version,
+        details: source_details_from_pb(r.details.as_ref(), "details", v),
+        reason: r.reason,
+    })
+});
+command_request!(pb::RegisterOfficialRequest, |r, v, id, provenance| {
+    DomainCommand::Official(official::Command::RegisterOfficial {
+        official_id: OfficialId::from_uuid(new_entity_uuid(&r.official_id, id, "official_id", v)),
+        offices: r
+            .offices
+            .iter()
+            .enumerate()
+            .map(|(index, office)| office_from_pb(Some(office), &format!("offices[{index}]"), v))
+            .collect(),
+        name: r.name,
+        provenance,
+    })
+});
+command_request!(pb::AppointOfficialRequest, |r, v, _id, provenance| {
+    DomainCommand::Official(official::Command::AppointOfficial {
+        official_id: official(&r.official_id, v),
+        office: office_from_pb(r.office.as_ref(), "office", v),
+        provenance,
+    })
+});
+command_request!(pb::EndTenureRequest, |r, v, _id, provenance| {
+    DomainCommand::Official(official::Command::EndTenure {
+        official_id: official(&r.official_id, v),
+        tenure_version: r.tenure_version,
+        ended_at: required_occurred_at(r.ended_at.as_ref(), "ended_at", v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::CorrectOfficialNameRequest, |r, v, _id, provenance| {
+    DomainCommand::Official(official::Command::CorrectOfficialName {
+        official_id: official(&r.official_id, v),
+        corrects_version: r.corrects_version,
+        reason: r.reason,
+        name: r.name,
+        provenance,
+    })
+});
+command_request!(pb::RetractOfficialEventRequest, |r, v, _id, provenance| {
+    DomainCommand::Official(official::Command::RetractOfficialEvent {
+        official_id: official(&r.official_id, v),
+        retracts_version: r.retracts_version,
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::ProposeMeetingRequest, |r, v, id, provenance| {
+    DomainCommand::Meeting(meeting::Command::ProposeMeeting {
+        meeting_id: MeetingId::from_uuid(new_entity_uuid(&r.meeting_id, id, "meeting_id", v)),
+        details: meeting_details_from_pb(r.details.as_ref(), "details", v),
+        proposed_window: r
+            .proposed_window
+            .as_ref()
+            .map(|window| window_from_pb(window, "proposed_window", v)),
+        proposed_by: r.proposed_by,
+        provenance,
+    })
+});
+command_request!(pb::ScheduleMeetingRequest, |r, v, id, provenance| {
+    DomainCommand::Meeting(meeting::Command::ScheduleMeeting {
+        meeting_id: MeetingId::from_uuid(new_entity_uuid(&r.meeting_id, id, "meeting_id", v)),
+        details: meeting_details_from_pb(r.details.as_ref(), "details", v),
+        window: required_window(r.window.as_ref(), "window", v),
+        provenance,
+    })
+});
+command_request!(pb::RescheduleMeetingRequest, |r, v, _id, provenance| {
+    DomainCommand::Meeting(meeting::Command::RescheduleMeeting {
+        meeting_id: meeting_id(&r.meeting_id, v),
+        window: required_window(r.window.as_ref(), "window", v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::CancelMeetingRequest, |r, v, _id, provenance| {
+    DomainCommand::Meeting(meeting::Command::CancelMeeting {
+        meeting_id: meeting_id(&r.meeting_id, v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::RecordMeetingHeldRequest, |r, v, id, provenance| {
+    DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+        meeting_id: MeetingId::from_uuid(new_entity_uuid(&r.meeting_id, id, "meeting_id", v)),
+        details: meeting_details_from_pb(r.details.as_ref(), "details", v),
+        ended_at: optional_timestamp(r.ended_at.as_ref(), "ended_at", v),
+        provenance,
+    })
+});
+command_request!(pb::RecordStatementRequest, |r, v, _id, provenance| {
+    DomainCommand::Meeting(meeting::Command::RecordStatement {
+        meeting_id: meeting_id(&r.meeting_id, v),
+        speaker: speaker_from_pb(r.speaker.as_ref(), "speaker", v),
+        text: r.text,
+        verbatim: r.verbatim,
+        provenance,
+    })
+});
+command_request!(pb::CorrectMeetingRequest, |r, v, _id, provenance| {
+    DomainCommand::Meeting(meeting::Command::CorrectMeeting {
+        meeting_id: meeting_id(&r.meeting_id, v),
+        corrects_version: r.corrects_version,
+        details: meeting_details_from_pb(r.details.as_ref(), "details", v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::RetractMeetingEventRequest, |r, v, _id, provenance| {
+    DomainCommand::Meeting(meeting::Command::RetractMeetingEvent {
+        meeting_id: meeting_id(&r.meeting_id, v),
+        retracts_version: r.retracts_version,
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::RecordCommitmentRequest, |r, v, id, provenance| {
+    DomainCommand::Commitment(commitment::Command::RecordCommitment {
+        commitment_id: CommitmentId::from_uuid(new_entity_uuid(&r.commitment_id, id, "commitment_id", v)),
+        details: commitment_details_from_pb(r.details.as_ref(), "details", v),
+        provenance,
+    })
+});
+command_request!(pb::ReaffirmCommitmentRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::ReaffirmCommitment {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        voiced_by: uuids(&r.voiced_by, "voiced_by", v, OfficialId::from_uuid),
+        at_meeting: optional_uuid(r.at_meeting.as_deref(), "at_meeting", v).map(MeetingId::from_uuid),
+        reaffirmed_by: r.reaffirmed_by,
+        text: r.text,
+        provenance,
+    })
+});
+command_request!(pb::ReportCommitmentProgressRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::ReportCommitmentProgress {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        summary: r.summary,
+        provenance,
+    })
+});
+command_request!(pb::FulfilCommitmentRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::FulfilCommitment {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        summary: r.summary,
+        provenance,
+    })
+});
+command_request!(pb::MarkCommitmentLapsedRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::MarkCommitmentLapsed {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::WithdrawCommitmentRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::WithdrawCommitment {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::SupersedeCommitmentRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::SupersedeCommitment {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        superseded_by: CommitmentId::from_uuid(uuid_from_pb(&r.superseded_by, "superseded_by", v)),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::AssessComplianceRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::AssessCompliance {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        stage: stage_from_pb(r.stage, "stage", v),
+        scores: scores_from_pb(&r.scores, v),
+        assessor: r.assessor,
+        rationale: r.rationale,
+        provenance,
+    })
+});
+command_request!(pb::CorrectCommitmentRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::CorrectCommitment {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        corrects_version: r.corrects_version,
+        details: commitment_details_from_pb(r.details.as_ref(), "details", v),
+        reason: r.reason,
+        provenance,
+    })
+});
+command_request!(pb::RetractCommitmentEventRequest, |r, v, _id, provenance| {
+    DomainCommand::Commitment(commitment::Command::RetractCommitmentEvent {
+        commitment_id: commitment_id(&r.commitment_id, v),
+        retracts_version: r.retracts_version,
+        reason: r.reason,
+        provenance,
+    })
+});
 
 // ---------------------------------------------------------------------------------------------
 // Read models (QueryService answers).

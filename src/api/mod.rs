@@ -6,9 +6,11 @@
 //! - [`convert`]: every conversion between proto messages and domain/log values (envelopes,
 //!   domain events, command requests with validation into field violations).
 //! - [`status`]: every mapping of an error to a `tonic::Status` (DESIGN.md section 7).
+//! - [`commands`]: `CommandService` (one RPC per domain command, SubmitBatch) over the ledger.
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
 
+pub mod commands;
 pub mod convert;
 pub mod event_store;
 pub mod query;

@@ -3,8 +3,8 @@
 //! and a `min_position` wait blocks), and converts the answer, which always carries
 //! `based_on_position`.
 //!
-//! The wait for `min_position` (or for an as-of position the read model has not reached) is the
-//! call's deadline (`grpc-timeout`), or `projections::consistency::DEFAULT_WAIT` without one,
+//! The wait for `min_position` (or for an as-of position the read model has not reached) is 90%
+//! of the call's deadline (`grpc-timeout`), or `projections::consistency::DEFAULT_WAIT` without one,
 //! capped at `MAX_WAIT`; past it the answer is UNAVAILABLE.
 
 use std::sync::Arc;
@@ -46,7 +46,8 @@ impl Query {
     }
 }
 
-/// The wait a request allows: its `grpc-timeout`, else the default; at most MAX_WAIT.
+/// The wait a request allows: 90% of its `grpc-timeout` (so the UNAVAILABLE answer arrives
+/// before the client gives up), else the default; at most MAX_WAIT.
 fn deadline_of<T>(request: &Request<T>) -> Duration {
     let timeout = request
         .metadata()
@@ -65,7 +66,7 @@ fn deadline_of<T>(request: &Request<T>) -> Duration {
                 _ => return None,
             })
         });
-    timeout.unwrap_or(DEFAULT_WAIT).min(MAX_WAIT)
+    timeout.map(|timeout| timeout - timeout / 10).unwrap_or(DEFAULT_WAIT).min(MAX_WAIT)
 }
 
 fn read_options(

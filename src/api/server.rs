@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,10 +30,16 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use super::commands::Commands;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
 use super::pb;
+use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
+use super::pb::query_service_server::QueryServiceServer;
+use super::query::Query;
+use crate::ledger::Ledger;
 use crate::log::{Log, LogConfig};
+use crate::projections::Projections;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -146,6 +153,21 @@ pub async fn serve_with_listener(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("building the reflection service")?;
+    let projections = {
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || Projections::open(log))
+            .await
+            .context("opening the read models")?
+            .context("opening the read models")?
+    };
+    let projections = Arc::new(projections);
+    let queries = QueryServiceServer::new(Query::new(projections.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    health.set_serving::<QueryServiceServer<Query>>().await;
+    let commands = CommandServiceServer::new(Commands::new(Ledger::new(log.clone())))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let event_store =
         EventStoreServiceServer::new(EventStore::new(log, options.max_subscriptions, stop.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
@@ -157,6 +179,8 @@ pub async fn serve_with_listener(
         health
             .set_not_serving::<EventStoreServiceServer<EventStore>>()
             .await;
+        health.set_not_serving::<CommandServiceServer<Commands>>().await;
+        health.set_not_serving::<QueryServiceServer<Query>>().await;
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
@@ -166,6 +190,8 @@ pub async fn serve_with_listener(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(commands)
+        .add_service(queries)
         .add_service(event_store)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
     let mut grace = stop.clone();
@@ -179,6 +205,10 @@ pub async fn serve_with_listener(
             eprintln!("dipledger: connections still open after {SHUTDOWN_GRACE:?}; dropping them");
         }
     }
+    // Stop the read-model runner (it finishes its batch) off the async threads.
+    tokio::task::spawn_blocking(move || drop(projections))
+        .await
+        .context("stopping the read models")?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
 
 use crate::domain::{FieldViolation, Rejection};
+use crate::ledger::LedgerError;
 use crate::log::LogError;
 use crate::projections::ProjectionError;
 
@@ -47,6 +48,51 @@ pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -
         field: field.into(),
         description: description.into(),
     }])
+}
+
+/// The status of a command the ledger did not record. Field paths of domain validation are
+/// mapped to the request's proto paths (`provenance.sources[0]` -> `sources[0]`).
+pub fn from_ledger_error(error: LedgerError) -> Status {
+    match error {
+        LedgerError::Rejected(Rejection::Invalid(violations)) => {
+            let violations: Vec<_> = violations
+                .into_iter()
+                .map(|violation| FieldViolation {
+                    field: super::convert::proto_field_path(&violation.field),
+                    description: violation.description,
+                })
+                .collect();
+            invalid_argument(&violations)
+        }
+        LedgerError::Rejected(rejection) => from_rejection(rejection),
+        LedgerError::ReferenceNotFound { stream_id } => {
+            let details =
+                ErrorDetails::with_resource_info("stream", &stream_id, "", "referenced but does not exist");
+            Status::with_error_details(
+                Code::NotFound,
+                format!("{stream_id} is referenced by the command but does not exist"),
+                details,
+            )
+        }
+        LedgerError::WrongExpectedVersion {
+            stream_id,
+            expected,
+            current,
+        } => wrong_expected_version(&stream_id, &expected.to_string(), current),
+        LedgerError::Contended { stream_id, attempts } => Status::aborted(format!(
+            "{stream_id} kept changing under concurrent writers ({attempts} attempts); retry"
+        )),
+        LedgerError::CommandIdReused { command_id } => {
+            from_log_error(LogError::CommandIdReused { command_id })
+        }
+        LedgerError::InvalidBatch { reason } => invalid_field("commands", reason),
+        LedgerError::Log(error) => from_log_error(error),
+        error @ LedgerError::Undecodable { .. } => internal("ledger", error),
+        LedgerError::WorkerLost(reason) => {
+            eprintln!("dipledger: ledger worker lost: {reason}");
+            Status::unavailable("the server is shutting down")
+        }
+    }
 }
 
 /// The status of a domain rejection.

@@ -1,0 +1,346 @@
+//! CommandService over a real server on 127.0.0.1:0 with the generated client: the sample news
+//! report recorded through the API, idempotent retries, and every status code a command can
+//! produce (INVALID_ARGUMENT with field violations, FAILED_PRECONDITION, NOT_FOUND,
+//! ALREADY_EXISTS, ABORTED, RESOURCE_EXHAUSTED), plus atomic batches.
+
+mod api_common;
+
+use api_common::*;
+use dipledger::api::pb;
+use dipledger::api::pb::command_service_client::CommandServiceClient;
+use prost_types::Timestamp;
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+const WEDNESDAY: i64 = 1_736_899_200;
+
+fn day() -> Option<pb::OccurredAt> {
+    Some(pb::OccurredAt {
+        at: Some(Timestamp {
+            seconds: WEDNESDAY,
+            nanos: 0,
+        }),
+        precision: pb::Precision::Day as i32,
+    })
+}
+
+fn cite(source: Uuid) -> Vec<pb::SourceCitation> {
+    vec![pb::SourceCitation {
+        source_id: source.to_string(),
+        quote: None,
+    }]
+}
+
+fn register_party(code: &str, source: Uuid) -> pb::RegisterPartyRequest {
+    pb::RegisterPartyRequest {
+        command_id: Uuid::now_v7().to_string(),
+        occurred_at: day(),
+        sources: cite(source),
+        code: code.into(),
+        details: Some(pb::PartyDetails {
+            kind: pb::PartyKind::State as i32,
+            name: format!("Party {code}"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn meeting_held(source: Uuid, parties: [&str; 2]) -> pb::RecordMeetingHeldRequest {
+    pb::RecordMeetingHeldRequest {
+        command_id: Uuid::now_v7().to_string(),
+        occurred_at: day(),
+        sources: cite(source),
+        details: Some(pb::MeetingDetails {
+            format: pb::MeetingFormat::Bilateral as i32,
+            participants: parties
+                .iter()
+                .map(|party| pb::Participant {
+                    party: party.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            location: Some(pb::Location {
+                place: "Benghazi".into(),
+                country: Some("LBY".into()),
+            }),
+            topics: vec!["security".into(), "regional-stability".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A server with parties LBY and FRA and one source registered. Returns the client and source.
+async fn seeded(harness: &Harness) -> (CommandServiceClient<Channel>, Uuid) {
+    let mut client = CommandServiceClient::new(harness.channel().await);
+    let source = client
+        .register_source(pb::RegisterSourceRequest {
+            command_id: Uuid::now_v7().to_string(),
+            details: Some(pb::SourceDetails {
+                url: Some("https://example.org/news/libya-france".into()),
+                title: Some("Libya and France discuss security".into()),
+                retrieved_at: Some(Timestamp {
+                    seconds: WEDNESDAY + 86_400,
+                    nanos: 0,
+                }),
+                language: "en".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let source_id: Uuid = source.source_id.parse().unwrap();
+    for code in ["LBY", "FRA"] {
+        client
+            .register_party(register_party(code, source_id))
+            .await
+            .unwrap();
+    }
+    (client, source_id)
+}
+
+fn fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("BadRequest details expected: {status:?}"))
+        .field_violations
+        .into_iter()
+        .map(|violation| violation.field)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_is_recorded_and_read_back_typed_and_a_retry_returns_the_original() {
+    let harness = Harness::start().await;
+    let (mut client, source) = seeded(&harness).await;
+    let request = meeting_held(source, ["LBY", "FRA"]);
+    let command_id = request.command_id.clone();
+    let response = client
+        .record_meeting_held(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // No meeting id given: the command id names the meeting.
+    assert_eq!(response.meeting_id, command_id);
+    assert_eq!(response.stream_id, format!("meeting-{command_id}"));
+    assert_eq!(response.stream_version, 1);
+    assert_eq!(response.positions, [4]);
+    assert_eq!(response.event_ids.len(), 1);
+    assert!(response.recorded_at.is_some());
+    // The same request again: the original result, nothing new recorded.
+    let retry = client
+        .record_meeting_held(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry, response);
+    assert_eq!(harness.log.head(), 4);
+    // The same id with a different request: ALREADY_EXISTS.
+    let mut different = request;
+    different.details.as_mut().unwrap().topics = vec!["migration".into()];
+    let status = client.record_meeting_held(different).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+
+    let mut store = harness.event_store().await;
+    let stream = store
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: response.stream_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let envelope = &stream.events[0];
+    assert_eq!(envelope.event_id, response.event_ids[0]);
+    assert_eq!(
+        envelope.recorded_by,
+        dipledger::api::commands::DEVELOPMENT_PRINCIPAL
+    );
+    assert!(envelope.tags.contains(&"party:LBY".to_string()));
+    let Some(pb::event::Event::MeetingHeld(held)) = envelope.event.clone().and_then(|e| e.event) else {
+        panic!("typed MeetingHeld expected");
+    };
+    assert_eq!(held.details.unwrap().location.unwrap().place, "Benghazi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_command_status_code_comes_from_the_request_that_should_produce_it() {
+    let harness = Harness::start().await;
+    let (mut client, source) = seeded(&harness).await;
+
+    // INVALID_ARGUMENT from the conversion: every malformed field at once, by proto path.
+    let mut request = register_party("GBR", source);
+    request.occurred_at = None;
+    request.sources[0].source_id = "not-a-uuid".into();
+    request.details.as_mut().unwrap().kind = 0;
+    let status = client.register_party(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        fields(&status),
+        ["occurred_at", "sources[0].source_id", "details.kind"]
+    );
+    // INVALID_ARGUMENT from the domain, with provenance paths mapped to the request's.
+    let mut request = register_party("gbr", source);
+    request.details.as_mut().unwrap().name = " ".into();
+    request.sources[0].quote = Some("x".repeat(1_001));
+    let status = client.register_party(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["code", "sources[0].quote", "details.name"]);
+
+    // ALREADY_EXISTS: registering a party twice.
+    let status = client
+        .register_party(register_party("LBY", source))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+
+    // NOT_FOUND: a referenced party that does not exist; a target that does not exist.
+    let status = client
+        .record_meeting_held(meeting_held(source, ["LBY", "ITA"]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = client
+        .cancel_meeting(pb::CancelMeetingRequest {
+            command_id: Uuid::now_v7().to_string(),
+            occurred_at: day(),
+            sources: cite(source),
+            meeting_id: Uuid::now_v7().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    // FAILED_PRECONDITION: cancelling a meeting that was held; the rule code in ErrorInfo.
+    let held = client
+        .record_meeting_held(meeting_held(source, ["LBY", "FRA"]))
+        .await
+        .unwrap()
+        .into_inner();
+    let cancel = pb::CancelMeetingRequest {
+        command_id: Uuid::now_v7().to_string(),
+        occurred_at: day(),
+        sources: cite(source),
+        meeting_id: held.meeting_id.clone(),
+        ..Default::default()
+    };
+    let status = client.cancel_meeting(cancel).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "meeting.already_held"
+    );
+
+    // ABORTED: a stale expected version, with the current version in the details.
+    let statement = pb::RecordStatementRequest {
+        command_id: Uuid::now_v7().to_string(),
+        expected_version: Some(7),
+        occurred_at: day(),
+        sources: cite(source),
+        meeting_id: held.meeting_id.clone(),
+        speaker: Some(pb::Speaker {
+            party: "LBY".into(),
+            official_id: None,
+        }),
+        text: "We discussed security.".into(),
+        ..Default::default()
+    };
+    let status = client.record_statement(statement.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(
+        info.metadata.get("current_version").map(String::as_str),
+        Some("1")
+    );
+    let mut statement = statement;
+    statement.expected_version = Some(1);
+    statement.command_id = Uuid::now_v7().to_string();
+    let recorded = client.record_statement(statement).await.unwrap().into_inner();
+    assert_eq!(recorded.stream_version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_atomic_and_name_the_failing_command() {
+    let harness = Harness::start().await;
+    let (mut client, source) = seeded(&harness).await;
+    let head = harness.log.head();
+    let batch = |commands: Vec<pb::batch_command::Command>| pb::SubmitBatchRequest {
+        commands: commands
+            .into_iter()
+            .map(|command| pb::BatchCommand {
+                command: Some(command),
+            })
+            .collect(),
+    };
+    use pb::batch_command::Command as C;
+
+    // A malformed second command: INVALID_ARGUMENT naming commands[1].
+    let status = client
+        .submit_batch(batch(vec![
+            C::RegisterParty(register_party("GBR", source)),
+            C::RegisterParty(register_party("itA", source)),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["commands[1].code"]);
+    // A rule failure in the second command: nothing of the first is recorded.
+    let status = client
+        .submit_batch(batch(vec![
+            C::RegisterParty(register_party("GBR", source)),
+            C::RegisterParty(register_party("LBY", source)),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert_eq!(harness.log.head(), head);
+    // Both valid: both recorded, in order, in one commit.
+    let results = client
+        .submit_batch(batch(vec![
+            C::RegisterParty(register_party("GBR", source)),
+            C::RecordMeetingHeld(meeting_held(source, ["GBR", "FRA"])),
+        ]))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].entity_id, "GBR");
+    assert_eq!(results[0].positions, [head + 1]);
+    assert_eq!(results[1].positions, [head + 2]);
+    assert_eq!(results[0].recorded_at, results[1].recorded_at);
+
+    // RESOURCE_EXHAUSTED: a batch whose events exceed the log's 4 MiB transaction limit
+    // (1000 commitments of about 5 KiB each; the request itself is under MAX_REQUEST_BYTES).
+    let commitments: Vec<_> = (0..1_000)
+        .map(|_| {
+            C::RecordCommitment(pb::RecordCommitmentRequest {
+                command_id: Uuid::now_v7().to_string(),
+                occurred_at: day(),
+                sources: vec![pb::SourceCitation {
+                    source_id: source.to_string(),
+                    quote: Some("q".repeat(1_000)),
+                }],
+                details: Some(pb::CommitmentDetails {
+                    kind: pb::CommitmentKind::New as i32,
+                    committing_parties: vec!["LBY".into()],
+                    counterparties: vec!["FRA".into()],
+                    text: "x".repeat(4_000),
+                    specificity: pb::Specificity::Aspirational as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let Err(status) = within("large batch", client.submit_batch(batch(commitments))).await else {
+        panic!("a batch over the transaction payload limit was accepted");
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}

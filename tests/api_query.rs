@@ -1,0 +1,228 @@
+//! QueryService over a real server on 127.0.0.1:0: the news report (recorded in process through
+//! the ledger on the server's own log) read back through the read models with read-your-writes,
+//! as-of answers around a correction, the audit trail, and the status codes queries produce.
+
+mod api_common;
+
+use api_common::*;
+use dipledger::api::pb;
+use dipledger::api::pb::query_service_client::QueryServiceClient;
+use dipledger::domain::meeting::{self, Location};
+use dipledger::domain::sample::{self, cite, held_details, meeting_id, news_report_commands};
+use dipledger::domain::DomainCommand;
+use dipledger::ledger::{CommandEnvelope, Ledger};
+use tonic::transport::Channel;
+use tonic::Code;
+use uuid::Uuid;
+
+async fn record(ledger: &Ledger, command: DomainCommand) -> u64 {
+    let outcome = ledger
+        .handle(CommandEnvelope::new(Uuid::now_v7(), command, "analyst@mfa"))
+        .await
+        .unwrap();
+    outcome.last_position().unwrap()
+}
+
+async fn news_report(harness: &Harness) -> (QueryServiceClient<Channel>, Ledger, u64) {
+    let ledger = Ledger::new(harness.log.clone());
+    let mut last = 0;
+    for command in news_report_commands() {
+        last = record(&ledger, command).await;
+    }
+    (QueryServiceClient::new(harness.channel().await), ledger, last)
+}
+
+fn at_least(position: u64) -> Option<pb::ReadOptions> {
+    Some(pb::ReadOptions {
+        min_position: position,
+        as_of: None,
+    })
+}
+
+fn as_of(position: u64) -> Option<pb::ReadOptions> {
+    Some(pb::ReadOptions {
+        min_position: 0,
+        as_of: Some(pb::read_options::AsOf::AsOfPosition(position)),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_libya_france_relation_shows_the_benghazi_meeting_and_the_commitment() {
+    let harness = Harness::start().await;
+    let (mut queries, _ledger, last) = news_report(&harness).await;
+    let relation = within(
+        "relation",
+        queries.get_bilateral_relation(pb::GetBilateralRelationRequest {
+            party_a: "LBY".into(),
+            party_b: "FRA".into(),
+            page: None,
+            options: at_least(last),
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert!(relation.based_on_position >= last, "read your writes");
+    assert_eq!(relation.meetings, 1);
+    assert_eq!(relation.commitments, 1);
+    assert_eq!(relation.commitments_open, 1);
+    for topic in [
+        "security",
+        "regional-stability",
+        "terrorism",
+        "migration",
+        "cross-border-crime",
+    ] {
+        assert!(
+            relation.topics.contains_key(topic),
+            "topic {topic} in {:?}",
+            relation.topics
+        );
+    }
+    let meeting = relation
+        .timeline
+        .iter()
+        .find_map(|item| match &item.item {
+            Some(pb::timeline_item_view::Item::Meeting(meeting)) => Some(meeting.clone()),
+            _ => None,
+        })
+        .expect("the meeting is on the timeline");
+    assert_eq!(meeting.meeting_id, meeting_id().to_string());
+    assert_eq!(meeting.details.unwrap().location.unwrap().place, "Benghazi");
+    assert_eq!(meeting.status, pb::MeetingStatus::Held as i32);
+    assert!(relation
+        .timeline
+        .iter()
+        .any(|item| matches!(item.item, Some(pb::timeline_item_view::Item::Commitment(_)))));
+
+    let who = queries
+        .list_post_holders(pb::ListPostHoldersRequest {
+            post: "Ambassador of France to Libya".into(),
+            on: Some(prost_types::Timestamp {
+                seconds: sample::WEDNESDAY_MICROS / 1_000_000,
+                nanos: 0,
+            }),
+            page: None,
+            options: at_least(last),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        who.holders.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        vec!["Mostafa Mihraje"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meeting_history_shows_who_recorded_what_from_which_source() {
+    let harness = Harness::start().await;
+    let (mut queries, _ledger, last) = news_report(&harness).await;
+    let history = queries
+        .get_entity_history(pb::GetEntityHistoryRequest {
+            stream_id: meeting_id().stream_id(),
+            page: None,
+            options: at_least(last),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let types: Vec<&str> = history.entries.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, vec!["MeetingHeld", "StatementRecorded"]);
+    for entry in &history.entries {
+        assert_eq!(entry.recorded_by, "analyst@mfa");
+        assert!(entry.recorded_at.is_some());
+        let source = &entry.sources[0];
+        assert_eq!(
+            source.citation.as_ref().unwrap().source_id,
+            sample::source_id().to_string()
+        );
+        assert_eq!(
+            source.url.as_deref(),
+            Some("file:data/news-libya-france-benghazi.txt")
+        );
+        assert!(entry.event.is_some(), "typed event");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_a_position_before_a_correction_gives_the_old_answer() {
+    let harness = Harness::start().await;
+    let (mut queries, ledger, before) = news_report(&harness).await;
+    let mut corrected = held_details();
+    corrected.location = Some(Location {
+        place: "Tripoli".into(),
+        country: Some("LBY".into()),
+    });
+    let correction = DomainCommand::Meeting(meeting::Command::CorrectMeeting {
+        meeting_id: meeting_id(),
+        corrects_version: 1,
+        reason: "the report was about Benghazi, a wire copy said Tripoli".into(),
+        details: corrected,
+        provenance: cite(sample::TEXT_TALKS),
+    });
+    let after = record(&ledger, correction).await;
+    let place =
+        |response: pb::GetMeetingResponse| response.meeting.unwrap().details.unwrap().location.unwrap().place;
+    let now = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: meeting_id().to_string(),
+            options: at_least(after),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(place(now), "Tripoli");
+    let then = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: meeting_id().to_string(),
+            options: as_of(before),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(then.based_on_position, before);
+    assert_eq!(place(then), "Benghazi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_fail_with_the_status_their_request_deserves() {
+    let harness = Harness::start().await;
+    let (mut queries, _ledger, last) = news_report(&harness).await;
+    let missing = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: Uuid::now_v7().to_string(),
+            options: at_least(last),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let malformed = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: "not-a-uuid".into(),
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code(), Code::InvalidArgument, "{malformed:?}");
+    let same_party = queries
+        .get_bilateral_relation(pb::GetBilateralRelationRequest {
+            party_a: "LBY".into(),
+            party_b: "LBY".into(),
+            page: None,
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(same_party.code(), Code::InvalidArgument, "{same_party:?}");
+    // A position the ledger has not reached, with a short deadline: UNAVAILABLE, promptly.
+    let mut request = tonic::Request::new(pb::GetPartyRequest {
+        code: "LBY".into(),
+        options: at_least(last + 1_000),
+    });
+    request.set_timeout(std::time::Duration::from_millis(200));
+    let behind = within("a bounded wait", queries.get_party(request))
+        .await
+        .unwrap_err();
+    assert_eq!(behind.code(), Code::Unavailable, "{behind:?}");
+}
