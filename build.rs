@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/dipledger/v1/events.proto",
     "proto/dipledger/v1/event_store.proto",
     "proto/dipledger/v1/commands.proto",
+    "proto/dipledger/v1/query.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -96,6 +96,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark the read models: rebuild every projection from position 1 over a generated
+    /// log, then time bilateral-relation queries on a pair with many meetings.
+    #[command(
+        after_help = "Example:\n  dipledger bench-projections --events 200000 --relation-meetings 10000"
+    )]
+    BenchProjections {
+        /// Events in the generated log that is rebuilt.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Held meetings between the queried pair.
+        #[arg(long, default_value_t = 10_000)]
+        relation_meetings: u64,
+        /// Relation queries timed.
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+    },
     /// Crash-test helper (hidden): appends forever from several threads, printing `try` before
     /// and `ack` after each durable append, until killed.
     #[command(hide = true)]
@@ -161,6 +177,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
+        Command::BenchProjections {
+            events,
+            relation_meetings,
+            queries,
+        } => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let config = dipledger::projections::bench::BenchConfig {
+                events,
+                relation_meetings,
+                queries,
+            };
+            let report =
+                dipledger::projections::bench::run(temp.path(), &config, &mut |line| eprintln!("{line}"))?;
+            println!("{report:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export { data_dir, out } => {
             if !data_dir.join("db").exists() {
                 anyhow::bail!("{} is not a dipledger data directory", data_dir.display());

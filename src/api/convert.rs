@@ -1394,3 +1394,249 @@ command_request!(pb::RetractCommitmentEventRequest, |r, v, _id, provenance| {
         provenance,
     })
 });
+
+// ---------------------------------------------------------------------------------------------
+// Read models (QueryService answers).
+// ---------------------------------------------------------------------------------------------
+
+use crate::projections::{
+    CommitmentRow, CommitmentStatusView, HistoryEntry, MeetingRow, MeetingStatusView, OfficialRow, PartyRow,
+    PostHolder, SourceRow, TimelineItem,
+};
+
+/// A meeting status to its proto enum.
+pub fn meeting_status_to_pb(status: MeetingStatusView) -> pb::MeetingStatus {
+    match status {
+        MeetingStatusView::Proposed => pb::MeetingStatus::Proposed,
+        MeetingStatusView::Scheduled => pb::MeetingStatus::Scheduled,
+        MeetingStatusView::Rescheduled => pb::MeetingStatus::Rescheduled,
+        MeetingStatusView::Held => pb::MeetingStatus::Held,
+        MeetingStatusView::Cancelled => pb::MeetingStatus::Cancelled,
+    }
+}
+
+/// A meeting status filter from its proto enum (UNSPECIFIED: any).
+pub fn meeting_status_from_pb(
+    value: i32,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<MeetingStatusView> {
+    match pb::MeetingStatus::try_from(value) {
+        Ok(pb::MeetingStatus::Unspecified) => None,
+        Ok(pb::MeetingStatus::Proposed) => Some(MeetingStatusView::Proposed),
+        Ok(pb::MeetingStatus::Scheduled) => Some(MeetingStatusView::Scheduled),
+        Ok(pb::MeetingStatus::Rescheduled) => Some(MeetingStatusView::Rescheduled),
+        Ok(pb::MeetingStatus::Held) => Some(MeetingStatusView::Held),
+        Ok(pb::MeetingStatus::Cancelled) => Some(MeetingStatusView::Cancelled),
+        Err(_) => {
+            violations.add(field, format!("unknown meeting status {value}"));
+            None
+        }
+    }
+}
+
+/// A commitment status to its proto enum.
+pub fn commitment_status_to_pb(status: CommitmentStatusView) -> pb::CommitmentStatus {
+    match status {
+        CommitmentStatusView::Made => pb::CommitmentStatus::Made,
+        CommitmentStatusView::Reaffirmed => pb::CommitmentStatus::Reaffirmed,
+        CommitmentStatusView::InProgress => pb::CommitmentStatus::InProgress,
+        CommitmentStatusView::Fulfilled => pb::CommitmentStatus::Fulfilled,
+        CommitmentStatusView::Lapsed => pb::CommitmentStatus::Lapsed,
+        CommitmentStatusView::Withdrawn => pb::CommitmentStatus::Withdrawn,
+        CommitmentStatusView::Superseded => pb::CommitmentStatus::Superseded,
+    }
+}
+
+/// A commitment status filter from its proto enum (UNSPECIFIED: any).
+pub fn commitment_status_from_pb(
+    value: i32,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<CommitmentStatusView> {
+    match pb::CommitmentStatus::try_from(value) {
+        Ok(pb::CommitmentStatus::Unspecified) => None,
+        Ok(pb::CommitmentStatus::Made) => Some(CommitmentStatusView::Made),
+        Ok(pb::CommitmentStatus::Reaffirmed) => Some(CommitmentStatusView::Reaffirmed),
+        Ok(pb::CommitmentStatus::InProgress) => Some(CommitmentStatusView::InProgress),
+        Ok(pb::CommitmentStatus::Fulfilled) => Some(CommitmentStatusView::Fulfilled),
+        Ok(pb::CommitmentStatus::Lapsed) => Some(CommitmentStatusView::Lapsed),
+        Ok(pb::CommitmentStatus::Withdrawn) => Some(CommitmentStatusView::Withdrawn),
+        Ok(pb::CommitmentStatus::Superseded) => Some(CommitmentStatusView::Superseded),
+        Err(_) => {
+            violations.add(field, format!("unknown commitment status {value}"));
+            None
+        }
+    }
+}
+
+/// A meeting row to its view.
+pub fn meeting_to_pb(row: &MeetingRow) -> pb::MeetingView {
+    pb::MeetingView {
+        meeting_id: row.meeting_id.to_string(),
+        status: meeting_status_to_pb(row.status) as i32,
+        proposed_by: row.proposed_by.clone(),
+        details: Some(meeting_details_to_pb(&row.details)),
+        details_version: row.details_version,
+        window: row.window.as_ref().map(window_to_pb),
+        held_at: row.held_at.map(occurred_at_to_pb),
+        ended_at: row.ended_at.map(timestamp_to_pb),
+        cancellation_reason: row.cancellation_reason.clone(),
+        statements: row
+            .statements
+            .iter()
+            .map(|statement| pb::StatementView {
+                version: statement.version,
+                speaker: Some(speaker_to_pb(&statement.speaker)),
+                text: statement.text.clone(),
+                verbatim: statement.verbatim,
+                occurred_at: Some(occurred_at_to_pb(statement.occurred_at)),
+            })
+            .collect(),
+        retracted_versions: row.retracted_versions.clone(),
+        stream_version: row.stream_version,
+        last_position: row.last_position,
+    }
+}
+
+/// A commitment row to its view.
+pub fn commitment_to_pb(row: &CommitmentRow) -> pb::CommitmentView {
+    let entry = |entry: &crate::projections::commitments::EntryRow| pb::CommitmentEntryView {
+        version: entry.version,
+        occurred_at: Some(occurred_at_to_pb(entry.occurred_at)),
+        text: entry.text.clone(),
+        parties: entry.parties.clone(),
+    };
+    pb::CommitmentView {
+        commitment_id: row.commitment_id.to_string(),
+        status: commitment_status_to_pb(row.status) as i32,
+        details: Some(commitment_details_to_pb(&row.details)),
+        made_at: row.made_at.map(occurred_at_to_pb),
+        reaffirmations: row.reaffirmations.iter().map(entry).collect(),
+        progress_reports: row.progress_reports.iter().map(entry).collect(),
+        closed_at: row.closed_at.map(occurred_at_to_pb),
+        closing_text: row.closing_text.clone(),
+        superseded_by: row.superseded_by.map(|id| id.to_string()),
+        assessments: row
+            .assessments
+            .iter()
+            .map(|assessment| pb::AssessmentView {
+                version: assessment.version,
+                stage: assessment_stage_to_pb(assessment.stage) as i32,
+                assessor: assessment.assessor.clone(),
+                rationale: assessment.rationale.clone(),
+                scores: assessment
+                    .scores
+                    .iter()
+                    .map(|score| pb::PartyScore {
+                        party: score.party.clone(),
+                        score: i32::from(score.score),
+                    })
+                    .collect(),
+                occurred_at: Some(occurred_at_to_pb(assessment.occurred_at)),
+            })
+            .collect(),
+        retracted_versions: row.retracted_versions.clone(),
+        stream_version: row.stream_version,
+        last_position: row.last_position,
+    }
+}
+
+fn office_row_to_pb(office: &crate::projections::officials::OfficeRow) -> pb::OfficeView {
+    pb::OfficeView {
+        tenure_version: office.tenure_version,
+        post: office.post.clone(),
+        party: office.party.clone(),
+        accredited_to: office.accredited_to.clone(),
+        from: office.from.map(occurred_at_to_pb),
+        to: office.to.map(occurred_at_to_pb),
+        attested_at: Some(occurred_at_to_pb(office.attested_at)),
+    }
+}
+
+/// An official row to its view.
+pub fn official_to_pb(row: &OfficialRow) -> pb::OfficialView {
+    pb::OfficialView {
+        official_id: row.official_id.to_string(),
+        name: row.name.clone(),
+        offices: row.offices.iter().map(office_row_to_pb).collect(),
+        retracted_versions: row.retracted_versions.clone(),
+        stream_version: row.stream_version,
+        last_position: row.last_position,
+    }
+}
+
+/// A post holder to its view.
+pub fn post_holder_to_pb(holder: &PostHolder) -> pb::PostHolderView {
+    pb::PostHolderView {
+        official_id: holder.official_id.to_string(),
+        name: holder.name.clone(),
+        office: Some(office_row_to_pb(&holder.office)),
+    }
+}
+
+/// A party row to its view.
+pub fn party_to_pb(row: &PartyRow) -> pb::PartyView {
+    pb::PartyView {
+        code: row.code.clone(),
+        details: Some(party_details_to_pb(&row.details)),
+        details_version: row.details_version,
+        stream_version: row.stream_version,
+        last_position: row.last_position,
+    }
+}
+
+/// A source row to its view.
+pub fn source_to_pb(row: &SourceRow) -> pb::SourceView {
+    pb::SourceView {
+        source_id: row.source_id.to_string(),
+        details: Some(source_details_to_pb(&row.details)),
+        stream_version: row.stream_version,
+        last_position: row.last_position,
+    }
+}
+
+/// A timeline item to its view.
+pub fn timeline_item_to_pb(item: &TimelineItem) -> pb::TimelineItemView {
+    pb::TimelineItemView {
+        item: Some(match item {
+            TimelineItem::Meeting(row) => pb::timeline_item_view::Item::Meeting(meeting_to_pb(row)),
+            TimelineItem::Commitment(row) => pb::timeline_item_view::Item::Commitment(commitment_to_pb(row)),
+        }),
+    }
+}
+
+/// An audit-trail entry to its view.
+pub fn history_entry_to_pb(entry: &HistoryEntry) -> pb::HistoryEntryView {
+    pb::HistoryEntryView {
+        position: entry.position,
+        stream_version: entry.stream_version,
+        event_id: entry.event_id.to_string(),
+        event_type: entry.event_type.clone(),
+        command_id: entry.command_id.to_string(),
+        occurred_at: Some(occurred_at_to_pb(entry.occurred_at)),
+        recorded_at: Some(timestamp_to_pb(entry.recorded_at)),
+        recorded_by: entry.recorded_by.clone(),
+        correlation_id: entry.correlation_id.map(|id| id.to_string()),
+        causation_id: entry.causation_id.map(|id| id.to_string()),
+        sources: entry
+            .sources
+            .iter()
+            .map(|source| pb::SourceRefView {
+                citation: Some(pb::SourceCitation {
+                    source_id: source.citation.source_id.to_string(),
+                    quote: source.citation.quote.clone(),
+                }),
+                url: source.url.clone(),
+                title: source.title.clone(),
+                publisher: source.publisher.clone(),
+            })
+            .collect(),
+        corrects_version: entry.corrects_version,
+        retracts_version: entry.retracts_version,
+        corrected_by: entry.corrected_by,
+        retracted_by: entry.retracted_by,
+        reason: entry.reason.clone(),
+        event: Some(event_to_pb(&entry.event)),
+    }
+}

@@ -13,6 +13,7 @@
 pub mod commands;
 pub mod convert;
 pub mod event_store;
+pub mod query;
 pub mod server;
 pub mod status;
 

@@ -21,6 +21,7 @@ use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
 use crate::domain::{FieldViolation, Rejection};
 use crate::ledger::LedgerError;
 use crate::log::LogError;
+use crate::projections::ProjectionError;
 
 /// The `domain` of every google.rpc.ErrorInfo this server sends.
 pub const ERROR_DOMAIN: &str = "dipledger";
@@ -228,6 +229,50 @@ pub fn wrong_expected_version(stream_id: &str, expected: &str, current: u64) -> 
         format!("{stream_id}: expected version {expected}, current version is {current}"),
         ErrorDetails::with_error_info("WRONG_EXPECTED_VERSION", ERROR_DOMAIN, metadata),
     )
+}
+
+/// The status of a read-model error.
+pub fn from_projection_error(error: ProjectionError) -> Status {
+    match error {
+        ProjectionError::NotFound { what } => {
+            let details = ErrorDetails::with_resource_info("entity", &what, "", "does not exist");
+            Status::with_error_details(Code::NotFound, format!("{what} not found"), details)
+        }
+        ProjectionError::Unavailable {
+            projection,
+            wanted,
+            reached,
+        } => {
+            let metadata = HashMap::from([
+                ("projection".to_owned(), projection.to_owned()),
+                ("wanted_position".to_owned(), wanted.to_string()),
+                ("reached_position".to_owned(), reached.to_string()),
+            ]);
+            Status::with_error_details(
+                Code::Unavailable,
+                format!("read model {projection} reached position {reached}, not {wanted}, by the deadline"),
+                ErrorDetails::with_error_info("READ_MODEL_BEHIND", ERROR_DOMAIN, metadata),
+            )
+        }
+        ProjectionError::InvalidArgument { field, reason } => invalid_field(field, reason),
+        ProjectionError::OutOfRange { requested, head } => {
+            from_log_error(LogError::OutOfRange { requested, head })
+        }
+        ProjectionError::Log(error) => from_log_error(error),
+        ProjectionError::DataLoss(reason) => {
+            eprintln!("dipledger: DATA LOSS in a read model: {reason}");
+            Status::with_error_details(
+                Code::DataLoss,
+                "a stored read-model row failed to decode; rebuild the read models",
+                ErrorDetails::with_error_info("READ_MODEL_DAMAGED", ERROR_DOMAIN, HashMap::new()),
+            )
+        }
+        ProjectionError::Stopped(cause) => {
+            eprintln!("dipledger: projection runner stopped: {cause}");
+            Status::unavailable("the read models stopped after an error; see the server log")
+        }
+        error @ ProjectionError::Storage(_) => internal("read model", error),
+    }
 }
 
 /// The status of a failed blocking task (a panic or a cancelled task): a bug.

@@ -1,1 +1,296 @@
-//! Benchmarks of the read models (wired into the CLI as `dipledger bench-projections`).
+//! Benchmarks of the read models, run by the CLI as `dipledger bench-projections` (the main
+//! engineer wires [`run`] in). Two measurements:
+//! - rebuild: every read model built from position 1 over a generated log of `events` events
+//!   (meetings held, statements, corrections; commitments recorded, reaffirmed, assessed; among
+//!   20 parties), reported as events per second for all read models together;
+//! - relation query latency: one pair with `relation_meetings` held meetings, the relation
+//!   (summary plus a first timeline page of [`RELATION_PAGE`] items) queried `queries` times.
+
+use std::path::Path;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::error::ProjectionResult;
+use super::{PageRequest, Projections, ReadOptions};
+use crate::domain::commitment::{
+    self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
+};
+use crate::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
+use crate::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
+use crate::domain::time::{OccurredAt, Precision, Timestamp};
+use crate::domain::DomainEvent;
+use crate::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+
+/// Timeline items per relation query in the latency benchmark.
+pub const RELATION_PAGE: usize = 100;
+const PARTIES: usize = 20;
+const REQUESTS_PER_TRANSACTION: usize = 1_000;
+
+/// What to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchConfig {
+    /// Events in the rebuild benchmark's log.
+    pub events: u64,
+    /// Held meetings between the queried pair.
+    pub relation_meetings: u64,
+    /// Relation queries timed.
+    pub queries: usize,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            events: 1_000_000,
+            relation_meetings: 10_000,
+            queries: 2_000,
+        }
+    }
+}
+
+/// The measurements.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// Events rebuilt.
+    pub events: u64,
+    /// Seconds to write the generated log (not part of the projection figure).
+    pub append_seconds: f64,
+    /// Seconds to build every read model from position 1.
+    pub rebuild_seconds: f64,
+    /// `events / rebuild_seconds`.
+    pub events_per_second: f64,
+    /// Meetings between the queried pair.
+    pub relation_meetings: u64,
+    /// Relation query latency percentiles, microseconds: p50, p99, max.
+    pub query_micros: (u64, u64, u64),
+}
+
+fn provenance(day: i64) -> Provenance {
+    Provenance {
+        occurred_at: OccurredAt::new(
+            Timestamp::from_unix_micros(1_577_836_800_000_000 + day * 86_400_000_000),
+            Precision::Day,
+        ),
+        sources: vec![SourceCitation {
+            source_id: SourceId::from_uuid(Uuid::from_u128(1)),
+            quote: None,
+        }],
+    }
+}
+
+fn code(index: usize) -> String {
+    format!("P{index:02}")
+}
+
+fn details(a: usize, b: usize, n: u64) -> MeetingDetails {
+    MeetingDetails {
+        format: MeetingFormat::Bilateral,
+        participants: vec![
+            Participant {
+                party: code(a),
+                official_id: Some(OfficialId::from_uuid(Uuid::from_u128(0x1000 + a as u128))),
+                role: None,
+            },
+            Participant {
+                party: code(b),
+                official_id: Some(OfficialId::from_uuid(Uuid::from_u128(0x1000 + b as u128))),
+                role: None,
+            },
+        ],
+        location: Some(Location {
+            place: format!("City {}", n % 50),
+            country: Some(code(a)),
+        }),
+        topics: vec![
+            "security".into(),
+            ["trade", "energy", "migration"][(n % 3) as usize].into(),
+        ],
+        summary: None,
+        negotiation: false,
+    }
+}
+
+/// The events of generated entity `n` (3 events) with its stream.
+fn entity(n: u64, pair: Option<(usize, usize)>) -> (String, Vec<DomainEvent>) {
+    let (a, b) = pair.unwrap_or((
+        (n % PARTIES as u64) as usize,
+        ((n * 7 + 3) % PARTIES as u64) as usize,
+    ));
+    let b = if a == b { (b + 1) % PARTIES } else { b };
+    let day = (n % 2_000) as i64;
+    if pair.is_some() || n % 2 == 0 {
+        let meeting_id = MeetingId::from_uuid(Uuid::from_u128(0x10_0000_0000 + u128::from(n)));
+        let mut events = vec![DomainEvent::Meeting(meeting::Event::MeetingHeld(
+            meeting::MeetingHeld {
+                meeting_id,
+                details: details(a, b, n),
+                ended_at: None,
+                provenance: provenance(day),
+            },
+        ))];
+        if pair.is_none() {
+            events.push(DomainEvent::Meeting(meeting::Event::StatementRecorded(
+                meeting::StatementRecorded {
+                    meeting_id,
+                    speaker: Speaker {
+                        party: code(a),
+                        official_id: None,
+                    },
+                    text: "We discussed cooperation.".into(),
+                    verbatim: false,
+                    provenance: provenance(day),
+                },
+            )));
+            events.push(DomainEvent::Meeting(meeting::Event::MeetingCorrected(
+                meeting::MeetingCorrected {
+                    meeting_id,
+                    corrects_version: 1,
+                    reason: "topics".into(),
+                    details: details(a, b, n + 1),
+                    provenance: provenance(day),
+                },
+            )));
+        }
+        return (meeting_id.stream_id(), events);
+    }
+    let commitment_id = CommitmentId::from_uuid(Uuid::from_u128(0x20_0000_0000 + u128::from(n)));
+    let events = vec![
+        DomainEvent::Commitment(commitment::Event::CommitmentRecorded(
+            commitment::CommitmentRecorded {
+                commitment_id,
+                details: CommitmentDetails {
+                    kind: CommitmentKind::New,
+                    committing_parties: vec![code(a), code(b)],
+                    voiced_by: vec![],
+                    counterparties: vec![],
+                    text: "cooperate on security".into(),
+                    verbatim: false,
+                    topics: vec!["security".into()],
+                    specificity: Specificity::Specific,
+                    cooperation: CooperationKind::Diplomatic,
+                    due_by: Some(provenance(day + 365).occurred_at),
+                    made_at_meeting: None,
+                },
+                provenance: provenance(day),
+            },
+        )),
+        DomainEvent::Commitment(commitment::Event::CommitmentReaffirmed(
+            commitment::CommitmentReaffirmed {
+                commitment_id,
+                reaffirmed_by: vec![code(a)],
+                voiced_by: vec![],
+                at_meeting: None,
+                text: None,
+                provenance: provenance(day + 30),
+            },
+        )),
+        DomainEvent::Commitment(commitment::Event::ComplianceAssessed(
+            commitment::ComplianceAssessed {
+                commitment_id,
+                stage: AssessmentStage::Interim,
+                assessor: "bench".into(),
+                rationale: "generated".into(),
+                scores: vec![PartyScore {
+                    party: code(a),
+                    score: (n % 3) as i8 - 1,
+                }],
+                provenance: provenance(day + 60),
+            },
+        )),
+    ];
+    (commitment_id.stream_id(), events)
+}
+
+/// Appends generated entities until `events` events are written.
+fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
+    let mut written = 0;
+    let mut n = 0;
+    while written < events {
+        let mut requests = Vec::with_capacity(REQUESTS_PER_TRANSACTION);
+        while requests.len() < REQUESTS_PER_TRANSACTION && written < events {
+            let (stream, mut domain_events) = entity(n, pair);
+            n += 1;
+            domain_events.truncate((events - written) as usize);
+            written += domain_events.len() as u64;
+            let drafts = domain_events
+                .iter()
+                .map(|event| EventDraft {
+                    event_type: event.event_type().into(),
+                    schema_version: event.schema_version(),
+                    occurred_at: provenance(0).occurred_at,
+                    tags: event.tags(),
+                    payload: event.encode_payload(),
+                })
+                .collect();
+            requests.push(AppendRequest::new(
+                Uuid::now_v7(),
+                stream,
+                ExpectedVersion::NoStream,
+                "bench",
+                drafts,
+            ));
+        }
+        log.append_transaction_blocking(requests)?;
+    }
+    Ok(())
+}
+
+/// Runs both benchmarks in fresh logs under `dir`, reporting steps through `say`.
+pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> ProjectionResult<BenchReport> {
+    let open = |name: &str| Log::open(LogConfig::new(dir.join(name)).cache_capacity_bytes(512 * 1024 * 1024));
+    let log = open("rebuild")?;
+    say(&format!("appending {} events", config.events));
+    let started = Instant::now();
+    fill(&log, config.events, None)?;
+    let append_seconds = started.elapsed().as_secs_f64();
+    say(&format!(
+        "appended in {append_seconds:.1} s; building every read model from position 1"
+    ));
+    let projections = Projections::open_paused(log.clone())?;
+    let started = Instant::now();
+    projections.catch_up()?;
+    let rebuild_seconds = started.elapsed().as_secs_f64();
+    let events_per_second = config.events as f64 / rebuild_seconds;
+    say(&format!(
+        "rebuilt in {rebuild_seconds:.2} s: {events_per_second:.0} events/s"
+    ));
+    drop(projections);
+    drop(log);
+
+    let log = open("relation")?;
+    say(&format!(
+        "appending {} meetings between P00 and P01",
+        config.relation_meetings
+    ));
+    fill(&log, config.relation_meetings, Some((0, 1)))?;
+    let projections = Projections::open_paused(log.clone())?;
+    projections.catch_up()?;
+    let options = ReadOptions::latest();
+    let page = PageRequest::first(RELATION_PAGE);
+    let mut latencies = Vec::with_capacity(config.queries);
+    for _ in 0..config.queries.max(1) {
+        let started = Instant::now();
+        let relation = projections.relation("P00", "P01", &page, &options)?;
+        latencies.push(started.elapsed().as_micros() as u64);
+        debug_assert_eq!(relation.value().summary.meetings as u64, config.relation_meetings);
+    }
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let query_micros = (
+        percentile(0.50),
+        percentile(0.99),
+        *latencies.last().unwrap_or(&0),
+    );
+    say(&format!(
+        "relation with {} meetings: p50 {} µs, p99 {} µs, max {} µs",
+        config.relation_meetings, query_micros.0, query_micros.1, query_micros.2
+    ));
+    Ok(BenchReport {
+        events: config.events,
+        append_seconds,
+        rebuild_seconds,
+        events_per_second,
+        relation_meetings: config.relation_meetings,
+        query_micros,
+    })
+}
