@@ -12,5 +12,6 @@ pub mod benchmark;
 pub mod domain;
 pub mod encoding;
 pub mod ledger;
+pub mod loadgen;
 pub mod log;
 pub mod projections;

@@ -112,6 +112,40 @@ enum Command {
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
     },
+    /// Drive a running server over gRPC with workloads W1-W6 (bounded in count and time) and
+    /// print a table, or JSON with --json. Writes parties B0000.. to the target's ledger.
+    #[command(
+        after_help = "Example:\n  dipledger serve --data-dir /tmp/bench-data &\n  dipledger bench --target http://127.0.0.1:50051 --server-pid $!"
+    )]
+    Bench {
+        /// The server to drive.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        target: String,
+        /// W1 requests.
+        #[arg(long, default_value_t = 2_000)]
+        w1: usize,
+        /// W2 requests.
+        #[arg(long, default_value_t = 20_000)]
+        w2: usize,
+        /// W3 batches of 100.
+        #[arg(long, default_value_t = 400)]
+        w3: usize,
+        /// W5 events (appended at 2,000/s).
+        #[arg(long, default_value_t = 4_000)]
+        w5: usize,
+        /// W6 successful commands.
+        #[arg(long, default_value_t = 1_000)]
+        w6: usize,
+        /// Idle subscribers held open during the run.
+        #[arg(long, default_value_t = 0)]
+        subscribers: usize,
+        /// The server's pid, to report its peak RSS.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Crash-test helper (hidden): appends forever from several threads, printing `try` before
     /// and `ack` after each durable append, until killed.
     #[command(hide = true)]
@@ -177,6 +211,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
+        Command::Bench {
+            target,
+            w1,
+            w2,
+            w3,
+            w5,
+            w6,
+            subscribers,
+            server_pid,
+            json,
+        } => {
+            let config = dipledger::loadgen::LoadConfig {
+                target,
+                w1_requests: w1,
+                w2_requests: w2,
+                w3_batches: w3,
+                w5_events: w5,
+                w6_successes: w6,
+                idle_subscribers: subscribers,
+                server_pid,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(dipledger::loadgen::run(&config))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", dipledger::loadgen::table(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchProjections {
             events,
             relation_meetings,

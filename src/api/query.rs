@@ -66,7 +66,10 @@ fn deadline_of<T>(request: &Request<T>) -> Duration {
                 _ => return None,
             })
         });
-    timeout.map(|timeout| timeout - timeout / 10).unwrap_or(DEFAULT_WAIT).min(MAX_WAIT)
+    timeout
+        .map(|timeout| timeout - timeout / 10)
+        .unwrap_or(DEFAULT_WAIT)
+        .min(MAX_WAIT)
 }
 
 fn read_options(

@@ -1,0 +1,621 @@
+//! `dipledger bench --target URI`: a load generator that drives a running server over gRPC and
+//! reports each workload (bounded in count and in time) as JSON and as a table.
+//!
+//! Entities are parties `B0000`..; each command is a `CorrectParty` (one event, a row that does
+//! not grow), naming the version whose details are in effect, so any number of commands can go
+//! to one entity.
+//!
+//! - W1: 1 client, one event per request.
+//! - W2: 16 clients, one event per request, over 1,000 entities.
+//! - W3: 4 clients, `SubmitBatch` of 100 commands.
+//! - W4: replay of the whole log through `ReadAll` pages.
+//! - W5: a subscriber's delivery latency while one writer appends 2,000 events/s: from the
+//!   writer's acknowledgement to the subscriber's receipt (0 when the event arrived first).
+//! - W6: 8 clients race `expected_version` on one entity; afterwards the entity's versions must
+//!   be dense and unique and every acknowledged command present.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::api::pb;
+use crate::api::pb::command_service_client::CommandServiceClient;
+use crate::api::pb::event_store_service_client::EventStoreServiceClient;
+
+/// Entities the workloads write to.
+pub const ENTITIES: usize = 1_000;
+/// Longest any one workload runs before it stops and reports what it did.
+pub const WORKLOAD_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// How big to make each workload.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The server, e.g. `http://127.0.0.1:50051`.
+    pub target: String,
+    /// Requests of W1.
+    pub w1_requests: usize,
+    /// Requests of W2 (all clients together).
+    pub w2_requests: usize,
+    /// Batches of W3 (all clients together).
+    pub w3_batches: usize,
+    /// Events W5 appends at 2,000/s.
+    pub w5_events: usize,
+    /// Successful commands W6 aims for.
+    pub w6_successes: usize,
+    /// Idle subscribers held open during all workloads (memory check).
+    pub idle_subscribers: usize,
+    /// Server process id, to report its peak RSS (Linux).
+    pub server_pid: Option<u32>,
+}
+
+/// One workload's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    /// W1..W6 and a description.
+    pub name: String,
+    /// Events written or read.
+    pub events: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Events per second.
+    pub events_per_second: f64,
+    /// Median latency (µs) of a request, or of delivery for W5.
+    pub p50_micros: f64,
+    /// 99th percentile latency (µs).
+    pub p99_micros: f64,
+    /// Anything else worth saying (conflicts, checks).
+    pub note: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Results in order.
+    pub workloads: Vec<LoadResult>,
+    /// Log head at the end.
+    pub head: u64,
+    /// Peak RSS of the server in MiB, if its pid was given.
+    pub server_peak_rss_mib: Option<f64>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1e6
+}
+
+fn result(name: &str, events: u64, seconds: f64, mut latencies: Vec<Duration>, note: String) -> LoadResult {
+    latencies.sort_unstable();
+    LoadResult {
+        name: name.into(),
+        events,
+        seconds,
+        events_per_second: events as f64 / seconds.max(1e-9),
+        p50_micros: percentile(&latencies, 0.50),
+        p99_micros: percentile(&latencies, 0.99),
+        note,
+    }
+}
+
+fn day() -> Option<pb::OccurredAt> {
+    Some(pb::OccurredAt {
+        at: Some(prost_types::Timestamp {
+            seconds: 1_736_899_200,
+            nanos: 0,
+        }),
+        precision: pb::Precision::Day as i32,
+    })
+}
+
+fn party_code(index: usize) -> String {
+    format!("B{index:04}")
+}
+
+fn details(name: String) -> Option<pb::PartyDetails> {
+    Some(pb::PartyDetails {
+        kind: pb::PartyKind::State as i32,
+        name,
+        ..Default::default()
+    })
+}
+
+/// The entities and what each client knows of their versions.
+struct World {
+    source_id: String,
+    versions: Mutex<HashMap<String, u64>>,
+}
+
+impl World {
+    fn correction(&self, code: &str, expected: Option<u64>) -> pb::CorrectPartyRequest {
+        let version = self.versions.lock().expect("versions")[code];
+        pb::CorrectPartyRequest {
+            command_id: Uuid::now_v7().to_string(),
+            expected_version: expected,
+            occurred_at: day(),
+            sources: vec![pb::SourceCitation {
+                source_id: self.source_id.clone(),
+                quote: None,
+            }],
+            code: code.to_owned(),
+            corrects_version: version,
+            reason: "load test".into(),
+            details: details(format!("Party {code} v{}", version + 1)),
+            ..Default::default()
+        }
+    }
+
+    fn recorded(&self, code: &str, version: u64) {
+        self.versions
+            .lock()
+            .expect("versions")
+            .insert(code.to_owned(), version);
+    }
+}
+
+async fn connect(target: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(target.to_owned())?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {target}"))
+}
+
+async fn set_up(channel: Channel) -> anyhow::Result<World> {
+    let mut commands = CommandServiceClient::new(channel);
+    let source = commands
+        .register_source(pb::RegisterSourceRequest {
+            command_id: Uuid::now_v7().to_string(),
+            details: Some(pb::SourceDetails {
+                url: Some("https://example.org/load-test".into()),
+                retrieved_at: Some(prost_types::Timestamp {
+                    seconds: 1_736_899_200,
+                    nanos: 0,
+                }),
+                language: "en".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let world = World {
+        source_id: source.source_id,
+        versions: Mutex::new(HashMap::new()),
+    };
+    for chunk in (0..ENTITIES).collect::<Vec<_>>().chunks(100) {
+        let batch = chunk
+            .iter()
+            .map(|index| pb::BatchCommand {
+                command: Some(pb::batch_command::Command::RegisterParty(
+                    pb::RegisterPartyRequest {
+                        command_id: Uuid::now_v7().to_string(),
+                        occurred_at: day(),
+                        sources: vec![pb::SourceCitation {
+                            source_id: world.source_id.clone(),
+                            quote: None,
+                        }],
+                        code: party_code(*index),
+                        details: details(format!("Party {}", party_code(*index))),
+                        ..Default::default()
+                    },
+                )),
+            })
+            .collect();
+        let results = commands
+            .submit_batch(pb::SubmitBatchRequest { commands: batch })
+            .await?
+            .into_inner();
+        for (index, result) in chunk.iter().zip(results.results) {
+            world.recorded(&party_code(*index), result.stream_version);
+        }
+    }
+    Ok(world)
+}
+
+/// `clients` tasks sending single corrections round-robin over their share of the entities.
+async fn singles(
+    target: &str,
+    world: &Arc<World>,
+    name: &str,
+    clients: usize,
+    requests: usize,
+) -> anyhow::Result<LoadResult> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let channel = connect(target).await?;
+        let world = world.clone();
+        let share = requests / clients;
+        tasks.push(tokio::spawn(async move {
+            let mut commands = CommandServiceClient::new(channel);
+            let mut latencies = Vec::with_capacity(share);
+            let entities: Vec<String> = (client..ENTITIES).step_by(clients).map(party_code).collect();
+            for i in 0..share {
+                if started.elapsed() > WORKLOAD_TIME_LIMIT {
+                    break;
+                }
+                let code = &entities[i % entities.len()];
+                let request = world.correction(code, None);
+                let begun = Instant::now();
+                let response = commands.correct_party(request).await?.into_inner();
+                latencies.push(begun.elapsed());
+                world.recorded(code, response.stream_version);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let events = latencies.len() as u64;
+    Ok(result(
+        name,
+        events,
+        started.elapsed().as_secs_f64(),
+        latencies,
+        format!("{clients} clients"),
+    ))
+}
+
+async fn batches(
+    target: &str,
+    world: &Arc<World>,
+    clients: usize,
+    batches: usize,
+) -> anyhow::Result<LoadResult> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let channel = connect(target).await?;
+        let world = world.clone();
+        let share = batches / clients;
+        tasks.push(tokio::spawn(async move {
+            let mut commands = CommandServiceClient::new(channel);
+            let mut latencies = Vec::with_capacity(share);
+            let entities: Vec<String> = (client..ENTITIES).step_by(clients).map(party_code).collect();
+            for i in 0..share {
+                if started.elapsed() > WORKLOAD_TIME_LIMIT {
+                    break;
+                }
+                let codes: Vec<&String> = (0..100)
+                    .map(|k| &entities[(i * 100 + k) % entities.len()])
+                    .collect();
+                let batch = codes
+                    .iter()
+                    .map(|code| pb::BatchCommand {
+                        command: Some(pb::batch_command::Command::CorrectParty(
+                            world.correction(code, None),
+                        )),
+                    })
+                    .collect();
+                let begun = Instant::now();
+                let response = commands
+                    .submit_batch(pb::SubmitBatchRequest { commands: batch })
+                    .await?
+                    .into_inner();
+                latencies.push(begun.elapsed());
+                for (code, result) in codes.iter().zip(response.results) {
+                    world.recorded(code, result.stream_version);
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let events = latencies.len() as u64 * 100;
+    Ok(result(
+        "W3 4 clients x batches of 100",
+        events,
+        started.elapsed().as_secs_f64(),
+        latencies,
+        "latency per batch".into(),
+    ))
+}
+
+async fn replay(channel: Channel) -> anyhow::Result<(LoadResult, u64)> {
+    let mut store = EventStoreServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let started = Instant::now();
+    let mut position = 1;
+    let mut events = 0u64;
+    let head = loop {
+        let page = store
+            .read_all(pb::ReadAllRequest {
+                from_position: Some(position),
+                direction: pb::Direction::Forwards as i32,
+                limit: 4_096,
+                filter: None,
+            })
+            .await?
+            .into_inner();
+        events += page.events.len() as u64;
+        position = page.next_position;
+        if page.reached_end || started.elapsed() > WORKLOAD_TIME_LIMIT {
+            break page.head;
+        }
+    };
+    Ok((
+        result(
+            "W4 replay through ReadAll",
+            events,
+            started.elapsed().as_secs_f64(),
+            Vec::new(),
+            String::new(),
+        ),
+        head,
+    ))
+}
+
+async fn delivery_latency(target: &str, world: &Arc<World>, events: usize) -> anyhow::Result<LoadResult> {
+    let mut store = EventStoreServiceClient::new(connect(target).await?);
+    let mut stream = store
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
+            filter: Some(pb::EventFilter {
+                event_types: vec!["PartyCorrected".into()],
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner();
+    // Wait for CaughtUp so the subscription is live before writing.
+    loop {
+        match stream.message().await?.and_then(|message| message.message) {
+            Some(pb::subscribe_response::Message::CaughtUp(_)) => break,
+            Some(_) => continue,
+            None => bail!("the subscription ended before it caught up"),
+        }
+    }
+    let acknowledged: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let reader = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            let mut count = 0;
+            while count < events {
+                match stream.message().await {
+                    Ok(Some(pb::SubscribeResponse {
+                        message: Some(pb::subscribe_response::Message::Event(event)),
+                    })) => {
+                        received
+                            .lock()
+                            .expect("received")
+                            .insert(event.command_id.clone(), Instant::now());
+                        count += 1;
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+        })
+    };
+    let mut commands = CommandServiceClient::new(connect(target).await?);
+    let started = Instant::now();
+    let mut pace = tokio::time::interval(Duration::from_micros(500));
+    for i in 0..events {
+        pace.tick().await;
+        if started.elapsed() > WORKLOAD_TIME_LIMIT {
+            break;
+        }
+        let code = party_code(i % ENTITIES);
+        let request = world.correction(&code, None);
+        let command_id = request.command_id.clone();
+        let response = commands.correct_party(request).await?.into_inner();
+        acknowledged
+            .lock()
+            .expect("acknowledged")
+            .insert(command_id, Instant::now());
+        world.recorded(&code, response.stream_version);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let acknowledged = acknowledged.lock().expect("acknowledged");
+    let received = received.lock().expect("received");
+    let latencies: Vec<Duration> = acknowledged
+        .iter()
+        .filter_map(|(id, acked)| received.get(id).map(|got| got.saturating_duration_since(*acked)))
+        .collect();
+    let note = format!(
+        "{} of {} acknowledged events delivered",
+        latencies.len(),
+        acknowledged.len()
+    );
+    Ok(result(
+        "W5 delivery latency at 2,000 events/s",
+        latencies.len() as u64,
+        seconds,
+        latencies,
+        note,
+    ))
+}
+
+async fn race(
+    target: &str,
+    world: &Arc<World>,
+    clients: usize,
+    successes: usize,
+) -> anyhow::Result<LoadResult> {
+    let code = party_code(0);
+    let initial = world.versions.lock().expect("versions")[&code];
+    let started = Instant::now();
+    let won = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let mut commands = CommandServiceClient::new(connect(target).await?);
+        let (world, won, code) = (world.clone(), won.clone(), code.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut mine, mut conflicts, mut latencies) = (Vec::new(), 0u64, Vec::new());
+            let mut known = world.versions.lock().expect("versions")[&code];
+            while won.load(std::sync::atomic::Ordering::Relaxed) < successes
+                && started.elapsed() < WORKLOAD_TIME_LIMIT
+            {
+                let mut request = world.correction(&code, Some(known));
+                request.corrects_version = known;
+                let begun = Instant::now();
+                match commands.correct_party(request).await {
+                    Ok(response) => {
+                        latencies.push(begun.elapsed());
+                        let response = response.into_inner();
+                        if response.stream_version != known + 1 {
+                            bail!(
+                                "won at version {} after expecting {known}",
+                                response.stream_version
+                            );
+                        }
+                        known = response.stream_version;
+                        mine.push(known);
+                        won.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(status) if status.code() == tonic::Code::Aborted => {
+                        use tonic_types::StatusExt;
+                        conflicts += 1;
+                        let current = status
+                            .get_details_error_info()
+                            .and_then(|info| info.metadata.get("current_version").cloned())
+                            .and_then(|value| value.parse().ok())
+                            .context("ABORTED without current_version")?;
+                        if current <= known {
+                            bail!("a conflict reported version {current}, not newer than {known}");
+                        }
+                        known = current;
+                    }
+                    Err(status) => return Err(status.into()),
+                }
+            }
+            Ok((mine, conflicts, latencies))
+        }));
+    }
+    let (mut versions, mut conflicts, mut latencies) = (Vec::new(), 0, Vec::new());
+    for task in tasks {
+        let (mine, lost, times) = task.await??;
+        versions.extend(mine);
+        conflicts += lost;
+        latencies.extend(times);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    versions.sort_unstable();
+    let expected: Vec<u64> = (initial + 1..=initial + versions.len() as u64).collect();
+    if versions != expected {
+        bail!("W6: won versions are not dense and unique");
+    }
+    // Every acknowledged command is in the stream, and nothing else was written to it.
+    let mut store =
+        EventStoreServiceClient::new(connect(target).await?).max_decoding_message_size(64 * 1024 * 1024);
+    let stream = store
+        .read_stream(pb::ReadStreamRequest {
+            stream_id: format!("party-{code}"),
+            from_version: Some(initial + 1),
+            direction: pb::Direction::Forwards as i32,
+            limit: 100_000,
+        })
+        .await?
+        .into_inner();
+    let stored: Vec<u64> = stream.events.iter().map(|event| event.stream_version).collect();
+    if stored.len() < versions.len() || stored[..versions.len()] != expected[..] {
+        bail!("W6: the stream does not hold exactly the acknowledged versions");
+    }
+    world.recorded(&code, initial + versions.len() as u64);
+    let note = format!(
+        "{} won, {conflicts} conflicts, versions dense and unique, all present",
+        versions.len()
+    );
+    Ok(result(
+        "W6 8 clients race expected_version",
+        versions.len() as u64,
+        seconds,
+        latencies,
+        note,
+    ))
+}
+
+/// Peak RSS (VmHWM) of a process in MiB.
+pub fn peak_rss_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs W1..W6 against `config.target`.
+pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
+    let channel = connect(&config.target).await?;
+    let mut idle = Vec::new();
+    for _ in 0..config.idle_subscribers {
+        let mut store = EventStoreServiceClient::new(channel.clone());
+        idle.push(
+            store
+                .subscribe(pb::SubscribeRequest {
+                    start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
+                    filter: None,
+                })
+                .await?
+                .into_inner(),
+        );
+    }
+    let world = Arc::new(set_up(channel.clone()).await?);
+    let mut workloads = vec![
+        singles(
+            &config.target,
+            &world,
+            "W1 1 client x 1 event",
+            1,
+            config.w1_requests,
+        )
+        .await?,
+        singles(
+            &config.target,
+            &world,
+            "W2 16 clients x 1 event",
+            16,
+            config.w2_requests,
+        )
+        .await?,
+        batches(&config.target, &world, 4, config.w3_batches).await?,
+    ];
+    let (replayed, head) = replay(channel.clone()).await?;
+    workloads.push(replayed);
+    workloads.push(delivery_latency(&config.target, &world, config.w5_events).await?);
+    workloads.push(race(&config.target, &world, 8, config.w6_successes).await?);
+    drop(idle);
+    Ok(LoadReport {
+        workloads,
+        head,
+        server_peak_rss_mib: config.server_pid.and_then(peak_rss_of),
+    })
+}
+
+/// A plain-text table of a report.
+pub fn table(report: &LoadReport) -> String {
+    let mut out = format!(
+        "{:<40} {:>9} {:>9} {:>12} {:>10} {:>10}  note\n",
+        "workload", "events", "seconds", "events/s", "p50 us", "p99 us"
+    );
+    for w in &report.workloads {
+        out.push_str(&format!(
+            "{:<40} {:>9} {:>9.2} {:>12.0} {:>10.0} {:>10.0}  {}\n",
+            w.name, w.events, w.seconds, w.events_per_second, w.p50_micros, w.p99_micros, w.note
+        ));
+    }
+    out.push_str(&format!("log head: {}", report.head));
+    if let Some(rss) = report.server_peak_rss_mib {
+        out.push_str(&format!(", server peak RSS: {rss:.1} MiB"));
+    }
+    out.push('\n');
+    out
+}
