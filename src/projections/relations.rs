@@ -127,14 +127,23 @@ struct PackedMonths {
     other: Vec<(String, i64)>,
 }
 
-/// `YYYY-MM` -> months since year 0 (None if malformed).
+/// `YYYY-MM` (exactly four year digits, two month digits 01..=12) -> months since year 0;
+/// None for any other text (kept as text, so packing is exact for every month).
 fn month_number(month: &str) -> Option<u32> {
-    let (year, month) = month.split_once('-')?;
-    let (year, month): (u32, u32) = (year.parse().ok()?, month.parse().ok()?);
-    if year > 9_999
-        || !(1..=12).contains(&month)
-        || month_text(year * 12 + month - 1) != format!("{year:04}-{month:02}")
-    {
+    let bytes = month.as_bytes();
+    if bytes.len() != 7 || bytes[4] != b'-' {
+        return None;
+    }
+    let mut digits = [0u32; 6];
+    for (slot, &byte) in digits.iter_mut().zip(bytes[..4].iter().chain(&bytes[5..])) {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        *slot = u32::from(byte - b'0');
+    }
+    let year = digits[0] * 1_000 + digits[1] * 100 + digits[2] * 10 + digits[3];
+    let month = digits[4] * 10 + digits[5];
+    if !(1..=12).contains(&month) {
         return None;
     }
     Some(year * 12 + month - 1)
@@ -227,6 +236,21 @@ fn no_provenance(occurred_at: OccurredAt) -> Provenance {
         occurred_at,
         sources: Vec::new(),
     }
+}
+
+/// Whether `pair` is one of the pairs of `parties` (exactly as `pairs_of` lists them).
+fn involves<S: AsRef<str>>(parties: &[S], pair: &str) -> bool {
+    parties.iter().enumerate().any(|(index, a)| {
+        parties[index + 1..]
+            .iter()
+            .any(|b| a.as_ref() != b.as_ref() && pair_key(a.as_ref(), b.as_ref()) == pair)
+    })
+}
+
+/// Whether the meeting contributes to `pair` (same answer as
+/// `meeting_contribution(row).contains_key(pair)`, without the CAMEO mapping).
+fn meeting_involves(row: &MeetingRow, pair: &str) -> bool {
+    row.status != MeetingStatusView::Cancelled && involves(&row.details.parties(), pair)
 }
 
 /// What one meeting contributes to each pair of its participants' parties.
@@ -390,15 +414,15 @@ pub(crate) fn relation(
             };
             match kind {
                 ITEM_MEETING => Ok(super::meetings::get(meetings, MeetingId::from_uuid(uuid), at)?
-                    .filter(|row| row.sort_key() == sort && meeting_contribution(row).contains_key(&pair))
+                    .filter(|row| row.sort_key() == sort && meeting_involves(row, &pair))
                     .map(TimelineItem::Meeting)),
-                ITEM_COMMITMENT => Ok(super::commitments::get(
-                    commitments,
-                    CommitmentId::from_uuid(uuid),
-                    at,
-                )?
-                .filter(|row| row.sort_key() == sort && commitment_contribution(row).contains_key(&pair))
-                .map(TimelineItem::Commitment)),
+                ITEM_COMMITMENT => {
+                    Ok(
+                        super::commitments::get(commitments, CommitmentId::from_uuid(uuid), at)?
+                            .filter(|row| row.sort_key() == sort && involves(&row.parties(), &pair))
+                            .map(TimelineItem::Commitment),
+                    )
+                }
                 _ => Ok(None),
             }
         },
@@ -532,6 +556,9 @@ mod tests {
             summary.goldstein_tenths_by_month.insert(month_of(micros), -35);
         }
         summary.topics.insert("trade".into(), 4);
+        for odd in ["2025-13", "2025-00", "-001-01", "12345-01", "2025-1", "20a5-01"] {
+            summary.meetings_held_by_month.insert(odd.into(), 1);
+        }
         let stored = StoredSummary::pack(&summary);
         assert_eq!(stored.held_by_month.numbered.len(), 6);
         assert_eq!(stored.unpack(), summary);
