@@ -398,7 +398,7 @@ impl Projection for CommitmentsProjection {
             &old_entries,
             &new.index_entries(),
         );
-        txn.put_row(base(new.commitment_id), position, &new);
+        txn.put_row(&base(new.commitment_id), position, &new);
         // Compliance: replace this commitment's old contribution by its new one.
         let old_scores = old.map(|row| row.latest_scores()).unwrap_or_default();
         let new_scores = new.latest_scores();
@@ -412,7 +412,7 @@ impl Projection for CommitmentsProjection {
             }
             let party_base = compliance_base(party);
             let mut row: ComplianceRow =
-                txn.latest_row(tree, &party_base)?
+                txn.latest_aggregate(tree, &party_base)?
                     .unwrap_or_else(|| ComplianceRow {
                         party: party.clone(),
                         ..ComplianceRow::default()
@@ -425,7 +425,7 @@ impl Projection for CommitmentsProjection {
                 row.assessed_commitments += 1;
                 row.score_sum += i64::from(*score);
             }
-            txn.put_row(party_base, position, &row);
+            txn.put_aggregate(party_base, position, &row);
         }
         Ok(())
     }

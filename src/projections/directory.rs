@@ -117,7 +117,7 @@ impl Projection for DirectoryProjection {
                     stream_version,
                     last_position: position,
                 };
-                txn.put_row(party_base(code), position, &row);
+                txn.put_row(&party_base(code), position, &row);
             }
             (AggregateState::Source(before), AggregateState::Source(after)) => {
                 let (Some(source_id), Some(details)) = (after.source_id(), after.details()) else {
@@ -137,7 +137,7 @@ impl Projection for DirectoryProjection {
                     stream_version,
                     last_position: position,
                 };
-                txn.put_row(source_base(source_id), position, &row);
+                txn.put_row(&source_base(source_id), position, &row);
             }
             _ => {}
         }

@@ -299,7 +299,7 @@ impl Projection for MeetingsProjection {
             .unwrap_or_default();
         let id = new.meeting_id.uuid();
         add_index_entries(txn, id.as_bytes(), &old_entries, &new.index_entries());
-        txn.put_row(base(new.meeting_id), change.envelope.position, &new);
+        txn.put_row(&base(new.meeting_id), change.envelope.position, &new);
         Ok(())
     }
 }

@@ -6,8 +6,9 @@
 //! after) to each read model. Each read model writes *new immutable row versions* keyed by
 //! (row, position) plus append-only index entries, and commits them with its checkpoint in one
 //! sled batch in its own tree. A query resolves the position it reads at ([`consistency`]) and
-//! reads, for every row, the newest version at or before that position; so "latest" and "as of
-//! P" are the same code path and cost the same.
+//! reads, for every row, the newest version at or before that position (versions sort newest
+//! first, so this is one forward range step); so "latest" and "as of P" are the same code path
+//! and cost the same.
 //!
 //! Files:
 //! - [`runner`]: projection trait, engine (catch-up step, reset for rebuild), progress watch.

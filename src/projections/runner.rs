@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::error::{ProjectionError, ProjectionResult};
-use super::store::{read_checkpoint, Txn};
+use super::store::{read_checkpoint, LatestCache, Txn};
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EventFilter, Log};
@@ -248,6 +248,8 @@ pub(crate) struct Slot {
     pub tree: sled::Tree,
     pub checkpoint: u64,
     pub progress: Arc<Progress>,
+    /// Latest versions of the projection's aggregate rows, as committed.
+    pub latest: LatestCache,
 }
 
 /// What one step did.
@@ -285,6 +287,7 @@ impl Engine {
                 tree,
                 checkpoint,
                 progress: Arc::new(Progress::new(name, checkpoint, failure.clone())),
+                latest: LatestCache::new(),
             });
         }
         Ok(Engine {
@@ -324,7 +327,12 @@ impl Engine {
                 head: page.head,
             });
         };
-        let mut txns: Vec<Txn> = selected.iter().map(|_| Txn::new()).collect();
+        // Each transaction takes its slot's cache; it is given back only once the batch is
+        // committed (or nothing was written), so a failed step leaves an empty, valid cache.
+        let mut txns: Vec<Txn> = selected
+            .iter()
+            .map(|&index| Txn::with_cache(std::mem::take(&mut self.slots[index].latest)))
+            .collect();
         for recorded in &page.events {
             let envelope = recorded.envelope();
             let event = decode(envelope)?;
@@ -344,9 +352,11 @@ impl Engine {
         for (txn, &index) in txns.into_iter().zip(&selected) {
             let slot = &mut self.slots[index];
             if slot.checkpoint < last {
-                txn.commit(&slot.tree, last)?;
+                slot.latest = txn.commit(&slot.tree, last)?;
                 slot.checkpoint = last;
                 slot.progress.set(last);
+            } else {
+                slot.latest = txn.into_cache();
             }
         }
         Ok(StepOutcome {
@@ -373,6 +383,7 @@ impl Engine {
         let slot = &mut self.slots[index];
         slot.tree = tree.clone();
         slot.checkpoint = 0;
+        slot.latest.clear();
         slot.progress.set(0);
         Ok(tree)
     }

@@ -3,9 +3,11 @@
 //!
 //! Key layout inside one projection tree (`proj-<name>`):
 //! - `C` -> checkpoint: the last log position applied (u64 big-endian).
-//! - `R` kind 0x00 id 0x00 position(8 BE) -> one immutable version of a row, written at
-//!   `position`. The row as of P is the newest version with position <= P (one reverse range
-//!   step). Ids never contain 0x00 (party codes, UUIDs, slugs, validated names).
+//! - `R` kind id 0x00 !position(8 BE) -> one immutable version of a row, written at
+//!   `position`. The position is stored bit-inverted, so the versions of a row sort newest
+//!   first and the row as of P (the newest version with position <= P) is the first entry of a
+//!   *forward* range starting at !P (one forward range step; sled's reverse iteration is several
+//!   times slower). Ids never contain 0x00 (party codes, UUIDs, slugs, validated names).
 //! - `I` index 0x00 value 0x00 sort(8) id -> empty. Index entries are only ever added: an entry
 //!   says "this row once had this value with this sort key"; a reader confirms it against the
 //!   row version it reads, so one scan serves every as-of position.
@@ -45,7 +47,7 @@ pub(crate) fn row_base(kind: u8, id: &[u8]) -> Vec<u8> {
 fn version_key(base: &[u8], position: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(base.len() + 8);
     key.extend_from_slice(base);
-    key.extend_from_slice(&position.to_be_bytes());
+    key.extend_from_slice(&(!position).to_be_bytes());
     key
 }
 
@@ -79,9 +81,10 @@ pub(crate) fn row_at<T: DeserializeOwned>(
     base: &[u8],
     at: u64,
 ) -> ProjectionResult<Option<T>> {
-    let start = version_key(base, 0);
-    let end = version_key(base, at);
-    match tree.range(start..=end).next_back() {
+    // Versions sort newest first: the first at or after !at is the newest with position <= at.
+    let start = version_key(base, at);
+    let end = version_key(base, 0);
+    match tree.range(start..=end).next() {
         Some(entry) => Ok(Some(decode(&entry?.1)?)),
         None => Ok(None),
     }
@@ -100,25 +103,51 @@ pub(crate) fn read_checkpoint(tree: &sled::Tree) -> ProjectionResult<u64> {
     }
 }
 
+/// Most aggregate rows (relation summaries, compliance, contacts) whose latest version a
+/// projection keeps in memory across batches, so maintaining an aggregate does not read it back
+/// from sled. Past this bound the cache is cleared (and refilled from the tree on demand).
+pub const LATEST_AGGREGATES_CACHED: usize = 65_536;
+
+/// The latest stored version (encoded) of aggregate rows, by row base. Owned by the runner's
+/// slot of one projection; valid only for that projection's tree as committed.
+pub(crate) type LatestCache = HashMap<Vec<u8>, Vec<u8>>;
+
 /// The changes one projection makes for a run of events, written with its checkpoint in one
-/// sled batch. Reads of rows written earlier in the same run see the pending versions.
+/// sled batch. Reads of aggregates written earlier in the same run see the pending versions;
+/// reads of aggregates written in earlier runs come from the slot's [`LatestCache`].
 pub(crate) struct Txn {
     batch: sled::Batch,
-    /// Newest pending version of each row base.
+    /// Newest pending version of each aggregate row base.
     pending: HashMap<Vec<u8>, Vec<u8>>,
+    /// Latest committed versions (taken from the slot, given back on commit).
+    cache: LatestCache,
 }
 
 impl Txn {
-    pub(crate) fn new() -> Txn {
+    /// A transaction starting from the committed latest versions in `cache`.
+    pub(crate) fn with_cache(cache: LatestCache) -> Txn {
         Txn {
             batch: sled::Batch::default(),
             pending: HashMap::new(),
+            cache,
         }
     }
 
     /// Writes a new version of the row at `base`, effective from `position`.
-    pub(crate) fn put_row<T: Serialize>(&mut self, base: Vec<u8>, position: u64, row: &T) {
+    pub(crate) fn put_row<T: Serialize>(&mut self, base: &[u8], position: u64, row: &T) {
         let bytes = crate::encoding::encode(row);
+        self.batch.insert(version_key(base, position), bytes);
+    }
+
+    /// Writes a new version of the aggregate row at `base` effective from `position`, unless
+    /// it is byte-for-byte the latest version already (then the latest version answers every
+    /// as-of position from its own on, so nothing is lost by not writing it).
+    pub(crate) fn put_aggregate<T: Serialize>(&mut self, base: Vec<u8>, position: u64, row: &T) {
+        let bytes = crate::encoding::encode(row);
+        let latest = self.pending.get(&base).or_else(|| self.cache.get(&base));
+        if latest == Some(&bytes) {
+            return;
+        }
         self.batch.insert(version_key(&base, position), bytes.clone());
         self.pending.insert(base, bytes);
     }
@@ -128,23 +157,45 @@ impl Txn {
         self.batch.insert(key, &[][..]);
     }
 
-    /// The newest version of the row at `base`: pending in this batch, else stored.
-    pub(crate) fn latest_row<T: DeserializeOwned>(
-        &self,
+    /// The newest version of the aggregate row at `base`: pending in this batch, else cached,
+    /// else stored (then cached).
+    pub(crate) fn latest_aggregate<T: DeserializeOwned>(
+        &mut self,
         tree: &sled::Tree,
         base: &[u8],
     ) -> ProjectionResult<Option<T>> {
-        if let Some(bytes) = self.pending.get(base) {
+        if let Some(bytes) = self.pending.get(base).or_else(|| self.cache.get(base)) {
             return Ok(Some(decode(bytes)?));
         }
-        row_at(tree, base, u64::MAX)
+        let start = version_key(base, u64::MAX);
+        let end = version_key(base, 0);
+        match tree.range(start..=end).next() {
+            Some(entry) => {
+                let bytes = entry?.1.to_vec();
+                let row = decode(&bytes)?;
+                self.cache.insert(base.to_vec(), bytes);
+                Ok(Some(row))
+            }
+            None => Ok(None),
+        }
     }
 
-    /// Applies the changes and the new checkpoint atomically.
-    pub(crate) fn commit(mut self, tree: &sled::Tree, checkpoint: u64) -> ProjectionResult<()> {
+    /// Applies the changes and the new checkpoint atomically; returns the latest-version cache
+    /// brought up to date (bounded by [`LATEST_AGGREGATES_CACHED`]).
+    pub(crate) fn commit(mut self, tree: &sled::Tree, checkpoint: u64) -> ProjectionResult<LatestCache> {
         self.batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
         tree.apply_batch(self.batch)?;
-        Ok(())
+        let mut cache = self.cache;
+        cache.extend(self.pending);
+        if cache.len() > LATEST_AGGREGATES_CACHED {
+            cache.clear();
+        }
+        Ok(cache)
+    }
+
+    /// Gives the cache back without writing (nothing was applied).
+    pub(crate) fn into_cache(self) -> LatestCache {
+        self.cache
     }
 }
 
