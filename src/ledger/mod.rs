@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub use error::LedgerError;
 
 use crate::domain::time::Timestamp;
-use crate::domain::{decide_command, evolve_state, AggregateState, DomainCommand, DomainEvent};
+use crate::domain::{decide_command, evolve_state, AggregateState, DomainCommand};
 use crate::log::{AppendRequest, AppendResult, EventDraft, ExpectedVersion, Hash, Log, LogError};
 use state::StateCache;
 
@@ -180,7 +180,14 @@ struct Decided {
     replayed: Option<CommandOutcome>,
     stream_id: String,
     version: u64,
-    events: Vec<DomainEvent>,
+    event_count: usize,
+}
+
+/// The decisions of a command sequence and the entity states they lead to (the state after the
+/// last command on each entity), to cache once the append succeeds.
+struct Decisions {
+    decided: Vec<Decided>,
+    states: Vec<(String, AggregateState)>,
 }
 
 impl Ledger {
@@ -209,11 +216,9 @@ impl Ledger {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let decided = self
-                .decide_blocking(vec![envelope.clone()])
-                .await?
-                .pop()
-                .expect("one decision");
+            let Decisions { mut decided, states } = self.decide_blocking(vec![envelope.clone()]).await?;
+            let decided = decided.pop().expect("one decision");
+            let expected = [(decided.version, decided.event_count)];
             let Some(request) = decided.request else {
                 return Ok(decided
                     .replayed
@@ -221,7 +226,8 @@ impl Ledger {
             };
             match self.inner.log.append(request).await {
                 Ok(result) => {
-                    return Ok(self.recorded(&decided.stream_id, decided.version, &decided.events, &result))
+                    self.cache_if_as_decided(&expected, std::slice::from_ref(&result), states);
+                    return Ok(CommandOutcome::from_append(&result));
                 }
                 Err(LogError::WrongExpectedVersion {
                     stream_id, current, ..
@@ -280,7 +286,10 @@ impl Ledger {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let decisions = self.decide_blocking(envelopes.clone()).await?;
+            let Decisions {
+                decided: decisions,
+                states,
+            } = self.decide_blocking(envelopes.clone()).await?;
             let requests: Vec<AppendRequest> = decisions.iter().filter_map(|d| d.request.clone()).collect();
             let results = if requests.is_empty() {
                 Vec::new()
@@ -316,13 +325,18 @@ impl Ledger {
                     Err(other) => return Err(other.into()),
                 }
             };
+            let expected: Vec<(u64, usize)> = decisions
+                .iter()
+                .filter(|d| d.request.is_some())
+                .map(|d| (d.version, d.event_count))
+                .collect();
+            self.cache_if_as_decided(&expected, &results, states);
             let mut results = results.into_iter();
             let mut outcomes = Vec::with_capacity(decisions.len());
             for decided in decisions {
                 let outcome = match (decided.request.is_some(), decided.replayed) {
                     (true, _) => {
-                        let result = results.next().expect("one result per request");
-                        self.recorded(&decided.stream_id, decided.version, &decided.events, &result)
+                        CommandOutcome::from_append(&results.next().expect("one result per request"))
                     }
                     (false, Some(replayed)) => replayed,
                     (false, None) => CommandOutcome::unchanged(decided.stream_id, decided.version),
@@ -333,32 +347,38 @@ impl Ledger {
         }
     }
 
-    /// After a successful append: remember the new state (only if the log appended exactly what
-    /// was decided on that version; a replay of an older command tells nothing new).
-    fn recorded(
+    /// After a successful append: cache the states the commands led to, but only if the log
+    /// appended exactly what was decided on those versions (a retry answered with an older
+    /// command's result tells nothing about the state); otherwise forget them.
+    /// `expected` holds, per appended request, the version it was decided on and its events.
+    fn cache_if_as_decided(
         &self,
-        stream_id: &str,
-        version: u64,
-        events: &[DomainEvent],
-        result: &AppendResult,
-    ) -> CommandOutcome {
-        if result.first_version() == version + 1 && result.event_ids().len() == events.len() {
-            self.inner.states.advance(stream_id, version, events);
-        } else {
-            self.inner.states.forget(stream_id);
+        expected: &[(u64, usize)],
+        results: &[AppendResult],
+        states: Vec<(String, AggregateState)>,
+    ) {
+        let as_decided = expected.len() == results.len()
+            && expected.iter().zip(results).all(|((version, count), r)| {
+                r.first_version() == version + 1 && r.event_ids().len() == *count
+            });
+        for (stream_id, state) in states {
+            if as_decided {
+                self.inner.states.put(stream_id, state);
+            } else {
+                self.inner.states.forget(&stream_id);
+            }
         }
-        CommandOutcome::from_append(result)
     }
 
     /// Decides a sequence of commands on the blocking pool (it reads sled).
-    async fn decide_blocking(&self, envelopes: Vec<CommandEnvelope>) -> Result<Vec<Decided>, LedgerError> {
+    async fn decide_blocking(&self, envelopes: Vec<CommandEnvelope>) -> Result<Decisions, LedgerError> {
         let ledger = self.clone();
         tokio::task::spawn_blocking(move || ledger.decide_all(&envelopes))
             .await
             .map_err(|error| LedgerError::WorkerLost(error.to_string()))?
     }
 
-    fn decide_all(&self, envelopes: &[CommandEnvelope]) -> Result<Vec<Decided>, LedgerError> {
+    fn decide_all(&self, envelopes: &[CommandEnvelope]) -> Result<Decisions, LedgerError> {
         let log = &self.inner.log;
         // States touched earlier in this batch, so later commands see their effects.
         let mut local: Vec<(String, AggregateState)> = Vec::new();
@@ -377,7 +397,7 @@ impl Ledger {
                     replayed: Some(CommandOutcome::from_append(&result)),
                     stream_id,
                     version: result.last_version(),
-                    events: Vec::new(),
+                    event_count: 0,
                 });
                 continue;
             }
@@ -439,9 +459,12 @@ impl Ledger {
                 replayed: None,
                 stream_id,
                 version,
-                events,
+                event_count: events.len(),
             });
         }
-        Ok(decisions)
+        Ok(Decisions {
+            decided: decisions,
+            states: local,
+        })
     }
 }

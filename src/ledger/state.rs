@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::LedgerError;
-use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
+use crate::domain::{decode_event, evolve_state, AggregateState};
 use crate::log::{Direction, Log};
 
 pub(super) struct StateCache {
@@ -46,33 +46,16 @@ impl StateCache {
                 state = evolve_state(state, &event);
             }
         }
-        self.remember(stream_id, &state);
         Ok(state)
     }
 
-    /// Records the state after `events` were appended on top of `version`.
-    pub(super) fn advance(&self, stream_id: &str, version: u64, events: &[DomainEvent]) {
-        let mut states = self.states.lock().expect("state cache");
-        let Some(state) = states.remove(stream_id) else {
-            return;
-        };
-        if state.version() != version {
-            return; // someone else moved it; the next load refolds
-        }
-        let next = events.iter().fold(state, evolve_state);
-        if states.len() >= self.capacity {
-            states.clear();
-        }
-        states.insert(stream_id.to_owned(), next);
-    }
-
-    /// Caches a freshly loaded state.
-    fn remember(&self, stream_id: &str, state: &AggregateState) {
+    /// Caches the state of `stream_id` after a successful append.
+    pub(super) fn put(&self, stream_id: String, state: AggregateState) {
         let mut states = self.states.lock().expect("state cache");
         if states.len() >= self.capacity {
             states.clear();
         }
-        states.insert(stream_id.to_owned(), state.clone());
+        states.insert(stream_id, state);
     }
 
     pub(super) fn forget(&self, stream_id: &str) {

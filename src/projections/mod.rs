@@ -548,8 +548,10 @@ impl Projections {
             AsOf::Position(position) => position,
             AsOf::Time(time) => self.shared.log.position_at_time(time)?,
         };
+        // Sources are described from the directory read model as of the same position: wait
+        // (within the query's deadline) until it has got there, and honour min_position.
+        let directory_at = self.resolve(&[ProjectionName::Directory], &options.as_of(AsOf::Position(at)))?;
         let directory = self.tree_of(ProjectionName::Directory);
-        let directory_at = at.min(self.checkpoint(ProjectionName::Directory));
         let describe = |citation: &SourceCitation| -> ProjectionResult<SourceRef> {
             let row = directory::source(&directory, citation.source_id, directory_at)?;
             Ok(SourceRef {
