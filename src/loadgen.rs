@@ -29,6 +29,8 @@ use crate::api::pb::event_store_service_client::EventStoreServiceClient;
 
 /// Entities the workloads write to.
 pub const ENTITIES: usize = 1_000;
+/// Requests W5's writer keeps in flight at most.
+pub const W5_IN_FLIGHT: usize = 16;
 /// Longest any one workload runs before it stops and reports what it did.
 pub const WORKLOAD_TIME_LIMIT: Duration = Duration::from_secs(60);
 
@@ -399,23 +401,35 @@ async fn delivery_latency(target: &str, world: &Arc<World>, events: usize) -> an
             }
         })
     };
-    let mut commands = CommandServiceClient::new(connect(target).await?);
+    // One writer at 2,000 events/s: a request every 500 µs, sent without waiting for the previous
+    // answer (a durable commit takes longer than 500 µs), at most W5_IN_FLIGHT at a time.
+    let commands = CommandServiceClient::new(connect(target).await?);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(W5_IN_FLIGHT));
     let started = Instant::now();
     let mut pace = tokio::time::interval(Duration::from_micros(500));
+    let mut sent = Vec::with_capacity(events);
     for i in 0..events {
         pace.tick().await;
         if started.elapsed() > WORKLOAD_TIME_LIMIT {
             break;
         }
+        let permit = in_flight.clone().acquire_owned().await?;
+        // Entity i % ENTITIES is touched again only ENTITIES requests later, long after this
+        // answer, so the version named here is current.
         let code = party_code(i % ENTITIES);
         let request = world.correction(&code, None);
-        let command_id = request.command_id.clone();
-        let response = commands.correct_party(request).await?.into_inner();
-        acknowledged
-            .lock()
-            .expect("acknowledged")
-            .insert(command_id, Instant::now());
-        world.recorded(&code, response.stream_version);
+        let (mut commands, world, acknowledged) = (commands.clone(), world.clone(), acknowledged.clone());
+        sent.push(tokio::spawn(async move {
+            let command_id = request.command_id.clone();
+            let response = commands.correct_party(request).await?.into_inner();
+            acknowledged.lock().expect("acknowledged").insert(command_id, Instant::now());
+            world.recorded(&code, response.stream_version);
+            drop(permit);
+            anyhow::Ok(())
+        }));
+    }
+    for request in sent {
+        request.await??;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -555,9 +569,12 @@ pub fn peak_rss_of(pid: u32) -> Option<f64> {
 /// Runs W1..W6 against `config.target`.
 pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
     let channel = connect(&config.target).await?;
+    // Idle subscribers never read: they get a connection of their own, since HTTP/2 flow control
+    // would otherwise stall every other stream on a shared one once their windows fill.
+    let idle_channel = connect(&config.target).await?;
     let mut idle = Vec::new();
     for _ in 0..config.idle_subscribers {
-        let mut store = EventStoreServiceClient::new(channel.clone());
+        let mut store = EventStoreServiceClient::new(idle_channel.clone());
         idle.push(
             store
                 .subscribe(pb::SubscribeRequest {
