@@ -422,7 +422,10 @@ async fn delivery_latency(target: &str, world: &Arc<World>, events: usize) -> an
         sent.push(tokio::spawn(async move {
             let command_id = request.command_id.clone();
             let response = commands.correct_party(request).await?.into_inner();
-            acknowledged.lock().expect("acknowledged").insert(command_id, Instant::now());
+            acknowledged
+                .lock()
+                .expect("acknowledged")
+                .insert(command_id, Instant::now());
             world.recorded(&code, response.stream_version);
             drop(permit);
             anyhow::Ok(())

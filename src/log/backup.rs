@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::codec::{encode_record, GENESIS_CHAIN_HASH, MAX_CHUNK_BYTES};
+use super::codec::{encode_record, GENESIS_CHAIN_HASH};
 use super::envelope::{Direction, Envelope, EventFilter, Hash};
 use super::error::{LogError, LogResult};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
@@ -381,34 +381,15 @@ fn write_batch(
     chain: Hash,
     recorded_at: Timestamp,
 ) -> LogResult<()> {
-    let mut batch = sled::Batch::default();
-    let mut chunk_start = *first_in_batch;
-    let mut chunk: Vec<u8> = Vec::new();
-    let mut in_chunk = 0u64;
-    for record in records.drain(..) {
-        if !chunk.is_empty() && chunk.len() + record.len() > MAX_CHUNK_BYTES {
-            batch.insert(&keys::event_key(chunk_start), std::mem::take(&mut chunk));
-            chunk_start += in_chunk;
-            in_chunk = 0;
-        }
-        chunk.extend_from_slice(&record);
-        in_chunk += 1;
-    }
-    if !chunk.is_empty() {
-        batch.insert(&keys::event_key(chunk_start), chunk);
-        chunk_start += in_chunk;
-    }
-    *first_in_batch = chunk_start;
-    for (key, value) in entries.drain(..) {
-        batch.insert(key, value);
-    }
     let meta = HeadMeta {
         format_version: super::codec::FORMAT_VERSION,
         position: head,
         chain_hash: chain,
         recorded_at,
     };
-    batch.insert(keys::META_HEAD_KEY, keys::encode_checked(&meta));
+    let (batch, next_position) =
+        keys::commit_batch(*first_in_batch, records.drain(..), entries.drain(..), &meta);
+    *first_in_batch = next_position;
     tree.apply_batch(batch)?;
     Ok(())
 }

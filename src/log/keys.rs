@@ -190,3 +190,38 @@ pub fn decode_checked<T: serde::de::DeserializeOwned>(
     }
     crate::encoding::decode(value).map_err(|error| damaged(error.to_string()))
 }
+
+/// Builds the sled batch of one commit: the records of consecutive positions from
+/// `first_position`, packed into chunks of at most `codec::MAX_CHUNK_BYTES` (a record is never
+/// split; one larger than the rest of a chunk starts the next), then `entries` (stream runs,
+/// command records), then the new head. Returns the batch and the position after the last record.
+/// The writer and restore both write through this, so they lay records out identically.
+pub fn commit_batch(
+    first_position: u64,
+    records: impl IntoIterator<Item = Vec<u8>>,
+    entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    head: &HeadMeta,
+) -> (sled::Batch, u64) {
+    let mut batch = sled::Batch::default();
+    let mut chunk_start = first_position;
+    let mut chunk: Vec<u8> = Vec::with_capacity(super::codec::MAX_CHUNK_BYTES);
+    let mut in_chunk = 0u64;
+    for record in records {
+        if !chunk.is_empty() && chunk.len() + record.len() > super::codec::MAX_CHUNK_BYTES {
+            batch.insert(&event_key(chunk_start), std::mem::take(&mut chunk));
+            chunk_start += in_chunk;
+            in_chunk = 0;
+        }
+        chunk.extend_from_slice(&record);
+        in_chunk += 1;
+    }
+    if !chunk.is_empty() {
+        batch.insert(&event_key(chunk_start), chunk);
+        chunk_start += in_chunk;
+    }
+    for (key, value) in entries {
+        batch.insert(key, value);
+    }
+    batch.insert(META_HEAD_KEY, encode_checked(head));
+    (batch, chunk_start)
+}

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::clock::Clock;
-use super::codec::{encode_record, MAX_CHUNK_BYTES};
+use super::codec::encode_record;
 use super::envelope::{AppendRequest, AppendResult, Envelope, Hash};
 use super::error::{LogError, LogResult};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
@@ -242,25 +242,13 @@ impl Writer {
 
     /// Packs the group's records into chunks and applies everything in one atomic batch.
     fn apply(&mut self, group: &mut Staged, new_head: &HeadMeta) -> LogResult<()> {
-        let mut batch = sled::Batch::default();
-        let mut chunk_start = self.head.position + 1;
-        let mut chunk: Vec<u8> = Vec::with_capacity(MAX_CHUNK_BYTES);
-        let mut in_chunk = 0u64;
-        for record in group.records.drain(..) {
-            if !chunk.is_empty() && chunk.len() + record.len() > MAX_CHUNK_BYTES {
-                batch.insert(&keys::event_key(chunk_start), std::mem::take(&mut chunk));
-                chunk_start += in_chunk;
-                in_chunk = 0;
-            }
-            chunk.extend_from_slice(&record);
-            in_chunk += 1;
-        }
-        debug_assert_eq!(chunk_start + in_chunk - 1, new_head.position);
-        batch.insert(&keys::event_key(chunk_start), chunk);
-        for (key, value) in group.entries.drain(..) {
-            batch.insert(key, value);
-        }
-        batch.insert(keys::META_HEAD_KEY, keys::encode_checked(new_head));
+        let (batch, next_position) = keys::commit_batch(
+            self.head.position + 1,
+            group.records.drain(..),
+            group.entries.drain(..),
+            new_head,
+        );
+        debug_assert_eq!(next_position, new_head.position + 1);
         let started = std::time::Instant::now();
         self.tree.apply_batch(batch)?;
         let stats = &self.shared.stats;
