@@ -250,7 +250,7 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
             party_a: "FRA".into(),
             party_b: "LBY".into(),
             page: None,
-            options: options.clone(),
+            options,
         })
         .await
         .unwrap()
@@ -260,7 +260,7 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
     let meeting = queries
         .get_meeting(pb::GetMeetingRequest {
             meeting_id: held.meeting_id.clone(),
-            options: options.clone(),
+            options,
         })
         .await
         .unwrap()
