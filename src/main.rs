@@ -40,6 +40,19 @@ enum Command {
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Drop the read models and rebuild them from position 1 (offline: the server must not be
+    /// running on the directory). Shows progress on a terminal, stays quiet otherwise.
+    #[command(
+        after_help = "Example:\n  dipledger rebuild --data-dir ./data\n  dipledger rebuild --data-dir ./data --only relations"
+    )]
+    Rebuild {
+        /// The data directory.
+        #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Rebuild only this read model (meetings, commitments, relations, officials, directory).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Write the whole log as JSON lines (one envelope per line, lossless, re-importable with
     /// `restore`). Offline: the server must not be running on the directory.
     #[command(after_help = "Example:\n  dipledger export --data-dir ./data --out backup.jsonl")]
@@ -257,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report:#?}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
         Command::Export { data_dir, out } => {
             if !data_dir.join("db").exists() {
                 anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
@@ -330,6 +344,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Rebuilds read models offline, with progress on a terminal.
+fn rebuild(data_dir: &std::path::Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    use dipledger::projections::{ProjectionName, Projections};
+    use std::io::IsTerminal;
+    if !data_dir.join("db").exists() {
+        anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
+    }
+    let names: Vec<ProjectionName> = match only {
+        None => ProjectionName::ALL.to_vec(),
+        Some(name) => match ProjectionName::ALL
+            .iter()
+            .find(|candidate| candidate.as_str() == name)
+        {
+            Some(found) => vec![*found],
+            None => anyhow::bail!(
+                "unknown read model {name:?} (meetings, commitments, relations, officials, directory)"
+            ),
+        },
+    };
+    let log =
+        Log::open(LogConfig::new(data_dir)).context("opening the data directory (is the server running?)")?;
+    let projections = Projections::open_paused(log)?;
+    let show = std::io::stderr().is_terminal();
+    for name in names {
+        let mut shown = 0;
+        let position = projections.rebuild(name, &mut |done, total| {
+            let percent = if total == 0 { 100 } else { done * 100 / total };
+            if show && (percent >= shown + 5 || done == total) {
+                eprint!(
+                    "\rrebuilding {:<12} {percent:>3}% ({done}/{total})",
+                    name.as_str()
+                );
+                shown = percent;
+            }
+        })?;
+        if show {
+            eprintln!();
+        }
+        println!("rebuilt {} to position {position}", name.as_str());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Appends until killed; see `Command::AppendLoop`. Lines: `try <command_id>` then
