@@ -372,7 +372,7 @@ fn rebuild(data_dir: &std::path::Path, only: Option<&str>) -> anyhow::Result<Exi
     for name in names {
         let mut shown = 0;
         let position = projections.rebuild(name, &mut |done, total| {
-            let percent = if total == 0 { 100 } else { done * 100 / total };
+            let percent = (done * 100).checked_div(total).unwrap_or(100);
             if show && (percent >= shown + 5 || done == total) {
                 eprint!(
                     "\rrebuilding {:<12} {percent:>3}% ({done}/{total})",
