@@ -108,12 +108,12 @@ impl LogConfig {
 /// Opens sled, waiting up to OPEN_LOCK_WAIT for its file lock when it is held: a handle of this
 /// process that was just dropped may still be finishing background IO. Another process holding
 /// the directory (a running server) still fails, after the wait.
-fn open_sled(config: &LogConfig) -> LogResult<sled::Db> {
+fn open_sled(path: &Path, cache_capacity_bytes: u64) -> LogResult<sled::Db> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_bytes)
+            .path(path)
+            .cache_capacity(cache_capacity_bytes)
             .segment_size(SLED_SEGMENT_SIZE_BYTES)
             .mode(sled::Mode::HighThroughput)
             .open();
@@ -138,6 +138,8 @@ pub struct Log {
 
 struct Inner {
     path: PathBuf,
+    /// The read models' own sled database (`<data dir>/readmodels`), opened on first use.
+    read_models: std::sync::Mutex<Option<sled::Db>>,
     tree: sled::Tree,
     queue: Option<mpsc::Sender<WriteOp>>,
     head: watch::Receiver<u64>,
@@ -155,6 +157,9 @@ impl Drop for Inner {
         // Let sled finish its in-flight IO now, so its file lock is released when the last
         // handle goes rather than whenever a background write completes.
         let _ = self.db.flush();
+        if let Some(read_models) = self.read_models.lock().ok().and_then(|mut db| db.take()) {
+            let _ = read_models.flush();
+        }
     }
 }
 
@@ -162,7 +167,7 @@ impl Log {
     /// Opens (or creates) the log in `config.path()`, checking the head and the last records.
     pub fn open(config: LogConfig) -> LogResult<Log> {
         std::fs::create_dir_all(&config.path)?;
-        let db = open_sled(&config)?;
+        let db = open_sled(&config.path, config.cache_capacity_bytes)?;
         // sled may just have created its files: make their directory entries durable.
         File::open(&config.path)?.sync_all()?;
         let data_file = File::options()
@@ -191,6 +196,7 @@ impl Log {
         Ok(Log {
             inner: Arc::new(Inner {
                 path: config.path.clone(),
+                read_models: std::sync::Mutex::new(None),
                 tree,
                 queue: Some(queue),
                 head: head_receiver,
@@ -382,17 +388,33 @@ impl Log {
         Ok(low)
     }
 
-    /// A sled tree of this data directory for a read model (named `proj-<name>`). Projections
-    /// keep their state and checkpoint there; it shares the log's data file, so the log's fsync
-    /// also makes earlier projection batches durable.
+    /// A sled tree for a read model (named `proj-<name>`), in the read models' own sled database
+    /// under `<data dir>/readmodels` (opened on first use, with a cache of
+    /// READ_MODEL_CACHE_CAPACITY_BYTES). A separate database keeps read-model writes out of the
+    /// log's flush + fsync: every durable commit would otherwise also write out the read models'
+    /// pages. Read models need no fsync of their own: each batch carries its checkpoint, so after
+    /// a crash they re-apply whatever tail was lost.
     pub fn projection_tree(&self, name: &str) -> LogResult<sled::Tree> {
-        Ok(self.inner.db.open_tree(format!("proj-{name}"))?)
+        Ok(self.read_models()?.open_tree(format!("proj-{name}"))?)
     }
 
     /// Drops a read model's tree (for a rebuild).
     pub fn drop_projection_tree(&self, name: &str) -> LogResult<()> {
-        self.inner.db.drop_tree(format!("proj-{name}"))?;
+        self.read_models()?.drop_tree(format!("proj-{name}"))?;
         Ok(())
+    }
+
+    fn read_models(&self) -> LogResult<sled::Db> {
+        let mut read_models = self.inner.read_models.lock().expect("read models lock");
+        if let Some(db) = read_models.as_ref() {
+            return Ok(db.clone());
+        }
+        let db = open_sled(
+            &self.inner.path.join(READ_MODELS_DIR),
+            READ_MODEL_CACHE_CAPACITY_BYTES,
+        )?;
+        *read_models = Some(db.clone());
+        Ok(db)
     }
 
     /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.
