@@ -7,6 +7,7 @@
 //! - [`domain`]: pure commands, events and rules; no IO.
 //! - [`api`]: the gRPC API (tonic/prost); the only module that knows them.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
+pub mod analyst;
 pub mod api;
 pub mod benchmark;
 pub mod domain;

@@ -55,7 +55,9 @@ enum Command {
     },
     /// Write the whole log as JSON lines (one envelope per line, lossless, re-importable with
     /// `restore`). Offline: the server must not be running on the directory.
-    #[command(after_help = "Example:\n  dipledger export --data-dir ./data --out backup.jsonl")]
+    #[command(
+        after_help = "Examples:\n  dipledger export --data-dir ./data --out backup.jsonl\n  dipledger export --data-dir ./data --format cameo-tsv --out events.tsv"
+    )]
     Export {
         /// The data directory.
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
@@ -63,6 +65,10 @@ enum Command {
         /// Output file; `-` for standard output.
         #[arg(long, default_value = "-")]
         out: PathBuf,
+        /// `jsonl`: the lossless envelope export `restore` reads; `cameo-tsv`: CAMEO/GDELT-style
+        /// rows (columns in docs/operations.md); `plover`: PLOVER-style JSON lines.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "cameo-tsv", "plover"])]
+        format: String,
     },
     /// Load a JSON-lines export into an empty data directory, byte for byte (same positions,
     /// event ids, recorded_at and hashes), checking every hash; stops at the first bad line.
@@ -271,7 +277,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
-        Command::Export { data_dir, out } => {
+        Command::Export {
+            data_dir,
+            out,
+            format,
+        } => {
             if !data_dir.join("db").exists() {
                 anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
             }
@@ -284,8 +294,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?,
                 ))
             };
-            let lines = dipledger::log::backup::export_jsonl(&log, &mut writer, &mut |_, _| {})?;
-            eprintln!("exported {lines} events");
+            let lines = match format.as_str() {
+                "cameo-tsv" => dipledger::analyst::export(
+                    &log,
+                    dipledger::analyst::AnalystFormat::CameoTsv,
+                    &mut writer,
+                )?,
+                "plover" => dipledger::analyst::export(
+                    &log,
+                    dipledger::analyst::AnalystFormat::PloverJsonl,
+                    &mut writer,
+                )?,
+                _ => dipledger::log::backup::export_jsonl(&log, &mut writer, &mut |_, _| {})?,
+            };
+            eprintln!(
+                "exported {lines} {}",
+                if format == "jsonl" { "events" } else { "coded rows" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { data_dir, from } => {

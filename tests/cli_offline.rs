@@ -155,3 +155,76 @@ fn bad_arguments_exit_non_zero_with_a_message() {
     assert_eq!(no_verb.status.code(), Some(2), "clap's usage error");
     assert!(text(&no_verb.stderr).contains("unrecognized subcommand"));
 }
+
+#[test]
+fn the_analyst_exports_code_the_news_report() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    recorded(&data);
+    let tsv = dipledger(&[
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "cameo-tsv",
+    ]);
+    assert!(tsv.status.success(), "{}", text(&tsv.stderr));
+    let tsv = text(&tsv.stdout);
+    let mut lines = tsv.lines();
+    assert_eq!(lines.next(), Some(dipledger::analyst::TSV_HEADER));
+    let rows: Vec<Vec<&str>> = lines.map(|line| line.split('\t').collect()).collect();
+    let pick = |code: &str| -> Vec<(String, String)> {
+        let mut dyads: Vec<(String, String)> = rows
+            .iter()
+            .filter(|r| r[8] == code)
+            .map(|r| (r[4].to_owned(), r[6].to_owned()))
+            .collect();
+        dyads.sort();
+        dyads
+    };
+    // The meeting: consult (no host stated), both directions, in Benghazi, on the assumed day.
+    assert_eq!(
+        pick("040"),
+        vec![("FRA".into(), "LBY".into()), ("LBY".into(), "FRA".into())]
+    );
+    let consult = rows.iter().find(|r| r[8] == "040").unwrap();
+    assert_eq!(
+        (consult[2], consult[3], consult[9], consult[10], consult[11]),
+        ("20250115", "Day", "04", "1", "1.0")
+    );
+    assert_eq!(
+        (consult[12], consult[13], consult[15]),
+        ("Benghazi", "LBY", "CONSULT")
+    );
+    assert_eq!(consult[14], "file:data/news-libya-france-benghazi.txt");
+    let from_libya = rows.iter().find(|r| r[8] == "040" && r[4] == "LBY").unwrap();
+    assert_eq!(
+        (from_libya[5], from_libya[6], from_libya[7]),
+        ("LBY", "FRA", "FRA"),
+        "ISO alpha-3 of both actors"
+    );
+    // The reaffirmed commitment: 030 intent to cooperate, PLOVER AGREE, one row per party.
+    let commitment: Vec<&Vec<&str>> = rows.iter().filter(|r| r[8] == "030").collect();
+    assert_eq!(commitment.len(), 2);
+    assert!(commitment.iter().all(|r| r[11] == "4.0" && r[15] == "AGREE"));
+
+    let plover = dipledger(&[
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "plover",
+    ]);
+    let plover = text(&plover.stdout);
+    let objects: Vec<serde_json::Value> = plover
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(objects.len(), rows.len());
+    assert!(objects
+        .iter()
+        .any(|o| o["plover_type"] == "CONSULT" && o["place"] == "Benghazi"));
+    assert!(objects
+        .iter()
+        .any(|o| o["plover_type"] == "AGREE" && o["cameo_code"] == "030"));
+}

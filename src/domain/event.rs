@@ -142,6 +142,17 @@ pub enum DomainEvent {
 }
 
 impl DomainEvent {
+    /// The sources the event cites (source events cite none: they are the sources).
+    pub fn citations(&self) -> &[crate::domain::common::SourceCitation] {
+        match self {
+            DomainEvent::Party(event) => &event.provenance().sources,
+            DomainEvent::Official(event) => &event.provenance().sources,
+            DomainEvent::Source(_) => &[],
+            DomainEvent::Meeting(event) => &event.provenance().sources,
+            DomainEvent::Commitment(event) => &event.provenance().sources,
+        }
+    }
+
     /// The stable event type string (`PartyRegistered`, `MeetingHeld`, ...).
     pub fn event_type(&self) -> &'static str {
         match self {

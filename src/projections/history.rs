@@ -72,16 +72,6 @@ pub struct HistoryEntry {
     pub event: DomainEvent,
 }
 
-fn citations(event: &DomainEvent) -> Vec<SourceCitation> {
-    match event {
-        DomainEvent::Party(event) => event.provenance().sources.clone(),
-        DomainEvent::Official(event) => event.provenance().sources.clone(),
-        DomainEvent::Source(_) => Vec::new(),
-        DomainEvent::Meeting(event) => event.provenance().sources.clone(),
-        DomainEvent::Commitment(event) => event.provenance().sources.clone(),
-    }
-}
-
 /// (corrects, retracts, reason) of an event.
 fn references(event: &DomainEvent) -> (Option<u64>, Option<u64>, Option<String>) {
     match event {
@@ -161,7 +151,8 @@ pub(crate) fn history(
                     earlier.retracted_by = Some(envelope.stream_version);
                 }
             }
-            let sources = citations(&event)
+            let sources = event
+                .citations()
                 .iter()
                 .map(describe_source)
                 .collect::<ProjectionResult<Vec<_>>>()?;

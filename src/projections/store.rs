@@ -313,16 +313,7 @@ pub(crate) fn scan_index<T>(
 
 /// The calendar month (`YYYY-MM`, UTC) of an instant in microseconds since the epoch.
 pub fn month_of(micros: i64) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, _) = crate::domain::time::Timestamp::from_unix_micros(micros).civil_date();
     format!("{year:04}-{month:02}")
 }
 
