@@ -44,11 +44,11 @@ pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
 /// the data directory.
 pub const OPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Page cache of the read models' sled database.
-pub const READ_MODEL_CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
+pub const READ_MODEL_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// Subdirectory of the data directory holding the read models' sled database.
 pub const READ_MODELS_DIR: &str = "readmodels";
 /// Default sled page-cache size. sled's own default is 1 GiB; a small server wants less.
-pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate
 /// blob file that it never fsyncs; with 8 MiB segments that threshold is 2 MiB, above the largest
 /// leaf page the log can build (sled splits leaves above 16 entries: 17 x codec::MAX_CHUNK_BYTES).
