@@ -8,11 +8,13 @@
 //! - [`domain`]: pure commands, events and rules; no IO.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
 //!
-//! Tools over those layers: [`analyst`] (CAMEO/PLOVER exports), [`benchmark`] (in-process
+//! Tools over those layers: [`analyst`] (CAMEO/PLOVER exports), [`demo`] (`dipledger demo`),
+//! [`benchmark`] (in-process
 //! benchmarks), [`loadgen`] (the gRPC load generator). The binary (`src/main.rs`) is a thin CLI.
 pub mod analyst;
 pub mod api;
 pub mod benchmark;
+pub mod demo;
 pub mod domain;
 pub mod encoding;
 pub mod ledger;

@@ -40,6 +40,10 @@ enum Command {
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Start an embedded server on a temporary directory, record the Libya-France news report and
+    /// a few illustrative scenarios, and print the relation and the meeting's audit trail.
+    #[command(after_help = "Example:\n  dipledger demo")]
+    Demo,
     /// Drop the read models and rebuild them from position 1 (offline: the server must not be
     /// running on the directory). Shows progress on a terminal, stays quiet otherwise.
     #[command(
@@ -277,6 +281,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
+        Command::Demo => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            print!("{}", runtime.block_on(dipledger::demo::run())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export {
             data_dir,
             out,

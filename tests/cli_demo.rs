@@ -1,0 +1,38 @@
+//! `dipledger demo` through the real binary: one command shows what the ledger does.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_records_the_report_and_shows_the_relation_and_the_audit_trail() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dipledger"))
+        .arg("demo")
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("recorded the Libya-France news report and illustrative scenarios: 22 events"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("meetings: 2   commitments: 4 (open 2, fulfilled 1, lapsed/withdrawn/superseded 1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Goldstein 2025-01: +10.0"),
+        "040 twice and 030 twice: {stdout}"
+    );
+    for line in [
+        "meeting    Held         Benghazi",
+        "commitment Fulfilled",
+        "commitment Lapsed",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("v1 MeetingHeld        position 8   recorded by demo from file:data/news-libya-france-benghazi.txt"), "{stdout}");
+    assert!(stdout.contains("v2 StatementRecorded"), "{stdout}");
+}
