@@ -8,16 +8,12 @@
 //! - [`domain`]: pure commands, events and rules; no IO.
 //! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
 //!
-//! Tools over those layers: [`analyst`] (CAMEO/PLOVER exports), [`demo`] (`dipledger demo`),
-//! [`benchmark`] (in-process
-//! benchmarks), [`loadgen`] (the gRPC load generator). The binary (`src/main.rs`) is a thin CLI.
+//! Over those layers: [`analyst`] (CAMEO/PLOVER exports). The binary (`src/main.rs` and
+//! `src/cli/`: benchmarks, the load generator, the demo) is a thin CLI over this library.
 pub mod analyst;
 pub mod api;
-pub mod benchmark;
-pub mod demo;
 pub mod domain;
 pub mod encoding;
 pub mod ledger;
-pub mod loadgen;
 pub mod log;
 pub mod projections;

@@ -1,6 +1,8 @@
 //! The `dipledger` binary: a thin command line over the library.
 
 use std::net::SocketAddr;
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -245,7 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server_pid,
             json,
         } => {
-            let config = dipledger::loadgen::LoadConfig {
+            let config = cli::loadgen::LoadConfig {
                 target,
                 w1_requests: w1,
                 w2_requests: w2,
@@ -256,11 +258,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 server_pid,
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(dipledger::loadgen::run(&config))?;
+            let report = runtime.block_on(cli::loadgen::run(&config))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", dipledger::loadgen::table(&report));
+                print!("{}", cli::loadgen::table(&report));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -283,7 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
         Command::Demo => {
             let runtime = tokio::runtime::Runtime::new()?;
-            print!("{}", runtime.block_on(dipledger::demo::run())?);
+            print!("{}", runtime.block_on(cli::demo::run())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -347,16 +349,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
-            let result = dipledger::benchmark::ledger_workload(temp.path(), clients, commands)?;
-            let report = dipledger::benchmark::BenchReport {
+            let result = cli::benchmark::ledger_workload(temp.path(), clients, commands)?;
+            let report = cli::benchmark::BenchReport {
                 log_events: result.events,
                 workloads: vec![result],
-                peak_rss_mib: dipledger::benchmark::peak_rss_mib(),
+                peak_rss_mib: cli::benchmark::peak_rss_mib(),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", dipledger::benchmark::table(&report));
+                print!("{}", cli::benchmark::table(&report));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -369,11 +371,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let dir = dir.unwrap_or_else(|| temp.path().join("bench"));
-            let report = dipledger::benchmark::run(&dir, events, prefill, cache_mib * 1024 * 1024)?;
+            let report = cli::benchmark::run(&dir, events, prefill, cache_mib * 1024 * 1024)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", dipledger::benchmark::table(&report));
+                print!("{}", cli::benchmark::table(&report));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -53,6 +52,47 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// How long shutdown waits for open requests and streams before dropping connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address is not a loopback address (there is no authentication yet).
+    #[error(
+        "refusing to listen on {0}: dipledger has no authentication yet, so it serves only loopback addresses (127.0.0.1, [::1])"
+    )]
+    NotLoopback(SocketAddr),
+    /// The log could not be opened.
+    #[error("opening the log in {dir}: {source}")]
+    OpenLog {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        source: crate::log::LogError,
+    },
+    /// The read models could not be opened.
+    #[error("opening the read models: {0}")]
+    OpenReadModels(#[from] crate::projections::ProjectionError),
+    /// Binding the address failed.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptors.
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC transport failed.
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A task of the server panicked or was cancelled.
+    #[error("server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// Another I/O error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// Tunables of a server over an open log.
 #[derive(Debug, Clone)]
@@ -91,12 +131,9 @@ impl Default for ServerConfig {
 }
 
 /// Checks that `listen` is a loopback address: without authentication nothing else is safe.
-pub fn check_loopback(listen: SocketAddr) -> anyhow::Result<()> {
+pub fn check_loopback(listen: SocketAddr) -> Result<(), ServerError> {
     if !listen.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing to listen on {listen}: dipledger has no authentication yet, so it serves \
-             only loopback addresses (127.0.0.1, [::1])"
-        );
+        return Err(ServerError::NotLoopback(listen));
     }
     Ok(())
 }
@@ -106,16 +143,21 @@ pub fn check_loopback(listen: SocketAddr) -> anyhow::Result<()> {
 pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     check_loopback(config.listen)?;
     let data_dir = config.data_dir.clone();
     let log = tokio::task::spawn_blocking(move || Log::open(LogConfig::new(&data_dir)))
-        .await
-        .context("opening the log")?
-        .with_context(|| format!("opening the log in {}", config.data_dir.display()))?;
+        .await?
+        .map_err(|source| ServerError::OpenLog {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+        .map_err(|source| ServerError::Listen {
+            address: config.listen,
+            source,
+        })?;
     let address = listener.local_addr()?;
     eprintln!(
         "dipledger: data directory {}, head position {}",
@@ -139,26 +181,21 @@ pub async fn serve_with_listener(
     listener: TcpListener,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     let (stop_sender, stop) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventStoreServiceServer<EventStore>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the reflection service")?;
+        .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .context("building the reflection service")?;
+        .build_v1alpha()?;
     let projections = {
         let log = log.clone();
-        tokio::task::spawn_blocking(move || Projections::open(log))
-            .await
-            .context("opening the read models")?
-            .context("opening the read models")?
+        tokio::task::spawn_blocking(move || Projections::open(log)).await??
     };
     let projections = Arc::new(projections);
     let queries = QueryServiceServer::new(Query::new(projections.clone()))
@@ -200,15 +237,13 @@ pub async fn serve_with_listener(
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        result = server => result.context("serving gRPC")?,
+        result = server => result?,
         _ = grace_expired => {
             eprintln!("dipledger: connections still open after {SHUTDOWN_GRACE:?}; dropping them");
         }
     }
     // Stop the read-model runner (it finishes its batch) off the async threads.
-    tokio::task::spawn_blocking(move || drop(projections))
-        .await
-        .context("stopping the read models")?;
+    tokio::task::spawn_blocking(move || drop(projections)).await?;
     Ok(())
 }
 
@@ -216,7 +251,7 @@ pub async fn serve_with_listener(
 pub struct RunningServer {
     address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
 }
 
 impl RunningServer {
@@ -226,10 +261,13 @@ impl RunningServer {
         log: Log,
         listen: SocketAddr,
         options: ServerOptions,
-    ) -> anyhow::Result<RunningServer> {
+    ) -> Result<RunningServer, ServerError> {
         let listener = TcpListener::bind(listen)
             .await
-            .with_context(|| format!("listening on {listen}"))?;
+            .map_err(|source| ServerError::Listen {
+                address: listen,
+                source,
+            })?;
         let address = listener.local_addr()?;
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_with_listener(log, listener, options, async move {
@@ -253,11 +291,11 @@ impl RunningServer {
     }
 
     /// Shuts the server down gracefully and waits until it has stopped.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        (&mut self.task).await.context("server task")?
+        (&mut self.task).await?
     }
 }
 

@@ -11,18 +11,18 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use uuid::Uuid;
 
-use crate::api::pb;
-use crate::api::pb::query_service_client::QueryServiceClient;
-use crate::api::server::{RunningServer, ServerOptions};
-use crate::domain::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
-use crate::domain::common::{CommitmentId, MeetingId, Provenance, SourceCitation, SourceId, TimeWindow};
-use crate::domain::meeting::{self, Location, MeetingDetails};
-use crate::domain::sample::{self, day, held_details};
-use crate::domain::source::{self, SourceDetails};
-use crate::domain::time::Timestamp;
-use crate::domain::DomainCommand;
-use crate::ledger::{CommandEnvelope, Ledger};
-use crate::log::{Log, LogConfig};
+use dipledger::api::pb;
+use dipledger::api::pb::query_service_client::QueryServiceClient;
+use dipledger::api::server::{RunningServer, ServerOptions};
+use dipledger::domain::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
+use dipledger::domain::common::{CommitmentId, MeetingId, Provenance, SourceCitation, SourceId, TimeWindow};
+use dipledger::domain::meeting::{self, Location, MeetingDetails};
+use dipledger::domain::sample::{self, day, held_details};
+use dipledger::domain::source::{self, SourceDetails};
+use dipledger::domain::time::Timestamp;
+use dipledger::domain::DomainCommand;
+use dipledger::ledger::{CommandEnvelope, Ledger};
+use dipledger::log::{Log, LogConfig};
 
 fn illustrative_source() -> SourceId {
     SourceId::from_uuid(Uuid::from_u128(0xD0))

@@ -23,9 +23,9 @@ use serde::Serialize;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::api::pb;
-use crate::api::pb::command_service_client::CommandServiceClient;
-use crate::api::pb::event_store_service_client::EventStoreServiceClient;
+use dipledger::api::pb;
+use dipledger::api::pb::command_service_client::CommandServiceClient;
+use dipledger::api::pb::event_store_service_client::EventStoreServiceClient;
 
 /// Entities the workloads write to.
 pub const ENTITIES: usize = 1_000;

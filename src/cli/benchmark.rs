@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::time::{OccurredAt, Precision, Timestamp};
-use crate::log::{
+use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
+use dipledger::log::{
     AppendRequest, Direction, EventDraft, EventFilter, ExpectedVersion, Log, LogConfig, LogResult,
 };
 
@@ -36,7 +36,7 @@ pub struct WorkloadResult {
     /// 99th percentile append latency in microseconds (0 for reads).
     pub p99_micros: f64,
     /// What the writer did during the workload.
-    pub writer: crate::log::WriterStats,
+    pub writer: dipledger::log::WriterStats,
 }
 
 /// The whole report.
@@ -144,9 +144,9 @@ pub fn read_workload(log: &Log) -> LogResult<WorkloadResult> {
     })
 }
 
-fn stats_since(log: &Log, before: &crate::log::WriterStats) -> crate::log::WriterStats {
+fn stats_since(log: &Log, before: &dipledger::log::WriterStats) -> dipledger::log::WriterStats {
     let now = log.stats();
-    crate::log::WriterStats {
+    dipledger::log::WriterStats {
         commits: now.commits - before.commits,
         syncs: now.syncs - before.syncs,
         events: now.events - before.events,
@@ -224,10 +224,10 @@ pub fn ledger_workload(
     clients: usize,
     commands_per_client: usize,
 ) -> anyhow::Result<WorkloadResult> {
-    use crate::domain::meeting::{self, Speaker};
-    use crate::domain::sample;
-    use crate::domain::DomainCommand;
-    use crate::ledger::{CommandEnvelope, Ledger};
+    use dipledger::domain::meeting::{self, Speaker};
+    use dipledger::domain::sample;
+    use dipledger::domain::DomainCommand;
+    use dipledger::ledger::{CommandEnvelope, Ledger};
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -239,7 +239,7 @@ pub fn ledger_workload(
                 .await?;
         }
         let meetings: Vec<_> = (0..clients)
-            .map(|_| crate::domain::common::MeetingId::from_uuid(Uuid::now_v7()))
+            .map(|_| dipledger::domain::common::MeetingId::from_uuid(Uuid::now_v7()))
             .collect();
         for meeting_id in &meetings {
             let held = DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
