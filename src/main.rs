@@ -42,6 +42,67 @@ enum Command {
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// The bilateral relation of two parties: counts, topics, Goldstein by month, timeline.
+    #[command(
+        after_help = "Examples:\n  dipledger relation LBY FRA\n  dipledger relation LBY FRA --as-of 42 --json\n  dipledger relation LBY FRA --as-of 2025-02-01T00:00:00Z"
+    )]
+    Relation {
+        /// One party code.
+        party_a: String,
+        /// The other party code.
+        party_b: String,
+        /// Answer as the ledger did at a log position or an ISO 8601 time (transaction time).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// The audit trail of an entity: every event with who recorded it, when, and from which sources.
+    #[command(
+        after_help = "Examples:\n  dipledger history party-LBY\n  dipledger history meeting-<uuid> --as-of 10 --json"
+    )]
+    History {
+        /// The entity's stream id, e.g. `party-LBY` or `meeting-<uuid>`.
+        stream_id: String,
+        /// Answer as the ledger did at a log position or an ISO 8601 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// Print events as they are committed (history first with --from start); reconnects and
+    /// resumes after a dropped connection without skipping or repeating.
+    #[command(
+        after_help = "Examples:\n  dipledger tail\n  dipledger tail --from start --type MeetingHeld --json\n  dipledger tail --from 1200 --tag party:LBY"
+    )]
+    Tail {
+        /// `end` (only new events), `start`, or a position to resume after.
+        #[arg(long, default_value = "end")]
+        from: String,
+        /// Only these event types (repeatable).
+        #[arg(long = "type")]
+        event_types: Vec<String>,
+        /// Only events with one of these tags (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
     /// Start an embedded server on a temporary directory, record the Libya-France news report and
     /// a few illustrative scenarios, and print the relation and the meeting's audit trail.
     #[command(after_help = "Example:\n  dipledger demo")]
@@ -283,6 +344,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
+        Command::Relation {
+            party_a,
+            party_b,
+            as_of,
+            json,
+            server,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            print!(
+                "{}",
+                runtime.block_on(cli::client::relation(
+                    &server,
+                    &party_a,
+                    &party_b,
+                    as_of.as_deref(),
+                    json
+                ))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            stream_id,
+            as_of,
+            json,
+            server,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            print!(
+                "{}",
+                runtime.block_on(cli::client::history(&server, &stream_id, as_of.as_deref(), json))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tail {
+            from,
+            event_types,
+            tags,
+            json,
+            limit,
+            server,
+        } => {
+            let from = match from.as_str() {
+                "start" => cli::client::TailFrom::Start,
+                "end" => cli::client::TailFrom::End,
+                position => cli::client::TailFrom::After(
+                    position
+                        .parse()
+                        .with_context(|| format!("--from {position:?} is not start, end or a position"))?,
+                ),
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(cli::client::tail(
+                &server,
+                from,
+                event_types,
+                tags,
+                json,
+                limit,
+                &mut |line| println!("{line}"),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo => {
             let runtime = tokio::runtime::Runtime::new()?;
             print!("{}", runtime.block_on(cli::demo::run())?);

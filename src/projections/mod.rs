@@ -563,6 +563,10 @@ impl Projections {
         };
         let (items, next) =
             history::history(&self.shared.log, stream_id, from_version, limit, at, &describe)?;
+        if items.is_empty() && from_version == 1 {
+            // No event of this entity at or before the position read: it does not exist (yet).
+            return Err(ProjectionError::NotFound { what: format!("entity {stream_id}") });
+        }
         Ok(Page {
             items,
             next_page_token: next.map(|version| version.to_string()),

@@ -1,0 +1,350 @@
+//! Client verbs over gRPC: `relation`, `history`, `tail`. Human output by default, `--json` for
+//! scripts (one JSON document, or one object per line for `tail`).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use dipledger::api::pb;
+use dipledger::api::pb::event_store_service_client::EventStoreServiceClient;
+use dipledger::api::pb::query_service_client::QueryServiceClient;
+use dipledger::domain::time::Timestamp;
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+
+/// How often `tail` tries to reconnect after the connection drops, and how long it waits between
+/// tries (it resumes after the last position it printed, so nothing is skipped or repeated).
+pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
+/// The wait between reconnection attempts.
+pub const TAIL_RECONNECT_WAIT: Duration = Duration::from_secs(1);
+
+async fn connect(server: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(server.to_owned())
+        .context("--server must be a URI such as http://127.0.0.1:50051")?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {server}"))
+}
+
+fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
+    value.map_or(Value::Null, |t| {
+        Value::String(
+            Timestamp::from_unix_micros(t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000).to_rfc3339(),
+        )
+    })
+}
+
+/// `--as-of`: a log position (digits) or an ISO 8601 instant (transaction time).
+pub fn read_options(as_of: Option<&str>) -> anyhow::Result<Option<pb::ReadOptions>> {
+    let Some(as_of) = as_of else { return Ok(None) };
+    let as_of = if let Ok(position) = as_of.parse::<u64>() {
+        pb::read_options::AsOf::AsOfPosition(position)
+    } else {
+        let Some(at) = Timestamp::parse_iso8601(as_of) else {
+            bail!(
+                "--as-of {as_of:?} is neither a position nor an ISO 8601 time such as 2025-01-15T12:00:00Z"
+            );
+        };
+        let micros = at.at().unix_micros();
+        pb::read_options::AsOf::AsOfTime(prost_types::Timestamp {
+            seconds: micros.div_euclid(1_000_000),
+            nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+        })
+    };
+    Ok(Some(pb::ReadOptions {
+        min_position: 0,
+        as_of: Some(as_of),
+    }))
+}
+
+/// `dipledger relation A B`.
+pub async fn relation(
+    server: &str,
+    a: &str,
+    b: &str,
+    as_of: Option<&str>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let relation = queries
+        .get_bilateral_relation(pb::GetBilateralRelationRequest {
+            party_a: a.into(),
+            party_b: b.into(),
+            page: Some(pb::PageRequest {
+                page_size: 500,
+                page_token: String::new(),
+            }),
+            options: read_options(as_of)?,
+        })
+        .await
+        .map_err(describe)?
+        .into_inner();
+    let timeline: Vec<Value> = relation
+        .timeline
+        .iter()
+        .filter_map(|item| match &item.item {
+            Some(pb::timeline_item_view::Item::Meeting(m)) => Some(json!({
+                "kind": "meeting",
+                "id": m.meeting_id,
+                "status": pb::MeetingStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"),
+                "place": m.details.as_ref().and_then(|d| d.location.as_ref()).map(|l| l.place.clone()),
+                "held_at": timestamp(m.held_at.as_ref().and_then(|h| h.at.as_ref())),
+            })),
+            Some(pb::timeline_item_view::Item::Commitment(c)) => Some(json!({
+                "kind": "commitment",
+                "id": c.commitment_id,
+                "status": pb::CommitmentStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?"),
+                "text": c.details.as_ref().map(|d| d.text.clone()),
+            })),
+            None => None,
+        })
+        .collect();
+    let document = json!({
+        "pair": relation.pair,
+        "based_on_position": relation.based_on_position,
+        "meetings": relation.meetings,
+        "commitments": relation.commitments,
+        "commitments_open": relation.commitments_open,
+        "commitments_fulfilled": relation.commitments_fulfilled,
+        "commitments_closed_otherwise": relation.commitments_closed_otherwise,
+        "topics": relation.topics,
+        "goldstein_by_month": relation.goldstein_tenths_by_month.iter().map(|(m, t)| (m.clone(), json!(*t as f64 / 10.0))).collect::<serde_json::Map<_, _>>(),
+        "timeline": timeline,
+    });
+    if json {
+        return Ok(format!("{document:#}\n"));
+    }
+    let mut out = format!(
+        "{} (as of position {})\n  meetings {}, commitments {} (open {}, fulfilled {}, otherwise closed {})\n",
+        relation.pair,
+        relation.based_on_position,
+        relation.meetings,
+        relation.commitments,
+        relation.commitments_open,
+        relation.commitments_fulfilled,
+        relation.commitments_closed_otherwise
+    );
+    let mut topics: Vec<_> = relation.topics.iter().collect();
+    topics.sort();
+    out.push_str(&format!(
+        "  topics: {}\n",
+        topics
+            .iter()
+            .map(|(t, n)| format!("{t} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for item in timeline {
+        out.push_str(&format!(
+            "  {:<10} {:<28} {}\n",
+            item["kind"].as_str().unwrap_or(""),
+            item["status"].as_str().unwrap_or(""),
+            item["place"].as_str().or(item["text"].as_str()).unwrap_or("")
+        ));
+    }
+    Ok(out)
+}
+
+/// `dipledger history STREAM`.
+pub async fn history(
+    server: &str,
+    stream_id: &str,
+    as_of: Option<&str>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let mut entries = Vec::new();
+    let mut token = String::new();
+    let based_on = loop {
+        let page = queries
+            .get_entity_history(pb::GetEntityHistoryRequest {
+                stream_id: stream_id.into(),
+                page: Some(pb::PageRequest {
+                    page_size: 500,
+                    page_token: token,
+                }),
+                options: read_options(as_of)?,
+            })
+            .await
+            .map_err(describe)?
+            .into_inner();
+        entries.extend(page.entries.into_iter().map(|e| {
+            json!({
+                "position": e.position,
+                "stream_version": e.stream_version,
+                "event_type": e.event_type,
+                "event_id": e.event_id,
+                "occurred_at": timestamp(e.occurred_at.as_ref().and_then(|o| o.at.as_ref())),
+                "recorded_at": timestamp(e.recorded_at.as_ref()),
+                "recorded_by": e.recorded_by,
+                "sources": e.sources.iter().map(|s| json!({
+                    "source_id": s.citation.as_ref().map(|c| c.source_id.clone()),
+                    "quote": s.citation.as_ref().and_then(|c| c.quote.clone()),
+                    "url": s.url, "title": s.title,
+                })).collect::<Vec<_>>(),
+                "corrects_version": e.corrects_version,
+                "retracts_version": e.retracts_version,
+                "corrected_by": e.corrected_by,
+                "retracted_by": e.retracted_by,
+                "reason": e.reason,
+            })
+        }));
+        if page.next_page_token.is_empty() {
+            break page.based_on_position;
+        }
+        token = page.next_page_token;
+    };
+    if json {
+        return Ok(format!(
+            "{:#}\n",
+            json!({ "stream_id": stream_id, "based_on_position": based_on, "entries": entries })
+        ));
+    }
+    let mut out = format!("{stream_id} (as of position {based_on})\n");
+    for e in &entries {
+        let sources: Vec<&str> = e["sources"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|s| s["url"].as_str().or(s["title"].as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  v{:<3} {:<24} position {:<6} {} by {} from {}{}\n",
+            e["stream_version"],
+            e["event_type"].as_str().unwrap_or(""),
+            e["position"],
+            e["recorded_at"].as_str().unwrap_or(""),
+            e["recorded_by"].as_str().unwrap_or(""),
+            if sources.is_empty() {
+                "-".into()
+            } else {
+                sources.join(", ")
+            },
+            match (e["corrected_by"].as_u64(), e["retracted_by"].as_u64()) {
+                (Some(v), _) => format!("  (corrected by v{v})"),
+                (_, Some(v)) => format!("  (retracted by v{v})"),
+                _ => String::new(),
+            }
+        ));
+    }
+    Ok(out)
+}
+
+/// Where `tail` starts.
+#[derive(Debug, Clone, Copy)]
+pub enum TailFrom {
+    /// The first event.
+    Start,
+    /// Only new events.
+    End,
+    /// After this position.
+    After(u64),
+}
+
+/// `dipledger tail`: prints events as they arrive until `limit` events were printed (or
+/// forever), reconnecting after a dropped connection and resuming after the last position seen.
+pub async fn tail(
+    server: &str,
+    mut from: TailFrom,
+    event_types: Vec<String>,
+    tags: Vec<String>,
+    json: bool,
+    limit: Option<u64>,
+    print: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let mut printed = 0u64;
+    let mut attempts = 0;
+    loop {
+        let stream = async {
+            let mut store = EventStoreServiceClient::new(connect(server).await?);
+            let start = match from {
+                TailFrom::Start => pb::subscribe_request::Start::FromStart(pb::SubscribeFromStart {}),
+                TailFrom::End => pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {}),
+                TailFrom::After(position) => pb::subscribe_request::Start::AfterPosition(position),
+            };
+            let filter = pb::EventFilter {
+                event_types: event_types.clone(),
+                stream_prefixes: vec![],
+                tags: tags.clone(),
+            };
+            anyhow::Ok(
+                store
+                    .subscribe(pb::SubscribeRequest {
+                        start: Some(start),
+                        filter: Some(filter),
+                    })
+                    .await
+                    .map_err(describe)?
+                    .into_inner(),
+            )
+        }
+        .await;
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(error) if attempts < TAIL_RECONNECT_ATTEMPTS => {
+                attempts += 1;
+                eprintln!("dipledger tail: {error:#}; retrying ({attempts}/{TAIL_RECONNECT_ATTEMPTS})");
+                tokio::time::sleep(TAIL_RECONNECT_WAIT).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        attempts = 0;
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => bail!("the server ended the subscription (shutting down?)"),
+                Err(status) => {
+                    eprintln!("dipledger tail: connection lost ({}); resuming", status.message());
+                    break;
+                }
+            };
+            match message.message {
+                Some(pb::subscribe_response::Message::Event(event)) => {
+                    from = TailFrom::After(event.position);
+                    let line = if json {
+                        json!({
+                            "position": event.position,
+                            "stream_id": event.stream_id,
+                            "stream_version": event.stream_version,
+                            "event_type": event.event_type,
+                            "event_id": event.event_id,
+                            "occurred_at": timestamp(event.occurred_at.as_ref().and_then(|o| o.at.as_ref())),
+                            "recorded_at": timestamp(event.recorded_at.as_ref()),
+                            "recorded_by": event.recorded_by,
+                            "tags": event.tags,
+                        })
+                        .to_string()
+                    } else {
+                        format!(
+                            "{:>8}  {:<24} {:<48} v{}  {}",
+                            event.position,
+                            event.event_type,
+                            event.stream_id,
+                            event.stream_version,
+                            event.tags.join(" ")
+                        )
+                    };
+                    print(&line);
+                    printed += 1;
+                    if limit.is_some_and(|limit| printed >= limit) {
+                        return Ok(());
+                    }
+                }
+                Some(pb::subscribe_response::Message::Checkpoint(checkpoint)) => {
+                    from = TailFrom::After(checkpoint.position);
+                }
+                Some(pb::subscribe_response::Message::CaughtUp(caught_up)) => {
+                    from = TailFrom::After(caught_up.position);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn describe(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}

@@ -1,0 +1,180 @@
+//! The client verbs of the real `dipledger` binary (`relation`, `history`, `tail`) against a real
+//! server on 127.0.0.1:0 holding the news report, in human and --json output.
+
+mod api_common;
+
+use api_common::*;
+use dipledger::api::pb;
+use dipledger::api::pb::query_service_client::QueryServiceClient;
+use dipledger::domain::sample::{meeting_id, news_report_commands};
+use dipledger::ledger::{CommandEnvelope, Ledger};
+use uuid::Uuid;
+
+async fn run(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
+            .args(&args)
+            .output()
+            .expect("run dipledger")
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// A server holding the news report, with its read models caught up.
+async fn server_with_the_report() -> (Harness, u64) {
+    let harness = Harness::start().await;
+    let ledger = Ledger::new(harness.log.clone());
+    let mut last = 0;
+    for command in news_report_commands() {
+        last = ledger
+            .handle(CommandEnvelope::new(Uuid::now_v7(), command, "cli"))
+            .await
+            .unwrap()
+            .last_position()
+            .unwrap();
+    }
+    // Wait (bounded) until the read models have applied everything.
+    let mut queries = QueryServiceClient::new(harness.channel().await);
+    queries
+        .get_bilateral_relation(pb::GetBilateralRelationRequest {
+            party_a: "LBY".into(),
+            party_b: "FRA".into(),
+            page: None,
+            options: Some(pb::ReadOptions {
+                min_position: last,
+                as_of: None,
+            }),
+        })
+        .await
+        .unwrap();
+    (harness, last)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_and_history_in_human_and_json_output() {
+    let (harness, last) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let human = run(args(&["relation", "LBY", "FRA", "--server", &server])).await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.status.success(),
+        "{}",
+        String::from_utf8_lossy(&human.stderr)
+    );
+    assert!(text.contains(&format!("(as of position {last})")), "{text}");
+    assert!(text.contains("meetings 1, commitments 1"), "{text}");
+    assert!(text.contains("Benghazi"), "{text}");
+
+    let json = run(args(&["relation", "LBY", "FRA", "--json", "--server", &server])).await;
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(document["meetings"], 1);
+    assert_eq!(document["goldstein_by_month"]["2025-01"], 10.0);
+    assert_eq!(document["timeline"].as_array().unwrap().len(), 2);
+
+    let before = run(args(&[
+        "relation", "LBY", "FRA", "--as-of", "7", "--json", "--server", &server,
+    ]))
+    .await;
+    let document: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(
+        (
+            document["based_on_position"].as_u64(),
+            document["meetings"].as_i64()
+        ),
+        (Some(7), Some(0)),
+        "before the meeting was recorded"
+    );
+
+    let history = run(args(&[
+        "history",
+        &meeting_id().stream_id(),
+        "--json",
+        "--server",
+        &server,
+    ]))
+    .await;
+    let document: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let entries = document["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["event_type"], "MeetingHeld");
+    assert_eq!(entries[0]["recorded_by"], "cli");
+    assert_eq!(
+        entries[0]["sources"][0]["url"],
+        "file:data/news-libya-france-benghazi.txt"
+    );
+    let human = run(args(&["history", &meeting_id().stream_id(), "--server", &server])).await;
+    assert!(String::from_utf8_lossy(&human.stdout).contains("StatementRecorded"));
+
+    let bad = run(args(&[
+        "relation",
+        "LBY",
+        "FRA",
+        "--as-of",
+        "last tuesday",
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a position nor an ISO 8601 time"));
+    let missing = run(args(&["history", "meeting-nothing", "--server", &server])).await;
+    assert!(!missing.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_history_and_resumes_after_a_position() {
+    let (harness, last) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let all = run(args(&[
+        "tail",
+        "--from",
+        "start",
+        "--limit",
+        &last.to_string(),
+        "--json",
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(all.status.success(), "{}", String::from_utf8_lossy(&all.stderr));
+    let positions: Vec<u64> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["position"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(positions, (1..=last).collect::<Vec<_>>());
+    let resumed = run(args(&[
+        "tail", "--from", "5", "--limit", "3", "--server", &server,
+    ]))
+    .await;
+    let lines: Vec<String> = String::from_utf8_lossy(&resumed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let resumed_positions: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(resumed_positions, vec![6, 7, 8]);
+    let meetings = run(args(&[
+        "tail",
+        "--from",
+        "start",
+        "--type",
+        "MeetingHeld",
+        "--limit",
+        "1",
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(String::from_utf8_lossy(&meetings.stdout).contains("MeetingHeld"));
+}
