@@ -565,7 +565,9 @@ impl Projections {
             history::history(&self.shared.log, stream_id, from_version, limit, at, &describe)?;
         if items.is_empty() && from_version == 1 {
             // No event of this entity at or before the position read: it does not exist (yet).
-            return Err(ProjectionError::NotFound { what: format!("entity {stream_id}") });
+            return Err(ProjectionError::NotFound {
+                what: format!("entity {stream_id}"),
+            });
         }
         Ok(Page {
             items,
