@@ -42,6 +42,21 @@ enum Command {
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Record party commands: register, correct.
+    #[command(subcommand)]
+    Party(cli::record::PartyVerb),
+    /// Record source commands: register, correct.
+    #[command(subcommand)]
+    Source(cli::record::SourceVerb),
+    /// Record official commands: register, appoint, end-tenure, correct-name, retract.
+    #[command(subcommand)]
+    Official(cli::record::OfficialVerb),
+    /// Record meeting commands: propose, schedule, reschedule, cancel, held, statement, correct, retract.
+    #[command(subcommand)]
+    Meeting(cli::record::MeetingVerb),
+    /// Record commitment commands: record, reaffirm, progress, fulfil, lapse, withdraw, supersede, assess, correct, retract.
+    #[command(subcommand)]
+    Commitment(cli::record::CommitmentVerb),
     /// The bilateral relation of two parties: counts, topics, Goldstein by month, timeline.
     #[command(
         after_help = "Examples:\n  dipledger relation LBY FRA\n  dipledger relation LBY FRA --as-of 42 --json\n  dipledger relation LBY FRA --as-of 2025-02-01T00:00:00Z"
@@ -344,6 +359,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
+        Command::Party(verb) => record(cli::record::party(verb)),
+        Command::Source(verb) => record(cli::record::source(verb)),
+        Command::Official(verb) => record(cli::record::official(verb)),
+        Command::Meeting(verb) => record(cli::record::meeting(verb)),
+        Command::Commitment(verb) => record(cli::record::commitment(verb)),
         Command::Relation {
             party_a,
             party_b,
@@ -503,6 +523,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a recording verb and prints what it recorded.
+fn record(verb: impl std::future::Future<Output = anyhow::Result<String>>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    print!("{}", runtime.block_on(verb)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Rebuilds read models offline, with progress on a terminal.

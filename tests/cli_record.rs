@@ -1,0 +1,307 @@
+//! The recording verbs of the real `dipledger` binary: the news report recorded verb by verb
+//! against a real server, read back with `relation`; a scripted retry with --command-id records
+//! nothing twice; bad arguments fail with a clear message.
+
+mod api_common;
+
+use api_common::*;
+use serde_json::Value;
+
+async fn dipledger(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
+            .args(&args)
+            .output()
+            .expect("run dipledger")
+    })
+    .await
+    .unwrap()
+}
+
+async fn recorded(server: &str, args: &[&str]) -> Value {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(["--json".to_string(), "--server".to_string(), server.to_string()]);
+    let output = dipledger(all).await;
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_news_report_recorded_with_verbs_reads_back() {
+    let harness = Harness::start().await;
+    let server = harness.server.uri();
+    let source = recorded(
+        &server,
+        &[
+            "source",
+            "register",
+            "--url",
+            "file:data/news-libya-france-benghazi.txt",
+            "--retrieved-at",
+            "2025-01-17",
+        ],
+    )
+    .await;
+    let source_id = source["entity_id"].as_str().unwrap().to_owned();
+    let cite = |quote: &str| format!("{source_id}={quote}");
+    let on_wednesday = ["--occurred-at", "2025-01-15"];
+    for (code, name, iso2) in [("LBY", "Libya", "LY"), ("FRA", "France", "FR")] {
+        let mut args = vec![
+            "party", "register", code, "--name", name, "--iso2", iso2, "--iso3", code, "--source",
+        ];
+        let quote = cite("Libya and France");
+        args.push(&quote);
+        args.extend(on_wednesday);
+        recorded(&server, &args).await;
+    }
+    let quote = cite("Libya's National Security Adviser Ibrahim Bushnaf");
+    let bushnaf = recorded(
+        &server,
+        &[
+            "official",
+            "register",
+            "--name",
+            "Ibrahim Bushnaf",
+            "--post",
+            "National Security Adviser",
+            "--party",
+            "LBY",
+            "--source",
+            &quote,
+            "--occurred-at",
+            "2025-01-15",
+        ],
+    )
+    .await;
+    let quote = cite("the French Ambassador to Libya, Mostafa Mihraje");
+    let mihraje = recorded(
+        &server,
+        &[
+            "official",
+            "register",
+            "--name",
+            "Mostafa Mihraje",
+            "--post",
+            "Ambassador of France to Libya",
+            "--party",
+            "FRA",
+            "--accredited-to",
+            "LBY",
+            "--source",
+            &quote,
+            "--occurred-at",
+            "2025-01-15",
+        ],
+    )
+    .await;
+    let (bushnaf, mihraje) = (
+        bushnaf["entity_id"].as_str().unwrap().to_owned(),
+        mihraje["entity_id"].as_str().unwrap().to_owned(),
+    );
+    let (lby, fra) = (format!("LBY:{bushnaf}"), format!("FRA:{mihraje}"));
+    let quote = cite("met with the French Ambassador to Libya, Mostafa Mihraje, in Benghazi");
+    let meeting = recorded(
+        &server,
+        &[
+            "meeting",
+            "held",
+            "--participant",
+            &lby,
+            "--participant",
+            &fra,
+            "--place",
+            "Benghazi",
+            "--country",
+            "LBY",
+            "--topic",
+            "security",
+            "--topic",
+            "regional-stability",
+            "--source",
+            &quote,
+            "--occurred-at",
+            "2025-01-15",
+        ],
+    )
+    .await;
+    let meeting_id = meeting["entity_id"].as_str().unwrap().to_owned();
+    let quote = cite("Bushnaf emphasized the importance of enhanced bilateral collaboration");
+    recorded(
+        &server,
+        &[
+            "meeting",
+            "statement",
+            &meeting_id,
+            "--party",
+            "LBY",
+            "--official",
+            &bushnaf,
+            "--text",
+            "Emphasized enhanced bilateral collaboration.",
+            "--source",
+            &quote,
+            "--occurred-at",
+            "2025-01-15",
+        ],
+    )
+    .await;
+    let quote = cite("The two nations reaffirmed their commitment to work closely");
+    let commitment = recorded(
+        &server,
+        &[
+            "commitment",
+            "record",
+            "--kind",
+            "reaffirmation",
+            "--party",
+            "LBY",
+            "--party",
+            "FRA",
+            "--text",
+            "work closely to combat regional instability",
+            "--topic",
+            "terrorism",
+            "--topic",
+            "migration",
+            "--at-meeting",
+            &meeting_id,
+            "--source",
+            &quote,
+            "--occurred-at",
+            "2025-01-15",
+        ],
+    )
+    .await;
+    let last = commitment["positions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert_eq!(last, 10);
+
+    // Read back (wait for the read models with a bounded query first).
+    let mut queries =
+        dipledger::api::pb::query_service_client::QueryServiceClient::new(harness.channel().await);
+    queries
+        .get_party(dipledger::api::pb::GetPartyRequest {
+            code: "LBY".into(),
+            options: Some(dipledger::api::pb::ReadOptions {
+                min_position: last,
+                as_of: None,
+            }),
+        })
+        .await
+        .unwrap();
+    let relation = dipledger(vec![
+        "relation".into(),
+        "LBY".into(),
+        "FRA".into(),
+        "--server".into(),
+        server.clone(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&relation.stdout);
+    assert!(text.contains("meetings 1, commitments 1"), "{text}");
+    assert!(text.contains("Benghazi"), "{text}");
+
+    // A scripted retry: the same --command-id records nothing new and answers the same.
+    let retry = [
+        "commitment",
+        "progress",
+        commitment["entity_id"].as_str().unwrap(),
+        "--summary",
+        "talks continue",
+        "--command-id",
+        "0190c1d2-3e4f-7a5b-8c6d-7e8f90a1b2c3",
+        "--source",
+        &source_id,
+        "--occurred-at",
+        "2025-02",
+    ];
+    let first = recorded(&server, &retry).await;
+    let second = recorded(&server, &retry).await;
+    assert_eq!(first, second);
+    assert_eq!(first["positions"].as_array().unwrap().len(), 1);
+
+    // Human output names the generated command id.
+    let human = dipledger(vec![
+        "party".into(),
+        "register".into(),
+        "ESP".into(),
+        "--name".into(),
+        "Spain".into(),
+        "--source".into(),
+        source_id.clone(),
+        "--occurred-at".into(),
+        "2025".into(),
+        "--server".into(),
+        server.clone(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("recorded 1 event for party-ESP") && text.contains("command id: "),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_and_rejections_fail_with_a_message() {
+    let harness = Harness::start().await;
+    let server = harness.server.uri();
+    let bad_date = dipledger(vec![
+        "party".into(),
+        "register".into(),
+        "LBY".into(),
+        "--name".into(),
+        "Libya".into(),
+        "--occurred-at".into(),
+        "on Wednesday".into(),
+        "--server".into(),
+        server.clone(),
+    ])
+    .await;
+    assert!(!bad_date.status.success());
+    assert!(String::from_utf8_lossy(&bad_date.stderr).contains("is not ISO 8601"));
+    let bad_kind = dipledger(vec![
+        "party".into(),
+        "register".into(),
+        "LBY".into(),
+        "--name".into(),
+        "Libya".into(),
+        "--kind".into(),
+        "empire".into(),
+        "--server".into(),
+        server.clone(),
+    ])
+    .await;
+    assert!(String::from_utf8_lossy(&bad_kind.stderr)
+        .contains("--kind \"empire\" is not one of the allowed values"));
+    // No source registered: the server says which reference is missing.
+    let missing = dipledger(vec![
+        "party".into(),
+        "register".into(),
+        "LBY".into(),
+        "--name".into(),
+        "Libya".into(),
+        "--source".into(),
+        uuid::Uuid::now_v7().to_string(),
+        "--occurred-at".into(),
+        "2025".into(),
+        "--server".into(),
+        server.clone(),
+    ])
+    .await;
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
