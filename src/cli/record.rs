@@ -184,6 +184,7 @@ pub enum PartyVerb {
         after_help = "Example:\n  dipledger party register LBY --name Libya --iso2 LY --iso3 LBY --occurred-at 2025-01-15 --source <source-id>"
     )]
     Register {
+        /// The party code, e.g. LBY.
         code: String,
         #[command(flatten)]
         details: PartyDetailsArgs,
@@ -192,9 +193,12 @@ pub enum PartyVerb {
     },
     /// Correct a party's details (name the version whose details are in effect).
     Correct {
+        /// The party code, e.g. LBY.
         code: String,
+        /// The stream version whose values are in effect (see `dipledger history`).
         #[arg(long)]
         corrects_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -212,6 +216,7 @@ pub enum SourceVerb {
         after_help = "Example:\n  dipledger source register --url https://example.org/news/1 --title \"Libya and France\" --published-at 2025-01-16"
     )]
     Register {
+        /// The source id (a UUID); made up when absent.
         #[arg(long)]
         source_id: Option<String>,
         #[command(flatten)]
@@ -221,9 +226,12 @@ pub enum SourceVerb {
     },
     /// Correct a source's details.
     Correct {
+        /// The source id (a UUID).
         source_id: String,
+        /// The stream version whose values are in effect (see `dipledger history`).
         #[arg(long)]
         corrects_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -241,8 +249,10 @@ pub enum OfficialVerb {
         after_help = "Example:\n  dipledger official register --name \"Mostafa Mihraje\" --post \"Ambassador of France to Libya\" --party FRA --accredited-to LBY --occurred-at 2025-01-15 --source <id>"
     )]
     Register {
+        /// The official id (a UUID); made up when absent.
         #[arg(long)]
         official_id: Option<String>,
+        /// The name.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -252,6 +262,7 @@ pub enum OfficialVerb {
     },
     /// Record that an official took up an office.
     Appoint {
+        /// The official id (a UUID).
         official_id: String,
         #[command(flatten)]
         office: OfficeArgs,
@@ -260,11 +271,15 @@ pub enum OfficialVerb {
     },
     /// End a tenure (name the version of the appointment).
     EndTenure {
+        /// The official id (a UUID).
         official_id: String,
+        /// The stream version of the appointment (see `dipledger history`).
         #[arg(long)]
         tenure_version: u64,
+        /// When it ended, ISO 8601.
         #[arg(long)]
         ended_at: String,
+        /// Why.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -272,11 +287,15 @@ pub enum OfficialVerb {
     },
     /// Correct an official's name.
     CorrectName {
+        /// The official id (a UUID).
         official_id: String,
+        /// The stream version whose values are in effect (see `dipledger history`).
         #[arg(long)]
         corrects_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
+        /// The name.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -284,9 +303,12 @@ pub enum OfficialVerb {
     },
     /// Retract one of the official's events.
     Retract {
+        /// The official id (a UUID).
         official_id: String,
+        /// The stream version of the event to retract (see `dipledger history`).
         #[arg(long)]
         retracts_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -299,14 +321,18 @@ pub enum OfficialVerb {
 pub enum MeetingVerb {
     /// A party proposes a meeting.
     Propose {
+        /// The meeting id (a UUID); made up when absent.
         #[arg(long)]
         meeting_id: Option<String>,
+        /// Code of the proposing party.
         #[arg(long)]
         proposed_by: String,
         #[command(flatten)]
         details: MeetingDetailsArgs,
+        /// Start of the proposed window, ISO 8601 with its precision.
         #[arg(long)]
         window_start: Option<String>,
+        /// End of the proposed window, ISO 8601.
         #[arg(long)]
         window_end: Option<String>,
         #[command(flatten)]
@@ -314,6 +340,7 @@ pub enum MeetingVerb {
     },
     /// A meeting is scheduled.
     Schedule {
+        /// The meeting id (a UUID); made up when absent.
         #[arg(long)]
         meeting_id: Option<String>,
         #[command(flatten)]
@@ -325,9 +352,11 @@ pub enum MeetingVerb {
     },
     /// A scheduled meeting moves.
     Reschedule {
+        /// The meeting id (a UUID).
         meeting_id: String,
         #[command(flatten)]
         window: WindowArgs,
+        /// Why.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -335,7 +364,9 @@ pub enum MeetingVerb {
     },
     /// A meeting is cancelled.
     Cancel {
+        /// The meeting id (a UUID).
         meeting_id: String,
+        /// Why.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -346,10 +377,12 @@ pub enum MeetingVerb {
         after_help = "Example:\n  dipledger meeting held --participant LBY:<official-id> --participant FRA:<official-id> --place Benghazi --country LBY --topic security --occurred-at 2025-01-15 --source <id>"
     )]
     Held {
+        /// The meeting id (a UUID); made up when absent.
         #[arg(long)]
         meeting_id: Option<String>,
         #[command(flatten)]
         details: MeetingDetailsArgs,
+        /// When it ended, ISO 8601.
         #[arg(long)]
         ended_at: Option<String>,
         #[command(flatten)]
@@ -357,13 +390,18 @@ pub enum MeetingVerb {
     },
     /// Someone said something at a held meeting.
     Statement {
+        /// The meeting id (a UUID).
         meeting_id: String,
+        /// Code of the speaker's party.
         #[arg(long)]
         party: String,
+        /// The speaking official (a UUID).
         #[arg(long)]
         official: Option<String>,
+        /// The text.
         #[arg(long)]
         text: String,
+        /// The text is a verbatim quote.
         #[arg(long)]
         verbatim: bool,
         #[command(flatten)]
@@ -371,9 +409,12 @@ pub enum MeetingVerb {
     },
     /// Correct a meeting's details.
     Correct {
+        /// The meeting id (a UUID).
         meeting_id: String,
+        /// The stream version whose values are in effect (see `dipledger history`).
         #[arg(long)]
         corrects_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -383,9 +424,12 @@ pub enum MeetingVerb {
     },
     /// Retract one of the meeting's events.
     Retract {
+        /// The meeting id (a UUID).
         meeting_id: String,
+        /// The stream version of the event to retract (see `dipledger history`).
         #[arg(long)]
         retracts_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -398,6 +442,7 @@ pub enum MeetingVerb {
 pub enum CommitmentVerb {
     /// Record a commitment (new or a reaffirmation of an earlier one).
     Record {
+        /// The commitment id (a UUID); made up when absent.
         #[arg(long)]
         commitment_id: Option<String>,
         #[command(flatten)]
@@ -407,13 +452,18 @@ pub enum CommitmentVerb {
     },
     /// Parties reaffirm a recorded commitment.
     Reaffirm {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// A reaffirming party (repeatable).
         #[arg(long = "by", required = true)]
         reaffirmed_by: Vec<String>,
+        /// An official (UUID) who voiced it (repeatable).
         #[arg(long = "voiced-by")]
         voiced_by: Vec<String>,
+        /// The meeting (a UUID) at which it happened.
         #[arg(long)]
         at_meeting: Option<String>,
+        /// The text.
         #[arg(long)]
         text: Option<String>,
         #[command(flatten)]
@@ -421,7 +471,9 @@ pub enum CommitmentVerb {
     },
     /// Progress is reported.
     Progress {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// What happened.
         #[arg(long)]
         summary: String,
         #[command(flatten)]
@@ -429,7 +481,9 @@ pub enum CommitmentVerb {
     },
     /// The commitment was fulfilled.
     Fulfil {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// What happened.
         #[arg(long)]
         summary: String,
         #[command(flatten)]
@@ -437,7 +491,9 @@ pub enum CommitmentVerb {
     },
     /// The commitment lapsed.
     Lapse {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -445,7 +501,9 @@ pub enum CommitmentVerb {
     },
     /// The commitment was withdrawn.
     Withdraw {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -453,9 +511,12 @@ pub enum CommitmentVerb {
     },
     /// Another commitment superseded it.
     Supersede {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// The superseding commitment (a UUID).
         #[arg(long)]
         by: String,
+        /// Why.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -463,13 +524,18 @@ pub enum CommitmentVerb {
     },
     /// A compliance assessment: `--score PARTY=-1|0|1` (repeatable).
     Assess {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// interim or final.
         #[arg(long, default_value = "interim")]
         stage: String,
+        /// Who assessed.
         #[arg(long)]
         assessor: String,
+        /// Why this score.
         #[arg(long)]
         rationale: String,
+        /// A score `PARTY=-1|0|1` (repeatable).
         #[arg(long = "score", required = true)]
         scores: Vec<String>,
         #[command(flatten)]
@@ -477,9 +543,12 @@ pub enum CommitmentVerb {
     },
     /// Correct a commitment's details.
     Correct {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// The stream version whose values are in effect (see `dipledger history`).
         #[arg(long)]
         corrects_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -489,9 +558,12 @@ pub enum CommitmentVerb {
     },
     /// Retract one of the commitment's events.
     Retract {
+        /// The commitment id (a UUID).
         commitment_id: String,
+        /// The stream version of the event to retract (see `dipledger history`).
         #[arg(long)]
         retracts_version: u64,
+        /// Why.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
