@@ -178,3 +178,88 @@ async fn tail_prints_history_and_resumes_after_a_position() {
     .await;
     assert!(String::from_utf8_lossy(&meetings.stdout).contains("MeetingHeld"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_and_list_verbs_in_human_and_json_output() {
+    use dipledger::domain::sample::{commitment_id, official_b};
+    let (harness, last) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let meeting = meeting_id().to_string();
+    let shown = run(args(&[
+        "meeting", "show", &meeting, "--json", "--server", &server,
+    ]))
+    .await;
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let document: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(document["based_on_position"], last);
+    assert_eq!(document["meeting"]["place"], "Benghazi");
+    assert_eq!(document["meeting"]["status"], "MEETING_STATUS_HELD");
+    assert_eq!(document["meeting"]["statements"].as_array().unwrap().len(), 1);
+    let card = run(args(&["meeting", "show", &meeting, "--server", &server])).await;
+    assert!(String::from_utf8_lossy(&card.stdout).contains("Benghazi"));
+    let earlier = run(args(&[
+        "meeting", "show", &meeting, "--as-of", "3", "--server", &server,
+    ]))
+    .await;
+    assert!(
+        !earlier.status.success(),
+        "the meeting did not exist at position 3"
+    );
+
+    let listed = run(args(&[
+        "meeting", "list", "--party", "LBY", "--topic", "security", "--status", "held", "--json", "--server",
+        &server,
+    ]))
+    .await;
+    let document: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(document["meetings"].as_array().unwrap().len(), 1);
+    let none = run(args(&[
+        "meeting", "list", "--topic", "trade", "--json", "--server", &server,
+    ]))
+    .await;
+    let document: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
+    assert!(document["meetings"].as_array().unwrap().is_empty());
+
+    let commitments = run(args(&[
+        "commitment",
+        "list",
+        "--party",
+        "FRA",
+        "--server",
+        &server,
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&commitments.stdout);
+    assert!(
+        text.starts_with("1 commitments") && text.contains(&commitment_id().to_string()),
+        "{text}"
+    );
+    let commitment = run(args(&[
+        "commitment",
+        "show",
+        &commitment_id().to_string(),
+        "--json",
+        "--server",
+        &server,
+    ]))
+    .await;
+    let document: serde_json::Value = serde_json::from_slice(&commitment.stdout).unwrap();
+    assert_eq!(document["commitment"]["topics"].as_array().unwrap().len(), 4);
+
+    let official = run(args(&[
+        "official",
+        "show",
+        &official_b().to_string(),
+        "--json",
+        "--server",
+        &server,
+    ]))
+    .await;
+    let document: serde_json::Value = serde_json::from_slice(&official.stdout).unwrap();
+    assert_eq!(document["official"]["name"], "Mostafa Mihraje");
+    assert_eq!(document["official"]["offices"][0]["accredited_to"], "LBY");
+}

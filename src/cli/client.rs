@@ -348,3 +348,235 @@ pub async fn tail(
 fn describe(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
+
+fn meeting_json(m: &pb::MeetingView) -> Value {
+    let details = m.details.clone().unwrap_or_default();
+    json!({
+        "meeting_id": m.meeting_id,
+        "status": pb::MeetingStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"),
+        "format": pb::MeetingFormat::try_from(details.format).map(|f| f.as_str_name()).unwrap_or("?"),
+        "participants": details.participants.iter().map(|p| json!({"party": p.party, "official_id": p.official_id})).collect::<Vec<_>>(),
+        "place": details.location.as_ref().map(|l| l.place.clone()),
+        "country": details.location.as_ref().and_then(|l| l.country.clone()),
+        "topics": details.topics,
+        "summary": details.summary,
+        "held_at": timestamp(m.held_at.as_ref().and_then(|h| h.at.as_ref())),
+        "window_start": timestamp(m.window.as_ref().and_then(|w| w.start.as_ref()).and_then(|s| s.at.as_ref())),
+        "cancellation_reason": m.cancellation_reason,
+        "statements": m.statements.iter().map(|s| json!({
+            "version": s.version,
+            "party": s.speaker.as_ref().map(|sp| sp.party.clone()),
+            "text": s.text,
+            "verbatim": s.verbatim,
+        })).collect::<Vec<_>>(),
+        "stream_version": m.stream_version,
+    })
+}
+
+fn commitment_json(c: &pb::CommitmentView) -> Value {
+    let details = c.details.clone().unwrap_or_default();
+    json!({
+        "commitment_id": c.commitment_id,
+        "status": pb::CommitmentStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?"),
+        "committing_parties": details.committing_parties,
+        "counterparties": details.counterparties,
+        "text": details.text,
+        "topics": details.topics,
+        "due_by": timestamp(details.due_by.as_ref().and_then(|d| d.at.as_ref())),
+        "made_at": timestamp(c.made_at.as_ref().and_then(|d| d.at.as_ref())),
+        "reaffirmations": c.reaffirmations.len(),
+        "assessments": c.assessments.iter().map(|a| json!({
+            "stage": pb::AssessmentStage::try_from(a.stage).map(|s| s.as_str_name()).unwrap_or("?"),
+            "assessor": a.assessor,
+            "scores": a.scores.iter().map(|s| (s.party.clone(), json!(s.score))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+        "stream_version": c.stream_version,
+    })
+}
+
+fn card(title: &str, value: &Value, based_on: u64) -> String {
+    let mut out = format!("{title} (as of position {based_on})\n");
+    if let Some(fields) = value.as_object() {
+        for (key, field) in fields {
+            let shown = match field {
+                Value::Null => continue,
+                Value::String(text) => text.clone(),
+                Value::Array(items) if items.is_empty() => continue,
+                other => other.to_string(),
+            };
+            out.push_str(&format!("  {key:<20} {shown}\n"));
+        }
+    }
+    out
+}
+
+/// `dipledger meeting show ID`.
+pub async fn meeting_show(server: &str, id: &str, as_of: Option<&str>, json: bool) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let answer = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: id.into(),
+            options: read_options(as_of)?,
+        })
+        .await
+        .map_err(describe)?
+        .into_inner();
+    let value = meeting_json(&answer.meeting.unwrap_or_default());
+    Ok(if json {
+        format!(
+            "{:#}\n",
+            json!({"based_on_position": answer.based_on_position, "meeting": value})
+        )
+    } else {
+        card("meeting", &value, answer.based_on_position)
+    })
+}
+
+/// `dipledger meeting list`.
+pub async fn meeting_list(
+    server: &str,
+    filter: pb::ListMeetingsRequest,
+    as_of: Option<&str>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let answer = queries
+        .list_meetings(pb::ListMeetingsRequest {
+            options: read_options(as_of)?,
+            ..filter
+        })
+        .await
+        .map_err(describe)?
+        .into_inner();
+    let rows: Vec<Value> = answer.meetings.iter().map(meeting_json).collect();
+    if json {
+        return Ok(format!(
+            "{:#}\n",
+            json!({"based_on_position": answer.based_on_position, "meetings": rows, "next_page_token": answer.next_page_token})
+        ));
+    }
+    let mut out = format!(
+        "{} meetings (as of position {})\n",
+        rows.len(),
+        answer.based_on_position
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "  {}  {:<28} {:<14} {}\n",
+            row["meeting_id"].as_str().unwrap_or(""),
+            row["status"].as_str().unwrap_or(""),
+            row["place"].as_str().unwrap_or("-"),
+            row["topics"]
+                .as_array()
+                .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(out)
+}
+
+/// `dipledger commitment show ID`.
+pub async fn commitment_show(
+    server: &str,
+    id: &str,
+    as_of: Option<&str>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let answer = queries
+        .get_commitment(pb::GetCommitmentRequest {
+            commitment_id: id.into(),
+            options: read_options(as_of)?,
+        })
+        .await
+        .map_err(describe)?
+        .into_inner();
+    let value = commitment_json(&answer.commitment.unwrap_or_default());
+    Ok(if json {
+        format!(
+            "{:#}\n",
+            json!({"based_on_position": answer.based_on_position, "commitment": value})
+        )
+    } else {
+        card("commitment", &value, answer.based_on_position)
+    })
+}
+
+/// `dipledger commitment list`.
+pub async fn commitment_list(
+    server: &str,
+    filter: pb::ListCommitmentsRequest,
+    as_of: Option<&str>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let answer = queries
+        .list_commitments(pb::ListCommitmentsRequest {
+            options: read_options(as_of)?,
+            ..filter
+        })
+        .await
+        .map_err(describe)?
+        .into_inner();
+    let rows: Vec<Value> = answer.commitments.iter().map(commitment_json).collect();
+    if json {
+        return Ok(format!(
+            "{:#}\n",
+            json!({"based_on_position": answer.based_on_position, "commitments": rows, "next_page_token": answer.next_page_token})
+        ));
+    }
+    let mut out = format!(
+        "{} commitments (as of position {})\n",
+        rows.len(),
+        answer.based_on_position
+    );
+    for row in rows {
+        let text: String = row["text"].as_str().unwrap_or("").chars().take(60).collect();
+        out.push_str(&format!(
+            "  {}  {:<28} {}\n",
+            row["commitment_id"].as_str().unwrap_or(""),
+            row["status"].as_str().unwrap_or(""),
+            text
+        ));
+    }
+    Ok(out)
+}
+
+/// `dipledger official show ID`.
+pub async fn official_show(
+    server: &str,
+    id: &str,
+    as_of: Option<&str>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut queries = QueryServiceClient::new(connect(server).await?);
+    let answer = queries
+        .get_official(pb::GetOfficialRequest {
+            official_id: id.into(),
+            options: read_options(as_of)?,
+        })
+        .await
+        .map_err(describe)?
+        .into_inner();
+    let official = answer.official.unwrap_or_default();
+    let value = json!({
+        "official_id": official.official_id,
+        "name": official.name,
+        "offices": official.offices.iter().map(|o| json!({
+            "post": o.post,
+            "party": o.party,
+            "accredited_to": o.accredited_to,
+            "from": timestamp(o.from.as_ref().and_then(|f| f.at.as_ref())),
+            "to": timestamp(o.to.as_ref().and_then(|t| t.at.as_ref())),
+        })).collect::<Vec<_>>(),
+        "stream_version": official.stream_version,
+    });
+    Ok(if json {
+        format!(
+            "{:#}\n",
+            json!({"based_on_position": answer.based_on_position, "official": value})
+        )
+    } else {
+        card("official", &value, answer.based_on_position)
+    })
+}

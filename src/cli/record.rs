@@ -244,6 +244,20 @@ pub enum SourceVerb {
 /// `dipledger official ...`
 #[derive(Debug, Subcommand)]
 pub enum OfficialVerb {
+    /// Show one official with the offices held over time.
+    Show {
+        /// The official id (a UUID).
+        official_id: String,
+        /// Answer as the ledger did at a log position or an ISO 8601 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
     /// Register an official with the office they hold.
     #[command(
         after_help = "Example:\n  dipledger official register --name \"Mostafa Mihraje\" --post \"Ambassador of France to Libya\" --party FRA --accredited-to LBY --occurred-at 2025-01-15 --source <id>"
@@ -319,6 +333,46 @@ pub enum OfficialVerb {
 /// `dipledger meeting ...`
 #[derive(Debug, Subcommand)]
 pub enum MeetingVerb {
+    /// Show one meeting.
+    #[command(after_help = "Example:\n  dipledger meeting show <meeting-id> --as-of 42")]
+    Show {
+        /// The meeting id (a UUID).
+        meeting_id: String,
+        /// Answer as the ledger did at a log position or an ISO 8601 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// List meetings, filtered.
+    #[command(after_help = "Example:\n  dipledger meeting list --party LBY --topic security --json")]
+    List {
+        /// Only meetings with this party.
+        #[arg(long)]
+        party: Option<String>,
+        /// Only meetings with this topic.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only meetings at this place.
+        #[arg(long)]
+        place: Option<String>,
+        /// Only meetings in this state: proposed, scheduled, rescheduled, held, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Answer as the ledger did at a log position or an ISO 8601 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
     /// A party proposes a meeting.
     Propose {
         /// The meeting id (a UUID); made up when absent.
@@ -440,6 +494,42 @@ pub enum MeetingVerb {
 /// `dipledger commitment ...`
 #[derive(Debug, Subcommand)]
 pub enum CommitmentVerb {
+    /// Show one commitment.
+    Show {
+        /// The commitment id (a UUID).
+        commitment_id: String,
+        /// Answer as the ledger did at a log position or an ISO 8601 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// List commitments, filtered.
+    #[command(after_help = "Example:\n  dipledger commitment list --party FRA --status fulfilled")]
+    List {
+        /// Only commitments this party makes or receives.
+        #[arg(long)]
+        party: Option<String>,
+        /// Only commitments with this topic.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only commitments in this state: made, reaffirmed, in-progress, fulfilled, lapsed, withdrawn, superseded.
+        #[arg(long)]
+        status: Option<String>,
+        /// Answer as the ledger did at a log position or an ISO 8601 time.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
     /// Record a commitment (new or a reaffirmation of an earlier one).
     Record {
         /// The commitment id (a UUID); made up when absent.
@@ -942,6 +1032,12 @@ pub async fn source(verb: SourceVerb) -> anyhow::Result<String> {
 /// Runs an `official` verb.
 pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        OfficialVerb::Show {
+            official_id,
+            as_of,
+            json,
+            server,
+        } => super::client::official_show(&server, &official_id, as_of.as_deref(), json).await?,
         OfficialVerb::Register {
             official_id,
             name,
@@ -1060,6 +1156,36 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
 /// Runs a `meeting` verb.
 pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        MeetingVerb::Show {
+            meeting_id,
+            as_of,
+            json,
+            server,
+        } => super::client::meeting_show(&server, &meeting_id, as_of.as_deref(), json).await?,
+        MeetingVerb::List {
+            party,
+            topic,
+            place,
+            status,
+            as_of,
+            json,
+            server,
+        } => {
+            let status = match status {
+                Some(status) => enum_value("MEETING_STATUS", &status, "status", |n| {
+                    pb::MeetingStatus::from_str_name(n).map(|v| v as i32)
+                })?,
+                None => 0,
+            };
+            let filter = pb::ListMeetingsRequest {
+                party,
+                topic,
+                place,
+                status,
+                ..Default::default()
+            };
+            super::client::meeting_list(&server, filter, as_of.as_deref(), json).await?
+        }
         MeetingVerb::Propose {
             meeting_id,
             proposed_by,
@@ -1262,6 +1388,34 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
 /// Runs a `commitment` verb.
 pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        CommitmentVerb::Show {
+            commitment_id,
+            as_of,
+            json,
+            server,
+        } => super::client::commitment_show(&server, &commitment_id, as_of.as_deref(), json).await?,
+        CommitmentVerb::List {
+            party,
+            topic,
+            status,
+            as_of,
+            json,
+            server,
+        } => {
+            let status = match status {
+                Some(status) => enum_value("COMMITMENT_STATUS", &status, "status", |n| {
+                    pb::CommitmentStatus::from_str_name(n).map(|v| v as i32)
+                })?,
+                None => 0,
+            };
+            let filter = pb::ListCommitmentsRequest {
+                party,
+                topic,
+                status,
+                ..Default::default()
+            };
+            super::client::commitment_list(&server, filter, as_of.as_deref(), json).await?
+        }
         CommitmentVerb::Record {
             commitment_id,
             details,
