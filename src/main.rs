@@ -72,6 +72,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also draw the relation as an SVG timeline into this file (Goldstein sum by month,
+        /// meetings and commitments by state).
+        #[arg(long)]
+        svg: Option<PathBuf>,
         /// The server.
         #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
@@ -369,9 +373,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             party_b,
             as_of,
             json,
+            svg,
             server,
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
+            if let Some(path) = svg {
+                eprint!(
+                    "{}",
+                    runtime.block_on(cli::client::relation_svg(
+                        &server,
+                        &party_a,
+                        &party_b,
+                        as_of.as_deref(),
+                        &path
+                    ))?
+                );
+            }
             print!(
                 "{}",
                 runtime.block_on(cli::client::relation(

@@ -263,3 +263,35 @@ async fn show_and_list_verbs_in_human_and_json_output() {
     assert_eq!(document["official"]["name"], "Mostafa Mihraje");
     assert_eq!(document["official"]["offices"][0]["accredited_to"], "LBY");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_draws_an_svg_timeline() {
+    let (harness, _) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lby-fra.svg");
+    let drawn = run(args(&[
+        "relation",
+        "LBY",
+        "FRA",
+        "--svg",
+        path.to_str().unwrap(),
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    assert!(String::from_utf8_lossy(&drawn.stderr)
+        .contains("1 months of Goldstein sums, 1 meetings, 1 commitments"));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg"), "an SVG document");
+    assert!(
+        svg.matches("<circle").count() >= 2,
+        "the Goldstein point and the meeting mark"
+    );
+    assert!(svg.contains("<rect"), "the commitment mark");
+}

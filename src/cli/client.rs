@@ -95,6 +95,7 @@ pub async fn relation(
                 "id": c.commitment_id,
                 "status": pb::CommitmentStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?"),
                 "text": c.details.as_ref().map(|d| d.text.clone()),
+                "made_at": timestamp(c.made_at.as_ref().and_then(|m| m.at.as_ref())),
             })),
             None => None,
         })
@@ -579,4 +580,113 @@ pub async fn official_show(
     } else {
         card("official", &value, answer.based_on_position)
     })
+}
+
+/// `dipledger relation A B --svg FILE`: a timeline picture of the relation. Top: the Goldstein
+/// sum by month (a line, 0 dashed). Bottom: meetings (circles, filled when held) and commitments
+/// (squares, coloured by state) at their dates.
+pub async fn relation_svg(
+    server: &str,
+    a: &str,
+    b: &str,
+    as_of: Option<&str>,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    use plotters::prelude::*;
+    let document: Value = serde_json::from_str(&relation(server, a, b, as_of, true).await?)?;
+    let day_of =
+        |text: &str| Timestamp::parse_iso8601(text).map(|t| t.at().unix_micros() as f64 / 86_400_000_000.0);
+    let month_day = |month: &str| day_of(&format!("{month}-15"));
+    let mut goldstein: Vec<(f64, f64)> = document["goldstein_by_month"]
+        .as_object()
+        .map(|months| {
+            months
+                .iter()
+                .filter_map(|(m, v)| Some((month_day(m)?, v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    goldstein.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut meetings = Vec::new();
+    let mut commitments = Vec::new();
+    for item in document["timeline"].as_array().into_iter().flatten() {
+        let status = item["status"].as_str().unwrap_or("");
+        match item["kind"].as_str() {
+            Some("meeting") => {
+                if let Some(day) = item["held_at"].as_str().and_then(day_of) {
+                    meetings.push((day, status.ends_with("HELD")));
+                }
+            }
+            Some("commitment") => {
+                commitments.push((item["made_at"].as_str().and_then(day_of), status.to_owned()))
+            }
+            _ => {}
+        }
+    }
+    let days: Vec<f64> = goldstein
+        .iter()
+        .map(|(d, _)| *d)
+        .chain(meetings.iter().map(|(d, _)| *d))
+        .chain(commitments.iter().filter_map(|(d, _)| *d))
+        .collect();
+    let (first, last) = days
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+    let (first, last) = if days.is_empty() {
+        (0.0, 30.0)
+    } else {
+        (first - 20.0, last + 20.0)
+    };
+    let top = goldstein.iter().map(|(_, v)| v.abs()).fold(1.0f64, f64::max) * 1.1;
+    {
+        let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (upper, lower) = root.split_vertically(260);
+        let mut chart = ChartBuilder::on(&upper)
+            .margin(20)
+            .x_label_area_size(0)
+            .y_label_area_size(40)
+            .build_cartesian_2d(first..last, -top..top)?;
+        chart.configure_mesh().disable_x_mesh().draw()?;
+        chart.draw_series(LineSeries::new(vec![(first, 0.0), (last, 0.0)], BLACK.mix(0.3)))?;
+        chart.draw_series(LineSeries::new(goldstein.clone(), BLUE.stroke_width(2)))?;
+        chart.draw_series(
+            goldstein
+                .iter()
+                .map(|(d, v)| Circle::new((*d, *v), 3, BLUE.filled())),
+        )?;
+        let mut marks = ChartBuilder::on(&lower)
+            .margin(20)
+            .y_label_area_size(40)
+            .build_cartesian_2d(first..last, 0.0..3.0)?;
+        marks.draw_series(meetings.iter().map(|(d, held)| {
+            let style = if *held {
+                GREEN.filled()
+            } else {
+                GREEN.stroke_width(2)
+            };
+            Circle::new((*d, 2.0), 6, style)
+        }))?;
+        let step = (last - first) / (commitments.len() as f64 + 1.0);
+        marks.draw_series(commitments.iter().enumerate().map(|(i, (day, status))| {
+            let colour = if status.ends_with("FULFILLED") {
+                GREEN
+            } else if status.ends_with("LAPSED") || status.ends_with("WITHDRAWN") {
+                RED
+            } else {
+                RGBColor(230, 150, 0)
+            };
+            let x = day.unwrap_or(first + step * (i as f64 + 1.0));
+            let half = (last - first) / 200.0;
+            Rectangle::new([(x - half, 0.6), (x + half, 1.2)], colour.filled())
+        }))?;
+        root.present()?;
+    }
+    Ok(format!(
+        "wrote {} ({} months of Goldstein sums, {} meetings, {} commitments)\n",
+        path.display(),
+        goldstein.len(),
+        meetings.len(),
+        commitments.len()
+    ))
 }
