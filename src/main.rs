@@ -301,7 +301,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(log) => log,
                 Err(error) => return Ok(report_verify_error(error)),
             };
-            match log.verify(&mut |_, _| {}) {
+            let bar = progress_bar("verifying");
+            let verified = log.verify(&mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            match verified {
                 Ok(report) => {
                     println!(
                         "ok: {} events, {} streams, {} commands, head chain hash {}",
@@ -542,6 +548,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A progress bar on a terminal (hidden in scripts, when stderr is not a terminal).
+fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} ({eta})")
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// Runs a recording verb and prints what it recorded.
 fn record(verb: impl std::future::Future<Output = anyhow::Result<String>>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -552,7 +570,6 @@ fn record(verb: impl std::future::Future<Output = anyhow::Result<String>>) -> an
 /// Rebuilds read models offline, with progress on a terminal.
 fn rebuild(data_dir: &std::path::Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     use dipledger::projections::{ProjectionName, Projections};
-    use std::io::IsTerminal;
     if !data_dir.join("db").exists() {
         anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
     }
@@ -571,22 +588,13 @@ fn rebuild(data_dir: &std::path::Path, only: Option<&str>) -> anyhow::Result<Exi
     let log =
         Log::open(LogConfig::new(data_dir)).context("opening the data directory (is the server running?)")?;
     let projections = Projections::open_paused(log)?;
-    let show = std::io::stderr().is_terminal();
     for name in names {
-        let mut shown = 0;
+        let bar = progress_bar(&format!("rebuilding {}", name.as_str()));
         let position = projections.rebuild(name, &mut |done, total| {
-            let percent = (done * 100).checked_div(total).unwrap_or(100);
-            if show && (percent >= shown + 5 || done == total) {
-                eprint!(
-                    "\rrebuilding {:<12} {percent:>3}% ({done}/{total})",
-                    name.as_str()
-                );
-                shown = percent;
-            }
+            bar.set_length(total);
+            bar.set_position(done);
         })?;
-        if show {
-            eprintln!();
-        }
+        bar.finish_and_clear();
         println!("rebuilt {} to position {position}", name.as_str());
     }
     Ok(ExitCode::SUCCESS)
