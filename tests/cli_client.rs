@@ -295,3 +295,69 @@ async fn relation_draws_an_svg_timeline() {
     );
     assert!(svg.contains("<rect"), "the commitment mark");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_sees_live_events() {
+    use std::io::{BufRead, BufReader};
+    let (harness, last) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
+        .args([
+            "tail", "--from", "end", "--limit", "1", "--json", "--server", &server,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tail");
+    // Record until tail has printed (it may connect after the first command; retry a bounded
+    // number of times, each a new event).
+    let ledger = Ledger::new(harness.log.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        let line = BufReader::new(tail.stdout.take().unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        let status = tail.wait().unwrap();
+        (line, status)
+    });
+    let mut recorded = Vec::new();
+    for attempt in 0..50 {
+        if reader.is_finished() {
+            break;
+        }
+        let command =
+            dipledger::domain::DomainCommand::Meeting(dipledger::domain::meeting::Command::RecordStatement {
+                meeting_id: meeting_id(),
+                speaker: dipledger::domain::meeting::Speaker {
+                    party: "FRA".into(),
+                    official_id: None,
+                },
+                text: format!("live statement {attempt}"),
+                verbatim: false,
+                provenance: dipledger::domain::sample::cite(dipledger::domain::sample::TEXT_TALKS),
+            });
+        let outcome = ledger
+            .handle(CommandEnvelope::new(Uuid::now_v7(), command, "cli"))
+            .await
+            .unwrap();
+        recorded.push(outcome.last_position().unwrap());
+        tokio::task::yield_now().await;
+        // Give tail a moment to subscribe between commands without depending on timing for
+        // correctness: whichever event it sees first must be one recorded after `last`.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
+            while !reader.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+    let (line, status) = within("tail", reader).await.unwrap();
+    assert!(status.success());
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let position = event["position"].as_u64().unwrap();
+    assert!(
+        position > last && recorded.contains(&position),
+        "a live event: {line}"
+    );
+    assert_eq!(event["event_type"], "StatementRecorded");
+}
