@@ -124,8 +124,13 @@ enum Command {
     },
     /// Start an embedded server on a temporary directory, record the Libya-France news report and
     /// a few illustrative scenarios, and print the relation and the meeting's audit trail.
-    #[command(after_help = "Example:\n  dipledger demo")]
-    Demo,
+    #[command(after_help = "Examples:\n  dipledger demo\n  dipledger demo --server http://127.0.0.1:50051")]
+    Demo {
+        /// Record into this running server instead of an embedded one (running the demo again
+        /// against it records nothing twice).
+        #[arg(long, env = "DIPLEDGER_SERVER")]
+        server: Option<String>,
+    },
     /// Drop the read models and rebuild them from position 1 (offline: the server must not be
     /// running on the directory). Shows progress on a terminal, stays quiet otherwise.
     #[command(
@@ -449,9 +454,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => {
+        Command::Demo { server } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            print!("{}", runtime.block_on(cli::demo::run())?);
+            print!("{}", runtime.block_on(cli::demo::run(server))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {

@@ -36,3 +36,42 @@ fn the_demo_records_the_report_and_shows_the_relation_and_the_audit_trail() {
     assert!(stdout.contains("v1 MeetingHeld        position 8   recorded by demo from file:data/news-libya-france-benghazi.txt"), "{stdout}");
     assert!(stdout.contains("v2 StatementRecorded"), "{stdout}");
 }
+
+mod api_common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_records_through_a_running_server_and_a_second_run_records_nothing() {
+    let harness = api_common::Harness::start().await;
+    let uri = harness.server.uri();
+    let run = |uri: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_dipledger"))
+                .args(["demo", "--server", &uri])
+                .output()
+                .expect("run demo")
+        })
+    };
+    let first = run(uri.clone()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("recording through"), "{stdout}");
+    assert!(stdout.contains("meetings: 2   commitments: 4"), "{stdout}");
+    assert!(stdout.contains("Benghazi"), "{stdout}");
+    let head = harness.log.head();
+    assert_eq!(head, 22);
+    let second = run(uri).await.unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        harness.log.head(),
+        head,
+        "the same command ids: nothing recorded twice"
+    );
+}

@@ -1640,3 +1640,278 @@ pub fn history_entry_to_pb(entry: &HistoryEntry) -> pb::HistoryEntryView {
         event: Some(event_to_pb(&entry.event)),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Outbound commands: a domain command as the request a client sends (clients written in Rust,
+// `dipledger demo --server`). The inverse of the inbound conversion above.
+// ---------------------------------------------------------------------------------------------
+
+/// A domain command as a `SubmitBatch` entry with `command_id`.
+pub fn command_to_pb(command: &crate::domain::DomainCommand, command_id: uuid::Uuid) -> pb::BatchCommand {
+    use crate::domain::{
+        commitment as c, meeting as m, official as o, party as p, source as s, DomainCommand as D,
+    };
+    use pb::batch_command::Command as B;
+    let id = command_id.to_string();
+    let occurred = |provenance: &Provenance| Some(occurred_at_to_pb(provenance.occurred_at));
+    let sources = |provenance: &Provenance| provenance_to_pb(provenance).sources;
+    macro_rules! request {
+        ($message:ident, $provenance:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+            pb::$message {
+                command_id: id.clone(),
+                occurred_at: occurred($provenance),
+                sources: sources($provenance),
+                $($field: $value,)*
+                ..Default::default()
+            }
+        };
+    }
+    let command = match command {
+        D::Party(p::Command::RegisterParty {
+            code,
+            details,
+            provenance,
+        }) => B::RegisterParty(
+            request!(RegisterPartyRequest, provenance, { code: code.clone(), details: Some(party_details_to_pb(details)) }),
+        ),
+        D::Party(p::Command::CorrectParty {
+            code,
+            corrects_version,
+            reason,
+            details,
+            provenance,
+        }) => B::CorrectParty(
+            request!(CorrectPartyRequest, provenance, { code: code.clone(), corrects_version: *corrects_version, reason: reason.clone(), details: Some(party_details_to_pb(details)) }),
+        ),
+        D::Source(s::Command::RegisterSource { source_id, details }) => {
+            B::RegisterSource(pb::RegisterSourceRequest {
+                command_id: id,
+                source_id: source_id.to_string(),
+                details: Some(source_details_to_pb(details)),
+                ..Default::default()
+            })
+        }
+        D::Source(s::Command::CorrectSource {
+            source_id,
+            corrects_version,
+            reason,
+            details,
+        }) => B::CorrectSource(pb::CorrectSourceRequest {
+            command_id: id,
+            source_id: source_id.to_string(),
+            corrects_version: *corrects_version,
+            reason: reason.clone(),
+            details: Some(source_details_to_pb(details)),
+            ..Default::default()
+        }),
+        D::Official(o::Command::RegisterOfficial {
+            official_id,
+            name,
+            offices,
+            provenance,
+        }) => B::RegisterOfficial(
+            request!(RegisterOfficialRequest, provenance, { official_id: official_id.to_string(), name: name.clone(), offices: offices.iter().map(office_to_pb).collect() }),
+        ),
+        D::Official(o::Command::AppointOfficial {
+            official_id,
+            office,
+            provenance,
+        }) => B::AppointOfficial(
+            request!(AppointOfficialRequest, provenance, { official_id: official_id.to_string(), office: Some(office_to_pb(office)) }),
+        ),
+        D::Official(o::Command::EndTenure {
+            official_id,
+            tenure_version,
+            ended_at,
+            reason,
+            provenance,
+        }) => B::EndTenure(
+            request!(EndTenureRequest, provenance, { official_id: official_id.to_string(), tenure_version: *tenure_version, ended_at: Some(occurred_at_to_pb(*ended_at)), reason: reason.clone() }),
+        ),
+        D::Official(o::Command::CorrectOfficialName {
+            official_id,
+            corrects_version,
+            reason,
+            name,
+            provenance,
+        }) => B::CorrectOfficialName(
+            request!(CorrectOfficialNameRequest, provenance, { official_id: official_id.to_string(), corrects_version: *corrects_version, reason: reason.clone(), name: name.clone() }),
+        ),
+        D::Official(o::Command::RetractOfficialEvent {
+            official_id,
+            retracts_version,
+            reason,
+            provenance,
+        }) => B::RetractOfficialEvent(
+            request!(RetractOfficialEventRequest, provenance, { official_id: official_id.to_string(), retracts_version: *retracts_version, reason: reason.clone() }),
+        ),
+        D::Meeting(m::Command::ProposeMeeting {
+            meeting_id,
+            proposed_by,
+            details,
+            proposed_window,
+            provenance,
+        }) => B::ProposeMeeting(
+            request!(ProposeMeetingRequest, provenance, { meeting_id: meeting_id.to_string(), proposed_by: proposed_by.clone(), details: Some(meeting_details_to_pb(details)), proposed_window: proposed_window.as_ref().map(window_to_pb) }),
+        ),
+        D::Meeting(m::Command::ScheduleMeeting {
+            meeting_id,
+            details,
+            window,
+            provenance,
+        }) => B::ScheduleMeeting(
+            request!(ScheduleMeetingRequest, provenance, { meeting_id: meeting_id.to_string(), details: Some(meeting_details_to_pb(details)), window: Some(window_to_pb(window)) }),
+        ),
+        D::Meeting(m::Command::RescheduleMeeting {
+            meeting_id,
+            window,
+            reason,
+            provenance,
+        }) => B::RescheduleMeeting(
+            request!(RescheduleMeetingRequest, provenance, { meeting_id: meeting_id.to_string(), window: Some(window_to_pb(window)), reason: reason.clone() }),
+        ),
+        D::Meeting(m::Command::CancelMeeting {
+            meeting_id,
+            reason,
+            provenance,
+        }) => B::CancelMeeting(
+            request!(CancelMeetingRequest, provenance, { meeting_id: meeting_id.to_string(), reason: reason.clone() }),
+        ),
+        D::Meeting(m::Command::RecordMeetingHeld {
+            meeting_id,
+            details,
+            ended_at,
+            provenance,
+        }) => B::RecordMeetingHeld(
+            request!(RecordMeetingHeldRequest, provenance, { meeting_id: meeting_id.to_string(), details: Some(meeting_details_to_pb(details)), ended_at: ended_at.map(timestamp_to_pb) }),
+        ),
+        D::Meeting(m::Command::RecordStatement {
+            meeting_id,
+            speaker,
+            text,
+            verbatim,
+            provenance,
+        }) => B::RecordStatement(
+            request!(RecordStatementRequest, provenance, { meeting_id: meeting_id.to_string(), speaker: Some(speaker_to_pb(speaker)), text: text.clone(), verbatim: *verbatim }),
+        ),
+        D::Meeting(m::Command::CorrectMeeting {
+            meeting_id,
+            corrects_version,
+            reason,
+            details,
+            provenance,
+        }) => B::CorrectMeeting(
+            request!(CorrectMeetingRequest, provenance, { meeting_id: meeting_id.to_string(), corrects_version: *corrects_version, reason: reason.clone(), details: Some(meeting_details_to_pb(details)) }),
+        ),
+        D::Meeting(m::Command::RetractMeetingEvent {
+            meeting_id,
+            retracts_version,
+            reason,
+            provenance,
+        }) => B::RetractMeetingEvent(
+            request!(RetractMeetingEventRequest, provenance, { meeting_id: meeting_id.to_string(), retracts_version: *retracts_version, reason: reason.clone() }),
+        ),
+        D::Commitment(c::Command::RecordCommitment {
+            commitment_id,
+            details,
+            provenance,
+        }) => B::RecordCommitment(
+            request!(RecordCommitmentRequest, provenance, { commitment_id: commitment_id.to_string(), details: Some(commitment_details_to_pb(details)) }),
+        ),
+        D::Commitment(c::Command::ReaffirmCommitment {
+            commitment_id,
+            reaffirmed_by,
+            voiced_by,
+            at_meeting,
+            text,
+            provenance,
+        }) => B::ReaffirmCommitment(
+            request!(ReaffirmCommitmentRequest, provenance, { commitment_id: commitment_id.to_string(), reaffirmed_by: reaffirmed_by.clone(), voiced_by: ids_to_pb(voiced_by), at_meeting: at_meeting.map(|id| id.to_string()), text: text.clone() }),
+        ),
+        D::Commitment(c::Command::ReportCommitmentProgress {
+            commitment_id,
+            summary,
+            provenance,
+        }) => B::ReportCommitmentProgress(
+            request!(ReportCommitmentProgressRequest, provenance, { commitment_id: commitment_id.to_string(), summary: summary.clone() }),
+        ),
+        D::Commitment(c::Command::FulfilCommitment {
+            commitment_id,
+            summary,
+            provenance,
+        }) => B::FulfilCommitment(
+            request!(FulfilCommitmentRequest, provenance, { commitment_id: commitment_id.to_string(), summary: summary.clone() }),
+        ),
+        D::Commitment(c::Command::MarkCommitmentLapsed {
+            commitment_id,
+            reason,
+            provenance,
+        }) => B::MarkCommitmentLapsed(
+            request!(MarkCommitmentLapsedRequest, provenance, { commitment_id: commitment_id.to_string(), reason: reason.clone() }),
+        ),
+        D::Commitment(c::Command::WithdrawCommitment {
+            commitment_id,
+            reason,
+            provenance,
+        }) => B::WithdrawCommitment(
+            request!(WithdrawCommitmentRequest, provenance, { commitment_id: commitment_id.to_string(), reason: reason.clone() }),
+        ),
+        D::Commitment(c::Command::SupersedeCommitment {
+            commitment_id,
+            superseded_by,
+            reason,
+            provenance,
+        }) => B::SupersedeCommitment(
+            request!(SupersedeCommitmentRequest, provenance, { commitment_id: commitment_id.to_string(), superseded_by: superseded_by.to_string(), reason: reason.clone() }),
+        ),
+        D::Commitment(c::Command::AssessCompliance {
+            commitment_id,
+            stage,
+            assessor,
+            rationale,
+            scores,
+            provenance,
+        }) => B::AssessCompliance(
+            request!(AssessComplianceRequest, provenance, { commitment_id: commitment_id.to_string(), stage: assessment_stage_to_pb(*stage) as i32, assessor: assessor.clone(), rationale: rationale.clone(), scores: scores.iter().map(|s| pb::PartyScore { party: s.party.clone(), score: i32::from(s.score) }).collect() }),
+        ),
+        D::Commitment(c::Command::CorrectCommitment {
+            commitment_id,
+            corrects_version,
+            reason,
+            details,
+            provenance,
+        }) => B::CorrectCommitment(
+            request!(CorrectCommitmentRequest, provenance, { commitment_id: commitment_id.to_string(), corrects_version: *corrects_version, reason: reason.clone(), details: Some(commitment_details_to_pb(details)) }),
+        ),
+        D::Commitment(c::Command::RetractCommitmentEvent {
+            commitment_id,
+            retracts_version,
+            reason,
+            provenance,
+        }) => B::RetractCommitmentEvent(
+            request!(RetractCommitmentEventRequest, provenance, { commitment_id: commitment_id.to_string(), retracts_version: *retracts_version, reason: reason.clone() }),
+        ),
+    };
+    pb::BatchCommand {
+        command: Some(command),
+    }
+}
+
+#[cfg(test)]
+mod outbound_tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_through_their_requests() {
+        let commands = crate::domain::sample::news_report_commands();
+        let request = pb::SubmitBatchRequest {
+            commands: commands
+                .iter()
+                .map(|command| command_to_pb(command, uuid::Uuid::now_v7()))
+                .collect(),
+        };
+        let back = batch_from_pb(request, "tester").expect("valid requests");
+        let back: Vec<_> = back.into_iter().map(|envelope| envelope.command).collect();
+        assert_eq!(back, commands);
+    }
+}

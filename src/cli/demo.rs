@@ -162,31 +162,66 @@ fn scenarios() -> Vec<DomainCommand> {
     ]
 }
 
-/// Runs the demo and returns what it prints.
-pub async fn run() -> anyhow::Result<String> {
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let log = Log::open(LogConfig::new(dir.path()))?;
-    let server = RunningServer::start(log.clone(), "127.0.0.1:0".parse()?, ServerOptions::default()).await?;
-    let ledger = Ledger::new(log.clone());
+/// The command id of the demo's `index`-th command: fixed, so running the demo again against the
+/// same server is an idempotent retry (the original results come back, nothing is recorded twice).
+fn demo_command_id(index: usize) -> Uuid {
+    Uuid::from_u128(0xDE40_0000_0000_0000_0000_0000_0000_0000 + index as u128)
+}
+
+/// Runs the demo and returns what it prints: on an embedded server over a temporary directory,
+/// or, with `server`, through the CommandService of a running server.
+pub async fn run(server: Option<String>) -> anyhow::Result<String> {
     let mut out = String::new();
-    writeln!(
-        out,
-        "dipledger demo: embedded server on {} (data in a temporary directory)\n",
-        server.uri()
-    )?;
+    let commands: Vec<_> = sample::news_report_commands()
+        .into_iter()
+        .chain(scenarios())
+        .collect();
     let mut last = 0;
-    for command in sample::news_report_commands().into_iter().chain(scenarios()) {
-        let outcome = ledger
-            .handle(CommandEnvelope::new(Uuid::now_v7(), command, "demo"))
-            .await?;
-        last = outcome.last_position().unwrap_or(last);
-    }
+    let (uri, embedded) = match server {
+        Some(uri) => {
+            writeln!(out, "dipledger demo: recording through {uri}\n")?;
+            let mut client = pb::command_service_client::CommandServiceClient::connect(uri.clone()).await?;
+            for (index, command) in commands.iter().enumerate() {
+                let request = pb::SubmitBatchRequest {
+                    commands: vec![dipledger::api::convert::command_to_pb(
+                        command,
+                        demo_command_id(index),
+                    )],
+                };
+                let response = client
+                    .submit_batch(request)
+                    .await
+                    .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?
+                    .into_inner();
+                let positions = response.results.iter().flat_map(|r| r.positions.iter().copied());
+                last = positions.fold(last, u64::max);
+            }
+            (uri, None)
+        }
+        None => {
+            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            let log = Log::open(LogConfig::new(dir.path()))?;
+            let server =
+                RunningServer::start(log.clone(), "127.0.0.1:0".parse()?, ServerOptions::default()).await?;
+            writeln!(
+                out,
+                "dipledger demo: embedded server on {} (data in a temporary directory)\n",
+                server.uri()
+            )?;
+            let ledger = Ledger::new(log.clone());
+            for (index, command) in commands.iter().enumerate() {
+                let envelope = CommandEnvelope::new(demo_command_id(index), command.clone(), "demo");
+                last = ledger.handle(envelope).await?.last_position().unwrap_or(last);
+            }
+            (server.uri(), Some((server, dir)))
+        }
+    };
     writeln!(
         out,
         "recorded the Libya-France news report and illustrative scenarios: {last} events\n"
     )?;
 
-    let mut queries = QueryServiceClient::connect(server.uri()).await?;
+    let mut queries = QueryServiceClient::connect(uri).await?;
     let options = Some(pb::ReadOptions {
         min_position: last,
         as_of: None,
@@ -287,6 +322,8 @@ pub async fn run() -> anyhow::Result<String> {
             sources.join(", ")
         )?;
     }
-    server.shutdown().await?;
+    if let Some((server, _dir)) = embedded {
+        server.shutdown().await?;
+    }
     Ok(out)
 }
