@@ -57,6 +57,23 @@ enum Command {
     /// Record commitment commands: record, reaffirm, progress, fulfil, lapse, withdraw, supersede, assess, correct, retract.
     #[command(subcommand)]
     Commitment(cli::record::CommitmentVerb),
+    /// Retract one event of an official, meeting or commitment (history keeps both). To correct
+    /// values instead, use the entity's own verb (`meeting correct`, ...): it needs its details.
+    #[command(
+        after_help = "Example:\n  dipledger retract meeting-<uuid> --version 2 --reason \"the statement was misattributed\" --occurred-at 2025-01-20 --source <id>"
+    )]
+    Retract {
+        /// The entity's stream id, e.g. meeting-<uuid>.
+        stream_id: String,
+        /// The stream version of the event to retract (see `dipledger history`).
+        #[arg(long)]
+        version: u64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: cli::record::Common,
+    },
     /// The bilateral relation of two parties: counts, topics, Goldstein by month, timeline.
     #[command(
         after_help = "Examples:\n  dipledger relation LBY FRA\n  dipledger relation LBY FRA --as-of 42 --json\n  dipledger relation LBY FRA --as-of 2025-02-01T00:00:00Z"
@@ -375,6 +392,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref()),
         Command::Party(verb) => record(cli::record::party(verb)),
+        Command::Retract {
+            stream_id,
+            version,
+            reason,
+            common,
+        } => record(cli::record::retract(&stream_id, version, reason, common)),
         Command::Source(verb) => record(cli::record::source(verb)),
         Command::Official(verb) => record(cli::record::official(verb)),
         Command::Meeting(verb) => record(cli::record::meeting(verb)),

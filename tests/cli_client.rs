@@ -361,3 +361,55 @@ async fn tail_sees_live_events() {
     );
     assert_eq!(event["event_type"], "StatementRecorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
+    use dipledger::domain::sample::source_id;
+    let (harness, _) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let stream = meeting_id().stream_id();
+    let source = source_id().to_string();
+    let retracted = run(args(&[
+        "retract",
+        &stream,
+        "--version",
+        "2",
+        "--reason",
+        "misattributed",
+        "--occurred-at",
+        "2025-01-20",
+        "--source",
+        &source,
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(
+        retracted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retracted.stderr)
+    );
+    let history = run(args(&["history", &stream, "--json", "--server", &server])).await;
+    let document: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let entries = document["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        entries[1]["retracted_by"], 3,
+        "the statement is marked retracted by v3"
+    );
+    assert_eq!(entries[2]["retracts_version"], 2);
+    assert_eq!(entries[2]["reason"], "misattributed");
+    let party = run(args(&[
+        "retract",
+        "party-LBY",
+        "--version",
+        "1",
+        "--reason",
+        "x",
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(!party.status.success());
+    assert!(String::from_utf8_lossy(&party.stderr).contains("cannot be retracted"));
+}

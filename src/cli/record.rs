@@ -1656,3 +1656,23 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
         }
     })
 }
+
+/// `dipledger retract STREAM_ID`: retracts one event of any entity that supports retraction
+/// (officials, meetings, commitments), chosen by the stream id's prefix.
+pub async fn retract(
+    stream_id: &str,
+    version: u64,
+    reason: String,
+    common: Common,
+) -> anyhow::Result<String> {
+    let Some((kind, id)) = stream_id.split_once('-') else {
+        bail!("{stream_id:?} is not a stream id such as meeting-<uuid>");
+    };
+    let (id, retracts_version) = (id.to_owned(), version);
+    match kind {
+        "official" => official(OfficialVerb::Retract { official_id: id, retracts_version, reason, common }).await,
+        "meeting" => meeting(MeetingVerb::Retract { meeting_id: id, retracts_version, reason, common }).await,
+        "commitment" => commitment(CommitmentVerb::Retract { commitment_id: id, retracts_version, reason, common }).await,
+        _ => bail!("{kind} events cannot be retracted; parties and sources are corrected instead (`party correct`, `source correct`)"),
+    }
+}
