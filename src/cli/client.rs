@@ -639,13 +639,17 @@ pub async fn relation_svg(
     };
     let top = goldstein.iter().map(|(_, v)| v.abs()).fold(1.0f64, f64::max) * 1.1;
     {
-        let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+        let root = SVGBackend::new(path, (900, 460)).into_drawing_area();
         root.fill(&WHITE)?;
-        let (upper, lower) = root.split_vertically(260);
+        let root = root.titled(
+            &format!("{a}-{b}: Goldstein sum by month; meetings and commitments"),
+            ("sans-serif", 16),
+        )?;
+        let (upper, lower) = root.split_vertically(250);
         let mut chart = ChartBuilder::on(&upper)
             .margin(20)
             .x_label_area_size(0)
-            .y_label_area_size(40)
+            .y_label_area_size(90)
             .build_cartesian_2d(first..last, -top..top)?;
         chart.configure_mesh().disable_x_mesh().draw()?;
         chart.draw_series(LineSeries::new(vec![(first, 0.0), (last, 0.0)], BLACK.mix(0.3)))?;
@@ -655,30 +659,67 @@ pub async fn relation_svg(
                 .iter()
                 .map(|(d, v)| Circle::new((*d, *v), 3, BLUE.filled())),
         )?;
+        // Lanes: meetings on top, then commitments by state (open, fulfilled, closed otherwise).
+        let date_label = |day: &f64| {
+            let (year, month, date) =
+                Timestamp::from_unix_micros((*day * 86_400_000_000.0) as i64).civil_date();
+            format!("{year:04}-{month:02}-{date:02}")
+        };
+        let lane_label = |lane: &f64| {
+            match lane.round() as i64 {
+                4 => "meetings",
+                3 => "open",
+                2 => "fulfilled",
+                1 => "lapsed/other",
+                _ => "",
+            }
+            .to_owned()
+        };
         let mut marks = ChartBuilder::on(&lower)
             .margin(20)
-            .y_label_area_size(40)
-            .build_cartesian_2d(first..last, 0.0..3.0)?;
+            .margin_top(0)
+            .x_label_area_size(30)
+            .y_label_area_size(90)
+            .build_cartesian_2d(first..last, 0.5..4.5)?;
+        marks
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(6)
+            .x_label_formatter(&date_label)
+            .y_labels(5)
+            .y_label_formatter(&lane_label)
+            .draw()?;
         marks.draw_series(meetings.iter().map(|(d, held)| {
             let style = if *held {
                 GREEN.filled()
             } else {
                 GREEN.stroke_width(2)
             };
-            Circle::new((*d, 2.0), 6, style)
+            Circle::new((*d, 4.0), 6, style)
         }))?;
         let step = (last - first) / (commitments.len() as f64 + 1.0);
+        let half = (last - first) / 200.0;
+        let mut per_lane_day: std::collections::HashMap<(i64, i64), usize> = std::collections::HashMap::new();
         marks.draw_series(commitments.iter().enumerate().map(|(i, (day, status))| {
-            let colour = if status.ends_with("FULFILLED") {
-                GREEN
-            } else if status.ends_with("LAPSED") || status.ends_with("WITHDRAWN") {
-                RED
+            let (lane, colour) = if status.ends_with("FULFILLED") {
+                (2.0, GREEN)
+            } else if status.ends_with("LAPSED")
+                || status.ends_with("WITHDRAWN")
+                || status.ends_with("SUPERSEDED")
+            {
+                (1.0, RED)
             } else {
-                RGBColor(230, 150, 0)
+                (3.0, RGBColor(230, 150, 0))
             };
             let x = day.unwrap_or(first + step * (i as f64 + 1.0));
-            let half = (last - first) / 200.0;
-            Rectangle::new([(x - half, 0.6), (x + half, 1.2)], colour.filled())
+            // Commitments of one lane on one day sit side by side.
+            let slot = per_lane_day.entry((lane as i64, x as i64)).or_insert(0);
+            let x = x + *slot as f64 * 3.0 * half;
+            *slot += 1;
+            Rectangle::new(
+                [(x - half, lane - 0.25), (x + half, lane + 0.25)],
+                colour.filled(),
+            )
         }))?;
         root.present()?;
     }
