@@ -83,19 +83,12 @@ enum Command {
         party_a: String,
         /// The other party code.
         party_b: String,
-        /// Answer as the ledger did at a log position or an ISO 8601 time (transaction time).
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        read: cli::client::ReadArgs,
         /// Also draw the relation as an SVG timeline into this file (Goldstein sum by month,
         /// meetings and commitments by state).
         #[arg(long)]
         svg: Option<PathBuf>,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
     },
     /// The audit trail of an entity: every event with who recorded it, when, and from which sources.
     #[command(
@@ -104,15 +97,8 @@ enum Command {
     History {
         /// The entity's stream id, e.g. `party-LBY` or `meeting-<uuid>`.
         stream_id: String,
-        /// Answer as the ledger did at a log position or an ISO 8601 time.
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        #[command(flatten)]
+        read: cli::client::ReadArgs,
     },
     /// Print events as they are committed (history first with --from start); reconnects and
     /// resumes after a dropped connection without skipping or repeating.
@@ -405,47 +391,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relation {
             party_a,
             party_b,
-            as_of,
-            json,
+            read,
             svg,
-            server,
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
+            let as_of = read.as_of.as_deref();
             if let Some(path) = svg {
-                eprint!(
-                    "{}",
-                    runtime.block_on(cli::client::relation_svg(
-                        &server,
-                        &party_a,
-                        &party_b,
-                        as_of.as_deref(),
-                        &path
-                    ))?
-                );
+                let drawn = cli::client::relation_svg(&read.server, &party_a, &party_b, as_of, &path);
+                eprint!("{}", runtime.block_on(drawn)?);
             }
-            print!(
-                "{}",
-                runtime.block_on(cli::client::relation(
-                    &server,
-                    &party_a,
-                    &party_b,
-                    as_of.as_deref(),
-                    json
-                ))?
-            );
+            let relation = cli::client::relation(&read.server, &party_a, &party_b, as_of, read.json);
+            print!("{}", runtime.block_on(relation)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::History {
-            stream_id,
-            as_of,
-            json,
-            server,
-        } => {
+        Command::History { stream_id, read } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            print!(
-                "{}",
-                runtime.block_on(cli::client::history(&server, &stream_id, as_of.as_deref(), json))?
-            );
+            let history = cli::client::history(&read.server, &stream_id, read.as_of.as_deref(), read.json);
+            print!("{}", runtime.block_on(history)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tail {

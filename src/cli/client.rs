@@ -11,6 +11,31 @@ use dipledger::domain::time::Timestamp;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
+/// The flags every reading verb takes.
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// Answer as the ledger did at a log position or an ISO 8601 time (transaction time).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The server.
+    #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+}
+
+/// Renders one entity: JSON (`{"based_on_position", kind: value}`) or a card.
+fn render_one(kind: &str, value: Value, based_on_position: u64, json: bool) -> String {
+    if json {
+        let mut document = serde_json::Map::new();
+        document.insert("based_on_position".into(), json!(based_on_position));
+        document.insert(kind.into(), value);
+        return format!("{:#}\n", Value::Object(document));
+    }
+    card(kind, &value, based_on_position)
+}
+
 /// How often `tail` tries to reconnect after the connection drops, and how long it waits between
 /// tries (it resumes after the last position it printed, so nothing is skipped or repeated).
 pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
@@ -423,14 +448,7 @@ pub async fn meeting_show(server: &str, id: &str, as_of: Option<&str>, json: boo
         .map_err(describe)?
         .into_inner();
     let value = meeting_json(&answer.meeting.unwrap_or_default());
-    Ok(if json {
-        format!(
-            "{:#}\n",
-            json!({"based_on_position": answer.based_on_position, "meeting": value})
-        )
-    } else {
-        card("meeting", &value, answer.based_on_position)
-    })
+    Ok(render_one("meeting", value, answer.based_on_position, json))
 }
 
 /// `dipledger meeting list`.
@@ -493,14 +511,7 @@ pub async fn commitment_show(
         .map_err(describe)?
         .into_inner();
     let value = commitment_json(&answer.commitment.unwrap_or_default());
-    Ok(if json {
-        format!(
-            "{:#}\n",
-            json!({"based_on_position": answer.based_on_position, "commitment": value})
-        )
-    } else {
-        card("commitment", &value, answer.based_on_position)
-    })
+    Ok(render_one("commitment", value, answer.based_on_position, json))
 }
 
 /// `dipledger commitment list`.
@@ -572,14 +583,7 @@ pub async fn official_show(
         })).collect::<Vec<_>>(),
         "stream_version": official.stream_version,
     });
-    Ok(if json {
-        format!(
-            "{:#}\n",
-            json!({"based_on_position": answer.based_on_position, "official": value})
-        )
-    } else {
-        card("official", &value, answer.based_on_position)
-    })
+    Ok(render_one("official", value, answer.based_on_position, json))
 }
 
 /// `dipledger relation A B --svg FILE`: a timeline picture of the relation. Top: the Goldstein

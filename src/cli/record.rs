@@ -248,15 +248,8 @@ pub enum OfficialVerb {
     Show {
         /// The official id (a UUID).
         official_id: String,
-        /// Answer as the ledger did at a log position or an ISO 8601 time.
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        #[command(flatten)]
+        read: super::client::ReadArgs,
     },
     /// Register an official with the office they hold.
     #[command(
@@ -338,15 +331,8 @@ pub enum MeetingVerb {
     Show {
         /// The meeting id (a UUID).
         meeting_id: String,
-        /// Answer as the ledger did at a log position or an ISO 8601 time.
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        #[command(flatten)]
+        read: super::client::ReadArgs,
     },
     /// List meetings, filtered.
     #[command(after_help = "Example:\n  dipledger meeting list --party LBY --topic security --json")]
@@ -363,15 +349,8 @@ pub enum MeetingVerb {
         /// Only meetings in this state: proposed, scheduled, rescheduled, held, cancelled.
         #[arg(long)]
         status: Option<String>,
-        /// Answer as the ledger did at a log position or an ISO 8601 time.
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        #[command(flatten)]
+        read: super::client::ReadArgs,
     },
     /// A party proposes a meeting.
     Propose {
@@ -498,15 +477,8 @@ pub enum CommitmentVerb {
     Show {
         /// The commitment id (a UUID).
         commitment_id: String,
-        /// Answer as the ledger did at a log position or an ISO 8601 time.
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        #[command(flatten)]
+        read: super::client::ReadArgs,
     },
     /// List commitments, filtered.
     #[command(after_help = "Example:\n  dipledger commitment list --party FRA --status fulfilled")]
@@ -520,15 +492,8 @@ pub enum CommitmentVerb {
         /// Only commitments in this state: made, reaffirmed, in-progress, fulfilled, lapsed, withdrawn, superseded.
         #[arg(long)]
         status: Option<String>,
-        /// Answer as the ledger did at a log position or an ISO 8601 time.
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The server.
-        #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
-        server: String,
+        #[command(flatten)]
+        read: super::client::ReadArgs,
     },
     /// Record a commitment (new or a reaffirmation of an earlier one).
     Record {
@@ -1032,12 +997,9 @@ pub async fn source(verb: SourceVerb) -> anyhow::Result<String> {
 /// Runs an `official` verb.
 pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
     Ok(match verb {
-        OfficialVerb::Show {
-            official_id,
-            as_of,
-            json,
-            server,
-        } => super::client::official_show(&server, &official_id, as_of.as_deref(), json).await?,
+        OfficialVerb::Show { official_id, read } => {
+            super::client::official_show(&read.server, &official_id, read.as_of.as_deref(), read.json).await?
+        }
         OfficialVerb::Register {
             official_id,
             name,
@@ -1156,20 +1118,15 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
 /// Runs a `meeting` verb.
 pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
     Ok(match verb {
-        MeetingVerb::Show {
-            meeting_id,
-            as_of,
-            json,
-            server,
-        } => super::client::meeting_show(&server, &meeting_id, as_of.as_deref(), json).await?,
+        MeetingVerb::Show { meeting_id, read } => {
+            super::client::meeting_show(&read.server, &meeting_id, read.as_of.as_deref(), read.json).await?
+        }
         MeetingVerb::List {
             party,
             topic,
             place,
             status,
-            as_of,
-            json,
-            server,
+            read,
         } => {
             let status = match status {
                 Some(status) => enum_value("MEETING_STATUS", &status, "status", |n| {
@@ -1184,7 +1141,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 status,
                 ..Default::default()
             };
-            super::client::meeting_list(&server, filter, as_of.as_deref(), json).await?
+            super::client::meeting_list(&read.server, filter, read.as_of.as_deref(), read.json).await?
         }
         MeetingVerb::Propose {
             meeting_id,
@@ -1388,19 +1345,15 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
 /// Runs a `commitment` verb.
 pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
     Ok(match verb {
-        CommitmentVerb::Show {
-            commitment_id,
-            as_of,
-            json,
-            server,
-        } => super::client::commitment_show(&server, &commitment_id, as_of.as_deref(), json).await?,
+        CommitmentVerb::Show { commitment_id, read } => {
+            super::client::commitment_show(&read.server, &commitment_id, read.as_of.as_deref(), read.json)
+                .await?
+        }
         CommitmentVerb::List {
             party,
             topic,
             status,
-            as_of,
-            json,
-            server,
+            read,
         } => {
             let status = match status {
                 Some(status) => enum_value("COMMITMENT_STATUS", &status, "status", |n| {
@@ -1414,7 +1367,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 status,
                 ..Default::default()
             };
-            super::client::commitment_list(&server, filter, as_of.as_deref(), json).await?
+            super::client::commitment_list(&read.server, filter, read.as_of.as_deref(), read.json).await?
         }
         CommitmentVerb::Record {
             commitment_id,
