@@ -36,6 +36,30 @@ fn render_one(kind: &str, value: Value, based_on_position: u64, json: bool) -> S
     card(kind, &value, based_on_position)
 }
 
+/// Renders one page of a list: JSON (`{"based_on_position", kind: rows, "next_page_token"}`) or
+/// a count line and one `line(row)` per row.
+fn render_list(
+    kind: &str,
+    rows: Vec<Value>,
+    based_on_position: u64,
+    next_page_token: &str,
+    json: bool,
+    line: impl Fn(&Value) -> String,
+) -> String {
+    if json {
+        let mut document = serde_json::Map::new();
+        document.insert("based_on_position".into(), json!(based_on_position));
+        document.insert("next_page_token".into(), json!(next_page_token));
+        document.insert(kind.into(), Value::Array(rows));
+        return format!("{:#}\n", Value::Object(document));
+    }
+    let mut out = format!("{} {kind} (as of position {based_on_position})\n", rows.len());
+    for row in &rows {
+        out.push_str(&format!("  {}\n", line(row)));
+    }
+    out
+}
+
 /// How often `tail` tries to reconnect after the connection drops, and how long it waits between
 /// tries (it resumes after the last position it printed, so nothing is skipped or repeated).
 pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
@@ -468,30 +492,25 @@ pub async fn meeting_list(
         .map_err(describe)?
         .into_inner();
     let rows: Vec<Value> = answer.meetings.iter().map(meeting_json).collect();
-    if json {
-        return Ok(format!(
-            "{:#}\n",
-            json!({"based_on_position": answer.based_on_position, "meetings": rows, "next_page_token": answer.next_page_token})
-        ));
-    }
-    let mut out = format!(
-        "{} meetings (as of position {})\n",
-        rows.len(),
-        answer.based_on_position
-    );
-    for row in rows {
-        out.push_str(&format!(
-            "  {}  {:<28} {:<14} {}\n",
-            row["meeting_id"].as_str().unwrap_or(""),
-            row["status"].as_str().unwrap_or(""),
-            row["place"].as_str().unwrap_or("-"),
-            row["topics"]
+    Ok(render_list(
+        "meetings",
+        rows,
+        answer.based_on_position,
+        &answer.next_page_token,
+        json,
+        |row| {
+            let topics = row["topics"]
                 .as_array()
-                .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
-                .unwrap_or_default()
-        ));
-    }
-    Ok(out)
+                .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
+            format!(
+                "{}  {:<28} {:<14} {}",
+                row["meeting_id"].as_str().unwrap_or(""),
+                row["status"].as_str().unwrap_or(""),
+                row["place"].as_str().unwrap_or("-"),
+                topics.unwrap_or_default()
+            )
+        },
+    ))
 }
 
 /// `dipledger commitment show ID`.
@@ -531,27 +550,21 @@ pub async fn commitment_list(
         .map_err(describe)?
         .into_inner();
     let rows: Vec<Value> = answer.commitments.iter().map(commitment_json).collect();
-    if json {
-        return Ok(format!(
-            "{:#}\n",
-            json!({"based_on_position": answer.based_on_position, "commitments": rows, "next_page_token": answer.next_page_token})
-        ));
-    }
-    let mut out = format!(
-        "{} commitments (as of position {})\n",
-        rows.len(),
-        answer.based_on_position
-    );
-    for row in rows {
-        let text: String = row["text"].as_str().unwrap_or("").chars().take(60).collect();
-        out.push_str(&format!(
-            "  {}  {:<28} {}\n",
-            row["commitment_id"].as_str().unwrap_or(""),
-            row["status"].as_str().unwrap_or(""),
-            text
-        ));
-    }
-    Ok(out)
+    Ok(render_list(
+        "commitments",
+        rows,
+        answer.based_on_position,
+        &answer.next_page_token,
+        json,
+        |row| {
+            let text: String = row["text"].as_str().unwrap_or("").chars().take(60).collect();
+            format!(
+                "{}  {:<28} {text}",
+                row["commitment_id"].as_str().unwrap_or(""),
+                row["status"].as_str().unwrap_or("")
+            )
+        },
+    ))
 }
 
 /// `dipledger official show ID`.
