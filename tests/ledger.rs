@@ -237,3 +237,90 @@ async fn a_batch_is_decided_in_order_and_committed_all_or_nothing() {
         Err(LedgerError::InvalidBatch { .. })
     ));
 }
+
+/// Two ledgers on one log (as two processes would be) send `per_task` statements from each of
+/// `tasks` tasks to the one meeting. Returns the outcomes.
+async fn race_two_ledgers(
+    first: &Ledger,
+    second: &Ledger,
+    tasks: usize,
+    per_task: usize,
+) -> Vec<Result<(), LedgerError>> {
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let ledger = if task % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        handles.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for n in 0..per_task {
+                let outcome = ledger.handle(envelope(statement(&format!("task {task} statement {n}"))));
+                outcomes.push(outcome.await.map(|_| ()));
+            }
+            outcomes
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.extend(handle.await.unwrap());
+    }
+    outcomes
+}
+
+/// Races until `done` says so, at most 50 rounds (each round is a fresh race; a race is lost by
+/// chance of scheduling, so one round may see none).
+async fn race_until(retries: usize, done: impl Fn(&[Result<(), LedgerError>], u64) -> bool) -> bool {
+    let (_dir, log) = temp_log();
+    record_news_report(&Ledger::new(log.clone())).await;
+    let first = Ledger::with_conflict_retries(log.clone(), retries);
+    let second = Ledger::with_conflict_retries(log.clone(), retries);
+    for _ in 0..50 {
+        let outcomes = race_two_ledgers(&first, &second, 8, 10).await;
+        if done(&outcomes, first.conflicts_retried() + second.conflicts_retried()) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ledgers_racing_one_entity_retry_their_conflicts_and_all_succeed() {
+    let retried = race_until(dipledger::ledger::MAX_CONFLICT_RETRIES, |outcomes, retried| {
+        for outcome in outcomes {
+            match outcome {
+                Ok(()) | Err(LedgerError::Contended { .. }) => {}
+                Err(other) => panic!("unexpected outcome {other}"),
+            }
+        }
+        retried > 0 && outcomes.iter().all(Result::is_ok)
+    })
+    .await;
+    assert!(
+        retried,
+        "a race was lost and retried, and every command then succeeded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_retries_the_loser_of_a_race_is_told_contended_which_is_aborted() {
+    let contended = race_until(0, |outcomes, retried| {
+        assert_eq!(retried, 0, "no retries were allowed");
+        outcomes.iter().any(|outcome| {
+            let Err(LedgerError::Contended { stream_id, attempts }) = outcome else {
+                return false;
+            };
+            assert_eq!(*attempts, 1);
+            let error = LedgerError::Contended {
+                stream_id: stream_id.clone(),
+                attempts: *attempts,
+            };
+            let status = dipledger::api::status::from_ledger_error(error);
+            assert_eq!(status.code(), tonic::Code::Aborted);
+            true
+        })
+    })
+    .await;
+    assert!(contended, "a lost race without retries answers Contended");
+}

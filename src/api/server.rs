@@ -159,10 +159,17 @@ pub async fn serve(
             source,
         })?;
     let address = listener.local_addr()?;
+    let recovered = log.recovery_report();
     eprintln!(
-        "dipledger: data directory {}, head position {}",
+        "dipledger: data directory {}, head position {} ({} events replayed from {} journal frames{})",
         config.data_dir.display(),
-        log.head()
+        log.head(),
+        recovered.replayed_events,
+        recovered.replayed_frames,
+        match recovered.truncated_bytes {
+            0 => String::new(),
+            bytes => format!(", a torn unacknowledged write of up to {bytes} bytes cut off"),
+        }
     );
     eprintln!("dipledger: ================================================================");
     eprintln!("dipledger: DEVELOPMENT MODE: NO AUTHENTICATION, NO TLS.");
@@ -230,7 +237,7 @@ pub async fn serve_with_listener(
         .add_service(commands)
         .add_service(queries)
         .add_service(event_store)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
     let mut grace = stop.clone();
     let grace_expired = async move {
         let _ = grace.wait_for(|stopping| *stopping).await;

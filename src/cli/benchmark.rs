@@ -152,6 +152,9 @@ fn stats_since(log: &Log, before: &dipledger::log::WriterStats) -> dipledger::lo
         events: now.events - before.events,
         apply_micros: now.apply_micros - before.apply_micros,
         sync_micros: now.sync_micros - before.sync_micros,
+        journal_bytes: now.journal_bytes - before.journal_bytes,
+        checkpoints: now.checkpoints - before.checkpoints,
+        checkpoint_micros: now.checkpoint_micros - before.checkpoint_micros,
     }
 }
 

@@ -147,6 +147,10 @@ pub struct Ledger {
 
 struct Inner {
     log: Log,
+    /// How often a command without an expected version is re-decided after losing a race.
+    conflict_retries: usize,
+    /// Commands re-decided after losing a race, since this ledger was made.
+    conflicts_retried: std::sync::atomic::AtomicU64,
     states: StateCache,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
@@ -193,16 +197,32 @@ struct Decisions {
 impl Ledger {
     /// A ledger writing to `log`.
     pub fn new(log: Log) -> Ledger {
+        Ledger::with_conflict_retries(log, MAX_CONFLICT_RETRIES)
+    }
+
+    /// A ledger that re-decides a command without an expected version at most `retries` times
+    /// after losing a race on its entity (then `Contended`). Races happen only between ledgers
+    /// on one log: within one ledger, commands to an entity queue on its lock stripe.
+    pub fn with_conflict_retries(log: Log, retries: usize) -> Ledger {
         let locks = (0..ENTITY_LOCK_STRIPES)
             .map(|_| tokio::sync::Mutex::new(()))
             .collect();
         Ledger {
             inner: Arc::new(Inner {
                 log,
+                conflict_retries: retries,
+                conflicts_retried: Default::default(),
                 states: StateCache::new(STATE_CACHE_ENTRIES),
                 locks,
             }),
         }
+    }
+
+    /// Commands re-decided after losing a race, since this ledger was made.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.inner
+            .conflicts_retried
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The log written to.
@@ -240,12 +260,15 @@ impl Ledger {
                             current,
                         });
                     }
-                    if attempt > MAX_CONFLICT_RETRIES {
+                    if attempt > self.inner.conflict_retries {
                         return Err(LedgerError::Contended {
                             stream_id,
                             attempts: attempt,
                         });
                     }
+                    self.inner
+                        .conflicts_retried
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(LogError::CommandIdReused { command_id }) => {
                     return Err(LedgerError::CommandIdReused { command_id })
@@ -300,7 +323,7 @@ impl Ledger {
                         stream_id, current, ..
                     }) => {
                         self.inner.states.forget(&stream_id);
-                        if any_expected || attempt > MAX_CONFLICT_RETRIES {
+                        if any_expected || attempt > self.inner.conflict_retries {
                             let expected = envelopes
                                 .iter()
                                 .find(|e| e.command.stream_id() == stream_id)
@@ -317,6 +340,9 @@ impl Ledger {
                                 },
                             });
                         }
+                        self.inner
+                            .conflicts_retried
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     Err(LogError::CommandIdReused { command_id }) => {

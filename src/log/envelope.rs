@@ -149,6 +149,23 @@ impl AppendRequest {
         Sha256::digest(crate::encoding::encode(&content)).into()
     }
 
+    /// An upper bound of the bytes this request adds to a journal frame: its records (payload,
+    /// texts, tags, plus ENVELOPE_OVERHEAD_BOUND_BYTES of fixed fields, hashes and framing each)
+    /// and its request entry. The writer groups commits by this bound, so a frame never exceeds
+    /// MAX_FRAME_BYTES.
+    pub fn frame_bytes_bound(&self) -> usize {
+        let per_request = self.stream_id.len() + self.recorded_by.len() + ENVELOPE_OVERHEAD_BOUND_BYTES;
+        let events: usize = self
+            .events
+            .iter()
+            .map(|event| {
+                let tags: usize = event.tags.iter().map(|tag| tag.len() + 10).sum();
+                event.payload.len() + event.event_type.len() + tags + per_request
+            })
+            .sum();
+        events + super::journal::REQUEST_ENTRY_BYTES
+    }
+
     /// Total payload bytes.
     pub fn payload_bytes(&self) -> usize {
         self.events.iter().map(|event| event.payload.len()).sum()

@@ -25,8 +25,25 @@ pub const MAX_RECORD_BYTES: usize = 80 * 1024;
 
 /// Group commit: most events written by one commit (one sled batch, one fsync).
 pub const MAX_EVENTS_PER_COMMIT: usize = 20_000;
-/// Group commit: most payload bytes written by one commit.
-pub const MAX_PAYLOAD_BYTES_PER_COMMIT: usize = 8 * 1024 * 1024;
+/// Largest journal frame (one write + one fdatasync; holds one or more group commits). A
+/// transaction's records must fit in one frame (see `AppendRequest::frame_bytes_bound`).
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// Per event, a bound of the record bytes besides payload, texts and tags (fixed envelope fields,
+/// varint lengths, hashes, checksum, frame length prefix), for `frame_bytes_bound`.
+pub const ENVELOPE_OVERHEAD_BOUND_BYTES: usize = 512;
+/// Subdirectory of the data directory holding the journal's segment files.
+pub const JOURNAL_DIR: &str = "journal";
+/// Size of each journal segment file, preallocated and zeroed when created.
+pub const DEFAULT_JOURNAL_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+/// Smallest journal segment a `LogConfig` may ask for.
+pub const MIN_JOURNAL_SEGMENT_BYTES: u64 = 256 * 1024;
+/// Segment files that may exist before the writer checkpoints inline to reuse one.
+pub const DEFAULT_JOURNAL_MAX_SEGMENTS: usize = 8;
+/// The checkpointer flushes sled at least this often while there is something to flush.
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// ... and sooner once this many journal bytes were written since it was last woken, so that
+/// replay after a crash stays short and segments are freed before the writer needs them.
+pub const CHECKPOINT_JOURNAL_BYTES: u64 = DEFAULT_JOURNAL_SEGMENT_BYTES / 2;
 /// Appends that may wait in the writer's queue; further callers wait for room (back-pressure).
 pub const WRITE_QUEUE_CAPACITY: usize = 4_096;
 
@@ -57,4 +74,7 @@ pub const SLED_SEGMENT_SIZE_BYTES: usize = 8 * 1024 * 1024;
 const _: () = assert!(MAX_EVENT_PAYLOAD_BYTES + 8 * 1024 <= MAX_RECORD_BYTES);
 const _: () = assert!(MAX_RECORD_BYTES <= super::codec::MAX_CHUNK_BYTES);
 const _: () = assert!(17 * super::codec::MAX_CHUNK_BYTES < SLED_SEGMENT_SIZE_BYTES / 4);
-const _: () = assert!(MAX_APPEND_PAYLOAD_BYTES <= MAX_PAYLOAD_BYTES_PER_COMMIT);
+const _: () = assert!(MAX_APPEND_PAYLOAD_BYTES < MAX_FRAME_BYTES);
+const _: () = assert!(MAX_FRAME_BYTES as u64 + 32 <= DEFAULT_JOURNAL_SEGMENT_BYTES);
+const _: () =
+    assert!(MAX_RECORD_BYTES + ENVELOPE_OVERHEAD_BOUND_BYTES < MIN_JOURNAL_SEGMENT_BYTES as usize / 2);

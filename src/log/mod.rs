@@ -6,6 +6,8 @@
 //! - `limits`: every bound, as named constants.
 //! - `envelope`: the values crossing the boundary (requests, results, envelopes, filters).
 //! - `codec`: record bytes, checksums, leaf and chain hashes.
+//! - `journal`: the write-ahead journal that makes an acknowledgement durable (frames, segment
+//!   files, recovery).
 //! - `keys`: the key layout of the sled tree.
 //! - `writer`: the single group-commit writer thread.
 //! - `reader`: checked reads of records, streams and the whole log.
@@ -13,7 +15,7 @@
 //! - `clock`: the injectable source of `recorded_at`.
 //!
 //! Invariants (tested in tests/log_*.rs): positions are dense from 1 and a position always
-//! returns the same bytes; an append is acknowledged only after flush + fsync; after a crash
+//! returns the same bytes; an append is acknowledged only once its journal frame is fdatasynced; after a crash
 //! the log is a prefix of what was attempted containing everything acknowledged; stream
 //! versions are dense; a command id is recorded once; `recorded_at` never decreases; readers
 //! never see a commit before it is durable.
@@ -23,8 +25,11 @@ pub mod clock;
 pub mod codec;
 pub mod envelope;
 pub mod error;
+pub(crate) mod journal;
 pub mod keys;
 pub mod limits;
+#[cfg(test)]
+mod power_cut_tests;
 mod reader;
 pub mod recovery;
 mod writer;
@@ -54,14 +59,31 @@ use writer::{Shared, WriteOp, Writer};
 pub struct WriterStats {
     /// sled batches applied (one per group commit).
     pub commits: u64,
-    /// flush + fsync rounds (one sync may cover several commits).
+    /// Journal write + fdatasync rounds (one frame may hold several commits).
     pub syncs: u64,
     /// Events written.
     pub events: u64,
     /// Time spent applying batches, in microseconds.
     pub apply_micros: u64,
-    /// Time spent in flush + fsync, in microseconds.
+    /// Time spent writing and fdatasyncing journal frames, in microseconds.
     pub sync_micros: u64,
+    /// Journal bytes written (frames and segment headers excluded).
+    pub journal_bytes: u64,
+    /// Checkpoints (sled flushes) done.
+    pub checkpoints: u64,
+    /// Time spent in checkpoints, in microseconds.
+    pub checkpoint_micros: u64,
+}
+
+/// What opening the log found in the journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecoveryReport {
+    /// Journal frames past sled's last checkpoint, replayed into sled.
+    pub replayed_frames: u64,
+    /// Events in those frames (the head moved by this much).
+    pub replayed_events: u64,
+    /// Bytes of a torn, never acknowledged write zeroed at the end of the newest segment.
+    pub truncated_bytes: u64,
 }
 
 /// How to open a log.
@@ -71,6 +93,12 @@ pub struct LogConfig {
     cache_capacity_bytes: u64,
     clock: Arc<dyn Clock>,
     verify_on_open: u64,
+    journal_segment_bytes: u64,
+    journal_max_segments: usize,
+    checkpoint_interval: std::time::Duration,
+    /// Tests put the journal on a simulated disk.
+    #[cfg(test)]
+    journal_store: Option<Arc<dyn journal::store::SegmentStore>>,
 }
 
 impl LogConfig {
@@ -82,7 +110,26 @@ impl LogConfig {
             cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
             clock: Arc::new(SystemClock),
             verify_on_open: DEFAULT_VERIFY_ON_OPEN,
+            journal_segment_bytes: DEFAULT_JOURNAL_SEGMENT_BYTES,
+            journal_max_segments: DEFAULT_JOURNAL_MAX_SEGMENTS,
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+            #[cfg(test)]
+            journal_store: None,
         }
+    }
+    /// Sets how often the checkpointer flushes sled while there is something to flush (it also
+    /// runs once CHECKPOINT_JOURNAL_BYTES were journaled since it last ran).
+    pub fn checkpoint_interval(mut self, interval: std::time::Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+    /// Sets the size of each journal segment file (MIN_JOURNAL_SEGMENT_BYTES or more; a frame,
+    /// and so one transaction, must fit in a segment) and how many may exist before the writer
+    /// checkpoints inline to reuse one. Segments are created pre-zeroed when first needed.
+    pub fn journal_segments(mut self, segment_bytes: u64, max_segments: usize) -> Self {
+        self.journal_segment_bytes = segment_bytes.max(MIN_JOURNAL_SEGMENT_BYTES);
+        self.journal_max_segments = max_segments.max(2);
+        self
     }
     /// Sets sled's page-cache size in bytes.
     pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
@@ -116,6 +163,8 @@ fn open_sled(path: &Path, cache_capacity_bytes: u64) -> LogResult<sled::Db> {
             .cache_capacity(cache_capacity_bytes)
             .segment_size(SLED_SEGMENT_SIZE_BYTES)
             .mode(sled::Mode::HighThroughput)
+            // The checkpointer owns flushing: sled's own timer would take sled's lock every 500 ms.
+            .flush_every_ms(None)
             .open();
         match opened {
             Err(sled::Error::Io(error))
@@ -146,6 +195,9 @@ struct Inner {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     db: sled::Db,
+    /// The largest journal frame; a transaction must fit in one.
+    max_frame_bytes: usize,
+    recovery_report: RecoveryReport,
 }
 
 impl Drop for Inner {
@@ -164,26 +216,56 @@ impl Drop for Inner {
 }
 
 impl Log {
-    /// Opens (or creates) the log in `config.path()`, checking the head and the last records.
+    /// Opens (or creates) the log in `config.path()`: replays the journal past sled's head,
+    /// checks the head and the last records, and starts the writer.
     pub fn open(config: LogConfig) -> LogResult<Log> {
         std::fs::create_dir_all(&config.path)?;
         let db = open_sled(&config.path, config.cache_capacity_bytes)?;
         // sled may just have created its files: make their directory entries durable.
         File::open(&config.path)?.sync_all()?;
+        let tree = db.open_tree("log")?;
+        let mut head = recovery::load_head(&tree)?;
+        let store = Log::journal_store(&config)?;
+        let recovered = journal::recovery::recover(store.as_ref(), head.position, &head.chain_hash)?;
+        let sled_head = head.position;
+        if !recovered.replay.is_empty() {
+            for frame in &recovered.replay {
+                head = recovery::replay_frame(&tree, &head, frame)?;
+            }
+            // Everything the journal held is now in sled; make it durable before serving.
+            db.flush()?;
+        }
+        recovery::check_on_open(&tree, &head, config.verify_on_open)?;
+        let recovery_report = RecoveryReport {
+            replayed_frames: recovered.replay.len() as u64,
+            replayed_events: head.position - sled_head,
+            truncated_bytes: recovered.truncated_bytes,
+        };
+        let sizes = journal::JournalSizes {
+            segment_bytes: config.journal_segment_bytes,
+            max_segments: config.journal_max_segments,
+        };
+        let journal = journal::JournalWriter::new(store, recovered.start, sizes)?;
+        let (head_sender, head_receiver) = watch::channel(head.position);
+        let shared = Arc::new(Shared::default());
+        shared.applied.store(head.position, Ordering::SeqCst);
+        shared.checkpointed.store(head.position, Ordering::SeqCst);
+        let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let data_file = File::options()
             .read(true)
             .write(true)
             .open(config.path.join("db"))?;
-        let tree = db.open_tree("log")?;
-        let head = recovery::load_head(&tree)?;
-        recovery::check_on_open(&tree, &head, config.verify_on_open)?;
-        let (head_sender, head_receiver) = watch::channel(head.position);
-        let shared = Arc::new(Shared::default());
-        let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        if !recovered.replay.is_empty() {
+            data_file.sync_all()?;
+        }
         let writer = Writer {
-            db: db.clone(),
+            sled: Arc::new(writer::SledFiles {
+                db: db.clone(),
+                data_file,
+            }),
             tree: tree.clone(),
-            data_file,
+            sizes,
+            checkpoint_interval: config.checkpoint_interval,
             clock: config.clock.clone(),
             head,
             head_sender,
@@ -192,7 +274,7 @@ impl Log {
         };
         let writer = std::thread::Builder::new()
             .name("dipledger-log-writer".into())
-            .spawn(move || writer.run(receiver))?;
+            .spawn(move || writer.run(receiver, journal))?;
         Ok(Log {
             inner: Arc::new(Inner {
                 path: config.path.clone(),
@@ -203,8 +285,20 @@ impl Log {
                 shared,
                 writer: Some(writer),
                 db,
+                max_frame_bytes: sizes.max_frame_bytes(),
+                recovery_report,
             }),
         })
+    }
+
+    fn journal_store(config: &LogConfig) -> LogResult<Arc<dyn journal::store::SegmentStore>> {
+        #[cfg(test)]
+        if let Some(store) = &config.journal_store {
+            return Ok(store.clone());
+        }
+        Ok(Arc::new(journal::store::FsStore::open(
+            config.path.join(JOURNAL_DIR),
+        )?))
     }
 
     /// Appends one request; resolves once it is durable (or fails).
@@ -276,6 +370,15 @@ impl Log {
                 what: "payload bytes in one transaction",
                 actual: bytes,
                 limit: MAX_APPEND_PAYLOAD_BYTES,
+            });
+        }
+        let frame_bytes: usize = requests.iter().map(AppendRequest::frame_bytes_bound).sum();
+        let frame_limit = self.inner.max_frame_bytes - journal::FRAME_HEADER_BYTES;
+        if frame_bytes > frame_limit {
+            return Err(LogError::TooLarge {
+                what: "journal frame bytes of one transaction",
+                actual: frame_bytes,
+                limit: frame_limit,
             });
         }
         let (reply, answer) = oneshot::channel();
@@ -425,12 +528,8 @@ impl Log {
     /// Flushes sled and fsyncs its data file (restore writes around the writer, then calls this).
     pub(crate) fn sync_for_restore(&self) -> LogResult<()> {
         self.inner.db.flush()?;
-        File::open(self.inner_path())?.sync_all()?;
+        File::open(self.inner.path.join("db"))?.sync_all()?;
         Ok(())
-    }
-
-    fn inner_path(&self) -> std::path::PathBuf {
-        self.inner.path.join("db")
     }
 
     /// What the writer has done since open.
@@ -442,7 +541,15 @@ impl Log {
             events: stats.events.load(Ordering::Relaxed),
             apply_micros: stats.apply_micros.load(Ordering::Relaxed),
             sync_micros: stats.sync_micros.load(Ordering::Relaxed),
+            journal_bytes: stats.journal_bytes.load(Ordering::Relaxed),
+            checkpoints: stats.checkpoints.load(Ordering::Relaxed),
+            checkpoint_micros: stats.checkpoint_micros.load(Ordering::Relaxed),
         }
+    }
+
+    /// What opening found in the journal.
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.inner.recovery_report
     }
 
     /// Why the writer is poisoned, if it is.

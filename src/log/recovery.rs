@@ -258,3 +258,94 @@ pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResul
         head_chain_hash: chain,
     })
 }
+
+/// Applies one journal frame past `head` to sled (the records beyond `head`, their stream runs
+/// and command records, the new head) in one batch, checking every record, the chain from the
+/// frame's start, and that it continues `head`. Returns the new head.
+pub(crate) fn replay_frame(
+    tree: &sled::Tree,
+    head: &HeadMeta,
+    frame: &super::journal::recovery::ReplayFrame,
+) -> LogResult<HeadMeta> {
+    let mut chain = frame.previous_chain;
+    let mut kept = Vec::new();
+    let mut located: HashMap<u64, (String, u64)> = HashMap::new();
+    let mut recorded_at = head.recorded_at;
+    for (offset, record) in frame.records.iter().enumerate() {
+        let position = frame.first_position + offset as u64;
+        let checked = check_record(position, record)?;
+        let leaf = codec::leaf_hash(checked.body);
+        if leaf != checked.leaf_hash || codec::chain_hash(&chain, &leaf) != checked.chain_hash {
+            return Err(LogError::DataLoss {
+                position,
+                reason: "journal record hashes do not match".into(),
+            });
+        }
+        chain = checked.chain_hash;
+        if position < head.position {
+            continue;
+        }
+        if position == head.position {
+            if chain != head.chain_hash {
+                return Err(LogError::DataLoss {
+                    position,
+                    reason: "journal frame does not continue sled's chain".into(),
+                });
+            }
+            continue;
+        }
+        let event = decode_record(position, record)?;
+        let envelope = event.envelope();
+        located.insert(position, (envelope.stream_id.clone(), envelope.stream_version));
+        recorded_at = envelope.recorded_at;
+        kept.push(record.clone());
+    }
+    if frame.first_position == head.position + 1 && frame.previous_chain != head.chain_hash {
+        return Err(LogError::DataLoss {
+            position: frame.first_position,
+            reason: "journal frame does not continue sled's chain".into(),
+        });
+    }
+    let mut entries = Vec::new();
+    for request in frame
+        .requests
+        .iter()
+        .filter(|request| request.first_position > head.position)
+    {
+        let (stream_id, first_version) =
+            located
+                .get(&request.first_position)
+                .ok_or_else(|| LogError::DataLoss {
+                    position: request.first_position,
+                    reason: "journal request names a position outside its frame".into(),
+                })?;
+        let run = StreamRun {
+            first_version: *first_version,
+            first_position: request.first_position,
+            count: request.count,
+        };
+        entries.push((
+            keys::stream_index_key(stream_id, *first_version),
+            run.encode_value().to_vec(),
+        ));
+        let command = CommandRecord {
+            first_position: request.first_position,
+            count: request.count,
+            fingerprint: request.fingerprint,
+        };
+        entries.push((
+            keys::command_key(request.command_id).to_vec(),
+            keys::encode_checked(&command),
+        ));
+    }
+    let new_head = HeadMeta {
+        format_version: FORMAT_VERSION,
+        position: frame.last_position(),
+        chain_hash: chain,
+        recorded_at,
+    };
+    let (batch, next) = keys::commit_batch(head.position + 1, kept, entries, &new_head);
+    assert_eq!(next, new_head.position + 1, "replayed records are consecutive");
+    tree.apply_batch(batch)?;
+    Ok(new_head)
+}

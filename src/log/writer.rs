@@ -1,21 +1,24 @@
-//! The single writer: group commit, pipelined over two threads.
+//! The single writer: group commit, pipelined over three threads.
 //!
 //! The *stager* thread owns every append. It takes all requests queued while earlier commits
-//! were in progress (bounded by MAX_EVENTS_PER_COMMIT and MAX_PAYLOAD_BYTES_PER_COMMIT), checks
-//! each against the stream heads and command ids, encodes and chains the records, packs them into
-//! chunks, and applies one atomic sled batch. It then hands the commit to the *syncer* thread
-//! and goes on staging the next group while the syncer flushes sled and fsyncs its data file.
-//! Only after that sync does the syncer move the durable head and answer the callers of every
-//! commit the sync covered. A failed flush or fsync poisons the writer: every commit not yet
-//! answered fails, and so does every later append, until the log is reopened.
+//! were in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
+//! against the stream heads and command ids, encodes and chains the records, packs them into
+//! chunks, applies one atomic sled batch (in memory: sled is not flushed here) and builds the
+//! commit's journal frame part. It then hands the commit to the *syncer* thread and goes on
+//! staging the next group. The syncer writes every commit handed to it as one journal frame with
+//! one write and one fdatasync; only then does it move the durable head and answer the callers.
+//! The *checkpointer* thread flushes sled every CHECKPOINT_INTERVAL (or sooner once
+//! CHECKPOINT_JOURNAL_BYTES were journaled) and records the position sled now holds durably, so
+//! that journal segments below it can be reused. A failed write or fdatasync poisons the writer:
+//! every commit not yet answered fails, and so does every later append, until the log is reopened.
 //!
-//! Readers never look past the durable head, so a commit that sled holds but that is not yet
-//! fsynced is invisible to them.
+//! Readers never look past the durable head, so a commit that sled holds but that is not yet in
+//! the journal is invisible to them.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -24,8 +27,9 @@ use super::clock::Clock;
 use super::codec::encode_record;
 use super::envelope::{AppendRequest, AppendResult, Envelope, Hash};
 use super::error::{LogError, LogResult};
+use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
-use super::limits::{MAX_EVENTS_PER_COMMIT, MAX_PAYLOAD_BYTES_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
+use super::limits::{CHECKPOINT_JOURNAL_BYTES, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
 use super::reader;
 use crate::domain::time::Timestamp;
 
@@ -41,8 +45,8 @@ impl WriteOp {
     fn event_count(&self) -> usize {
         self.requests.iter().map(|request| request.events().len()).sum()
     }
-    fn payload_bytes(&self) -> usize {
-        self.requests.iter().map(AppendRequest::payload_bytes).sum()
+    fn frame_bytes_bound(&self) -> usize {
+        self.requests.iter().map(AppendRequest::frame_bytes_bound).sum()
     }
 }
 
@@ -55,6 +59,10 @@ pub(crate) struct Shared {
     pub(crate) fail_next_sync: AtomicBool,
     /// Counters for operators and benchmarks.
     pub(crate) stats: WriterStats,
+    /// The last position applied to sled (durable or not).
+    pub(crate) applied: AtomicU64,
+    /// The last position sled holds durably (its last flush, or what was recovered on open).
+    pub(crate) checkpointed: AtomicU64,
 }
 
 /// Counters of the writer's work since open.
@@ -65,13 +73,16 @@ pub(crate) struct WriterStats {
     pub(crate) events: std::sync::atomic::AtomicU64,
     pub(crate) sync_micros: std::sync::atomic::AtomicU64,
     pub(crate) apply_micros: std::sync::atomic::AtomicU64,
+    pub(crate) journal_bytes: std::sync::atomic::AtomicU64,
+    pub(crate) checkpoints: std::sync::atomic::AtomicU64,
+    pub(crate) checkpoint_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn poisoned(&self) -> Option<String> {
         self.poison.lock().expect("poison lock").clone()
     }
-    fn poison(&self, cause: &str) {
+    pub(crate) fn poison(&self, cause: &str) {
         self.poison
             .lock()
             .expect("poison lock")
@@ -83,9 +94,10 @@ impl Shared {
 const SYNC_QUEUE_DEPTH: usize = 2;
 
 pub(crate) struct Writer {
-    pub(crate) db: sled::Db,
+    pub(crate) sled: Arc<SledFiles>,
     pub(crate) tree: sled::Tree,
-    pub(crate) data_file: File,
+    pub(crate) sizes: JournalSizes,
+    pub(crate) checkpoint_interval: std::time::Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) head: HeadMeta,
     pub(crate) head_sender: watch::Sender<u64>,
@@ -96,6 +108,8 @@ pub(crate) struct Writer {
 /// A commit applied to sled, waiting for its sync.
 struct AppliedCommit {
     head: u64,
+    /// What the commit adds to the journal (None: nothing was written).
+    part: Option<FramePart>,
     outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
 }
 
@@ -105,6 +119,8 @@ struct Staged {
     chain_hash: Hash,
     stream_heads: HashMap<String, u64>,
     commands: HashMap<Uuid, (Hash, AppendResult)>,
+    /// One entry per request written, for the journal.
+    requests: Vec<RequestEntry>,
     /// Encoded records in position order, starting at the group's first position.
     records: Vec<Vec<u8>>,
     /// Stream index and command entries.
@@ -118,6 +134,7 @@ impl Staged {
             chain_hash,
             stream_heads: HashMap::new(),
             commands: HashMap::new(),
+            requests: Vec::new(),
             records: Vec::new(),
             entries: Vec::new(),
         }
@@ -128,26 +145,41 @@ impl Staged {
         self.chain_hash = op.chain_hash;
         self.stream_heads.extend(op.stream_heads);
         self.commands.extend(op.commands);
+        self.requests.extend(op.requests);
         self.records.extend(op.records);
         self.entries.extend(op.entries);
     }
 }
 
 impl Writer {
-    /// Runs the stager on this thread and the syncer on a thread of its own, until the queue
-    /// closes; then finishes every queued and applied commit.
-    pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>) {
+    /// Runs the stager on this thread, the syncer and the checkpointer on threads of their own,
+    /// until the queue closes; then finishes every queued and applied commit.
+    pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>, journal: JournalWriter) {
         let (to_syncer, applied) = std_mpsc::sync_channel::<AppliedCommit>(SYNC_QUEUE_DEPTH);
+        let (wake_checkpointer, wakes) = std_mpsc::sync_channel::<()>(1);
+        let checkpointer = Checkpointer {
+            sled: self.sled.clone(),
+            shared: self.shared.clone(),
+            interval: self.checkpoint_interval,
+        };
+        let checkpointer = std::thread::Builder::new()
+            .name("dipledger-log-checkpoint".into())
+            .spawn(move || checkpointer.run(wakes))
+            .expect("spawn the log checkpoint thread");
         let syncer = Syncer {
-            db: self.db.clone(),
-            data_file: self.data_file.try_clone().expect("clone data file handle"),
+            sled: self.sled.clone(),
+            journal,
+            sizes: self.sizes,
             head_sender: self.head_sender.clone(),
             shared: self.shared.clone(),
+            wake_checkpointer,
+            journaled_since_wake: 0,
         };
         let syncer = std::thread::Builder::new()
             .name("dipledger-log-sync".into())
             .spawn(move || syncer.run(applied))
             .expect("spawn the log sync thread");
+        let frame_limit = self.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
         let mut carried: Option<WriteOp> = None;
         loop {
             let first = match carried.take() {
@@ -158,17 +190,17 @@ impl Writer {
                 },
             };
             let mut events = first.event_count();
-            let mut bytes = first.payload_bytes();
+            let mut bytes = first.frame_bytes_bound();
             let mut ops = vec![first];
             while let Ok(op) = queue.try_recv() {
                 if events + op.event_count() > MAX_EVENTS_PER_COMMIT
-                    || bytes + op.payload_bytes() > MAX_PAYLOAD_BYTES_PER_COMMIT
+                    || bytes + op.frame_bytes_bound() > frame_limit
                 {
                     carried = Some(op);
                     break;
                 }
                 events += op.event_count();
-                bytes += op.payload_bytes();
+                bytes += op.frame_bytes_bound();
                 ops.push(op);
             }
             let commit = self.apply_group(ops);
@@ -178,6 +210,7 @@ impl Writer {
         }
         drop(to_syncer);
         let _ = syncer.join();
+        let _ = checkpointer.join();
     }
 
     /// Stages and applies one group. Rejected ops are answered along with the commit (after
@@ -190,6 +223,7 @@ impl Writer {
                 .collect();
             return AppliedCommit {
                 head: self.head.position,
+                part: None,
                 outcomes,
             };
         }
@@ -207,9 +241,15 @@ impl Writer {
         if group.records.is_empty() {
             return AppliedCommit {
                 head: self.head.position,
+                part: None,
                 outcomes,
             };
         }
+        let mut part = FramePart::new(self.head.position + 1, self.head.chain_hash);
+        for record in &group.records {
+            part.push_record(record);
+        }
+        part.requests = std::mem::take(&mut group.requests);
         let new_head = HeadMeta {
             format_version: super::codec::FORMAT_VERSION,
             position: group.next_position - 1,
@@ -234,8 +274,10 @@ impl Writer {
                 }
             }
         }
+        let part = (self.head.position == new_head.position).then_some(part);
         AppliedCommit {
             head: self.head.position,
+            part,
             outcomes,
         }
     }
@@ -259,6 +301,7 @@ impl Writer {
         stats
             .events
             .fetch_add(new_head.position - self.head.position, Ordering::Relaxed);
+        self.shared.applied.store(new_head.position, Ordering::SeqCst);
         Ok(())
     }
 
@@ -348,6 +391,12 @@ impl Writer {
             );
             op.stream_heads.insert(stream_id, current + count);
             op.commands.insert(command_id, (fingerprint, result.clone()));
+            op.requests.push(RequestEntry {
+                command_id,
+                fingerprint,
+                first_position,
+                count: count as u32,
+            });
             results.push(result);
         }
         Ok(results)
@@ -389,25 +438,32 @@ impl Writer {
     }
 }
 
-/// Makes applied commits durable and answers their callers.
+/// Makes applied commits durable in the journal and answers their callers.
 struct Syncer {
-    db: sled::Db,
-    data_file: File,
+    sled: Arc<SledFiles>,
+    journal: JournalWriter,
+    sizes: JournalSizes,
     head_sender: watch::Sender<u64>,
     shared: Arc<Shared>,
+    wake_checkpointer: std_mpsc::SyncSender<()>,
+    journaled_since_wake: u64,
 }
 
 impl Syncer {
-    fn run(self, applied: std_mpsc::Receiver<AppliedCommit>) {
+    fn run(mut self, applied: std_mpsc::Receiver<AppliedCommit>) {
         while let Ok(first) = applied.recv() {
-            // Every commit applied so far is covered by one flush + fsync.
+            // Every commit applied so far goes into one frame: one write, one fdatasync.
             let mut commits = vec![first];
             commits.extend(applied.try_iter());
             let head = commits.last().expect("at least one commit").head;
+            let parts: Vec<FramePart> = commits
+                .iter_mut()
+                .filter_map(|commit| commit.part.take())
+                .collect();
             let durable = match self.shared.poisoned() {
                 Some(cause) => Err(LogError::Poisoned { cause }),
-                None if *self.head_sender.borrow() == head => Ok(()), // only rejections
-                None => self.sync(),
+                None if parts.is_empty() => Ok(()), // only rejections
+                None => self.write(&parts),
             };
             match durable {
                 Ok(()) => {
@@ -432,18 +488,94 @@ impl Syncer {
         }
     }
 
-    fn sync(&self) -> LogResult<()> {
-        let started = std::time::Instant::now();
-        self.db.flush()?;
+    /// Writes the parts as few frames as the frame limit allows (one, unless several large
+    /// commits queued up), each with one write and one fdatasync.
+    fn write(&mut self, parts: &[FramePart]) -> LogResult<()> {
+        let started = Instant::now();
         if self.shared.fail_next_sync.swap(false, Ordering::SeqCst) {
             return Err(LogError::Io(std::io::Error::other("injected fsync failure")));
         }
-        self.data_file.sync_all()?;
+        let limit = self.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
+        let mut from = 0;
+        while from < parts.len() {
+            let mut to = from + 1;
+            let mut bytes = parts[from].encoded_bytes();
+            while to < parts.len() && bytes + parts[to].encoded_bytes() <= limit {
+                bytes += parts[to].encoded_bytes();
+                to += 1;
+            }
+            let (sled, shared) = (&self.sled, &self.shared);
+            let checkpointed = shared.checkpointed.load(Ordering::SeqCst);
+            let written = self
+                .journal
+                .write(&parts[from..to], checkpointed, &mut || checkpoint(sled, shared))?;
+            self.shared
+                .stats
+                .journal_bytes
+                .fetch_add(written as u64, Ordering::Relaxed);
+            self.journaled_since_wake += written as u64;
+            from = to;
+        }
+        if self.journaled_since_wake >= CHECKPOINT_JOURNAL_BYTES {
+            self.journaled_since_wake = 0;
+            let _ = self.wake_checkpointer.try_send(());
+        }
         let stats = &self.shared.stats;
         stats
             .sync_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// What a checkpoint makes durable: sled, and its data file.
+pub(crate) struct SledFiles {
+    pub(crate) db: sled::Db,
+    /// `<data dir>/db`: sled's `flush` ends in `sync_file_range`, which flushes neither the disk's
+    /// cache nor the file's metadata, so the checkpoint also fsyncs it.
+    pub(crate) data_file: std::fs::File,
+}
+
+/// Flushes sled and fsyncs its data file (making durable every batch applied before the call)
+/// and records the position sled now holds durably. Returns that position.
+fn checkpoint(sled: &SledFiles, shared: &Shared) -> std::io::Result<u64> {
+    let started = Instant::now();
+    let applied = shared.applied.load(Ordering::SeqCst);
+    sled.db.flush().map_err(std::io::Error::other)?;
+    sled.data_file.sync_all()?;
+    shared.checkpointed.fetch_max(applied, Ordering::SeqCst);
+    let stats = &shared.stats;
+    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+    stats
+        .checkpoint_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    Ok(applied)
+}
+
+/// Flushes sled off the acknowledgement path, every CHECKPOINT_INTERVAL or when woken.
+struct Checkpointer {
+    sled: Arc<SledFiles>,
+    shared: Arc<Shared>,
+    interval: std::time::Duration,
+}
+
+impl Checkpointer {
+    fn run(self, wakes: std_mpsc::Receiver<()>) {
+        loop {
+            match wakes.recv_timeout(self.interval) {
+                Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let applied = self.shared.applied.load(Ordering::SeqCst);
+            if applied <= self.shared.checkpointed.load(Ordering::SeqCst) || self.shared.poisoned().is_some()
+            {
+                continue;
+            }
+            if let Err(error) = checkpoint(&self.sled, &self.shared) {
+                self.shared
+                    .poison(&format!("checkpoint (sled flush) failed: {error}"));
+            }
+        }
     }
 }

@@ -5,6 +5,11 @@ use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
 use uuid::Uuid;
 
+/// Journal segments of 8 MiB instead of 32: these tests open hundreds of logs, and a
+/// segment is created zeroed and read whole on every open. Still large enough for a transaction
+/// at MAX_APPEND_PAYLOAD_BYTES.
+pub const TEST_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
 /// An event draft with a payload of `payload_len` bytes derived from `seed`.
 pub fn draft(seed: u64, payload_len: usize) -> EventDraft {
     EventDraft {
@@ -29,11 +34,21 @@ pub fn request(stream: &str, expected: ExpectedVersion, count: usize) -> AppendR
 /// Opens a log in a fresh temporary directory (kept alive by the returned guard).
 pub fn temp_log() -> (tempfile::TempDir, Log) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let log = Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(16 * 1024 * 1024)).expect("open log");
+    let log = Log::open(
+        LogConfig::new(dir.path())
+            .cache_capacity_bytes(16 * 1024 * 1024)
+            .journal_segments(TEST_SEGMENT_BYTES, 8),
+    )
+    .expect("open log");
     (dir, log)
 }
 
 /// Reopens the log in `dir` (the previous handle must be dropped first).
 pub fn reopen(dir: &tempfile::TempDir) -> Log {
-    Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(16 * 1024 * 1024)).expect("reopen log")
+    Log::open(
+        LogConfig::new(dir.path())
+            .cache_capacity_bytes(16 * 1024 * 1024)
+            .journal_segments(TEST_SEGMENT_BYTES, 8),
+    )
+    .expect("reopen log")
 }

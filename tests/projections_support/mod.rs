@@ -16,6 +16,11 @@ use dipledger::projections::relations::{commitment_contribution, meeting_contrib
 use dipledger::projections::{CommitmentRow, MeetingRow, OfficialRow};
 use uuid::Uuid;
 
+/// Journal segments of 8 MiB instead of 32: these tests open hundreds of logs, and a
+/// segment is created zeroed and read whole on every open. Still large enough for a transaction
+/// at MAX_APPEND_PAYLOAD_BYTES.
+pub const TEST_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
 /// 2025-01-15T00:00:00Z.
 pub const WEDNESDAY_MICROS: i64 = 1_736_899_200_000_000;
 pub const DAY_MICROS: i64 = 86_400_000_000;
@@ -48,7 +53,12 @@ pub fn temp_log() -> (tempfile::TempDir, Log) {
 }
 
 pub fn open_log(dir: &tempfile::TempDir) -> Log {
-    Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(16 * 1024 * 1024)).expect("open log")
+    Log::open(
+        LogConfig::new(dir.path())
+            .cache_capacity_bytes(16 * 1024 * 1024)
+            .journal_segments(TEST_SEGMENT_BYTES, 8),
+    )
+    .expect("open log")
 }
 
 /// Decides `command` against the state folded from the log and appends the events, as the
