@@ -32,6 +32,9 @@ pub const MAX_CONFLICT_RETRIES: usize = 5;
 pub const MAX_COMMANDS_PER_BATCH: usize = crate::log::limits::MAX_REQUESTS_PER_TRANSACTION;
 /// Most entity states the ledger keeps folded in memory.
 pub const STATE_CACHE_ENTRIES: usize = 10_000;
+/// Most stream ids the ledger remembers as existing (a stream, once written, exists forever:
+/// nothing is deleted), so reference checks skip the stream index. Cleared when full.
+pub const KNOWN_STREAMS_ENTRIES: usize = 100_000;
 /// Commands to the same entity are serialised in process by one of this many locks (chosen by a
 /// hash of the stream id), so they queue instead of racing on `Exact(version)`; conflicts then
 /// only come from elsewhere (another process writing to the same data directory cannot happen
@@ -152,6 +155,8 @@ struct Inner {
     /// Commands re-decided after losing a race, since this ledger was made.
     conflicts_retried: std::sync::atomic::AtomicU64,
     states: StateCache,
+    /// Streams known to exist (see KNOWN_STREAMS_ENTRIES).
+    known_streams: std::sync::Mutex<std::collections::HashSet<String>>,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -213,6 +218,7 @@ impl Ledger {
                 conflict_retries: retries,
                 conflicts_retried: Default::default(),
                 states: StateCache::new(STATE_CACHE_ENTRIES),
+                known_streams: Default::default(),
                 locks,
             }),
         }
@@ -404,6 +410,28 @@ impl Ledger {
             .map_err(|error| LedgerError::WorkerLost(error.to_string()))?
     }
 
+    /// Whether a stream has a durable event: from memory once seen, else from the stream index.
+    fn stream_exists(&self, stream_id: &str) -> Result<bool, LedgerError> {
+        if self
+            .inner
+            .known_streams
+            .lock()
+            .expect("known streams")
+            .contains(stream_id)
+        {
+            return Ok(true);
+        }
+        let exists = self.inner.log.stream_version(stream_id)? > 0;
+        if exists {
+            let mut known = self.inner.known_streams.lock().expect("known streams");
+            if known.len() >= KNOWN_STREAMS_ENTRIES {
+                known.clear();
+            }
+            known.insert(stream_id.to_owned());
+        }
+        Ok(exists)
+    }
+
     fn decide_all(&self, envelopes: &[CommandEnvelope]) -> Result<Decisions, LedgerError> {
         let log = &self.inner.log;
         // States touched earlier in this batch, so later commands see their effects.
@@ -432,7 +460,7 @@ impl Ledger {
                 let exists_in_batch = local
                     .iter()
                     .any(|(id, state)| *id == referenced && state.exists());
-                if !exists_in_batch && log.stream_version(&referenced)? == 0 {
+                if !exists_in_batch && !self.stream_exists(&referenced)? {
                     return Err(LedgerError::ReferenceNotFound {
                         stream_id: referenced,
                     });

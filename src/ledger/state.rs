@@ -29,7 +29,9 @@ impl StateCache {
         stream_id: &str,
         empty: AggregateState,
     ) -> Result<AggregateState, LedgerError> {
-        let cached = self.states.lock().expect("state cache").get(stream_id).cloned();
+        // Taken out, not cloned (a state can be large): commands to one entity are serialised by
+        // the ledger's lock stripes, and the state is put back once its append succeeded.
+        let cached = self.states.lock().expect("state cache").remove(stream_id);
         let mut state = cached.unwrap_or(empty);
         loop {
             let page = log.read_stream(stream_id, state.version() + 1, Direction::Forwards, usize::MAX)?;

@@ -3,10 +3,11 @@
 //! The *stager* thread owns every append. It takes all requests queued while earlier commits
 //! were in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
 //! against the stream heads and command ids, encodes and chains the records, packs them into
-//! chunks, applies one atomic sled batch (in memory: sled is not flushed here) and builds the
-//! commit's journal frame part. It then hands the commit to the *syncer* thread and goes on
-//! staging the next group. The syncer writes every commit handed to it as one journal frame with
-//! one write and one fdatasync; only then does it move the durable head and answer the callers.
+//! chunks and builds the commit's journal frame part, which it hands to the *syncer* thread at
+//! once; it then applies one atomic sled batch (in memory: sled is not flushed here), tells the
+//! syncer, and goes on staging the next group. The syncer writes every frame part handed to it
+//! as one journal frame with one write and one fdatasync (overlapping the sled apply); once a
+//! commit is both journaled and applied it moves the durable head and answers the callers.
 //! The *checkpointer* thread flushes sled every CHECKPOINT_INTERVAL (or sooner once
 //! CHECKPOINT_JOURNAL_BYTES were journaled) and records the position sled now holds durably, so
 //! that journal segments below it can be reused. A failed write or fdatasync poisons the writer:
@@ -15,7 +16,7 @@
 //! Readers never look past the durable head, so a commit that sled holds but that is not yet in
 //! the journal is invisible to them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Instant;
@@ -90,8 +91,15 @@ impl Shared {
     }
 }
 
-/// How many applied-but-unsynced commits may wait for the syncer.
-const SYNC_QUEUE_DEPTH: usize = 2;
+/// How many messages (frames and applied commits, two per commit) may wait for the syncer.
+const SYNC_QUEUE_DEPTH: usize = 4;
+
+/// What the stager hands the syncer, in order: a commit's frame part as soon as it is staged
+/// (so the journal write overlaps the sled apply), then the commit once applied.
+enum ToSyncer {
+    Frame(FramePart),
+    Applied(AppliedCommit),
+}
 
 pub(crate) struct Writer {
     pub(crate) sled: Arc<SledFiles>,
@@ -108,8 +116,6 @@ pub(crate) struct Writer {
 /// A commit applied to sled, waiting for its sync.
 struct AppliedCommit {
     head: u64,
-    /// What the commit adds to the journal (None: nothing was written).
-    part: Option<FramePart>,
     outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
 }
 
@@ -155,7 +161,7 @@ impl Writer {
     /// Runs the stager on this thread, the syncer and the checkpointer on threads of their own,
     /// until the queue closes; then finishes every queued and applied commit.
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>, journal: JournalWriter) {
-        let (to_syncer, applied) = std_mpsc::sync_channel::<AppliedCommit>(SYNC_QUEUE_DEPTH);
+        let (to_syncer, applied) = std_mpsc::sync_channel::<ToSyncer>(SYNC_QUEUE_DEPTH);
         let (wake_checkpointer, wakes) = std_mpsc::sync_channel::<()>(1);
         let checkpointer = Checkpointer {
             sled: self.sled.clone(),
@@ -203,8 +209,8 @@ impl Writer {
                 bytes += op.frame_bytes_bound();
                 ops.push(op);
             }
-            let commit = self.apply_group(ops);
-            if to_syncer.send(commit).is_err() {
+            let commit = self.apply_group(ops, &to_syncer);
+            if to_syncer.send(ToSyncer::Applied(commit)).is_err() {
                 break;
             }
         }
@@ -213,9 +219,14 @@ impl Writer {
         let _ = checkpointer.join();
     }
 
-    /// Stages and applies one group. Rejected ops are answered along with the commit (after
-    /// its sync), so answers keep the order of the queue.
-    fn apply_group(&mut self, ops: Vec<WriteOp>) -> AppliedCommit {
+    /// Stages one group, hands its frame part to the syncer, and applies it to sled. Rejected
+    /// ops are answered along with the commit (after its sync), so answers keep the order of
+    /// the queue.
+    fn apply_group(
+        &mut self,
+        ops: Vec<WriteOp>,
+        to_syncer: &std_mpsc::SyncSender<ToSyncer>,
+    ) -> AppliedCommit {
         if let Some(cause) = self.shared.poisoned() {
             let outcomes = ops
                 .into_iter()
@@ -223,7 +234,6 @@ impl Writer {
                 .collect();
             return AppliedCommit {
                 head: self.head.position,
-                part: None,
                 outcomes,
             };
         }
@@ -241,7 +251,6 @@ impl Writer {
         if group.records.is_empty() {
             return AppliedCommit {
                 head: self.head.position,
-                part: None,
                 outcomes,
             };
         }
@@ -250,6 +259,9 @@ impl Writer {
             part.push_record(record);
         }
         part.requests = std::mem::take(&mut group.requests);
+        if to_syncer.send(ToSyncer::Frame(part)).is_err() {
+            self.shared.poison("the log sync thread stopped");
+        }
         let new_head = HeadMeta {
             format_version: super::codec::FORMAT_VERSION,
             position: group.next_position - 1,
@@ -274,10 +286,8 @@ impl Writer {
                 }
             }
         }
-        let part = (self.head.position == new_head.position).then_some(part);
         AppliedCommit {
             head: self.head.position,
-            part,
             outcomes,
         }
     }
@@ -450,40 +460,65 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn run(mut self, applied: std_mpsc::Receiver<AppliedCommit>) {
-        while let Ok(first) = applied.recv() {
-            // Every commit applied so far goes into one frame: one write, one fdatasync.
-            let mut commits = vec![first];
-            commits.extend(applied.try_iter());
-            let head = commits.last().expect("at least one commit").head;
-            let parts: Vec<FramePart> = commits
-                .iter_mut()
-                .filter_map(|commit| commit.part.take())
-                .collect();
-            let durable = match self.shared.poisoned() {
-                Some(cause) => Err(LogError::Poisoned { cause }),
-                None if parts.is_empty() => Ok(()), // only rejections
-                None => self.write(&parts),
-            };
-            match durable {
-                Ok(()) => {
-                    self.head_sender.send_if_modified(|current| {
-                        let moved = *current != head;
-                        *current = head;
-                        moved
-                    });
+    /// Writes every frame part received so far as one frame (one write, one fdatasync), then
+    /// publishes the head up to what is both journaled and applied to sled, and answers the
+    /// commits below it, in order.
+    fn run(mut self, inbox: std_mpsc::Receiver<ToSyncer>) {
+        let mut journaled = *self.head_sender.borrow();
+        let mut applied = journaled;
+        let mut waiting: VecDeque<AppliedCommit> = VecDeque::new();
+        while let Ok(first) = inbox.recv() {
+            let mut parts = Vec::new();
+            for message in std::iter::once(first).chain(inbox.try_iter()) {
+                match message {
+                    ToSyncer::Frame(part) => parts.push(part),
+                    ToSyncer::Applied(commit) => {
+                        applied = applied.max(commit.head);
+                        waiting.push_back(commit);
+                    }
                 }
-                Err(error) => self.shared.poison(&error.to_string()),
             }
-            let poisoned = self.shared.poisoned();
-            for commit in commits {
-                for (reply, outcome) in commit.outcomes {
-                    let outcome = match (&poisoned, outcome) {
-                        (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
-                        (_, outcome) => outcome,
-                    };
-                    let _ = reply.send(outcome);
+            if let Some(last) = parts.last().map(FramePart::last_position) {
+                if self.shared.poisoned().is_none() {
+                    match self.write(&parts) {
+                        Ok(()) => journaled = last,
+                        Err(error) => self.shared.poison(&error.to_string()),
+                    }
                 }
+            }
+            let durable = journaled.min(applied);
+            if self.shared.poisoned().is_none() {
+                self.head_sender.send_if_modified(|current| {
+                    let moved = *current < durable;
+                    *current = (*current).max(durable);
+                    moved
+                });
+            }
+            self.answer(&mut waiting, durable);
+        }
+        // The stager is gone: every frame it sent was written (or the writer is poisoned).
+        self.answer(&mut waiting, journaled.min(applied));
+        for commit in waiting {
+            for (reply, _) in commit.outcomes {
+                let _ = reply.send(Err(LogError::Closed));
+            }
+        }
+    }
+
+    /// Answers the waiting commits at or below `durable` (all of them once poisoned).
+    fn answer(&self, waiting: &mut VecDeque<AppliedCommit>, durable: u64) {
+        let poisoned = self.shared.poisoned();
+        while waiting
+            .front()
+            .is_some_and(|commit| poisoned.is_some() || commit.head <= durable)
+        {
+            let commit = waiting.pop_front().expect("a waiting commit");
+            for (reply, outcome) in commit.outcomes {
+                let outcome = match (&poisoned, outcome) {
+                    (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
+                    (_, outcome) => outcome,
+                };
+                let _ = reply.send(outcome);
             }
         }
     }
