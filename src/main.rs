@@ -252,6 +252,10 @@ enum Command {
         /// Idle subscribers held open during the run.
         #[arg(long, default_value_t = 0)]
         subscribers: usize,
+        /// Live subscribers, each on its own connection, reading every event from the head on
+        /// during the whole run (checked to receive everything).
+        #[arg(long, default_value_t = 0)]
+        live_subscribers: usize,
         /// The server's pid, to report its peak RSS.
         #[arg(long)]
         server_pid: Option<u32>,
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             w5,
             w6,
             subscribers,
+            live_subscribers,
             server_pid,
             json,
         } => {
@@ -349,6 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 w5_events: w5,
                 w6_successes: w6,
                 idle_subscribers: subscribers,
+                live_subscribers,
                 server_pid,
             };
             let runtime = tokio::runtime::Runtime::new()?;

@@ -7,10 +7,14 @@ mod api_common;
 
 use api_common::*;
 use dipledger::api::convert;
+use dipledger::api::event_store::{EventStore, LIVE_FEED_EVENTS};
 use dipledger::api::pb;
+use dipledger::api::pb::event_store_service_server::EventStoreService;
 use dipledger::api::pb::subscribe_response::Message;
 use dipledger::api::server::ServerOptions;
-use dipledger::log::{AppendRequest, ExpectedVersion};
+use dipledger::log::{AppendRequest, ExpectedVersion, Log, LogConfig};
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -19,6 +23,7 @@ fn subscribe_from_start(filter: Option<pb::EventFilter>) -> pb::SubscribeRequest
     pb::SubscribeRequest {
         start: Some(pb::subscribe_request::Start::FromStart(pb::SubscribeFromStart {})),
         filter,
+        omit_typed_body: false,
     }
 }
 
@@ -240,6 +245,7 @@ async fn each_status_code_comes_from_the_request_that_should_produce_it() {
         .subscribe(pb::SubscribeRequest {
             start: Some(pb::subscribe_request::Start::AfterPosition(21)),
             filter: None,
+            omit_typed_body: false,
         })
         .await
         .unwrap_err();
@@ -271,6 +277,7 @@ async fn each_status_code_comes_from_the_request_that_should_produce_it() {
             from_version: Some(0),
             direction: 9,
             limit: 0,
+            omit_typed_body: false,
         })
         .await
         .unwrap_err();
@@ -442,6 +449,7 @@ async fn a_filtered_subscription_sends_checkpoints_and_resumes_from_one() {
         .subscribe(pb::SubscribeRequest {
             start: Some(pb::subscribe_request::Start::AfterPosition(*before_event[0])),
             filter: tags(&["rare"]),
+            omit_typed_body: false,
         })
         .await
         .unwrap()
@@ -463,6 +471,7 @@ async fn a_filtered_subscription_sends_checkpoints_and_resumes_from_one() {
         .subscribe(pb::SubscribeRequest {
             start: Some(pb::subscribe_request::Start::AfterPosition(8_011)),
             filter: tags(&["rare"]),
+            omit_typed_body: false,
         })
         .await
         .unwrap()
@@ -488,6 +497,7 @@ async fn a_stalled_client_gets_every_event_in_order_once_it_reads_again() {
         .subscribe(pb::SubscribeRequest {
             start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
             filter: None,
+            omit_typed_body: false,
         })
         .await
         .unwrap()
@@ -544,4 +554,248 @@ async fn shutdown_with_open_subscriptions_completes_and_ends_their_streams() {
             Err(status) => assert_ne!(status.code(), Code::Ok),
         }
     }
+}
+
+/// `omit_typed_body` on ReadStream, ReadAll and Subscribe (catch-up from the log, then live from
+/// the shared feed): the same envelopes as without it, except that the typed event is absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn omit_typed_body_returns_every_raw_field_without_the_typed_event() {
+    let harness = Harness::start().await;
+    append_many(&harness.log, "party-LBY", 3, "party:LBY").await;
+    let mut unknown = draft_of(&party_registered("LBY"));
+    unknown.event_type = "CrashTest".into();
+    harness
+        .log
+        .append(AppendRequest::new(
+            Uuid::now_v7(),
+            "other-1",
+            ExpectedVersion::Any,
+            "bob",
+            vec![unknown],
+        ))
+        .await
+        .unwrap();
+    let mut client = harness.event_store().await;
+    let without_typed = |envelopes: &[pb::EventEnvelope]| -> Vec<pb::EventEnvelope> {
+        envelopes
+            .iter()
+            .map(|envelope| pb::EventEnvelope {
+                event: None,
+                ..envelope.clone()
+            })
+            .collect()
+    };
+
+    let read_stream = |omit_typed_body| pb::ReadStreamRequest {
+        stream_id: "party-LBY".into(),
+        omit_typed_body,
+        ..Default::default()
+    };
+    let typed = client.read_stream(read_stream(false)).await.unwrap().into_inner();
+    let raw = client.read_stream(read_stream(true)).await.unwrap().into_inner();
+    assert_eq!(typed.events.len(), 3);
+    assert!(typed.events.iter().all(|envelope| envelope.event.is_some()));
+    assert_eq!(raw.events, without_typed(&typed.events));
+    assert_eq!(
+        (raw.stream_version, raw.next_version, raw.reached_end),
+        (typed.stream_version, typed.next_version, typed.reached_end)
+    );
+
+    let typed_all = client
+        .read_all(pb::ReadAllRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let raw_all = client
+        .read_all(pb::ReadAllRequest {
+            omit_typed_body: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(typed_all.events.len(), 4);
+    assert_eq!(raw_all.events, without_typed(&typed_all.events));
+    assert_eq!(
+        (raw_all.next_position, raw_all.head, raw_all.reached_end),
+        (typed_all.next_position, typed_all.head, typed_all.reached_end)
+    );
+
+    // Subscribe: the catch-up (read from the log), then a live event (from the shared feed,
+    // which also serves a typed subscriber at the same time).
+    let mut raw_stream = client
+        .subscribe(pb::SubscribeRequest {
+            omit_typed_body: true,
+            ..subscribe_from_start(None)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut typed_stream = client
+        .subscribe(subscribe_from_start(None))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = Vec::new();
+    loop {
+        match next_message(&mut raw_stream).await {
+            Message::Event(event) => received.push(event),
+            Message::CaughtUp(at) => {
+                assert_eq!(at.position, 4);
+                break;
+            }
+            Message::Checkpoint(checkpoint) => panic!("unexpected {checkpoint:?}"),
+        }
+    }
+    assert_eq!(received, without_typed(&typed_all.events));
+    while !matches!(next_message(&mut typed_stream).await, Message::CaughtUp(_)) {}
+    append_many(&harness.log, "party-LBY", 1, "party:LBY").await;
+    let Message::Event(live_typed) = next_message(&mut typed_stream).await else {
+        panic!("expected the live event");
+    };
+    let Message::Event(live_raw) = next_message(&mut raw_stream).await else {
+        panic!("expected the live event");
+    };
+    assert_eq!(live_typed.position, 5);
+    assert!(live_typed.event.is_some());
+    assert_eq!(live_raw, without_typed(&[live_typed])[0]);
+}
+
+/// A store served in-process (the service's own methods, no transport), with its shutdown
+/// sender and log; the directory lives as long as this.
+struct DirectStore {
+    _dir: tempfile::TempDir,
+    log: Log,
+    store: EventStore,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl DirectStore {
+    fn open() -> DirectStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log =
+            Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(32 * 1024 * 1024)).expect("open log");
+        let (shutdown, stop) = watch::channel(false);
+        let store = EventStore::new(log.clone(), 64, stop);
+        DirectStore {
+            _dir: dir,
+            log,
+            store,
+            _shutdown: shutdown,
+        }
+    }
+
+    async fn subscribe(&self, filter: Option<pb::EventFilter>) -> DirectStream {
+        let request = pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
+            filter,
+            omit_typed_body: false,
+        };
+        let mut stream = EventStoreService::subscribe(&self.store, tonic::Request::new(request))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(matches!(direct_next(&mut stream).await, Message::CaughtUp(_)));
+        stream
+    }
+}
+
+type DirectStream = <EventStore as EventStoreService>::SubscribeStream;
+
+async fn direct_next(stream: &mut DirectStream) -> Message {
+    within("next subscription message", stream.next())
+        .await
+        .expect("stream still open")
+        .expect("no error")
+        .message
+        .expect("message set")
+}
+
+/// Reads events (skipping checkpoints, which must not go backwards) until `last`; returns their
+/// positions.
+async fn direct_events_until(stream: &mut DirectStream, last: u64) -> Vec<u64> {
+    let mut positions = Vec::new();
+    let mut reported = 0;
+    while positions.last() != Some(&last) {
+        match direct_next(stream).await {
+            Message::Event(event) => {
+                assert!(event.event.is_some(), "typed event expected");
+                assert!(event.position > reported);
+                reported = event.position;
+                positions.push(event.position);
+            }
+            Message::Checkpoint(checkpoint) => {
+                assert!(checkpoint.position >= reported);
+                reported = checkpoint.position;
+            }
+            Message::CaughtUp(at) => panic!("CaughtUp twice: {at:?}"),
+        }
+    }
+    positions
+}
+
+/// Eight live subscribers (two filtered) while a writer appends: each receives every matching
+/// event exactly once and in order, all from the shared feed, which converted each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_live_subscribers_get_every_event_once_in_order_from_one_shared_conversion() {
+    let direct = DirectStore::open();
+    let mut readers = Vec::new();
+    for index in 0..8 {
+        let filter = (index >= 6).then(|| tags(&["b"])).flatten();
+        let mut stream = direct.subscribe(filter.clone()).await;
+        readers.push(tokio::spawn(async move {
+            (filter.is_some(), direct_events_until(&mut stream, 2_000).await)
+        }));
+    }
+    // 40 appends of 50 events, tagged a, b, a, b, ...
+    for batch in 0..40 {
+        let tag = if batch % 2 == 0 { "a" } else { "b" };
+        append_many(&direct.log, "live", 50, tag).await;
+    }
+    let everything: Vec<u64> = (1..=2_000).collect();
+    let only_b: Vec<u64> = everything
+        .iter()
+        .copied()
+        .filter(|position| (position - 1) / 50 % 2 == 1)
+        .collect();
+    for reader in readers {
+        let (filtered, positions) = within("reader", reader).await.unwrap();
+        assert_eq!(&positions, if filtered { &only_b } else { &everything });
+    }
+    let stats = direct.store.live_feed_stats();
+    assert_eq!(stats.converted, 2_000, "each event converted once: {stats:?}");
+    assert_eq!(stats.taken_from_feed, 8 * 2_000, "{stats:?}");
+    assert_eq!(stats.read_from_log, 0, "{stats:?}");
+}
+
+/// A subscriber that stops reading while the log grows by three rings' worth: the feed moves on
+/// without it (a fast subscriber keeps receiving from the ring), and once it reads again it gets
+/// every event exactly once and in order, reading the log itself for what the ring dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_lagging_beyond_the_ring_reads_the_log_and_misses_nothing() {
+    let direct = DirectStore::open();
+    let mut slow = direct.subscribe(None).await;
+    let mut fast = direct.subscribe(None).await;
+    let batches = (3 * LIVE_FEED_EVENTS as u64) / 500 + 1;
+    let mut fast_positions = Vec::new();
+    for _ in 0..batches {
+        // In step with the fast reader, so it never falls behind the ring itself.
+        let last = append_many(&direct.log, "flood", 500, "t").await;
+        fast_positions.extend(direct_events_until(&mut fast, last).await);
+    }
+    let last = batches * 500;
+    let everything: Vec<u64> = (1..=last).collect();
+    assert_eq!(fast_positions, everything);
+    let before = direct.store.live_feed_stats();
+    assert_eq!(before.converted, last, "{before:?}");
+    assert_eq!(before.read_from_log, 0, "{before:?}");
+    // The slow subscriber never held the ring back; now it catches up from the log.
+    assert_eq!(direct_events_until(&mut slow, last).await, everything);
+    let after = direct.store.live_feed_stats();
+    assert!(after.read_from_log > 0, "fell back to the log: {after:?}");
+    assert_eq!(after.converted, last, "{after:?}");
+    // The fast one is still live and in step.
+    let next = append_many(&direct.log, "flood", 1, "t").await;
+    assert_eq!(direct_events_until(&mut fast, next).await, [next]);
+    assert_eq!(direct_events_until(&mut slow, next).await, [next]);
 }

@@ -79,6 +79,7 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
         .subscribe(pb::SubscribeRequest {
             start: Some(pb::subscribe_request::Start::FromStart(pb::SubscribeFromStart {})),
             filter: None,
+            omit_typed_body: false,
         })
         .await
         .unwrap()
@@ -277,6 +278,7 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
             direction: pb::Direction::Forwards as i32,
             limit: 100,
             filter: None,
+            omit_typed_body: false,
         })
         .await
         .unwrap()

@@ -2,17 +2,35 @@
 //!
 //! Every sled read runs on tokio's blocking pool (`spawn_blocking`), never on a runtime worker.
 //!
-//! Subscriptions: each subscriber is a catch-up reader with its own cursor. It reads the log in
-//! pages of [`SUBSCRIPTION_PAGE_EVENTS`], sends each matching event into a bounded channel of
-//! [`SUBSCRIPTION_CHANNEL_CAPACITY`] messages that feeds the response stream, and when it reaches
-//! the head it sends `CaughtUp` (once) and waits on [`Log::watch_head`] for the durable head to
-//! move, then reads the new range. There is no queue of events per subscriber beyond that one
-//! page and that one channel: a client that stops reading fills the channel (and HTTP/2 flow
-//! control windows), the reader then waits on `send`, and the log is read again from the cursor
-//! once the client reads. Memory per subscriber is therefore bounded by construction:
-//! one page (at most 256 records of at most `MAX_RECORD_BYTES` = 80 KiB) plus 64 messages plus
-//! the transport's buffers, whatever the client does and however far behind it is. Events are
-//! never lost or skipped, since the log itself is the buffer.
+//! Subscriptions: each subscriber is a catch-up reader with its own cursor. Far from the head it
+//! reads the log in pages of [`SUBSCRIPTION_PAGE_EVENTS`], sends each matching event into a
+//! bounded channel of [`SUBSCRIPTION_CHANNEL_CAPACITY`] messages that feeds the response stream,
+//! and when it reaches the head it sends `CaughtUp` (once) and waits for the head to move.
+//!
+//! Live feed: near the head, subscribers share one `LiveFeed` instead of each reading and
+//! converting the same new records. One task per service (started by the first Subscribe) waits
+//! on [`Log::watch_head`]; when the durable head moves it reads the new records once, converts
+//! each once into a `pb::EventEnvelope` (with the typed event) shared through an `Arc`, keeps the
+//! most recent [`LIVE_FEED_EVENTS`] (and at most [`LIVE_FEED_BYTES`] encoded bytes) in a ring,
+//! and then publishes how far it got. Subscribers wait on that publication. A subscriber whose
+//! cursor lies inside the ring takes a page of up to [`SUBSCRIPTION_PAGE_EVENTS`] shared events
+//! from it, applies its own filter, and clones only the envelopes it sends (a prost message must
+//! be owned to be sent; without the typed body when it asked for `omit_typed_body`). A subscriber
+//! whose cursor is older than the ring (it lagged behind by more than the ring holds) or not yet
+//! in it reads the log itself as above, so the ring never waits for anyone and nothing is
+//! skipped or repeated: the cursor advances over exactly the positions examined, whichever the
+//! source. The feed is only an accelerator: when no subscription is open, or when the head jumps
+//! by more than the ring holds, or a read of the feed fails, it restarts the ring at the head
+//! (subscribers then read older positions from the log, and meet any read error themselves).
+//!
+//! There is no queue of events per subscriber beyond one page and that one channel: a client
+//! that stops reading fills the channel (and HTTP/2 flow control windows), the reader then waits
+//! on `send`, and the ring moves on without it; once the client reads again the subscriber
+//! continues at its cursor, from the log if the ring has moved past it. Memory is therefore
+//! bounded by construction: the ring (shared), plus per subscriber one page (at most 256 records
+//! of at most `MAX_RECORD_BYTES` = 80 KiB, or 256 shared ring entries) plus 64 messages plus the
+//! transport's buffers, whatever the client does and however far behind it is. Events are never
+//! lost or skipped, since the log itself is the buffer.
 //!
 //! A filtered subscription that examines events without delivering any sends
 //! `Checkpoint{position}` every [`CHECKPOINT_INTERVAL`] examined events and whenever it is idle
@@ -22,8 +40,10 @@
 //! Subscribe fails with RESOURCE_EXHAUSTED. Every subscription watches the server's shutdown
 //! signal and ends its stream cleanly when it fires.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message as _;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -35,7 +55,7 @@ use super::pb;
 use super::pb::event_store_service_server::EventStoreService;
 use super::status;
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
-use crate::log::{Direction, EventFilter, Log, LogError, RecordedEvent};
+use crate::log::{Direction, Envelope, EventFilter, Log, LogError, RecordedEvent};
 
 /// Default most concurrent subscriptions per server.
 pub const MAX_SUBSCRIPTIONS: usize = 1_024;
@@ -51,24 +71,250 @@ pub const DEFAULT_PAGE_EVENTS: usize = 100;
 /// (the client continues from `next_position` / `next_version`). Below `MAX_RESPONSE_BYTES`.
 pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Most recent events the shared live feed keeps converted for subscribers near the head.
+/// A subscriber further behind reads the log itself.
+pub const LIVE_FEED_EVENTS: usize = 4_096;
+/// The live feed also keeps at most this many bytes of envelopes (by encoded size), dropping
+/// the oldest first (never the newest one).
+pub const LIVE_FEED_BYTES: usize = 32 * 1024 * 1024;
+
 /// The EventStoreService implementation.
 #[derive(Clone)]
 pub struct EventStore {
     log: Log,
+    feed: Arc<LiveFeed>,
     subscriptions: Arc<Semaphore>,
     max_subscriptions: usize,
     shutdown: watch::Receiver<bool>,
+}
+
+/// Counters of where subscriptions took their events from, for tests and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveFeedStats {
+    /// Records the live feed read and converted (each once, whatever the number of subscribers).
+    pub converted: u64,
+    /// Events subscriptions examined from the live feed's ring (summed over subscriptions).
+    pub taken_from_feed: u64,
+    /// Events subscriptions examined by reading the log themselves (catch-up, or a subscriber
+    /// that lagged behind the ring).
+    pub read_from_log: u64,
 }
 
 impl EventStore {
     /// A service over `log` allowing `max_subscriptions` concurrent subscriptions; every
     /// subscription ends when `shutdown` becomes true.
     pub fn new(log: Log, max_subscriptions: usize, shutdown: watch::Receiver<bool>) -> EventStore {
+        let (publisher, published) = watch::channel(log.head());
         EventStore {
+            feed: Arc::new(LiveFeed {
+                ring: RwLock::new(Ring {
+                    first: log.head() + 1,
+                    events: VecDeque::new(),
+                    bytes: 0,
+                }),
+                published,
+                publisher: Mutex::new(Some(publisher)),
+                converted: AtomicU64::new(0),
+                taken_from_feed: AtomicU64::new(0),
+                read_from_log: AtomicU64::new(0),
+            }),
             log,
             subscriptions: Arc::new(Semaphore::new(max_subscriptions)),
             max_subscriptions,
             shutdown,
+        }
+    }
+
+    /// Where this service's subscriptions have taken their events from so far.
+    pub fn live_feed_stats(&self) -> LiveFeedStats {
+        LiveFeedStats {
+            converted: self.feed.converted.load(Ordering::Relaxed),
+            taken_from_feed: self.feed.taken_from_feed.load(Ordering::Relaxed),
+            read_from_log: self.feed.read_from_log.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts the live feed's task, once (on the first Subscribe, inside the runtime).
+    fn start_feed(&self) {
+        let publisher = self.feed.publisher.lock().expect("feed starter lock").take();
+        if let Some(publisher) = publisher {
+            let feed = LiveFeedTask {
+                feed: self.feed.clone(),
+                log: self.log.clone(),
+                publisher,
+                subscriptions: self.subscriptions.clone(),
+                max_subscriptions: self.max_subscriptions,
+                shutdown: self.shutdown.clone(),
+            };
+            tokio::spawn(feed.run());
+        }
+    }
+}
+
+/// One event of the live feed: read and converted once, shared by every subscriber.
+struct FeedEvent {
+    /// The log envelope without its payload: what subscription filters examine.
+    key: Envelope,
+    /// The converted envelope, with the typed event.
+    message: pb::EventEnvelope,
+    /// `message.encoded_len()`, counted against [`LIVE_FEED_BYTES`].
+    bytes: usize,
+}
+
+impl FeedEvent {
+    fn new(record: RecordedEvent) -> FeedEvent {
+        let mut key = record.envelope().clone();
+        key.payload = Vec::new();
+        let message = convert::envelope_into_pb(record, true);
+        FeedEvent {
+            bytes: message.encoded_len(),
+            key,
+            message,
+        }
+    }
+}
+
+/// The most recent converted events: positions `first .. first + events.len()`, contiguous.
+struct Ring {
+    first: u64,
+    events: VecDeque<Arc<FeedEvent>>,
+    bytes: usize,
+}
+
+/// The live feed shared by a service's subscriptions (see the module docs).
+struct LiveFeed {
+    ring: RwLock<Ring>,
+    /// The position the feed has examined up to: every durable event up to it is in the ring
+    /// or was dropped from it. Subscribers wait on this.
+    published: watch::Receiver<u64>,
+    /// Taken by the first Subscribe to start the feed's task.
+    publisher: Mutex<Option<watch::Sender<u64>>>,
+    converted: AtomicU64,
+    taken_from_feed: AtomicU64,
+    read_from_log: AtomicU64,
+}
+
+impl LiveFeed {
+    /// Up to `max` shared events from position `cursor` on, when the ring holds `cursor`.
+    fn take(&self, cursor: u64, max: usize) -> Option<Vec<Arc<FeedEvent>>> {
+        let ring = self.ring.read().expect("live feed lock");
+        let end = ring.first + ring.events.len() as u64;
+        if cursor < ring.first || cursor >= end {
+            return None;
+        }
+        let start = (cursor - ring.first) as usize;
+        let batch: Vec<_> = ring.events.range(start..).take(max).cloned().collect();
+        drop(ring);
+        self.taken_from_feed
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Some(batch)
+    }
+
+    /// Empties the ring; it continues at position `first`.
+    fn restart(&self, first: u64) {
+        let mut ring = self.ring.write().expect("live feed lock");
+        ring.first = first;
+        ring.events.clear();
+        ring.bytes = 0;
+    }
+
+    /// Appends the events following the ring's last one, dropping the oldest beyond the bounds.
+    fn push(&self, events: Vec<FeedEvent>) {
+        let mut ring = self.ring.write().expect("live feed lock");
+        for event in events {
+            debug_assert_eq!(event.key.position, ring.first + ring.events.len() as u64);
+            ring.bytes += event.bytes;
+            ring.events.push_back(Arc::new(event));
+        }
+        while ring.events.len() > LIVE_FEED_EVENTS || (ring.bytes > LIVE_FEED_BYTES && ring.events.len() > 1)
+        {
+            let oldest = ring.events.pop_front().expect("non-empty ring");
+            ring.bytes -= oldest.bytes;
+            ring.first += 1;
+        }
+    }
+}
+
+/// The task that feeds a [`LiveFeed`] from the log.
+struct LiveFeedTask {
+    feed: Arc<LiveFeed>,
+    log: Log,
+    publisher: watch::Sender<u64>,
+    subscriptions: Arc<Semaphore>,
+    max_subscriptions: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl LiveFeedTask {
+    /// Follows the durable head until shutdown; dropping the publisher on return wakes every
+    /// subscriber waiting on it.
+    async fn run(mut self) {
+        let mut head_watch = self.log.watch_head();
+        // Continue from where the ring stood when the service was created (subscriptions may
+        // already wait on that), catching up below like after any move of the head.
+        let mut fed = *self.publisher.borrow();
+        loop {
+            loop {
+                if *self.shutdown.borrow() {
+                    return;
+                }
+                let head = *head_watch.borrow_and_update();
+                if fed >= head {
+                    break;
+                }
+                let idle = self.subscriptions.available_permits() >= self.max_subscriptions;
+                if idle {
+                    // Nobody to feed: convert nothing, start afresh at the head.
+                    fed = head;
+                    self.feed.restart(fed + 1);
+                    self.publisher.send_replace(fed);
+                    continue;
+                }
+                if head - fed > LIVE_FEED_EVENTS as u64 {
+                    // Only the newest LIVE_FEED_EVENTS would stay: skip straight to them.
+                    fed = head - LIVE_FEED_EVENTS as u64;
+                    self.feed.restart(fed + 1);
+                }
+                let log = self.log.clone();
+                let from = fed + 1;
+                let page = blocking(move || {
+                    let page = log
+                        .read_all(
+                            from,
+                            Direction::Forwards,
+                            SUBSCRIPTION_PAGE_EVENTS,
+                            &EventFilter::default(),
+                        )
+                        .map_err(status::from_log_error)?;
+                    Ok(page.events.into_iter().map(FeedEvent::new).collect::<Vec<_>>())
+                })
+                .await;
+                match page {
+                    Ok(events) if !events.is_empty() => {
+                        let last = events[events.len() - 1].key.position;
+                        self.feed
+                            .converted
+                            .fetch_add(events.len() as u64, Ordering::Relaxed);
+                        self.feed.push(events);
+                        fed = last;
+                    }
+                    _ => {
+                        // The subscribers read these positions from the log themselves (and
+                        // report any error there); the feed starts again at the head.
+                        fed = head;
+                        self.feed.restart(fed + 1);
+                    }
+                }
+                self.publisher.send_replace(fed);
+            }
+            tokio::select! {
+                changed = head_watch.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = self.shutdown.wait_for(|stopping| *stopping) => return,
+            }
         }
     }
 }
@@ -91,21 +337,23 @@ fn page_limit(limit: u32) -> usize {
     }
 }
 
-/// Converts events until the page reaches [`MAX_PAGE_BYTES`] (always at least one). Returns the
-/// envelopes and whether the page was cut short.
-fn convert_page(events: &[RecordedEvent]) -> (Vec<pb::EventEnvelope>, bool) {
+/// Converts events (consuming them; with the typed event unless `typed` is false) until the page
+/// reaches [`MAX_PAGE_BYTES`] (always at least one). Returns the envelopes and, when the page
+/// was cut short, the position of the first event left out.
+fn convert_page(events: Vec<RecordedEvent>, typed: bool) -> (Vec<pb::EventEnvelope>, Option<u64>) {
     let mut bytes = 0;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
-        let envelope = convert::envelope_to_pb(event);
+        let position = event.position();
+        let envelope = convert::envelope_into_pb(event, typed);
         let len = envelope.encoded_len();
         if !out.is_empty() && bytes + len > MAX_PAGE_BYTES {
-            return (out, true);
+            return (out, Some(position));
         }
         bytes += len;
         out.push(envelope);
     }
-    (out, false)
+    (out, None)
 }
 
 type SubscribeStream =
@@ -150,7 +398,7 @@ impl EventStoreService for EventStore {
             let events = log
                 .read_stream(&stream_id, from, direction, limit)
                 .map_err(status::from_log_error)?;
-            let (envelopes, _) = convert_page(&events);
+            let (envelopes, _) = convert_page(events, !request.omit_typed_body);
             let next_version = match (envelopes.last(), direction) {
                 (Some(last), Direction::Forwards) => last.stream_version + 1,
                 (Some(last), Direction::Backwards) => last.stream_version - 1,
@@ -195,12 +443,11 @@ impl EventStoreService for EventStore {
             let page = log
                 .read_all(from, direction, limit, &filter)
                 .map_err(status::from_log_error)?;
-            let (events, cut_short) = convert_page(&page.events);
-            let (next_position, reached_end) = if cut_short {
+            let (events, left_out) = convert_page(page.events, !request.omit_typed_body);
+            let (next_position, reached_end) = match left_out {
                 // Continue at the first event left out of the page.
-                (page.events[events.len()].position(), false)
-            } else {
-                (page.next_position, page.reached_end)
+                Some(position) => (position, false),
+                None => (page.next_position, page.reached_end),
             };
             Ok(pb::ReadAllResponse {
                 events,
@@ -246,9 +493,12 @@ impl EventStoreService for EventStore {
             .try_acquire_owned()
             .map_err(|_| status::too_many_subscriptions(self.max_subscriptions))?;
         let (sender, receiver) = mpsc::channel(SUBSCRIPTION_CHANNEL_CAPACITY);
+        self.start_feed();
         let subscription = Subscription {
             log: self.log.clone(),
+            feed: self.feed.clone(),
             filter,
+            typed: !request.omit_typed_body,
             cursor: after + 1,
             reported: after,
             sender,
@@ -268,10 +518,13 @@ enum Stop {
     Failed(Status),
 }
 
-/// One subscriber: a catch-up reader at its own cursor.
+/// One subscriber: a catch-up reader at its own cursor, taking from the live feed when it can.
 struct Subscription {
     log: Log,
+    feed: Arc<LiveFeed>,
     filter: EventFilter,
+    /// Whether envelopes carry the typed event (false: `omit_typed_body`).
+    typed: bool,
     /// The next position to examine.
     cursor: u64,
     /// The highest position the client has been told about (event, checkpoint or caught-up).
@@ -289,45 +542,37 @@ impl Subscription {
     }
 
     async fn serve(&mut self) -> Result<(), Stop> {
-        let mut head_watch = self.log.watch_head();
+        // The feed publishes how far it has examined the log; it is never past the durable head.
+        let mut published = self.feed.published.clone();
+        let mut head = self.log.head();
         let mut caught_up = false;
         loop {
-            let mut head = *head_watch.borrow_and_update();
+            head = head.max(*published.borrow_and_update());
             while self.cursor <= head {
                 if *self.shutdown.borrow() {
                     return Err(Stop::Quiet);
                 }
-                let (log, filter, cursor) = (self.log.clone(), self.filter.clone(), self.cursor);
-                let page = blocking(move || {
-                    // An unfiltered page examines exactly SUBSCRIPTION_PAGE_EVENTS records (the
-                    // log's own filtered pages may scan far more before returning), so the
-                    // checkpoint cadence and the work per page stay bounded.
-                    let page = log
-                        .read_all(
-                            cursor,
-                            Direction::Forwards,
-                            SUBSCRIPTION_PAGE_EVENTS,
-                            &EventFilter::default(),
-                        )
-                        .map_err(status::from_log_error)?;
-                    let events: Vec<_> = page
-                        .events
-                        .iter()
-                        .filter(|event| filter.matches(event.envelope()))
-                        .map(convert::envelope_to_pb)
-                        .collect();
-                    Ok((events, page.next_position, page.head))
-                })
-                .await
-                .map_err(Stop::Failed)?;
-                let (events, next_position, page_head) = page;
-                for event in events {
-                    let position = event.position;
-                    self.send(pb::subscribe_response::Message::Event(event)).await?;
-                    self.reported = position;
+                if let Some(batch) = self.feed.take(self.cursor, SUBSCRIPTION_PAGE_EVENTS) {
+                    // Inside the ring: the shared envelopes, converted once by the feed.
+                    for event in &batch {
+                        if !self.filter.matches(&event.key) {
+                            continue;
+                        }
+                        let envelope = if self.typed {
+                            event.message.clone()
+                        } else {
+                            convert::envelope_without_typed(&event.message)
+                        };
+                        let position = envelope.position;
+                        self.send(pb::subscribe_response::Message::Event(envelope))
+                            .await?;
+                        self.reported = position;
+                    }
+                    self.cursor = batch[batch.len() - 1].key.position + 1;
+                } else {
+                    let page_head = self.read_page().await?;
+                    head = head.max(page_head);
                 }
-                self.cursor = next_position;
-                head = head.max(page_head);
                 // Examined without a matching event since the client last heard from us.
                 if self.cursor - 1 - self.reported >= CHECKPOINT_INTERVAL {
                     self.checkpoint().await?;
@@ -344,17 +589,58 @@ impl Subscription {
             } else if self.cursor - 1 > self.reported {
                 self.checkpoint().await?;
             }
-            // Idle at the head: wait for it to move, the client to leave, or shutdown.
-            tokio::select! {
-                changed = head_watch.changed() => {
-                    if changed.is_err() {
-                        return Err(Stop::Failed(status::shutting_down()));
-                    }
-                }
+            // Idle at the head: wait for the feed to move, the client to leave, or shutdown.
+            let feed_ended = tokio::select! {
+                changed = published.changed() => changed.is_err(),
                 _ = self.sender.closed() => return Err(Stop::Quiet),
                 _ = self.shutdown.wait_for(|stopping| *stopping) => return Err(Stop::Quiet),
+            };
+            if feed_ended {
+                // The feed ends only at shutdown (or when the log closes).
+                if *self.shutdown.borrow() {
+                    return Err(Stop::Quiet);
+                }
+                return Err(Stop::Failed(status::shutting_down()));
             }
         }
+    }
+
+    /// Reads and sends one page from the log at the cursor (outside the live feed's ring).
+    /// Returns the log's head when the page was read.
+    async fn read_page(&mut self) -> Result<u64, Stop> {
+        let (log, filter, cursor, typed) = (self.log.clone(), self.filter.clone(), self.cursor, self.typed);
+        let page = blocking(move || {
+            // An unfiltered page examines exactly SUBSCRIPTION_PAGE_EVENTS records (the log's own
+            // filtered pages may scan far more before returning), so the checkpoint cadence and
+            // the work per page stay bounded.
+            let page = log
+                .read_all(
+                    cursor,
+                    Direction::Forwards,
+                    SUBSCRIPTION_PAGE_EVENTS,
+                    &EventFilter::default(),
+                )
+                .map_err(status::from_log_error)?;
+            let examined = page.events.len() as u64;
+            let events: Vec<_> = page
+                .events
+                .into_iter()
+                .filter(|event| filter.matches(event.envelope()))
+                .map(|event| convert::envelope_into_pb(event, typed))
+                .collect();
+            Ok((events, examined, page.next_position, page.head))
+        })
+        .await
+        .map_err(Stop::Failed)?;
+        let (events, examined, next_position, page_head) = page;
+        self.feed.read_from_log.fetch_add(examined, Ordering::Relaxed);
+        for event in events {
+            let position = event.position;
+            self.send(pb::subscribe_response::Message::Event(event)).await?;
+            self.reported = position;
+        }
+        self.cursor = next_position;
+        Ok(page_head)
     }
 
     async fn checkpoint(&mut self) -> Result<(), Stop> {

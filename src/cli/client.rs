@@ -324,6 +324,7 @@ pub async fn tail(
                     .subscribe(pb::SubscribeRequest {
                         start: Some(start),
                         filter: Some(filter),
+                        omit_typed_body: false,
                     })
                     .await
                     .map_err(describe)?

@@ -51,6 +51,9 @@ pub struct LoadConfig {
     pub w6_successes: usize,
     /// Idle subscribers held open during all workloads (memory check).
     pub idle_subscribers: usize,
+    /// Live subscribers: subscribe at the head before W1 and read every event until the end
+    /// (each checked to have received every event appended meanwhile).
+    pub live_subscribers: usize,
     /// Server process id, to report its peak RSS (Linux).
     pub server_pid: Option<u32>,
 }
@@ -325,7 +328,7 @@ async fn batches(
     ))
 }
 
-async fn replay(channel: Channel) -> anyhow::Result<(LoadResult, u64)> {
+async fn replay(channel: Channel, omit_typed_body: bool) -> anyhow::Result<(LoadResult, u64)> {
     let mut store = EventStoreServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let started = Instant::now();
     let mut position = 1;
@@ -337,6 +340,7 @@ async fn replay(channel: Channel) -> anyhow::Result<(LoadResult, u64)> {
                 direction: pb::Direction::Forwards as i32,
                 limit: 4_096,
                 filter: None,
+                omit_typed_body,
             })
             .await?
             .into_inner();
@@ -348,7 +352,11 @@ async fn replay(channel: Channel) -> anyhow::Result<(LoadResult, u64)> {
     };
     Ok((
         result(
-            "W4 replay through ReadAll",
+            if omit_typed_body {
+                "W4 replay through ReadAll, raw"
+            } else {
+                "W4 replay through ReadAll"
+            },
             events,
             started.elapsed().as_secs_f64(),
             Vec::new(),
@@ -367,6 +375,7 @@ async fn delivery_latency(target: &str, world: &Arc<World>, events: usize) -> an
                 event_types: vec!["PartyCorrected".into()],
                 ..Default::default()
             }),
+            omit_typed_body: false,
         })
         .await?
         .into_inner();
@@ -534,6 +543,7 @@ async fn race(
             from_version: Some(initial + 1),
             direction: pb::Direction::Forwards as i32,
             limit: 100_000,
+            omit_typed_body: false,
         })
         .await?
         .into_inner();
@@ -569,6 +579,95 @@ pub fn peak_rss_of(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Subscribers that read every event from the head on, each on its own connection.
+struct LiveSubscribers {
+    start: u64,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<u64>>>,
+    stop: tokio::sync::watch::Sender<u64>,
+}
+
+/// What the live subscribers received.
+struct LiveReceived {
+    expected: u64,
+    all_complete: bool,
+}
+
+async fn live_subscribers(target: &str, count: usize) -> anyhow::Result<LiveSubscribers> {
+    let (stop, stopped) = tokio::sync::watch::channel(0u64);
+    let mut tasks = Vec::new();
+    let mut start = 0;
+    for _ in 0..count {
+        let mut store = EventStoreServiceClient::new(connect(target).await?);
+        let mut stream = store
+            .subscribe(pb::SubscribeRequest {
+                start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
+                filter: None,
+                omit_typed_body: false,
+            })
+            .await?
+            .into_inner();
+        // Live once CaughtUp arrives; the position it reports is where this one starts.
+        loop {
+            match stream.message().await?.and_then(|message| message.message) {
+                Some(pb::subscribe_response::Message::CaughtUp(caught_up)) => {
+                    start = start.max(caught_up.position);
+                    break;
+                }
+                Some(_) => {}
+                None => anyhow::bail!("a live subscription ended before CaughtUp"),
+            }
+        }
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0u64;
+            loop {
+                let until = *stopped.borrow();
+                if until > 0 && last >= until {
+                    return Ok(last);
+                }
+                tokio::select! {
+                    message = stream.message() => match message?.and_then(|message| message.message) {
+                        Some(pb::subscribe_response::Message::Event(event)) => last = event.position,
+                        Some(_) => {}
+                        None => return Ok(last),
+                    },
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+    }
+    Ok(LiveSubscribers { start, tasks, stop })
+}
+
+impl LiveSubscribers {
+    /// Waits until every live subscriber has received the head's event; true when all did
+    /// (events arrive in order, so the last position received says everything before it came).
+    async fn finish(self, channel: &Channel) -> anyhow::Result<LiveReceived> {
+        let mut store = EventStoreServiceClient::new(channel.clone());
+        let head = store
+            .read_all(pb::ReadAllRequest {
+                from_position: Some(1),
+                direction: pb::Direction::Forwards as i32,
+                limit: 1,
+                filter: None,
+                omit_typed_body: true,
+            })
+            .await?
+            .into_inner()
+            .head;
+        let _ = self.stop.send(head.max(1));
+        let mut all_complete = true;
+        for task in self.tasks {
+            let last = tokio::time::timeout(WORKLOAD_TIME_LIMIT, task).await???;
+            all_complete &= last >= head;
+        }
+        Ok(LiveReceived {
+            expected: head.saturating_sub(self.start),
+            all_complete,
+        })
+    }
+}
+
 /// Runs W1..W6 against `config.target`.
 pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
     let channel = connect(&config.target).await?;
@@ -583,11 +682,13 @@ pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
                 .subscribe(pb::SubscribeRequest {
                     start: Some(pb::subscribe_request::Start::FromEnd(pb::SubscribeFromEnd {})),
                     filter: None,
+                    omit_typed_body: false,
                 })
                 .await?
                 .into_inner(),
         );
     }
+    let live = live_subscribers(&config.target, config.live_subscribers).await?;
     let world = Arc::new(set_up(channel.clone()).await?);
     let mut workloads = vec![
         singles(
@@ -608,9 +709,18 @@ pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
         .await?,
         batches(&config.target, &world, 4, config.w3_batches).await?,
     ];
-    let (replayed, head) = replay(channel.clone()).await?;
+    let (replayed, head) = replay(channel.clone(), false).await?;
     workloads.push(replayed);
-    workloads.push(delivery_latency(&config.target, &world, config.w5_events).await?);
+    workloads.push(replay(channel.clone(), true).await?.0);
+    let mut w5 = delivery_latency(&config.target, &world, config.w5_events).await?;
+    let received = live.finish(&channel).await?;
+    if config.live_subscribers > 0 {
+        w5.note.push_str(&format!(
+            "; {} live subscribers each received all {} events since they started: {}",
+            config.live_subscribers, received.expected, received.all_complete
+        ));
+    }
+    workloads.push(w5);
     workloads.push(race(&config.target, &world, 8, config.w6_successes).await?);
     drop(idle);
     Ok(LoadReport {

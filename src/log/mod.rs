@@ -155,7 +155,8 @@ impl LogConfig {
 /// Opens sled, waiting up to OPEN_LOCK_WAIT for its file lock when it is held: a handle of this
 /// process that was just dropped may still be finishing background IO. Another process holding
 /// the directory (a running server) still fails, after the wait.
-fn open_sled(path: &Path, cache_capacity_bytes: u64) -> LogResult<sled::Db> {
+/// `flush_every_ms`: sled's own flush timer (None: only explicit flushes).
+fn open_sled(path: &Path, cache_capacity_bytes: u64, flush_every_ms: Option<u64>) -> LogResult<sled::Db> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()
@@ -163,8 +164,7 @@ fn open_sled(path: &Path, cache_capacity_bytes: u64) -> LogResult<sled::Db> {
             .cache_capacity(cache_capacity_bytes)
             .segment_size(SLED_SEGMENT_SIZE_BYTES)
             .mode(sled::Mode::HighThroughput)
-            // The checkpointer owns flushing: sled's own timer would take sled's lock every 500 ms.
-            .flush_every_ms(None)
+            .flush_every_ms(flush_every_ms)
             .open();
         match opened {
             Err(sled::Error::Io(error))
@@ -220,7 +220,8 @@ impl Log {
     /// checks the head and the last records, and starts the writer.
     pub fn open(config: LogConfig) -> LogResult<Log> {
         std::fs::create_dir_all(&config.path)?;
-        let db = open_sled(&config.path, config.cache_capacity_bytes)?;
+        // The checkpointer owns flushing: sled's own timer would take sled's lock every 500 ms.
+        let db = open_sled(&config.path, config.cache_capacity_bytes, None)?;
         // sled may just have created its files: make their directory entries durable.
         File::open(&config.path)?.sync_all()?;
         let tree = db.open_tree("log")?;
@@ -515,6 +516,7 @@ impl Log {
         let db = open_sled(
             &self.inner.path.join(READ_MODELS_DIR),
             READ_MODEL_CACHE_CAPACITY_BYTES,
+            Some(READ_MODEL_FLUSH_EVERY_MS),
         )?;
         *read_models = Some(db.clone());
         Ok(db)
