@@ -246,6 +246,10 @@ impl Ledger {
             let decided = decided.pop().expect("one decision");
             let expected = [(decided.version, decided.event_count)];
             let Some(request) = decided.request else {
+                // Nothing to append: the state is unchanged; back into the cache.
+                for (stream_id, state) in states {
+                    self.inner.states.put(stream_id, state);
+                }
                 return Ok(decided
                     .replayed
                     .unwrap_or_else(|| CommandOutcome::unchanged(decided.stream_id, decided.version)));
@@ -466,17 +470,24 @@ impl Ledger {
                     });
                 }
             }
-            let state = match local.iter().position(|(id, _)| *id == stream_id) {
-                Some(index) => local.swap_remove(index).1,
+            let (state, loaded) = match local.iter().position(|(id, _)| *id == stream_id) {
+                Some(index) => (local.swap_remove(index).1, false),
                 None => {
-                    self.inner
-                        .states
-                        .load(log, &stream_id, AggregateState::empty_for(&envelope.command))?
+                    let empty = AggregateState::empty_for(&envelope.command);
+                    (self.inner.states.load(log, &stream_id, empty)?, true)
+                }
+            };
+            // A state loaded for this command was taken out of the cache: a command that ends
+            // here puts it back unchanged, so the next one does not fold the stream again.
+            let give_back = |state: AggregateState| {
+                if loaded {
+                    self.inner.states.put(stream_id.clone(), state);
                 }
             };
             let version = state.version();
             if let Some(expected) = envelope.expected_version {
                 if expected != version {
+                    give_back(state);
                     return Err(LedgerError::WrongExpectedVersion {
                         stream_id,
                         expected,
@@ -484,7 +495,13 @@ impl Ledger {
                     });
                 }
             }
-            let events = decide_command(&state, &envelope.command).map_err(LedgerError::Rejected)?;
+            let events = match decide_command(&state, &envelope.command) {
+                Ok(events) => events,
+                Err(rejection) => {
+                    give_back(state);
+                    return Err(LedgerError::Rejected(rejection));
+                }
+            };
             let request = (!events.is_empty()).then(|| {
                 let drafts = events
                     .iter()
