@@ -558,3 +558,38 @@ fn position_at_time_finds_the_last_position_recorded_by_then() {
     assert_eq!(at(300), 6);
     assert_eq!(at(10_000), 7);
 }
+
+#[test]
+fn a_transaction_of_consecutive_requests_to_one_stream_writes_one_stream_run() {
+    let (_dir, log) = temp_log();
+    let requests = (0..5)
+        .map(|_| request("meeting-run", ExpectedVersion::Any, 2))
+        .collect();
+    let results = log.append_transaction_blocking(requests).unwrap();
+    assert_eq!(results.len(), 5, "one result per request");
+    assert_eq!(results[4].first_version(), 9);
+    let prefix = dipledger::log::keys::stream_index_prefix("meeting-run");
+    assert_eq!(
+        log.raw_tree().scan_prefix(&prefix).count(),
+        1,
+        "one sled key for the whole batch"
+    );
+    let events = log
+        .read_stream("meeting-run", 1, Direction::Forwards, usize::MAX)
+        .unwrap();
+    let versions: Vec<u64> = events
+        .iter()
+        .map(|event| event.envelope().stream_version)
+        .collect();
+    assert_eq!(versions, (1..=10).collect::<Vec<u64>>());
+    // Another stream in between starts a new run.
+    let mixed = vec![
+        request("meeting-run", ExpectedVersion::Any, 1),
+        request("meeting-other", ExpectedVersion::Any, 1),
+        request("meeting-run", ExpectedVersion::Any, 1),
+    ];
+    log.append_transaction_blocking(mixed).unwrap();
+    assert_eq!(log.raw_tree().scan_prefix(&prefix).count(), 3);
+    assert_eq!(log.stream_version("meeting-run").unwrap(), 12);
+    log.verify(&mut |_, _| {}).unwrap();
+}

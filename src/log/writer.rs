@@ -131,6 +131,10 @@ struct Staged {
     records: Vec<Vec<u8>>,
     /// Stream index and command entries.
     entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The last stream run this op wrote: its stream, its index in `entries`, the run. A next
+    /// request of the op continuing it (same stream, next position and version) extends it
+    /// instead of adding a sled key: a batch of commands to one entity is one run.
+    last_run: Option<(String, usize, StreamRun)>,
 }
 
 impl Staged {
@@ -141,6 +145,7 @@ impl Staged {
             stream_heads: HashMap::new(),
             commands: HashMap::new(),
             requests: Vec::new(),
+            last_run: None,
             records: Vec::new(),
             entries: Vec::new(),
         }
@@ -374,15 +379,28 @@ impl Writer {
                 op.next_position += 1;
                 event_ids.push(event_id);
             }
-            let run = StreamRun {
-                first_version: current + 1,
-                first_position,
-                count: count as u32,
-            };
-            op.entries.push((
-                keys::stream_index_key(&stream_id, current + 1),
-                run.encode_value().to_vec(),
-            ));
+            match &mut op.last_run {
+                Some((stream, index, run))
+                    if *stream == stream_id
+                        && run.first_position + u64::from(run.count) == first_position
+                        && run.last_version() + 1 == current + 1 =>
+                {
+                    run.count += count as u32;
+                    op.entries[*index].1 = run.encode_value().to_vec();
+                }
+                _ => {
+                    let run = StreamRun {
+                        first_version: current + 1,
+                        first_position,
+                        count: count as u32,
+                    };
+                    op.entries.push((
+                        keys::stream_index_key(&stream_id, current + 1),
+                        run.encode_value().to_vec(),
+                    ));
+                    op.last_run = Some((stream_id.clone(), op.entries.len() - 1, run));
+                }
+            }
             let command_record = CommandRecord {
                 first_position,
                 count: count as u32,
