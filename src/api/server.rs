@@ -118,6 +118,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Server tunables.
     pub options: ServerOptions,
+    /// How often the log's checkpointer flushes sled (see `LogConfig::checkpoint_interval`).
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +128,7 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             options: ServerOptions::default(),
+            checkpoint_interval: crate::log::limits::CHECKPOINT_INTERVAL,
         }
     }
 }
@@ -146,7 +149,8 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     check_loopback(config.listen)?;
     let data_dir = config.data_dir.clone();
-    let log = tokio::task::spawn_blocking(move || Log::open(LogConfig::new(&data_dir)))
+    let log_config = LogConfig::new(&data_dir).checkpoint_interval(config.checkpoint_interval);
+    let log = tokio::task::spawn_blocking(move || Log::open(log_config))
         .await?
         .map_err(|source| ServerError::OpenLog {
             dir: config.data_dir.clone(),
