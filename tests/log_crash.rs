@@ -2,24 +2,15 @@
 //! from several threads and is killed with SIGKILL at random moments, 24 times on the same data
 //! directory. After each kill the log is reopened and checked.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use common::XorShift;
 use dipledger::log::{Direction, EventFilter, Hash, Log, LogConfig};
 use uuid::Uuid;
-
-/// xorshift64*: a fixed-seed generator, so a failing run can be reproduced.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-}
 
 const KILLS: usize = 24;
 

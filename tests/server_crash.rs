@@ -5,11 +5,14 @@
 //! is recorded twice, and `verify` passes. Between kills nothing is checkpointed on purpose:
 //! the kills land before, during and after checkpoints alike, so recovery replays the journal.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use common::XorShift;
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
 use dipledger::log::{Direction, EventFilter, Log, LogConfig};
@@ -17,18 +20,6 @@ use uuid::Uuid;
 
 const KILLS: usize = 30;
 const CLIENTS: usize = 16;
-
-/// xorshift64*: a fixed-seed generator, so a failing run can be reproduced.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-}
 
 /// Starts `dipledger serve` on a free loopback port; returns the child and its URI.
 fn start_server(dir: &std::path::Path) -> (Child, String) {

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::codec::{encode_record, GENESIS_CHAIN_HASH};
 use super::envelope::{Direction, Envelope, EventFilter, Hash};
 use super::error::{LogError, LogResult};
-use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
+use super::keys::{self, HeadMeta, StreamRun};
 use super::limits::MAX_READ_PAGE_EVENTS;
 use super::{Log, LogConfig};
 use crate::domain::time::{OccurredAt, Precision, Timestamp};
@@ -357,18 +357,11 @@ fn finish_command(done: PendingCommand, entries: &mut Vec<(Vec<u8>, Vec<u8>)>) {
         first_position: done.first_position,
         count: done.count,
     };
-    entries.push((
-        keys::stream_index_key(&done.stream_id, done.first_version),
-        run.encode_value().to_vec(),
-    ));
-    let command = CommandRecord {
-        first_position: done.first_position,
-        count: done.count,
-        fingerprint: done.fingerprint,
-    };
-    entries.push((
-        keys::command_key(done.command_id).to_vec(),
-        keys::encode_checked(&command),
+    entries.extend(keys::request_entries(
+        &done.stream_id,
+        run,
+        done.command_id,
+        done.fingerprint,
     ));
 }
 

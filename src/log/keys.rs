@@ -131,6 +131,28 @@ pub fn command_key(command_id: Uuid) -> [u8; 17] {
     key
 }
 
+/// The two sled entries of one append request written whole: its stream run and its command
+/// record. Restore and journal replay write requests through this.
+pub fn request_entries(
+    stream_id: &str,
+    run: StreamRun,
+    command_id: Uuid,
+    fingerprint: Hash,
+) -> [(Vec<u8>, Vec<u8>); 2] {
+    let command = CommandRecord {
+        first_position: run.first_position,
+        count: run.count,
+        fingerprint,
+    };
+    [
+        (
+            stream_index_key(stream_id, run.first_version),
+            run.encode_value().to_vec(),
+        ),
+        (command_key(command_id).to_vec(), encode_checked(&command)),
+    ]
+}
+
 /// Decodes a big-endian u64 value (positions, versions).
 pub fn decode_u64(bytes: &[u8], position: u64, what: &str) -> LogResult<u64> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| LogError::DataLoss {

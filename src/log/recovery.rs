@@ -324,18 +324,11 @@ pub(crate) fn replay_frame(
             first_position: request.first_position,
             count: request.count,
         };
-        entries.push((
-            keys::stream_index_key(stream_id, *first_version),
-            run.encode_value().to_vec(),
-        ));
-        let command = CommandRecord {
-            first_position: request.first_position,
-            count: request.count,
-            fingerprint: request.fingerprint,
-        };
-        entries.push((
-            keys::command_key(request.command_id).to_vec(),
-            keys::encode_checked(&command),
+        entries.extend(keys::request_entries(
+            stream_id,
+            run,
+            request.command_id,
+            request.fingerprint,
         ));
     }
     let new_head = HeadMeta {

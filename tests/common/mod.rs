@@ -52,3 +52,15 @@ pub fn reopen(dir: &tempfile::TempDir) -> Log {
     )
     .expect("reopen log")
 }
+
+/// xorshift64*: a fixed-seed generator, so a failing run can be reproduced.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+}
