@@ -34,6 +34,24 @@ fn tags(tags: &[&str]) -> Option<pb::EventFilter> {
     })
 }
 
+/// Appends `count` events of a type the domain does not know (`CrashTest`, the payload of a
+/// PartyRegistered) to stream `other-1`, with tags `tag` instead of the party's own when given.
+async fn append_unknown(log: &Log, count: usize, tag: Option<&str>) {
+    let mut unknown = draft_of(&party_registered("LBY"));
+    unknown.event_type = "CrashTest".into();
+    if let Some(tag) = tag {
+        unknown.tags = vec![tag.into()];
+    }
+    let request = AppendRequest::new(
+        Uuid::now_v7(),
+        "other-1",
+        ExpectedVersion::Any,
+        "bob",
+        vec![unknown; count],
+    );
+    log.append(request).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_stream_and_read_all_return_every_envelope_field_and_the_typed_event() {
     let harness = Harness::start().await;
@@ -54,20 +72,7 @@ async fn read_stream_and_read_all_return_every_envelope_field_and_the_typed_even
         .await
         .unwrap();
     // Three events the domain does not know: stored and served, without a typed event.
-    let mut unknown = draft_of(&event);
-    unknown.event_type = "CrashTest".into();
-    unknown.tags = vec!["test:other".into()];
-    harness
-        .log
-        .append(AppendRequest::new(
-            Uuid::now_v7(),
-            "other-1",
-            ExpectedVersion::Any,
-            "bob",
-            vec![unknown; 3],
-        ))
-        .await
-        .unwrap();
+    append_unknown(&harness.log, 3, Some("test:other")).await;
 
     let mut client = harness.event_store().await;
     let response = client
@@ -562,19 +567,7 @@ async fn shutdown_with_open_subscriptions_completes_and_ends_their_streams() {
 async fn omit_typed_body_returns_every_raw_field_without_the_typed_event() {
     let harness = Harness::start().await;
     append_many(&harness.log, "party-LBY", 3, "party:LBY").await;
-    let mut unknown = draft_of(&party_registered("LBY"));
-    unknown.event_type = "CrashTest".into();
-    harness
-        .log
-        .append(AppendRequest::new(
-            Uuid::now_v7(),
-            "other-1",
-            ExpectedVersion::Any,
-            "bob",
-            vec![unknown],
-        ))
-        .await
-        .unwrap();
+    append_unknown(&harness.log, 1, None).await;
     let mut client = harness.event_store().await;
     let without_typed = |envelopes: &[pb::EventEnvelope]| -> Vec<pb::EventEnvelope> {
         envelopes

@@ -593,3 +593,24 @@ fn a_transaction_of_consecutive_requests_to_one_stream_writes_one_stream_run() {
     assert_eq!(log.stream_version("meeting-run").unwrap(), 12);
     log.verify(&mut |_, _| {}).unwrap();
 }
+
+#[test]
+fn a_transaction_larger_than_a_journal_frame_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = MIN_JOURNAL_SEGMENT_BYTES; // frames hold at most a segment less its header
+    let log = Log::open(LogConfig::new(dir.path()).journal_segments(segment, 4)).unwrap();
+    let events = |count: usize| (0..count as u64).map(|seed| draft(seed, 60 * 1024)).collect();
+    let fits = AppendRequest::new(Uuid::now_v7(), "big-1", ExpectedVersion::Any, "tester", events(3));
+    assert!(fits.frame_bytes_bound() < segment as usize);
+    log.append_blocking(fits).unwrap();
+    let over = AppendRequest::new(Uuid::now_v7(), "big-1", ExpectedVersion::Any, "tester", events(5));
+    assert!(over.frame_bytes_bound() > segment as usize);
+    match log.append_blocking(over) {
+        Err(LogError::TooLarge { what, actual, limit }) => {
+            assert_eq!(what, "journal frame bytes of one transaction");
+            assert!(actual > limit);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(log.head(), 3, "nothing of the refused transaction was written");
+}

@@ -1,4 +1,4 @@
-//! Crash safety (DESIGN.md section 3, invariants 1-6): the real `dipledger` process appends
+//! Crash safety (docs/ARCHITECTURE.md, log invariants 1-6): the real `dipledger` process appends
 //! from several threads and is killed with SIGKILL at random moments, 24 times on the same data
 //! directory. After each kill the log is reopened and checked.
 

@@ -5,7 +5,7 @@
 //! durably), and answers with the entity id, stream version, positions, event ids and
 //! `recorded_at`. Errors map to statuses in `status::from_ledger_error`.
 //!
-//! There is no authentication yet (DESIGN.md section 9): every command is recorded by
+//! There is no authentication yet (docs/api.md, "Development mode"): every command is recorded by
 //! [`DEVELOPMENT_PRINCIPAL`].
 
 use tonic::{Request, Response, Status};

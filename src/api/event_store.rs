@@ -1,4 +1,4 @@
-//! `EventStoreService`: ReadStream, ReadAll and Subscribe over the [`Log`] (DESIGN.md section 5).
+//! `EventStoreService`: ReadStream, ReadAll and Subscribe over the [`Log`] (docs/api.md).
 //!
 //! Every sled read runs on tokio's blocking pool (`spawn_blocking`), never on a runtime worker.
 //!
@@ -163,8 +163,7 @@ struct FeedEvent {
 
 impl FeedEvent {
     fn new(record: RecordedEvent) -> FeedEvent {
-        let mut key = record.envelope().clone();
-        key.payload = Vec::new();
+        let key = record.envelope().without_payload();
         let message = convert::envelope_into_pb(record, true);
         FeedEvent {
             bytes: message.encoded_len(),

@@ -5,7 +5,7 @@
 //! - [`pb`]: the generated messages, clients and servers (from `proto/dipledger/v1/*.proto`).
 //! - [`convert`]: every conversion between proto messages and domain/log values (envelopes,
 //!   domain events, command requests with validation into field violations).
-//! - [`status`]: every mapping of an error to a `tonic::Status` (DESIGN.md section 7).
+//! - [`status`]: every mapping of an error to a `tonic::Status` (the table in docs/api.md).
 //! - [`commands`]: `CommandService` (one RPC per domain command, SubmitBatch) over the ledger.
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].

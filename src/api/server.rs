@@ -14,7 +14,7 @@
 //! reading) are dropped. The log closes when its last handle is dropped, after the writer has
 //! finished every queued append.
 //!
-//! Security: there is no authentication yet (DESIGN.md section 9), so the server only listens on
+//! Security: there is no authentication yet (docs/api.md, "Development mode"), so the server only listens on
 //! loopback addresses and says so loudly at startup.
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Every mapping of an error to a `tonic::Status`, in one place (DESIGN.md section 7).
+//! Every mapping of an error to a `tonic::Status`, in one place (the table in docs/api.md).
 //!
 //! | cause | code | details |
 //! |---|---|---|

@@ -331,8 +331,8 @@ impl AppendResult {
     }
 }
 
-/// The stored envelope of one event: every field of DESIGN.md section 3 except the hashes,
-/// which are computed over its encoding. Its bincode encoding is the record's canonical bytes.
+/// The stored envelope of one event: every field of the log's envelope (docs/storage.md) except
+/// the hashes, which are computed over its encoding. Its bincode encoding is the record's canonical bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Global position, dense from 1.
@@ -364,6 +364,29 @@ pub struct Envelope {
     /// The encoded domain event.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+}
+
+impl Envelope {
+    /// A copy of every field but the payload (left empty), for what only filters on envelopes:
+    /// the payload, most of an event's bytes, is not copied.
+    pub fn without_payload(&self) -> Envelope {
+        Envelope {
+            position: self.position,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            command_id: self.command_id,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            recorded_by: self.recorded_by.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            tags: self.tags.clone(),
+            payload: Vec::new(),
+        }
+    }
 }
 
 /// An event read back from the log: its envelope and the hashes stored with it.

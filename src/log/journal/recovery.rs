@@ -68,6 +68,8 @@ struct Scanned {
     first_sequence: u64,
     frames: Vec<ReplayFrame>,
     end: usize,
+    /// The segment's size in bytes.
+    size: usize,
     stop: Stop,
 }
 
@@ -109,6 +111,7 @@ fn scan_segment(id: u64, first_sequence: u64, bytes: &[u8]) -> LogResult<Scanned
         first_sequence,
         frames,
         end: at,
+        size: bytes.len(),
         stop,
     })
 }
@@ -174,8 +177,7 @@ pub(crate) fn recover(store: &dyn SegmentStore, sled_head: u64, sled_chain: &Has
                     segment.id, segment.end
                 )));
             }
-            let bytes = store.read(segment.id)?;
-            let zeros = vec![0u8; bytes.len() - segment.end];
+            let zeros = vec![0u8; segment.size - segment.end];
             let mut file = store.open(segment.id)?;
             file.write_at(segment.end as u64, &zeros)?;
             file.sync_data()?;
