@@ -599,16 +599,7 @@ impl SortKey for dipledger::projections::MeetingRow {
 fn snapshot(projections: &Projections) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     ProjectionName::ALL
         .iter()
-        .map(|name| {
-            projections
-                .tree(*name)
-                .iter()
-                .map(|entry| {
-                    let (key, value) = entry.expect("entry");
-                    (key.to_vec(), value.to_vec())
-                })
-                .collect()
-        })
+        .map(|name| projections.dump(*name))
         .collect()
 }
 

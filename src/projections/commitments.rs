@@ -1,20 +1,19 @@
 //! Commitments register: one multi-version row per commitment, indexed by party, status,
 //! topic and due date; per-party compliance scores maintained incrementally.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
-use super::store::{add_index_entries, row_at, row_base, scan_index, Txn};
+use super::store::{item_id, item_uuid, state_at, Current, Entry, Interner, Tally};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
 use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
+use crate::log::Log;
 
-const KIND: u8 = b'c';
-const KIND_COMPLIANCE: u8 = b'k';
 const IDX_ALL: u8 = b'a';
 const IDX_PARTY: u8 = b'p';
 const IDX_STATUS: u8 = b's';
@@ -155,13 +154,21 @@ fn entry_rows(entries: &[crate::domain::commitment::Entry]) -> Vec<EntryRow> {
 impl CommitmentRow {
     /// The row for a folded commitment state (None if it does not exist).
     pub fn from_state(state: &State, last_position: u64) -> Option<CommitmentRow> {
+        CommitmentRow::from_state_with(state, last_position, true)
+    }
+
+    fn from_state_with(state: &State, last_position: u64, reports: bool) -> Option<CommitmentRow> {
         Some(CommitmentRow {
             commitment_id: state.commitment_id()?,
             status: CommitmentStatusView::of(state.status()?),
             details: state.details()?.clone(),
             made_at: state.made_at(),
             reaffirmations: entry_rows(state.reaffirmations()),
-            progress_reports: entry_rows(state.progress_reports()),
+            progress_reports: if reports {
+                entry_rows(state.progress_reports())
+            } else {
+                Vec::new()
+            },
             closed_at: state.closed_at(),
             closing_text: state.closing_text().map(str::to_owned),
             superseded_by: state.superseded_by(),
@@ -181,6 +188,14 @@ impl CommitmentRow {
             stream_version: state.version(),
             last_position,
         })
+    }
+
+    /// The row without progress reports: what relation and compliance counts read (they never
+    /// look at reports), at a cost independent of how many were made.
+    pub(crate) fn outline(state: &State) -> Option<CommitmentRow> {
+        let mut row = CommitmentRow::from_state_with(state, 0, false)?;
+        row.retracted_versions = Vec::new();
+        Some(row)
     }
 
     /// Committing parties and counterparties, sorted, without duplicates.
@@ -217,7 +232,7 @@ impl CommitmentRow {
         scores
     }
 
-    fn index_entries(&self) -> Vec<(u8, String, i64)> {
+    fn index_entries(&self) -> Vec<Entry> {
         let sort = self.sort_key();
         let mut entries = vec![
             (IDX_ALL, String::new(), sort),
@@ -306,99 +321,126 @@ impl ComplianceRow {
     }
 }
 
-fn base(commitment_id: CommitmentId) -> Vec<u8> {
-    row_base(KIND, commitment_id.uuid().as_bytes())
+const ASSESSED: &str = "assessed";
+const SCORE_SUM: &str = "score_sum";
+
+/// The commitments read model.
+#[derive(Default)]
+pub(crate) struct CommitmentsModel {
+    rows: HashMap<uuid::Uuid, Current>,
+    index: super::store::Index,
+    compliance: HashMap<String, Tally>,
+    names: Interner,
 }
 
-fn compliance_base(party: &str) -> Vec<u8> {
-    row_base(KIND_COMPLIANCE, party.as_bytes())
-}
+impl CommitmentsModel {
+    /// The commitment as of position `at`.
+    pub(crate) fn get(
+        &self,
+        log: &Log,
+        commitment_id: CommitmentId,
+        at: u64,
+    ) -> ProjectionResult<Option<CommitmentRow>> {
+        let current = self.rows.get(&commitment_id.uuid());
+        Ok(match state_at(log, &commitment_id.stream_id(), current, at)? {
+            Some((state, last)) => match &*state {
+                AggregateState::Commitment(state) => CommitmentRow::from_state(state, last),
+                _ => None,
+            },
+            None => None,
+        })
+    }
 
-/// The commitment as of `at`.
-pub(crate) fn get(
-    tree: &sled::Tree,
-    commitment_id: CommitmentId,
-    at: u64,
-) -> ProjectionResult<Option<CommitmentRow>> {
-    row_at(tree, &base(commitment_id), at)
-}
+    /// One page of commitments matching `filter` as of `at`, by when they were made.
+    pub(crate) fn list(
+        &self,
+        log: &Log,
+        filter: &CommitmentFilter,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
+        let (index, value) = filter.index();
+        let from = filter.made_from.map_or(i64::MIN, Timestamp::unix_micros);
+        let to = filter.made_to.map_or(i64::MAX, Timestamp::unix_micros);
+        self.index
+            .scan(index, &value, (from, to), at, token, limit, |id, sort| {
+                let commitment_id = CommitmentId::from_uuid(item_uuid(id));
+                Ok(self
+                    .get(log, commitment_id, at)?
+                    .filter(|row| row.sort_key() == sort && filter.matches(row)))
+            })
+    }
 
-fn id_from_bytes(bytes: &[u8]) -> Option<CommitmentId> {
-    uuid::Uuid::from_slice(bytes).ok().map(CommitmentId::from_uuid)
-}
+    /// Commitments open and past their due date on `on`, as of `at`, by due date.
+    pub(crate) fn overdue(
+        &self,
+        log: &Log,
+        on: Timestamp,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
+        let to = on.unix_micros().saturating_sub(1);
+        self.index
+            .scan(IDX_DUE, "", (i64::MIN, to), at, token, limit, |id, sort| {
+                let commitment_id = CommitmentId::from_uuid(item_uuid(id));
+                Ok(self.get(log, commitment_id, at)?.filter(|row| {
+                    row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
+                }))
+            })
+    }
 
-/// One page of commitments matching `filter` as of `at`, by when they were made.
-pub(crate) fn list(
-    tree: &sled::Tree,
-    filter: &CommitmentFilter,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
-    let (index, value) = filter.index();
-    let from = filter.made_from.map_or(i64::MIN, Timestamp::unix_micros);
-    let to = filter.made_to.map_or(i64::MAX, Timestamp::unix_micros);
-    scan_index(tree, index, &value, from, to, token, limit, |id, sort| {
-        let Some(commitment_id) = id_from_bytes(id) else {
-            return Ok(None);
-        };
-        Ok(get(tree, commitment_id, at)?.filter(|row| row.sort_key() == sort && filter.matches(row)))
-    })
-}
-
-/// One page of commitments open and past their due date on `on` (valid time), as of `at`,
-/// by due date.
-pub(crate) fn overdue(
-    tree: &sled::Tree,
-    on: Timestamp,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
-    let to = on.unix_micros().saturating_sub(1);
-    scan_index(tree, IDX_DUE, "", i64::MIN, to, token, limit, |id, sort| {
-        let Some(commitment_id) = id_from_bytes(id) else {
-            return Ok(None);
-        };
-        Ok(get(tree, commitment_id, at)?.filter(|row| {
-            row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
-        }))
-    })
-}
-
-/// A party's compliance as of `at` (zero counts if never assessed).
-pub(crate) fn compliance(tree: &sled::Tree, party: &str, at: u64) -> ProjectionResult<ComplianceRow> {
-    Ok(
-        row_at(tree, &compliance_base(party), at)?.unwrap_or_else(|| ComplianceRow {
+    /// A party's compliance as of `at`.
+    pub(crate) fn compliance(&self, party: &str, at: u64) -> ComplianceRow {
+        let mut row = ComplianceRow {
             party: party.to_owned(),
             ..ComplianceRow::default()
-        }),
-    )
+        };
+        if let Some(tally) = self.compliance.get(party) {
+            let value = tally.at(at);
+            let component = |name| {
+                self.names
+                    .get(name)
+                    .and_then(|id| value.get(&id).copied())
+                    .unwrap_or(0)
+            };
+            row.assessed_commitments = component(ASSESSED);
+            row.score_sum = component(SCORE_SUM);
+        }
+        row
+    }
+
+    fn score_components(&mut self, score: Option<&i8>) -> BTreeMap<u32, i64> {
+        let mut components = BTreeMap::new();
+        if let Some(score) = score {
+            components.insert(self.names.intern(ASSESSED), 1);
+            if *score != 0 {
+                components.insert(self.names.intern(SCORE_SUM), i64::from(*score));
+            }
+        }
+        components
+    }
 }
 
-/// The commitments projection.
-pub(crate) struct CommitmentsProjection;
-
-impl Projection for CommitmentsProjection {
-    fn apply(&self, change: &Change<'_>, tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()> {
+impl Projection for CommitmentsModel {
+    fn apply(&mut self, change: &Change<'_>) {
         let (AggregateState::Commitment(before), AggregateState::Commitment(after)) =
-            (change.before, change.after)
+            (change.before, &**change.after)
         else {
-            return Ok(());
+            return;
         };
         let position = change.envelope.position;
-        let Some(new) = CommitmentRow::from_state(after, position) else {
-            return Ok(());
+        let Some(new) = CommitmentRow::outline(after) else {
+            return;
         };
-        let old = CommitmentRow::from_state(before, 0);
+        let old = CommitmentRow::outline(before);
+        let uuid = new.commitment_id.uuid();
         let old_entries = old.as_ref().map(CommitmentRow::index_entries).unwrap_or_default();
-        add_index_entries(
-            txn,
-            new.commitment_id.uuid().as_bytes(),
-            &old_entries,
-            &new.index_entries(),
-        );
-        txn.put_row(&base(new.commitment_id), position, &new);
+        self.index
+            .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
+        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        self.rows.insert(uuid, current);
         // Compliance: replace this commitment's old contribution by its new one.
         let old_scores = old.map(|row| row.latest_scores()).unwrap_or_default();
         let new_scores = new.latest_scores();
@@ -410,23 +452,35 @@ impl Projection for CommitmentsProjection {
             if old_score == new_score {
                 continue;
             }
-            let party_base = compliance_base(party);
-            let mut row: ComplianceRow =
-                txn.latest_aggregate(tree, &party_base)?
-                    .unwrap_or_else(|| ComplianceRow {
-                        party: party.clone(),
-                        ..ComplianceRow::default()
-                    });
-            if let Some(score) = old_score {
-                row.assessed_commitments -= 1;
-                row.score_sum -= i64::from(*score);
-            }
-            if let Some(score) = new_score {
-                row.assessed_commitments += 1;
-                row.score_sum += i64::from(*score);
-            }
-            txn.put_aggregate(party_base, position, &row);
+            let before = self.score_components(old_score);
+            let after = self.score_components(new_score);
+            self.compliance
+                .entry(party.clone())
+                .or_default()
+                .change(position, &before, &after);
         }
-        Ok(())
+    }
+
+    fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = self
+            .rows
+            .iter()
+            .filter_map(|(uuid, current)| {
+                let AggregateState::Commitment(state) = &*current.state else {
+                    return None;
+                };
+                let row = CommitmentRow::from_state(state, current.last_position)?;
+                let key = [&b"R"[..], uuid.as_bytes()].concat();
+                Some((key, crate::encoding::encode(&(current.first_position, row))))
+            })
+            .chain(
+                self.compliance
+                    .iter()
+                    .map(|(party, tally)| ([&b"T"[..], party.as_bytes()].concat(), tally.dump(&self.names))),
+            )
+            .collect();
+        out.sort();
+        self.index.dump(&mut out);
+        out
     }
 }

@@ -82,7 +82,11 @@ impl ReadOptions {
 /// Resolves the position a query reads at: waits (up to the options' wait) until every read
 /// model in `progress` has reached both `min_position` and the as-of position, then returns
 /// the as-of position, or for `Latest` the lowest checkpoint of those read models.
-pub(crate) fn resolve(log: &Log, progress: &[&Progress], options: &ReadOptions) -> ProjectionResult<u64> {
+pub(crate) fn resolve(
+    log: &Log,
+    progress: &[&Progress],
+    options: &ReadOptions,
+) -> ProjectionResult<Option<u64>> {
     if options.wait > MAX_WAIT {
         return Err(ProjectionError::InvalidArgument {
             field: "wait",
@@ -109,5 +113,5 @@ pub(crate) fn resolve(log: &Log, progress: &[&Progress], options: &ReadOptions) 
     for progress in progress {
         lowest = lowest.min(progress.wait_blocking(wanted, deadline)?);
     }
-    Ok(fixed.unwrap_or(if lowest == u64::MAX { 0 } else { lowest }))
+    Ok(fixed)
 }

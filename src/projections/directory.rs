@@ -2,18 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
-use super::store::{add_index_entries, row_at, row_base, scan_index, Txn};
-use crate::domain::common::SourceId;
+use super::store::{
+    decode_token, encode_hex, invalid_token, page_size, state_at, Current, MAX_SCANNED_PER_PAGE,
+};
+use crate::domain::common::{party_stream_id, SourceId};
 use crate::domain::party::PartyDetails;
 use crate::domain::source::SourceDetails;
 use crate::domain::AggregateState;
-
-const KIND_PARTY: u8 = b'p';
-const KIND_SOURCE: u8 = b's';
-const IDX_PARTIES: u8 = b'P';
-const IDX_SOURCES: u8 = b'S';
+use crate::log::Log;
 
 /// A party as the ledger says it is (the latest correction applied).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,104 +44,185 @@ pub struct SourceRow {
     pub last_position: u64,
 }
 
-fn party_base(code: &str) -> Vec<u8> {
-    row_base(KIND_PARTY, code.as_bytes())
+/// The directory read model: parties by code, sources by id.
+#[derive(Default)]
+pub(crate) struct DirectoryModel {
+    parties: BTreeMap<String, Current>,
+    sources: BTreeMap<uuid::Uuid, Current>,
 }
 
-fn source_base(source_id: SourceId) -> Vec<u8> {
-    row_base(KIND_SOURCE, source_id.uuid().as_bytes())
-}
-
-/// The party as of `at`.
-pub(crate) fn party(tree: &sled::Tree, code: &str, at: u64) -> ProjectionResult<Option<PartyRow>> {
-    row_at(tree, &party_base(code), at)
-}
-
-/// The source as of `at`.
-pub(crate) fn source(tree: &sled::Tree, source_id: SourceId, at: u64) -> ProjectionResult<Option<SourceRow>> {
-    row_at(tree, &source_base(source_id), at)
-}
-
-/// Parties registered as of `at`, by code.
-pub(crate) fn parties(
-    tree: &sled::Tree,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<PartyRow>, Option<String>)> {
-    scan_index(tree, IDX_PARTIES, "", 0, 0, token, limit, |id, _| {
-        party(tree, std::str::from_utf8(id).unwrap_or_default(), at)
+/// The row of a party state (None if it does not exist).
+fn party_row(state: &AggregateState, last_position: u64) -> Option<PartyRow> {
+    let AggregateState::Party(state) = state else {
+        return None;
+    };
+    Some(PartyRow {
+        code: state.code()?.to_owned(),
+        details: state.details()?.clone(),
+        details_version: state.details_version(),
+        stream_version: state.version(),
+        last_position,
     })
 }
 
-/// Sources registered as of `at`, by id (UUID v7: roughly by registration time).
-pub(crate) fn sources(
-    tree: &sled::Tree,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<SourceRow>, Option<String>)> {
-    scan_index(
-        tree,
-        IDX_SOURCES,
-        "",
-        0,
-        0,
-        token,
-        limit,
-        |id, _| match uuid::Uuid::from_slice(id) {
-            Ok(uuid) => source(tree, SourceId::from_uuid(uuid), at),
-            Err(_) => Ok(None),
-        },
-    )
+/// The row of a source state (None if it does not exist).
+fn source_row(state: &AggregateState, last_position: u64) -> Option<SourceRow> {
+    let AggregateState::Source(state) = state else {
+        return None;
+    };
+    Some(SourceRow {
+        source_id: state.source_id()?,
+        details: state.details()?.clone(),
+        stream_version: state.version(),
+        last_position,
+    })
 }
 
-/// The directory projection.
-pub(crate) struct DirectoryProjection;
-
-impl Projection for DirectoryProjection {
-    fn apply(&self, change: &Change<'_>, _tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()> {
-        let position = change.envelope.position;
-        let stream_version = change.envelope.stream_version;
-        match (change.before, change.after) {
-            (AggregateState::Party(before), AggregateState::Party(after)) => {
-                let (Some(code), Some(details)) = (after.code(), after.details()) else {
-                    return Ok(());
-                };
-                if !before.exists() {
-                    add_index_entries(txn, code.as_bytes(), &[], &[(IDX_PARTIES, String::new(), 0)]);
+/// One page of a directory map in key order: entries that existed at `at`, resuming after the
+/// key in `token` (a token is `kind` then the key's bytes, hex).
+fn page<K: Ord + Clone, T>(
+    map: &BTreeMap<K, Current>,
+    kind: u8,
+    key_bytes: impl Fn(&K) -> Vec<u8>,
+    key_of: impl Fn(&[u8]) -> Option<K>,
+    (token, limit): (Option<&str>, usize),
+    at: u64,
+    mut row: impl FnMut(&K, &Current) -> ProjectionResult<Option<T>>,
+) -> ProjectionResult<(Vec<T>, Option<String>)> {
+    let limit = page_size(limit)?;
+    let start = match token {
+        None => Bound::Unbounded,
+        Some(token) => {
+            let bytes = decode_token(token)?;
+            match bytes.split_first() {
+                Some((first, rest)) if *first == kind => {
+                    Bound::Excluded(key_of(rest).ok_or_else(|| invalid_token("malformed"))?)
                 }
-                let row = PartyRow {
-                    code: code.to_owned(),
-                    details: details.clone(),
-                    details_version: after.details_version(),
-                    stream_version,
-                    last_position: position,
-                };
-                txn.put_row(&party_base(code), position, &row);
+                _ => return Err(invalid_token("belongs to another query")),
             }
-            (AggregateState::Source(before), AggregateState::Source(after)) => {
-                let (Some(source_id), Some(details)) = (after.source_id(), after.details()) else {
-                    return Ok(());
+        }
+    };
+    let mut rows = Vec::new();
+    let mut scanned = 0;
+    for (key, current) in map.range((start, Bound::Unbounded)) {
+        scanned += 1;
+        if current.first_position <= at {
+            if let Some(item) = row(key, current)? {
+                rows.push(item);
+            }
+        }
+        if rows.len() == limit || scanned == MAX_SCANNED_PER_PAGE {
+            let mut bytes = vec![kind];
+            bytes.extend_from_slice(&key_bytes(key));
+            return Ok((rows, Some(encode_hex(&bytes))));
+        }
+    }
+    Ok((rows, None))
+}
+
+impl DirectoryModel {
+    /// One party as of `at`.
+    pub(crate) fn party(&self, log: &Log, code: &str, at: u64) -> ProjectionResult<Option<PartyRow>> {
+        let state = state_at(log, &party_stream_id(code), self.parties.get(code), at)?;
+        Ok(state.and_then(|(state, last)| party_row(&state, last)))
+    }
+
+    /// One source as of `at`.
+    pub(crate) fn source(
+        &self,
+        log: &Log,
+        source_id: SourceId,
+        at: u64,
+    ) -> ProjectionResult<Option<SourceRow>> {
+        let current = self.sources.get(&source_id.uuid());
+        let state = state_at(log, &source_id.stream_id(), current, at)?;
+        Ok(state.and_then(|(state, last)| source_row(&state, last)))
+    }
+
+    /// Parties by code as of `at`.
+    pub(crate) fn parties(
+        &self,
+        log: &Log,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<PartyRow>, Option<String>)> {
+        page(
+            &self.parties,
+            b'P',
+            |code: &String| code.as_bytes().to_vec(),
+            |bytes| String::from_utf8(bytes.to_vec()).ok(),
+            (token, limit),
+            at,
+            |code, current| {
+                let state = state_at(log, &party_stream_id(code), Some(current), at)?;
+                Ok(state.and_then(|(state, last)| party_row(&state, last)))
+            },
+        )
+    }
+
+    /// Sources by id as of `at`.
+    pub(crate) fn sources(
+        &self,
+        log: &Log,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<SourceRow>, Option<String>)> {
+        page(
+            &self.sources,
+            b'S',
+            |uuid: &uuid::Uuid| uuid.as_bytes().to_vec(),
+            |bytes| uuid::Uuid::from_slice(bytes).ok(),
+            (token, limit),
+            at,
+            |uuid, current| {
+                let stream = SourceId::from_uuid(*uuid).stream_id();
+                let state = state_at(log, &stream, Some(current), at)?;
+                Ok(state.and_then(|(state, last)| source_row(&state, last)))
+            },
+        )
+    }
+}
+
+impl Projection for DirectoryModel {
+    fn apply(&mut self, change: &Change<'_>) {
+        let position = change.envelope.position;
+        match &**change.after {
+            AggregateState::Party(after) => {
+                let Some(code) = after.code().filter(|_| after.details().is_some()) else {
+                    return;
                 };
-                if !before.exists() {
-                    add_index_entries(
-                        txn,
-                        source_id.uuid().as_bytes(),
-                        &[],
-                        &[(IDX_SOURCES, String::new(), 0)],
-                    );
-                }
-                let row = SourceRow {
-                    source_id,
-                    details: details.clone(),
-                    stream_version,
-                    last_position: position,
+                let current = Current::advanced(self.parties.get(code), change.after.clone(), position);
+                self.parties.insert(code.to_owned(), current);
+            }
+            AggregateState::Source(after) => {
+                let Some(source_id) = after.source_id().filter(|_| after.details().is_some()) else {
+                    return;
                 };
-                txn.put_row(&source_base(source_id), position, &row);
+                let uuid = source_id.uuid();
+                let current = Current::advanced(self.sources.get(&uuid), change.after.clone(), position);
+                self.sources.insert(uuid, current);
             }
             _ => {}
         }
-        Ok(())
+    }
+
+    fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let parties = self.parties.iter().filter_map(|(code, current)| {
+            let row = party_row(&current.state, current.last_position)?;
+            Some((
+                [&b"P"[..], code.as_bytes()].concat(),
+                crate::encoding::encode(&(current.first_position, row)),
+            ))
+        });
+        let sources = self.sources.iter().filter_map(|(uuid, current)| {
+            let row = source_row(&current.state, current.last_position)?;
+            Some((
+                [&b"S"[..], uuid.as_bytes()].concat(),
+                crate::encoding::encode(&(current.first_position, row)),
+            ))
+        });
+        parties.chain(sources).collect()
     }
 }

@@ -1,17 +1,19 @@
-//! Meetings read model: one multi-version row per meeting, indexed by party, official, topic,
+//! Meetings read model: every meeting's latest state, indexed by party, official, topic,
 //! place, country, status and (for all meetings) by when it happened.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
-use super::store::{add_index_entries, row_at, row_base, scan_index, Txn};
+use super::store::{item_id, item_uuid, state_at, Current, Entry, Index};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State};
 use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
+use crate::log::Log;
 
-const KIND: u8 = b'm';
 const IDX_ALL: u8 = b'a';
 const IDX_PARTY: u8 = b'p';
 const IDX_OFFICIAL: u8 = b'o';
@@ -135,6 +137,26 @@ impl MeetingRow {
         })
     }
 
+    /// The row without its statements and retractions: what relation and contact counts read
+    /// (they never look at statements), at a cost independent of how many were made.
+    pub(crate) fn outline(state: &State) -> Option<MeetingRow> {
+        Some(MeetingRow {
+            meeting_id: state.meeting_id()?,
+            status: MeetingStatusView::of(state.status()?),
+            proposed_by: state.proposed_by().map(str::to_owned),
+            details: state.details()?.clone(),
+            details_version: state.details_version(),
+            window: state.window(),
+            held_at: state.held_at(),
+            ended_at: state.ended_at(),
+            cancellation_reason: state.cancellation_reason().map(str::to_owned),
+            statements: Vec::new(),
+            retracted_versions: Vec::new(),
+            stream_version: state.version(),
+            last_position: 0,
+        })
+    }
+
     /// Valid time of the meeting: when it was held, else the start of its planned window.
     pub fn occurred_at(&self) -> Option<Timestamp> {
         self.held_at
@@ -145,30 +167,42 @@ impl MeetingRow {
     pub(crate) fn sort_key(&self) -> i64 {
         self.occurred_at().map_or(i64::MIN, Timestamp::unix_micros)
     }
+}
 
-    fn index_entries(&self) -> Vec<(u8, String, i64)> {
-        let sort = self.sort_key();
-        let mut entries = vec![
-            (IDX_ALL, String::new(), sort),
-            (IDX_STATUS, self.status.as_str().to_owned(), sort),
-        ];
-        for party in self.details.parties() {
-            entries.push((IDX_PARTY, party.to_owned(), sort));
-        }
-        for official in self.details.official_ids() {
-            entries.push((IDX_OFFICIAL, official.to_string(), sort));
-        }
-        for topic in &self.details.topics {
-            entries.push((IDX_TOPIC, topic.clone(), sort));
-        }
-        if let Some(location) = &self.details.location {
-            entries.push((IDX_PLACE, location.place.to_lowercase(), sort));
-            if let Some(country) = &location.country {
-                entries.push((IDX_COUNTRY, country.clone(), sort));
-            }
-        }
-        entries
+/// The index memberships of a meeting's state (none if the meeting does not exist).
+fn index_entries(state: &State) -> Vec<Entry> {
+    let (Some(_), Some(status), Some(details)) = (state.meeting_id(), state.status(), state.details()) else {
+        return Vec::new();
+    };
+    let sort = state
+        .held_at()
+        .map(|held| held.at())
+        .or(state.window().map(|window| window.start.at()))
+        .map_or(i64::MIN, Timestamp::unix_micros);
+    let mut entries = vec![
+        (IDX_ALL, String::new(), sort),
+        (
+            IDX_STATUS,
+            MeetingStatusView::of(status).as_str().to_owned(),
+            sort,
+        ),
+    ];
+    for party in details.parties() {
+        entries.push((IDX_PARTY, party.to_owned(), sort));
     }
+    for official in details.official_ids() {
+        entries.push((IDX_OFFICIAL, official.to_string(), sort));
+    }
+    for topic in &details.topics {
+        entries.push((IDX_TOPIC, topic.clone(), sort));
+    }
+    if let Some(location) = &details.location {
+        entries.push((IDX_PLACE, location.place.to_lowercase(), sort));
+        if let Some(country) = &location.country {
+            entries.push((IDX_COUNTRY, country.clone(), sort));
+        }
+    }
+    entries
 }
 
 /// Which meetings to list. Every field given must match (AND); `occurred_from..=occurred_to`
@@ -250,56 +284,90 @@ impl MeetingFilter {
     }
 }
 
-fn base(meeting_id: MeetingId) -> Vec<u8> {
-    row_base(KIND, meeting_id.uuid().as_bytes())
+/// The meetings read model.
+#[derive(Default)]
+pub(crate) struct MeetingsModel {
+    rows: HashMap<uuid::Uuid, Current>,
+    index: Index,
 }
 
-/// The meeting as of position `at`.
-pub(crate) fn get(tree: &sled::Tree, meeting_id: MeetingId, at: u64) -> ProjectionResult<Option<MeetingRow>> {
-    row_at(tree, &base(meeting_id), at)
+impl MeetingsModel {
+    /// The meeting as of position `at`.
+    pub(crate) fn get(
+        &self,
+        log: &Log,
+        meeting_id: MeetingId,
+        at: u64,
+    ) -> ProjectionResult<Option<MeetingRow>> {
+        let current = self.rows.get(&meeting_id.uuid());
+        Ok(match state_at(log, &meeting_id.stream_id(), current, at)? {
+            Some((state, last)) => match &*state {
+                AggregateState::Meeting(state) => MeetingRow::from_state(state, last),
+                _ => None,
+            },
+            None => None,
+        })
+    }
+
+    /// One page of meetings matching `filter` as of `at`, in order of valid time.
+    pub(crate) fn list(
+        &self,
+        log: &Log,
+        filter: &MeetingFilter,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<MeetingRow>, Option<String>)> {
+        let (index, value) = filter.index();
+        let from = filter.occurred_from.map_or(i64::MIN, Timestamp::unix_micros);
+        let to = filter.occurred_to.map_or(i64::MAX, Timestamp::unix_micros);
+        self.index
+            .scan(index, &value, (from, to), at, token, limit, |id, sort| {
+                let meeting_id = MeetingId::from_uuid(item_uuid(id));
+                Ok(self
+                    .get(log, meeting_id, at)?
+                    .filter(|row| row.sort_key() == sort && filter.matches(row)))
+            })
+    }
 }
 
-fn id_from_bytes(bytes: &[u8]) -> Option<MeetingId> {
-    uuid::Uuid::from_slice(bytes).ok().map(MeetingId::from_uuid)
-}
-
-/// One page of meetings matching `filter` as of `at`, in order of valid time.
-pub(crate) fn list(
-    tree: &sled::Tree,
-    filter: &MeetingFilter,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<MeetingRow>, Option<String>)> {
-    let (index, value) = filter.index();
-    let from = filter.occurred_from.map_or(i64::MIN, Timestamp::unix_micros);
-    let to = filter.occurred_to.map_or(i64::MAX, Timestamp::unix_micros);
-    scan_index(tree, index, &value, from, to, token, limit, |id, sort| {
-        let Some(meeting_id) = id_from_bytes(id) else {
-            return Ok(None);
-        };
-        Ok(get(tree, meeting_id, at)?.filter(|row| row.sort_key() == sort && filter.matches(row)))
-    })
-}
-
-/// The meetings projection.
-pub(crate) struct MeetingsProjection;
-
-impl Projection for MeetingsProjection {
-    fn apply(&self, change: &Change<'_>, _tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()> {
-        let (AggregateState::Meeting(before), AggregateState::Meeting(after)) = (change.before, change.after)
+impl Projection for MeetingsModel {
+    fn apply(&mut self, change: &Change<'_>) {
+        let (AggregateState::Meeting(before), AggregateState::Meeting(after)) =
+            (change.before, &**change.after)
         else {
-            return Ok(());
+            return;
         };
-        let Some(new) = MeetingRow::from_state(after, change.envelope.position) else {
-            return Ok(());
+        let Some(meeting_id) = after.meeting_id() else {
+            return;
         };
-        let old_entries = MeetingRow::from_state(before, 0)
-            .map(|row| row.index_entries())
-            .unwrap_or_default();
-        let id = new.meeting_id.uuid();
-        add_index_entries(txn, id.as_bytes(), &old_entries, &new.index_entries());
-        txn.put_row(&base(new.meeting_id), change.envelope.position, &new);
-        Ok(())
+        let new = index_entries(after);
+        if new.is_empty() {
+            return;
+        }
+        let position = change.envelope.position;
+        let uuid = meeting_id.uuid();
+        self.index
+            .update(item_id(0, &uuid), &index_entries(before), &new, position);
+        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        self.rows.insert(uuid, current);
+    }
+
+    fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = self
+            .rows
+            .iter()
+            .filter_map(|(uuid, current)| {
+                let AggregateState::Meeting(state) = &*current.state else {
+                    return None;
+                };
+                let row = MeetingRow::from_state(state, current.last_position)?;
+                let key = [&b"R"[..], uuid.as_bytes()].concat();
+                Some((key, crate::encoding::encode(&(current.first_position, row))))
+            })
+            .collect();
+        out.sort();
+        self.index.dump(&mut out);
+        out
     }
 }

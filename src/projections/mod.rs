@@ -1,27 +1,27 @@
 //! Read models folded from the log, with as-of queries.
 //!
-//! Bird's-eye view: one runner ([`runner`]) reads the log once from the lowest checkpoint,
+//! Bird's-eye view: one runner ([`runner`]) reads the log once from the lowest position,
 //! folds each event into the state of its entity with the domain's `evolve` (so corrections and
 //! retractions are honoured exactly as the domain defines them), and hands (state before, state
-//! after) to each read model. Each read model writes *new immutable row versions* keyed by
-//! (row, position) plus append-only index entries, and commits them with its checkpoint in one
-//! sled batch in its own tree. A query resolves the position it reads at ([`consistency`]) and
-//! reads, for every row, the newest version at or before that position (versions sort newest
-//! first, so this is one forward range step); so "latest" and "as of P" are the same code path
-//! and cost the same.
+//! after) to each read model. Every read model lives in memory: the latest state of each of its
+//! entities (shared with the runner, never copied), index memberships with the intervals of
+//! positions during which they held, and tallies changed by deltas. A query resolves the
+//! position it reads at ([`consistency`]) and answers from memory; as of an earlier position,
+//! an entity changed since is folded from its stream in the log, and indexes and tallies are
+//! read at that position ([`store`]).
 //!
 //! Files:
-//! - [`runner`]: projection trait, engine (catch-up step, reset for rebuild), progress watch.
-//! - [`store`]: key layout, multi-version rows, index scans, page tokens, limits.
+//! - [`runner`]: projection trait, model, engine (catch-up step, reset for rebuild), progress.
+//! - [`store`]: entity states as of a position, validity intervals, tallies, page tokens, limits.
 //! - [`consistency`]: `min_position`, `as_of` (position or time), wait with deadline.
 //! - [`meetings`], [`commitments`], [`relations`], [`officials`], [`directory`]: read models.
 //! - [`history`]: the audit trail of one entity, straight from the log.
 //! - [`bench`]: the benchmark the CLI runs as `dipledger bench-projections`.
 //!
-//! Invariants (tested in tests/projections_*.rs): every read model at its checkpoint equals a
-//! fresh fold of the events up to it; a rebuild writes exactly the same keys and values as
-//! incremental application; a crash (losing any suffix of batches) is repaired by re-applying
-//! from the checkpoint, and nothing is applied twice because changes and checkpoint are one batch.
+//! Invariants (tested in tests/projections_*.rs): every read model at its position, and as of
+//! any earlier position, equals a fresh fold of the events up to it; a rebuild holds exactly
+//! what incremental application holds (compared through [`Projections::dump`]). Read models are
+//! rebuilt from the log when the process starts.
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -55,7 +55,7 @@ pub use runner::ProjectionName;
 use crate::domain::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceCitation, SourceId};
 use crate::domain::time::Timestamp;
 use crate::log::Log;
-use runner::{Engine, Progress, Projection, EVENTS_PER_BATCH};
+use runner::{Engine, Model, Progress, EVENTS_PER_BATCH};
 
 /// One answer and the log position it is based on.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +127,7 @@ impl PageRequest {
 struct Shared {
     log: Log,
     engine: Mutex<Engine>,
-    trees: RwLock<Vec<sled::Tree>>,
+    model: Arc<RwLock<Model>>,
     progress: Vec<Arc<Progress>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -147,37 +147,7 @@ impl Drop for Projections {
         if let Some(follower) = self.follower.take() {
             let _ = follower.join();
         }
-        // A clean close writes the batches out now, so sled leaves no background write holding
-        // the directory lock after the last handle is dropped. (Durability does not depend on
-        // it: a lost tail is re-applied from the checkpoint.)
-        if let Ok(trees) = self.shared.trees.read() {
-            if let Some(tree) = trees.first() {
-                let _ = tree.flush();
-            }
-        }
     }
-}
-
-fn projections() -> Vec<(ProjectionName, Box<dyn Projection>)> {
-    vec![
-        (ProjectionName::Meetings, Box::new(meetings::MeetingsProjection)),
-        (
-            ProjectionName::Commitments,
-            Box::new(commitments::CommitmentsProjection),
-        ),
-        (
-            ProjectionName::Relations,
-            Box::new(relations::RelationsProjection),
-        ),
-        (
-            ProjectionName::Officials,
-            Box::new(officials::OfficialsProjection),
-        ),
-        (
-            ProjectionName::Directory,
-            Box::new(directory::DirectoryProjection),
-        ),
-    ]
 }
 
 impl Projections {
@@ -200,14 +170,14 @@ impl Projections {
     /// [`Projections::step`] or [`Projections::catch_up`] (tests, benchmarks, offline rebuild).
     pub fn open_paused(log: Log) -> ProjectionResult<Projections> {
         let failure = Arc::new(Mutex::new(None));
-        let engine = Engine::new(log.clone(), projections(), failure.clone())?;
-        let trees = engine.slots().iter().map(|slot| slot.tree.clone()).collect();
-        let progress = engine.slots().iter().map(|slot| slot.progress.clone()).collect();
+        let engine = Engine::new(log.clone(), failure.clone());
+        let model = engine.model();
+        let progress = engine.progress();
         Ok(Projections {
             shared: Arc::new(Shared {
                 log,
                 engine: Mutex::new(engine),
-                trees: RwLock::new(trees),
+                model,
                 progress,
                 failure,
             }),
@@ -245,8 +215,7 @@ impl Projections {
     /// checkpoint restart from 0 (a `min_position` query waits). Returns the position reached.
     pub fn rebuild(&self, name: ProjectionName, progress: &mut dyn FnMut(u64, u64)) -> ProjectionResult<u64> {
         let mut engine = self.shared.engine.lock().expect("engine lock");
-        let tree = engine.reset(name)?;
-        self.shared.trees.write().expect("trees lock")[name.index()] = tree;
+        engine.reset(name);
         let target = self.shared.log.head();
         progress(0, target);
         loop {
@@ -279,17 +248,55 @@ impl Projections {
         self.shared.progress[name.index()].wait(position, timeout).await
     }
 
-    /// The raw tree of a read model (tests compare rebuilt and incremental contents).
+    /// Everything a read model holds, as canonical (key, value) bytes in key order (tests
+    /// compare a rebuild with incremental application).
     #[doc(hidden)]
-    pub fn tree(&self, name: ProjectionName) -> sled::Tree {
-        self.tree_of(name)
+    pub fn dump(&self, name: ProjectionName) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.shared.model.read().expect("model lock").part(name).dump()
     }
 
-    fn tree_of(&self, name: ProjectionName) -> sled::Tree {
-        self.shared.trees.read().expect("trees lock")[name.index()].clone()
+    /// Waits as `options` say, then runs `read` on the model under its read lock at the
+    /// position the answer is based on (for latest reads, the lowest position of `names` as
+    /// it is under the lock, so nothing moves while `read` runs).
+    fn read<T>(
+        &self,
+        names: &[ProjectionName],
+        options: &ReadOptions,
+        read: impl FnOnce(&Model, &Log, u64) -> ProjectionResult<T>,
+    ) -> ProjectionResult<(T, u64)> {
+        let fixed = self.resolve(names, options)?;
+        let model = self.shared.model.read().expect("model lock");
+        let at = fixed.unwrap_or_else(|| model.lowest(names));
+        Ok((read(&model, &self.shared.log, at)?, at))
     }
 
-    fn resolve(&self, names: &[ProjectionName], options: &ReadOptions) -> ProjectionResult<u64> {
+    fn answer<T>(
+        &self,
+        name: ProjectionName,
+        options: &ReadOptions,
+        what: impl FnOnce() -> String,
+        read: impl FnOnce(&Model, &Log, u64) -> ProjectionResult<Option<T>>,
+    ) -> ProjectionResult<Answer<T>> {
+        let (row, at) = self.read(&[name], options, read)?;
+        found(row, what, at)
+    }
+
+    fn list<T>(
+        &self,
+        name: ProjectionName,
+        options: &ReadOptions,
+        read: impl FnOnce(&Model, &Log, u64) -> ProjectionResult<(Vec<T>, Option<String>)>,
+    ) -> ProjectionResult<Page<T>> {
+        let ((items, next_page_token), at) = self.read(&[name], options, read)?;
+        Ok(Page {
+            items,
+            next_page_token,
+            based_on_position: at,
+        })
+    }
+
+    /// Waits as `options` say; the fixed position of an as-of read, None for a latest read.
+    fn resolve(&self, names: &[ProjectionName], options: &ReadOptions) -> ProjectionResult<Option<u64>> {
         if let Some(failure) = self.failure() {
             return Err(ProjectionError::Stopped(failure));
         }
@@ -300,23 +307,18 @@ impl Projections {
         consistency::resolve(&self.shared.log, &progress, options)
     }
 
-    fn page<T>(&self, (items, next_page_token): (Vec<T>, Option<String>), at: u64) -> Page<T> {
-        Page {
-            items,
-            next_page_token,
-            based_on_position: at,
-        }
-    }
-
     /// One meeting.
     pub fn meeting(
         &self,
         meeting_id: MeetingId,
         options: &ReadOptions,
     ) -> ProjectionResult<Answer<MeetingRow>> {
-        let at = self.resolve(&[ProjectionName::Meetings], options)?;
-        let row = meetings::get(&self.tree_of(ProjectionName::Meetings), meeting_id, at)?;
-        found(row, || format!("meeting {meeting_id}"), at)
+        self.answer(
+            ProjectionName::Meetings,
+            options,
+            || format!("meeting {meeting_id}"),
+            |model, log, at| model.meetings.get(log, meeting_id, at),
+        )
     }
 
     /// Meetings matching a filter, by valid time.
@@ -326,12 +328,11 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Page<MeetingRow>> {
-        let at = self.resolve(&[ProjectionName::Meetings], options)?;
-        let tree = self.tree_of(ProjectionName::Meetings);
-        Ok(self.page(
-            meetings::list(&tree, filter, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Meetings, options, |model, log, at| {
+            model
+                .meetings
+                .list(log, filter, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// One commitment.
@@ -340,9 +341,12 @@ impl Projections {
         commitment_id: CommitmentId,
         options: &ReadOptions,
     ) -> ProjectionResult<Answer<CommitmentRow>> {
-        let at = self.resolve(&[ProjectionName::Commitments], options)?;
-        let row = commitments::get(&self.tree_of(ProjectionName::Commitments), commitment_id, at)?;
-        found(row, || format!("commitment {commitment_id}"), at)
+        self.answer(
+            ProjectionName::Commitments,
+            options,
+            || format!("commitment {commitment_id}"),
+            |model, log, at| model.commitments.get(log, commitment_id, at),
+        )
     }
 
     /// Commitments matching a filter, by when they were made.
@@ -352,12 +356,11 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Page<CommitmentRow>> {
-        let at = self.resolve(&[ProjectionName::Commitments], options)?;
-        let tree = self.tree_of(ProjectionName::Commitments);
-        Ok(self.page(
-            commitments::list(&tree, filter, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Commitments, options, |model, log, at| {
+            model
+                .commitments
+                .list(log, filter, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// Commitments open and past their due date on `on` (valid time), by due date.
@@ -367,20 +370,20 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Page<CommitmentRow>> {
-        let at = self.resolve(&[ProjectionName::Commitments], options)?;
-        let tree = self.tree_of(ProjectionName::Commitments);
-        Ok(self.page(
-            commitments::overdue(&tree, on, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Commitments, options, |model, log, at| {
+            model
+                .commitments
+                .overdue(log, on, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// A party's compliance score over its assessed commitments.
     pub fn compliance(&self, party: &str, options: &ReadOptions) -> ProjectionResult<Answer<ComplianceRow>> {
-        let at = self.resolve(&[ProjectionName::Commitments], options)?;
-        let row = commitments::compliance(&self.tree_of(ProjectionName::Commitments), party, at)?;
+        let (value, at) = self.read(&[ProjectionName::Commitments], options, |model, _, at| {
+            Ok(model.commitments.compliance(party, at))
+        })?;
         Ok(Answer {
-            value: row,
+            value,
             based_on_position: at,
         })
     }
@@ -404,19 +407,19 @@ impl Projections {
             ProjectionName::Meetings,
             ProjectionName::Commitments,
         ];
-        let at = self.resolve(&names, options)?;
-        let relation = relations::relation(
-            &self.tree_of(ProjectionName::Relations),
-            &self.tree_of(ProjectionName::Meetings),
-            &self.tree_of(ProjectionName::Commitments),
-            a,
-            b,
-            at,
-            page.token.as_deref(),
-            page.limit,
-        )?;
+        let (value, at) = self.read(&names, options, |model, log, at| {
+            model.relations.relation(
+                &model.meetings,
+                &model.commitments,
+                log,
+                (a, b),
+                at,
+                page.token.as_deref(),
+                page.limit,
+            )
+        })?;
         Ok(Answer {
-            value: relation,
+            value,
             based_on_position: at,
         })
     }
@@ -427,9 +430,12 @@ impl Projections {
         official_id: OfficialId,
         options: &ReadOptions,
     ) -> ProjectionResult<Answer<OfficialRow>> {
-        let at = self.resolve(&[ProjectionName::Officials], options)?;
-        let row = officials::get(&self.tree_of(ProjectionName::Officials), official_id, at)?;
-        found(row, || format!("official {official_id}"), at)
+        self.answer(
+            ProjectionName::Officials,
+            options,
+            || format!("official {official_id}"),
+            |model, log, at| model.officials.get(log, official_id, at),
+        )
     }
 
     /// Officials serving or accredited to a party.
@@ -439,12 +445,11 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Page<OfficialRow>> {
-        let at = self.resolve(&[ProjectionName::Officials], options)?;
-        let tree = self.tree_of(ProjectionName::Officials);
-        Ok(self.page(
-            officials::by_party(&tree, party, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Officials, options, |model, log, at| {
+            model
+                .officials
+                .by_party(log, party, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// Who held a post (case-insensitive) on a date (valid time).
@@ -455,12 +460,11 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Page<PostHolder>> {
-        let at = self.resolve(&[ProjectionName::Officials], options)?;
-        let tree = self.tree_of(ProjectionName::Officials);
-        Ok(self.page(
-            officials::post_holders(&tree, post, on, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Officials, options, |model, log, at| {
+            model
+                .officials
+                .post_holders(log, post, on, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// Who an official met at held meetings (other official -> meetings).
@@ -469,46 +473,51 @@ impl Projections {
         official_id: OfficialId,
         options: &ReadOptions,
     ) -> ProjectionResult<Answer<ContactsRow>> {
-        let at = self.resolve(&[ProjectionName::Officials], options)?;
-        let row = officials::contacts(&self.tree_of(ProjectionName::Officials), official_id, at)?;
+        let (value, at) = self.read(&[ProjectionName::Officials], options, |model, _, at| {
+            Ok(model.officials.contacts(official_id, at))
+        })?;
         Ok(Answer {
-            value: row,
+            value,
             based_on_position: at,
         })
     }
 
     /// One party.
     pub fn party(&self, code: &str, options: &ReadOptions) -> ProjectionResult<Answer<PartyRow>> {
-        let at = self.resolve(&[ProjectionName::Directory], options)?;
-        let row = directory::party(&self.tree_of(ProjectionName::Directory), code, at)?;
-        found(row, || format!("party {code}"), at)
+        self.answer(
+            ProjectionName::Directory,
+            options,
+            || format!("party {code}"),
+            |model, log, at| model.directory.party(log, code, at),
+        )
     }
 
     /// Parties by code.
     pub fn parties(&self, page: &PageRequest, options: &ReadOptions) -> ProjectionResult<Page<PartyRow>> {
-        let at = self.resolve(&[ProjectionName::Directory], options)?;
-        let tree = self.tree_of(ProjectionName::Directory);
-        Ok(self.page(
-            directory::parties(&tree, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Directory, options, |model, log, at| {
+            model
+                .directory
+                .parties(log, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// One source.
     pub fn source(&self, source_id: SourceId, options: &ReadOptions) -> ProjectionResult<Answer<SourceRow>> {
-        let at = self.resolve(&[ProjectionName::Directory], options)?;
-        let row = directory::source(&self.tree_of(ProjectionName::Directory), source_id, at)?;
-        found(row, || format!("source {source_id}"), at)
+        self.answer(
+            ProjectionName::Directory,
+            options,
+            || format!("source {source_id}"),
+            |model, log, at| model.directory.source(log, source_id, at),
+        )
     }
 
     /// Sources by id.
     pub fn sources(&self, page: &PageRequest, options: &ReadOptions) -> ProjectionResult<Page<SourceRow>> {
-        let at = self.resolve(&[ProjectionName::Directory], options)?;
-        let tree = self.tree_of(ProjectionName::Directory);
-        Ok(self.page(
-            directory::sources(&tree, at, page.token.as_deref(), page.limit)?,
-            at,
-        ))
+        self.list(ProjectionName::Directory, options, |model, log, at| {
+            model
+                .directory
+                .sources(log, at, page.token.as_deref(), page.limit)
+        })
     }
 
     /// The audit trail of one entity (stream id such as `meeting-<uuid>` or `party-LBY`): its
@@ -550,10 +559,12 @@ impl Projections {
         };
         // Sources are described from the directory read model as of the same position: wait
         // (within the query's deadline) until it has got there, and honour min_position.
-        let directory_at = self.resolve(&[ProjectionName::Directory], &options.as_of(AsOf::Position(at)))?;
-        let directory = self.tree_of(ProjectionName::Directory);
+        let fixed = self.resolve(&[ProjectionName::Directory], &options.as_of(AsOf::Position(at)))?;
+        let model = self.shared.model.read().expect("model lock");
+        let directory_at = fixed.unwrap_or(at);
+        let log = &self.shared.log;
         let describe = |citation: &SourceCitation| -> ProjectionResult<SourceRef> {
-            let row = directory::source(&directory, citation.source_id, directory_at)?;
+            let row = model.directory.source(log, citation.source_id, directory_at)?;
             Ok(SourceRef {
                 citation: citation.clone(),
                 url: row.as_ref().and_then(|row| row.details.url.clone()),

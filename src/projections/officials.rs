@@ -1,21 +1,20 @@
 //! Officials: offices held over time, who held a post on a date, and who met whom (held
 //! meetings both attended, maintained incrementally per official).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
-use super::store::{add_index_entries, row_at, row_base, scan_index, Txn};
+use super::store::{item_id, item_uuid, state_at, Current, Entry, Index, Interner, Tally};
 use crate::domain::common::OfficialId;
 use crate::domain::official::State;
 use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
+use crate::log::Log;
 
-const KIND: u8 = b'o';
-const KIND_CONTACTS: u8 = b'x';
 const IDX_POST: u8 = b'P';
 const IDX_PARTY: u8 = b'p';
 
@@ -89,7 +88,7 @@ impl OfficialRow {
         })
     }
 
-    fn index_entries(&self) -> Vec<(u8, String, i64)> {
+    fn index_entries(&self) -> Vec<Entry> {
         let mut entries = Vec::new();
         for office in &self.offices {
             entries.push((IDX_POST, office.post.to_lowercase(), 0));
@@ -111,38 +110,6 @@ pub struct ContactsRow {
     pub met: BTreeMap<String, i64>,
 }
 
-/// The stored form of a [`ContactsRow`]: other officials as 16-byte UUIDs (keys that are not
-/// UUID text, which the projection never writes, are kept as text), ~18 bytes per contact
-/// instead of ~38.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredContacts {
-    met: Vec<([u8; 16], i64)>,
-    other: Vec<(String, i64)>,
-}
-
-impl StoredContacts {
-    fn pack(row: &ContactsRow) -> StoredContacts {
-        let mut stored = StoredContacts::default();
-        for (other, count) in &row.met {
-            match uuid::Uuid::parse_str(other) {
-                Ok(uuid) if uuid.to_string() == *other => stored.met.push((*uuid.as_bytes(), *count)),
-                _ => stored.other.push((other.clone(), *count)),
-            }
-        }
-        stored
-    }
-
-    fn unpack(&self) -> ContactsRow {
-        let mut met: BTreeMap<String, i64> = self
-            .met
-            .iter()
-            .map(|(uuid, count)| (uuid::Uuid::from_bytes(*uuid).to_string(), *count))
-            .collect();
-        met.extend(self.other.iter().cloned());
-        ContactsRow { met }
-    }
-}
-
 /// An official who held a post on a date, with the office.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostHolder {
@@ -152,84 +119,6 @@ pub struct PostHolder {
     pub name: String,
     /// The office held on the date.
     pub office: OfficeRow,
-}
-
-fn base(official_id: OfficialId) -> Vec<u8> {
-    row_base(KIND, official_id.uuid().as_bytes())
-}
-
-fn contacts_base(official_id: OfficialId) -> Vec<u8> {
-    row_base(KIND_CONTACTS, official_id.uuid().as_bytes())
-}
-
-/// The official as of `at`.
-pub(crate) fn get(
-    tree: &sled::Tree,
-    official_id: OfficialId,
-    at: u64,
-) -> ProjectionResult<Option<OfficialRow>> {
-    row_at(tree, &base(official_id), at)
-}
-
-/// Who `official_id` met, as of `at`.
-pub(crate) fn contacts(tree: &sled::Tree, official_id: OfficialId, at: u64) -> ProjectionResult<ContactsRow> {
-    Ok(row_at::<StoredContacts>(tree, &contacts_base(official_id), at)?
-        .map(|stored| stored.unpack())
-        .unwrap_or_default())
-}
-
-fn id_from_bytes(bytes: &[u8]) -> Option<OfficialId> {
-    uuid::Uuid::from_slice(bytes).ok().map(OfficialId::from_uuid)
-}
-
-/// Officials who held `post` (case-insensitive) on `on` (valid time), as of `at`.
-pub(crate) fn post_holders(
-    tree: &sled::Tree,
-    post: &str,
-    on: Timestamp,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<PostHolder>, Option<String>)> {
-    let post = post.to_lowercase();
-    scan_index(tree, IDX_POST, &post, 0, 0, token, limit, |id, _| {
-        let Some(official_id) = id_from_bytes(id) else {
-            return Ok(None);
-        };
-        let Some(row) = get(tree, official_id, at)? else {
-            return Ok(None);
-        };
-        let office = row
-            .offices
-            .iter()
-            .find(|office| office.post.to_lowercase() == post && office.held_on(on))
-            .cloned();
-        Ok(office.map(|office| PostHolder {
-            official_id,
-            name: row.name.clone(),
-            office,
-        }))
-    })
-}
-
-/// Officials serving or accredited to `party` (at any time), as of `at`.
-pub(crate) fn by_party(
-    tree: &sled::Tree,
-    party: &str,
-    at: u64,
-    token: Option<&str>,
-    limit: usize,
-) -> ProjectionResult<(Vec<OfficialRow>, Option<String>)> {
-    scan_index(tree, IDX_PARTY, party, 0, 0, token, limit, |id, _| {
-        let Some(official_id) = id_from_bytes(id) else {
-            return Ok(None);
-        };
-        Ok(get(tree, official_id, at)?.filter(|row| {
-            row.offices
-                .iter()
-                .any(|office| office.party == party || office.accredited_to.as_deref() == Some(party))
-        }))
-    })
 }
 
 /// Pairs of officials at a held meeting: official -> (other -> 1).
@@ -252,65 +141,187 @@ pub fn meeting_contacts(row: &MeetingRow) -> BTreeMap<OfficialId, BTreeMap<Strin
     contacts
 }
 
-/// The officials projection.
-pub(crate) struct OfficialsProjection;
+/// The officials read model.
+#[derive(Default)]
+pub(crate) struct OfficialsModel {
+    rows: HashMap<uuid::Uuid, Current>,
+    index: Index,
+    contacts: HashMap<uuid::Uuid, Tally>,
+    names: Interner,
+}
 
-impl Projection for OfficialsProjection {
-    fn apply(&self, change: &Change<'_>, tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()> {
-        let position = change.envelope.position;
-        match (change.before, change.after) {
-            (AggregateState::Official(before), AggregateState::Official(after)) => {
-                let Some(new) = OfficialRow::from_state(after, position) else {
-                    return Ok(());
+impl OfficialsModel {
+    /// The official as of `at`.
+    pub(crate) fn get(
+        &self,
+        log: &Log,
+        official_id: OfficialId,
+        at: u64,
+    ) -> ProjectionResult<Option<OfficialRow>> {
+        let current = self.rows.get(&official_id.uuid());
+        Ok(match state_at(log, &official_id.stream_id(), current, at)? {
+            Some((state, last)) => match &*state {
+                AggregateState::Official(state) => OfficialRow::from_state(state, last),
+                _ => None,
+            },
+            None => None,
+        })
+    }
+
+    /// Who `official_id` met, as of `at`.
+    pub(crate) fn contacts(&self, official_id: OfficialId, at: u64) -> ContactsRow {
+        let met = self
+            .contacts
+            .get(&official_id.uuid())
+            .map(|tally| {
+                tally
+                    .at(at)
+                    .into_iter()
+                    .map(|(other, count)| (self.names.name(other).to_owned(), count))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ContactsRow { met }
+    }
+
+    /// Officials who held `post` (case-insensitive) on `on` (valid time), as of `at`.
+    #[allow(clippy::too_many_arguments)] // the log, a post, a date, a position, a page
+    pub(crate) fn post_holders(
+        &self,
+        log: &Log,
+        post: &str,
+        on: Timestamp,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<PostHolder>, Option<String>)> {
+        let post = post.to_lowercase();
+        self.index
+            .scan(IDX_POST, &post, (0, 0), at, token, limit, |id, _| {
+                let official_id = OfficialId::from_uuid(item_uuid(id));
+                let Some(row) = self.get(log, official_id, at)? else {
+                    return Ok(None);
                 };
-                let old_entries = OfficialRow::from_state(before, 0)
-                    .map(|row| row.index_entries())
-                    .unwrap_or_default();
-                add_index_entries(
-                    txn,
-                    new.official_id.uuid().as_bytes(),
-                    &old_entries,
-                    &new.index_entries(),
-                );
-                txn.put_row(&base(new.official_id), position, &new);
-                Ok(())
+                let office = row
+                    .offices
+                    .iter()
+                    .find(|office| office.post.to_lowercase() == post && office.held_on(on))
+                    .cloned();
+                Ok(office.map(|office| PostHolder {
+                    official_id,
+                    name: row.name.clone(),
+                    office,
+                }))
+            })
+    }
+
+    /// Officials serving or accredited to `party` (at any time), as of `at`.
+    pub(crate) fn by_party(
+        &self,
+        log: &Log,
+        party: &str,
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+    ) -> ProjectionResult<(Vec<OfficialRow>, Option<String>)> {
+        self.index
+            .scan(IDX_PARTY, party, (0, 0), at, token, limit, |id, _| {
+                let official_id = OfficialId::from_uuid(item_uuid(id));
+                Ok(self.get(log, official_id, at)?.filter(|row| {
+                    row.offices
+                        .iter()
+                        .any(|office| office.party == party || office.accredited_to.as_deref() == Some(party))
+                }))
+            })
+    }
+
+    fn apply_official(&mut self, change: &Change<'_>, before: &State, after: &State) {
+        let position = change.envelope.position;
+        let Some(new) = OfficialRow::from_state(after, position) else {
+            return;
+        };
+        let old_entries = OfficialRow::from_state(before, 0)
+            .map(|row| row.index_entries())
+            .unwrap_or_default();
+        let uuid = new.official_id.uuid();
+        self.index
+            .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
+        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        self.rows.insert(uuid, current);
+    }
+
+    fn apply_meeting(
+        &mut self,
+        position: u64,
+        before: &crate::domain::meeting::State,
+        after: &crate::domain::meeting::State,
+    ) {
+        let old = MeetingRow::outline(before)
+            .map(|row| meeting_contacts(&row))
+            .unwrap_or_default();
+        let new = MeetingRow::outline(after)
+            .map(|row| meeting_contacts(&row))
+            .unwrap_or_default();
+        let mut officials: Vec<&OfficialId> = old.keys().chain(new.keys()).collect();
+        officials.sort();
+        officials.dedup();
+        let empty = BTreeMap::new();
+        for official in officials {
+            let (before, after) = (
+                old.get(official).unwrap_or(&empty),
+                new.get(official).unwrap_or(&empty),
+            );
+            if before == after {
+                continue;
+            }
+            let mut components = |counts: &BTreeMap<String, i64>| -> BTreeMap<u32, i64> {
+                counts
+                    .iter()
+                    .map(|(other, count)| (self.names.intern(other), *count))
+                    .collect()
+            };
+            let (before, after) = (components(before), components(after));
+            self.contacts
+                .entry(official.uuid())
+                .or_default()
+                .change(position, &before, &after);
+        }
+    }
+}
+
+impl Projection for OfficialsModel {
+    fn apply(&mut self, change: &Change<'_>) {
+        match (change.before, &**change.after) {
+            (AggregateState::Official(before), AggregateState::Official(after)) => {
+                self.apply_official(change, before, after);
             }
             (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
-                let old = MeetingRow::from_state(before, 0)
-                    .map(|row| meeting_contacts(&row))
-                    .unwrap_or_default();
-                let new = MeetingRow::from_state(after, position)
-                    .map(|row| meeting_contacts(&row))
-                    .unwrap_or_default();
-                let mut officials: Vec<&OfficialId> = old.keys().chain(new.keys()).collect();
-                officials.sort();
-                officials.dedup();
-                let empty = BTreeMap::new();
-                for official in officials {
-                    let (before, after) = (
-                        old.get(official).unwrap_or(&empty),
-                        new.get(official).unwrap_or(&empty),
-                    );
-                    if before == after {
-                        continue;
-                    }
-                    let contacts_key = contacts_base(*official);
-                    let mut row = txn
-                        .latest_aggregate::<StoredContacts>(tree, &contacts_key)?
-                        .map(|stored| stored.unpack())
-                        .unwrap_or_default();
-                    for (other, count) in before {
-                        *row.met.entry(other.clone()).or_insert(0) -= count;
-                    }
-                    for (other, count) in after {
-                        *row.met.entry(other.clone()).or_insert(0) += count;
-                    }
-                    row.met.retain(|_, count| *count != 0);
-                    txn.put_aggregate(contacts_key, position, &StoredContacts::pack(&row));
-                }
-                Ok(())
+                self.apply_meeting(change.envelope.position, before, after);
             }
-            _ => Ok(()),
+            _ => {}
         }
+    }
+
+    fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = self
+            .rows
+            .iter()
+            .filter_map(|(uuid, current)| {
+                let AggregateState::Official(state) = &*current.state else {
+                    return None;
+                };
+                let row = OfficialRow::from_state(state, current.last_position)?;
+                let key = [&b"R"[..], uuid.as_bytes()].concat();
+                Some((key, crate::encoding::encode(&(current.first_position, row))))
+            })
+            .chain(
+                self.contacts
+                    .iter()
+                    .map(|(uuid, tally)| ([&b"T"[..], uuid.as_bytes()].concat(), tally.dump(&self.names))),
+            )
+            .collect();
+        out.sort();
+        self.index.dump(&mut out);
+        out
     }
 }

@@ -1,31 +1,37 @@
-//! The projection runner: reads the log from each read model's checkpoint, folds every event
-//! into the state of its entity, lets each projection turn (state before, state after) into
-//! row versions, and writes each projection's changes with its new checkpoint in one sled batch.
+//! The projection runner: reads the log from each read model's position, folds every event
+//! into the state of its entity, and lets each read model apply (state before, state after) to
+//! its in-memory structures.
 //!
-//! One engine drives every projection from one read of the log (events are read and decoded
-//! once, not once per read model). Each projection still has its own tree and checkpoint, so a
-//! projection can be dropped and rebuilt alone while the others stay where they are; the engine
-//! reads from the lowest checkpoint and skips, per projection, events it already applied.
+//! One engine drives every read model from one read of the log (events are read and decoded
+//! once, not once per read model). Each read model still has its own position, so one can be
+//! dropped and rebuilt alone while the others stay where they are; the engine reads from the
+//! lowest position and skips, per read model, events it already applied. Events are applied in
+//! chunks of [`APPLY_CHUNK`] under the model's write lock, so a query waits at most one chunk.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::commitments::CommitmentsModel;
+use super::directory::DirectoryModel;
 use super::error::{ProjectionError, ProjectionResult};
-use super::store::{read_checkpoint, LatestCache, Txn};
+use super::meetings::MeetingsModel;
+use super::officials::OfficialsModel;
+use super::relations::RelationsModel;
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EventFilter, Log};
 
-/// Most entity states the runner keeps in memory between events. On a miss the state is
-/// folded again from the entity's stream in the log; past this bound the cache is cleared.
-pub const STATE_CACHE_ENTRIES: usize = 100_000;
-/// Events read (and applied in one batch per projection) by one runner step.
+/// Events read by one runner step.
 pub const EVENTS_PER_BATCH: usize = MAX_READ_PAGE_EVENTS;
+/// Events applied under one hold of the model's write lock: bounds how long a query waits for
+/// the runner.
+pub const APPLY_CHUNK: usize = 256;
+const _: () = assert!(APPLY_CHUNK <= EVENTS_PER_BATCH);
 
-/// The read models, each in its own sled tree `proj-<name>` with its own checkpoint.
+/// The read models, each with its own position in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProjectionName {
     /// Meetings by id and by party, official, topic, place, country, status, date.
@@ -50,7 +56,7 @@ impl ProjectionName {
         ProjectionName::Directory,
     ];
 
-    /// The stable name (the tree is `proj-<name>`).
+    /// The stable name.
     pub fn as_str(self) -> &'static str {
         match self {
             ProjectionName::Meetings => "meetings",
@@ -77,13 +83,71 @@ impl ProjectionName {
 pub(crate) struct Change<'a> {
     pub envelope: &'a Envelope,
     pub before: &'a AggregateState,
-    pub after: &'a AggregateState,
+    pub after: &'a Arc<AggregateState>,
 }
 
-/// A read model: turns changes into row versions in its own tree.
-pub(crate) trait Projection: Send {
-    /// Queues the row versions and index entries for one change.
-    fn apply(&self, change: &Change<'_>, tree: &sled::Tree, txn: &mut Txn) -> ProjectionResult<()>;
+/// A read model: applies changes to its in-memory structures.
+pub(crate) trait Projection: Send + Sync {
+    /// Applies one change (an event of any entity; read models ignore the ones they do not
+    /// keep).
+    fn apply(&mut self, change: &Change<'_>);
+    /// Everything the read model holds, as canonical (key, value) bytes in key order: equal
+    /// dumps mean equal read models (tests compare a rebuild with incremental application).
+    fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)>;
+}
+
+/// Every read model and how far each has got.
+#[derive(Default)]
+pub(crate) struct Model {
+    pub meetings: MeetingsModel,
+    pub commitments: CommitmentsModel,
+    pub relations: RelationsModel,
+    pub officials: OfficialsModel,
+    pub directory: DirectoryModel,
+    positions: [u64; 5],
+}
+
+impl Model {
+    /// The last log position a read model has applied.
+    pub(crate) fn position(&self, name: ProjectionName) -> u64 {
+        self.positions[name.index()]
+    }
+
+    /// The lowest position of several read models.
+    pub(crate) fn lowest(&self, names: &[ProjectionName]) -> u64 {
+        names.iter().map(|name| self.position(*name)).min().unwrap_or(0)
+    }
+
+    pub(crate) fn part(&self, name: ProjectionName) -> &dyn Projection {
+        match name {
+            ProjectionName::Meetings => &self.meetings,
+            ProjectionName::Commitments => &self.commitments,
+            ProjectionName::Relations => &self.relations,
+            ProjectionName::Officials => &self.officials,
+            ProjectionName::Directory => &self.directory,
+        }
+    }
+
+    fn part_mut(&mut self, name: ProjectionName) -> &mut dyn Projection {
+        match name {
+            ProjectionName::Meetings => &mut self.meetings,
+            ProjectionName::Commitments => &mut self.commitments,
+            ProjectionName::Relations => &mut self.relations,
+            ProjectionName::Officials => &mut self.officials,
+            ProjectionName::Directory => &mut self.directory,
+        }
+    }
+
+    fn reset(&mut self, name: ProjectionName) {
+        match name {
+            ProjectionName::Meetings => self.meetings = MeetingsModel::default(),
+            ProjectionName::Commitments => self.commitments = CommitmentsModel::default(),
+            ProjectionName::Relations => self.relations = RelationsModel::default(),
+            ProjectionName::Officials => self.officials = OfficialsModel::default(),
+            ProjectionName::Directory => self.directory = DirectoryModel::default(),
+        }
+        self.positions[name.index()] = 0;
+    }
 }
 
 /// How far one projection has got, observable by blocking and async waiters.
@@ -182,13 +246,13 @@ impl Progress {
     }
 }
 
-/// Entity states by stream, valid for a given stream version.
+/// The latest state of every entity the runner has folded, by stream.
 #[derive(Default)]
-struct StateCache {
+struct StateMap {
     states: HashMap<String, Arc<AggregateState>>,
 }
 
-impl StateCache {
+impl StateMap {
     /// The states before and after the event in `envelope`.
     fn advance(
         &mut self,
@@ -199,12 +263,10 @@ impl StateCache {
         let wanted = envelope.stream_version - 1;
         let before = match self.states.get(&envelope.stream_id) {
             Some(state) if state.version() == wanted => state.clone(),
+            _ if wanted == 0 => Arc::new(AggregateState::empty_for_event(event)),
             _ => Arc::new(fold_stream(log, &envelope.stream_id, wanted, event)?),
         };
         let after = Arc::new(evolve_state((*before).clone(), event));
-        if self.states.len() >= STATE_CACHE_ENTRIES {
-            self.states.clear();
-        }
         self.states.insert(envelope.stream_id.clone(), after.clone());
         Ok((before, after))
     }
@@ -242,149 +304,115 @@ fn fold_stream(
     Ok(state)
 }
 
-pub(crate) struct Slot {
-    pub name: ProjectionName,
-    pub projection: Box<dyn Projection>,
-    pub tree: sled::Tree,
-    pub checkpoint: u64,
-    pub progress: Arc<Progress>,
-    /// Latest versions of the projection's aggregate rows, as committed.
-    pub latest: LatestCache,
-}
-
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StepOutcome {
-    /// Events read and applied (to at least one projection).
+    /// Events read and applied (to at least one read model).
     pub applied: usize,
-    /// Lowest checkpoint of the stepped projections afterwards.
+    /// Lowest position of the stepped read models afterwards.
     pub position: u64,
     /// The log head seen.
     pub head: u64,
 }
 
-/// The projections and the shared state cache. Owned behind a mutex by the facade; the follow
-/// thread and rebuilds take turns.
+/// Drives the read models. Owned behind a mutex by the facade; the follow thread and rebuilds
+/// take turns. Queries read the model under its read lock.
 pub(crate) struct Engine {
     log: Log,
-    slots: Vec<Slot>,
-    cache: StateCache,
+    model: Arc<RwLock<Model>>,
+    progress: Vec<Arc<Progress>>,
+    /// States for steps of every read model.
+    states: StateMap,
+    /// States for the steps of one read model being rebuilt from position 1.
+    rebuild_states: StateMap,
 }
 
 impl Engine {
-    pub(crate) fn new(
-        log: Log,
-        projections: Vec<(ProjectionName, Box<dyn Projection>)>,
-        failure: Arc<Mutex<Option<String>>>,
-    ) -> ProjectionResult<Engine> {
-        let mut slots = Vec::new();
-        for (name, projection) in projections {
-            let tree = log.projection_tree(name.as_str())?;
-            let checkpoint = read_checkpoint(&tree)?;
-            slots.push(Slot {
-                name,
-                projection,
-                tree,
-                checkpoint,
-                progress: Arc::new(Progress::new(name, checkpoint, failure.clone())),
-                latest: LatestCache::new(),
-            });
-        }
-        Ok(Engine {
+    pub(crate) fn new(log: Log, failure: Arc<Mutex<Option<String>>>) -> Engine {
+        Engine {
             log,
-            slots,
-            cache: StateCache::default(),
-        })
+            model: Arc::new(RwLock::new(Model::default())),
+            progress: ProjectionName::ALL
+                .iter()
+                .map(|name| Arc::new(Progress::new(*name, 0, failure.clone())))
+                .collect(),
+            states: StateMap::default(),
+            rebuild_states: StateMap::default(),
+        }
     }
 
-    pub(crate) fn slots(&self) -> &[Slot] {
-        &self.slots
+    pub(crate) fn model(&self) -> Arc<RwLock<Model>> {
+        self.model.clone()
     }
 
-    /// Reads up to `batch` events from the lowest checkpoint of the selected projections (all
-    /// when `only` is `None`) and applies them, one sled batch per projection.
+    pub(crate) fn progress(&self) -> Vec<Arc<Progress>> {
+        self.progress.clone()
+    }
+
+    /// Reads up to `batch` events from the lowest position of the selected read models (all
+    /// when `only` is `None`) and applies them.
     pub(crate) fn step(
         &mut self,
         only: Option<ProjectionName>,
         batch: usize,
     ) -> ProjectionResult<StepOutcome> {
-        let selected: Vec<usize> = (0..self.slots.len())
-            .filter(|&index| only.is_none_or(|name| self.slots[index].name == name))
+        let selected: Vec<ProjectionName> = ProjectionName::ALL
+            .into_iter()
+            .filter(|name| only.is_none_or(|only| only == *name))
             .collect();
-        let lowest = selected
-            .iter()
-            .map(|&index| self.slots[index].checkpoint)
-            .min()
-            .unwrap_or(0);
+        let lowest = self.model.read().expect("model lock").lowest(&selected);
         let batch = batch.clamp(1, MAX_READ_PAGE_EVENTS);
         let page = self
             .log
             .read_all(lowest + 1, Direction::Forwards, batch, &EventFilter::default())?;
-        let Some(last) = page.events.last().map(|event| event.position()) else {
-            return Ok(StepOutcome {
-                applied: 0,
-                position: lowest,
-                head: page.head,
-            });
+        let states = match only {
+            None => &mut self.states,
+            Some(_) => &mut self.rebuild_states,
         };
-        // Each transaction takes its slot's cache; it is given back only once the batch is
-        // committed (or nothing was written), so a failed step leaves an empty, valid cache.
-        let mut txns: Vec<Txn> = selected
-            .iter()
-            .map(|&index| Txn::with_cache(std::mem::take(&mut self.slots[index].latest)))
-            .collect();
-        for recorded in &page.events {
-            let envelope = recorded.envelope();
-            let event = decode(envelope)?;
-            let (before, after) = self.cache.advance(&self.log, envelope, &event)?;
-            let change = Change {
-                envelope,
-                before: &before,
-                after: &after,
-            };
-            for (txn, &index) in txns.iter_mut().zip(&selected) {
-                let slot = &self.slots[index];
-                if slot.checkpoint < envelope.position {
-                    slot.projection.apply(&change, &slot.tree, txn)?;
+        for chunk in page.events.chunks(APPLY_CHUNK) {
+            let mut changes = Vec::with_capacity(chunk.len());
+            for recorded in chunk {
+                let envelope = recorded.envelope();
+                let event = decode(envelope)?;
+                changes.push((envelope, states.advance(&self.log, envelope, &event)?));
+            }
+            let last = chunk.last().map_or(lowest, |event| event.position());
+            let mut model = self.model.write().expect("model lock");
+            for (envelope, (before, after)) in &changes {
+                let change = Change {
+                    envelope,
+                    before,
+                    after,
+                };
+                for name in &selected {
+                    if model.position(*name) < envelope.position {
+                        model.part_mut(*name).apply(&change);
+                    }
                 }
             }
-        }
-        for (txn, &index) in txns.into_iter().zip(&selected) {
-            let slot = &mut self.slots[index];
-            if slot.checkpoint < last {
-                slot.latest = txn.commit(&slot.tree, last)?;
-                slot.checkpoint = last;
-                slot.progress.set(last);
-            } else {
-                slot.latest = txn.into_cache();
+            for name in &selected {
+                let position = &mut model.positions[name.index()];
+                *position = (*position).max(last);
+            }
+            let positions = model.positions;
+            drop(model);
+            for name in &selected {
+                self.progress[name.index()].set(positions[name.index()]);
             }
         }
+        let model = self.model.read().expect("model lock");
         Ok(StepOutcome {
             applied: page.events.len(),
-            position: selected
-                .iter()
-                .map(|&index| self.slots[index].checkpoint)
-                .min()
-                .unwrap_or(0),
+            position: model.lowest(&selected),
             head: page.head,
         })
     }
 
-    /// Drops a projection's tree and opens an empty one at checkpoint 0 (the caller then steps
-    /// it forward with `step(Some(name), ..)`). Returns the new tree.
-    pub(crate) fn reset(&mut self, name: ProjectionName) -> ProjectionResult<sled::Tree> {
-        let index = self
-            .slots
-            .iter()
-            .position(|slot| slot.name == name)
-            .expect("every projection has a slot");
-        self.log.drop_projection_tree(name.as_str())?;
-        let tree = self.log.projection_tree(name.as_str())?;
-        let slot = &mut self.slots[index];
-        slot.tree = tree.clone();
-        slot.checkpoint = 0;
-        slot.latest.clear();
-        slot.progress.set(0);
-        Ok(tree)
+    /// Empties one read model and sets its position to 0 (the caller then steps it forward
+    /// with `step(Some(name), ..)`).
+    pub(crate) fn reset(&mut self, name: ProjectionName) {
+        self.model.write().expect("model lock").reset(name);
+        self.rebuild_states = StateMap::default();
+        self.progress[name.index()].set(0);
     }
 }

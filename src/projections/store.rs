@@ -1,26 +1,26 @@
-//! The storage layout shared by every read model: multi-version rows, append-only index
-//! entries, the checkpoint, and the write batch that carries them together.
+//! The in-memory structures every read model is built from: entity states, index memberships
+//! with validity intervals, tallies with deltas, and the page tokens and limits of a list.
 //!
-//! Key layout inside one projection tree (`proj-<name>`):
-//! - `C` -> checkpoint: the last log position applied (u64 big-endian).
-//! - `R` kind id 0x00 !position(8 BE) -> one immutable version of a row, written at
-//!   `position`. The position is stored bit-inverted, so the versions of a row sort newest
-//!   first and the row as of P (the newest version with position <= P) is the first entry of a
-//!   *forward* range starting at !P (one forward range step; sled's reverse iteration is several
-//!   times slower). Ids never contain 0x00 (party codes, UUIDs, slugs, validated names).
-//! - `I` index 0x00 value 0x00 sort(8) id -> empty. Index entries are only ever added: an entry
-//!   says "this row once had this value with this sort key"; a reader confirms it against the
-//!   row version it reads, so one scan serves every as-of position.
+//! Nothing here touches sled. Exactness as of any position P comes from three rules:
+//! - an entity as of P is its latest state if its last event is at or before P, else its stream
+//!   folded up to P from the log ([`state_at`]);
+//! - an index membership carries the intervals `[from, to)` of positions during which it held
+//!   ([`Validity`]), so a list as of P takes the entries whose interval contains P;
+//! - an aggregate is a [`Tally`] of signed counts changed by deltas at positions, with the full
+//!   value kept every [`TALLY_CHECKPOINT_EVERY`] deltas, so as of P is a binary search plus at
+//!   most that many additions.
 
-use std::collections::HashMap;
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
 
 use super::error::{ProjectionError, ProjectionResult};
+use crate::domain::{decode_event, evolve_state, AggregateState};
+use crate::log::limits::MAX_READ_PAGE_EVENTS;
+use crate::log::{Direction, Log};
 
-/// Key of the checkpoint in every projection tree.
-pub(crate) const CHECKPOINT_KEY: &[u8] = b"C";
+/// The `to` of an interval that still holds.
+pub(crate) const OPEN: u64 = u64::MAX;
 
 /// Maps an i64 to 8 bytes whose byte order is the numeric order.
 pub(crate) fn sortable(value: i64) -> [u8; 8] {
@@ -34,183 +34,384 @@ pub(crate) fn unsortable(bytes: &[u8]) -> i64 {
     (u64::from_be_bytes(array) ^ (1 << 63)) as i64
 }
 
-/// The base key of a row: `R` kind 0x00 id 0x00.
-pub(crate) fn row_base(kind: u8, id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.len() + 3);
-    key.push(b'R');
-    key.push(kind);
-    key.extend_from_slice(id);
-    key.push(0);
-    key
+/// Strings stored once, referred to by number (index values, tally components).
+#[derive(Default)]
+pub(crate) struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
 }
 
-fn version_key(base: &[u8], position: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(base.len() + 8);
-    key.extend_from_slice(base);
-    key.extend_from_slice(&(!position).to_be_bytes());
-    key
-}
-
-/// The prefix of one index value: `I` index 0x00 value 0x00.
-pub(crate) fn index_prefix(index: u8, value: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(value.len() + 3);
-    key.push(b'I');
-    key.push(index);
-    key.extend_from_slice(value.as_bytes());
-    key.push(0);
-    key
-}
-
-/// A full index key.
-pub(crate) fn index_key(index: u8, value: &str, sort: i64, id: &[u8]) -> Vec<u8> {
-    let mut key = index_prefix(index, value);
-    key.extend_from_slice(&sortable(sort));
-    key.extend_from_slice(id);
-    key
-}
-
-/// Decodes a stored row.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> ProjectionResult<T> {
-    crate::encoding::decode(bytes)
-        .map_err(|error| ProjectionError::DataLoss(format!("read-model row: {error}")))
-}
-
-/// The row version at `base` as of position `at` (newest version with position <= at).
-pub(crate) fn row_at<T: DeserializeOwned>(
-    tree: &sled::Tree,
-    base: &[u8],
-    at: u64,
-) -> ProjectionResult<Option<T>> {
-    // Versions sort newest first: the first at or after !at is the newest with position <= at.
-    let start = version_key(base, at);
-    let end = version_key(base, 0);
-    match tree.range(start..=end).next() {
-        Some(entry) => Ok(Some(decode(&entry?.1)?)),
-        None => Ok(None),
-    }
-}
-
-/// The checkpoint stored in a projection tree (0 if none).
-pub(crate) fn read_checkpoint(tree: &sled::Tree) -> ProjectionResult<u64> {
-    match tree.get(CHECKPOINT_KEY)? {
-        Some(bytes) if bytes.len() == 8 => {
-            let mut array = [0u8; 8];
-            array.copy_from_slice(&bytes);
-            Ok(u64::from_be_bytes(array))
+impl Interner {
+    /// The number of `name`, assigned on first use.
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
         }
-        Some(_) => Err(ProjectionError::DataLoss("malformed checkpoint".into())),
-        None => Ok(0),
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct names");
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The number of `name`, if it was ever interned.
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// The name of a number.
+    pub(crate) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
     }
 }
 
-/// Most aggregate rows (relation summaries, compliance, contacts) whose latest version a
-/// projection keeps in memory across batches, so maintaining an aggregate does not read it back
-/// from sled. Past this bound the cache is cleared (and refilled from the tree on demand).
-pub const LATEST_AGGREGATES_CACHED: usize = 65_536;
+/// The id of an indexed item: a kind byte (0 when an index holds one kind) and a UUID.
+pub(crate) type ItemId = [u8; 17];
 
-/// The latest stored version (encoded) of aggregate rows, by row base. Owned by the runner's
-/// slot of one projection; valid only for that projection's tree as committed.
-pub(crate) type LatestCache = HashMap<Vec<u8>, Vec<u8>>;
-
-/// The changes one projection makes for a run of events, written with its checkpoint in one
-/// sled batch. Reads of aggregates written earlier in the same run see the pending versions;
-/// reads of aggregates written in earlier runs come from the slot's [`LatestCache`].
-pub(crate) struct Txn {
-    batch: sled::Batch,
-    /// Newest pending version of each aggregate row base.
-    pending: HashMap<Vec<u8>, Vec<u8>>,
-    /// Latest committed versions (taken from the slot, given back on commit).
-    cache: LatestCache,
+/// The [`ItemId`] of a UUID of kind `kind`.
+pub(crate) fn item_id(kind: u8, uuid: &uuid::Uuid) -> ItemId {
+    let mut id = [0u8; 17];
+    id[0] = kind;
+    id[1..].copy_from_slice(uuid.as_bytes());
+    id
 }
 
-impl Txn {
-    /// A transaction starting from the committed latest versions in `cache`.
-    pub(crate) fn with_cache(cache: LatestCache) -> Txn {
-        Txn {
-            batch: sled::Batch::default(),
-            pending: HashMap::new(),
-            cache,
+/// The UUID of an [`ItemId`].
+pub(crate) fn item_uuid(id: &ItemId) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&id[1..]);
+    uuid::Uuid::from_bytes(bytes)
+}
+
+/// One index membership a row has: (index, value, sort key).
+pub(crate) type Entry = (u8, String, i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct IndexKey {
+    index: u8,
+    value: u32,
+    sort: i64,
+    id: ItemId,
+}
+
+/// The intervals `[from, to)` of log positions during which an index membership held,
+/// ascending and disjoint; the last one is open (`to == OPEN`) while it still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Validity {
+    One((u64, u64)),
+    Many(Vec<(u64, u64)>),
+}
+
+impl Validity {
+    fn intervals(&self) -> &[(u64, u64)] {
+        match self {
+            Validity::One(interval) => std::slice::from_ref(interval),
+            Validity::Many(intervals) => intervals,
         }
     }
 
-    /// Writes a new version of the row at `base`, effective from `position`.
-    pub(crate) fn put_row<T: Serialize>(&mut self, base: &[u8], position: u64, row: &T) {
-        let bytes = crate::encoding::encode(row);
-        self.batch.insert(version_key(base, position), bytes);
+    fn contains(&self, at: u64) -> bool {
+        self.intervals().iter().any(|&(from, to)| from <= at && at < to)
     }
 
-    /// Writes a new version of the aggregate row at `base` effective from `position`, unless
-    /// it is byte-for-byte the latest version already (then the latest version answers every
-    /// as-of position from its own on, so nothing is lost by not writing it).
-    pub(crate) fn put_aggregate<T: Serialize>(&mut self, base: Vec<u8>, position: u64, row: &T) {
-        let bytes = crate::encoding::encode(row);
-        let latest = self.pending.get(&base).or_else(|| self.cache.get(&base));
-        if latest == Some(&bytes) {
+    fn is_open(&self) -> bool {
+        self.intervals().last().is_some_and(|&(_, to)| to == OPEN)
+    }
+
+    fn open(&mut self, position: u64) {
+        if self.is_open() {
             return;
         }
-        self.batch.insert(version_key(&base, position), bytes.clone());
-        self.pending.insert(base, bytes);
-    }
-
-    /// Adds an index entry (idempotent).
-    pub(crate) fn put_index(&mut self, key: Vec<u8>) {
-        self.batch.insert(key, &[][..]);
-    }
-
-    /// The newest version of the aggregate row at `base`: pending in this batch, else cached,
-    /// else stored (then cached).
-    pub(crate) fn latest_aggregate<T: DeserializeOwned>(
-        &mut self,
-        tree: &sled::Tree,
-        base: &[u8],
-    ) -> ProjectionResult<Option<T>> {
-        if let Some(bytes) = self.pending.get(base).or_else(|| self.cache.get(base)) {
-            return Ok(Some(decode(bytes)?));
-        }
-        let start = version_key(base, u64::MAX);
-        let end = version_key(base, 0);
-        match tree.range(start..=end).next() {
-            Some(entry) => {
-                let bytes = entry?.1.to_vec();
-                let row = decode(&bytes)?;
-                self.cache.insert(base.to_vec(), bytes);
-                Ok(Some(row))
-            }
-            None => Ok(None),
+        match self {
+            Validity::One(interval) => *self = Validity::Many(vec![*interval, (position, OPEN)]),
+            Validity::Many(intervals) => intervals.push((position, OPEN)),
         }
     }
 
-    /// Applies the changes and the new checkpoint atomically; returns the latest-version cache
-    /// brought up to date (bounded by [`LATEST_AGGREGATES_CACHED`]).
-    pub(crate) fn commit(mut self, tree: &sled::Tree, checkpoint: u64) -> ProjectionResult<LatestCache> {
-        self.batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
-        tree.apply_batch(self.batch)?;
-        let mut cache = self.cache;
-        cache.extend(self.pending);
-        if cache.len() > LATEST_AGGREGATES_CACHED {
-            cache.clear();
+    fn close(&mut self, position: u64) {
+        let last = match self {
+            Validity::One(interval) => interval,
+            Validity::Many(intervals) => intervals.last_mut().expect("a validity has an interval"),
+        };
+        if last.1 == OPEN {
+            assert!(last.0 < position, "an interval closes after it opens");
+            last.1 = position;
         }
-        Ok(cache)
-    }
-
-    /// Gives the cache back without writing (nothing was applied).
-    pub(crate) fn into_cache(self) -> LatestCache {
-        self.cache
     }
 }
 
-/// Adds the index entries of `new` that `old` did not have. Entries are (index, value, sort).
-pub(crate) fn add_index_entries(
-    txn: &mut Txn,
-    id: &[u8],
-    old: &[(u8, String, i64)],
-    new: &[(u8, String, i64)],
-) {
-    for entry in new {
-        if !old.contains(entry) {
-            txn.put_index(index_key(entry.0, &entry.1, entry.2, id));
+/// Index memberships of one read model, ordered by (index, value, sort key, item id), each with
+/// its validity intervals. Entries are never removed: a membership that ends is closed.
+#[derive(Default)]
+pub(crate) struct Index {
+    entries: BTreeMap<IndexKey, Validity>,
+    values: Interner,
+}
+
+impl Index {
+    /// Records that item `id` had the memberships `old` before `position` and has `new` from
+    /// it on: the ones it lost are closed at `position`, the ones it gained opened.
+    pub(crate) fn update(&mut self, id: ItemId, old: &[Entry], new: &[Entry], position: u64) {
+        for entry in old.iter().filter(|entry| !new.contains(entry)) {
+            let Some(value) = self.values.get(&entry.1) else {
+                continue;
+            };
+            let key = IndexKey {
+                index: entry.0,
+                value,
+                sort: entry.2,
+                id,
+            };
+            if let Some(validity) = self.entries.get_mut(&key) {
+                validity.close(position);
+            }
+        }
+        for entry in new.iter().filter(|entry| !old.contains(entry)) {
+            let key = IndexKey {
+                index: entry.0,
+                value: self.values.intern(&entry.1),
+                sort: entry.2,
+                id,
+            };
+            self.entries
+                .entry(key)
+                .and_modify(|validity| validity.open(position))
+                .or_insert(Validity::One((position, OPEN)));
         }
     }
+
+    /// One page of the items of (`index`, `value`) with sort keys in `from..=to` whose
+    /// membership holds at `at`, resuming after `token`. `accept(id, sort)` builds the item (or
+    /// refuses it). Returns the items and the token of the next page.
+    #[allow(clippy::too_many_arguments)] // an index value, a range, a position, a page, a builder
+    pub(crate) fn scan<T>(
+        &self,
+        index: u8,
+        value: &str,
+        (from, to): (i64, i64),
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+        mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<T>>,
+    ) -> ProjectionResult<(Vec<T>, Option<String>)> {
+        let limit = page_size(limit)?;
+        let prefix = token_prefix(index, value);
+        let resume = match token {
+            Some(token) => Some(decode_resume(&prefix, token)?),
+            None => None,
+        };
+        if from > to {
+            return Ok((Vec::new(), None));
+        }
+        let Some(value_id) = self.values.get(value) else {
+            return Ok((Vec::new(), None));
+        };
+        let key = |sort, id| IndexKey {
+            index,
+            value: value_id,
+            sort,
+            id,
+        };
+        let mut start = Bound::Included(key(from, [0; 17]));
+        if let Some((sort, id)) = resume {
+            if (sort, id) >= (from, [0; 17]) {
+                start = Bound::Excluded(key(sort, id));
+            }
+        }
+        let end = Bound::Included(key(to, [0xFF; 17]));
+        if matches!((&start, &end), (Bound::Excluded(s), Bound::Included(e)) if s >= e) {
+            return Ok((Vec::new(), None));
+        }
+        let mut items = Vec::new();
+        let mut scanned = 0;
+        for (key, validity) in self.entries.range((start, end)) {
+            scanned += 1;
+            if validity.contains(at) {
+                if let Some(item) = accept(&key.id, key.sort)? {
+                    items.push(item);
+                }
+            }
+            if items.len() == limit || scanned == MAX_SCANNED_PER_PAGE {
+                return Ok((items, Some(encode_token(&prefix, key.sort, &key.id))));
+            }
+        }
+        Ok((items, None))
+    }
+
+    /// Every entry as (key, value) bytes, in key order: `I` index value 0x00 sort(8) id(17) ->
+    /// the intervals as (from, to) big-endian pairs.
+    pub(crate) fn dump(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = self
+            .entries
+            .iter()
+            .map(|(key, validity)| {
+                let mut bytes = vec![b'I'];
+                bytes.extend_from_slice(&token_prefix(key.index, self.values.name(key.value)));
+                bytes.extend_from_slice(&sortable(key.sort));
+                bytes.extend_from_slice(&key.id);
+                let intervals = validity
+                    .intervals()
+                    .iter()
+                    .flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
+                    .collect();
+                (bytes, intervals)
+            })
+            .collect();
+        entries.sort();
+        out.extend(entries);
+    }
+
+    /// Entries held (one per membership ever gained).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Full values a [`Tally`] keeps: one after every this many deltas.
+pub const TALLY_CHECKPOINT_EVERY: usize = 32;
+
+/// Nonzero amounts by component, ascending by component.
+type Components = Box<[(u32, i64)]>;
+
+/// Signed counts by component, changed by deltas at log positions.
+#[derive(Default)]
+pub(crate) struct Tally {
+    latest: BTreeMap<u32, i64>,
+    deltas: Vec<(u64, Components)>,
+    /// `checkpoints[i]` is the value after the first `(i + 1) * TALLY_CHECKPOINT_EVERY` deltas.
+    checkpoints: Vec<Components>,
+}
+
+fn add_into(value: &mut BTreeMap<u32, i64>, delta: &[(u32, i64)]) {
+    for &(component, amount) in delta {
+        let entry = value.entry(component).or_insert(0);
+        *entry += amount;
+        if *entry == 0 {
+            value.remove(&component);
+        }
+    }
+}
+
+impl Tally {
+    /// Adds `after - before` at `position` (nothing when they are equal).
+    pub(crate) fn change(&mut self, position: u64, before: &BTreeMap<u32, i64>, after: &BTreeMap<u32, i64>) {
+        let mut delta: BTreeMap<u32, i64> = after.clone();
+        for (component, amount) in before {
+            *delta.entry(*component).or_insert(0) -= amount;
+        }
+        delta.retain(|_, amount| *amount != 0);
+        if delta.is_empty() {
+            return;
+        }
+        assert!(
+            self.deltas.last().is_none_or(|(last, _)| *last <= position),
+            "tally deltas come in log order"
+        );
+        let delta: Components = delta.into_iter().collect();
+        add_into(&mut self.latest, &delta);
+        self.deltas.push((position, delta));
+        if self.deltas.len() % TALLY_CHECKPOINT_EVERY == 0 {
+            self.checkpoints
+                .push(self.latest.iter().map(|(c, v)| (*c, *v)).collect());
+        }
+    }
+
+    /// The value as of `at`.
+    pub(crate) fn at(&self, at: u64) -> BTreeMap<u32, i64> {
+        let applied = self.deltas.partition_point(|(position, _)| *position <= at);
+        if applied == self.deltas.len() {
+            return self.latest.clone();
+        }
+        let whole = applied / TALLY_CHECKPOINT_EVERY;
+        let mut value: BTreeMap<u32, i64> = match whole {
+            0 => BTreeMap::new(),
+            _ => self.checkpoints[whole - 1].iter().copied().collect(),
+        };
+        for (_, delta) in &self.deltas[whole * TALLY_CHECKPOINT_EVERY..applied] {
+            add_into(&mut value, delta);
+        }
+        value
+    }
+
+    /// The deltas as bytes: (position, then (component name, amount) pairs) per delta.
+    pub(crate) fn dump(&self, names: &Interner) -> Vec<u8> {
+        let deltas: Vec<(u64, Vec<(&str, i64)>)> = self
+            .deltas
+            .iter()
+            .map(|(position, delta)| {
+                let mut named: Vec<(&str, i64)> = delta.iter().map(|(c, v)| (names.name(*c), *v)).collect();
+                named.sort();
+                (*position, named)
+            })
+            .collect();
+        crate::encoding::encode(&deltas)
+    }
+}
+
+/// The latest state of one entity, and where its events are in the log.
+#[derive(Debug, Clone)]
+pub(crate) struct Current {
+    /// The state after its last event (shared with the runner's state map).
+    pub state: Arc<AggregateState>,
+    /// Position of its first event.
+    pub first_position: u64,
+    /// Position of its last event.
+    pub last_position: u64,
+}
+
+impl Current {
+    /// The entity after one more event at `position`.
+    pub(crate) fn advanced(previous: Option<&Current>, state: Arc<AggregateState>, position: u64) -> Current {
+        Current {
+            state,
+            first_position: previous.map_or(position, |current| current.first_position),
+            last_position: position,
+        }
+    }
+}
+
+/// The state of the entity of `stream_id` as of `at` and the position of its last event at or
+/// before `at`: the latest state when nothing later happened to it, else its stream folded up
+/// to `at` from the log. None if it did not exist at `at`.
+pub(crate) fn state_at(
+    log: &Log,
+    stream_id: &str,
+    current: Option<&Current>,
+    at: u64,
+) -> ProjectionResult<Option<(Arc<AggregateState>, u64)>> {
+    let Some(current) = current else { return Ok(None) };
+    if current.last_position <= at {
+        return Ok(Some((current.state.clone(), current.last_position)));
+    }
+    if current.first_position > at {
+        return Ok(None);
+    }
+    let mut state: Option<AggregateState> = None;
+    let mut last = 0;
+    let mut next = 1;
+    loop {
+        let events = log.read_stream(stream_id, next, Direction::Forwards, MAX_READ_PAGE_EVENTS)?;
+        if events.is_empty() {
+            break;
+        }
+        for recorded in &events {
+            let envelope = recorded.envelope();
+            if envelope.position > at {
+                return Ok(state.map(|state| (Arc::new(state), last)));
+            }
+            let event = decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload)
+                .map_err(|error| {
+                    ProjectionError::DataLoss(format!("event at position {}: {error}", envelope.position))
+                })?;
+            let folded = state
+                .take()
+                .unwrap_or_else(|| AggregateState::empty_for_event(&event));
+            state = Some(evolve_state(folded, &event));
+            last = envelope.position;
+            next = envelope.stream_version + 1;
+        }
+    }
+    Ok(state.map(|state| (Arc::new(state), last)))
 }
 
 /// Most rows one list page returns (a larger `limit` is an invalid argument).
@@ -234,81 +435,60 @@ pub(crate) fn page_size(limit: usize) -> ProjectionResult<usize> {
     Ok(if limit == 0 { DEFAULT_PAGE_SIZE } else { limit })
 }
 
-/// Encodes a resume key as a page token (hex).
-pub(crate) fn encode_token(key: &[u8]) -> String {
-    key.iter().map(|byte| format!("{byte:02x}")).collect()
+/// The bytes every token of one list starts with: index, value, 0x00.
+pub(crate) fn token_prefix(index: u8, value: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(value.len() + 2);
+    prefix.push(index);
+    prefix.extend_from_slice(value.as_bytes());
+    prefix.push(0);
+    prefix
 }
 
-/// Decodes a page token.
+/// A page token: the list's prefix, then the sort key and id of the last entry examined (hex).
+fn encode_token(prefix: &[u8], sort: i64, id: &ItemId) -> String {
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(&sortable(sort));
+    bytes.extend_from_slice(id);
+    encode_hex(&bytes)
+}
+
+/// Lowercase hex of bytes.
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Decodes a page token's hex.
 pub(crate) fn decode_token(token: &str) -> ProjectionResult<Vec<u8>> {
-    let invalid = |reason: &str| ProjectionError::InvalidArgument {
-        field: "page_token",
-        reason: reason.into(),
-    };
     if token.len() > MAX_PAGE_TOKEN_CHARS {
-        return Err(invalid("too long"));
+        return Err(invalid_token("too long"));
     }
     if token.len() % 2 != 0 {
-        return Err(invalid("malformed"));
+        return Err(invalid_token("malformed"));
     }
     (0..token.len())
         .step_by(2)
-        .map(|index| u8::from_str_radix(&token[index..index + 2], 16).map_err(|_| invalid("malformed")))
+        .map(|index| u8::from_str_radix(&token[index..index + 2], 16).map_err(|_| invalid_token("malformed")))
         .collect()
 }
 
-/// One index scan: entries of (`index`, `value`) with sort keys in `from..=to`, resuming after
-/// `token`. `accept(id, sort)` loads and checks the row as of the query position and returns
-/// it if the entry is confirmed. Returns the rows and the token of the next page.
-#[allow(clippy::too_many_arguments)] // an index value, a range, a page and a row check
-pub(crate) fn scan_index<T>(
-    tree: &sled::Tree,
-    index: u8,
-    value: &str,
-    from: i64,
-    to: i64,
-    token: Option<&str>,
-    limit: usize,
-    mut accept: impl FnMut(&[u8], i64) -> ProjectionResult<Option<T>>,
-) -> ProjectionResult<(Vec<T>, Option<String>)> {
-    let limit = page_size(limit)?;
-    let prefix = index_prefix(index, value);
-    let mut start = prefix.clone();
-    start.extend_from_slice(&sortable(from));
-    let mut end = prefix.clone();
-    end.extend_from_slice(&sortable(to));
-    end.push(0xFF);
-    if let Some(token) = token {
-        let mut resume = decode_token(token)?;
-        if !resume.starts_with(&prefix) {
-            return Err(ProjectionError::InvalidArgument {
-                field: "page_token",
-                reason: "belongs to another query".into(),
-            });
-        }
-        resume.push(0); // strictly after the last key returned
-        if resume > start {
-            start = resume;
-        }
+pub(crate) fn invalid_token(reason: &str) -> ProjectionError {
+    ProjectionError::InvalidArgument {
+        field: "page_token",
+        reason: reason.into(),
     }
-    let mut rows = Vec::new();
-    let mut scanned = 0;
-    for entry in tree.range(start..end) {
-        let (key, _) = entry?;
-        scanned += 1;
-        let rest = &key[prefix.len()..];
-        if rest.len() < 8 {
-            return Err(ProjectionError::DataLoss("malformed index key".into()));
-        }
-        let sort = unsortable(rest);
-        if let Some(row) = accept(&rest[8..], sort)? {
-            rows.push(row);
-        }
-        if rows.len() == limit || scanned == MAX_SCANNED_PER_PAGE {
-            return Ok((rows, Some(encode_token(&key))));
-        }
+}
+
+fn decode_resume(prefix: &[u8], token: &str) -> ProjectionResult<(i64, ItemId)> {
+    let bytes = decode_token(token)?;
+    let Some(rest) = bytes.strip_prefix(prefix) else {
+        return Err(invalid_token("belongs to another query"));
+    };
+    if rest.len() != 8 + 17 {
+        return Err(invalid_token("malformed"));
     }
-    Ok((rows, None))
+    let mut id = [0u8; 17];
+    id.copy_from_slice(&rest[8..]);
+    Ok((unsortable(rest), id))
 }
 
 /// The calendar month (`YYYY-MM`, UTC) of an instant in microseconds since the epoch.
@@ -340,14 +520,70 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_limits() {
-        assert_eq!(
-            decode_token(&encode_token(&[0, 1, 255])).unwrap(),
-            vec![0, 1, 255]
-        );
+        let prefix = token_prefix(b'p', "LBY");
+        let token = encode_token(&prefix, -7, &[3; 17]);
+        assert_eq!(decode_resume(&prefix, &token).unwrap(), (-7, [3; 17]));
+        assert!(decode_resume(&token_prefix(b'p', "FRA"), &token).is_err());
         assert!(decode_token("abc").is_err());
         assert!(decode_token(&"00".repeat(MAX_PAGE_TOKEN_CHARS)).is_err());
         assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
         assert_eq!(page_size(MAX_PAGE_SIZE).unwrap(), MAX_PAGE_SIZE);
         assert!(page_size(MAX_PAGE_SIZE + 1).is_err());
+    }
+
+    fn listed(index: &Index, value: &str, at: u64) -> Vec<(i64, u8)> {
+        index
+            .scan(b'x', value, (i64::MIN, i64::MAX), at, None, 0, |id, sort| {
+                Ok(Some((sort, id[0])))
+            })
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn index_memberships_hold_exactly_in_their_intervals() {
+        let mut index = Index::default();
+        let entry = |value: &str, sort| (b'x', value.to_owned(), sort);
+        // Item 1 joins "a" at 10 (sort 5), moves to sort 6 at 20, leaves "a" for "b" at 30,
+        // comes back to "a" (sort 6) at 40.
+        index.update([1; 17], &[], &[entry("a", 5)], 10);
+        index.update([1; 17], &[entry("a", 5)], &[entry("a", 6)], 20);
+        index.update([1; 17], &[entry("a", 6)], &[entry("b", 6)], 30);
+        index.update([1; 17], &[entry("b", 6)], &[entry("a", 6)], 40);
+        assert_eq!(listed(&index, "a", 9), vec![]);
+        assert_eq!(listed(&index, "a", 10), vec![(5, 1)]);
+        assert_eq!(listed(&index, "a", 19), vec![(5, 1)]);
+        assert_eq!(listed(&index, "a", 20), vec![(6, 1)]);
+        assert_eq!(listed(&index, "a", 30), vec![]);
+        assert_eq!(listed(&index, "b", 35), vec![(6, 1)]);
+        assert_eq!(listed(&index, "b", 40), vec![]);
+        assert_eq!(listed(&index, "a", 40), vec![(6, 1)]);
+        assert_eq!(listed(&index, "a", OPEN - 1), vec![(6, 1)]);
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn tallies_answer_every_position_exactly() {
+        let mut names = Interner::default();
+        let a = names.intern("a");
+        let b = names.intern("b");
+        let mut tally = Tally::default();
+        let mut expected = vec![BTreeMap::new()];
+        let mut value: BTreeMap<u32, i64> = BTreeMap::new();
+        for position in 1..=200u64 {
+            let mut next = value.clone();
+            *next.entry(a).or_insert(0) += (position % 3) as i64 - 1;
+            if position % 7 == 0 {
+                *next.entry(b).or_insert(0) += 2;
+            }
+            next.retain(|_, amount| *amount != 0);
+            tally.change(position, &value, &next);
+            value = next;
+            expected.push(value.clone());
+        }
+        for (position, value) in expected.iter().enumerate() {
+            assert_eq!(&tally.at(position as u64), value, "at {position}");
+        }
+        assert!(!tally.checkpoints.is_empty());
     }
 }
