@@ -224,7 +224,11 @@ fn violation_fields(status: &tonic::Status) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_status_code_comes_from_the_request_that_should_produce_it() {
-    let harness = Harness::start_with(ServerOptions { max_subscriptions: 2 }).await;
+    let harness = Harness::start_with(ServerOptions {
+        max_subscriptions: 2,
+        ..ServerOptions::default()
+    })
+    .await;
     append_many(&harness.log, "s-1", 20, "t").await;
     let mut client = harness.event_store().await;
 

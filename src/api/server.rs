@@ -99,12 +99,15 @@ pub enum ServerError {
 pub struct ServerOptions {
     /// Most concurrent subscriptions (RESOURCE_EXHAUSTED beyond).
     pub max_subscriptions: usize,
+    /// Longest time between two snapshots of the read models.
+    pub snapshot_interval: std::time::Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_subscriptions: MAX_SUBSCRIPTIONS,
+            snapshot_interval: crate::projections::snapshot::SNAPSHOT_INTERVAL,
         }
     }
 }
@@ -206,8 +209,25 @@ pub async fn serve_with_listener(
         .build_v1alpha()?;
     let projections = {
         let log = log.clone();
-        tokio::task::spawn_blocking(move || Projections::open(log)).await??
+        let interval = options.snapshot_interval;
+        tokio::task::spawn_blocking(move || Projections::open_with(log, interval)).await??
     };
+    match projections.snapshot_load() {
+        crate::projections::SnapshotLoad::Empty => {
+            eprintln!("dipledger: read models: no snapshot, building from the log")
+        }
+        crate::projections::SnapshotLoad::Loaded { keys, bytes, seconds } => eprintln!(
+            "dipledger: read models: snapshot loaded ({keys} keys, {bytes} bytes, {seconds:.2} s), replaying the log from {}",
+            crate::projections::ProjectionName::ALL
+                .iter()
+                .map(|name| projections.checkpoint(*name))
+                .min()
+                .unwrap_or(0)
+        ),
+        crate::projections::SnapshotLoad::Discarded(reason) => {
+            eprintln!("dipledger: read models: snapshot discarded ({reason}), rebuilding from the log")
+        }
+    }
     let projections = Arc::new(projections);
     let queries = QueryServiceServer::new(Query::new(projections.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)

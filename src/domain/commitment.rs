@@ -15,6 +15,9 @@ use super::common::{
 use super::error::Rejection;
 use super::time::OccurredAt;
 
+/// Most progress reports kept on one commitment (retracted ones count too).
+pub const MAX_PROGRESS_REPORTS_PER_COMMITMENT: usize = 500;
+
 /// Whether the commitment is first made in the recorded source or restates an earlier one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CommitmentKind {
@@ -549,7 +552,7 @@ impl Event {
 }
 
 /// Where a commitment is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CommitmentStatus {
     /// Recorded, nothing since.
     Made,
@@ -581,7 +584,7 @@ impl CommitmentStatus {
 }
 
 /// A dated entry kept in the commitment state (reaffirmation or progress report).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     version: u64,
     occurred_at: OccurredAt,
@@ -612,7 +615,7 @@ impl Entry {
 }
 
 /// A compliance assessment kept in the commitment state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
     version: u64,
     stage: AssessmentStage,
@@ -654,20 +657,24 @@ impl Assessment {
     }
 }
 
-/// A commitment as recorded. `Default` is "no commitment yet".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A commitment as recorded. `Default` is "no commitment yet". Serialized for read-model
+/// snapshots *without its progress reports*, which a snapshot keeps one per key;
+/// [`State::with_progress_reports`] puts them back.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     commitment_id: Option<CommitmentId>,
     details: Option<CommitmentDetails>,
     details_version: u64,
     made_at: Option<OccurredAt>,
     reaffirmations: Vec<Entry>,
+    #[serde(skip)]
     progress: Vec<Entry>,
     terminal: Option<(CommitmentStatus, OccurredAt)>,
     superseded_by: Option<CommitmentId>,
     closing_text: Option<String>,
     assessments: Vec<Assessment>,
     retracted_versions: Vec<u64>,
+    #[serde(with = "crate::domain::event::event_type_runs")]
     event_types: Vec<&'static str>,
 }
 
@@ -732,6 +739,13 @@ impl State {
     /// Progress reports not retracted.
     pub fn progress_reports(&self) -> &[Entry] {
         &self.progress
+    }
+
+    /// The state with `reports` in effect (a snapshot's progress reports, read back in version
+    /// order, after the rest of the state was deserialized).
+    pub fn with_progress_reports(mut self, reports: Vec<Entry>) -> State {
+        self.progress = reports;
+        self
     }
 
     /// Compliance assessments not retracted.
@@ -854,6 +868,19 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
             validator.required_text("summary", summary, MAX_TEXT_LEN);
             validator.finish()?;
             require_open(state, commitment_id, "progressed")?;
+            let reported = state
+                .event_types
+                .iter()
+                .filter(|name| **name == "CommitmentProgressReported")
+                .count();
+            if reported >= MAX_PROGRESS_REPORTS_PER_COMMITMENT {
+                return Err(Rejection::rule(
+                    "commitment.too_many_progress_reports",
+                    format!(
+                        "a commitment keeps at most {MAX_PROGRESS_REPORTS_PER_COMMITMENT} progress reports"
+                    ),
+                ));
+            }
             Ok(vec![Event::CommitmentProgressReported(
                 CommitmentProgressReported {
                     commitment_id,

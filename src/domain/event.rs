@@ -306,6 +306,49 @@ fn upcast(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Domai
     }
 }
 
+/// Serde for a state's `event_types` (one `&'static str` per event folded) as runs of
+/// (event type, count): a meeting with hundreds of statements serializes to a few runs, and
+/// names are mapped back to the known event types (an unknown name is an error).
+pub(crate) mod event_type_runs {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Most events one serialized state may claim to have folded.
+    const MAX_EVENTS: u64 = 1 << 32;
+
+    pub(crate) fn serialize<S: Serializer>(types: &[&'static str], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut runs: Vec<(&str, u64)> = Vec::new();
+        for name in types {
+            match runs.last_mut() {
+                Some((last, count)) if last == name => *count += 1,
+                _ => runs.push((name, 1)),
+            }
+        }
+        runs.serialize(serializer)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<&'static str>, D::Error> {
+        let runs: Vec<(String, u64)> = Vec::deserialize(deserializer)?;
+        let known = super::event_types();
+        let total: u64 = runs.iter().map(|(_, count)| *count).sum();
+        if total > MAX_EVENTS {
+            return Err(D::Error::custom(format!(
+                "{total} events folded is over {MAX_EVENTS}"
+            )));
+        }
+        let mut types = Vec::with_capacity(total as usize);
+        for (name, count) in runs {
+            let Some((name, _)) = known.iter().find(|(known, _)| *known == name) else {
+                return Err(D::Error::custom(format!("unknown event type {name:?}")));
+            };
+            types.extend(std::iter::repeat_n(*name, count as usize));
+        }
+        Ok(types)
+    }
+}
+
 /// The state of any aggregate, so the ledger can fold a stream generically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AggregateState {

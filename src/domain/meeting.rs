@@ -490,7 +490,7 @@ impl Event {
 }
 
 /// Where a meeting is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MeetingStatus {
     /// Proposed, not yet scheduled.
     Proposed,
@@ -505,7 +505,7 @@ pub enum MeetingStatus {
 }
 
 /// A statement recorded on the meeting and not retracted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     version: u64,
     speaker: Speaker,
@@ -541,8 +541,10 @@ impl Statement {
     }
 }
 
-/// A meeting as recorded. `Default` is "no meeting yet".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A meeting as recorded. `Default` is "no meeting yet". Serialized for read-model snapshots
+/// *without its statements*, which a snapshot keeps one per key (so a new statement costs its
+/// own bytes, not a rewrite of all of them); [`State::with_statements`] puts them back.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     meeting_id: Option<MeetingId>,
     status: Option<MeetingStatus>,
@@ -553,9 +555,11 @@ pub struct State {
     held_at: Option<OccurredAt>,
     ended_at: Option<Timestamp>,
     cancellation_reason: Option<String>,
+    #[serde(skip)]
     statements: Vec<Statement>,
     statements_recorded: usize,
     retracted_versions: Vec<u64>,
+    #[serde(with = "crate::domain::event::event_type_runs")]
     event_types: Vec<&'static str>,
 }
 
@@ -613,6 +617,13 @@ impl State {
     /// Statements not retracted, in the order recorded.
     pub fn statements(&self) -> &[Statement] {
         &self.statements
+    }
+
+    /// The state with `statements` in effect (a snapshot's statements, read back in version
+    /// order, after the rest of the state was deserialized).
+    pub fn with_statements(mut self, statements: Vec<Statement>) -> State {
+        self.statements = statements;
+        self
     }
 
     /// Versions of events retracted so far.

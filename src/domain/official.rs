@@ -251,7 +251,7 @@ impl Event {
 }
 
 /// An office held by the official, as currently recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Office {
     tenure_version: u64,
     term: OfficeTerm,
@@ -305,13 +305,14 @@ impl Office {
 }
 
 /// An official as recorded. `Default` is "not registered yet".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     official_id: Option<OfficialId>,
     name: String,
     name_version: u64,
     offices: Vec<Office>,
     retracted_versions: Vec<u64>,
+    #[serde(with = "crate::domain::event::event_type_runs")]
     event_types: Vec<&'static str>,
 }
 

@@ -139,12 +139,14 @@ impl Event {
     }
 }
 
-/// A party as recorded. `Default` is "not registered yet".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A party as recorded. `Default` is "not registered yet". Serialized for read-model
+/// snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     code: Option<String>,
     details: Option<PartyDetails>,
     details_version: u64,
+    #[serde(with = "crate::domain::event::event_type_runs")]
     event_types: Vec<&'static str>,
 }
 

@@ -121,12 +121,14 @@ impl Event {
     }
 }
 
-/// A source as recorded. `Default` is "not registered yet".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A source as recorded. `Default` is "not registered yet". Serialized for read-model
+/// snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     source_id: Option<SourceId>,
     details: Option<SourceDetails>,
     details_version: u64,
+    #[serde(with = "crate::domain::event::event_type_runs")]
     event_types: Vec<&'static str>,
 }
 

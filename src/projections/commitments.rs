@@ -1,13 +1,17 @@
 //! Commitments register: one multi-version row per commitment, indexed by party, status,
 //! topic and due date; per-party compliance scores maintained incrementally.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
-use super::store::{item_id, item_uuid, state_at, Current, Entry, Interner, Tally};
+use super::store::{
+    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, uuid_key, Current, Entry,
+    Interner, Snapshot, Tally,
+};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
 use crate::domain::time::{OccurredAt, Timestamp};
@@ -331,6 +335,12 @@ pub(crate) struct CommitmentsModel {
     index: super::store::Index,
     compliance: HashMap<String, Tally>,
     names: Interner,
+    /// Commitments changed since the last snapshot.
+    dirty: HashSet<uuid::Uuid>,
+    /// Newest progress report version in the snapshot, by commitment.
+    reports_saved: HashMap<uuid::Uuid, u64>,
+    /// Progress reports read by a restore, attached by `finish_restore`.
+    restored_reports: HashMap<uuid::Uuid, Vec<crate::domain::commitment::Entry>>,
 }
 
 impl CommitmentsModel {
@@ -441,6 +451,7 @@ impl Projection for CommitmentsModel {
             .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
+        self.dirty.insert(uuid);
         // Compliance: replace this commitment's old contribution by its new one.
         let old_scores = old.map(|row| row.latest_scores()).unwrap_or_default();
         let new_scores = new.latest_scores();
@@ -458,6 +469,96 @@ impl Projection for CommitmentsModel {
                 .entry(party.clone())
                 .or_default()
                 .change(position, &before, &after);
+        }
+    }
+
+    /// `E` uuid -> the state without progress reports; `r` uuid version(8) -> one report (only
+    /// new ones are written, retracted ones removed); `I` -> index entries; `T` party seq(8) ->
+    /// one compliance delta.
+    fn save(&mut self, out: &mut Snapshot<'_>) {
+        for uuid in std::mem::take(&mut self.dirty) {
+            let current = &self.rows[&uuid];
+            let AggregateState::Commitment(state) = &*current.state else {
+                continue;
+            };
+            out.put(
+                [&b"E"[..], uuid.as_bytes()].concat(),
+                entity_value(current, state),
+            );
+            let saved = self.reports_saved.get(&uuid).copied().unwrap_or(0);
+            let report_key = |version: u64| [&b"r"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
+            let mut newest = saved;
+            for report in state.progress_reports().iter().filter(|r| r.version() > saved) {
+                out.put(report_key(report.version()), crate::encoding::encode(report));
+                newest = newest.max(report.version());
+            }
+            for version in state.retracted_versions().iter().filter(|v| **v <= saved) {
+                out.remove(report_key(*version));
+            }
+            if newest > 0 {
+                self.reports_saved.insert(uuid, newest);
+            }
+        }
+        self.index.save(out, b"I");
+        for (party, tally) in self.compliance.iter_mut().filter(|(_, tally)| tally.unsaved()) {
+            tally.save(out, &[&b"T"[..], party.as_bytes()].concat(), &self.names);
+        }
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
+        match key.split_first() {
+            Some((b'E', id)) => {
+                let current = restore_entity(value, AggregateState::Commitment)?;
+                self.rows.insert(uuid_key(id)?, current);
+            }
+            Some((b'r', rest)) if rest.len() == 24 => {
+                let uuid = uuid_key(&rest[..16])?;
+                let report: crate::domain::commitment::Entry =
+                    crate::encoding::decode(value).map_err(|error| {
+                        ProjectionError::DataLoss(format!("read-model snapshot: report: {error}"))
+                    })?;
+                let saved = self.reports_saved.entry(uuid).or_insert(0);
+                *saved = (*saved).max(report.version());
+                self.restored_reports.entry(uuid).or_default().push(report);
+            }
+            Some((b'I', rest)) => self.index.restore(rest, value)?,
+            Some((b'T', rest)) => {
+                let (party, seq) = tally_key(rest)?;
+                let party = String::from_utf8(party.to_vec())
+                    .map_err(|_| ProjectionError::DataLoss("read-model snapshot: malformed party".into()))?;
+                self.compliance
+                    .entry(party)
+                    .or_default()
+                    .restore(seq, value, &mut self.names)?;
+            }
+            _ => {
+                return Err(ProjectionError::DataLoss(
+                    "read-model snapshot: unknown commitments key".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_restore(&mut self) -> ProjectionResult<()> {
+        for (uuid, reports) in std::mem::take(&mut self.restored_reports) {
+            let current = self.rows.get_mut(&uuid).ok_or_else(|| {
+                ProjectionError::DataLoss(format!(
+                    "read-model snapshot: reports of unknown commitment {uuid}"
+                ))
+            })?;
+            let AggregateState::Commitment(state) = &*current.state else {
+                continue;
+            };
+            let state = state.clone().with_progress_reports(reports);
+            current.state = std::sync::Arc::new(AggregateState::Commitment(state));
+        }
+        Ok(())
+    }
+
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+        for (uuid, current) in &self.rows {
+            out.push((CommitmentId::from_uuid(*uuid).stream_id(), current.state.clone()));
         }
     }
 

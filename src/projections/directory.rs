@@ -1,14 +1,16 @@
-//! Parties and sources: one multi-version row each, listed in key order.
+//! Parties and sources: every party's and source's latest state, listed in key order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
-
+use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    decode_token, encode_hex, invalid_token, page_size, state_at, Current, MAX_SCANNED_PER_PAGE,
+    decode_token, encode_hex, entity_value, invalid_token, page_size, restore_entity, state_at, uuid_key,
+    Current, Snapshot, MAX_SCANNED_PER_PAGE,
 };
 use crate::domain::common::{party_stream_id, SourceId};
 use crate::domain::party::PartyDetails;
@@ -49,6 +51,10 @@ pub struct SourceRow {
 pub(crate) struct DirectoryModel {
     parties: BTreeMap<String, Current>,
     sources: BTreeMap<uuid::Uuid, Current>,
+    /// Parties changed since the last snapshot.
+    dirty_parties: HashSet<String>,
+    /// Sources changed since the last snapshot.
+    dirty_sources: HashSet<uuid::Uuid>,
 }
 
 /// The row of a party state (None if it does not exist).
@@ -195,6 +201,7 @@ impl Projection for DirectoryModel {
                 };
                 let current = Current::advanced(self.parties.get(code), change.after.clone(), position);
                 self.parties.insert(code.to_owned(), current);
+                self.dirty_parties.insert(code.to_owned());
             }
             AggregateState::Source(after) => {
                 let Some(source_id) = after.source_id().filter(|_| after.details().is_some()) else {
@@ -203,8 +210,61 @@ impl Projection for DirectoryModel {
                 let uuid = source_id.uuid();
                 let current = Current::advanced(self.sources.get(&uuid), change.after.clone(), position);
                 self.sources.insert(uuid, current);
+                self.dirty_sources.insert(uuid);
             }
             _ => {}
+        }
+    }
+
+    /// `p` code -> a party's state; `s` uuid -> a source's state.
+    fn save(&mut self, out: &mut Snapshot<'_>) {
+        for code in std::mem::take(&mut self.dirty_parties) {
+            let current = &self.parties[&code];
+            if let AggregateState::Party(state) = &*current.state {
+                out.put(
+                    [&b"p"[..], code.as_bytes()].concat(),
+                    entity_value(current, state),
+                );
+            }
+        }
+        for uuid in std::mem::take(&mut self.dirty_sources) {
+            let current = &self.sources[&uuid];
+            if let AggregateState::Source(state) = &*current.state {
+                out.put(
+                    [&b"s"[..], uuid.as_bytes()].concat(),
+                    entity_value(current, state),
+                );
+            }
+        }
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
+        match key.split_first() {
+            Some((b'p', code)) => {
+                let code = String::from_utf8(code.to_vec())
+                    .map_err(|_| ProjectionError::DataLoss("read-model snapshot: malformed party".into()))?;
+                let current = restore_entity(value, AggregateState::Party)?;
+                self.parties.insert(code, current);
+            }
+            Some((b's', id)) => {
+                let current = restore_entity(value, AggregateState::Source)?;
+                self.sources.insert(uuid_key(id)?, current);
+            }
+            _ => {
+                return Err(ProjectionError::DataLoss(
+                    "read-model snapshot: unknown directory key".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+        for (code, current) in &self.parties {
+            out.push((party_stream_id(code), current.state.clone()));
+        }
+        for (uuid, current) in &self.sources {
+            out.push((SourceId::from_uuid(*uuid).stream_id(), current.state.clone()));
         }
     }
 

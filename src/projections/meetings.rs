@@ -1,15 +1,17 @@
 //! Meetings read model: every meeting's latest state, indexed by party, official, topic,
 //! place, country, status and (for all meetings) by when it happened.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
-use super::store::{item_id, item_uuid, state_at, Current, Entry, Index};
+use super::store::{
+    entity_value, item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Entry, Index, Snapshot,
+};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
-use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State};
+use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, Statement};
 use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
 use crate::log::Log;
@@ -289,6 +291,12 @@ impl MeetingFilter {
 pub(crate) struct MeetingsModel {
     rows: HashMap<uuid::Uuid, Current>,
     index: Index,
+    /// Meetings changed since the last snapshot.
+    dirty: HashSet<uuid::Uuid>,
+    /// Newest statement version in the snapshot, by meeting.
+    statements_saved: HashMap<uuid::Uuid, u64>,
+    /// Statements read by a restore, attached by `finish_restore`.
+    restored_statements: HashMap<uuid::Uuid, Vec<Statement>>,
 }
 
 impl MeetingsModel {
@@ -351,6 +359,86 @@ impl Projection for MeetingsModel {
             .update(item_id(0, &uuid), &index_entries(before), &new, position);
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
+        self.dirty.insert(uuid);
+    }
+
+    /// `E` uuid -> the state without statements; `s` uuid version(8) -> one statement (only
+    /// new ones are written, retracted ones removed); `I` -> index entries.
+    fn save(&mut self, out: &mut Snapshot<'_>) {
+        for uuid in std::mem::take(&mut self.dirty) {
+            let current = &self.rows[&uuid];
+            let AggregateState::Meeting(state) = &*current.state else {
+                continue;
+            };
+            out.put(
+                [&b"E"[..], uuid.as_bytes()].concat(),
+                entity_value(current, state),
+            );
+            let saved = self.statements_saved.get(&uuid).copied().unwrap_or(0);
+            let statement_key = |version: u64| [&b"s"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
+            let mut newest = saved;
+            for statement in state.statements().iter().filter(|s| s.version() > saved) {
+                out.put(
+                    statement_key(statement.version()),
+                    crate::encoding::encode(statement),
+                );
+                newest = newest.max(statement.version());
+            }
+            for version in state.retracted_versions().iter().filter(|v| **v <= saved) {
+                out.remove(statement_key(*version));
+            }
+            if newest > 0 {
+                self.statements_saved.insert(uuid, newest);
+            }
+        }
+        self.index.save(out, b"I");
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
+        match key.split_first() {
+            Some((b'E', id)) => {
+                let current = restore_entity(value, AggregateState::Meeting)?;
+                self.rows.insert(uuid_key(id)?, current);
+            }
+            Some((b's', rest)) if rest.len() == 24 => {
+                let uuid = uuid_key(&rest[..16])?;
+                let statement: Statement = crate::encoding::decode(value).map_err(|error| {
+                    super::ProjectionError::DataLoss(format!("read-model snapshot: statement: {error}"))
+                })?;
+                let saved = self.statements_saved.entry(uuid).or_insert(0);
+                *saved = (*saved).max(statement.version());
+                self.restored_statements.entry(uuid).or_default().push(statement);
+            }
+            Some((b'I', rest)) => self.index.restore(rest, value)?,
+            _ => {
+                return Err(super::ProjectionError::DataLoss(
+                    "read-model snapshot: unknown meetings key".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_restore(&mut self) -> ProjectionResult<()> {
+        for (uuid, statements) in std::mem::take(&mut self.restored_statements) {
+            let current = self.rows.get_mut(&uuid).ok_or_else(|| {
+                super::ProjectionError::DataLoss(format!(
+                    "read-model snapshot: statements of unknown meeting {uuid}"
+                ))
+            })?;
+            let AggregateState::Meeting(state) = &*current.state else {
+                continue;
+            };
+            let state = state.clone().with_statements(statements);
+            current.state = std::sync::Arc::new(AggregateState::Meeting(state));
+        }
+        Ok(())
+    }
+
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+        for (uuid, current) in &self.rows {
+            out.push((MeetingId::from_uuid(*uuid).stream_id(), current.state.clone()));
+        }
     }
 
     fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -12,6 +12,7 @@
 //!
 //! Files:
 //! - [`runner`]: projection trait, model, engine (catch-up step, reset for rebuild), progress.
+//! - [`snapshot`]: checkpointed snapshots in sled, loaded on open.
 //! - [`store`]: entity states as of a position, validity intervals, tallies, page tokens, limits.
 //! - [`consistency`]: `min_position`, `as_of` (position or time), wait with deadline.
 //! - [`meetings`], [`commitments`], [`relations`], [`officials`], [`directory`]: read models.
@@ -20,8 +21,8 @@
 //!
 //! Invariants (tested in tests/projections_*.rs): every read model at its position, and as of
 //! any earlier position, equals a fresh fold of the events up to it; a rebuild holds exactly
-//! what incremental application holds (compared through [`Projections::dump`]). Read models are
-//! rebuilt from the log when the process starts.
+//! what incremental application holds (compared through [`Projections::dump`]); a reopen loads
+//! the last snapshot ([`snapshot`]) and replays only the log past it.
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -34,6 +35,7 @@ pub mod meetings;
 pub mod officials;
 pub mod relations;
 pub mod runner;
+pub mod snapshot;
 pub mod store;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,6 +53,7 @@ pub use meetings::{MeetingFilter, MeetingRow, MeetingStatusView};
 pub use officials::{ContactsRow, OfficialRow, PostHolder};
 pub use relations::{Relation, RelationSummary, TimelineItem};
 pub use runner::ProjectionName;
+pub use snapshot::{SnapshotLoad, SnapshotStats};
 
 use crate::domain::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceCitation, SourceId};
 use crate::domain::time::Timestamp;
@@ -130,6 +133,7 @@ struct Shared {
     model: Arc<RwLock<Model>>,
     progress: Vec<Arc<Progress>>,
     failure: Arc<Mutex<Option<String>>>,
+    load: SnapshotLoad,
 }
 
 /// The read models: owns the runner and answers queries.
@@ -147,6 +151,11 @@ impl Drop for Projections {
         if let Some(follower) = self.follower.take() {
             let _ = follower.join();
         }
+        // A clean close snapshots what changed, so the next open replays nothing. (Nothing
+        // depends on it: a lost snapshot means a longer replay from the log.)
+        if let Ok(mut engine) = self.shared.engine.lock() {
+            let _ = engine.snapshot();
+        }
     }
 }
 
@@ -154,7 +163,18 @@ impl Projections {
     /// Opens every read model at its checkpoint and starts the runner thread, which catches up
     /// and then follows the log's head notification.
     pub fn open(log: Log) -> ProjectionResult<Projections> {
+        Projections::open_with(log, snapshot::SNAPSHOT_INTERVAL)
+    }
+
+    /// [`Projections::open`] with the longest time between two snapshots.
+    pub fn open_with(log: Log, snapshot_interval: Duration) -> ProjectionResult<Projections> {
         let mut projections = Projections::open_paused(log)?;
+        projections
+            .shared
+            .engine
+            .lock()
+            .expect("engine lock")
+            .set_snapshot_interval(snapshot_interval);
         let (stop, stop_receiver) = watch::channel(false);
         let shared = projections.shared.clone();
         let follower = std::thread::Builder::new()
@@ -170,7 +190,7 @@ impl Projections {
     /// [`Projections::step`] or [`Projections::catch_up`] (tests, benchmarks, offline rebuild).
     pub fn open_paused(log: Log) -> ProjectionResult<Projections> {
         let failure = Arc::new(Mutex::new(None));
-        let engine = Engine::new(log.clone(), failure.clone());
+        let (engine, load) = Engine::new(log.clone(), failure.clone())?;
         let model = engine.model();
         let progress = engine.progress();
         Ok(Projections {
@@ -180,6 +200,7 @@ impl Projections {
                 model,
                 progress,
                 failure,
+                load,
             }),
             stop: None,
             follower: None,
@@ -230,6 +251,22 @@ impl Projections {
     /// The checkpoint of a read model: the last log position it has applied.
     pub fn checkpoint(&self, name: ProjectionName) -> u64 {
         self.shared.progress[name.index()].get()
+    }
+
+    /// What opening found in the snapshot.
+    pub fn snapshot_load(&self) -> &SnapshotLoad {
+        &self.shared.load
+    }
+
+    /// Writes a snapshot of what changed since the last one now (the runner also does, every
+    /// `SNAPSHOT_INTERVAL` or `SNAPSHOT_EVENTS`, and on close).
+    pub fn snapshot(&self) -> ProjectionResult<()> {
+        self.shared.engine.lock().expect("engine lock").snapshot()
+    }
+
+    /// Counters of the snapshots written since open.
+    pub fn snapshot_stats(&self) -> SnapshotStats {
+        self.shared.engine.lock().expect("engine lock").snapshot_stats()
     }
 
     /// Why the runner stopped, if it did.

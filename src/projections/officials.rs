@@ -1,14 +1,17 @@
 //! Officials: offices held over time, who held a post on a date, and who met whom (held
 //! meetings both attended, maintained incrementally per official).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
-use super::store::{item_id, item_uuid, state_at, Current, Entry, Index, Interner, Tally};
+use super::store::{
+    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, uuid_key, Current, Entry, Index,
+    Interner, Snapshot, Tally,
+};
 use crate::domain::common::OfficialId;
 use crate::domain::official::State;
 use crate::domain::time::{OccurredAt, Timestamp};
@@ -148,6 +151,8 @@ pub(crate) struct OfficialsModel {
     index: Index,
     contacts: HashMap<uuid::Uuid, Tally>,
     names: Interner,
+    /// Officials changed since the last snapshot.
+    dirty: HashSet<uuid::Uuid>,
 }
 
 impl OfficialsModel {
@@ -248,6 +253,7 @@ impl OfficialsModel {
             .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
+        self.dirty.insert(uuid);
     }
 
     fn apply_meeting(
@@ -299,6 +305,52 @@ impl Projection for OfficialsModel {
                 self.apply_meeting(change.envelope.position, before, after);
             }
             _ => {}
+        }
+    }
+
+    /// `E` uuid -> the state; `I` -> index entries; `T` uuid seq(8) -> one contacts delta.
+    fn save(&mut self, out: &mut Snapshot<'_>) {
+        for uuid in std::mem::take(&mut self.dirty) {
+            let current = &self.rows[&uuid];
+            if let AggregateState::Official(state) = &*current.state {
+                out.put(
+                    [&b"E"[..], uuid.as_bytes()].concat(),
+                    entity_value(current, state),
+                );
+            }
+        }
+        self.index.save(out, b"I");
+        for (uuid, tally) in self.contacts.iter_mut().filter(|(_, tally)| tally.unsaved()) {
+            tally.save(out, &[&b"T"[..], uuid.as_bytes()].concat(), &self.names);
+        }
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
+        match key.split_first() {
+            Some((b'E', id)) => {
+                let current = restore_entity(value, AggregateState::Official)?;
+                self.rows.insert(uuid_key(id)?, current);
+            }
+            Some((b'I', rest)) => self.index.restore(rest, value)?,
+            Some((b'T', rest)) => {
+                let (uuid, seq) = tally_key(rest)?;
+                self.contacts
+                    .entry(uuid_key(uuid)?)
+                    .or_default()
+                    .restore(seq, value, &mut self.names)?;
+            }
+            _ => {
+                return Err(super::ProjectionError::DataLoss(
+                    "read-model snapshot: unknown officials key".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+        for (uuid, current) in &self.rows {
+            out.push((OfficialId::from_uuid(*uuid).stream_id(), current.state.clone()));
         }
     }
 

@@ -14,7 +14,7 @@ use super::error::ProjectionResult;
 use super::meetings::MeetingsModel;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
-use super::store::{item_id, item_uuid, month_of, Entry, Index, Interner, Tally};
+use super::store::{item_id, item_uuid, month_of, tally_key, Entry, Index, Interner, Snapshot, Tally};
 use crate::domain::cameo::{map_event, map_reaffirmation, ExportMapping};
 use crate::domain::commitment::{self, CommitmentReaffirmed, CommitmentRecorded};
 use crate::domain::common::{CommitmentId, MeetingId, Provenance};
@@ -429,6 +429,33 @@ impl Projection for RelationsModel {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// `T` pair seq(8) -> one summary delta; `I` -> timeline entries.
+    fn save(&mut self, out: &mut Snapshot<'_>) {
+        for (pair, tally) in self.summaries.iter_mut().filter(|(_, tally)| tally.unsaved()) {
+            tally.save(out, &[&b"T"[..], pair.as_bytes()].concat(), &self.names);
+        }
+        self.timeline.save(out, b"I");
+    }
+
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
+        match key.split_first() {
+            Some((b'T', rest)) => {
+                let (pair, seq) = tally_key(rest)?;
+                let pair = String::from_utf8(pair.to_vec()).map_err(|_| {
+                    super::ProjectionError::DataLoss("read-model snapshot: malformed pair".into())
+                })?;
+                self.summaries
+                    .entry(pair)
+                    .or_default()
+                    .restore(seq, value, &mut self.names)
+            }
+            Some((b'I', rest)) => self.timeline.restore(rest, value),
+            _ => Err(super::ProjectionError::DataLoss(
+                "read-model snapshot: unknown relations key".into(),
+            )),
         }
     }
 

@@ -20,6 +20,8 @@ use super::error::{ProjectionError, ProjectionResult};
 use super::meetings::MeetingsModel;
 use super::officials::OfficialsModel;
 use super::relations::RelationsModel;
+use super::snapshot::{SnapshotLoad, SnapshotStats, Snapshots};
+use super::store::Snapshot;
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EventFilter, Log};
@@ -94,6 +96,16 @@ pub(crate) trait Projection: Send + Sync {
     /// Everything the read model holds, as canonical (key, value) bytes in key order: equal
     /// dumps mean equal read models (tests compare a rebuild with incremental application).
     fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// Writes what changed since the last snapshot.
+    fn save(&mut self, out: &mut Snapshot<'_>);
+    /// Restores one key written by `save` (without the read model's letter).
+    fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()>;
+    /// Completes a restore once every key was read.
+    fn finish_restore(&mut self) -> ProjectionResult<()> {
+        Ok(())
+    }
+    /// The entity states the read model holds, by stream (to seed the runner's state map).
+    fn states(&self, _out: &mut Vec<(String, Arc<AggregateState>)>) {}
 }
 
 /// Every read model and how far each has got.
@@ -118,6 +130,10 @@ impl Model {
         names.iter().map(|name| self.position(*name)).min().unwrap_or(0)
     }
 
+    pub(crate) fn set_position(&mut self, name: ProjectionName, position: u64) {
+        self.positions[name.index()] = position;
+    }
+
     pub(crate) fn part(&self, name: ProjectionName) -> &dyn Projection {
         match name {
             ProjectionName::Meetings => &self.meetings,
@@ -128,7 +144,7 @@ impl Model {
         }
     }
 
-    fn part_mut(&mut self, name: ProjectionName) -> &mut dyn Projection {
+    pub(crate) fn part_mut(&mut self, name: ProjectionName) -> &mut dyn Projection {
         match name {
             ProjectionName::Meetings => &mut self.meetings,
             ProjectionName::Commitments => &mut self.commitments,
@@ -325,20 +341,51 @@ pub(crate) struct Engine {
     states: StateMap,
     /// States for the steps of one read model being rebuilt from position 1.
     rebuild_states: StateMap,
+    snapshots: Snapshots,
 }
 
 impl Engine {
-    pub(crate) fn new(log: Log, failure: Arc<Mutex<Option<String>>>) -> Engine {
-        Engine {
-            log,
-            model: Arc::new(RwLock::new(Model::default())),
-            progress: ProjectionName::ALL
-                .iter()
-                .map(|name| Arc::new(Progress::new(*name, 0, failure.clone())))
-                .collect(),
-            states: StateMap::default(),
-            rebuild_states: StateMap::default(),
+    /// Loads the snapshot (if any) and seeds the state map with its entity states.
+    pub(crate) fn new(
+        log: Log,
+        failure: Arc<Mutex<Option<String>>>,
+    ) -> ProjectionResult<(Engine, SnapshotLoad)> {
+        let mut model = Model::default();
+        let (snapshots, load) = Snapshots::open(&log, &mut model)?;
+        let mut seeds = Vec::new();
+        for name in ProjectionName::ALL {
+            model.part(name).states(&mut seeds);
         }
+        let states = StateMap {
+            states: seeds.into_iter().collect(),
+        };
+        let progress = ProjectionName::ALL
+            .iter()
+            .map(|name| Arc::new(Progress::new(*name, model.position(*name), failure.clone())))
+            .collect();
+        let engine = Engine {
+            log,
+            model: Arc::new(RwLock::new(model)),
+            progress,
+            states,
+            rebuild_states: StateMap::default(),
+            snapshots,
+        };
+        Ok((engine, load))
+    }
+
+    /// Writes a snapshot of what changed since the last one.
+    pub(crate) fn snapshot(&mut self) -> ProjectionResult<()> {
+        let mut model = self.model.write().expect("model lock");
+        self.snapshots.save(&mut model)
+    }
+
+    pub(crate) fn set_snapshot_interval(&mut self, interval: Duration) {
+        self.snapshots.interval = interval;
+    }
+
+    pub(crate) fn snapshot_stats(&self) -> SnapshotStats {
+        self.snapshots.stats()
     }
 
     pub(crate) fn model(&self) -> Arc<RwLock<Model>> {
@@ -400,6 +447,9 @@ impl Engine {
                 self.progress[name.index()].set(positions[name.index()]);
             }
         }
+        if self.snapshots.applied(page.events.len()) {
+            self.snapshot()?;
+        }
         let model = self.model.read().expect("model lock");
         Ok(StepOutcome {
             applied: page.events.len(),
@@ -412,6 +462,7 @@ impl Engine {
     /// with `step(Some(name), ..)`).
     pub(crate) fn reset(&mut self, name: ProjectionName) {
         self.model.write().expect("model lock").reset(name);
+        self.snapshots.cleared(name);
         self.rebuild_states = StateMap::default();
         self.progress[name.index()].set(0);
     }

@@ -10,7 +10,7 @@
 //!   value kept every [`TALLY_CHECKPOINT_EVERY`] deltas, so as of P is a binary search plus at
 //!   most that many additions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ pub(crate) fn item_uuid(id: &ItemId) -> uuid::Uuid {
 /// One index membership a row has: (index, value, sort key).
 pub(crate) type Entry = (u8, String, i64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct IndexKey {
     index: u8,
     value: u32,
@@ -145,6 +145,8 @@ impl Validity {
 pub(crate) struct Index {
     entries: BTreeMap<IndexKey, Validity>,
     values: Interner,
+    /// Entries changed since the last snapshot.
+    dirty: HashSet<IndexKey>,
 }
 
 impl Index {
@@ -163,6 +165,7 @@ impl Index {
             };
             if let Some(validity) = self.entries.get_mut(&key) {
                 validity.close(position);
+                self.dirty.insert(key);
             }
         }
         for entry in new.iter().filter(|entry| !old.contains(entry)) {
@@ -176,7 +179,62 @@ impl Index {
                 .entry(key)
                 .and_modify(|validity| validity.open(position))
                 .or_insert(Validity::One((position, OPEN)));
+            self.dirty.insert(key);
         }
+    }
+
+    fn key_bytes(&self, key: &IndexKey) -> Vec<u8> {
+        let mut bytes = token_prefix(key.index, self.values.name(key.value));
+        bytes.extend_from_slice(&sortable(key.sort));
+        bytes.extend_from_slice(&key.id);
+        bytes
+    }
+
+    /// Writes the entries changed since the last snapshot: `prefix` index value 0x00 sort(8)
+    /// id(17) -> the intervals as (from, to) big-endian pairs.
+    pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
+        for key in std::mem::take(&mut self.dirty) {
+            let validity = &self.entries[&key];
+            out.put(
+                [prefix, &self.key_bytes(&key)].concat(),
+                intervals_bytes(validity),
+            );
+        }
+    }
+
+    /// Restores one entry written by [`Index::save`] (`key` without its prefix).
+    pub(crate) fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
+        let malformed = || ProjectionError::DataLoss("read-model snapshot: malformed index entry".into());
+        let (&index, rest) = key.split_first().ok_or_else(malformed)?;
+        let end = rest.iter().position(|byte| *byte == 0).ok_or_else(malformed)?;
+        let name = std::str::from_utf8(&rest[..end]).map_err(|_| malformed())?;
+        let rest = &rest[end + 1..];
+        if rest.len() != 8 + 17 || value.is_empty() || value.len() % 16 != 0 {
+            return Err(malformed());
+        }
+        let mut id = [0u8; 17];
+        id.copy_from_slice(&rest[8..]);
+        let intervals: Vec<(u64, u64)> = value
+            .chunks_exact(16)
+            .map(|pair| (u64_at(&pair[..8]), u64_at(&pair[8..])))
+            .collect();
+        let ordered = intervals.iter().all(|(from, to)| from < to)
+            && intervals.windows(2).all(|pair| pair[0].1 <= pair[1].0);
+        if !ordered {
+            return Err(malformed());
+        }
+        let key = IndexKey {
+            index,
+            value: self.values.intern(name),
+            sort: unsortable(rest),
+            id,
+        };
+        let validity = match intervals.len() {
+            1 => Validity::One(intervals[0]),
+            _ => Validity::Many(intervals),
+        };
+        self.entries.insert(key, validity);
+        Ok(())
     }
 
     /// One page of the items of (`index`, `value`) with sort keys in `from..=to` whose
@@ -244,16 +302,10 @@ impl Index {
             .entries
             .iter()
             .map(|(key, validity)| {
-                let mut bytes = vec![b'I'];
-                bytes.extend_from_slice(&token_prefix(key.index, self.values.name(key.value)));
-                bytes.extend_from_slice(&sortable(key.sort));
-                bytes.extend_from_slice(&key.id);
-                let intervals = validity
-                    .intervals()
-                    .iter()
-                    .flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
-                    .collect();
-                (bytes, intervals)
+                (
+                    [&b"I"[..], &self.key_bytes(key)].concat(),
+                    intervals_bytes(validity),
+                )
             })
             .collect();
         entries.sort();
@@ -264,6 +316,48 @@ impl Index {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+fn intervals_bytes(validity: &Validity) -> Vec<u8> {
+    validity
+        .intervals()
+        .iter()
+        .flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
+        .collect()
+}
+
+fn u64_at(bytes: &[u8]) -> u64 {
+    let mut array = [0u8; 8];
+    array.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(array)
+}
+
+/// The changes of one snapshot, as a sled batch of one read model's keys (each key gets the read
+/// model's letter in front).
+pub(crate) struct Snapshot<'a> {
+    pub(crate) letter: u8,
+    pub(crate) batch: &'a mut sled::Batch,
+    /// Bytes put (keys and values), for the snapshot's report.
+    pub(crate) bytes: u64,
+}
+
+impl Snapshot<'_> {
+    /// Puts `key` (after the letter) -> `value`.
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let mut full = Vec::with_capacity(key.len() + 1);
+        full.push(self.letter);
+        full.extend_from_slice(&key);
+        self.bytes += (full.len() + value.len()) as u64;
+        self.batch.insert(full, value);
+    }
+
+    /// Removes `key` (after the letter).
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
+        let mut full = Vec::with_capacity(key.len() + 1);
+        full.push(self.letter);
+        full.extend_from_slice(&key);
+        self.batch.remove(full);
     }
 }
 
@@ -280,6 +374,8 @@ pub(crate) struct Tally {
     deltas: Vec<(u64, Components)>,
     /// `checkpoints[i]` is the value after the first `(i + 1) * TALLY_CHECKPOINT_EVERY` deltas.
     checkpoints: Vec<Components>,
+    /// Deltas already in a snapshot.
+    saved: usize,
 }
 
 fn add_into(value: &mut BTreeMap<u32, i64>, delta: &[(u32, i64)]) {
@@ -303,11 +399,14 @@ impl Tally {
         if delta.is_empty() {
             return;
         }
+        self.push(position, delta.into_iter().collect());
+    }
+
+    fn push(&mut self, position: u64, delta: Components) {
         assert!(
             self.deltas.last().is_none_or(|(last, _)| *last <= position),
             "tally deltas come in log order"
         );
-        let delta: Components = delta.into_iter().collect();
         add_into(&mut self.latest, &delta);
         self.deltas.push((position, delta));
         if self.deltas.len() % TALLY_CHECKPOINT_EVERY == 0 {
@@ -331,6 +430,45 @@ impl Tally {
             add_into(&mut value, delta);
         }
         value
+    }
+
+    /// Whether deltas were added since the last snapshot.
+    pub(crate) fn unsaved(&self) -> bool {
+        self.saved < self.deltas.len()
+    }
+
+    /// Writes the deltas added since the last snapshot: `key` seq(8) -> (position, [(component
+    /// name, amount)]).
+    pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, key: &[u8], names: &Interner) {
+        for (seq, (position, delta)) in self.deltas.iter().enumerate().skip(self.saved) {
+            let named: Vec<(&str, i64)> = delta.iter().map(|(c, v)| (names.name(*c), *v)).collect();
+            out.put(
+                [key, &(seq as u64).to_be_bytes()].concat(),
+                crate::encoding::encode(&(*position, named)),
+            );
+        }
+        self.saved = self.deltas.len();
+    }
+
+    /// Restores the delta number `seq` written by [`Tally::save`].
+    pub(crate) fn restore(&mut self, seq: u64, value: &[u8], names: &mut Interner) -> ProjectionResult<()> {
+        let (position, named): (u64, Vec<(String, i64)>) =
+            crate::encoding::decode(value).map_err(|error| {
+                ProjectionError::DataLoss(format!("read-model snapshot: tally delta: {error}"))
+            })?;
+        let in_order = self.deltas.last().is_none_or(|(last, _)| *last <= position);
+        if seq != self.deltas.len() as u64 || !in_order || named.iter().any(|(_, amount)| *amount == 0) {
+            return Err(ProjectionError::DataLoss(
+                "read-model snapshot: tally deltas out of order".into(),
+            ));
+        }
+        let delta: Components = named
+            .iter()
+            .map(|(name, amount)| (names.intern(name), *amount))
+            .collect();
+        self.push(position, delta);
+        self.saved = self.deltas.len();
+        Ok(())
     }
 
     /// The deltas as bytes: (position, then (component name, amount) pairs) per delta.
@@ -368,6 +506,49 @@ impl Current {
             last_position: position,
         }
     }
+}
+
+/// The snapshot value of an entity: (first position, last position, state).
+pub(crate) fn entity_value<S: serde::Serialize>(current: &Current, state: &S) -> Vec<u8> {
+    crate::encoding::encode(&(current.first_position, current.last_position, state))
+}
+
+/// Decodes a snapshot value written by [`entity_value`] into a [`Current`] (checked: positions
+/// in order and the state's entity present).
+pub(crate) fn restore_entity<S: serde::de::DeserializeOwned>(
+    value: &[u8],
+    wrap: impl FnOnce(S) -> AggregateState,
+) -> ProjectionResult<Current> {
+    let (first_position, last_position, state): (u64, u64, S) = crate::encoding::decode(value)
+        .map_err(|error| ProjectionError::DataLoss(format!("read-model snapshot: entity: {error}")))?;
+    let state = wrap(state);
+    if first_position == 0 || first_position > last_position || !state.exists() {
+        return Err(ProjectionError::DataLoss(
+            "read-model snapshot: malformed entity".into(),
+        ));
+    }
+    Ok(Current {
+        state: Arc::new(state),
+        first_position,
+        last_position,
+    })
+}
+
+/// Splits a snapshot key `name seq(8)` of a tally delta.
+pub(crate) fn tally_key(key: &[u8]) -> ProjectionResult<(&[u8], u64)> {
+    if key.len() < 8 {
+        return Err(ProjectionError::DataLoss(
+            "read-model snapshot: malformed tally key".into(),
+        ));
+    }
+    let (name, seq) = key.split_at(key.len() - 8);
+    Ok((name, u64_at(seq)))
+}
+
+/// A UUID from snapshot key bytes.
+pub(crate) fn uuid_key(bytes: &[u8]) -> ProjectionResult<uuid::Uuid> {
+    uuid::Uuid::from_slice(bytes)
+        .map_err(|_| ProjectionError::DataLoss("read-model snapshot: malformed id".into()))
 }
 
 /// The state of the entity of `stream_id` as of `at` and the position of its last event at or

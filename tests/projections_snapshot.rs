@@ -1,0 +1,263 @@
+//! Snapshots of the read models: what one costs per statement and progress report, what a
+//! reopen restores, and what happens to a damaged one.
+
+mod projections_support;
+
+use dipledger::domain::commitment::{
+    self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity,
+    MAX_PROGRESS_REPORTS_PER_COMMITMENT,
+};
+use dipledger::domain::common::{CommitmentId, MeetingId};
+use dipledger::domain::meeting::{
+    self, MeetingDetails, MeetingFormat, Participant, Speaker, MAX_STATEMENTS_PER_MEETING,
+};
+use dipledger::domain::party::{self, PartyDetails, PartyKind};
+use dipledger::domain::source::{self, SourceDetails};
+use dipledger::domain::time::Timestamp;
+use dipledger::domain::DomainCommand;
+use dipledger::log::Log;
+use dipledger::projections::{ProjectionName, Projections, SnapshotLoad};
+use projections_support::*;
+use uuid::Uuid;
+
+fn meeting_id() -> MeetingId {
+    MeetingId::from_uuid(Uuid::from_u128(0x3E))
+}
+
+fn commitment_id() -> CommitmentId {
+    CommitmentId::from_uuid(Uuid::from_u128(0xC0))
+}
+
+fn party(code: &str) -> DomainCommand {
+    DomainCommand::Party(party::Command::RegisterParty {
+        code: code.into(),
+        details: PartyDetails {
+            kind: PartyKind::State,
+            name: format!("State {code}"),
+            iso_alpha2: None,
+            iso_alpha3: Some(code.into()),
+            wikidata_qid: None,
+            cameo_code: Some(code.into()),
+        },
+        provenance: cite_on(day(0), None),
+    })
+}
+
+fn setup() -> Vec<DomainCommand> {
+    vec![
+        DomainCommand::Source(source::Command::RegisterSource {
+            source_id: source_id(),
+            details: SourceDetails {
+                url: Some("https://example.org/report".into()),
+                publisher: None,
+                title: None,
+                published_at: None,
+                retrieved_at: Timestamp::from_unix_micros(WEDNESDAY_MICROS),
+                language: "en".into(),
+            },
+        }),
+        party("LBY"),
+        party("FRA"),
+        DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+            meeting_id: meeting_id(),
+            details: MeetingDetails {
+                format: MeetingFormat::Bilateral,
+                participants: ["LBY", "FRA"]
+                    .iter()
+                    .map(|code| Participant {
+                        party: (*code).into(),
+                        official_id: None,
+                        role: None,
+                    })
+                    .collect(),
+                location: None,
+                topics: vec!["security".into()],
+                summary: None,
+                negotiation: false,
+            },
+            ended_at: None,
+            provenance: cite_on(day(0), None),
+        }),
+        DomainCommand::Commitment(commitment::Command::RecordCommitment {
+            commitment_id: commitment_id(),
+            details: CommitmentDetails {
+                kind: CommitmentKind::New,
+                committing_parties: vec!["LBY".into(), "FRA".into()],
+                voiced_by: vec![],
+                counterparties: vec![],
+                text: "work closely on regional stability".into(),
+                verbatim: false,
+                topics: vec!["regional-stability".into()],
+                specificity: Specificity::Aspirational,
+                cooperation: CooperationKind::Unspecified,
+                due_by: None,
+                made_at_meeting: Some(meeting_id()),
+            },
+            provenance: cite_on(day(0), None),
+        }),
+    ]
+}
+
+fn statement(index: usize) -> DomainCommand {
+    DomainCommand::Meeting(meeting::Command::RecordStatement {
+        meeting_id: meeting_id(),
+        speaker: Speaker {
+            party: "LBY".into(),
+            official_id: None,
+        },
+        text: format!("Statement number {index:04} on bilateral collaboration."),
+        verbatim: false,
+        provenance: cite_on(day(0), None),
+    })
+}
+
+fn progress(index: usize) -> DomainCommand {
+    DomainCommand::Commitment(commitment::Command::ReportCommitmentProgress {
+        commitment_id: commitment_id(),
+        summary: format!("Progress report number {index:04}: a joint patrol took place."),
+        provenance: cite_on(day(1), None),
+    })
+}
+
+/// Records `commands` one at a time; after each, catches up and snapshots. Returns the bytes
+/// each snapshot wrote.
+fn snapshot_bytes_per_command(log: &Log, projections: &Projections, commands: &[DomainCommand]) -> Vec<u64> {
+    commands
+        .iter()
+        .map(|command| {
+            record(log, command, "analyst").expect("accepted");
+            projections.catch_up().expect("catch up");
+            projections.snapshot().expect("snapshot");
+            projections.snapshot_stats().last_bytes
+        })
+        .collect()
+}
+
+/// Largest minus smallest.
+fn spread(bytes: &[u64]) -> u64 {
+    bytes.iter().max().unwrap() - bytes.iter().min().unwrap()
+}
+
+#[test]
+fn a_statement_or_progress_report_costs_the_same_snapshot_bytes_at_the_limit_as_the_first() {
+    let (_dir, log) = temp_log();
+    for command in setup() {
+        record(&log, &command, "analyst").expect("accepted");
+    }
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    projections.catch_up().expect("catch up");
+    projections.snapshot().expect("snapshot");
+
+    let statements: Vec<_> = (0..MAX_STATEMENTS_PER_MEETING).map(statement).collect();
+    let bytes = snapshot_bytes_per_command(&log, &projections, &statements);
+    assert!(record(&log, &statement(MAX_STATEMENTS_PER_MEETING), "analyst").is_none());
+    // Constant up to a few bytes of growing varints (positions, counts); a snapshot that
+    // rewrote every statement would grow by ~60 bytes per statement.
+    assert!(spread(&bytes) <= 16, "statement snapshots: {bytes:?}");
+
+    let reports: Vec<_> = (0..MAX_PROGRESS_REPORTS_PER_COMMITMENT).map(progress).collect();
+    let bytes = snapshot_bytes_per_command(&log, &projections, &reports);
+    assert!(
+        record(&log, &progress(MAX_PROGRESS_REPORTS_PER_COMMITMENT), "analyst").is_none(),
+        "the progress-report limit holds"
+    );
+    // The first report also moves the commitment to InProgress (index entries change).
+    assert!(spread(&bytes[1..]) <= 16, "progress report snapshots: {bytes:?}");
+
+    // What the snapshots hold is what the read models hold.
+    let before: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| projections.dump(*name))
+        .collect();
+    drop(projections);
+    let reopened = Projections::open_paused(log.clone()).expect("reopen");
+    assert!(matches!(reopened.snapshot_load(), SnapshotLoad::Loaded { .. }));
+    let after: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| reopened.dump(*name))
+        .collect();
+    assert!(before == after, "a reopen restores the read models exactly");
+}
+
+#[test]
+fn a_reopen_restores_positions_and_replays_only_the_tail() {
+    let (_dir, log) = temp_log();
+    let commands = setup();
+    for command in &commands[..3] {
+        record(&log, command, "analyst").expect("accepted");
+    }
+    let snapshotted = log.head();
+    {
+        let projections = Projections::open_paused(log.clone()).expect("open");
+        projections.catch_up().expect("catch up");
+    } // closing snapshots
+    for command in &commands[3..] {
+        record(&log, command, "analyst").expect("accepted");
+    }
+    let projections = Projections::open_paused(log.clone()).expect("reopen");
+    for name in ProjectionName::ALL {
+        assert_eq!(projections.checkpoint(name), snapshotted, "{name:?}");
+    }
+    let applied = projections.step(4096).expect("step");
+    assert_eq!(
+        applied as u64,
+        log.head() - snapshotted,
+        "only the tail is replayed"
+    );
+    let resumed: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| projections.dump(*name))
+        .collect();
+    for name in ProjectionName::ALL {
+        projections.rebuild(name, &mut |_, _| {}).expect("rebuild");
+    }
+    let rebuilt: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| projections.dump(*name))
+        .collect();
+    assert!(resumed == rebuilt);
+}
+
+#[test]
+fn a_damaged_snapshot_is_discarded_and_the_read_models_rebuilt() {
+    let (_dir, log) = temp_log();
+    for command in setup().iter().chain(&[statement(0), progress(0)]) {
+        record(&log, command, "analyst").expect("accepted");
+    }
+    let expected = {
+        let projections = Projections::open_paused(log.clone()).expect("open");
+        projections.catch_up().expect("catch up");
+        ProjectionName::ALL
+            .iter()
+            .map(|name| projections.dump(*name))
+            .collect::<Vec<_>>()
+    };
+    let tree = log.projection_tree("snapshot").expect("snapshot tree");
+    let mut meeting_key = b"ME".to_vec();
+    meeting_key.extend_from_slice(meeting_id().uuid().as_bytes());
+    let value = tree
+        .get(&meeting_key)
+        .expect("get")
+        .expect("the meeting is in the snapshot");
+    let mut damaged = value.to_vec();
+    let middle = damaged.len() / 2;
+    damaged.truncate(middle);
+    tree.insert(&meeting_key, damaged).expect("damage");
+    drop(tree);
+
+    let projections = Projections::open_paused(log.clone()).expect("reopen");
+    assert!(
+        matches!(projections.snapshot_load(), SnapshotLoad::Discarded(_)),
+        "{:?}",
+        projections.snapshot_load()
+    );
+    for name in ProjectionName::ALL {
+        assert_eq!(projections.checkpoint(name), 0);
+    }
+    projections.catch_up().expect("catch up");
+    let rebuilt: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| projections.dump(*name))
+        .collect();
+    assert!(rebuilt == expected, "rebuilt from the log after the discard");
+}
