@@ -10,6 +10,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dipledger::log::{Log, LogConfig, LogError};
 
+/// The binary's allocator. glibc's malloc spent a third of a read-model rebuild in `_int_malloc`
+/// and `malloc_consolidate` and left a fragmented heap behind (docs/benchmarks.md); mimalloc
+/// keeps per-thread free lists. The library sets no allocator: embedders choose their own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// dipledger: an event-sourced, append-only ledger of diplomatic activity.
 #[derive(Parser)]
 #[command(version, about)]

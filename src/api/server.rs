@@ -216,8 +216,8 @@ pub async fn serve_with_listener(
         crate::projections::SnapshotLoad::Empty => {
             eprintln!("dipledger: read models: no snapshot, building from the log")
         }
-        crate::projections::SnapshotLoad::Loaded { keys, bytes, seconds } => eprintln!(
-            "dipledger: read models: snapshot loaded ({keys} keys, {bytes} bytes, {seconds:.2} s), replaying the log from {}",
+        crate::projections::SnapshotLoad::Loaded { records, bytes, seconds } => eprintln!(
+            "dipledger: read models: snapshot loaded ({records} records, {bytes} bytes, {seconds:.2} s), replaying the log from {}",
             crate::projections::ProjectionName::ALL
                 .iter()
                 .map(|name| projections.checkpoint(*name))

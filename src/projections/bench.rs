@@ -1,8 +1,12 @@
-//! Benchmarks of the read models, run by the CLI as `dipledger bench-projections` (the main
-//! engineer wires [`run`] in). Two measurements:
+//! Benchmarks of the read models, run by the CLI as `dipledger bench-projections`:
 //! - rebuild: every read model built from position 1 over a generated log of `events` events
-//!   (meetings held, statements, corrections; commitments recorded, reaffirmed, assessed; among
-//!   20 parties), reported as events per second for all read models together;
+//!   (meetings held with 0-11 statements, a third of them corrected; commitments recorded,
+//!   reaffirmed, with 0-3 progress reports, assessed; among 20 parties), reported as events per
+//!   second for all read models together (snapshots every `SNAPSHOT_EVENTS` included), then each
+//!   read model alone (CPU microseconds per event, the log read, decode and fold included), the
+//!   resident memory the read models added, the snapshot's size and the time to reopen from it;
+//! - queries on that log: a meeting as of a position before its last event, and a page of 100
+//!   meetings of one party, `queries` times each;
 //! - relation query latency: one pair with `relation_meetings` held meetings, the relation
 //!   (summary plus a first timeline page of [`RELATION_PAGE`] items) queried `queries` times.
 
@@ -12,7 +16,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::error::ProjectionResult;
-use super::{PageRequest, Projections, ReadOptions};
+use super::{PageRequest, ProjectionName, Projections, ReadOptions};
 use crate::domain::commitment::{
     self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
 };
@@ -59,6 +63,19 @@ pub struct BenchReport {
     pub rebuild_seconds: f64,
     /// `events / rebuild_seconds`.
     pub events_per_second: f64,
+    /// Each read model rebuilt alone: (name, microseconds per event).
+    pub micros_per_event: Vec<(&'static str, f64)>,
+    /// Resident memory the read models added (after the rebuild minus before), MiB.
+    pub read_model_mib: f64,
+    /// Snapshot bytes written by the rebuild (all snapshots), and the seconds to reopen from
+    /// the last one (load, no replay).
+    pub snapshot_bytes: u64,
+    /// Seconds to reopen the read models from their snapshot.
+    pub reopen_seconds: f64,
+    /// A meeting as of a position before its last event: p50, p99, max (µs).
+    pub as_of_micros: (u64, u64, u64),
+    /// A page of 100 meetings of one party: p50, p99, max (µs).
+    pub list_micros: (u64, u64, u64),
     /// Meetings between the queried pair.
     pub relation_meetings: u64,
     /// Relation query latency percentiles, microseconds: p50, p99, max.
@@ -128,19 +145,25 @@ fn entity(n: u64, pair: Option<(usize, usize)>) -> (String, Vec<DomainEvent>) {
                 provenance: provenance(day),
             },
         ))];
-        if pair.is_none() {
+        let statements = if pair.is_none() { n % 12 } else { 0 };
+        for index in 0..statements {
             events.push(DomainEvent::Meeting(meeting::Event::StatementRecorded(
                 meeting::StatementRecorded {
                     meeting_id,
                     speaker: Speaker {
-                        party: code(a),
+                        party: code(if index % 2 == 0 { a } else { b }),
                         official_id: None,
                     },
-                    text: "We discussed cooperation.".into(),
+                    text: format!(
+                        "Statement {index}: we discussed cooperation on security, trade and the \
+                         situation in the region, and agreed to meet again."
+                    ),
                     verbatim: false,
                     provenance: provenance(day),
                 },
             )));
+        }
+        if pair.is_none() && n % 3 == 0 {
             events.push(DomainEvent::Meeting(meeting::Event::MeetingCorrected(
                 meeting::MeetingCorrected {
                     meeting_id,
@@ -184,25 +207,35 @@ fn entity(n: u64, pair: Option<(usize, usize)>) -> (String, Vec<DomainEvent>) {
                 provenance: provenance(day + 30),
             },
         )),
-        DomainEvent::Commitment(commitment::Event::ComplianceAssessed(
-            commitment::ComplianceAssessed {
-                commitment_id,
-                stage: AssessmentStage::Interim,
-                assessor: "bench".into(),
-                rationale: "generated".into(),
-                scores: vec![PartyScore {
-                    party: code(a),
-                    score: (n % 3) as i8 - 1,
-                }],
-                provenance: provenance(day + 60),
-            },
-        )),
     ];
+    let mut events = events;
+    for index in 0..(n % 4) {
+        events.push(DomainEvent::Commitment(
+            commitment::Event::CommitmentProgressReported(commitment::CommitmentProgressReported {
+                commitment_id,
+                summary: format!("Progress {index}: a joint working group met and reported."),
+                provenance: provenance(day + 40),
+            }),
+        ));
+    }
+    events.push(DomainEvent::Commitment(commitment::Event::ComplianceAssessed(
+        commitment::ComplianceAssessed {
+            commitment_id,
+            stage: AssessmentStage::Interim,
+            assessor: "bench".into(),
+            rationale: "generated".into(),
+            scores: vec![PartyScore {
+                party: code(a),
+                score: (n % 3) as i8 - 1,
+            }],
+            provenance: provenance(day + 60),
+        },
+    )));
     (commitment_id.stream_id(), events)
 }
 
 /// Appends generated entities until `events` events are written.
-fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
+pub(crate) fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
     let mut written = 0;
     let mut n = 0;
     while written < events {
@@ -246,15 +279,40 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
     say(&format!(
         "appended in {append_seconds:.1} s; building every read model from position 1"
     ));
+    let resident_before = resident_mib();
     let projections = Projections::open_paused(log.clone())?;
     let started = Instant::now();
     projections.catch_up()?;
     let rebuild_seconds = started.elapsed().as_secs_f64();
     let events_per_second = config.events as f64 / rebuild_seconds;
+    let read_model_mib = resident_mib() - resident_before;
     say(&format!(
-        "rebuilt in {rebuild_seconds:.2} s: {events_per_second:.0} events/s"
+        "rebuilt in {rebuild_seconds:.2} s: {events_per_second:.0} events/s; resident memory +{read_model_mib:.0} MiB"
+    ));
+    let mut micros_per_event = Vec::new();
+    for name in ProjectionName::ALL {
+        let started = Instant::now();
+        projections.rebuild(name, &mut |_, _| {})?;
+        let micros = started.elapsed().as_secs_f64() * 1e6 / config.events as f64;
+        say(&format!("{} alone: {micros:.2} µs per event", name.as_str()));
+        micros_per_event.push((name.as_str(), micros));
+    }
+    let (as_of_micros, list_micros) = time_queries(&log, &projections, config.queries)?;
+    say(&format!(
+        "meeting as of an earlier position: p50 {} µs, p99 {} µs; 100 meetings of a party: p50 {} µs, p99 {} µs",
+        as_of_micros.0, as_of_micros.1, list_micros.0, list_micros.1
     ));
     drop(projections);
+    let snapshot_bytes = snapshot_size(&log)?;
+    let started = Instant::now();
+    let reopened = Projections::open_paused(log.clone())?;
+    let reopen_seconds = started.elapsed().as_secs_f64();
+    say(&format!(
+        "snapshot {:.0} MiB; reopened in {reopen_seconds:.2} s ({:?})",
+        snapshot_bytes as f64 / 1048576.0,
+        reopened.snapshot_load()
+    ));
+    drop(reopened);
     drop(log);
 
     let log = open("relation")?;
@@ -274,13 +332,7 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
         latencies.push(started.elapsed().as_micros() as u64);
         debug_assert_eq!(relation.value().summary.meetings as u64, config.relation_meetings);
     }
-    latencies.sort_unstable();
-    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    let query_micros = (
-        percentile(0.50),
-        percentile(0.99),
-        *latencies.last().unwrap_or(&0),
-    );
+    let query_micros = percentiles(latencies);
     say(&format!(
         "relation with {} meetings: p50 {} µs, p99 {} µs, max {} µs",
         config.relation_meetings, query_micros.0, query_micros.1, query_micros.2
@@ -290,7 +342,86 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
         append_seconds,
         rebuild_seconds,
         events_per_second,
+        micros_per_event,
+        read_model_mib,
+        snapshot_bytes,
+        reopen_seconds,
+        as_of_micros,
+        list_micros,
         relation_meetings: config.relation_meetings,
         query_micros,
     })
+}
+
+/// p50, p99 and max, microseconds.
+type Percentiles = (u64, u64, u64);
+
+/// p50, p99 and max of latencies in microseconds.
+fn percentiles(mut latencies: Vec<u64>) -> Percentiles {
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    (
+        percentile(0.50),
+        percentile(0.99),
+        *latencies.last().unwrap_or(&0),
+    )
+}
+
+/// Resident memory of this process, MiB (Linux; 0 elsewhere).
+fn resident_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / 1048576.0
+}
+
+/// Key and value bytes of the snapshot tree.
+fn snapshot_size(log: &Log) -> ProjectionResult<u64> {
+    let mut bytes = 0;
+    for entry in log.projection_tree("snapshot")?.iter() {
+        let (key, value) = entry?;
+        bytes += (key.len() + value.len()) as u64;
+    }
+    Ok(bytes)
+}
+
+/// Times a meeting as of a position before its last event, and a page of 100 meetings of one
+/// party, `queries` times each.
+fn time_queries(
+    log: &Log,
+    projections: &Projections,
+    queries: usize,
+) -> ProjectionResult<(Percentiles, Percentiles)> {
+    let mut as_of = Vec::with_capacity(queries);
+    let mut list = Vec::with_capacity(queries);
+    let head = log.head();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for query in 0..queries.max(1) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Even entity numbers are meetings; their first event is well before the head.
+        let n = (rng % (head / 16).max(1)) * 2;
+        let meeting_id = MeetingId::from_uuid(Uuid::from_u128(0x10_0000_0000 + u128::from(n)));
+        // As of just before its last event: the meeting is folded from its stream.
+        let latest = projections.meeting(meeting_id, &ReadOptions::latest())?;
+        let before_last = latest.value().last_position - 1;
+        let options = ReadOptions::latest().as_of(super::AsOf::Position(before_last));
+        let started = Instant::now();
+        let answer = projections.meeting(meeting_id, &options);
+        as_of.push(started.elapsed().as_micros() as u64);
+        debug_assert!(answer.is_ok_and(|row| row.value().last_position <= before_last));
+        let filter = super::MeetingFilter {
+            party: Some(code(query % PARTIES)),
+            ..super::MeetingFilter::default()
+        };
+        let started = Instant::now();
+        let page = projections.meetings(&filter, &PageRequest::first(100), &ReadOptions::latest())?;
+        list.push(started.elapsed().as_micros() as u64);
+        debug_assert_eq!(page.items().len(), 100);
+    }
+    Ok((percentiles(as_of), percentiles(list)))
 }

@@ -9,8 +9,8 @@ use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, uuid_key, Current, Entry,
-    Interner, Snapshot, Tally,
+    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current,
+    Entry, Interner, Snapshot, Tally,
 };
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
@@ -325,6 +325,14 @@ impl ComplianceRow {
     }
 }
 
+/// Whether two states of a commitment are listed alike (status, details, when made): what they
+/// differ in, if anything, no index reads.
+pub(crate) fn same_outline(before: &State, after: &State) -> bool {
+    before.status() == after.status()
+        && before.made_at() == after.made_at()
+        && before.details() == after.details()
+}
+
 const ASSESSED: &str = "assessed";
 const SCORE_SUM: &str = "score_sum";
 
@@ -341,6 +349,8 @@ pub(crate) struct CommitmentsModel {
     reports_saved: HashMap<uuid::Uuid, u64>,
     /// Progress reports read by a restore, attached by `finish_restore`.
     restored_reports: HashMap<uuid::Uuid, Vec<crate::domain::commitment::Entry>>,
+    /// Every commitment is unsaved (the next snapshot is a base).
+    all_dirty: bool,
 }
 
 impl CommitmentsModel {
@@ -441,17 +451,28 @@ impl Projection for CommitmentsModel {
             return;
         };
         let position = change.envelope.position;
+        let (Some(commitment_id), Some(_), Some(_)) =
+            (after.commitment_id(), after.status(), after.details())
+        else {
+            return;
+        };
+        let uuid = commitment_id.uuid();
+        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        self.rows.insert(uuid, current);
+        self.dirty.insert(uuid);
+        let listed_alike = same_outline(before, after);
+        if listed_alike && before.assessments() == after.assessments() {
+            return;
+        }
         let Some(new) = CommitmentRow::outline(after) else {
             return;
         };
         let old = CommitmentRow::outline(before);
-        let uuid = new.commitment_id.uuid();
-        let old_entries = old.as_ref().map(CommitmentRow::index_entries).unwrap_or_default();
-        self.index
-            .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
-        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
-        self.rows.insert(uuid, current);
-        self.dirty.insert(uuid);
+        if !listed_alike {
+            let old_entries = old.as_ref().map(CommitmentRow::index_entries).unwrap_or_default();
+            self.index
+                .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
+        }
         // Compliance: replace this commitment's old contribution by its new one.
         let old_scores = old.map(|row| row.latest_scores()).unwrap_or_default();
         let new_scores = new.latest_scores();
@@ -476,7 +497,8 @@ impl Projection for CommitmentsModel {
     /// new ones are written, retracted ones removed); `I` -> index entries; `T` party seq(8) ->
     /// one compliance delta.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        for uuid in std::mem::take(&mut self.dirty) {
+        let ids = unsaved_ids(&mut self.all_dirty, &mut self.dirty, self.rows.keys().copied());
+        for uuid in ids {
             let current = &self.rows[&uuid];
             let AggregateState::Commitment(state) = &*current.state else {
                 continue;
@@ -538,6 +560,30 @@ impl Projection for CommitmentsModel {
             }
         }
         Ok(())
+    }
+
+    fn forget(&mut self, key: &[u8]) -> ProjectionResult<()> {
+        if let Some((b'r', rest)) = key.split_first() {
+            if rest.len() == 24 {
+                let version = u64::from_be_bytes(rest[16..].try_into().expect("8 bytes"));
+                if let Some(reports) = self.restored_reports.get_mut(&uuid_key(&rest[..16])?) {
+                    reports.retain(|report| report.version() != version);
+                }
+                return Ok(());
+            }
+        }
+        Err(ProjectionError::DataLoss(
+            "read-model snapshot: unexpected commitments remove".into(),
+        ))
+    }
+
+    fn unsave(&mut self) {
+        self.all_dirty = true;
+        self.reports_saved.clear();
+        self.index.unsave();
+        for tally in self.compliance.values_mut() {
+            tally.unsave();
+        }
     }
 
     fn finish_restore(&mut self) -> ProjectionResult<()> {

@@ -9,8 +9,8 @@ use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    decode_token, encode_hex, entity_value, invalid_token, page_size, restore_entity, state_at, uuid_key,
-    Current, Snapshot, MAX_SCANNED_PER_PAGE,
+    decode_token, encode_hex, entity_value, invalid_token, page_size, restore_entity, state_at, unsaved_ids,
+    uuid_key, Current, Snapshot, MAX_SCANNED_PER_PAGE,
 };
 use crate::domain::common::{party_stream_id, SourceId};
 use crate::domain::party::PartyDetails;
@@ -55,6 +55,8 @@ pub(crate) struct DirectoryModel {
     dirty_parties: HashSet<String>,
     /// Sources changed since the last snapshot.
     dirty_sources: HashSet<uuid::Uuid>,
+    /// Every party and source is unsaved (the next snapshot is a base).
+    all_dirty: bool,
 }
 
 /// The row of a party state (None if it does not exist).
@@ -218,7 +220,14 @@ impl Projection for DirectoryModel {
 
     /// `p` code -> a party's state; `s` uuid -> a source's state.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        for code in std::mem::take(&mut self.dirty_parties) {
+        let mut all = self.all_dirty;
+        let codes = unsaved_ids(&mut all, &mut self.dirty_parties, self.parties.keys().cloned());
+        let uuids = unsaved_ids(
+            &mut self.all_dirty,
+            &mut self.dirty_sources,
+            self.sources.keys().copied(),
+        );
+        for code in codes {
             let current = &self.parties[&code];
             if let AggregateState::Party(state) = &*current.state {
                 out.put(
@@ -227,7 +236,7 @@ impl Projection for DirectoryModel {
                 );
             }
         }
-        for uuid in std::mem::take(&mut self.dirty_sources) {
+        for uuid in uuids {
             let current = &self.sources[&uuid];
             if let AggregateState::Source(state) = &*current.state {
                 out.put(
@@ -236,6 +245,10 @@ impl Projection for DirectoryModel {
                 );
             }
         }
+    }
+
+    fn unsave(&mut self) {
+        self.all_dirty = true;
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {

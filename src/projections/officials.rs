@@ -9,8 +9,8 @@ use super::error::ProjectionResult;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
 use super::store::{
-    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, uuid_key, Current, Entry, Index,
-    Interner, Snapshot, Tally,
+    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current,
+    Entry, Index, Interner, Snapshot, Tally,
 };
 use crate::domain::common::OfficialId;
 use crate::domain::official::State;
@@ -153,6 +153,8 @@ pub(crate) struct OfficialsModel {
     names: Interner,
     /// Officials changed since the last snapshot.
     dirty: HashSet<uuid::Uuid>,
+    /// Every official is unsaved (the next snapshot is a base).
+    all_dirty: bool,
 }
 
 impl OfficialsModel {
@@ -262,6 +264,9 @@ impl OfficialsModel {
         before: &crate::domain::meeting::State,
         after: &crate::domain::meeting::State,
     ) {
+        if super::meetings::same_outline(before, after) {
+            return;
+        }
         let old = MeetingRow::outline(before)
             .map(|row| meeting_contacts(&row))
             .unwrap_or_default();
@@ -310,7 +315,8 @@ impl Projection for OfficialsModel {
 
     /// `E` uuid -> the state; `I` -> index entries; `T` uuid seq(8) -> one contacts delta.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        for uuid in std::mem::take(&mut self.dirty) {
+        let ids = unsaved_ids(&mut self.all_dirty, &mut self.dirty, self.rows.keys().copied());
+        for uuid in ids {
             let current = &self.rows[&uuid];
             if let AggregateState::Official(state) = &*current.state {
                 out.put(
@@ -322,6 +328,14 @@ impl Projection for OfficialsModel {
         self.index.save(out, b"I");
         for (uuid, tally) in self.contacts.iter_mut().filter(|(_, tally)| tally.unsaved()) {
             tally.save(out, &[&b"T"[..], uuid.as_bytes()].concat(), &self.names);
+        }
+    }
+
+    fn unsave(&mut self) {
+        self.all_dirty = true;
+        self.index.unsave();
+        for tally in self.contacts.values_mut() {
+            tally.unsave();
         }
     }
 

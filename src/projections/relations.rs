@@ -399,6 +399,9 @@ impl Projection for RelationsModel {
         let position = change.envelope.position;
         match (change.before, &**change.after) {
             (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
+                if super::meetings::same_outline(before, after) {
+                    return;
+                }
                 let Some(new) = MeetingRow::outline(after) else {
                     return;
                 };
@@ -414,6 +417,11 @@ impl Projection for RelationsModel {
                 );
             }
             (AggregateState::Commitment(before), AggregateState::Commitment(after)) => {
+                if super::commitments::same_outline(before, after)
+                    && before.reaffirmations() == after.reaffirmations()
+                {
+                    return;
+                }
                 let Some(new) = CommitmentRow::outline(after) else {
                     return;
                 };
@@ -438,6 +446,13 @@ impl Projection for RelationsModel {
             tally.save(out, &[&b"T"[..], pair.as_bytes()].concat(), &self.names);
         }
         self.timeline.save(out, b"I");
+    }
+
+    fn unsave(&mut self) {
+        self.timeline.unsave();
+        for tally in self.summaries.values_mut() {
+            tally.unsave();
+        }
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {

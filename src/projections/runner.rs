@@ -100,6 +100,15 @@ pub(crate) trait Projection: Send + Sync {
     fn save(&mut self, out: &mut Snapshot<'_>);
     /// Restores one key written by `save` (without the read model's letter).
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()>;
+    /// Forgets one key written by `save` and later removed (without the letter); a key it does
+    /// not hold is ignored.
+    fn forget(&mut self, _key: &[u8]) -> ProjectionResult<()> {
+        Err(ProjectionError::DataLoss(
+            "read-model snapshot: unexpected remove".into(),
+        ))
+    }
+    /// Marks everything unsaved, so the next `save` writes all of it (a new base).
+    fn unsave(&mut self);
     /// Completes a restore once every key was read.
     fn finish_restore(&mut self) -> ProjectionResult<()> {
         Ok(())
@@ -154,7 +163,7 @@ impl Model {
         }
     }
 
-    fn reset(&mut self, name: ProjectionName) {
+    pub(crate) fn reset(&mut self, name: ProjectionName) {
         match name {
             ProjectionName::Meetings => self.meetings = MeetingsModel::default(),
             ProjectionName::Commitments => self.commitments = CommitmentsModel::default(),
@@ -382,6 +391,11 @@ impl Engine {
 
     pub(crate) fn set_snapshot_interval(&mut self, interval: Duration) {
         self.snapshots.interval = interval;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn force_base(&mut self) {
+        self.snapshots.force_base();
     }
 
     pub(crate) fn snapshot_stats(&self) -> SnapshotStats {

@@ -147,6 +147,8 @@ pub(crate) struct Index {
     values: Interner,
     /// Entries changed since the last snapshot.
     dirty: HashSet<IndexKey>,
+    /// Every entry is unsaved (the next snapshot is a base).
+    all_dirty: bool,
 }
 
 impl Index {
@@ -193,13 +195,26 @@ impl Index {
     /// Writes the entries changed since the last snapshot: `prefix` index value 0x00 sort(8)
     /// id(17) -> the intervals as (from, to) big-endian pairs.
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
-        for key in std::mem::take(&mut self.dirty) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if std::mem::take(&mut self.all_dirty) {
+            for (key, validity) in &self.entries {
+                out.put([prefix, &self.key_bytes(key)].concat(), intervals_bytes(validity));
+            }
+            return;
+        }
+        for key in dirty {
             let validity = &self.entries[&key];
             out.put(
                 [prefix, &self.key_bytes(&key)].concat(),
                 intervals_bytes(validity),
             );
         }
+    }
+
+    /// Marks every entry unsaved.
+    pub(crate) fn unsave(&mut self) {
+        self.all_dirty = true;
+        self.dirty.clear();
     }
 
     /// Restores one entry written by [`Index::save`] (`key` without its prefix).
@@ -333,31 +348,23 @@ fn u64_at(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(array)
 }
 
-/// The changes of one snapshot, as a sled batch of one read model's keys (each key gets the read
-/// model's letter in front).
+/// Where a read model writes its snapshot records: (key, value) puts and removes in a key space
+/// of its own (each key gets the read model's letter in front), appended to the snapshot's
+/// record stream ([`super::snapshot`]).
 pub(crate) struct Snapshot<'a> {
     pub(crate) letter: u8,
-    pub(crate) batch: &'a mut sled::Batch,
-    /// Bytes put (keys and values), for the snapshot's report.
-    pub(crate) bytes: u64,
+    pub(crate) records: &'a mut super::snapshot::Records,
 }
 
 impl Snapshot<'_> {
     /// Puts `key` (after the letter) -> `value`.
     pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let mut full = Vec::with_capacity(key.len() + 1);
-        full.push(self.letter);
-        full.extend_from_slice(&key);
-        self.bytes += (full.len() + value.len()) as u64;
-        self.batch.insert(full, value);
+        self.records.put(self.letter, &key, &value);
     }
 
     /// Removes `key` (after the letter).
     pub(crate) fn remove(&mut self, key: Vec<u8>) {
-        let mut full = Vec::with_capacity(key.len() + 1);
-        full.push(self.letter);
-        full.extend_from_slice(&key);
-        self.batch.remove(full);
+        self.records.remove(self.letter, &key);
     }
 }
 
@@ -430,6 +437,11 @@ impl Tally {
             add_into(&mut value, delta);
         }
         value
+    }
+
+    /// Marks every delta unsaved.
+    pub(crate) fn unsave(&mut self) {
+        self.saved = 0;
     }
 
     /// Whether deltas were added since the last snapshot.
@@ -506,6 +518,19 @@ impl Current {
             last_position: position,
         }
     }
+}
+
+/// The ids a `save` writes: every id when `all` was set (and clears it), else the dirty ones.
+pub(crate) fn unsaved_ids<K: Clone + Eq + std::hash::Hash>(
+    all: &mut bool,
+    dirty: &mut HashSet<K>,
+    every: impl Iterator<Item = K>,
+) -> Vec<K> {
+    let dirty = std::mem::take(dirty);
+    if std::mem::take(all) {
+        return every.collect();
+    }
+    dirty.into_iter().collect()
 }
 
 /// The snapshot value of an entity: (first position, last position, state).
