@@ -270,7 +270,7 @@ pub(crate) fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> Proj
 
 /// Runs both benchmarks in fresh logs under `dir`, reporting steps through `say`.
 pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> ProjectionResult<BenchReport> {
-    let open = |name: &str| Log::open(LogConfig::new(dir.join(name)).cache_capacity_bytes(512 * 1024 * 1024));
+    let open = |name: &str| Log::open(LogConfig::new(dir.join(name)));
     let log = open("rebuild")?;
     say(&format!("appending {} events", config.events));
     let started = Instant::now();

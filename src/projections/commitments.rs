@@ -1,7 +1,7 @@
 //! Commitments register: one multi-version row per commitment, indexed by party, status,
 //! topic and due date; per-party compliance scores maintained incrementally.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use super::store::{
     entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current,
     Entry, Interner, Snapshot, Tally,
 };
+use super::store::{Map, Set};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
 use crate::domain::time::{OccurredAt, Timestamp};
@@ -339,16 +340,16 @@ const SCORE_SUM: &str = "score_sum";
 /// The commitments read model.
 #[derive(Default)]
 pub(crate) struct CommitmentsModel {
-    rows: HashMap<uuid::Uuid, Current>,
+    rows: Map<uuid::Uuid, Current>,
     index: super::store::Index,
-    compliance: HashMap<String, Tally>,
+    compliance: Map<String, Tally>,
     names: Interner,
     /// Commitments changed since the last snapshot.
-    dirty: HashSet<uuid::Uuid>,
+    dirty: Set<uuid::Uuid>,
     /// Newest progress report version in the snapshot, by commitment.
-    reports_saved: HashMap<uuid::Uuid, u64>,
+    reports_saved: Map<uuid::Uuid, u64>,
     /// Progress reports read by a restore, attached by `finish_restore`.
-    restored_reports: HashMap<uuid::Uuid, Vec<crate::domain::commitment::Entry>>,
+    restored_reports: Map<uuid::Uuid, Vec<crate::domain::commitment::Entry>>,
     /// Every commitment is unsaved (the next snapshot is a base).
     all_dirty: bool,
 }

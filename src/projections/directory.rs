@@ -1,6 +1,6 @@
 //! Parties and sources: every party's and source's latest state, listed in key order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
+use super::store::Set;
 use super::store::{
     decode_token, encode_hex, entity_value, invalid_token, page_size, restore_entity, state_at, unsaved_ids,
     uuid_key, Current, Snapshot, MAX_SCANNED_PER_PAGE,
@@ -52,9 +53,9 @@ pub(crate) struct DirectoryModel {
     parties: BTreeMap<String, Current>,
     sources: BTreeMap<uuid::Uuid, Current>,
     /// Parties changed since the last snapshot.
-    dirty_parties: HashSet<String>,
+    dirty_parties: Set<String>,
     /// Sources changed since the last snapshot.
-    dirty_sources: HashSet<uuid::Uuid>,
+    dirty_sources: Set<uuid::Uuid>,
     /// Every party and source is unsaved (the next snapshot is a base).
     all_dirty: bool,
 }

@@ -1,8 +1,6 @@
 //! Meetings read model: every meeting's latest state, indexed by party, official, topic,
 //! place, country, status and (for all meetings) by when it happened.
 
-use std::collections::{HashMap, HashSet};
-
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
@@ -11,6 +9,7 @@ use super::store::{
     entity_value, item_id, item_uuid, restore_entity, state_at, unsaved_ids, uuid_key, Current, Entry, Index,
     Snapshot,
 };
+use super::store::{Map, Set};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, Statement};
 use crate::domain::time::{OccurredAt, Timestamp};
@@ -301,14 +300,14 @@ impl MeetingFilter {
 /// The meetings read model.
 #[derive(Default)]
 pub(crate) struct MeetingsModel {
-    rows: HashMap<uuid::Uuid, Current>,
+    rows: Map<uuid::Uuid, Current>,
     index: Index,
     /// Meetings changed since the last snapshot.
-    dirty: HashSet<uuid::Uuid>,
+    dirty: Set<uuid::Uuid>,
     /// Newest statement version in the snapshot, by meeting.
-    statements_saved: HashMap<uuid::Uuid, u64>,
+    statements_saved: Map<uuid::Uuid, u64>,
     /// Statements read by a restore, attached by `finish_restore`.
-    restored_statements: HashMap<uuid::Uuid, Vec<Statement>>,
+    restored_statements: Map<uuid::Uuid, Vec<Statement>>,
     /// Every meeting is unsaved (the next snapshot is a base).
     all_dirty: bool,
 }

@@ -1,7 +1,7 @@
 //! Officials: offices held over time, who held a post on a date, and who met whom (held
 //! meetings both attended, maintained incrementally per official).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use super::store::{
     entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current,
     Entry, Index, Interner, Snapshot, Tally,
 };
+use super::store::{Map, Set};
 use crate::domain::common::OfficialId;
 use crate::domain::official::State;
 use crate::domain::time::{OccurredAt, Timestamp};
@@ -147,12 +148,12 @@ pub fn meeting_contacts(row: &MeetingRow) -> BTreeMap<OfficialId, BTreeMap<Strin
 /// The officials read model.
 #[derive(Default)]
 pub(crate) struct OfficialsModel {
-    rows: HashMap<uuid::Uuid, Current>,
+    rows: Map<uuid::Uuid, Current>,
     index: Index,
-    contacts: HashMap<uuid::Uuid, Tally>,
+    contacts: Map<uuid::Uuid, Tally>,
     names: Interner,
     /// Officials changed since the last snapshot.
-    dirty: HashSet<uuid::Uuid>,
+    dirty: Set<uuid::Uuid>,
     /// Every official is unsaved (the next snapshot is a base).
     all_dirty: bool,
 }

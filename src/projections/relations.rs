@@ -4,7 +4,7 @@
 //! timeline index of the meetings and commitments between them. A relation query reads the
 //! tally as of its position and one page of the timeline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use super::error::ProjectionResult;
 use super::meetings::MeetingsModel;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
+use super::store::Map;
 use super::store::{item_id, item_uuid, month_of, tally_key, Entry, Index, Interner, Snapshot, Tally};
 use crate::domain::cameo::{map_event, map_reaffirmation, ExportMapping};
 use crate::domain::commitment::{self, CommitmentReaffirmed, CommitmentRecorded};
@@ -297,7 +298,7 @@ pub struct Relation {
 /// The relations read model.
 #[derive(Default)]
 pub(crate) struct RelationsModel {
-    summaries: HashMap<String, Tally>,
+    summaries: Map<String, Tally>,
     timeline: Index,
     names: Interner,
 }

@@ -8,7 +8,6 @@
 //! lowest position and skips, per read model, events it already applied. Events are applied in
 //! chunks of [`APPLY_CHUNK`] under the model's write lock, so a query waits at most one chunk.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use super::meetings::MeetingsModel;
 use super::officials::OfficialsModel;
 use super::relations::RelationsModel;
 use super::snapshot::{SnapshotLoad, SnapshotStats, Snapshots};
+use super::store::Map;
 use super::store::Snapshot;
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
@@ -274,7 +274,7 @@ impl Progress {
 /// The latest state of every entity the runner has folded, by stream.
 #[derive(Default)]
 struct StateMap {
-    states: HashMap<String, Arc<AggregateState>>,
+    states: Map<String, Arc<AggregateState>>,
 }
 
 impl StateMap {

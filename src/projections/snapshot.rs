@@ -370,6 +370,9 @@ impl Snapshots {
         batch.insert(META_KEY, &meta.encode()[..]);
         self.tree.apply_batch(batch)?;
         self.meta = meta;
+        // Write sled's buffers out now: without it they pile up in memory between its timed
+        // flushes (hundreds of MiB during a rebuild). Not for durability: nothing waits on it.
+        self.tree.flush()?;
         Ok(())
     }
 
