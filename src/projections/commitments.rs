@@ -9,8 +9,8 @@ use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current,
-    Entry, Interner, Snapshot, Tally,
+    item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Interner,
+    Snapshot, Tally,
 };
 use super::store::{Map, Set};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
@@ -504,10 +504,7 @@ impl Projection for CommitmentsModel {
             let AggregateState::Commitment(state) = &*current.state else {
                 continue;
             };
-            out.put(
-                [&b"E"[..], uuid.as_bytes()].concat(),
-                entity_value(current, state),
-            );
+            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
             let saved = self.reports_saved.get(&uuid).copied().unwrap_or(0);
             let report_key = |version: u64| [&b"r"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
             let mut newest = saved;

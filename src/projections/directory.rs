@@ -10,8 +10,8 @@ use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::Set;
 use super::store::{
-    decode_token, encode_hex, entity_value, invalid_token, page_size, restore_entity, state_at, unsaved_ids,
-    uuid_key, Current, Snapshot, MAX_SCANNED_PER_PAGE,
+    decode_token, encode_hex, invalid_token, page_size, restore_entity, state_at, unsaved_ids, uuid_key,
+    Current, Snapshot, MAX_SCANNED_PER_PAGE,
 };
 use crate::domain::common::{party_stream_id, SourceId};
 use crate::domain::party::PartyDetails;
@@ -229,22 +229,10 @@ impl Projection for DirectoryModel {
             self.sources.keys().copied(),
         );
         for code in codes {
-            let current = &self.parties[&code];
-            if let AggregateState::Party(state) = &*current.state {
-                out.put(
-                    [&b"p"[..], code.as_bytes()].concat(),
-                    entity_value(current, state),
-                );
-            }
+            out.put_entity([&b"p"[..], code.as_bytes()].concat(), &self.parties[&code]);
         }
         for uuid in uuids {
-            let current = &self.sources[&uuid];
-            if let AggregateState::Source(state) = &*current.state {
-                out.put(
-                    [&b"s"[..], uuid.as_bytes()].concat(),
-                    entity_value(current, state),
-                );
-            }
+            out.put_entity([&b"s"[..], uuid.as_bytes()].concat(), &self.sources[&uuid]);
         }
     }
 

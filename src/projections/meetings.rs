@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    entity_value, item_id, item_uuid, restore_entity, state_at, unsaved_ids, uuid_key, Current, Entry, Index,
-    Snapshot,
+    item_id, item_uuid, restore_entity, state_at, unsaved_ids, uuid_key, Current, Entry, Index, Snapshot,
 };
 use super::store::{Map, Set};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
@@ -386,10 +385,7 @@ impl Projection for MeetingsModel {
             let AggregateState::Meeting(state) = &*current.state else {
                 continue;
             };
-            out.put(
-                [&b"E"[..], uuid.as_bytes()].concat(),
-                entity_value(current, state),
-            );
+            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
             let saved = self.statements_saved.get(&uuid).copied().unwrap_or(0);
             let statement_key = |version: u64| [&b"s"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
             let mut newest = saved;

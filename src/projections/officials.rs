@@ -9,8 +9,8 @@ use super::error::ProjectionResult;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
 use super::store::{
-    entity_value, item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current,
-    Entry, Index, Interner, Snapshot, Tally,
+    item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Index,
+    Interner, Snapshot, Tally,
 };
 use super::store::{Map, Set};
 use crate::domain::common::OfficialId;
@@ -318,13 +318,7 @@ impl Projection for OfficialsModel {
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = unsaved_ids(&mut self.all_dirty, &mut self.dirty, self.rows.keys().copied());
         for uuid in ids {
-            let current = &self.rows[&uuid];
-            if let AggregateState::Official(state) = &*current.state {
-                out.put(
-                    [&b"E"[..], uuid.as_bytes()].concat(),
-                    entity_value(current, state),
-                );
-            }
+            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), &self.rows[&uuid]);
         }
         self.index.save(out, b"I");
         for (uuid, tally) in self.contacts.iter_mut().filter(|(_, tally)| tally.unsaved()) {

@@ -385,8 +385,7 @@ impl Engine {
 
     /// Writes a snapshot of what changed since the last one.
     pub(crate) fn snapshot(&mut self) -> ProjectionResult<()> {
-        let mut model = self.model.write().expect("model lock");
-        self.snapshots.save(&mut model)
+        self.snapshots.save(&self.model)
     }
 
     pub(crate) fn set_snapshot_interval(&mut self, interval: Duration) {

@@ -22,6 +22,7 @@
 //! (u32 BE length, bytes), then for put the value (u32 BE length, bytes). Key `P` of a read
 //! model holds its position (u64 BE).
 
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use super::error::{ProjectionError, ProjectionResult};
@@ -114,6 +115,8 @@ pub(crate) struct Records {
     buffer: Vec<u8>,
     bytes: u64,
     error: Option<sled::Error>,
+    /// Entities to encode once the model's lock is released.
+    deferred: Vec<(u8, Vec<u8>, super::store::Current)>,
 }
 
 impl Records {
@@ -125,6 +128,18 @@ impl Records {
             buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
             bytes: 0,
             error: None,
+            deferred: Vec::new(),
+        }
+    }
+
+    pub(crate) fn defer(&mut self, letter: u8, key: Vec<u8>, current: super::store::Current) {
+        self.deferred.push((letter, key, current));
+    }
+
+    /// Encodes the deferred entities (call without the model's lock).
+    fn encode_deferred(&mut self) {
+        for (letter, key, current) in std::mem::take(&mut self.deferred) {
+            self.put(letter, &key, &super::store::entity_value(&current));
         }
     }
 
@@ -303,9 +318,10 @@ impl Snapshots {
     }
 
     /// Appends what changed in `model` since the last snapshot, with every position; writes a
-    /// new base instead when the appended bytes outgrew the current one. Takes the changes
-    /// under the caller's lock on `model`.
-    pub(crate) fn save(&mut self, model: &mut Model) -> ProjectionResult<()> {
+    /// new base instead when the appended bytes outgrew the current one. Takes the changes under
+    /// the model's write lock (ids, index entries, tally deltas, new statements) and encodes the
+    /// entity states after releasing it, so queries wait only for the first part.
+    pub(crate) fn save(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
         if self.broken {
             return Ok(());
         }
@@ -323,12 +339,13 @@ impl Snapshots {
         result
     }
 
-    fn append(&mut self, model: &mut Model) -> ProjectionResult<()> {
+    fn append(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
         let mut records = Records::new(self.tree.clone(), self.meta.generation, self.meta.next_chunk);
         for name in self.cleared.drain(..) {
             records.clear(letter(name));
         }
-        write_changes(model, &mut records);
+        write_changes(&mut model.write().expect("model lock"), &mut records);
+        records.encode_deferred();
         let (next_chunk, bytes) = records.finish()?;
         let meta = Meta {
             next_chunk,
@@ -341,14 +358,18 @@ impl Snapshots {
     }
 
     /// Writes everything as a new generation, makes it current, removes the old one.
-    fn write_base(&mut self, model: &mut Model) -> ProjectionResult<()> {
+    fn write_base(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
         let generation = self.meta.generation + 1;
         self.cleared.clear();
-        for name in ProjectionName::ALL {
-            model.part_mut(name).unsave();
-        }
         let mut records = Records::new(self.tree.clone(), generation, 0);
-        write_changes(model, &mut records);
+        {
+            let mut model = model.write().expect("model lock");
+            for name in ProjectionName::ALL {
+                model.part_mut(name).unsave();
+            }
+            write_changes(&mut model, &mut records);
+        }
+        records.encode_deferred();
         let (next_chunk, bytes) = records.finish()?;
         let old = self.meta.generation;
         self.commit(Meta {

@@ -368,6 +368,12 @@ impl Snapshot<'_> {
         self.records.put(self.letter, &key, &value);
     }
 
+    /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, outside the
+    /// model's lock (the state is an immutable `Arc`, so what is encoded is what was current).
+    pub(crate) fn put_entity(&mut self, key: Vec<u8>, current: &Current) {
+        self.records.defer(self.letter, key, current.clone());
+    }
+
     /// Removes `key` (after the letter).
     pub(crate) fn remove(&mut self, key: Vec<u8>) {
         self.records.remove(self.letter, &key);
@@ -540,8 +546,15 @@ pub(crate) fn unsaved_ids<K: Clone + Eq + std::hash::Hash>(
 }
 
 /// The snapshot value of an entity: (first position, last position, state).
-pub(crate) fn entity_value<S: serde::Serialize>(current: &Current, state: &S) -> Vec<u8> {
-    crate::encoding::encode(&(current.first_position, current.last_position, state))
+pub(crate) fn entity_value(current: &Current) -> Vec<u8> {
+    let positions = (current.first_position, current.last_position);
+    match &*current.state {
+        AggregateState::Party(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
+        AggregateState::Official(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
+        AggregateState::Source(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
+        AggregateState::Meeting(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
+        AggregateState::Commitment(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
+    }
 }
 
 /// Decodes a snapshot value written by [`entity_value`] into a [`Current`] (checked: positions
