@@ -9,7 +9,7 @@ use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Interner,
+    item_id, item_uuid, restore_entity, row_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Interner,
     Snapshot, Tally,
 };
 use super::store::{Map, Set};
@@ -363,13 +363,16 @@ impl CommitmentsModel {
         at: u64,
     ) -> ProjectionResult<Option<CommitmentRow>> {
         let current = self.rows.get(&commitment_id.uuid());
-        Ok(match state_at(log, &commitment_id.stream_id(), current, at)? {
-            Some((state, last)) => match &*state {
+        row_at(
+            log,
+            &commitment_id.stream_id(),
+            current,
+            at,
+            |state, last| match state {
                 AggregateState::Commitment(state) => CommitmentRow::from_state(state, last),
                 _ => None,
             },
-            None => None,
-        })
+        )
     }
 
     /// One page of commitments matching `filter` as of `at`, by when they were made.

@@ -10,7 +10,7 @@ use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::Set;
 use super::store::{
-    decode_token, encode_hex, invalid_token, page_size, restore_entity, state_at, unsaved_ids, uuid_key,
+    decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, unsaved_ids, uuid_key,
     Current, Snapshot, MAX_SCANNED_PER_PAGE,
 };
 use crate::domain::common::{party_stream_id, SourceId};
@@ -132,8 +132,7 @@ fn page<K: Ord + Clone, T>(
 impl DirectoryModel {
     /// One party as of `at`.
     pub(crate) fn party(&self, log: &Log, code: &str, at: u64) -> ProjectionResult<Option<PartyRow>> {
-        let state = state_at(log, &party_stream_id(code), self.parties.get(code), at)?;
-        Ok(state.and_then(|(state, last)| party_row(&state, last)))
+        row_at(log, &party_stream_id(code), self.parties.get(code), at, party_row)
     }
 
     /// One source as of `at`.
@@ -144,8 +143,7 @@ impl DirectoryModel {
         at: u64,
     ) -> ProjectionResult<Option<SourceRow>> {
         let current = self.sources.get(&source_id.uuid());
-        let state = state_at(log, &source_id.stream_id(), current, at)?;
-        Ok(state.and_then(|(state, last)| source_row(&state, last)))
+        row_at(log, &source_id.stream_id(), current, at, source_row)
     }
 
     /// Parties by code as of `at`.
@@ -163,10 +161,7 @@ impl DirectoryModel {
             |bytes| String::from_utf8(bytes.to_vec()).ok(),
             (token, limit),
             at,
-            |code, current| {
-                let state = state_at(log, &party_stream_id(code), Some(current), at)?;
-                Ok(state.and_then(|(state, last)| party_row(&state, last)))
-            },
+            |code, _| self.party(log, code, at),
         )
     }
 
@@ -185,11 +180,7 @@ impl DirectoryModel {
             |bytes| uuid::Uuid::from_slice(bytes).ok(),
             (token, limit),
             at,
-            |uuid, current| {
-                let stream = SourceId::from_uuid(*uuid).stream_id();
-                let state = state_at(log, &stream, Some(current), at)?;
-                Ok(state.and_then(|(state, last)| source_row(&state, last)))
-            },
+            |uuid, _| self.source(log, SourceId::from_uuid(*uuid), at),
         )
     }
 }

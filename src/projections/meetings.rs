@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
 use super::store::{
-    item_id, item_uuid, restore_entity, state_at, unsaved_ids, uuid_key, Current, Entry, Index, Snapshot,
+    item_id, item_uuid, restore_entity, row_at, unsaved_ids, uuid_key, Current, Entry, Index, Snapshot,
 };
 use super::store::{Map, Set};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
@@ -110,32 +110,21 @@ pub struct MeetingRow {
 impl MeetingRow {
     /// The row for a folded meeting state (None if the meeting does not exist).
     pub fn from_state(state: &State, last_position: u64) -> Option<MeetingRow> {
-        let meeting_id = state.meeting_id()?;
-        Some(MeetingRow {
-            meeting_id,
-            status: MeetingStatusView::of(state.status()?),
-            proposed_by: state.proposed_by().map(str::to_owned),
-            details: state.details()?.clone(),
-            details_version: state.details_version(),
-            window: state.window(),
-            held_at: state.held_at(),
-            ended_at: state.ended_at(),
-            cancellation_reason: state.cancellation_reason().map(str::to_owned),
-            statements: state
-                .statements()
-                .iter()
-                .map(|statement| StatementRow {
-                    version: statement.version(),
-                    speaker: statement.speaker().clone(),
-                    text: statement.text().to_owned(),
-                    verbatim: statement.verbatim(),
-                    occurred_at: statement.occurred_at(),
-                })
-                .collect(),
-            retracted_versions: state.retracted_versions().to_vec(),
-            stream_version: state.version(),
-            last_position,
-        })
+        let mut row = MeetingRow::outline(state)?;
+        row.statements = state
+            .statements()
+            .iter()
+            .map(|statement| StatementRow {
+                version: statement.version(),
+                speaker: statement.speaker().clone(),
+                text: statement.text().to_owned(),
+                verbatim: statement.verbatim(),
+                occurred_at: statement.occurred_at(),
+            })
+            .collect();
+        row.retracted_versions = state.retracted_versions().to_vec();
+        row.last_position = last_position;
+        Some(row)
     }
 
     /// The row without its statements and retractions: what relation and contact counts read
@@ -320,13 +309,16 @@ impl MeetingsModel {
         at: u64,
     ) -> ProjectionResult<Option<MeetingRow>> {
         let current = self.rows.get(&meeting_id.uuid());
-        Ok(match state_at(log, &meeting_id.stream_id(), current, at)? {
-            Some((state, last)) => match &*state {
+        row_at(
+            log,
+            &meeting_id.stream_id(),
+            current,
+            at,
+            |state, last| match state {
                 AggregateState::Meeting(state) => MeetingRow::from_state(state, last),
                 _ => None,
             },
-            None => None,
-        })
+        )
     }
 
     /// One page of meetings matching `filter` as of `at`, in order of valid time.

@@ -9,7 +9,7 @@ use super::error::ProjectionResult;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
 use super::store::{
-    item_id, item_uuid, restore_entity, state_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Index,
+    item_id, item_uuid, restore_entity, row_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Index,
     Interner, Snapshot, Tally,
 };
 use super::store::{Map, Set};
@@ -167,13 +167,16 @@ impl OfficialsModel {
         at: u64,
     ) -> ProjectionResult<Option<OfficialRow>> {
         let current = self.rows.get(&official_id.uuid());
-        Ok(match state_at(log, &official_id.stream_id(), current, at)? {
-            Some((state, last)) => match &*state {
+        row_at(
+            log,
+            &official_id.stream_id(),
+            current,
+            at,
+            |state, last| match state {
                 AggregateState::Official(state) => OfficialRow::from_state(state, last),
                 _ => None,
             },
-            None => None,
-        })
+        )
     }
 
     /// Who `official_id` met, as of `at`.

@@ -21,7 +21,7 @@ use super::officials::OfficialsModel;
 use super::relations::RelationsModel;
 use super::snapshot::{SnapshotLoad, SnapshotStats, Snapshots};
 use super::store::Map;
-use super::store::Snapshot;
+use super::store::{fold_stream, Snapshot};
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EventFilter, Log};
@@ -289,7 +289,15 @@ impl StateMap {
         let before = match self.states.get(&envelope.stream_id) {
             Some(state) if state.version() == wanted => state.clone(),
             _ if wanted == 0 => Arc::new(AggregateState::empty_for_event(event)),
-            _ => Arc::new(fold_stream(log, &envelope.stream_id, wanted, event)?),
+            _ => match fold_stream(log, &envelope.stream_id, wanted, u64::MAX)? {
+                Some((state, _)) if state.version() == wanted => Arc::new(state),
+                _ => {
+                    return Err(ProjectionError::DataLoss(format!(
+                        "stream {} ends before version {wanted}",
+                        envelope.stream_id
+                    )))
+                }
+            },
         };
         let after = Arc::new(evolve_state((*before).clone(), event));
         self.states.insert(envelope.stream_id.clone(), after.clone());
@@ -302,31 +310,6 @@ pub(crate) fn decode(envelope: &Envelope) -> ProjectionResult<DomainEvent> {
     decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload).map_err(|error| {
         ProjectionError::DataLoss(format!("event at position {}: {error}", envelope.position))
     })
-}
-
-/// Folds a stream's events with versions 1..=`up_to` (the entity of `like`).
-fn fold_stream(
-    log: &Log,
-    stream_id: &str,
-    up_to: u64,
-    like: &DomainEvent,
-) -> ProjectionResult<AggregateState> {
-    let mut state = AggregateState::empty_for_event(like);
-    let mut next = 1;
-    while next <= up_to {
-        let limit = (up_to - next + 1).min(MAX_READ_PAGE_EVENTS as u64) as usize;
-        let events = log.read_stream(stream_id, next, Direction::Forwards, limit)?;
-        if events.is_empty() {
-            return Err(ProjectionError::DataLoss(format!(
-                "stream {stream_id} ends before version {up_to}"
-            )));
-        }
-        for recorded in &events {
-            state = evolve_state(state, &decode(recorded.envelope())?);
-            next = recorded.envelope().stream_version + 1;
-        }
-    }
-    Ok(state)
 }
 
 /// What one step did.

@@ -21,7 +21,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::error::{ProjectionError, ProjectionResult};
-use crate::domain::{decode_event, evolve_state, AggregateState};
+use crate::domain::{evolve_state, AggregateState};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Log};
 
@@ -611,32 +611,54 @@ pub(crate) fn state_at(
     if current.first_position > at {
         return Ok(None);
     }
-    let mut state: Option<AggregateState> = None;
-    let mut last = 0;
+    Ok(fold_stream(log, stream_id, u64::MAX, at)?.map(|(state, last)| (Arc::new(state), last)))
+}
+
+/// Folds the events of `stream_id` with versions up to `up_to_version` and positions up to
+/// `up_to_position`; the state and the position of its last event, None if no event qualifies.
+/// The one place the read models fold a stream from the log (as-of reads, and the runner when
+/// its state map misses).
+pub(crate) fn fold_stream(
+    log: &Log,
+    stream_id: &str,
+    up_to_version: u64,
+    up_to_position: u64,
+) -> ProjectionResult<Option<(AggregateState, u64)>> {
+    let mut folded: Option<(AggregateState, u64)> = None;
     let mut next = 1;
-    loop {
-        let events = log.read_stream(stream_id, next, Direction::Forwards, MAX_READ_PAGE_EVENTS)?;
+    while next <= up_to_version {
+        let limit = (up_to_version - next + 1).min(MAX_READ_PAGE_EVENTS as u64) as usize;
+        let events = log.read_stream(stream_id, next, Direction::Forwards, limit)?;
         if events.is_empty() {
             break;
         }
         for recorded in &events {
             let envelope = recorded.envelope();
-            if envelope.position > at {
-                return Ok(state.map(|state| (Arc::new(state), last)));
+            if envelope.position > up_to_position {
+                return Ok(folded);
             }
-            let event = decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload)
-                .map_err(|error| {
-                    ProjectionError::DataLoss(format!("event at position {}: {error}", envelope.position))
-                })?;
-            let folded = state
-                .take()
-                .unwrap_or_else(|| AggregateState::empty_for_event(&event));
-            state = Some(evolve_state(folded, &event));
-            last = envelope.position;
+            let event = super::runner::decode(envelope)?;
+            let state = match folded.take() {
+                Some((state, _)) => state,
+                None => AggregateState::empty_for_event(&event),
+            };
+            folded = Some((evolve_state(state, &event), envelope.position));
             next = envelope.stream_version + 1;
         }
     }
-    Ok(state.map(|state| (Arc::new(state), last)))
+    Ok(folded)
+}
+
+/// The row of the entity of `stream_id` as of `at` (see [`state_at`]), built by `row` from its
+/// state and the position of its last event.
+pub(crate) fn row_at<T>(
+    log: &Log,
+    stream_id: &str,
+    current: Option<&Current>,
+    at: u64,
+    row: impl FnOnce(&AggregateState, u64) -> Option<T>,
+) -> ProjectionResult<Option<T>> {
+    Ok(state_at(log, stream_id, current, at)?.and_then(|(state, last)| row(&state, last)))
 }
 
 /// Most rows one list page returns (a larger `limit` is an invalid argument).
