@@ -35,24 +35,29 @@ fn cite(source: Uuid) -> Vec<pb::SourceCitation> {
 
 fn register_party(code: &str, source: Uuid) -> pb::RegisterPartyRequest {
     pb::RegisterPartyRequest {
-        command_id: Uuid::now_v7().to_string(),
-        occurred_at: day(),
-        sources: cite(source),
+        header: Some(pb::CommandHeader {
+            command_id: Uuid::now_v7().to_string(),
+            occurred_at: day(),
+            sources: cite(source),
+            ..Default::default()
+        }),
         code: code.into(),
         details: Some(pb::PartyDetails {
             kind: pb::PartyKind::State as i32,
             name: format!("Party {code}"),
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
 
 fn meeting_held(source: Uuid, parties: [&str; 2]) -> pb::RecordMeetingHeldRequest {
     pb::RecordMeetingHeldRequest {
-        command_id: Uuid::now_v7().to_string(),
-        occurred_at: day(),
-        sources: cite(source),
+        header: Some(pb::CommandHeader {
+            command_id: Uuid::now_v7().to_string(),
+            occurred_at: day(),
+            sources: cite(source),
+            ..Default::default()
+        }),
         details: Some(pb::MeetingDetails {
             format: pb::MeetingFormat::Bilateral as i32,
             participants: parties
@@ -78,7 +83,10 @@ async fn seeded(harness: &Harness) -> (CommandServiceClient<Channel>, Uuid) {
     let mut client = CommandServiceClient::new(harness.channel().await);
     let source = client
         .register_source(pb::RegisterSourceRequest {
-            command_id: Uuid::now_v7().to_string(),
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                ..Default::default()
+            }),
             details: Some(pb::SourceDetails {
                 url: Some("https://example.org/news/libya-france".into()),
                 title: Some("Libya and France discuss security".into()),
@@ -119,7 +127,7 @@ async fn a_meeting_is_recorded_and_read_back_typed_and_a_retry_returns_the_origi
     let harness = Harness::start().await;
     let (mut client, source) = seeded(&harness).await;
     let request = meeting_held(source, ["LBY", "FRA"]);
-    let command_id = request.command_id.clone();
+    let command_id = request.header.as_ref().unwrap().command_id.clone();
     let response = client
         .record_meeting_held(request.clone())
         .await
@@ -127,11 +135,12 @@ async fn a_meeting_is_recorded_and_read_back_typed_and_a_retry_returns_the_origi
         .into_inner();
     // No meeting id given: the command id names the meeting.
     assert_eq!(response.meeting_id, command_id);
-    assert_eq!(response.stream_id, format!("meeting-{command_id}"));
-    assert_eq!(response.stream_version, 1);
-    assert_eq!(response.positions, [4]);
-    assert_eq!(response.event_ids.len(), 1);
-    assert!(response.recorded_at.is_some());
+    let result = response.result.clone().unwrap();
+    assert_eq!(result.stream_id, format!("meeting-{command_id}"));
+    assert_eq!(result.stream_version, 1);
+    assert_eq!(result.positions, [4]);
+    assert_eq!(result.event_ids.len(), 1);
+    assert!(result.recorded_at.is_some());
     // The same request again: the original result, nothing new recorded.
     let retry = client
         .record_meeting_held(request.clone())
@@ -149,14 +158,14 @@ async fn a_meeting_is_recorded_and_read_back_typed_and_a_retry_returns_the_origi
     let mut store = harness.event_store().await;
     let stream = store
         .read_stream(pb::ReadStreamRequest {
-            stream_id: response.stream_id.clone(),
+            stream_id: result.stream_id.clone(),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     let envelope = &stream.events[0];
-    assert_eq!(envelope.event_id, response.event_ids[0]);
+    assert_eq!(envelope.event_id, result.event_ids[0]);
     assert_eq!(
         envelope.recorded_by,
         dipledger::api::commands::DEVELOPMENT_PRINCIPAL
@@ -175,22 +184,59 @@ async fn each_command_status_code_comes_from_the_request_that_should_produce_it(
 
     // INVALID_ARGUMENT from the conversion: every malformed field at once, by proto path.
     let mut request = register_party("GBR", source);
-    request.occurred_at = None;
-    request.sources[0].source_id = "not-a-uuid".into();
+    let header = request.header.as_mut().unwrap();
+    header.occurred_at = None;
+    header.sources[0].source_id = "not-a-uuid".into();
     request.details.as_mut().unwrap().kind = 0;
     let status = client.register_party(request).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(
         fields(&status),
-        ["occurred_at", "sources[0].source_id", "details.kind"]
+        [
+            "header.occurred_at",
+            "header.sources[0].source_id",
+            "details.kind"
+        ]
     );
     // INVALID_ARGUMENT from the domain, with provenance paths mapped to the request's.
     let mut request = register_party("gbr", source);
     request.details.as_mut().unwrap().name = " ".into();
-    request.sources[0].quote = Some("x".repeat(1_001));
+    request.header.as_mut().unwrap().sources[0].quote = Some("x".repeat(1_001));
     let status = client.register_party(request).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(fields(&status), ["code", "sources[0].quote", "details.name"]);
+    assert_eq!(
+        fields(&status),
+        ["code", "header.sources[0].quote", "details.name"]
+    );
+    // INVALID_ARGUMENT: a source command given a valid time and citations (it takes neither),
+    // and a request without a header (its command id is named).
+    let status = client
+        .register_source(pb::RegisterSourceRequest {
+            header: Some(pb::CommandHeader {
+                occurred_at: day(),
+                sources: cite(source),
+                ..pb::CommandHeader::fresh()
+            }),
+            details: Some(pb::SourceDetails {
+                url: Some("https://example.org/news/2".into()),
+                retrieved_at: Some(Timestamp {
+                    seconds: WEDNESDAY,
+                    nanos: 0,
+                }),
+                language: "en".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["header.occurred_at", "header.sources"]);
+    let mut request = register_party("GBR", source);
+    request.header = None;
+    let status = client.register_party(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["header.command_id", "header.occurred_at"]);
 
     // ALREADY_EXISTS: registering a party twice.
     let status = client
@@ -207,9 +253,12 @@ async fn each_command_status_code_comes_from_the_request_that_should_produce_it(
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     let status = client
         .cancel_meeting(pb::CancelMeetingRequest {
-            command_id: Uuid::now_v7().to_string(),
-            occurred_at: day(),
-            sources: cite(source),
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                occurred_at: day(),
+                sources: cite(source),
+                ..Default::default()
+            }),
             meeting_id: Uuid::now_v7().to_string(),
             ..Default::default()
         })
@@ -224,9 +273,12 @@ async fn each_command_status_code_comes_from_the_request_that_should_produce_it(
         .unwrap()
         .into_inner();
     let cancel = pb::CancelMeetingRequest {
-        command_id: Uuid::now_v7().to_string(),
-        occurred_at: day(),
-        sources: cite(source),
+        header: Some(pb::CommandHeader {
+            command_id: Uuid::now_v7().to_string(),
+            occurred_at: day(),
+            sources: cite(source),
+            ..Default::default()
+        }),
         meeting_id: held.meeting_id.clone(),
         ..Default::default()
     };
@@ -239,10 +291,13 @@ async fn each_command_status_code_comes_from_the_request_that_should_produce_it(
 
     // ABORTED: a stale expected version, with the current version in the details.
     let statement = pb::RecordStatementRequest {
-        command_id: Uuid::now_v7().to_string(),
-        expected_version: Some(7),
-        occurred_at: day(),
-        sources: cite(source),
+        header: Some(pb::CommandHeader {
+            command_id: Uuid::now_v7().to_string(),
+            expected_version: Some(7),
+            occurred_at: day(),
+            sources: cite(source),
+            ..Default::default()
+        }),
         meeting_id: held.meeting_id.clone(),
         speaker: Some(pb::Speaker {
             party: "LBY".into(),
@@ -259,10 +314,11 @@ async fn each_command_status_code_comes_from_the_request_that_should_produce_it(
         Some("1")
     );
     let mut statement = statement;
-    statement.expected_version = Some(1);
-    statement.command_id = Uuid::now_v7().to_string();
+    let header = statement.header.as_mut().unwrap();
+    header.expected_version = Some(1);
+    header.command_id = Uuid::now_v7().to_string();
     let recorded = client.record_statement(statement).await.unwrap().into_inner();
-    assert_eq!(recorded.stream_version, 2);
+    assert_eq!(recorded.result.unwrap().stream_version, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,21 +368,28 @@ async fn batches_are_atomic_and_name_the_failing_command() {
         .results;
     assert_eq!(results.len(), 2);
     assert_eq!(results[0].entity_id, "GBR");
-    assert_eq!(results[0].positions, [head + 1]);
-    assert_eq!(results[1].positions, [head + 2]);
-    assert_eq!(results[0].recorded_at, results[1].recorded_at);
+    let (first, second) = (
+        results[0].result.clone().unwrap(),
+        results[1].result.clone().unwrap(),
+    );
+    assert_eq!(first.positions, [head + 1]);
+    assert_eq!(second.positions, [head + 2]);
+    assert_eq!(first.recorded_at, second.recorded_at);
 
     // RESOURCE_EXHAUSTED: a batch whose events exceed the log's 4 MiB transaction limit
     // (1000 commitments of about 5 KiB each; the request itself is under MAX_REQUEST_BYTES).
     let commitments: Vec<_> = (0..1_000)
         .map(|_| {
             C::RecordCommitment(pb::RecordCommitmentRequest {
-                command_id: Uuid::now_v7().to_string(),
-                occurred_at: day(),
-                sources: vec![pb::SourceCitation {
-                    source_id: source.to_string(),
-                    quote: Some("q".repeat(1_000)),
-                }],
+                header: Some(pb::CommandHeader {
+                    command_id: Uuid::now_v7().to_string(),
+                    occurred_at: day(),
+                    sources: vec![pb::SourceCitation {
+                        source_id: source.to_string(),
+                        quote: Some("q".repeat(1_000)),
+                    }],
+                    ..Default::default()
+                }),
                 details: Some(pb::CommitmentDetails {
                     kind: pb::CommitmentKind::New as i32,
                     committing_parties: vec!["LBY".into()],

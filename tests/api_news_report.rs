@@ -32,9 +32,12 @@ fn citing(source: &str, quote: &str) -> Vec<pb::SourceCitation> {
 
 fn party(code: &str, name: &str, alpha2: &str, source: &str) -> pb::RegisterPartyRequest {
     pb::RegisterPartyRequest {
-        command_id: Uuid::now_v7().to_string(),
-        occurred_at: on_wednesday(),
-        sources: citing(source, "Libya and France"),
+        header: Some(pb::CommandHeader {
+            command_id: Uuid::now_v7().to_string(),
+            occurred_at: on_wednesday(),
+            sources: citing(source, "Libya and France"),
+            ..Default::default()
+        }),
         code: code.into(),
         details: Some(pb::PartyDetails {
             kind: pb::PartyKind::State as i32,
@@ -43,7 +46,6 @@ fn party(code: &str, name: &str, alpha2: &str, source: &str) -> pb::RegisterPart
             iso_alpha3: Some(code.into()),
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
 
@@ -56,9 +58,12 @@ fn official(
     source: &str,
 ) -> pb::RegisterOfficialRequest {
     pb::RegisterOfficialRequest {
-        command_id: Uuid::now_v7().to_string(),
-        occurred_at: on_wednesday(),
-        sources: citing(source, name),
+        header: Some(pb::CommandHeader {
+            command_id: Uuid::now_v7().to_string(),
+            occurred_at: on_wednesday(),
+            sources: citing(source, name),
+            ..Default::default()
+        }),
         official_id: id.into(),
         name: name.into(),
         offices: vec![pb::OfficeTerm {
@@ -67,7 +72,6 @@ fn official(
             accredited_to: accredited_to.map(Into::into),
             ..Default::default()
         }],
-        ..Default::default()
     }
 }
 
@@ -92,7 +96,10 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
     let mut commands = CommandServiceClient::new(harness.channel().await);
     let source = commands
         .register_source(pb::RegisterSourceRequest {
-            command_id: Uuid::now_v7().to_string(),
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                ..Default::default()
+            }),
             details: Some(pb::SourceDetails {
                 url: Some("file:data/news-libya-france-benghazi.txt".into()),
                 retrieved_at: Some(Timestamp {
@@ -141,12 +148,15 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
         .unwrap();
     let held = commands
         .record_meeting_held(pb::RecordMeetingHeldRequest {
-            command_id: Uuid::now_v7().to_string(),
-            occurred_at: on_wednesday(),
-            sources: citing(
-                &source,
-                "met with the French Ambassador to Libya, Mostafa Mihraje, in Benghazi",
-            ),
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                occurred_at: on_wednesday(),
+                sources: citing(
+                    &source,
+                    "met with the French Ambassador to Libya, Mostafa Mihraje, in Benghazi",
+                ),
+                ..Default::default()
+            }),
             details: Some(pb::MeetingDetails {
                 format: pb::MeetingFormat::Bilateral as i32,
                 participants: vec![
@@ -176,12 +186,15 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
         .into_inner();
     commands
         .record_statement(pb::RecordStatementRequest {
-            command_id: Uuid::now_v7().to_string(),
-            occurred_at: on_wednesday(),
-            sources: citing(
-                &source,
-                "Bushnaf emphasized the importance of enhanced bilateral collaboration",
-            ),
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                occurred_at: on_wednesday(),
+                sources: citing(
+                    &source,
+                    "Bushnaf emphasized the importance of enhanced bilateral collaboration",
+                ),
+                ..Default::default()
+            }),
             meeting_id: held.meeting_id.clone(),
             speaker: Some(pb::Speaker {
                 party: "LBY".into(),
@@ -189,18 +202,20 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
             }),
             text: "Emphasized the importance of enhanced bilateral collaboration.".into(),
             verbatim: false,
-            ..Default::default()
         })
         .await
         .unwrap();
     let commitment = commands
         .record_commitment(pb::RecordCommitmentRequest {
-            command_id: Uuid::now_v7().to_string(),
-            occurred_at: on_wednesday(),
-            sources: citing(
-                &source,
-                "The two nations reaffirmed their commitment to work closely",
-            ),
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                occurred_at: on_wednesday(),
+                sources: citing(
+                    &source,
+                    "The two nations reaffirmed their commitment to work closely",
+                ),
+                ..Default::default()
+            }),
             details: Some(pb::CommitmentDetails {
                 kind: pb::CommitmentKind::Reaffirmation as i32,
                 committing_parties: vec!["LBY".into(), "FRA".into()],
@@ -223,7 +238,7 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
         .await
         .unwrap()
         .into_inner();
-    let last = *commitment.positions.last().unwrap();
+    let last = *commitment.result.as_ref().unwrap().positions.last().unwrap();
     assert_eq!(
         last, 10,
         "source, 2 parties, 2 officials (registered + appointed), meeting, statement, commitment"

@@ -53,7 +53,10 @@ fn start_server(dir: &std::path::Path) -> (Child, String) {
 
 fn register_source(command_id: Uuid) -> pb::RegisterSourceRequest {
     pb::RegisterSourceRequest {
-        command_id: command_id.to_string(),
+        header: Some(pb::CommandHeader {
+            command_id: command_id.to_string(),
+            ..Default::default()
+        }),
         details: Some(pb::SourceDetails {
             url: Some("https://example.org/crash".into()),
             title: Some("Crash test source".into()),
@@ -70,25 +73,24 @@ fn register_source(command_id: Uuid) -> pb::RegisterSourceRequest {
 
 fn register_party(command_id: Uuid, code: &str, source: &str) -> pb::RegisterPartyRequest {
     pb::RegisterPartyRequest {
-        command_id: command_id.to_string(),
-        occurred_at: Some(pb::OccurredAt {
-            at: Some(prost_types::Timestamp {
-                seconds: 1_736_899_200,
-                nanos: 0,
+        header: Some(pb::CommandHeader {
+            command_id: command_id.to_string(),
+            occurred_at: Some(pb::OccurredAt {
+                at: Some(prost_types::Timestamp {
+                    seconds: 1_736_899_200,
+                    nanos: 0,
+                }),
+                precision: pb::Precision::Day as i32,
             }),
-            precision: pb::Precision::Day as i32,
+            sources: vec![pb::SourceCitation::of(source)],
+            ..Default::default()
         }),
-        sources: vec![pb::SourceCitation {
-            source_id: source.to_owned(),
-            quote: None,
-        }],
         code: code.into(),
         details: Some(pb::PartyDetails {
             kind: pb::PartyKind::State as i32,
             name: format!("Party {code}"),
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
 
@@ -134,7 +136,7 @@ async fn load_and_kill(
                     .await
                 {
                     Ok(response) => {
-                        let positions = response.into_inner().positions;
+                        let positions = response.into_inner().result.expect("result").positions;
                         acknowledged.lock().unwrap().insert(command_id, positions);
                         if acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == kill_after {
                             let _ = done.send(()).await;

@@ -31,26 +31,28 @@ print("services:", sorted(service.name for service in answer.list_services_respo
 retrieved = Timestamp()
 retrieved.FromJsonString("2025-01-16T08:00:00Z")
 source = commands.RegisterSource(commands_pb2.RegisterSourceRequest(
-    command_id=str(uuid.uuid4()),
+    header=commands_pb2.CommandHeader(command_id=str(uuid.uuid4())),
     details=common_pb2.SourceDetails(url="https://example.org/news/1", retrieved_at=retrieved, language="en")))
 
 wednesday = Timestamp()
 wednesday.FromJsonString("2025-01-15T00:00:00Z")
 code = "PY" + uuid.uuid4().hex[:6].upper()
 party = commands.RegisterParty(commands_pb2.RegisterPartyRequest(
-    command_id=str(uuid.uuid4()),
-    occurred_at=common_pb2.OccurredAt(at=wednesday, precision=common_pb2.PRECISION_DAY),
-    sources=[common_pb2.SourceCitation(source_id=source.source_id)],
+    header=commands_pb2.CommandHeader(
+        command_id=str(uuid.uuid4()),
+        occurred_at=common_pb2.OccurredAt(at=wednesday, precision=common_pb2.PRECISION_DAY),
+        sources=[common_pb2.SourceCitation(source_id=source.source_id)]),
     code=code,
     details=common_pb2.PartyDetails(kind=common_pb2.PARTY_KIND_STATE, name="Python Land")))
-print("recorded", code, "at position", party.positions[-1])
+print("recorded", code, "at position", party.result.positions[-1])
 
 read = queries.GetParty(query_pb2.GetPartyRequest(
-    code=code, options=query_pb2.ReadOptions(min_position=party.positions[-1])))
+    code=code, options=query_pb2.ReadOptions(min_position=party.result.positions[-1])))
 print("read back", read.party.details.name, "based on position", read.based_on_position)
 
 try:
-    commands.RegisterParty(commands_pb2.RegisterPartyRequest(command_id=str(uuid.uuid4()), code="lower case"))
+    commands.RegisterParty(commands_pb2.RegisterPartyRequest(
+        header=commands_pb2.CommandHeader(command_id=str(uuid.uuid4())), code="lower case"))
 except grpc.RpcError as error:
     print("rejected:", error.code())  # StatusCode.INVALID_ARGUMENT
 

@@ -14,6 +14,7 @@ use super::convert::{self, CommandRequest};
 use super::pb;
 use super::pb::command_service_server::CommandService;
 use super::status;
+use crate::domain::FieldViolation;
 use crate::ledger::{CommandEnvelope, CommandOutcome, Ledger};
 
 /// The principal recorded as `recorded_by` while the server has no authentication.
@@ -43,11 +44,37 @@ impl Commands {
             .map_err(status::from_ledger_error)?;
         Ok((entity_id, outcome))
     }
+
+    async fn record_batch(&self, request: pb::SubmitBatchRequest) -> Result<pb::SubmitBatchResponse, Status> {
+        let envelopes =
+            convert::batch_from_pb(request, |command| batch_command(command, DEVELOPMENT_PRINCIPAL))
+                .map_err(|violations| status::invalid_argument(&violations))?;
+        let entity_ids: Vec<String> = envelopes
+            .iter()
+            .map(|envelope| convert::entity_id(&envelope.command))
+            .collect();
+        let outcomes = self
+            .ledger
+            .handle_batch(envelopes)
+            .await
+            .map_err(status::from_ledger_error)?;
+        let results = entity_ids
+            .into_iter()
+            .zip(&outcomes)
+            .map(|(entity_id, outcome)| pb::BatchResult {
+                result: Some(convert::command_result_to_pb(outcome)),
+                entity_id,
+            })
+            .collect();
+        Ok(pb::SubmitBatchResponse { results })
+    }
 }
 
-/// One RPC: convert, record, answer with the response type whose entity id field is `$id`.
-macro_rules! rpcs {
-    ($($method:ident($request:ident) -> $response:ident { $id:ident },)*) => {
+/// The one list of commands. Each line names a command once: its batch variant, its RPC, its
+/// request and response, and the response's entity id field. From it come the CommandService
+/// methods (convert, record, answer) and the batch dispatch.
+macro_rules! commands {
+    ($($variant:ident: $method:ident($request:ident) -> $response:ident { $id:ident },)*) => {
         #[tonic::async_trait]
         impl CommandService for Commands {
             $(
@@ -56,14 +83,9 @@ macro_rules! rpcs {
                     request: Request<pb::$request>,
                 ) -> Result<Response<pb::$response>, Status> {
                     let (entity_id, outcome) = self.record(request.into_inner()).await?;
-                    let fields = convert::outcome_fields(&outcome);
                     Ok(Response::new(pb::$response {
+                        result: Some(convert::command_result_to_pb(&outcome)),
                         $id: entity_id,
-                        stream_id: fields.stream_id,
-                        stream_version: fields.stream_version,
-                        positions: fields.positions,
-                        recorded_at: fields.recorded_at,
-                        event_ids: fields.event_ids,
                     }))
                 }
             )*
@@ -72,55 +94,49 @@ macro_rules! rpcs {
                 &self,
                 request: Request<pb::SubmitBatchRequest>,
             ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-                let envelopes = convert::batch_from_pb(request.into_inner(), DEVELOPMENT_PRINCIPAL)
-                    .map_err(|violations| status::invalid_argument(&violations))?;
-                let entity_ids: Vec<String> = envelopes
-                    .iter()
-                    .map(|envelope| convert::entity_id(&envelope.command))
-                    .collect();
-                let outcomes = self
-                    .ledger
-                    .handle_batch(envelopes)
-                    .await
-                    .map_err(status::from_ledger_error)?;
-                Ok(Response::new(pb::SubmitBatchResponse {
-                    results: entity_ids
-                        .into_iter()
-                        .zip(&outcomes)
-                        .map(|(entity_id, outcome)| convert::command_result_to_pb(entity_id, outcome))
-                        .collect(),
-                }))
+                self.record_batch(request.into_inner()).await.map(Response::new)
+            }
+        }
+
+        /// One command of a batch, converted by its request type.
+        pub(crate) fn batch_command(
+            command: pb::batch_command::Command,
+            recorded_by: &str,
+        ) -> Result<CommandEnvelope, Vec<FieldViolation>> {
+            use pb::batch_command::Command as C;
+            match command {
+                $(C::$variant(request) => request.into_command(recorded_by),)*
             }
         }
     };
 }
 
-rpcs! {
-    register_party(RegisterPartyRequest) -> RegisterPartyResponse { code },
-    correct_party(CorrectPartyRequest) -> CorrectPartyResponse { code },
-    register_source(RegisterSourceRequest) -> RegisterSourceResponse { source_id },
-    correct_source(CorrectSourceRequest) -> CorrectSourceResponse { source_id },
-    register_official(RegisterOfficialRequest) -> RegisterOfficialResponse { official_id },
-    appoint_official(AppointOfficialRequest) -> AppointOfficialResponse { official_id },
-    end_tenure(EndTenureRequest) -> EndTenureResponse { official_id },
-    correct_official_name(CorrectOfficialNameRequest) -> CorrectOfficialNameResponse { official_id },
-    retract_official_event(RetractOfficialEventRequest) -> RetractOfficialEventResponse { official_id },
-    propose_meeting(ProposeMeetingRequest) -> ProposeMeetingResponse { meeting_id },
-    schedule_meeting(ScheduleMeetingRequest) -> ScheduleMeetingResponse { meeting_id },
-    reschedule_meeting(RescheduleMeetingRequest) -> RescheduleMeetingResponse { meeting_id },
-    cancel_meeting(CancelMeetingRequest) -> CancelMeetingResponse { meeting_id },
-    record_meeting_held(RecordMeetingHeldRequest) -> RecordMeetingHeldResponse { meeting_id },
-    record_statement(RecordStatementRequest) -> RecordStatementResponse { meeting_id },
-    correct_meeting(CorrectMeetingRequest) -> CorrectMeetingResponse { meeting_id },
-    retract_meeting_event(RetractMeetingEventRequest) -> RetractMeetingEventResponse { meeting_id },
-    record_commitment(RecordCommitmentRequest) -> RecordCommitmentResponse { commitment_id },
-    reaffirm_commitment(ReaffirmCommitmentRequest) -> ReaffirmCommitmentResponse { commitment_id },
-    report_commitment_progress(ReportCommitmentProgressRequest) -> ReportCommitmentProgressResponse { commitment_id },
-    fulfil_commitment(FulfilCommitmentRequest) -> FulfilCommitmentResponse { commitment_id },
-    mark_commitment_lapsed(MarkCommitmentLapsedRequest) -> MarkCommitmentLapsedResponse { commitment_id },
-    withdraw_commitment(WithdrawCommitmentRequest) -> WithdrawCommitmentResponse { commitment_id },
-    supersede_commitment(SupersedeCommitmentRequest) -> SupersedeCommitmentResponse { commitment_id },
-    assess_compliance(AssessComplianceRequest) -> AssessComplianceResponse { commitment_id },
-    correct_commitment(CorrectCommitmentRequest) -> CorrectCommitmentResponse { commitment_id },
-    retract_commitment_event(RetractCommitmentEventRequest) -> RetractCommitmentEventResponse { commitment_id },
+commands! {
+    RegisterParty: register_party(RegisterPartyRequest) -> RegisterPartyResponse { code },
+    CorrectParty: correct_party(CorrectPartyRequest) -> CorrectPartyResponse { code },
+    RegisterSource: register_source(RegisterSourceRequest) -> RegisterSourceResponse { source_id },
+    CorrectSource: correct_source(CorrectSourceRequest) -> CorrectSourceResponse { source_id },
+    RegisterOfficial: register_official(RegisterOfficialRequest) -> RegisterOfficialResponse { official_id },
+    AppointOfficial: appoint_official(AppointOfficialRequest) -> AppointOfficialResponse { official_id },
+    EndTenure: end_tenure(EndTenureRequest) -> EndTenureResponse { official_id },
+    CorrectOfficialName: correct_official_name(CorrectOfficialNameRequest) -> CorrectOfficialNameResponse { official_id },
+    RetractOfficialEvent: retract_official_event(RetractOfficialEventRequest) -> RetractOfficialEventResponse { official_id },
+    ProposeMeeting: propose_meeting(ProposeMeetingRequest) -> ProposeMeetingResponse { meeting_id },
+    ScheduleMeeting: schedule_meeting(ScheduleMeetingRequest) -> ScheduleMeetingResponse { meeting_id },
+    RescheduleMeeting: reschedule_meeting(RescheduleMeetingRequest) -> RescheduleMeetingResponse { meeting_id },
+    CancelMeeting: cancel_meeting(CancelMeetingRequest) -> CancelMeetingResponse { meeting_id },
+    RecordMeetingHeld: record_meeting_held(RecordMeetingHeldRequest) -> RecordMeetingHeldResponse { meeting_id },
+    RecordStatement: record_statement(RecordStatementRequest) -> RecordStatementResponse { meeting_id },
+    CorrectMeeting: correct_meeting(CorrectMeetingRequest) -> CorrectMeetingResponse { meeting_id },
+    RetractMeetingEvent: retract_meeting_event(RetractMeetingEventRequest) -> RetractMeetingEventResponse { meeting_id },
+    RecordCommitment: record_commitment(RecordCommitmentRequest) -> RecordCommitmentResponse { commitment_id },
+    ReaffirmCommitment: reaffirm_commitment(ReaffirmCommitmentRequest) -> ReaffirmCommitmentResponse { commitment_id },
+    ReportCommitmentProgress: report_commitment_progress(ReportCommitmentProgressRequest) -> ReportCommitmentProgressResponse { commitment_id },
+    FulfilCommitment: fulfil_commitment(FulfilCommitmentRequest) -> FulfilCommitmentResponse { commitment_id },
+    MarkCommitmentLapsed: mark_commitment_lapsed(MarkCommitmentLapsedRequest) -> MarkCommitmentLapsedResponse { commitment_id },
+    WithdrawCommitment: withdraw_commitment(WithdrawCommitmentRequest) -> WithdrawCommitmentResponse { commitment_id },
+    SupersedeCommitment: supersede_commitment(SupersedeCommitmentRequest) -> SupersedeCommitmentResponse { commitment_id },
+    AssessCompliance: assess_compliance(AssessComplianceRequest) -> AssessComplianceResponse { commitment_id },
+    CorrectCommitment: correct_commitment(CorrectCommitmentRequest) -> CorrectCommitmentResponse { commitment_id },
+    RetractCommitmentEvent: retract_commitment_event(RetractCommitmentEventRequest) -> RetractCommitmentEventResponse { commitment_id },
 }

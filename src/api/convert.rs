@@ -698,7 +698,7 @@ pub trait CommandRequest {
     fn into_command(self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>>;
 }
 
-/// The fields every command request carries.
+/// The fields every command request carries in its `header`, validated.
 struct Header {
     command_id: Uuid,
     expected_version: Option<u64>,
@@ -707,19 +707,39 @@ struct Header {
 }
 
 impl Header {
+    /// Reads `header` (absent reads as empty, so each missing field is named). With
+    /// `provenance` the valid time and citations are read too; without, setting either is a
+    /// violation (source commands take neither).
     fn read(
-        command_id: &str,
-        expected_version: Option<u64>,
-        correlation_id: Option<&str>,
-        causation_id: Option<&str>,
+        header: Option<pb::CommandHeader>,
+        provenance: bool,
         violations: &mut Violations,
-    ) -> Header {
-        Header {
-            command_id: uuid_from_pb(command_id, "command_id", violations),
-            expected_version,
-            correlation_id: optional_uuid(correlation_id, "correlation_id", violations),
-            causation_id: optional_uuid(causation_id, "causation_id", violations),
+    ) -> (Header, Option<Provenance>) {
+        let header = header.unwrap_or_default();
+        let read = Header {
+            command_id: uuid_from_pb(&header.command_id, "header.command_id", violations),
+            expected_version: header.expected_version,
+            correlation_id: optional_uuid(
+                header.correlation_id.as_deref(),
+                "header.correlation_id",
+                violations,
+            ),
+            causation_id: optional_uuid(header.causation_id.as_deref(), "header.causation_id", violations),
+        };
+        if provenance {
+            let provenance = provenance_from_pb(header.occurred_at.as_ref(), &header.sources, violations);
+            return (read, Some(provenance));
         }
+        if header.occurred_at.is_some() {
+            violations.add(
+                "header.occurred_at",
+                "a source command takes no valid time (its own is published_at)",
+            );
+        }
+        if !header.sources.is_empty() {
+            violations.add("header.sources", "a source command cites no sources");
+        }
+        (read, None)
     }
 
     fn envelope(self, command: DomainCommand, recorded_by: &str) -> CommandEnvelope {
@@ -735,12 +755,12 @@ impl Header {
 }
 
 /// Maps a domain field path to the request's proto path: the domain nests valid time and
-/// citations under `provenance`, requests carry them at the top level.
+/// citations under `provenance`, requests carry them in the `header`.
 pub fn proto_field_path(domain_field: &str) -> String {
-    domain_field
-        .strip_prefix("provenance.")
-        .unwrap_or(domain_field)
-        .to_owned()
+    match domain_field.strip_prefix("provenance.") {
+        Some(field) => format!("header.{field}"),
+        None => domain_field.to_owned(),
+    }
 }
 
 /// The entity a command is about, as the responses name it: a party code or a UUID.
@@ -754,23 +774,9 @@ pub fn entity_id(command: &DomainCommand) -> String {
     }
 }
 
-/// What a recorded command did, as the fields every command response has.
-pub struct OutcomeFields {
-    /// The stream appended to.
-    pub stream_id: String,
-    /// The stream's version after the command.
-    pub stream_version: u64,
-    /// Positions of the appended events.
-    pub positions: Vec<u64>,
-    /// Transaction time (absent when the command recorded nothing).
-    pub recorded_at: Option<PbTimestamp>,
-    /// Ids of the appended events.
-    pub event_ids: Vec<String>,
-}
-
-/// The response fields of a ledger outcome.
-pub fn outcome_fields(outcome: &CommandOutcome) -> OutcomeFields {
-    OutcomeFields {
+/// What a recorded command did, as every command response carries it.
+pub fn command_result_to_pb(outcome: &CommandOutcome) -> pb::CommandResult {
+    pb::CommandResult {
         stream_id: outcome.stream_id().to_owned(),
         stream_version: outcome.stream_version(),
         positions: outcome.positions().to_vec(),
@@ -779,25 +785,12 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> OutcomeFields {
     }
 }
 
-/// A batch result.
-pub fn command_result_to_pb(entity_id: String, outcome: &CommandOutcome) -> pb::CommandResult {
-    let fields = outcome_fields(outcome);
-    pb::CommandResult {
-        entity_id,
-        stream_id: fields.stream_id,
-        stream_version: fields.stream_version,
-        positions: fields.positions,
-        recorded_at: fields.recorded_at,
-        event_ids: fields.event_ids,
-    }
-}
-
-/// The commands of a batch, each converted; violations are prefixed `commands[i].`.
+/// The commands of a batch, each converted by `convert` (the command table's dispatch);
+/// violations are prefixed `commands[i].`.
 pub fn batch_from_pb(
     request: pb::SubmitBatchRequest,
-    recorded_by: &str,
+    convert: impl Fn(pb::batch_command::Command) -> Result<CommandEnvelope, Vec<FieldViolation>>,
 ) -> Result<Vec<CommandEnvelope>, Vec<FieldViolation>> {
-    use pb::batch_command::Command as C;
     let mut violations = Violations::new();
     if request.commands.is_empty() {
         violations.add("commands", "needs at least one command");
@@ -808,35 +801,7 @@ pub fn batch_from_pb(
             violations.add(format!("commands[{index}]"), "no command set");
             continue;
         };
-        let converted = match command {
-            C::RegisterParty(r) => r.into_command(recorded_by),
-            C::CorrectParty(r) => r.into_command(recorded_by),
-            C::RegisterSource(r) => r.into_command(recorded_by),
-            C::CorrectSource(r) => r.into_command(recorded_by),
-            C::RegisterOfficial(r) => r.into_command(recorded_by),
-            C::AppointOfficial(r) => r.into_command(recorded_by),
-            C::EndTenure(r) => r.into_command(recorded_by),
-            C::CorrectOfficialName(r) => r.into_command(recorded_by),
-            C::RetractOfficialEvent(r) => r.into_command(recorded_by),
-            C::ProposeMeeting(r) => r.into_command(recorded_by),
-            C::ScheduleMeeting(r) => r.into_command(recorded_by),
-            C::RescheduleMeeting(r) => r.into_command(recorded_by),
-            C::CancelMeeting(r) => r.into_command(recorded_by),
-            C::RecordMeetingHeld(r) => r.into_command(recorded_by),
-            C::RecordStatement(r) => r.into_command(recorded_by),
-            C::CorrectMeeting(r) => r.into_command(recorded_by),
-            C::RetractMeetingEvent(r) => r.into_command(recorded_by),
-            C::RecordCommitment(r) => r.into_command(recorded_by),
-            C::ReaffirmCommitment(r) => r.into_command(recorded_by),
-            C::ReportCommitmentProgress(r) => r.into_command(recorded_by),
-            C::FulfilCommitment(r) => r.into_command(recorded_by),
-            C::MarkCommitmentLapsed(r) => r.into_command(recorded_by),
-            C::WithdrawCommitment(r) => r.into_command(recorded_by),
-            C::SupersedeCommitment(r) => r.into_command(recorded_by),
-            C::AssessCompliance(r) => r.into_command(recorded_by),
-            C::CorrectCommitment(r) => r.into_command(recorded_by),
-            C::RetractCommitmentEvent(r) => r.into_command(recorded_by),
-        };
+        let converted = convert(command);
         match converted {
             Ok(envelope) => {
                 // The domain's field checks need no state: run them now so that a malformed
@@ -864,14 +829,14 @@ fn provenance_from_pb(
     violations: &mut Violations,
 ) -> Provenance {
     Provenance {
-        occurred_at: required_occurred_at(occurred_at, "occurred_at", violations),
+        occurred_at: required_occurred_at(occurred_at, "header.occurred_at", violations),
         sources: sources
             .iter()
             .enumerate()
             .map(|(index, citation)| SourceCitation {
                 source_id: SourceId::from_uuid(uuid_from_pb(
                     &citation.source_id,
-                    &format!("sources[{index}].source_id"),
+                    &format!("header.sources[{index}].source_id"),
                     violations,
                 )),
                 quote: citation.quote.clone(),
@@ -1155,26 +1120,20 @@ fn scores_from_pb(scores: &[pb::PartyScore], violations: &mut Violations) -> Vec
         .collect()
 }
 
-/// Implements [`CommandRequest`] for a request with provenance (`occurred_at`, `sources`).
-/// The body builds the domain command from the request (`$r`), the violations (`$v`), the
-/// command id (`$id`) and the provenance (`$p`).
+/// Implements [`CommandRequest`] for a request with provenance (valid time and citations in its
+/// header). The body builds the domain command from the request (`$r`), the violations (`$v`),
+/// the command id (`$id`) and the provenance (`$p`).
 macro_rules! command_request {
     ($request:ty, |$r:ident, $v:ident, $id:ident, $p:ident| $build:expr) => {
         impl CommandRequest for $request {
-            fn into_command(self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>> {
-                let $r = self;
+            fn into_command(mut self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>> {
                 let mut violations = Violations::new();
                 let $v = &mut violations;
-                let header = Header::read(
-                    &$r.command_id,
-                    $r.expected_version,
-                    $r.correlation_id.as_deref(),
-                    $r.causation_id.as_deref(),
-                    $v,
-                );
+                let (header, provenance) = Header::read(self.header.take(), true, $v);
                 #[allow(unused_variables)]
                 let $id = header.command_id;
-                let $p = provenance_from_pb($r.occurred_at.as_ref(), &$r.sources, $v);
+                let $p = provenance.expect("read with provenance");
+                let $r = self;
                 let command: DomainCommand = $build;
                 violations.finish(header.envelope(command, recorded_by))
             }
@@ -1186,19 +1145,13 @@ macro_rules! command_request {
 macro_rules! source_request {
     ($request:ty, |$r:ident, $v:ident, $id:ident| $build:expr) => {
         impl CommandRequest for $request {
-            fn into_command(self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>> {
-                let $r = self;
+            fn into_command(mut self, recorded_by: &str) -> Result<CommandEnvelope, Vec<FieldViolation>> {
                 let mut violations = Violations::new();
                 let $v = &mut violations;
-                let header = Header::read(
-                    &$r.command_id,
-                    $r.expected_version,
-                    $r.correlation_id.as_deref(),
-                    $r.causation_id.as_deref(),
-                    $v,
-                );
+                let (header, _) = Header::read(self.header.take(), false, $v);
                 #[allow(unused_variables)]
                 let $id = header.command_id;
+                let $r = self;
                 let command: DomainCommand = $build;
                 violations.finish(header.envelope(command, recorded_by))
             }
@@ -1699,17 +1652,19 @@ pub fn command_to_pb(command: &crate::domain::DomainCommand, command_id: uuid::U
         commitment as c, meeting as m, official as o, party as p, source as s, DomainCommand as D,
     };
     use pb::batch_command::Command as B;
-    let id = command_id.to_string();
-    let occurred = |provenance: &Provenance| Some(occurred_at_to_pb(provenance.occurred_at));
-    let sources = |provenance: &Provenance| provenance_to_pb(provenance).sources;
+    let header = |provenance: Option<&Provenance>| {
+        Some(pb::CommandHeader {
+            command_id: command_id.to_string(),
+            occurred_at: provenance.map(|provenance| occurred_at_to_pb(provenance.occurred_at)),
+            sources: provenance.map_or_else(Vec::new, |provenance| provenance_to_pb(provenance).sources),
+            ..Default::default()
+        })
+    };
     macro_rules! request {
         ($message:ident, $provenance:expr, { $($field:ident: $value:expr),* $(,)? }) => {
             pb::$message {
-                command_id: id.clone(),
-                occurred_at: occurred($provenance),
-                sources: sources($provenance),
+                header: header(Some($provenance)),
                 $($field: $value,)*
-                ..Default::default()
             }
         };
     }
@@ -1732,10 +1687,9 @@ pub fn command_to_pb(command: &crate::domain::DomainCommand, command_id: uuid::U
         ),
         D::Source(s::Command::RegisterSource { source_id, details }) => {
             B::RegisterSource(pb::RegisterSourceRequest {
-                command_id: id,
+                header: header(None),
                 source_id: source_id.to_string(),
                 details: Some(source_details_to_pb(details)),
-                ..Default::default()
             })
         }
         D::Source(s::Command::CorrectSource {
@@ -1744,12 +1698,11 @@ pub fn command_to_pb(command: &crate::domain::DomainCommand, command_id: uuid::U
             reason,
             details,
         }) => B::CorrectSource(pb::CorrectSourceRequest {
-            command_id: id,
+            header: header(None),
             source_id: source_id.to_string(),
             corrects_version: *corrects_version,
             reason: reason.clone(),
             details: Some(source_details_to_pb(details)),
-            ..Default::default()
         }),
         D::Official(o::Command::RegisterOfficial {
             official_id,
@@ -1957,7 +1910,10 @@ mod outbound_tests {
                 .map(|command| command_to_pb(command, uuid::Uuid::now_v7()))
                 .collect(),
         };
-        let back = batch_from_pb(request, "tester").expect("valid requests");
+        let back = batch_from_pb(request, |command| {
+            crate::api::commands::batch_command(command, "tester")
+        })
+        .expect("valid requests");
         let back: Vec<_> = back.into_iter().map(|envelope| envelope.command).collect();
         assert_eq!(back, commands);
     }

@@ -24,4 +24,34 @@ pub mod pb {
 
     /// The encoded file descriptor set of the API (with its imports), for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("dipledger_descriptor");
+
+    impl CommandHeader {
+        /// A header with a fresh command id (a UUID v7) and nothing else: what a source command
+        /// takes.
+        pub fn fresh() -> CommandHeader {
+            CommandHeader {
+                command_id: uuid::Uuid::now_v7().to_string(),
+                ..CommandHeader::default()
+            }
+        }
+
+        /// A header with a fresh command id, the valid time and the citations.
+        pub fn with_provenance(occurred_at: OccurredAt, sources: Vec<SourceCitation>) -> CommandHeader {
+            CommandHeader {
+                occurred_at: Some(occurred_at),
+                sources,
+                ..CommandHeader::fresh()
+            }
+        }
+    }
+
+    impl SourceCitation {
+        /// A citation of `source_id` without a quote.
+        pub fn of(source_id: impl Into<String>) -> SourceCitation {
+            SourceCitation {
+                source_id: source_id.into(),
+                quote: None,
+            }
+        }
+    }
 }

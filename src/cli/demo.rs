@@ -193,7 +193,10 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
                     .await
                     .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?
                     .into_inner();
-                let positions = response.results.iter().flat_map(|r| r.positions.iter().copied());
+                let positions = response
+                    .results
+                    .iter()
+                    .flat_map(|r| r.result.iter().flat_map(|r| r.positions.iter().copied()));
                 last = positions.fold(last, u64::max);
             }
             (uri, None)

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use tonic::transport::Channel;
-use uuid::Uuid;
 
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
@@ -109,14 +108,14 @@ fn result(name: &str, events: u64, seconds: f64, mut latencies: Vec<Duration>, n
     }
 }
 
-fn day() -> Option<pb::OccurredAt> {
-    Some(pb::OccurredAt {
+fn day() -> pb::OccurredAt {
+    pb::OccurredAt {
         at: Some(prost_types::Timestamp {
             seconds: 1_736_899_200,
             nanos: 0,
         }),
         precision: pb::Precision::Day as i32,
-    })
+    }
 }
 
 fn party_code(index: usize) -> String {
@@ -141,18 +140,14 @@ impl World {
     fn correction(&self, code: &str, expected: Option<u64>) -> pb::CorrectPartyRequest {
         let version = self.versions.lock().expect("versions")[code];
         pb::CorrectPartyRequest {
-            command_id: Uuid::now_v7().to_string(),
-            expected_version: expected,
-            occurred_at: day(),
-            sources: vec![pb::SourceCitation {
-                source_id: self.source_id.clone(),
-                quote: None,
-            }],
+            header: Some(pb::CommandHeader {
+                expected_version: expected,
+                ..pb::CommandHeader::with_provenance(day(), vec![pb::SourceCitation::of(&self.source_id)])
+            }),
             code: code.to_owned(),
             corrects_version: version,
             reason: "load test".into(),
             details: details(format!("Party {code} v{}", version + 1)),
-            ..Default::default()
         }
     }
 
@@ -176,7 +171,7 @@ async fn set_up(channel: Channel) -> anyhow::Result<World> {
     let mut commands = CommandServiceClient::new(channel);
     let source = commands
         .register_source(pb::RegisterSourceRequest {
-            command_id: Uuid::now_v7().to_string(),
+            header: Some(pb::CommandHeader::fresh()),
             details: Some(pb::SourceDetails {
                 url: Some("https://example.org/load-test".into()),
                 retrieved_at: Some(prost_types::Timestamp {
@@ -200,15 +195,12 @@ async fn set_up(channel: Channel) -> anyhow::Result<World> {
             .map(|index| pb::BatchCommand {
                 command: Some(pb::batch_command::Command::RegisterParty(
                     pb::RegisterPartyRequest {
-                        command_id: Uuid::now_v7().to_string(),
-                        occurred_at: day(),
-                        sources: vec![pb::SourceCitation {
-                            source_id: world.source_id.clone(),
-                            quote: None,
-                        }],
+                        header: Some(pb::CommandHeader::with_provenance(
+                            day(),
+                            vec![pb::SourceCitation::of(&world.source_id)],
+                        )),
                         code: party_code(*index),
                         details: details(format!("Party {}", party_code(*index))),
-                        ..Default::default()
                     },
                 )),
             })
@@ -218,7 +210,10 @@ async fn set_up(channel: Channel) -> anyhow::Result<World> {
             .await?
             .into_inner();
         for (index, result) in chunk.iter().zip(results.results) {
-            world.recorded(&party_code(*index), result.stream_version);
+            world.recorded(
+                &party_code(*index),
+                result.result.as_ref().expect("result").stream_version,
+            );
         }
     }
     Ok(world)
@@ -251,7 +246,7 @@ async fn singles(
                 let begun = Instant::now();
                 let response = commands.correct_party(request).await?.into_inner();
                 latencies.push(begun.elapsed());
-                world.recorded(code, response.stream_version);
+                world.recorded(code, response.result.unwrap_or_default().stream_version);
             }
             anyhow::Ok(latencies)
         }));
@@ -308,7 +303,7 @@ async fn batches(
                     .into_inner();
                 latencies.push(begun.elapsed());
                 for (code, result) in codes.iter().zip(response.results) {
-                    world.recorded(code, result.stream_version);
+                    world.recorded(code, result.result.as_ref().expect("result").stream_version);
                 }
             }
             anyhow::Ok(latencies)
@@ -429,13 +424,13 @@ async fn delivery_latency(target: &str, world: &Arc<World>, events: usize) -> an
         let request = world.correction(&code, None);
         let (mut commands, world, acknowledged) = (commands.clone(), world.clone(), acknowledged.clone());
         sent.push(tokio::spawn(async move {
-            let command_id = request.command_id.clone();
+            let command_id = request.header.as_ref().expect("header").command_id.clone();
             let response = commands.correct_party(request).await?.into_inner();
             acknowledged
                 .lock()
                 .expect("acknowledged")
                 .insert(command_id, Instant::now());
-            world.recorded(&code, response.stream_version);
+            world.recorded(&code, response.result.unwrap_or_default().stream_version);
             drop(permit);
             anyhow::Ok(())
         }));
@@ -491,14 +486,11 @@ async fn race(
                 match commands.correct_party(request).await {
                     Ok(response) => {
                         latencies.push(begun.elapsed());
-                        let response = response.into_inner();
-                        if response.stream_version != known + 1 {
-                            bail!(
-                                "won at version {} after expecting {known}",
-                                response.stream_version
-                            );
+                        let version = response.into_inner().result.unwrap_or_default().stream_version;
+                        if version != known + 1 {
+                            bail!("won at version {version} after expecting {known}");
                         }
-                        known = response.stream_version;
+                        known = version;
                         mine.push(known);
                         won.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }

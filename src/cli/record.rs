@@ -660,10 +660,20 @@ fn enum_value(prefix: &str, value: &str, flag: &str, parse: fn(&str) -> Option<i
 }
 
 impl Common {
-    fn command_id(&self) -> String {
-        self.command_id
-            .clone()
-            .unwrap_or_else(|| Uuid::now_v7().to_string())
+    /// The request header: the given or a fresh command id, the expected version, the valid
+    /// time and the citations (a source command is refused by the server if given either).
+    fn header(&self) -> anyhow::Result<pb::CommandHeader> {
+        Ok(pb::CommandHeader {
+            command_id: self
+                .command_id
+                .clone()
+                .unwrap_or_else(|| Uuid::now_v7().to_string()),
+            expected_version: self.expected_version,
+            occurred_at: self.occurred_at()?,
+            sources: self.sources(),
+            correlation_id: None,
+            causation_id: None,
+        })
     }
     fn occurred_at(&self) -> anyhow::Result<Option<pb::OccurredAt>> {
         optional_occurred(&self.occurred_at, "occurred-at")
@@ -811,43 +821,44 @@ struct Recorded {
     command_id: String,
     generated: bool,
     entity_id: String,
-    stream_id: String,
-    stream_version: u64,
-    positions: Vec<u64>,
-    event_ids: Vec<String>,
+    result: pb::CommandResult,
     json: bool,
 }
 
 impl Recorded {
     fn render(&self) -> String {
+        let pb::CommandResult {
+            stream_id,
+            stream_version,
+            positions,
+            event_ids,
+            ..
+        } = &self.result;
         if self.json {
             return format!(
                 "{}\n",
                 json!({
                     "command_id": self.command_id,
                     "entity_id": self.entity_id,
-                    "stream_id": self.stream_id,
-                    "stream_version": self.stream_version,
-                    "positions": self.positions,
-                    "event_ids": self.event_ids,
+                    "stream_id": stream_id,
+                    "stream_version": stream_version,
+                    "positions": positions,
+                    "event_ids": event_ids,
                 })
             );
         }
-        let mut out = match (self.positions.first(), self.positions.last()) {
+        let mut out = match (positions.first(), positions.last()) {
             (Some(first), Some(last)) if first != last => format!(
                 "recorded {} events for {} (version {}) at positions {first}..{last}\n",
-                self.positions.len(),
-                self.stream_id,
-                self.stream_version
+                positions.len(),
+                stream_id,
+                stream_version
             ),
             (Some(first), _) => format!(
                 "recorded 1 event for {} (version {}) at position {first}\n",
-                self.stream_id, self.stream_version
+                stream_id, stream_version
             ),
-            _ => format!(
-                "nothing new for {} (version {})\n",
-                self.stream_id, self.stream_version
-            ),
+            _ => format!("nothing new for {} (version {})\n", stream_id, stream_version),
         };
         out.push_str(&format!("entity id: {}\n", self.entity_id));
         if self.generated {
@@ -864,10 +875,10 @@ impl Recorded {
 /// `$id` names the response's entity id field.
 macro_rules! send {
     ($client:expr, $common:expr, $rpc:ident, $request:expr, $id:ident) => {{
-        let command_id = $common.command_id();
+        let header = $common.header()?;
+        let command_id = header.command_id.clone();
         let mut request = $request;
-        request.command_id = command_id.clone();
-        request.expected_version = $common.expected_version;
+        request.header = Some(header);
         let response = $client
             .$rpc(request)
             .await
@@ -877,22 +888,17 @@ macro_rules! send {
             generated: $common.command_id.is_none(),
             command_id,
             entity_id: response.$id.to_string(),
-            stream_id: response.stream_id,
-            stream_version: response.stream_version,
-            positions: response.positions,
-            event_ids: response.event_ids,
+            result: response.result.unwrap_or_default(),
             json: $common.json,
         }
         .render()
     }};
 }
 
-/// Provenance fields shared by every request but the source ones.
-macro_rules! provenance {
-    ($common:expr, $message:ident { $($field:ident: $value:expr),* $(,)? }) => {
+/// A request with its own fields; `send!` fills in the header.
+macro_rules! request {
+    ($message:ident { $($field:ident: $value:expr),* $(,)? }) => {
         pb::$message {
-            occurred_at: $common.occurred_at()?,
-            sources: $common.sources(),
             $($field: $value,)*
             ..Default::default()
         }
@@ -921,13 +927,10 @@ pub async fn party(verb: PartyVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 register_party,
-                provenance!(
-                    common,
-                    RegisterPartyRequest {
-                        code: code,
-                        details: Some(details.to_pb()?)
-                    }
-                ),
+                request!(RegisterPartyRequest {
+                    code: code,
+                    details: Some(details.to_pb()?)
+                }),
                 code
             )
         }
@@ -943,15 +946,12 @@ pub async fn party(verb: PartyVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 correct_party,
-                provenance!(
-                    common,
-                    CorrectPartyRequest {
-                        code: code,
-                        corrects_version: corrects_version,
-                        reason: reason,
-                        details: Some(details.to_pb()?)
-                    }
-                ),
+                request!(CorrectPartyRequest {
+                    code: code,
+                    corrects_version: corrects_version,
+                    reason: reason,
+                    details: Some(details.to_pb()?)
+                }),
                 code
             )
         }
@@ -1011,14 +1011,11 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 register_official,
-                provenance!(
-                    common,
-                    RegisterOfficialRequest {
-                        official_id: official_id.unwrap_or_default(),
-                        name: name,
-                        offices: vec![office.to_pb()?]
-                    }
-                ),
+                request!(RegisterOfficialRequest {
+                    official_id: official_id.unwrap_or_default(),
+                    name: name,
+                    offices: vec![office.to_pb()?]
+                }),
                 official_id
             )
         }
@@ -1032,13 +1029,10 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 appoint_official,
-                provenance!(
-                    common,
-                    AppointOfficialRequest {
-                        official_id: official_id,
-                        office: Some(office.to_pb()?)
-                    }
-                ),
+                request!(AppointOfficialRequest {
+                    official_id: official_id,
+                    office: Some(office.to_pb()?)
+                }),
                 official_id
             )
         }
@@ -1054,15 +1048,12 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 end_tenure,
-                provenance!(
-                    common,
-                    EndTenureRequest {
-                        official_id: official_id,
-                        tenure_version: tenure_version,
-                        ended_at: Some(pb_occurred(&ended_at, "ended-at")?),
-                        reason: reason
-                    }
-                ),
+                request!(EndTenureRequest {
+                    official_id: official_id,
+                    tenure_version: tenure_version,
+                    ended_at: Some(pb_occurred(&ended_at, "ended-at")?),
+                    reason: reason
+                }),
                 official_id
             )
         }
@@ -1078,15 +1069,12 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 correct_official_name,
-                provenance!(
-                    common,
-                    CorrectOfficialNameRequest {
-                        official_id: official_id,
-                        corrects_version: corrects_version,
-                        reason: reason,
-                        name: name
-                    }
-                ),
+                request!(CorrectOfficialNameRequest {
+                    official_id: official_id,
+                    corrects_version: corrects_version,
+                    reason: reason,
+                    name: name
+                }),
                 official_id
             )
         }
@@ -1101,14 +1089,11 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 retract_official_event,
-                provenance!(
-                    common,
-                    RetractOfficialEventRequest {
-                        official_id: official_id,
-                        retracts_version: retracts_version,
-                        reason: reason
-                    }
-                ),
+                request!(RetractOfficialEventRequest {
+                    official_id: official_id,
+                    retracts_version: retracts_version,
+                    reason: reason
+                }),
                 official_id
             )
         }
@@ -1166,15 +1151,12 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 propose_meeting,
-                provenance!(
-                    common,
-                    ProposeMeetingRequest {
-                        meeting_id: meeting_id.unwrap_or_default(),
-                        proposed_by: proposed_by,
-                        details: Some(details.to_pb()?),
-                        proposed_window: window
-                    }
-                ),
+                request!(ProposeMeetingRequest {
+                    meeting_id: meeting_id.unwrap_or_default(),
+                    proposed_by: proposed_by,
+                    details: Some(details.to_pb()?),
+                    proposed_window: window
+                }),
                 meeting_id
             )
         }
@@ -1189,14 +1171,11 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 schedule_meeting,
-                provenance!(
-                    common,
-                    ScheduleMeetingRequest {
-                        meeting_id: meeting_id.unwrap_or_default(),
-                        details: Some(details.to_pb()?),
-                        window: Some(window.to_pb()?)
-                    }
-                ),
+                request!(ScheduleMeetingRequest {
+                    meeting_id: meeting_id.unwrap_or_default(),
+                    details: Some(details.to_pb()?),
+                    window: Some(window.to_pb()?)
+                }),
                 meeting_id
             )
         }
@@ -1211,14 +1190,11 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 reschedule_meeting,
-                provenance!(
-                    common,
-                    RescheduleMeetingRequest {
-                        meeting_id: meeting_id,
-                        window: Some(window.to_pb()?),
-                        reason: reason
-                    }
-                ),
+                request!(RescheduleMeetingRequest {
+                    meeting_id: meeting_id,
+                    window: Some(window.to_pb()?),
+                    reason: reason
+                }),
                 meeting_id
             )
         }
@@ -1232,13 +1208,10 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 cancel_meeting,
-                provenance!(
-                    common,
-                    CancelMeetingRequest {
-                        meeting_id: meeting_id,
-                        reason: reason
-                    }
-                ),
+                request!(CancelMeetingRequest {
+                    meeting_id: meeting_id,
+                    reason: reason
+                }),
                 meeting_id
             )
         }
@@ -1254,14 +1227,11 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 record_meeting_held,
-                provenance!(
-                    common,
-                    RecordMeetingHeldRequest {
-                        meeting_id: meeting_id.unwrap_or_default(),
-                        details: Some(details.to_pb()?),
-                        ended_at: ended_at
-                    }
-                ),
+                request!(RecordMeetingHeldRequest {
+                    meeting_id: meeting_id.unwrap_or_default(),
+                    details: Some(details.to_pb()?),
+                    ended_at: ended_at
+                }),
                 meeting_id
             )
         }
@@ -1278,18 +1248,15 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 record_statement,
-                provenance!(
-                    common,
-                    RecordStatementRequest {
-                        meeting_id: meeting_id,
-                        speaker: Some(pb::Speaker {
-                            party,
-                            official_id: official
-                        }),
-                        text: text,
-                        verbatim: verbatim
-                    }
-                ),
+                request!(RecordStatementRequest {
+                    meeting_id: meeting_id,
+                    speaker: Some(pb::Speaker {
+                        party,
+                        official_id: official
+                    }),
+                    text: text,
+                    verbatim: verbatim
+                }),
                 meeting_id
             )
         }
@@ -1305,15 +1272,12 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 correct_meeting,
-                provenance!(
-                    common,
-                    CorrectMeetingRequest {
-                        meeting_id: meeting_id,
-                        corrects_version: corrects_version,
-                        reason: reason,
-                        details: Some(details.to_pb()?)
-                    }
-                ),
+                request!(CorrectMeetingRequest {
+                    meeting_id: meeting_id,
+                    corrects_version: corrects_version,
+                    reason: reason,
+                    details: Some(details.to_pb()?)
+                }),
                 meeting_id
             )
         }
@@ -1328,14 +1292,11 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 retract_meeting_event,
-                provenance!(
-                    common,
-                    RetractMeetingEventRequest {
-                        meeting_id: meeting_id,
-                        retracts_version: retracts_version,
-                        reason: reason
-                    }
-                ),
+                request!(RetractMeetingEventRequest {
+                    meeting_id: meeting_id,
+                    retracts_version: retracts_version,
+                    reason: reason
+                }),
                 meeting_id
             )
         }
@@ -1379,13 +1340,10 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 record_commitment,
-                provenance!(
-                    common,
-                    RecordCommitmentRequest {
-                        commitment_id: commitment_id.unwrap_or_default(),
-                        details: Some(details.to_pb()?)
-                    }
-                ),
+                request!(RecordCommitmentRequest {
+                    commitment_id: commitment_id.unwrap_or_default(),
+                    details: Some(details.to_pb()?)
+                }),
                 commitment_id
             )
         }
@@ -1402,16 +1360,13 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 reaffirm_commitment,
-                provenance!(
-                    common,
-                    ReaffirmCommitmentRequest {
-                        commitment_id: commitment_id,
-                        reaffirmed_by: reaffirmed_by,
-                        voiced_by: voiced_by,
-                        at_meeting: at_meeting,
-                        text: text
-                    }
-                ),
+                request!(ReaffirmCommitmentRequest {
+                    commitment_id: commitment_id,
+                    reaffirmed_by: reaffirmed_by,
+                    voiced_by: voiced_by,
+                    at_meeting: at_meeting,
+                    text: text
+                }),
                 commitment_id
             )
         }
@@ -1425,13 +1380,10 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 report_commitment_progress,
-                provenance!(
-                    common,
-                    ReportCommitmentProgressRequest {
-                        commitment_id: commitment_id,
-                        summary: summary
-                    }
-                ),
+                request!(ReportCommitmentProgressRequest {
+                    commitment_id: commitment_id,
+                    summary: summary
+                }),
                 commitment_id
             )
         }
@@ -1445,13 +1397,10 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 fulfil_commitment,
-                provenance!(
-                    common,
-                    FulfilCommitmentRequest {
-                        commitment_id: commitment_id,
-                        summary: summary
-                    }
-                ),
+                request!(FulfilCommitmentRequest {
+                    commitment_id: commitment_id,
+                    summary: summary
+                }),
                 commitment_id
             )
         }
@@ -1465,13 +1414,10 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 mark_commitment_lapsed,
-                provenance!(
-                    common,
-                    MarkCommitmentLapsedRequest {
-                        commitment_id: commitment_id,
-                        reason: reason
-                    }
-                ),
+                request!(MarkCommitmentLapsedRequest {
+                    commitment_id: commitment_id,
+                    reason: reason
+                }),
                 commitment_id
             )
         }
@@ -1485,13 +1431,10 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 withdraw_commitment,
-                provenance!(
-                    common,
-                    WithdrawCommitmentRequest {
-                        commitment_id: commitment_id,
-                        reason: reason
-                    }
-                ),
+                request!(WithdrawCommitmentRequest {
+                    commitment_id: commitment_id,
+                    reason: reason
+                }),
                 commitment_id
             )
         }
@@ -1506,14 +1449,11 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 supersede_commitment,
-                provenance!(
-                    common,
-                    SupersedeCommitmentRequest {
-                        commitment_id: commitment_id,
-                        superseded_by: by,
-                        reason: reason
-                    }
-                ),
+                request!(SupersedeCommitmentRequest {
+                    commitment_id: commitment_id,
+                    superseded_by: by,
+                    reason: reason
+                }),
                 commitment_id
             )
         }
@@ -1548,16 +1488,13 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 assess_compliance,
-                provenance!(
-                    common,
-                    AssessComplianceRequest {
-                        commitment_id: commitment_id,
-                        stage: stage,
-                        assessor: assessor,
-                        rationale: rationale,
-                        scores: scores
-                    }
-                ),
+                request!(AssessComplianceRequest {
+                    commitment_id: commitment_id,
+                    stage: stage,
+                    assessor: assessor,
+                    rationale: rationale,
+                    scores: scores
+                }),
                 commitment_id
             )
         }
@@ -1573,15 +1510,12 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 correct_commitment,
-                provenance!(
-                    common,
-                    CorrectCommitmentRequest {
-                        commitment_id: commitment_id,
-                        corrects_version: corrects_version,
-                        reason: reason,
-                        details: Some(details.to_pb()?)
-                    }
-                ),
+                request!(CorrectCommitmentRequest {
+                    commitment_id: commitment_id,
+                    corrects_version: corrects_version,
+                    reason: reason,
+                    details: Some(details.to_pb()?)
+                }),
                 commitment_id
             )
         }
@@ -1596,14 +1530,11 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 c,
                 common,
                 retract_commitment_event,
-                provenance!(
-                    common,
-                    RetractCommitmentEventRequest {
-                        commitment_id: commitment_id,
-                        retracts_version: retracts_version,
-                        reason: reason
-                    }
-                ),
+                request!(RetractCommitmentEventRequest {
+                    commitment_id: commitment_id,
+                    retracts_version: retracts_version,
+                    reason: reason
+                }),
                 commitment_id
             )
         }
