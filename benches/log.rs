@@ -3,11 +3,11 @@
 //! `dipledger bench-log` (src/benchmark.rs).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::log::codec::{decode_record, encode_record, GENESIS_CHAIN_HASH};
 use dipledger::log::{
     AppendRequest, Direction, Envelope, EventDraft, EventFilter, ExpectedVersion, Log, LogConfig,
 };
+use dipledger::time::{OccurredAt, Precision, Timestamp};
 use uuid::Uuid;
 
 fn envelope() -> Envelope {

@@ -4,9 +4,11 @@
 //! - [`api`]: the gRPC API (tonic/prost) and server; the only module that knows them.
 //! - [`ledger`]: the write path: command -> decide -> durable append.
 //! - [`projections`]: read models folded from the log, with as-of queries.
-//! - [`log`]: the append-only event log on sled (read models keep their own sled trees).
+//! - [`log`]: the append-only event log on sled. It stores opaque payloads and knows no
+//!   diplomacy: it imports nothing from [`domain`].
 //! - [`domain`]: pure commands, events and rules; no IO.
-//! - [`encoding`]: the one frozen binary encoding (bincode 2) used for stored bytes.
+//! - [`time`]: instants and their precision; [`encoding`]: the one frozen binary encoding
+//!   (bincode 2) used for stored bytes. Both sit below every other module.
 //!
 //! Over those layers: [`analyst`] (CAMEO/PLOVER exports). The binary (`src/main.rs` and
 //! `src/cli/`: benchmarks, the load generator, the demo) is a thin CLI over this library.
@@ -17,3 +19,4 @@ pub mod encoding;
 pub mod ledger;
 pub mod log;
 pub mod projections;
+pub mod time;

@@ -621,8 +621,8 @@ fn rebuild(data_dir: &std::path::Path, only: Option<&str>) -> anyhow::Result<Exi
 /// Appends until killed; see `Command::AppendLoop`. Lines: `try <command_id>` then
 /// `ack <command_id> <first_position> <count> <first_event_id>`.
 fn append_loop(data_dir: PathBuf, threads: usize) -> anyhow::Result<ExitCode> {
-    use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
     use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion};
+    use dipledger::time::{OccurredAt, Precision, Timestamp};
     use std::io::Write;
     let log = Log::open(LogConfig::new(&data_dir))?;
     let stdout = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));

@@ -11,10 +11,10 @@ use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::legacy::{PartyDetailsV1, PartyRegisteredV1};
 use dipledger::domain::party::{self, PartyKind};
 use dipledger::domain::source::{self, SourceDetails, MAX_LANGUAGE_LEN};
-use dipledger::domain::time::Timestamp;
 use dipledger::domain::{
     decide_command, decode_event, evolve_state, AggregateState, DecodeEventError, DomainCommand, DomainEvent,
 };
+use dipledger::time::Timestamp;
 use support::*;
 
 const MAX_EVENT_BYTES: usize = 64 * 1024;

@@ -12,10 +12,10 @@ use dipledger::domain::meeting::{self, MeetingFormat, ParticipantRole, Speaker};
 use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party;
 use dipledger::domain::source::{self, SourceDetails};
-use dipledger::domain::time::Timestamp;
 use dipledger::domain::{
     decide_command, evolve_state, AggregateState, DomainCommand, DomainEvent, Rejection,
 };
+use dipledger::time::Timestamp;
 use support::*;
 
 /// The expected outcome of a command.

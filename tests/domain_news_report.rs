@@ -12,8 +12,8 @@ use dipledger::domain::cameo::{map_event, CONSULT, EXPRESS_INTENT_TO_COOPERATE, 
 use dipledger::domain::commitment::CommitmentStatus;
 use dipledger::domain::meeting::MeetingStatus;
 use dipledger::domain::official;
-use dipledger::domain::time::{OccurredAt, Precision};
 use dipledger::domain::{decide_command, decode_event, evolve_state, AggregateState, DomainEvent, EntityRef};
+use dipledger::time::{OccurredAt, Precision};
 use support::*;
 
 use dipledger::domain::sample::{held_details, news_report_commands as commands, reaffirmed_details};

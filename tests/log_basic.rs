@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use common::{draft, reopen, request, temp_log};
-use dipledger::domain::time::Timestamp;
 use dipledger::log::limits::*;
 use dipledger::log::{
     AppendRequest, Clock, Direction, EventFilter, ExpectedVersion, Log, LogConfig, LogError,
 };
+use dipledger::time::Timestamp;
 use uuid::Uuid;
 
 #[test]

@@ -26,9 +26,9 @@ fn an_export_of_the_release_before_the_journal_restores_with_every_hash_intact()
     let draft = EventDraft {
         event_type: "Tested".into(),
         schema_version: 1,
-        occurred_at: dipledger::domain::time::OccurredAt::new(
-            dipledger::domain::time::Timestamp::from_unix_micros(1_736_899_200_000_000),
-            dipledger::domain::time::Precision::Day,
+        occurred_at: dipledger::time::OccurredAt::new(
+            dipledger::time::Timestamp::from_unix_micros(1_736_899_200_000_000),
+            dipledger::time::Precision::Day,
         ),
         tags: vec![],
         payload: vec![1, 2, 3],

@@ -25,7 +25,7 @@ fn log_with_source() -> (tempfile::TempDir, dipledger::log::Log) {
             publisher: None,
             title: None,
             published_at: None,
-            retrieved_at: dipledger::domain::time::Timestamp::from_unix_micros(WEDNESDAY_MICROS),
+            retrieved_at: dipledger::time::Timestamp::from_unix_micros(WEDNESDAY_MICROS),
             language: "en".into(),
         },
     });
@@ -143,7 +143,7 @@ fn as_of_bounds_and_not_found() {
         Err(ProjectionError::OutOfRange { requested, head }) if requested == second + 1 && head == second
     ));
     // as_of_time before anything was recorded: nothing existed.
-    let before_all = ReadOptions::latest().as_of(AsOf::Time(dipledger::domain::time::Timestamp::EPOCH));
+    let before_all = ReadOptions::latest().as_of(AsOf::Time(dipledger::time::Timestamp::EPOCH));
     let parties = projections
         .parties(&PageRequest::default(), &before_all)
         .expect("parties");

@@ -11,12 +11,12 @@ use dipledger::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, 
 use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
-use dipledger::domain::time::Timestamp;
 use dipledger::domain::DomainCommand;
 use dipledger::projections::{
     AsOf, CommitmentStatusView, MeetingFilter, MeetingStatusView, PageRequest, ProjectionName, Projections,
     ReadOptions, TimelineItem,
 };
+use dipledger::time::Timestamp;
 use projections_support::*;
 use uuid::Uuid;
 

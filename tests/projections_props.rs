@@ -16,7 +16,6 @@ use dipledger::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, 
 use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
-use dipledger::domain::time::Timestamp;
 use dipledger::domain::DomainCommand;
 use dipledger::log::Log;
 use dipledger::projections::relations::pair_key;
@@ -24,6 +23,7 @@ use dipledger::projections::{
     AsOf, CommitmentFilter, MeetingFilter, MeetingStatusView, Page, PageRequest, ProjectionError,
     ProjectionName, Projections, ReadOptions, TimelineItem,
 };
+use dipledger::time::Timestamp;
 use projections_support::*;
 use proptest::prelude::*;
 use uuid::Uuid;

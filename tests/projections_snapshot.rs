@@ -13,10 +13,10 @@ use dipledger::domain::meeting::{
 };
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
-use dipledger::domain::time::Timestamp;
 use dipledger::domain::DomainCommand;
 use dipledger::log::Log;
 use dipledger::projections::{ProjectionName, Projections, SnapshotLoad};
+use dipledger::time::Timestamp;
 use projections_support::*;
 use uuid::Uuid;
 

@@ -26,12 +26,12 @@ use crate::domain::meeting::{
 use crate::domain::official::{self, OfficeTerm};
 use crate::domain::party::{self, PartyDetails, PartyKind};
 use crate::domain::source::{self, SourceDetails};
-use crate::domain::time::{OccurredAt, Precision, Timestamp};
 use crate::domain::{
     decide_command, decode_event, AggregateState, DomainCommand, DomainEvent, FieldViolation, Rejection,
 };
 use crate::ledger::{CommandEnvelope, CommandOutcome};
 use crate::log::{Direction, EventFilter, RecordedEvent};
+use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// Smallest seconds value of a protobuf Timestamp (0001-01-01T00:00:00Z).
 const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;

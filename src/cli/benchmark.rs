@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uuid::Uuid;
 
-use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::log::{
     AppendRequest, Direction, EventDraft, EventFilter, ExpectedVersion, Log, LogConfig, LogResult,
 };
+use dipledger::time::{OccurredAt, Precision, Timestamp};
 
 /// Payload size used by every workload, in bytes.
 pub const BENCH_PAYLOAD_BYTES: usize = 400;

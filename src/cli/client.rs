@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use dipledger::api::pb;
 use dipledger::api::pb::event_store_service_client::EventStoreServiceClient;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
-use dipledger::domain::time::Timestamp;
+use dipledger::time::Timestamp;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 

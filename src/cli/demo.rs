@@ -19,10 +19,10 @@ use dipledger::domain::common::{CommitmentId, MeetingId, Provenance, SourceCitat
 use dipledger::domain::meeting::{self, Location, MeetingDetails};
 use dipledger::domain::sample::{self, day, held_details};
 use dipledger::domain::source::{self, SourceDetails};
-use dipledger::domain::time::Timestamp;
 use dipledger::domain::DomainCommand;
 use dipledger::ledger::{CommandEnvelope, Ledger};
 use dipledger::log::{Log, LogConfig};
+use dipledger::time::Timestamp;
 
 fn illustrative_source() -> SourceId {
     SourceId::from_uuid(Uuid::from_u128(0xD0))

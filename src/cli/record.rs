@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
-use dipledger::domain::time::Timestamp;
+use dipledger::time::Timestamp;
 use serde_json::json;
 use tonic::transport::Channel;
 use uuid::Uuid;

@@ -13,7 +13,7 @@ use super::common::{
     Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
-use super::time::OccurredAt;
+use crate::time::OccurredAt;
 
 /// Most progress reports kept on one commitment (retracted ones count too).
 pub const MAX_PROGRESS_REPORTS_PER_COMMITMENT: usize = 500;

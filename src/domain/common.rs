@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::{FieldViolation, Rejection};
-use super::time::{OccurredAt, Timestamp};
+use crate::time::{OccurredAt, Timestamp};
 
 /// Longest name (party, official, publisher, place), in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 200;

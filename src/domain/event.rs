@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceId};
 use super::error::Rejection;
-use super::time::OccurredAt;
 use super::{commitment, meeting, official, party, source};
 use crate::encoding::DecodeError;
+use crate::time::OccurredAt;
 
 /// A command for any aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

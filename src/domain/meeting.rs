@@ -13,7 +13,7 @@ use super::common::{
     Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
-use super::time::{OccurredAt, Timestamp};
+use crate::time::{OccurredAt, Timestamp};
 
 /// Most statements kept on one meeting (retracted ones count too).
 pub const MAX_STATEMENTS_PER_MEETING: usize = 500;

@@ -5,7 +5,7 @@
 //! the state. Both are pure and deterministic, so replaying a stream always rebuilds the same state.
 //!
 //! Files:
-//! - [`time`]: instants ([`time::Timestamp`]) and their precision ([`time::OccurredAt`]).
+//! - Instants and their precision live in [`crate::time`], below every layer.
 //! - [`common`]: entity ids, provenance (source citations), limits and the field validator.
 //! - [`error`]: [`error::Rejection`]: validation errors versus state rule rejections.
 //! - [`party`]: states, governments and international organisations, keyed by code (`party-LBY`).
@@ -86,7 +86,6 @@ pub mod official;
 pub mod party;
 pub mod sample;
 pub mod source;
-pub mod time;
 
 pub use error::{FieldViolation, Rejection};
 pub use event::{

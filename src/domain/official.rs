@@ -10,7 +10,7 @@ use super::common::{
     MAX_OFFICES_PER_COMMAND, MAX_POST_LEN, MAX_REASON_LEN,
 };
 use super::error::Rejection;
-use super::time::{OccurredAt, Timestamp};
+use crate::time::{OccurredAt, Timestamp};
 
 /// An office as reported: the post, the party it serves, where accredited, and its dates.
 /// Unknown dates stay `None`.

@@ -14,8 +14,8 @@ use super::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant,
 use super::official::{self, OfficeTerm};
 use super::party::{self, PartyDetails, PartyKind};
 use super::source::{self, SourceDetails};
-use super::time::{OccurredAt, Precision, Timestamp};
 use super::DomainCommand;
+use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// 2025-01-15T00:00:00Z, a Wednesday (assumed: the report gives only the weekday).
 pub const WEDNESDAY_MICROS: i64 = 1_736_899_200_000_000;

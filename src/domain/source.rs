@@ -8,7 +8,7 @@ use super::common::{
     check_target_version, SourceId, Validator, MAX_NAME_LEN, MAX_REASON_LEN, MAX_TITLE_LEN, MAX_URL_LEN,
 };
 use super::error::Rejection;
-use super::time::{OccurredAt, Precision, Timestamp};
+use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// Longest language tag, in bytes (BCP 47 tags are short; this is generous).
 pub const MAX_LANGUAGE_LEN: usize = 35;

@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 pub use error::LedgerError;
 
-use crate::domain::time::Timestamp;
 use crate::domain::{decide_command, evolve_state, AggregateState, DomainCommand};
 use crate::log::{AppendRequest, AppendResult, EventDraft, ExpectedVersion, Hash, Log, LogError};
+use crate::time::Timestamp;
 use state::StateCache;
 
 /// How often a command without an expected version is re-decided after losing a race.

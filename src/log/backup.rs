@@ -29,7 +29,7 @@ use super::error::{LogError, LogResult};
 use super::keys::{self, HeadMeta, StreamRun};
 use super::limits::MAX_READ_PAGE_EVENTS;
 use super::{Log, LogConfig};
-use crate::domain::time::{OccurredAt, Precision, Timestamp};
+use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// Records restored per sled batch.
 pub const RESTORE_BATCH_RECORDS: usize = 4_096;

@@ -1,6 +1,6 @@
 //! Where transaction time (`recorded_at`) comes from. Injectable so tests can make it jump.
 
-use crate::domain::time::Timestamp;
+use crate::time::Timestamp;
 
 /// A source of wall-clock time. The writer forces its readings to be non-decreasing.
 pub trait Clock: Send + Sync + 'static {

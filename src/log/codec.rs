@@ -172,7 +172,7 @@ pub fn decode_record(position: u64, bytes: &[u8]) -> LogResult<RecordedEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::time::{OccurredAt, Precision, Timestamp};
+    use crate::time::{OccurredAt, Precision, Timestamp};
     use uuid::Uuid;
 
     fn envelope() -> Envelope {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::error::{LogError, LogResult};
 use super::limits::*;
-use crate::domain::time::{OccurredAt, Timestamp};
+use crate::time::{OccurredAt, Timestamp};
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::envelope::Hash;
 use super::error::{LogError, LogResult};
-use crate::domain::time::Timestamp;
+use crate::time::Timestamp;
 
 /// Prefix of event records.
 pub const EVENT_PREFIX: u8 = b'E';

@@ -478,7 +478,7 @@ impl Log {
     /// The highest position whose `recorded_at` is at or before `time` (0 if none): how an
     /// `as_of_time` query becomes an `as_of_position`. A binary search over positions, since
     /// `recorded_at` never decreases along positions: O(log n) record reads.
-    pub fn position_at_time(&self, time: crate::domain::time::Timestamp) -> LogResult<u64> {
+    pub fn position_at_time(&self, time: crate::time::Timestamp) -> LogResult<u64> {
         let (mut low, mut high) = (0u64, self.head()); // invariant: answer in [low, high]
         let mut cursor = reader::RecordCursor::new(&self.inner.tree);
         while low < high {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::journal::store::sim::{Shared, SimStore};
 use super::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
-use crate::domain::time::{OccurredAt, Precision, Timestamp};
+use crate::time::{OccurredAt, Precision, Timestamp};
 
 fn config(dir: &Path, store: Arc<SimStore>) -> LogConfig {
     let mut config = LogConfig::new(dir)

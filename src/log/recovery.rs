@@ -14,7 +14,7 @@ use super::envelope::{Hash, RecordedEvent};
 use super::error::{LogError, LogResult};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::reader::{self, RecordCursor};
-use crate::domain::time::Timestamp;
+use crate::time::Timestamp;
 
 /// What a full verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]

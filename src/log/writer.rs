@@ -32,7 +32,7 @@ use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::limits::{CHECKPOINT_JOURNAL_BYTES, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
 use super::reader;
-use crate::domain::time::Timestamp;
+use crate::time::Timestamp;
 
 type Reply = oneshot::Sender<LogResult<Vec<AppendResult>>>;
 

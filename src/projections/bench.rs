@@ -22,9 +22,9 @@ use crate::domain::commitment::{
 };
 use crate::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
 use crate::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
-use crate::domain::time::{OccurredAt, Precision, Timestamp};
 use crate::domain::DomainEvent;
 use crate::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// Timeline items per relation query in the latency benchmark.
 pub const RELATION_PAGE: usize = 100;

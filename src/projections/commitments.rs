@@ -15,9 +15,9 @@ use super::store::{
 use super::store::{Map, Set};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
-use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
 use crate::log::Log;
+use crate::time::{OccurredAt, Timestamp};
 
 const IDX_ALL: u8 = b'a';
 const IDX_PARTY: u8 = b'p';

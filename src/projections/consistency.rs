@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::error::{ProjectionError, ProjectionResult};
 use super::runner::Progress;
-use crate::domain::time::Timestamp;
 use crate::log::Log;
+use crate::time::Timestamp;
 
 /// How long a query waits for its read model by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);

@@ -8,10 +8,10 @@ use uuid::Uuid;
 use super::error::{ProjectionError, ProjectionResult};
 use super::runner::decode;
 use crate::domain::common::SourceCitation;
-use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::{commitment, meeting, official, party, source, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Log};
+use crate::time::{OccurredAt, Timestamp};
 
 /// Most history entries one page returns.
 pub const MAX_HISTORY_PAGE: usize = 500;

@@ -11,9 +11,9 @@ use super::store::{
 use super::store::{Map, Set};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, Statement};
-use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
 use crate::log::Log;
+use crate::time::{OccurredAt, Timestamp};
 
 const IDX_ALL: u8 = b'a';
 const IDX_PARTY: u8 = b'p';

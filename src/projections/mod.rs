@@ -56,8 +56,8 @@ pub use runner::ProjectionName;
 pub use snapshot::{SnapshotLoad, SnapshotStats};
 
 use crate::domain::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceCitation, SourceId};
-use crate::domain::time::Timestamp;
 use crate::log::Log;
+use crate::time::Timestamp;
 use runner::{Engine, Model, Progress, EVENTS_PER_BATCH};
 
 /// One answer and the log position it is based on.

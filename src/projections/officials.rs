@@ -15,9 +15,9 @@ use super::store::{
 use super::store::{Map, Set};
 use crate::domain::common::OfficialId;
 use crate::domain::official::State;
-use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::AggregateState;
 use crate::log::Log;
+use crate::time::{OccurredAt, Timestamp};
 
 const IDX_POST: u8 = b'P';
 const IDX_PARTY: u8 = b'p';

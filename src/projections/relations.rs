@@ -20,9 +20,9 @@ use crate::domain::cameo::{map_event, map_reaffirmation, ExportMapping};
 use crate::domain::commitment::{self, CommitmentReaffirmed, CommitmentRecorded};
 use crate::domain::common::{CommitmentId, MeetingId, Provenance};
 use crate::domain::meeting::{self, MeetingHeld};
-use crate::domain::time::{OccurredAt, Timestamp};
 use crate::domain::{AggregateState, DomainEvent};
 use crate::log::Log;
+use crate::time::{OccurredAt, Timestamp};
 
 const IDX_TIMELINE: u8 = b'T';
 const ITEM_MEETING: u8 = b'm';
@@ -211,10 +211,9 @@ pub fn meeting_contribution(row: &MeetingRow) -> BTreeMap<String, RelationSummar
 /// What one commitment contributes to each pair of its parties.
 pub fn commitment_contribution(row: &CommitmentRow) -> BTreeMap<String, RelationSummary> {
     let mut contributions = BTreeMap::new();
-    let made_at = row.made_at.unwrap_or(OccurredAt::new(
-        Timestamp::EPOCH,
-        crate::domain::time::Precision::Exact,
-    ));
+    let made_at = row
+        .made_at
+        .unwrap_or(OccurredAt::new(Timestamp::EPOCH, crate::time::Precision::Exact));
     let recorded = map_event(&DomainEvent::Commitment(commitment::Event::CommitmentRecorded(
         CommitmentRecorded {
             commitment_id: row.commitment_id,

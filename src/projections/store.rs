@@ -740,7 +740,7 @@ fn decode_resume(prefix: &[u8], token: &str) -> ProjectionResult<(i64, ItemId)> 
 
 /// The calendar month (`YYYY-MM`, UTC) of an instant in microseconds since the epoch.
 pub fn month_of(micros: i64) -> String {
-    let (year, month, _) = crate::domain::time::Timestamp::from_unix_micros(micros).civil_date();
+    let (year, month, _) = crate::time::Timestamp::from_unix_micros(micros).civil_date();
     format!("{year:04}-{month:02}")
 }
 

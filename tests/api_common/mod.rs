@@ -10,9 +10,9 @@ use dipledger::api::pb::event_store_service_client::EventStoreServiceClient;
 use dipledger::api::server::{RunningServer, ServerOptions};
 use dipledger::domain::common::{Provenance, SourceCitation, SourceId};
 use dipledger::domain::party::{PartyDetails, PartyKind, PartyRegistered};
-use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::domain::{party, DomainEvent};
 use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+use dipledger::time::{OccurredAt, Precision, Timestamp};
 use tonic::transport::Channel;
 use uuid::Uuid;
 

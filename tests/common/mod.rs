@@ -1,8 +1,8 @@
 //! Helpers shared by the log's integration tests.
 #![allow(dead_code)]
 
-use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+use dipledger::time::{OccurredAt, Precision, Timestamp};
 use uuid::Uuid;
 
 /// Journal segments of 8 MiB instead of 32: these tests open hundreds of logs, and a

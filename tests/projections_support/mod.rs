@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dipledger::domain::common::{Provenance, SourceCitation, SourceId};
-use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::domain::{
     decide_command, decode_event, evolve_state, AggregateState, DomainCommand, DomainEvent,
 };
@@ -14,6 +13,7 @@ use dipledger::projections::commitments::ComplianceRow;
 use dipledger::projections::officials::meeting_contacts;
 use dipledger::projections::relations::{commitment_contribution, meeting_contribution, RelationSummary};
 use dipledger::projections::{CommitmentRow, MeetingRow, OfficialRow};
+use dipledger::time::{OccurredAt, Precision, Timestamp};
 use uuid::Uuid;
 
 /// Journal segments of 8 MiB instead of 32: these tests open hundreds of logs, and a

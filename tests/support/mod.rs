@@ -5,8 +5,8 @@ use dipledger::domain::commitment::{CommitmentDetails, CommitmentKind, Cooperati
 use dipledger::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
 use dipledger::domain::meeting::{Location, MeetingDetails, MeetingFormat, Participant};
 use dipledger::domain::party::{PartyDetails, PartyKind};
-use dipledger::domain::time::{OccurredAt, Precision, Timestamp};
 use dipledger::domain::Rejection;
+use dipledger::time::{OccurredAt, Precision, Timestamp};
 use uuid::Uuid;
 
 /// 2025-01-15T00:00:00Z, a Wednesday (an assumed date: the report gives only the weekday).

@@ -1,5 +1,6 @@
-//! Instants and their precision, shared by every layer (the log stores them in envelopes, the
-//! domain validates them in commands). Pure values: no clock is read here.
+//! Instants and their precision, at the bottom of the crate: the log stores them in envelopes,
+//! the domain validates them in commands, and neither imports the other for them. Pure values:
+//! no clock is read here.
 
 use serde::{Deserialize, Serialize};
 
