@@ -19,4 +19,6 @@ pub mod encoding;
 pub mod ledger;
 pub mod log;
 pub mod projections;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod testing;
 pub mod time;

@@ -22,13 +22,13 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let mut tried: HashSet<Uuid> = HashSet::new();
     let mut seen_chain: HashMap<u64, Hash> = HashMap::new();
     for round in 0..KILLS {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dipledger"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dipledger-bench"))
             .args(["append-loop", "--threads", "4", "--data-dir"])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start dipledger append-loop");
+            .expect("start dipledger-bench append-loop");
         let stdout = child.stdout.take().unwrap();
         // Kill after a random number of acknowledgements: a random moment for the writer,
         // whose other threads keep appending, with no sleeping.

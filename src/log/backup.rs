@@ -211,7 +211,7 @@ pub fn restore_jsonl(
         return Err(RestoreError::NotEmpty(dir.display().to_string()));
     }
     let log = Log::open(LogConfig::new(dir))?;
-    let tree = log.raw_tree().clone();
+    let tree = log.tree().clone();
     let mut chain = GENESIS_CHAIN_HASH;
     let mut last_recorded_at = Timestamp::EPOCH;
     let mut versions: HashMap<String, u64> = HashMap::new();

@@ -560,14 +560,19 @@ impl Log {
     }
 
     /// Test hook: the next commit's fsync fails as a failing disk would, poisoning the writer.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn inject_sync_failure(&self) {
         self.inner.shared.fail_next_sync.store(true, Ordering::SeqCst);
     }
 
     /// Test hook: direct access to the sled tree, to damage records in corruption tests.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn raw_tree(&self) -> &sled::Tree {
+        self.tree()
+    }
+
+    /// The sled tree of the log, for the log's own modules (backup).
+    pub(crate) fn tree(&self) -> &sled::Tree {
         &self.inner.tree
     }
 }

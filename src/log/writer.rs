@@ -17,7 +17,7 @@
 //! the journal is invisible to them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Instant;
 
@@ -57,7 +57,8 @@ pub(crate) struct Shared {
     /// Why the writer stopped accepting writes, once it has.
     pub(crate) poison: Mutex<Option<String>>,
     /// Test hook: make the next fsync fail as a disk would.
-    pub(crate) fail_next_sync: AtomicBool,
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
     /// Counters for operators and benchmarks.
     pub(crate) stats: WriterStats,
     /// The last position applied to sled (durable or not).
@@ -545,6 +546,7 @@ impl Syncer {
     /// commits queued up), each with one write and one fdatasync.
     fn write(&mut self, parts: &[FramePart]) -> LogResult<()> {
         let started = Instant::now();
+        #[cfg(any(test, feature = "test-hooks"))]
         if self.shared.fail_next_sync.swap(false, Ordering::SeqCst) {
             return Err(LogError::Io(std::io::Error::other("injected fsync failure")));
         }

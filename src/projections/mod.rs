@@ -17,7 +17,6 @@
 //! - [`consistency`]: `min_position`, `as_of` (position or time), wait with deadline.
 //! - [`meetings`], [`commitments`], [`relations`], [`officials`], [`directory`]: read models.
 //! - [`history`]: the audit trail of one entity, straight from the log.
-//! - [`bench`]: the benchmark the CLI runs as `dipledger bench-projections`.
 //!
 //! Invariants (tested in tests/projections_*.rs): every read model at its position, and as of
 //! any earlier position, equals a fresh fold of the events up to it; a rebuild holds exactly
@@ -25,7 +24,6 @@
 //! the last snapshot ([`snapshot`]) and replays only the log past it.
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod commitments;
 pub mod consistency;
 pub mod directory;
@@ -286,7 +284,7 @@ impl Projections {
     }
 
     /// Everything a read model holds, as canonical (key, value) bytes in key order (tests
-    /// compare a rebuild with incremental application).
+    /// compare a rebuild with incremental application). Read-only introspection for tests.
     #[doc(hidden)]
     pub fn dump(&self, name: ProjectionName) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.shared.model.read().expect("model lock").part(name).dump()

@@ -510,7 +510,7 @@ mod tests {
     fn a_new_base_replaces_the_old_generation_and_reopens_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(LogConfig::new(dir.path()).journal_segments(8 * 1024 * 1024, 8)).unwrap();
-        crate::projections::bench::fill(&log, 3_000, None).unwrap();
+        crate::testing::projections_bench::fill(&log, 3_000, None).unwrap();
         let projections = Projections::open_paused(log.clone()).unwrap();
         projections.step(1_000).unwrap();
         projections.snapshot().unwrap(); // appended to generation 0

@@ -1,4 +1,4 @@
-//! `dipledger bench --target URI`: a load generator that drives a running server over gRPC and
+//! `dipledger-bench workloads --target URI`: a load generator that drives a running server over gRPC and
 //! reports each workload (bounded in count and in time) as JSON and as a table.
 //!
 //! Entities are parties `B0000`..; each command is a `CorrectParty` (one event, a row that does
@@ -34,27 +34,39 @@ pub const W5_IN_FLIGHT: usize = 16;
 pub const WORKLOAD_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// How big to make each workload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadConfig {
-    /// The server, e.g. `http://127.0.0.1:50051`.
+    /// The server to drive.
+    #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
     pub target: String,
-    /// Requests of W1.
+    /// W1 requests.
+    #[arg(long = "w1", default_value_t = 2_000)]
     pub w1_requests: usize,
-    /// Requests of W2 (all clients together).
+    /// W2 requests (all clients together).
+    #[arg(long = "w2", default_value_t = 20_000)]
     pub w2_requests: usize,
-    /// Batches of W3 (all clients together).
+    /// W3 batches of 100 (all clients together).
+    #[arg(long = "w3", default_value_t = 400)]
     pub w3_batches: usize,
-    /// Events W5 appends at 2,000/s.
+    /// W5 events (appended at 2,000/s).
+    #[arg(long = "w5", default_value_t = 4_000)]
     pub w5_events: usize,
-    /// Successful commands W6 aims for.
+    /// W6 successful commands.
+    #[arg(long = "w6", default_value_t = 1_000)]
     pub w6_successes: usize,
-    /// Idle subscribers held open during all workloads (memory check).
+    /// Idle subscribers held open during the run (memory check).
+    #[arg(long = "subscribers", default_value_t = 0)]
     pub idle_subscribers: usize,
-    /// Live subscribers: subscribe at the head before W1 and read every event until the end
-    /// (each checked to have received every event appended meanwhile).
+    /// Live subscribers, each on its own connection, reading every event from the head on
+    /// during the whole run (checked to receive everything).
+    #[arg(long, default_value_t = 0)]
     pub live_subscribers: usize,
-    /// Server process id, to report its peak RSS (Linux).
+    /// The server's pid, to report its peak RSS (Linux).
+    #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// One workload's result.

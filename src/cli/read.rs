@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use dipledger::api::pb;
 use dipledger::api::pb::event_store_service_client::EventStoreServiceClient;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
 use dipledger::time::Timestamp;
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 
 /// The flags every reading verb takes.
 #[derive(Debug, clap::Args)]
@@ -21,7 +20,7 @@ pub struct ReadArgs {
     #[arg(long)]
     pub json: bool,
     /// The server.
-    #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "DIPLEDGER_SERVER", default_value = super::DEFAULT_SERVER)]
     pub server: String,
 }
 
@@ -66,14 +65,7 @@ pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
 /// The wait between reconnection attempts.
 pub const TAIL_RECONNECT_WAIT: Duration = Duration::from_secs(1);
 
-async fn connect(server: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(server.to_owned())
-        .context("--server must be a URI such as http://127.0.0.1:50051")?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {server}"))
-}
+use super::connect;
 
 fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
     value.map_or(Value::Null, |t| {

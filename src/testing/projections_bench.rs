@@ -1,4 +1,4 @@
-//! Benchmarks of the read models, run by the CLI as `dipledger bench-projections`:
+//! Benchmarks of the read models, run as `dipledger-bench projections`:
 //! - rebuild: every read model built from position 1 over a generated log of `events` events
 //!   (meetings held with 0-11 statements, a third of them corrected; commitments recorded,
 //!   reaffirmed, with 0-3 progress reports, assessed; among 20 parties), reported as events per
@@ -15,8 +15,6 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::error::ProjectionResult;
-use super::{PageRequest, ProjectionName, Projections, ReadOptions};
 use crate::domain::commitment::{
     self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
 };
@@ -24,6 +22,8 @@ use crate::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, Sou
 use crate::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
 use crate::domain::DomainEvent;
 use crate::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+use crate::projections::error::ProjectionResult;
+use crate::projections::{PageRequest, ProjectionName, Projections, ReadOptions};
 use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// Timeline items per relation query in the latency benchmark.
@@ -235,7 +235,7 @@ fn entity(n: u64, pair: Option<(usize, usize)>) -> (String, Vec<DomainEvent>) {
 }
 
 /// Appends generated entities until `events` events are written.
-pub(crate) fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
+pub fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
     let mut written = 0;
     let mut n = 0;
     while written < events {
@@ -409,14 +409,14 @@ fn time_queries(
         // As of just before its last event: the meeting is folded from its stream.
         let latest = projections.meeting(meeting_id, &ReadOptions::latest())?;
         let before_last = latest.value().last_position - 1;
-        let options = ReadOptions::latest().as_of(super::AsOf::Position(before_last));
+        let options = ReadOptions::latest().as_of(crate::projections::AsOf::Position(before_last));
         let started = Instant::now();
         let answer = projections.meeting(meeting_id, &options);
         as_of.push(started.elapsed().as_micros() as u64);
         debug_assert!(answer.is_ok_and(|row| row.value().last_position <= before_last));
-        let filter = super::MeetingFilter {
+        let filter = crate::projections::MeetingFilter {
             party: Some(code(query % PARTIES)),
-            ..super::MeetingFilter::default()
+            ..crate::projections::MeetingFilter::default()
         };
         let started = Instant::now();
         let page = projections.meetings(&filter, &PageRequest::first(100), &ReadOptions::latest())?;
