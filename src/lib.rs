@@ -19,6 +19,7 @@ pub mod encoding;
 pub mod ledger;
 pub mod log;
 pub mod projections;
+pub mod sample;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod testing;
 pub mod time;

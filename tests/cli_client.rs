@@ -6,8 +6,8 @@ mod api_common;
 use api_common::*;
 use dipledger::api::pb;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
-use dipledger::domain::sample::{meeting_id, news_report_commands};
 use dipledger::ledger::{CommandEnvelope, Ledger};
+use dipledger::sample::{meeting_id, news_report_commands};
 use uuid::Uuid;
 
 async fn run(args: Vec<String>) -> std::process::Output {
@@ -181,7 +181,7 @@ async fn tail_prints_history_and_resumes_after_a_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_and_list_verbs_in_human_and_json_output() {
-    use dipledger::domain::sample::{commitment_id, official_b};
+    use dipledger::sample::{commitment_id, official_b};
     let (harness, last) = server_with_the_report().await;
     let server = harness.server.uri();
     let meeting = meeting_id().to_string();
@@ -334,7 +334,7 @@ async fn tail_sees_live_events() {
                 },
                 text: format!("live statement {attempt}"),
                 verbatim: false,
-                provenance: dipledger::domain::sample::cite(dipledger::domain::sample::TEXT_TALKS),
+                provenance: dipledger::sample::cite(dipledger::sample::TEXT_TALKS),
             });
         let outcome = ledger
             .handle(CommandEnvelope::new(Uuid::now_v7(), command, "cli"))
@@ -364,7 +364,7 @@ async fn tail_sees_live_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
-    use dipledger::domain::sample::source_id;
+    use dipledger::sample::source_id;
     let (harness, _) = server_with_the_report().await;
     let server = harness.server.uri();
     let stream = meeting_id().stream_id();

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use dipledger::domain::sample::{meeting_id, news_report_commands};
 use dipledger::ledger::{CommandEnvelope, Ledger};
 use dipledger::log::{Log, LogConfig};
 use dipledger::projections::{PageRequest, Projections, ReadOptions};
+use dipledger::sample::{meeting_id, news_report_commands};
 use uuid::Uuid;
 
 fn dipledger(args: &[&str]) -> std::process::Output {

@@ -1,4 +1,4 @@
-//! The sample news report (shared/data/news-libya-france-benghazi.txt) recorded as commands: the
+//! The sample news report (`dipledger::sample`) recorded as commands: the
 //! events produced, the final states, the tags and the CAMEO/PLOVER coding.
 //!
 //! The report gives no calendar date ("On Wednesday"), no URL, publisher or title. The test uses
@@ -16,7 +16,7 @@ use dipledger::domain::{decide_command, decode_event, evolve_state, AggregateSta
 use dipledger::time::{OccurredAt, Precision};
 use support::*;
 
-use dipledger::domain::sample::{held_details, news_report_commands as commands, reaffirmed_details};
+use dipledger::sample::{held_details, news_report_commands as commands, reaffirmed_details};
 
 /// Runs each command against the state of its stream, like the ledger would, checking that
 /// every referenced entity was created earlier. Returns (stream, event) in order.

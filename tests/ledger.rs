@@ -7,10 +7,10 @@ use common::temp_log;
 use dipledger::domain::common::{Provenance, SourceCitation};
 use dipledger::domain::meeting::{self, Speaker};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
-use dipledger::domain::sample::{self, day, meeting_id, news_report_commands, source_id};
 use dipledger::domain::{decode_event, DomainCommand, DomainEvent, Rejection};
 use dipledger::ledger::{CommandEnvelope, Ledger, LedgerError};
 use dipledger::log::{Direction, EventFilter};
+use dipledger::sample::{self, day, meeting_id, news_report_commands, source_id};
 use uuid::Uuid;
 
 fn envelope(command: DomainCommand) -> CommandEnvelope {

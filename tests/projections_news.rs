@@ -1,4 +1,4 @@
-//! The news report (shared/data/news-libya-france-benghazi.txt) end to end: commands in, then
+//! The news report (`dipledger::sample`) end to end: commands in, then
 //! the Libya-France relation, the meeting's history, and as-of answers around a correction.
 
 mod projections_support;

@@ -2,7 +2,7 @@
 //! few illustrative scenarios recorded, then the Libya-France relation and the audit trail of the
 //! Benghazi meeting read back over gRPC, as a newcomer would.
 //!
-//! The news report's facts come from `domain::sample`. The other scenarios are **illustrative**
+//! The news report's facts come from `dipledger::sample`. The other scenarios are **illustrative**
 //! (a rescheduled meeting, a cancelled one, commitments fulfilled, lapsed and corrected): they
 //! cite a source that says so, and are not facts from any report.
 
@@ -17,11 +17,11 @@ use dipledger::api::server::{RunningServer, ServerOptions};
 use dipledger::domain::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
 use dipledger::domain::common::{CommitmentId, MeetingId, Provenance, SourceCitation, SourceId, TimeWindow};
 use dipledger::domain::meeting::{self, Location, MeetingDetails};
-use dipledger::domain::sample::{self, day, held_details};
 use dipledger::domain::source::{self, SourceDetails};
 use dipledger::domain::DomainCommand;
 use dipledger::ledger::{CommandEnvelope, Ledger};
 use dipledger::log::{Log, LogConfig};
+use dipledger::sample::{self, day, held_details};
 use dipledger::time::Timestamp;
 
 fn illustrative_source() -> SourceId {

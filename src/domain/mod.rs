@@ -16,7 +16,6 @@
 //! - [`event`]: the top level the ledger uses: [`event::DomainCommand`], [`event::DomainEvent`],
 //!   [`event::AggregateState`], event type strings, schema versions, tags, payload encoding and
 //!   upcasting of old schema versions.
-//! - [`sample`]: the sample news report as commands (tests, benchmarks, the demo).
 //! - [`cameo`]: the versioned table mapping events to CAMEO codes (Goldstein scores) and PLOVER.
 #![deny(missing_docs)]
 
@@ -84,7 +83,6 @@ pub mod event;
 pub mod meeting;
 pub mod official;
 pub mod party;
-pub mod sample;
 pub mod source;
 
 pub use error::{FieldViolation, Rejection};

@@ -617,7 +617,7 @@ mod outbound_tests {
 
     #[test]
     fn commands_round_trip_through_their_requests() {
-        let commands = crate::domain::sample::news_report_commands();
+        let commands = crate::sample::news_report_commands();
         let request = pb::SubmitBatchRequest {
             commands: commands
                 .iter()

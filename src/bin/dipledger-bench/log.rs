@@ -228,9 +228,9 @@ pub fn ledger_workload(
     commands_per_client: usize,
 ) -> anyhow::Result<WorkloadResult> {
     use dipledger::domain::meeting::{self, Speaker};
-    use dipledger::domain::sample;
     use dipledger::domain::DomainCommand;
     use dipledger::ledger::{CommandEnvelope, Ledger};
+    use dipledger::sample;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

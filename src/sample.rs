@@ -1,5 +1,8 @@
-//! The sample news report (shared/data/news-libya-france-benghazi.txt) as domain commands, built
-//! into the library so tests, benchmarks and `dipledger demo` need no file.
+//! The sample news report as domain commands: a January 2025 report of a meeting in Benghazi
+//! between Libya's and France's officials (the Libyan side and the French Ambassador to Libya),
+//! with their statements. Built into the library so tests, benchmarks and `dipledger demo` need
+//! no file. It lives beside the domain, not in it: it is data, not rules, and `dipledger demo`
+//! (a product verb) records it, so it cannot be test-only.
 //!
 //! The report gives no calendar date ("On Wednesday"), no URL, publisher or title. The commands
 //! use an assumed Wednesday (2025-01-15) with day precision and identify the document by its
@@ -8,13 +11,13 @@
 
 use uuid::Uuid;
 
-use super::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
-use super::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
-use super::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
-use super::official::{self, OfficeTerm};
-use super::party::{self, PartyDetails, PartyKind};
-use super::source::{self, SourceDetails};
-use super::DomainCommand;
+use crate::domain::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
+use crate::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
+use crate::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
+use crate::domain::official::{self, OfficeTerm};
+use crate::domain::party::{self, PartyDetails, PartyKind};
+use crate::domain::source::{self, SourceDetails};
+use crate::domain::DomainCommand;
 use crate::time::{OccurredAt, Precision, Timestamp};
 
 /// 2025-01-15T00:00:00Z, a Wednesday (assumed: the report gives only the weekday).
