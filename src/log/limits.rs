@@ -60,16 +60,6 @@ pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
 /// How long `Log::open` waits for sled's file lock before reporting that another handle holds
 /// the data directory.
 pub const OPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// Page cache of the read models' sled database, which holds only snapshot chunks: written once,
-/// read once when the server starts, so caching them buys nothing.
-pub const READ_MODEL_CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
-/// sled's flush timer for the read models' database. Snapshots need no flush for correctness
-/// (a lost snapshot means a longer replay from the log); the runner flushes after each snapshot
-/// so sled's write buffers do not pile up, and sled's default timer (500 ms) would make its IO
-/// threads compete with the journal's fdatasync for the disk twice a second.
-pub const READ_MODEL_FLUSH_EVERY_MS: u64 = 5_000;
-/// Subdirectory of the data directory holding the read models' sled database.
-pub const READ_MODELS_DIR: &str = "readmodels";
 /// Default sled page-cache size. sled's own default is 1 GiB; a small server wants less.
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate

@@ -156,7 +156,11 @@ impl LogConfig {
 /// process that was just dropped may still be finishing background IO. Another process holding
 /// the directory (a running server) still fails, after the wait.
 /// `flush_every_ms`: sled's own flush timer (None: only explicit flushes).
-fn open_sled(path: &Path, cache_capacity_bytes: u64, flush_every_ms: Option<u64>) -> LogResult<sled::Db> {
+pub(crate) fn open_sled(
+    path: &Path,
+    cache_capacity_bytes: u64,
+    flush_every_ms: Option<u64>,
+) -> LogResult<sled::Db> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()
@@ -187,8 +191,6 @@ pub struct Log {
 
 struct Inner {
     path: PathBuf,
-    /// The read models' own sled database (`<data dir>/readmodels`), opened on first use.
-    read_models: std::sync::Mutex<Option<sled::Db>>,
     tree: sled::Tree,
     queue: Option<mpsc::Sender<WriteOp>>,
     head: watch::Receiver<u64>,
@@ -209,13 +211,15 @@ impl Drop for Inner {
         // Let sled finish its in-flight IO now, so its file lock is released when the last
         // handle goes rather than whenever a background write completes.
         let _ = self.db.flush();
-        if let Some(read_models) = self.read_models.lock().ok().and_then(|mut db| db.take()) {
-            let _ = read_models.flush();
-        }
     }
 }
 
 impl Log {
+    /// The data directory the log lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.path
+    }
+
     /// Opens (or creates) the log in `config.path()`: replays the journal past sled's head,
     /// checks the head and the last records, and starts the writer.
     pub fn open(config: LogConfig) -> LogResult<Log> {
@@ -279,7 +283,6 @@ impl Log {
         Ok(Log {
             inner: Arc::new(Inner {
                 path: config.path.clone(),
-                read_models: std::sync::Mutex::new(None),
                 tree,
                 queue: Some(queue),
                 head: head_receiver,
@@ -490,36 +493,6 @@ impl Log {
             }
         }
         Ok(low)
-    }
-
-    /// A sled tree for a read model (named `proj-<name>`), in the read models' own sled database
-    /// under `<data dir>/readmodels` (opened on first use, with a cache of
-    /// READ_MODEL_CACHE_CAPACITY_BYTES). A separate database keeps read-model writes out of the
-    /// log's flush + fsync: every durable commit would otherwise also write out the read models'
-    /// pages. Read models need no fsync of their own: each batch carries its checkpoint, so after
-    /// a crash they re-apply whatever tail was lost.
-    pub fn projection_tree(&self, name: &str) -> LogResult<sled::Tree> {
-        Ok(self.read_models()?.open_tree(format!("proj-{name}"))?)
-    }
-
-    /// Drops a read model's tree (for a rebuild).
-    pub fn drop_projection_tree(&self, name: &str) -> LogResult<()> {
-        self.read_models()?.drop_tree(format!("proj-{name}"))?;
-        Ok(())
-    }
-
-    fn read_models(&self) -> LogResult<sled::Db> {
-        let mut read_models = self.inner.read_models.lock().expect("read models lock");
-        if let Some(db) = read_models.as_ref() {
-            return Ok(db.clone());
-        }
-        let db = open_sled(
-            &self.inner.path.join(READ_MODELS_DIR),
-            READ_MODEL_CACHE_CAPACITY_BYTES,
-            Some(READ_MODEL_FLUSH_EVERY_MS),
-        )?;
-        *read_models = Some(db.clone());
-        Ok(db)
     }
 
     /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.

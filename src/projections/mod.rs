@@ -205,6 +205,12 @@ impl Projections {
         })
     }
 
+    /// Test hook: the snapshot tree in the read models' own sled database.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn snapshot_tree(&self) -> sled::Tree {
+        self.shared.engine.lock().expect("engine lock").snapshot_tree()
+    }
+
     /// Applies at most one batch of up to `batch` events to every read model that is behind.
     /// Returns the number of events read (0 when every read model is at the head).
     pub fn step(&self, batch: usize) -> ProjectionResult<usize> {

@@ -375,6 +375,12 @@ impl Engine {
         self.snapshots.interval = interval;
     }
 
+    /// The snapshot tree (a test hook).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn snapshot_tree(&self) -> sled::Tree {
+        self.snapshots.tree().clone()
+    }
+
     #[cfg(test)]
     pub(crate) fn force_base(&mut self) {
         self.snapshots.force_base();

@@ -42,6 +42,17 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Bytes appended since the base below which no new base is written, however small the base.
 pub const MIN_BASE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Page cache of the read models' sled database, which holds only snapshot chunks: written once,
+/// read once when the server starts, so caching them buys nothing.
+pub const READ_MODEL_CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
+/// sled's flush timer for the read models' database. Snapshots need no flush for correctness
+/// (a lost snapshot means a longer replay from the log); the runner flushes after each snapshot
+/// so sled's write buffers do not pile up, and sled's default timer (500 ms) would make its IO
+/// threads compete with the journal's fdatasync for the disk twice a second.
+pub const READ_MODEL_FLUSH_EVERY_MS: u64 = 5_000;
+/// Subdirectory of the data directory holding the read models' sled database.
+pub const READ_MODELS_DIR: &str = "readmodels";
+
 const TREE: &str = "snapshot";
 const VERSION_KEY: &[u8] = b"V";
 const META_KEY: &[u8] = b"m";
@@ -234,6 +245,8 @@ impl Meta {
 
 /// The snapshot tree and when to write to it.
 pub(crate) struct Snapshots {
+    /// The read models' own sled database (`<data dir>/readmodels`), kept open with the tree.
+    db: sled::Db,
     tree: sled::Tree,
     meta: Meta,
     /// Longest time between two snapshots ([`SNAPSHOT_INTERVAL`] unless configured).
@@ -249,14 +262,42 @@ pub(crate) struct Snapshots {
     stats: SnapshotStats,
 }
 
+impl Drop for Snapshots {
+    /// Lets sled finish its in-flight IO now, so the database's file lock is released when the
+    /// read models close rather than whenever a background write completes.
+    fn drop(&mut self) {
+        let _ = self.db.flush();
+    }
+}
+
+/// The read models' own sled database under `<data dir>/readmodels`, with a page cache of
+/// [`READ_MODEL_CACHE_CAPACITY_BYTES`]. A database apart from the log's keeps snapshot writes out
+/// of the log's flush + fsync. Snapshots need no fsync of their own: a lost one means a longer
+/// replay from the log.
+fn open_database(data_dir: &std::path::Path) -> ProjectionResult<sled::Db> {
+    let path = data_dir.join(READ_MODELS_DIR);
+    Ok(crate::log::open_sled(
+        &path,
+        READ_MODEL_CACHE_CAPACITY_BYTES,
+        Some(READ_MODEL_FLUSH_EVERY_MS),
+    )?)
+}
+
 impl Snapshots {
+    /// The snapshot tree (tests damage it; benchmarks measure it).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
     /// Opens the snapshot tree and loads it into `model` (leaving `model` empty when there is
     /// none or it cannot be read). Drops the read-model trees of earlier versions.
     pub(crate) fn open(log: &Log, model: &mut Model) -> ProjectionResult<(Snapshots, SnapshotLoad)> {
+        let db = open_database(log.data_dir())?;
         for name in ProjectionName::ALL {
-            log.drop_projection_tree(name.as_str())?;
+            db.drop_tree(format!("proj-{}", name.as_str()))?;
         }
-        let tree = log.projection_tree(TREE)?;
+        let tree = db.open_tree(TREE)?;
         let started = Instant::now();
         let (meta, load) = match load(&tree, model) {
             Ok(None) => (Meta::default(), SnapshotLoad::Empty),
@@ -284,6 +325,7 @@ impl Snapshots {
             }
         }
         let snapshots = Snapshots {
+            db,
             tree,
             meta,
             interval: SNAPSHOT_INTERVAL,
@@ -521,7 +563,7 @@ mod tests {
         projections.snapshot().unwrap(); // appended to generation 1
         let stats = projections.snapshot_stats();
         assert_eq!((stats.written, stats.bases), (3, 1));
-        let tree = log.projection_tree(TREE).unwrap();
+        let tree = projections.snapshot_tree();
         let generations: std::collections::BTreeSet<u64> = tree
             .scan_prefix([CHUNK_PREFIX])
             .keys()
@@ -532,6 +574,7 @@ mod tests {
             [1].into_iter().collect(),
             "the old generation is gone"
         );
+        drop(tree);
         let before = dumps(&projections);
         let head = log.head();
         drop(projections);

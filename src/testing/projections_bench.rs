@@ -302,8 +302,8 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
         "meeting as of an earlier position: p50 {} µs, p99 {} µs; 100 meetings of a party: p50 {} µs, p99 {} µs",
         as_of_micros.0, as_of_micros.1, list_micros.0, list_micros.1
     ));
+    let snapshot_bytes = snapshot_size(&projections.snapshot_tree())?;
     drop(projections);
-    let snapshot_bytes = snapshot_size(&log)?;
     let started = Instant::now();
     let reopened = Projections::open_paused(log.clone())?;
     let reopen_seconds = started.elapsed().as_secs_f64();
@@ -379,9 +379,9 @@ fn resident_mib() -> f64 {
 }
 
 /// Key and value bytes of the snapshot tree.
-fn snapshot_size(log: &Log) -> ProjectionResult<u64> {
+fn snapshot_size(tree: &sled::Tree) -> ProjectionResult<u64> {
     let mut bytes = 0;
-    for entry in log.projection_tree("snapshot")?.iter() {
+    for entry in tree.iter() {
         let (key, value) = entry?;
         bytes += (key.len() + value.len()) as u64;
     }
