@@ -59,7 +59,7 @@ enum Command {
         after_help = "Example:\n  dipledger retract meeting-<uuid> --version 2 --reason \"the statement was misattributed\" --occurred-at 2025-01-20 --source <id>"
     )]
     Retract {
-        /// The entity's stream id, e.g. meeting-<uuid>.
+        /// The entity: its stream id (meeting-<uuid>) or its bare UUID.
         stream_id: String,
         /// The stream version of the event to retract (see `dipledger history`).
         #[arg(long)]
@@ -91,7 +91,7 @@ enum Command {
         after_help = "Examples:\n  dipledger history party-LBY\n  dipledger history meeting-<uuid> --as-of 10 --json"
     )]
     History {
-        /// The entity's stream id, e.g. `party-LBY` or `meeting-<uuid>`.
+        /// The entity: its stream id (`party-LBY`, `meeting-<uuid>`) or its bare id (`LBY`, the UUID).
         stream_id: String,
         #[command(flatten)]
         read: cli::read::ReadArgs,

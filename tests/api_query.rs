@@ -226,3 +226,73 @@ async fn queries_fail_with_the_status_their_request_deserves() {
         .unwrap_err();
     assert_eq!(behind.code(), Code::Unavailable, "{behind:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entity_is_named_by_its_bare_id_or_its_stream_id() {
+    let harness = Harness::start().await;
+    let (mut queries, _ledger, last) = news_report(&harness).await;
+    let meeting = meeting_id();
+    for id in [meeting.to_string(), meeting.stream_id()] {
+        let answer = queries
+            .get_meeting(pb::GetMeetingRequest {
+                meeting_id: id.clone(),
+                options: at_least(last),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("{id}: {status:?}"))
+            .into_inner();
+        assert_eq!(answer.meeting.unwrap().meeting_id, meeting.to_string(), "{id}");
+    }
+    for code in ["LBY", "party-LBY"] {
+        let answer = queries
+            .get_party(pb::GetPartyRequest {
+                code: code.into(),
+                options: at_least(last),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("{code}: {status:?}"))
+            .into_inner();
+        assert_eq!(answer.party.unwrap().code, "LBY", "{code}");
+    }
+    // History by stream id, by bare party code and by bare UUID: the same trail.
+    let mut trails = Vec::new();
+    for id in [
+        meeting.stream_id(),
+        meeting.to_string(),
+        "party-LBY".into(),
+        "LBY".into(),
+    ] {
+        let entries = queries
+            .get_entity_history(pb::GetEntityHistoryRequest {
+                stream_id: id.clone(),
+                page: None,
+                options: at_least(last),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("{id}: {status:?}"))
+            .into_inner()
+            .entries;
+        assert!(!entries.is_empty(), "{id}");
+        trails.push(entries);
+    }
+    assert_eq!(trails[0], trails[1], "meeting by stream id and by UUID");
+    assert_eq!(trails[2], trails[3], "party by stream id and by code");
+    // A UUID no entity has, and an id of the wrong kind, are refused.
+    let status = queries
+        .get_entity_history(pb::GetEntityHistoryRequest {
+            stream_id: Uuid::now_v7().to_string(),
+            page: None,
+            options: at_least(last),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: format!("commitment-{}", meeting),
+            options: at_least(last),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}

@@ -367,11 +367,12 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
     use dipledger::sample::source_id;
     let (harness, _) = server_with_the_report().await;
     let server = harness.server.uri();
-    let stream = meeting_id().stream_id();
+    // The meeting named by its bare UUID for `retract` and `history` (the stream id works too).
+    let bare = meeting_id().to_string();
     let source = source_id().to_string();
     let retracted = run(args(&[
         "retract",
-        &stream,
+        &bare,
         "--version",
         "2",
         "--reason",
@@ -389,7 +390,11 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
         "{}",
         String::from_utf8_lossy(&retracted.stderr)
     );
-    let history = run(args(&["history", &stream, "--json", "--server", &server])).await;
+    assert!(
+        String::from_utf8_lossy(&retracted.stdout).contains(&format!("entity: {}", meeting_id().stream_id())),
+        "recording prints the stream id"
+    );
+    let history = run(args(&["history", &bare, "--json", "--server", &server])).await;
     let document: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
     let entries = document["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);

@@ -129,11 +129,7 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let id = MeetingId::from_uuid(convert::uuid_from_pb(
-            &request.meeting_id,
-            "meeting_id",
-            &mut violations,
-        ));
+        let id = convert::entity_id_from_pb::<MeetingId>(&request.meeting_id, "meeting_id", &mut violations);
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.meeting(id, &options)).await?;
@@ -151,9 +147,12 @@ impl pb::query_service_server::QueryService for Query {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let filter = MeetingFilter {
-            party: request.party.clone(),
-            official: convert::optional_uuid(request.official_id.as_deref(), "official_id", &mut violations)
-                .map(OfficialId::from_uuid),
+            party: request.party.as_deref().map(convert::party_code_from_pb),
+            official: convert::optional_entity_id(
+                request.official_id.as_deref(),
+                "official_id",
+                &mut violations,
+            ),
             topic: request.topic.clone(),
             place: request.place.clone(),
             country: request.country.clone(),
@@ -187,11 +186,11 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let id = CommitmentId::from_uuid(convert::uuid_from_pb(
+        let id = convert::entity_id_from_pb::<CommitmentId>(
             &request.commitment_id,
             "commitment_id",
             &mut violations,
-        ));
+        );
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.commitment(id, &options)).await?;
@@ -209,7 +208,7 @@ impl pb::query_service_server::QueryService for Query {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let filter = CommitmentFilter {
-            party: request.party.clone(),
+            party: request.party.as_deref().map(convert::party_code_from_pb),
             status: convert::commitment_status_from_pb(request.status, "status", &mut violations),
             topic: request.topic.clone(),
             made_from: convert::optional_timestamp(request.made_from.as_ref(), "made_from", &mut violations),
@@ -254,7 +253,11 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let party = required_text(&request.party, "party", &mut violations);
+        let party = required_text(
+            &convert::party_code_from_pb(&request.party),
+            "party",
+            &mut violations,
+        );
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.compliance(&party, &options)).await?;
@@ -274,8 +277,16 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let a = required_text(&request.party_a, "party_a", &mut violations);
-        let b = required_text(&request.party_b, "party_b", &mut violations);
+        let a = required_text(
+            &convert::party_code_from_pb(&request.party_a),
+            "party_a",
+            &mut violations,
+        );
+        let b = required_text(
+            &convert::party_code_from_pb(&request.party_b),
+            "party_b",
+            &mut violations,
+        );
         let page = page_request(request.page.as_ref());
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
@@ -309,11 +320,8 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let id = OfficialId::from_uuid(convert::uuid_from_pb(
-            &request.official_id,
-            "official_id",
-            &mut violations,
-        ));
+        let id =
+            convert::entity_id_from_pb::<OfficialId>(&request.official_id, "official_id", &mut violations);
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.official(id, &options)).await?;
@@ -330,7 +338,11 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let party = required_text(&request.party, "party", &mut violations);
+        let party = required_text(
+            &convert::party_code_from_pb(&request.party),
+            "party",
+            &mut violations,
+        );
         let page = page_request(request.page.as_ref());
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
@@ -373,11 +385,8 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let id = OfficialId::from_uuid(convert::uuid_from_pb(
-            &request.official_id,
-            "official_id",
-            &mut violations,
-        ));
+        let id =
+            convert::entity_id_from_pb::<OfficialId>(&request.official_id, "official_id", &mut violations);
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.contacts(id, &options)).await?;
@@ -394,7 +403,11 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let code = required_text(&request.code, "code", &mut violations);
+        let code = required_text(
+            &convert::party_code_from_pb(&request.code),
+            "code",
+            &mut violations,
+        );
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.party(&code, &options)).await?;
@@ -429,11 +442,7 @@ impl pb::query_service_server::QueryService for Query {
         let wait = deadline_of(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let id = SourceId::from_uuid(convert::uuid_from_pb(
-            &request.source_id,
-            "source_id",
-            &mut violations,
-        ));
+        let id = convert::entity_id_from_pb::<SourceId>(&request.source_id, "source_id", &mut violations);
         let options = read_options(request.options.as_ref(), wait, &mut violations);
         checked(violations, ())?;
         let answer = self.run(move |p| p.source(id, &options)).await?;

@@ -39,6 +39,17 @@ pub const MAX_OFFICES_PER_COMMAND: usize = 8;
 /// Shortest and longest party code (`EU`, `LBY`, `UNSC`, ...).
 pub const PARTY_CODE_LEN: std::ops::RangeInclusive<usize> = 2..=12;
 
+/// An entity identified by a UUID, whose stream is `<STREAM_PREFIX>-<uuid>`.
+pub trait EntityId: Sized {
+    /// The stream id's prefix: `meeting` for `meeting-<uuid>`.
+    const STREAM_PREFIX: &'static str;
+    /// Wraps a UUID.
+    fn from_uuid(uuid: Uuid) -> Self;
+}
+
+/// The prefix of a party's stream id (`party-LBY`).
+pub const PARTY_STREAM_PREFIX: &str = "party";
+
 macro_rules! entity_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
@@ -65,6 +76,13 @@ macro_rules! entity_id {
             /// The tag naming this entity on events, e.g. `meeting:<uuid>`.
             pub fn tag(&self) -> String {
                 format!("{}:{}", $prefix, self.0)
+            }
+        }
+
+        impl EntityId for $name {
+            const STREAM_PREFIX: &'static str = $prefix;
+            fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
             }
         }
 
@@ -99,7 +117,7 @@ entity_id!(
 
 /// The stream of a party, keyed by its code: `party-LBY`.
 pub fn party_stream_id(code: &str) -> String {
-    format!("party-{code}")
+    format!("{PARTY_STREAM_PREFIX}-{code}")
 }
 
 /// The tag naming a party on events: `party:LBY`.

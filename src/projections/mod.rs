@@ -613,6 +613,7 @@ impl Projections {
                 publisher: row.as_ref().and_then(|row| row.details.publisher.clone()),
             })
         };
+        let stream_id = &self.stream_of(stream_id)?;
         let (items, next) =
             history::history(&self.shared.log, stream_id, from_version, limit, at, &describe)?;
         if items.is_empty() && from_version == 1 {
@@ -625,6 +626,42 @@ impl Projections {
             items,
             next_page_token: next.map(|version| version.to_string()),
             based_on_position: at,
+        })
+    }
+
+    /// The stream of an entity named by its stream id (`party-LBY`, `meeting-<uuid>`) or by its
+    /// bare id (`LBY`, a UUID). A bare UUID names the one kind of entity whose stream holds
+    /// events (UUIDs are unique across kinds); a bare code names a party.
+    pub fn stream_of(&self, id: &str) -> ProjectionResult<String> {
+        use crate::domain::common::{
+            CommitmentId, EntityId, MeetingId, OfficialId, SourceId, PARTY_STREAM_PREFIX,
+        };
+        let prefixes = [
+            PARTY_STREAM_PREFIX,
+            OfficialId::STREAM_PREFIX,
+            SourceId::STREAM_PREFIX,
+            MeetingId::STREAM_PREFIX,
+            CommitmentId::STREAM_PREFIX,
+        ];
+        let is_stream_id = |id: &str| {
+            prefixes
+                .iter()
+                .any(|prefix| id.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('-')))
+        };
+        if is_stream_id(id) {
+            return Ok(id.to_owned());
+        }
+        let Ok(uuid) = uuid::Uuid::parse_str(id) else {
+            return Ok(party_stream_id(id));
+        };
+        for prefix in &prefixes[1..] {
+            let stream = format!("{prefix}-{uuid}");
+            if self.shared.log.stream_version(&stream)? > 0 {
+                return Ok(stream);
+            }
+        }
+        Err(ProjectionError::NotFound {
+            what: format!("entity {id}"),
         })
     }
 

@@ -5,14 +5,15 @@
 use uuid::Uuid;
 
 use super::common::{
-    command_request, ids_to_pb, new_entity_uuid, occurred_at_to_pb, optional_occurred_at, optional_uuid,
-    provenance_to_pb, request_to_pb, required, uuid_from_pb, uuids, Violations,
+    command_request, entity_id_from_pb, entity_ids, ids_to_pb, new_entity_id, occurred_at_to_pb,
+    optional_entity_id, optional_occurred_at, party_code_from_pb, party_codes_from_pb, provenance_to_pb,
+    request_to_pb, required, Violations,
 };
 use crate::api::pb;
 use crate::domain::commitment::{
     self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
 };
-use crate::domain::common::{CommitmentId, MeetingId, OfficialId};
+use crate::domain::common::CommitmentId;
 use crate::domain::DomainCommand;
 use crate::projections::{CommitmentRow, CommitmentStatusView};
 
@@ -84,26 +85,20 @@ fn commitment_details_from_pb(
     };
     CommitmentDetails {
         kind,
-        committing_parties: details.committing_parties.clone(),
-        voiced_by: uuids(
-            &details.voiced_by,
-            &format!("{field}.voiced_by"),
-            violations,
-            OfficialId::from_uuid,
-        ),
-        counterparties: details.counterparties.clone(),
+        committing_parties: party_codes_from_pb(&details.committing_parties),
+        voiced_by: entity_ids(&details.voiced_by, &format!("{field}.voiced_by"), violations),
+        counterparties: party_codes_from_pb(&details.counterparties),
         text: details.text.clone(),
         verbatim: details.verbatim,
         topics: details.topics.clone(),
         specificity,
         cooperation,
         due_by: optional_occurred_at(details.due_by.as_ref(), &format!("{field}.due_by"), violations),
-        made_at_meeting: optional_uuid(
+        made_at_meeting: optional_entity_id(
             details.made_at_meeting.as_deref(),
             &format!("{field}.made_at_meeting"),
             violations,
-        )
-        .map(MeetingId::from_uuid),
+        ),
     }
 }
 
@@ -130,7 +125,7 @@ fn scores_from_pb(scores: &[pb::PartyScore], violations: &mut Violations) -> Vec
         .iter()
         .enumerate()
         .map(|(index, score)| PartyScore {
-            party: score.party.clone(),
+            party: party_code_from_pb(&score.party),
             score: i8::try_from(score.score).unwrap_or_else(|_| {
                 violations.add(format!("scores[{index}].score"), "must be -1, 0 or 1");
                 0
@@ -140,12 +135,12 @@ fn scores_from_pb(scores: &[pb::PartyScore], violations: &mut Violations) -> Vec
 }
 
 fn commitment_id(value: &str, v: &mut Violations) -> CommitmentId {
-    CommitmentId::from_uuid(uuid_from_pb(value, "commitment_id", v))
+    entity_id_from_pb(value, "commitment_id", v)
 }
 
 command_request!(pb::RecordCommitmentRequest, |r, v, id, provenance| {
     DomainCommand::Commitment(commitment::Command::RecordCommitment {
-        commitment_id: CommitmentId::from_uuid(new_entity_uuid(&r.commitment_id, id, "commitment_id", v)),
+        commitment_id: new_entity_id(&r.commitment_id, id, "commitment_id", v),
         details: commitment_details_from_pb(r.details.as_ref(), "details", v),
         provenance,
     })
@@ -153,8 +148,8 @@ command_request!(pb::RecordCommitmentRequest, |r, v, id, provenance| {
 command_request!(pb::ReaffirmCommitmentRequest, |r, v, _id, provenance| {
     DomainCommand::Commitment(commitment::Command::ReaffirmCommitment {
         commitment_id: commitment_id(&r.commitment_id, v),
-        voiced_by: uuids(&r.voiced_by, "voiced_by", v, OfficialId::from_uuid),
-        at_meeting: optional_uuid(r.at_meeting.as_deref(), "at_meeting", v).map(MeetingId::from_uuid),
+        voiced_by: entity_ids(&r.voiced_by, "voiced_by", v),
+        at_meeting: optional_entity_id(r.at_meeting.as_deref(), "at_meeting", v),
         reaffirmed_by: r.reaffirmed_by,
         text: r.text,
         provenance,
@@ -191,7 +186,7 @@ command_request!(pb::WithdrawCommitmentRequest, |r, v, _id, provenance| {
 command_request!(pb::SupersedeCommitmentRequest, |r, v, _id, provenance| {
     DomainCommand::Commitment(commitment::Command::SupersedeCommitment {
         commitment_id: commitment_id(&r.commitment_id, v),
-        superseded_by: CommitmentId::from_uuid(uuid_from_pb(&r.superseded_by, "superseded_by", v)),
+        superseded_by: entity_id_from_pb(&r.superseded_by, "superseded_by", v),
         reason: r.reason,
         provenance,
     })

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{commitment, meeting, official, party, source};
 use crate::api::pb;
-use crate::domain::common::{Provenance, SourceCitation, SourceId, TimeWindow};
+use crate::domain::common::{EntityId, Provenance, SourceCitation, TimeWindow, PARTY_STREAM_PREFIX};
 use crate::domain::{decide_command, AggregateState, DomainCommand, FieldViolation, Rejection};
 use crate::ledger::{CommandEnvelope, CommandOutcome};
 use crate::log::{Direction, EventFilter};
@@ -219,11 +219,11 @@ fn provenance_from_pb(
             .iter()
             .enumerate()
             .map(|(index, citation)| SourceCitation {
-                source_id: SourceId::from_uuid(uuid_from_pb(
+                source_id: entity_id_from_pb(
                     &citation.source_id,
                     &format!("header.sources[{index}].source_id"),
                     violations,
-                )),
+                ),
                 quote: citation.quote.clone(),
             })
             .collect(),
@@ -287,31 +287,63 @@ pub fn optional_uuid(value: Option<&str>, field: &str, violations: &mut Violatio
     }
 }
 
-/// The id of an entity a command creates: the given UUID, or the command id when empty (so a
+/// The bare id of an entity given either bare (`LBY`, a UUID) or as its stream id
+/// (`party-LBY`, `meeting-<uuid>`): one id form is accepted everywhere, the other too.
+fn bare_id<'a>(value: &'a str, prefix: &str) -> &'a str {
+    value
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .unwrap_or(value)
+}
+
+/// A party code given bare (`LBY`) or as its stream id (`party-LBY`). The domain checks it.
+pub fn party_code_from_pb(value: &str) -> String {
+    bare_id(value, PARTY_STREAM_PREFIX).to_owned()
+}
+
+/// Party codes, each given bare or as its stream id.
+pub(super) fn party_codes_from_pb(values: &[String]) -> Vec<String> {
+    values.iter().map(|value| party_code_from_pb(value)).collect()
+}
+
+/// A required entity id: its UUID, bare or as its stream id (`meeting-<uuid>`).
+pub fn entity_id_from_pb<T: EntityId>(value: &str, field: &str, violations: &mut Violations) -> T {
+    T::from_uuid(uuid_from_pb(bare_id(value, T::STREAM_PREFIX), field, violations))
+}
+
+/// An optional entity id (absent or empty is `None`), bare or as its stream id.
+pub fn optional_entity_id<T: EntityId>(
+    value: Option<&str>,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<T> {
+    match value {
+        None | Some("") => None,
+        Some(value) => Some(entity_id_from_pb(value, field, violations)),
+    }
+}
+
+/// The id of an entity a command creates: the given id, or the command id when empty (so a
 /// retry creates the same entity).
-pub(super) fn new_entity_uuid(
+pub(super) fn new_entity_id<T: EntityId>(
     value: &str,
     command_id: Uuid,
     field: &str,
     violations: &mut Violations,
-) -> Uuid {
+) -> T {
     if value.is_empty() {
-        command_id
+        T::from_uuid(command_id)
     } else {
-        uuid_from_pb(value, field, violations)
+        entity_id_from_pb(value, field, violations)
     }
 }
 
-pub(super) fn uuids<T>(
-    values: &[String],
-    field: &str,
-    violations: &mut Violations,
-    wrap: fn(Uuid) -> T,
-) -> Vec<T> {
+/// A list of entity ids, each bare or as its stream id.
+pub(super) fn entity_ids<T: EntityId>(values: &[String], field: &str, violations: &mut Violations) -> Vec<T> {
     values
         .iter()
         .enumerate()
-        .map(|(index, value)| wrap(uuid_from_pb(value, &format!("{field}[{index}]"), violations)))
+        .map(|(index, value)| entity_id_from_pb(value, &format!("{field}[{index}]"), violations))
         .collect()
 }
 

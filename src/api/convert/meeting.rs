@@ -4,12 +4,12 @@
 use uuid::Uuid;
 
 use super::common::{
-    command_request, new_entity_uuid, occurred_at_to_pb, optional_timestamp, optional_uuid, provenance_to_pb,
-    request_to_pb, required, required_window, timestamp_to_pb, uuid_from_pb, window_from_pb, window_to_pb,
-    Violations,
+    command_request, entity_id_from_pb, new_entity_id, occurred_at_to_pb, optional_entity_id,
+    optional_timestamp, party_code_from_pb, provenance_to_pb, request_to_pb, required, required_window,
+    timestamp_to_pb, window_from_pb, window_to_pb, Violations,
 };
 use crate::api::pb;
-use crate::domain::common::{MeetingId, OfficialId};
+use crate::domain::common::MeetingId;
 use crate::domain::meeting::{
     self, Location, MeetingDetails, MeetingFormat, Participant, ParticipantRole, Speaker,
 };
@@ -90,13 +90,12 @@ fn meeting_details_from_pb(
                 }
             };
             Participant {
-                party: participant.party.clone(),
-                official_id: optional_uuid(
+                party: party_code_from_pb(&participant.party),
+                official_id: optional_entity_id(
                     participant.official_id.as_deref(),
                     &format!("{path}.official_id"),
                     violations,
-                )
-                .map(OfficialId::from_uuid),
+                ),
                 role,
             }
         })
@@ -125,23 +124,22 @@ fn speaker_from_pb(speaker: Option<&pb::Speaker>, field: &str, violations: &mut 
     let default = pb::Speaker::default();
     let speaker = required(speaker, field, violations).unwrap_or(&default);
     Speaker {
-        party: speaker.party.clone(),
-        official_id: optional_uuid(
+        party: party_code_from_pb(&speaker.party),
+        official_id: optional_entity_id(
             speaker.official_id.as_deref(),
             &format!("{field}.official_id"),
             violations,
-        )
-        .map(OfficialId::from_uuid),
+        ),
     }
 }
 
 fn meeting_id(value: &str, v: &mut Violations) -> MeetingId {
-    MeetingId::from_uuid(uuid_from_pb(value, "meeting_id", v))
+    entity_id_from_pb(value, "meeting_id", v)
 }
 
 command_request!(pb::ProposeMeetingRequest, |r, v, id, provenance| {
     DomainCommand::Meeting(meeting::Command::ProposeMeeting {
-        meeting_id: MeetingId::from_uuid(new_entity_uuid(&r.meeting_id, id, "meeting_id", v)),
+        meeting_id: new_entity_id(&r.meeting_id, id, "meeting_id", v),
         details: meeting_details_from_pb(r.details.as_ref(), "details", v),
         proposed_window: r
             .proposed_window
@@ -153,7 +151,7 @@ command_request!(pb::ProposeMeetingRequest, |r, v, id, provenance| {
 });
 command_request!(pb::ScheduleMeetingRequest, |r, v, id, provenance| {
     DomainCommand::Meeting(meeting::Command::ScheduleMeeting {
-        meeting_id: MeetingId::from_uuid(new_entity_uuid(&r.meeting_id, id, "meeting_id", v)),
+        meeting_id: new_entity_id(&r.meeting_id, id, "meeting_id", v),
         details: meeting_details_from_pb(r.details.as_ref(), "details", v),
         window: required_window(r.window.as_ref(), "window", v),
         provenance,
@@ -176,7 +174,7 @@ command_request!(pb::CancelMeetingRequest, |r, v, _id, provenance| {
 });
 command_request!(pb::RecordMeetingHeldRequest, |r, v, id, provenance| {
     DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
-        meeting_id: MeetingId::from_uuid(new_entity_uuid(&r.meeting_id, id, "meeting_id", v)),
+        meeting_id: new_entity_id(&r.meeting_id, id, "meeting_id", v),
         details: meeting_details_from_pb(r.details.as_ref(), "details", v),
         ended_at: optional_timestamp(r.ended_at.as_ref(), "ended_at", v),
         provenance,

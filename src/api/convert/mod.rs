@@ -49,10 +49,11 @@ mod views;
 
 pub use commitment::{commitment_status_from_pb, commitment_status_to_pb, commitment_to_pb};
 pub use common::{
-    batch_from_pb, command_result_to_pb, command_to_pb, direction_from_pb, entity_id, filter_from_pb,
-    occurred_at_from_pb, occurred_at_to_pb, optional_occurred_at, optional_timestamp, optional_uuid,
-    precision_from_pb, precision_to_pb, proto_field_path, required_occurred_at, required_timestamp,
-    timestamp_from_pb, timestamp_to_pb, uuid_from_pb, CommandRequest, Violations, MAX_FILTER_ENTRIES,
+    batch_from_pb, command_result_to_pb, command_to_pb, direction_from_pb, entity_id, entity_id_from_pb,
+    filter_from_pb, occurred_at_from_pb, occurred_at_to_pb, optional_entity_id, optional_occurred_at,
+    optional_timestamp, optional_uuid, party_code_from_pb, precision_from_pb, precision_to_pb,
+    proto_field_path, required_occurred_at, required_timestamp, timestamp_from_pb, timestamp_to_pb,
+    uuid_from_pb, CommandRequest, Violations, MAX_FILTER_ENTRIES,
 };
 pub use events::{envelope_into_pb, envelope_to_pb, envelope_without_typed, event_to_pb};
 pub use meeting::{meeting_status_from_pb, meeting_status_to_pb, meeting_to_pb};

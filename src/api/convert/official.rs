@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use super::common::{
-    command_request, new_entity_uuid, occurred_at_to_pb, optional_occurred_at, provenance_to_pb,
-    request_to_pb, required, required_occurred_at, uuid_from_pb, Violations,
+    command_request, entity_id_from_pb, new_entity_id, occurred_at_to_pb, optional_occurred_at,
+    party_code_from_pb, provenance_to_pb, request_to_pb, required, required_occurred_at, Violations,
 };
 use crate::api::pb;
 use crate::domain::common::OfficialId;
@@ -28,20 +28,20 @@ fn office_from_pb(office: Option<&pb::OfficeTerm>, field: &str, violations: &mut
     let office = required(office, field, violations).unwrap_or(&default);
     OfficeTerm {
         post: office.post.clone(),
-        party: office.party.clone(),
-        accredited_to: office.accredited_to.clone(),
+        party: party_code_from_pb(&office.party),
+        accredited_to: office.accredited_to.as_deref().map(party_code_from_pb),
         from: optional_occurred_at(office.from.as_ref(), &format!("{field}.from"), violations),
         to: optional_occurred_at(office.to.as_ref(), &format!("{field}.to"), violations),
     }
 }
 
 fn official(value: &str, v: &mut Violations) -> OfficialId {
-    OfficialId::from_uuid(uuid_from_pb(value, "official_id", v))
+    entity_id_from_pb(value, "official_id", v)
 }
 
 command_request!(pb::RegisterOfficialRequest, |r, v, id, provenance| {
     DomainCommand::Official(official::Command::RegisterOfficial {
-        official_id: OfficialId::from_uuid(new_entity_uuid(&r.official_id, id, "official_id", v)),
+        official_id: new_entity_id(&r.official_id, id, "official_id", v),
         offices: r
             .offices
             .iter()

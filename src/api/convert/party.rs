@@ -3,7 +3,9 @@
 
 use uuid::Uuid;
 
-use super::common::{command_request, provenance_to_pb, request_to_pb, required, Violations};
+use super::common::{
+    command_request, party_code_from_pb, provenance_to_pb, request_to_pb, required, Violations,
+};
 use crate::api::pb;
 use crate::domain::party::{self, PartyDetails, PartyKind};
 use crate::domain::DomainCommand;
@@ -56,14 +58,14 @@ fn party_details_from_pb(
 command_request!(pb::RegisterPartyRequest, |r, v, _id, provenance| {
     DomainCommand::Party(party::Command::RegisterParty {
         details: party_details_from_pb(r.details.as_ref(), "details", v),
-        code: r.code,
+        code: party_code_from_pb(&r.code),
         provenance,
     })
 });
 command_request!(pb::CorrectPartyRequest, |r, v, _id, provenance| {
     DomainCommand::Party(party::Command::CorrectParty {
         details: party_details_from_pb(r.details.as_ref(), "details", v),
-        code: r.code,
+        code: party_code_from_pb(&r.code),
         corrects_version: r.corrects_version,
         reason: r.reason,
         provenance,

@@ -5,11 +5,10 @@
 use uuid::Uuid;
 
 use super::common::{
-    command_header, new_entity_uuid, occurred_at_to_pb, optional_occurred_at, required, required_timestamp,
-    source_request, timestamp_to_pb, uuid_from_pb, Violations,
+    command_header, entity_id_from_pb, new_entity_id, occurred_at_to_pb, optional_occurred_at, required,
+    required_timestamp, source_request, timestamp_to_pb, Violations,
 };
 use crate::api::pb;
-use crate::domain::common::SourceId;
 use crate::domain::source::{self, SourceDetails};
 use crate::domain::DomainCommand;
 use crate::projections::SourceRow;
@@ -52,13 +51,13 @@ fn source_details_from_pb(
 
 source_request!(pb::RegisterSourceRequest, |r, v, id| {
     DomainCommand::Source(source::Command::RegisterSource {
-        source_id: SourceId::from_uuid(new_entity_uuid(&r.source_id, id, "source_id", v)),
+        source_id: new_entity_id(&r.source_id, id, "source_id", v),
         details: source_details_from_pb(r.details.as_ref(), "details", v),
     })
 });
 source_request!(pb::CorrectSourceRequest, |r, v, _id| {
     DomainCommand::Source(source::Command::CorrectSource {
-        source_id: SourceId::from_uuid(uuid_from_pb(&r.source_id, "source_id", v)),
+        source_id: entity_id_from_pb(&r.source_id, "source_id", v),
         corrects_version: r.corrects_version,
         details: source_details_from_pb(r.details.as_ref(), "details", v),
         reason: r.reason,

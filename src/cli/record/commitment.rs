@@ -263,8 +263,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 request!(RecordCommitmentRequest {
                     commitment_id: commitment_id.unwrap_or_default(),
                     details: Some(details.to_pb()?)
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Reaffirm {
@@ -286,8 +285,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                     voiced_by: voiced_by,
                     at_meeting: at_meeting,
                     text: text
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Progress {
@@ -303,8 +301,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 request!(ReportCommitmentProgressRequest {
                     commitment_id: commitment_id,
                     summary: summary
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Fulfil {
@@ -320,8 +317,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 request!(FulfilCommitmentRequest {
                     commitment_id: commitment_id,
                     summary: summary
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Lapse {
@@ -337,8 +333,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 request!(MarkCommitmentLapsedRequest {
                     commitment_id: commitment_id,
                     reason: reason
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Withdraw {
@@ -354,8 +349,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                 request!(WithdrawCommitmentRequest {
                     commitment_id: commitment_id,
                     reason: reason
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Supersede {
@@ -373,8 +367,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                     commitment_id: commitment_id,
                     superseded_by: by,
                     reason: reason
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Assess {
@@ -414,8 +407,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                     assessor: assessor,
                     rationale: rationale,
                     scores: scores
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Correct {
@@ -435,8 +427,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                     corrects_version: corrects_version,
                     reason: reason,
                     details: Some(details.to_pb()?)
-                }),
-                commitment_id
+                })
             )
         }
         CommitmentVerb::Retract {
@@ -454,8 +445,7 @@ pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
                     commitment_id: commitment_id,
                     retracts_version: retracts_version,
                     reason: reason
-                }),
-                commitment_id
+                })
             )
         }
     })

@@ -293,8 +293,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     proposed_by: proposed_by,
                     details: Some(details.to_pb()?),
                     proposed_window: window
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Schedule {
@@ -312,8 +311,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     meeting_id: meeting_id.unwrap_or_default(),
                     details: Some(details.to_pb()?),
                     window: Some(window.to_pb()?)
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Reschedule {
@@ -331,8 +329,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     meeting_id: meeting_id,
                     window: Some(window.to_pb()?),
                     reason: reason
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Cancel {
@@ -348,8 +345,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 request!(CancelMeetingRequest {
                     meeting_id: meeting_id,
                     reason: reason
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Held {
@@ -368,8 +364,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     meeting_id: meeting_id.unwrap_or_default(),
                     details: Some(details.to_pb()?),
                     ended_at: ended_at
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Statement {
@@ -393,8 +388,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     }),
                     text: text,
                     verbatim: verbatim
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Correct {
@@ -414,8 +408,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     corrects_version: corrects_version,
                     reason: reason,
                     details: Some(details.to_pb()?)
-                }),
-                meeting_id
+                })
             )
         }
         MeetingVerb::Retract {
@@ -433,8 +426,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     meeting_id: meeting_id,
                     retracts_version: retracts_version,
                     reason: reason
-                }),
-                meeting_id
+                })
             )
         }
     })

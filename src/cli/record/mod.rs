@@ -17,10 +17,11 @@ use uuid::Uuid;
 
 // Macros first: they are visible in the entity modules declared after them.
 
-/// Sends one command RPC and renders its answer. Every response has the same outcome fields;
-/// `$id` names the response's entity id field.
+/// Sends one command RPC and renders its answer. Every response carries a `CommandResult`; the
+/// entity is printed as its stream id (`party-LBY`, `meeting-<uuid>`), the one form every verb
+/// and RPC accepts (besides the bare id).
 macro_rules! send {
-    ($client:expr, $common:expr, $rpc:ident, $request:expr, $id:ident) => {{
+    ($client:expr, $common:expr, $rpc:ident, $request:expr) => {{
         let header = $common.header()?;
         let command_id = header.command_id.clone();
         let mut request = $request;
@@ -33,7 +34,6 @@ macro_rules! send {
         Recorded {
             generated: $common.command_id.is_none(),
             command_id,
-            entity_id: response.$id.to_string(),
             result: response.result.unwrap_or_default(),
             json: $common.json,
         }
@@ -159,7 +159,6 @@ impl Common {
 struct Recorded {
     command_id: String,
     generated: bool,
-    entity_id: String,
     result: pb::CommandResult,
     json: bool,
 }
@@ -178,7 +177,7 @@ impl Recorded {
                 "{}\n",
                 json!({
                     "command_id": self.command_id,
-                    "entity_id": self.entity_id,
+                    "entity_id": stream_id,
                     "stream_id": stream_id,
                     "stream_version": stream_version,
                     "positions": positions,
@@ -199,7 +198,7 @@ impl Recorded {
             ),
             _ => format!("nothing new for {} (version {})\n", stream_id, stream_version),
         };
-        out.push_str(&format!("entity id: {}\n", self.entity_id));
+        out.push_str(&format!("entity: {stream_id}\n"));
         if self.generated {
             out.push_str(&format!(
                 "command id: {} (pass --command-id to retry safely)\n",
@@ -214,17 +213,16 @@ async fn client(server: &str) -> anyhow::Result<CommandServiceClient<Channel>> {
     Ok(CommandServiceClient::new(super::connect(server).await?))
 }
 
-/// `dipledger retract STREAM_ID`: retracts one event of any entity that supports retraction
-/// (officials, meetings, commitments), chosen by the stream id's prefix, with that entity's
-/// retract request.
-pub async fn retract(
-    stream_id: &str,
-    version: u64,
-    reason: String,
-    common: Common,
-) -> anyhow::Result<String> {
+/// `dipledger retract ENTITY`: retracts one event of any entity that supports retraction
+/// (officials, meetings, commitments), named by its stream id (`meeting-<uuid>`) or its bare UUID,
+/// with that entity's retract request.
+pub async fn retract(entity: &str, version: u64, reason: String, common: Common) -> anyhow::Result<String> {
+    let stream_id = match uuid::Uuid::parse_str(entity) {
+        Ok(uuid) => retractable_stream(&common.server, uuid).await?,
+        Err(_) => entity.to_owned(),
+    };
     let Some((kind, id)) = stream_id.split_once('-') else {
-        bail!("{stream_id:?} is not a stream id such as meeting-<uuid>");
+        bail!("{entity:?} is neither a stream id such as meeting-<uuid> nor a UUID");
     };
     let id = id.to_owned();
     let mut c = client(&common.server).await?;
@@ -233,25 +231,43 @@ pub async fn retract(
             c,
             common,
             retract_official_event,
-            request!(RetractOfficialEventRequest { official_id: id, retracts_version: version, reason: reason }),
-            official_id
-        ),
+            request!(RetractOfficialEventRequest { official_id: id, retracts_version: version, reason: reason })
+),
         "meeting" => send!(
             c,
             common,
             retract_meeting_event,
-            request!(RetractMeetingEventRequest { meeting_id: id, retracts_version: version, reason: reason }),
-            meeting_id
-        ),
+            request!(RetractMeetingEventRequest { meeting_id: id, retracts_version: version, reason: reason })
+),
         "commitment" => send!(
             c,
             common,
             retract_commitment_event,
-            request!(RetractCommitmentEventRequest { commitment_id: id, retracts_version: version, reason: reason }),
-            commitment_id
-        ),
+            request!(RetractCommitmentEventRequest { commitment_id: id, retracts_version: version, reason: reason })
+),
         _ => bail!(
             "{kind} events cannot be retracted; parties and sources are corrected instead (`party correct`, `source correct`)"
         ),
     })
+}
+
+/// The stream of the official, meeting or commitment whose id is `uuid` (ids are unique across
+/// kinds, so at most one of the three streams has events).
+async fn retractable_stream(server: &str, uuid: uuid::Uuid) -> anyhow::Result<String> {
+    use dipledger::api::pb::event_store_service_client::EventStoreServiceClient;
+    let mut store = EventStoreServiceClient::new(super::connect(server).await?);
+    for kind in ["official", "meeting", "commitment"] {
+        let stream_id = format!("{kind}-{uuid}");
+        let request = pb::ReadStreamRequest {
+            stream_id: stream_id.clone(),
+            limit: 1,
+            ..Default::default()
+        };
+        match store.read_stream(request).await {
+            Ok(_) => return Ok(stream_id),
+            Err(status) if status.code() == tonic::Code::NotFound => continue,
+            Err(status) => bail!("{:?}: {}", status.code(), status.message()),
+        }
+    }
+    bail!("no official, meeting or commitment has the id {uuid}")
 }

@@ -141,8 +141,7 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                     official_id: official_id.unwrap_or_default(),
                     name: name,
                     offices: vec![office.to_pb()?]
-                }),
-                official_id
+                })
             )
         }
         OfficialVerb::Appoint {
@@ -158,8 +157,7 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                 request!(AppointOfficialRequest {
                     official_id: official_id,
                     office: Some(office.to_pb()?)
-                }),
-                official_id
+                })
             )
         }
         OfficialVerb::EndTenure {
@@ -179,8 +177,7 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                     tenure_version: tenure_version,
                     ended_at: Some(pb_occurred(&ended_at, "ended-at")?),
                     reason: reason
-                }),
-                official_id
+                })
             )
         }
         OfficialVerb::CorrectName {
@@ -200,8 +197,7 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                     corrects_version: corrects_version,
                     reason: reason,
                     name: name
-                }),
-                official_id
+                })
             )
         }
         OfficialVerb::Retract {
@@ -219,8 +215,7 @@ pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
                     official_id: official_id,
                     retracts_version: retracts_version,
                     reason: reason
-                }),
-                official_id
+                })
             )
         }
     })

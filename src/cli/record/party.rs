@@ -91,8 +91,7 @@ pub async fn party(verb: PartyVerb) -> anyhow::Result<String> {
                 request!(RegisterPartyRequest {
                     code: code,
                     details: Some(details.to_pb()?)
-                }),
-                code
+                })
             )
         }
         PartyVerb::Correct {
@@ -112,8 +111,7 @@ pub async fn party(verb: PartyVerb) -> anyhow::Result<String> {
                     corrects_version: corrects_version,
                     reason: reason,
                     details: Some(details.to_pb()?)
-                }),
-                code
+                })
             )
         }
     })

@@ -98,7 +98,7 @@ pub async fn source(verb: SourceVerb) -> anyhow::Result<String> {
                 details: Some(details.to_pb()?),
                 ..Default::default()
             };
-            send!(c, common, register_source, request, source_id)
+            send!(c, common, register_source, request)
         }
         SourceVerb::Correct {
             source_id,
@@ -115,7 +115,7 @@ pub async fn source(verb: SourceVerb) -> anyhow::Result<String> {
                 details: Some(details.to_pb()?),
                 ..Default::default()
             };
-            send!(c, common, correct_source, request, source_id)
+            send!(c, common, correct_source, request)
         }
     })
 }
