@@ -72,7 +72,7 @@ enum Command {
     },
     /// The bilateral relation of two parties: counts, topics, Goldstein by month, timeline.
     #[command(
-        after_help = "Examples:\n  dipledger relation LBY FRA\n  dipledger relation LBY FRA --as-of 42 --json\n  dipledger relation LBY FRA --as-of 2025-02-01T00:00:00Z"
+        after_help = "Examples:\n  dipledger relation LBY FRA\n  dipledger relation LBY FRA --as-of 4 --json     # as the ledger said once it had recorded position 4\n  dipledger relation LBY FRA --as-of 2026-12-01T12:00:00Z   # as it said at that recording time\n\n--as-of is transaction time (when the ledger recorded), not when things happened."
     )]
     Relation {
         /// One party code.

@@ -24,6 +24,17 @@ pub struct ReadArgs {
     pub server: String,
 }
 
+/// How a human answer states the position it is based on. At position 0 nothing was recorded
+/// yet: say so, since an `--as-of` time before the first recording (a valid time mistaken for a
+/// recording time, say) would otherwise look like an empty ledger.
+fn as_of_note(position: u64) -> String {
+    if position == 0 {
+        "(as of position 0: nothing was recorded by then; --as-of is a recording time or position)".into()
+    } else {
+        format!("(as of position {position})")
+    }
+}
+
 /// Renders one entity: JSON (`{"based_on_position", kind: value}`) or a card.
 fn render_one(kind: &str, value: Value, based_on_position: u64, json: bool) -> String {
     if json {
@@ -52,7 +63,7 @@ fn render_list(
         document.insert(kind.into(), Value::Array(rows));
         return format!("{:#}\n", Value::Object(document));
     }
-    let mut out = format!("{} {kind} (as of position {based_on_position})\n", rows.len());
+    let mut out = format!("{} {kind} {}\n", rows.len(), as_of_note(based_on_position));
     for row in &rows {
         out.push_str(&format!("  {}\n", line(row)));
     }
@@ -157,9 +168,9 @@ pub async fn relation(
         return Ok(format!("{document:#}\n"));
     }
     let mut out = format!(
-        "{} (as of position {})\n  meetings {}, commitments {} (open {}, fulfilled {}, otherwise closed {})\n",
+        "{} {}\n  meetings {}, commitments {} (open {}, fulfilled {}, otherwise closed {})\n",
         relation.pair,
-        relation.based_on_position,
+        as_of_note(relation.based_on_position),
         relation.meetings,
         relation.commitments,
         relation.commitments_open,
@@ -242,7 +253,7 @@ pub async fn history(
             json!({ "stream_id": stream_id, "based_on_position": based_on, "entries": entries })
         ));
     }
-    let mut out = format!("{stream_id} (as of position {based_on})\n");
+    let mut out = format!("{stream_id} {}\n", as_of_note(based_on));
     for e in &entries {
         let sources: Vec<&str> = e["sources"]
             .as_array()
@@ -438,7 +449,7 @@ fn commitment_json(c: &pb::CommitmentView) -> Value {
 }
 
 fn card(title: &str, value: &Value, based_on: u64) -> String {
-    let mut out = format!("{title} (as of position {based_on})\n");
+    let mut out = format!("{title} {}\n", as_of_note(based_on));
     if let Some(fields) = value.as_object() {
         for (key, field) in fields {
             let shown = match field {

@@ -14,7 +14,7 @@
 //! - `recovery`: checks on open and full verification.
 //! - `clock`: the injectable source of `recorded_at`.
 //!
-//! Invariants (tested in tests/log_*.rs): positions are dense from 1 and a position always
+//! Invariants (tested in tests/it/log_*.rs): positions are dense from 1 and a position always
 //! returns the same bytes; an append is acknowledged only once its journal frame is fdatasynced; after a crash
 //! the log is a prefix of what was attempted containing everything acknowledged; stream
 //! versions are dense; a command id is recorded once; `recorded_at` never decreases; readers

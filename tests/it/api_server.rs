@@ -1,9 +1,7 @@
 //! The server's plumbing: gRPC health and server reflection (v1 and v1alpha) answer, so that
 //! grpcurl and generic clients work; the loopback-only rule.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;

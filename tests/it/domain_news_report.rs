@@ -6,15 +6,13 @@
 //! path; roles (host/visitor) are not stated, so none are recorded, and the meeting maps to
 //! CAMEO 040 Consult.
 
-mod support;
-
+use crate::support::domain::*;
 use dipledger::domain::cameo::{map_event, CONSULT, EXPRESS_INTENT_TO_COOPERATE, PLOVER_AGREE};
 use dipledger::domain::commitment::CommitmentStatus;
 use dipledger::domain::meeting::MeetingStatus;
 use dipledger::domain::official;
 use dipledger::domain::{decide_command, decode_event, evolve_state, AggregateState, DomainEvent, EntityRef};
 use dipledger::time::{OccurredAt, Precision};
-use support::*;
 
 use dipledger::sample::{held_details, news_report_commands as commands, reaffirmed_details};
 

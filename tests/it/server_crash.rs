@@ -5,14 +5,12 @@
 //! is recorded twice, and `verify` passes. Between kills nothing is checkpointed on purpose:
 //! the kills land before, during and after checkpoints alike, so recovery replays the journal.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::XorShift;
+use crate::support::log::XorShift;
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
 use dipledger::log::{Direction, EventFilter, Log, LogConfig};

@@ -37,11 +37,9 @@ fn the_demo_records_the_report_and_shows_the_relation_and_the_audit_trail() {
     assert!(stdout.contains("v2 StatementRecorded"), "{stdout}");
 }
 
-mod api_common;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_records_through_a_running_server_and_a_second_run_records_nothing() {
-    let harness = api_common::Harness::start().await;
+    let harness = crate::support::api::Harness::start().await;
     let uri = harness.server.uri();
     let run = |uri: String| {
         tokio::task::spawn_blocking(move || {

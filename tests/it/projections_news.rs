@@ -1,10 +1,9 @@
 //! The news report (`dipledger::sample`) end to end: commands in, then
 //! the Libya-France relation, the meeting's history, and as-of answers around a correction.
 
-mod projections_support;
-
 use std::time::Duration;
 
+use crate::support::projections::*;
 use dipledger::domain::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
 use dipledger::domain::common::{CommitmentId, MeetingId, OfficialId};
 use dipledger::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
@@ -17,7 +16,6 @@ use dipledger::projections::{
     ReadOptions, TimelineItem,
 };
 use dipledger::time::Timestamp;
-use projections_support::*;
 use uuid::Uuid;
 
 const TEXT_TALKS: &str = "On Wednesday, Libya’s National Security Adviser Ibrahim Bushnaf met with the French Ambassador to Libya, Mostafa Mihraje, in Benghazi to discuss strengthening ties between the two nations.";

@@ -2,9 +2,7 @@
 //! against a real server, read back with `relation`; a scripted retry with --command-id records
 //! nothing twice; bad arguments fail with a clear message.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use serde_json::Value;
 
 async fn dipledger(args: Vec<String>) -> std::process::Output {

@@ -1,6 +1,5 @@
 //! Helpers for the projection tests: a minimal ledger stand-in that decides commands on folded
 //! state and appends the events, and a reference fold of the log up to a position.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 

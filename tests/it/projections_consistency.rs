@@ -1,10 +1,9 @@
 //! Consistency and limits: read-your-writes through `min_position`, the bounded wait and its
 //! UNAVAILABLE error, as-of bounds, and every named limit.
 
-mod projections_support;
-
 use std::time::Duration;
 
+use crate::support::projections::*;
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::DomainCommand;
 use dipledger::projections::consistency::MAX_WAIT;
@@ -13,7 +12,6 @@ use dipledger::projections::store::{MAX_PAGE_SIZE, MAX_PAGE_TOKEN_CHARS};
 use dipledger::projections::{
     AsOf, MeetingFilter, PageRequest, ProjectionError, ProjectionName, Projections, ReadOptions,
 };
-use projections_support::*;
 
 /// A log holding the source every command cites.
 fn log_with_source() -> (tempfile::TempDir, dipledger::log::Log) {

@@ -1,6 +1,5 @@
 //! Helpers shared by the API integration tests: a real server on 127.0.0.1:0 over a log in a
 //! temporary directory, the generated clients, and events appended straight to the log.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,9 +3,7 @@
 //! produce (INVALID_ARGUMENT with field violations, FAILED_PRECONDITION, NOT_FOUND,
 //! ALREADY_EXISTS, ABORTED, RESOURCE_EXHAUSTED), plus atomic batches.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
 use prost_types::Timestamp;

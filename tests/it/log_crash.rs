@@ -2,13 +2,11 @@
 //! from several threads and is killed with SIGKILL at random moments, 24 times on the same data
 //! directory. After each kill the log is reopened and checked.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::XorShift;
+use crate::support::log::XorShift;
 use dipledger::log::{Direction, EventFilter, Hash, Log, LogConfig};
 use uuid::Uuid;
 

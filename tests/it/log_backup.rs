@@ -1,9 +1,7 @@
 //! Export as JSON lines and restore into an empty directory: byte for byte, every hash checked,
 //! the first bad line named.
 
-mod common;
-
-use common::{request, temp_log};
+use crate::support::log::{request, temp_log};
 use dipledger::log::backup::{export_jsonl, restore_jsonl, RestoreError};
 use dipledger::log::{Direction, EventFilter, ExpectedVersion, Log, LogConfig};
 

@@ -3,10 +3,9 @@
 //! lists); a rebuild writes exactly what incremental application wrote; a runner stopped after
 //! k batches and reopened continues to the same state, with nothing applied twice.
 
-mod projections_support;
-
 use std::collections::BTreeMap;
 
+use crate::support::projections::*;
 use dipledger::domain::commitment::AssessmentStage;
 use dipledger::domain::commitment::{
     self, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
@@ -24,7 +23,6 @@ use dipledger::projections::{
     ProjectionName, Projections, ReadOptions, TimelineItem,
 };
 use dipledger::time::Timestamp;
-use projections_support::*;
 use proptest::prelude::*;
 use uuid::Uuid;
 

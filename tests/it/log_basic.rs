@@ -1,12 +1,10 @@
 //! The log's behaviour, one rule per test: expected versions, idempotency, limits, reads,
 //! transactions, clock, poisoning, head notification, reopen, corruption.
 
-mod common;
-
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use common::{draft, reopen, request, temp_log};
+use crate::support::log::{draft, reopen, request, temp_log};
 use dipledger::log::limits::*;
 use dipledger::log::{
     AppendRequest, Clock, Direction, EventFilter, ExpectedVersion, Log, LogConfig, LogError,

@@ -1,9 +1,7 @@
 //! The write path: commands become events; retries, references, expected versions, rejections,
 //! races and batches.
 
-mod common;
-
-use common::temp_log;
+use crate::support::log::temp_log;
 use dipledger::domain::common::{Provenance, SourceCitation};
 use dipledger::domain::meeting::{self, Speaker};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};

@@ -1,9 +1,7 @@
 //! The client verbs of the real `dipledger` binary (`relation`, `history`, `tail`) against a real
 //! server on 127.0.0.1:0 holding the news report, in human and --json output.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use dipledger::api::pb;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
 use dipledger::ledger::{CommandEnvelope, Ledger};

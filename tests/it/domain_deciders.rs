@@ -1,8 +1,7 @@
 //! Given / when / then tables for every command of every aggregate: each allowed transition,
 //! each rule rejection and each validation error (by field path).
 
-mod support;
-
+use crate::support::domain::*;
 use dipledger::domain::commitment::{self, AssessmentStage, PartyScore, Specificity};
 use dipledger::domain::common::{
     CommitmentId, Provenance, SourceCitation, TimeWindow, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_QUOTE_LEN,
@@ -16,7 +15,6 @@ use dipledger::domain::{
     decide_command, evolve_state, AggregateState, DomainCommand, DomainEvent, Rejection,
 };
 use dipledger::time::Timestamp;
-use support::*;
 
 /// The expected outcome of a command.
 #[derive(Debug)]

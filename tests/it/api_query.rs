@@ -2,9 +2,7 @@
 //! the ledger on the server's own log) read back through the read models with read-your-writes,
 //! as-of answers around a correction, the audit trail, and the status codes queries produce.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use dipledger::api::pb;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
 use dipledger::domain::meeting::{self, Location};

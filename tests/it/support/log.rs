@@ -1,5 +1,4 @@
 //! Helpers shared by the log's integration tests.
-#![allow(dead_code)]
 
 use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
 use dipledger::time::{OccurredAt, Precision, Timestamp};

@@ -2,9 +2,7 @@
 //! through CommandService, read back through QueryService (read your writes) and
 //! EventStoreService, and every event is seen live by the subscriber, in order.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
 use dipledger::api::pb::query_service_client::QueryServiceClient;

@@ -1,8 +1,7 @@
 //! The public contract of stored events: type strings and schema versions, payload round trips,
 //! upcasting of an old version, decode errors, and the size bound (64 KiB) at every maximum.
 
-mod support;
-
+use crate::support::domain::*;
 use dipledger::domain::commitment::{self, AssessmentStage, PartyScore};
 use dipledger::domain::common::*;
 use dipledger::domain::event::event_types;
@@ -15,7 +14,6 @@ use dipledger::domain::{
     decide_command, decode_event, evolve_state, AggregateState, DecodeEventError, DomainCommand, DomainEvent,
 };
 use dipledger::time::Timestamp;
-use support::*;
 
 const MAX_EVENT_BYTES: usize = 64 * 1024;
 

@@ -2,10 +2,9 @@
 //! equals the state obtained by folding the accepted events from scratch, and equals folding the
 //! events after a round trip through their stored encoding. Also: `decide` never panics.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::domain::*;
 use dipledger::domain::commitment::{self, AssessmentStage, PartyScore};
 use dipledger::domain::common::{CommitmentId, Provenance, SourceCitation, TimeWindow};
 use dipledger::domain::meeting::{self, MeetingFormat, Speaker};
@@ -15,7 +14,6 @@ use dipledger::domain::{
     decide_command, decode_event, evolve_state, AggregateState, DomainCommand, DomainEvent,
 };
 use proptest::prelude::*;
-use support::*;
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -1,5 +1,4 @@
 //! Fixtures shared by the domain integration tests.
-#![allow(dead_code)]
 
 use dipledger::domain::commitment::{CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
 use dipledger::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};

@@ -2,11 +2,9 @@
 //! Versions and positions stay dense and unique, every success is readable, and every conflict
 //! reports the stream's version at the time.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
-use common::{request, temp_log};
+use crate::support::log::{request, temp_log};
 use dipledger::log::{Direction, EventFilter, ExpectedVersion, LogError};
 
 const APPENDERS: usize = 16;

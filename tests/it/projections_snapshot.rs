@@ -1,8 +1,7 @@
 //! Snapshots of the read models: what one costs per statement and progress report, what a
 //! reopen restores, and what happens to a damaged one.
 
-mod projections_support;
-
+use crate::support::projections::*;
 use dipledger::domain::commitment::{
     self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity,
     MAX_PROGRESS_REPORTS_PER_COMMITMENT,
@@ -17,7 +16,6 @@ use dipledger::domain::DomainCommand;
 use dipledger::log::Log;
 use dipledger::projections::{ProjectionName, Projections, SnapshotLoad};
 use dipledger::time::Timestamp;
-use projections_support::*;
 use uuid::Uuid;
 
 fn meeting_id() -> MeetingId {

@@ -2,11 +2,9 @@
 //! reused command ids) and reopenings, against a plain in-memory model. The log and the model
 //! must agree on every result and on every read.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{draft, reopen, temp_log};
+use crate::support::log::{draft, reopen, temp_log};
 use dipledger::log::{AppendRequest, Direction, EventFilter, ExpectedVersion, LogError};
 use proptest::prelude::*;
 use uuid::Uuid;

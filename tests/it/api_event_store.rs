@@ -3,9 +3,7 @@
 //! live with no gap or duplicate, resuming from a checkpoint, a stalled client, shutdown with
 //! open subscriptions). Events are appended straight to the server's `Log` in this process.
 
-mod api_common;
-
-use api_common::*;
+use crate::support::api::*;
 use dipledger::api::convert;
 use dipledger::api::event_store::{EventStore, LIVE_FEED_EVENTS};
 use dipledger::api::pb;
