@@ -1,7 +1,8 @@
 """A Python (grpcio) client of dipledger: records a source and a party, reads the party back
 through QueryService (reading its own write), lists the services through server reflection
-(v1alpha, what grpcio-reflection speaks), and replays the log through a subscription until it
-has caught up.
+(v1alpha, what grpcio-reflection speaks), reads the log's first events (ReadAll) and replays the
+log through a subscription until it has caught up: the same calls as the grpcurl lines of
+docs/api.md.
 
     pip install grpcio grpcio-tools grpcio-reflection
     python -m grpc_tools.protoc -I proto --python_out=/tmp/dl --grpc_python_out=/tmp/dl proto/dipledger/v1/*.proto
@@ -55,6 +56,9 @@ try:
         header=commands_pb2.CommandHeader(command_id=str(uuid.uuid4())), code="lower case"))
 except grpc.RpcError as error:
     print("rejected:", error.code())  # StatusCode.INVALID_ARGUMENT
+
+page = store.ReadAll(event_store_pb2.ReadAllRequest(limit=10))
+print("read", len(page.events), "events, the first", page.events[0].event_type)
 
 for message in store.Subscribe(event_store_pb2.SubscribeRequest(from_start=event_store_pb2.SubscribeFromStart())):
     kind = message.WhichOneof("message")
