@@ -1,7 +1,7 @@
-//! `QueryService`: the read models over gRPC. Every handler converts the request (collecting
-//! every malformed field), runs the query on tokio's blocking pool (read models live in sled,
-//! and a `min_position` wait blocks), and converts the answer, which always carries
-//! `based_on_position`.
+//! `QueryService`: the read models over gRPC. Every handler has one shape (`Query::query`): it
+//! converts the request (collecting every malformed field), runs the query on tokio's blocking
+//! pool (a `min_position` wait blocks, and an as-of read may fold a stream from the log), and
+//! converts the answer, which always carries `based_on_position`.
 //!
 //! The wait for `min_position` (or for an as-of position the read model has not reached) is 90%
 //! of the call's deadline (`grpc-timeout`), or `projections::consistency::DEFAULT_WAIT` without one,
@@ -18,7 +18,7 @@ use super::status;
 use crate::domain::common::{CommitmentId, MeetingId, OfficialId, SourceId};
 use crate::projections::consistency::{DEFAULT_WAIT, MAX_WAIT};
 use crate::projections::{
-    AsOf, CommitmentFilter, MeetingFilter, PageRequest, ProjectionResult, Projections, ReadOptions,
+    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionResult, Projections, ReadOptions,
 };
 
 /// The QueryService implementation.
@@ -31,6 +31,27 @@ impl Query {
     /// Serves queries on `projections`.
     pub fn new(projections: Arc<Projections>) -> Query {
         Query { projections }
+    }
+
+    /// One query, the shape of every handler: the request's own fields are read by `parse`
+    /// (every malformed field collected, then its read options'), the query runs on the
+    /// blocking pool at those options, and `answer` builds the response.
+    async fn query<R: ReadRequest, P: Send + 'static, A: Send + 'static, T>(
+        &self,
+        request: Request<R>,
+        parse: impl FnOnce(R, &mut Violations) -> P,
+        query: impl FnOnce(&Projections, P, &ReadOptions) -> ProjectionResult<A> + Send + 'static,
+        answer: impl FnOnce(A) -> T,
+    ) -> Result<Response<T>, Status> {
+        let wait = deadline_of(&request);
+        let mut request = request.into_inner();
+        let options = request.take_options();
+        let mut violations = Violations::new();
+        let parsed = parse(request, &mut violations);
+        let options = read_options(options.as_ref(), wait, &mut violations);
+        checked(violations, ())?;
+        let found = self.run(move |p| query(p, parsed, &options)).await?;
+        Ok(Response::new(answer(found)))
     }
 
     /// Runs a query on the blocking pool and maps its error.
@@ -107,6 +128,56 @@ fn page_request(page: Option<&pb::PageRequest>) -> PageRequest {
     }
 }
 
+/// A query request: it carries read options (consistency and as-of).
+trait ReadRequest {
+    /// Takes the request's read options out of it.
+    fn take_options(&mut self) -> Option<pb::ReadOptions>;
+}
+
+macro_rules! read_requests {
+    ($($request:ident),* $(,)?) => {
+        $(impl ReadRequest for pb::$request {
+            fn take_options(&mut self) -> Option<pb::ReadOptions> {
+                self.options.take()
+            }
+        })*
+    };
+}
+
+read_requests!(
+    GetMeetingRequest,
+    ListMeetingsRequest,
+    GetCommitmentRequest,
+    ListCommitmentsRequest,
+    ListOverdueCommitmentsRequest,
+    GetComplianceRequest,
+    GetBilateralRelationRequest,
+    GetOfficialRequest,
+    ListOfficialsRequest,
+    ListPostHoldersRequest,
+    GetContactsRequest,
+    GetPartyRequest,
+    ListPartiesRequest,
+    GetSourceRequest,
+    ListSourcesRequest,
+    GetEntityHistoryRequest,
+);
+
+/// A page of rows as its three response fields: the rows, the next page token, the position.
+fn page_parts<T, U>(page: &Page<T>, row: impl Fn(&T) -> U) -> (Vec<U>, String, u64) {
+    let rows = page.items().iter().map(row).collect();
+    (
+        rows,
+        page.next_page_token().unwrap_or_default().to_owned(),
+        page.based_on_position(),
+    )
+}
+
+/// A party code, bare or as its stream id, that must be given.
+fn required_party(value: &str, field: &str, violations: &mut Violations) -> String {
+    required_text(&convert::party_code_from_pb(value), field, violations)
+}
+
 fn checked<T>(violations: Violations, value: T) -> Result<T, Status> {
     violations
         .finish(value)
@@ -126,366 +197,366 @@ impl pb::query_service_server::QueryService for Query {
         &self,
         request: Request<pb::GetMeetingRequest>,
     ) -> Result<Response<pb::GetMeetingResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let id = convert::entity_id_from_pb::<MeetingId>(&request.meeting_id, "meeting_id", &mut violations);
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.meeting(id, &options)).await?;
-        Ok(Response::new(pb::GetMeetingResponse {
-            meeting: Some(convert::meeting_to_pb(answer.value())),
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| convert::entity_id_from_pb::<MeetingId>(&r.meeting_id, "meeting_id", v),
+            |p, id, options| p.meeting(id, options),
+            |answer| pb::GetMeetingResponse {
+                meeting: Some(convert::meeting_to_pb(answer.value())),
+                based_on_position: answer.based_on_position(),
+            },
+        )
+        .await
     }
 
     async fn list_meetings(
         &self,
         request: Request<pb::ListMeetingsRequest>,
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let filter = MeetingFilter {
-            party: request.party.as_deref().map(convert::party_code_from_pb),
-            official: convert::optional_entity_id(
-                request.official_id.as_deref(),
-                "official_id",
-                &mut violations,
-            ),
-            topic: request.topic.clone(),
-            place: request.place.clone(),
-            country: request.country.clone(),
-            status: convert::meeting_status_from_pb(request.status, "status", &mut violations),
-            occurred_from: convert::optional_timestamp(
-                request.occurred_from.as_ref(),
-                "occurred_from",
-                &mut violations,
-            ),
-            occurred_to: convert::optional_timestamp(
-                request.occurred_to.as_ref(),
-                "occurred_to",
-                &mut violations,
-            ),
+        let parse = |r: pb::ListMeetingsRequest, v: &mut Violations| {
+            let filter = MeetingFilter {
+                party: r.party.as_deref().map(convert::party_code_from_pb),
+                official: convert::optional_entity_id(r.official_id.as_deref(), "official_id", v),
+                topic: r.topic,
+                place: r.place,
+                country: r.country,
+                status: convert::meeting_status_from_pb(r.status, "status", v),
+                occurred_from: convert::optional_timestamp(r.occurred_from.as_ref(), "occurred_from", v),
+                occurred_to: convert::optional_timestamp(r.occurred_to.as_ref(), "occurred_to", v),
+            };
+            (filter, page_request(r.page.as_ref()))
         };
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self.run(move |p| p.meetings(&filter, &page, &options)).await?;
-        Ok(Response::new(pb::ListMeetingsResponse {
-            meetings: page.items().iter().map(convert::meeting_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            parse,
+            |p, (filter, page), options| p.meetings(&filter, &page, options),
+            |page| {
+                let (meetings, next_page_token, based_on_position) =
+                    page_parts(&page, convert::meeting_to_pb);
+                pb::ListMeetingsResponse {
+                    meetings,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn get_commitment(
         &self,
         request: Request<pb::GetCommitmentRequest>,
     ) -> Result<Response<pb::GetCommitmentResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let id = convert::entity_id_from_pb::<CommitmentId>(
-            &request.commitment_id,
-            "commitment_id",
-            &mut violations,
-        );
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.commitment(id, &options)).await?;
-        Ok(Response::new(pb::GetCommitmentResponse {
-            commitment: Some(convert::commitment_to_pb(answer.value())),
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| convert::entity_id_from_pb::<CommitmentId>(&r.commitment_id, "commitment_id", v),
+            |p, id, options| p.commitment(id, options),
+            |answer| pb::GetCommitmentResponse {
+                commitment: Some(convert::commitment_to_pb(answer.value())),
+                based_on_position: answer.based_on_position(),
+            },
+        )
+        .await
     }
 
     async fn list_commitments(
         &self,
         request: Request<pb::ListCommitmentsRequest>,
     ) -> Result<Response<pb::ListCommitmentsResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let filter = CommitmentFilter {
-            party: request.party.as_deref().map(convert::party_code_from_pb),
-            status: convert::commitment_status_from_pb(request.status, "status", &mut violations),
-            topic: request.topic.clone(),
-            made_from: convert::optional_timestamp(request.made_from.as_ref(), "made_from", &mut violations),
-            made_to: convert::optional_timestamp(request.made_to.as_ref(), "made_to", &mut violations),
+        let parse = |r: pb::ListCommitmentsRequest, v: &mut Violations| {
+            let filter = CommitmentFilter {
+                party: r.party.as_deref().map(convert::party_code_from_pb),
+                status: convert::commitment_status_from_pb(r.status, "status", v),
+                topic: r.topic,
+                made_from: convert::optional_timestamp(r.made_from.as_ref(), "made_from", v),
+                made_to: convert::optional_timestamp(r.made_to.as_ref(), "made_to", v),
+            };
+            (filter, page_request(r.page.as_ref()))
         };
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self.run(move |p| p.commitments(&filter, &page, &options)).await?;
-        Ok(Response::new(pb::ListCommitmentsResponse {
-            commitments: page.items().iter().map(convert::commitment_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            parse,
+            |p, (filter, page), options| p.commitments(&filter, &page, options),
+            |page| {
+                let (commitments, next_page_token, based_on_position) =
+                    page_parts(&page, convert::commitment_to_pb);
+                pb::ListCommitmentsResponse {
+                    commitments,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn list_overdue_commitments(
         &self,
         request: Request<pb::ListOverdueCommitmentsRequest>,
     ) -> Result<Response<pb::ListOverdueCommitmentsResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let on = convert::required_timestamp(request.on.as_ref(), "on", &mut violations);
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self
-            .run(move |p| p.overdue_commitments(on, &page, &options))
-            .await?;
-        Ok(Response::new(pb::ListOverdueCommitmentsResponse {
-            commitments: page.items().iter().map(convert::commitment_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| {
+                let on = convert::required_timestamp(r.on.as_ref(), "on", v);
+                (on, page_request(r.page.as_ref()))
+            },
+            |p, (on, page), options| p.overdue_commitments(on, &page, options),
+            |page| {
+                let (commitments, next_page_token, based_on_position) =
+                    page_parts(&page, convert::commitment_to_pb);
+                pb::ListOverdueCommitmentsResponse {
+                    commitments,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn get_compliance(
         &self,
         request: Request<pb::GetComplianceRequest>,
     ) -> Result<Response<pb::GetComplianceResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let party = required_text(
-            &convert::party_code_from_pb(&request.party),
-            "party",
-            &mut violations,
-        );
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.compliance(&party, &options)).await?;
-        let row = answer.value();
-        Ok(Response::new(pb::GetComplianceResponse {
-            party: row.party.clone(),
-            assessed_commitments: row.assessed_commitments,
-            score_sum: row.score_sum,
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| required_party(&r.party, "party", v),
+            |p, party, options| p.compliance(&party, options),
+            |answer| {
+                let row = answer.value();
+                pb::GetComplianceResponse {
+                    party: row.party.clone(),
+                    assessed_commitments: row.assessed_commitments,
+                    score_sum: row.score_sum,
+                    based_on_position: answer.based_on_position(),
+                }
+            },
+        )
+        .await
     }
 
     async fn get_bilateral_relation(
         &self,
         request: Request<pb::GetBilateralRelationRequest>,
     ) -> Result<Response<pb::GetBilateralRelationResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let a = required_text(
-            &convert::party_code_from_pb(&request.party_a),
-            "party_a",
-            &mut violations,
-        );
-        let b = required_text(
-            &convert::party_code_from_pb(&request.party_b),
-            "party_b",
-            &mut violations,
-        );
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.relation(&a, &b, &page, &options)).await?;
-        let relation = answer.value();
-        let summary = &relation.summary;
-        Ok(Response::new(pb::GetBilateralRelationResponse {
-            pair: relation.pair.clone(),
-            meetings: summary.meetings,
-            meetings_held_by_month: summary.meetings_held_by_month.clone().into_iter().collect(),
-            commitments: summary.commitments,
-            commitments_open: summary.commitments_open,
-            commitments_fulfilled: summary.commitments_fulfilled,
-            commitments_closed_otherwise: summary.commitments_closed_otherwise,
-            topics: summary.topics.clone().into_iter().collect(),
-            goldstein_tenths_by_month: summary.goldstein_tenths_by_month.clone().into_iter().collect(),
-            timeline: relation
-                .timeline
-                .iter()
-                .map(convert::timeline_item_to_pb)
-                .collect(),
-            next_page_token: relation.next_page_token.clone().unwrap_or_default(),
-            based_on_position: answer.based_on_position(),
-        }))
+        let parse = |r: pb::GetBilateralRelationRequest, v: &mut Violations| {
+            let a = required_party(&r.party_a, "party_a", v);
+            let b = required_party(&r.party_b, "party_b", v);
+            (a, b, page_request(r.page.as_ref()))
+        };
+        self.query(
+            request,
+            parse,
+            |p, (a, b, page), options| p.relation(&a, &b, &page, options),
+            |answer| {
+                let relation = answer.value();
+                let summary = &relation.summary;
+                pb::GetBilateralRelationResponse {
+                    pair: relation.pair.clone(),
+                    meetings: summary.meetings,
+                    meetings_held_by_month: summary.meetings_held_by_month.clone().into_iter().collect(),
+                    commitments: summary.commitments,
+                    commitments_open: summary.commitments_open,
+                    commitments_fulfilled: summary.commitments_fulfilled,
+                    commitments_closed_otherwise: summary.commitments_closed_otherwise,
+                    topics: summary.topics.clone().into_iter().collect(),
+                    goldstein_tenths_by_month: summary
+                        .goldstein_tenths_by_month
+                        .clone()
+                        .into_iter()
+                        .collect(),
+                    timeline: relation
+                        .timeline
+                        .iter()
+                        .map(convert::timeline_item_to_pb)
+                        .collect(),
+                    next_page_token: relation.next_page_token.clone().unwrap_or_default(),
+                    based_on_position: answer.based_on_position(),
+                }
+            },
+        )
+        .await
     }
 
     async fn get_official(
         &self,
         request: Request<pb::GetOfficialRequest>,
     ) -> Result<Response<pb::GetOfficialResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let id =
-            convert::entity_id_from_pb::<OfficialId>(&request.official_id, "official_id", &mut violations);
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.official(id, &options)).await?;
-        Ok(Response::new(pb::GetOfficialResponse {
-            official: Some(convert::official_to_pb(answer.value())),
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| convert::entity_id_from_pb::<OfficialId>(&r.official_id, "official_id", v),
+            |p, id, options| p.official(id, options),
+            |answer| pb::GetOfficialResponse {
+                official: Some(convert::official_to_pb(answer.value())),
+                based_on_position: answer.based_on_position(),
+            },
+        )
+        .await
     }
 
     async fn list_officials(
         &self,
         request: Request<pb::ListOfficialsRequest>,
     ) -> Result<Response<pb::ListOfficialsResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let party = required_text(
-            &convert::party_code_from_pb(&request.party),
-            "party",
-            &mut violations,
-        );
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self
-            .run(move |p| p.officials_of_party(&party, &page, &options))
-            .await?;
-        Ok(Response::new(pb::ListOfficialsResponse {
-            officials: page.items().iter().map(convert::official_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| {
+                (
+                    required_party(&r.party, "party", v),
+                    page_request(r.page.as_ref()),
+                )
+            },
+            |p, (party, page), options| p.officials_of_party(&party, &page, options),
+            |page| {
+                let (officials, next_page_token, based_on_position) =
+                    page_parts(&page, convert::official_to_pb);
+                pb::ListOfficialsResponse {
+                    officials,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn list_post_holders(
         &self,
         request: Request<pb::ListPostHoldersRequest>,
     ) -> Result<Response<pb::ListPostHoldersResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let post = required_text(&request.post, "post", &mut violations);
-        let on = convert::required_timestamp(request.on.as_ref(), "on", &mut violations);
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self
-            .run(move |p| p.post_holders(&post, on, &page, &options))
-            .await?;
-        Ok(Response::new(pb::ListPostHoldersResponse {
-            holders: page.items().iter().map(convert::post_holder_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        let parse = |r: pb::ListPostHoldersRequest, v: &mut Violations| {
+            let post = required_text(&r.post, "post", v);
+            let on = convert::required_timestamp(r.on.as_ref(), "on", v);
+            (post, on, page_request(r.page.as_ref()))
+        };
+        self.query(
+            request,
+            parse,
+            |p, (post, on, page), options| p.post_holders(&post, on, &page, options),
+            |page| {
+                let (holders, next_page_token, based_on_position) =
+                    page_parts(&page, convert::post_holder_to_pb);
+                pb::ListPostHoldersResponse {
+                    holders,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn get_contacts(
         &self,
         request: Request<pb::GetContactsRequest>,
     ) -> Result<Response<pb::GetContactsResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let id =
-            convert::entity_id_from_pb::<OfficialId>(&request.official_id, "official_id", &mut violations);
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.contacts(id, &options)).await?;
-        Ok(Response::new(pb::GetContactsResponse {
-            met: answer.value().met.clone().into_iter().collect(),
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| convert::entity_id_from_pb::<OfficialId>(&r.official_id, "official_id", v),
+            |p, id, options| p.contacts(id, options),
+            |answer| pb::GetContactsResponse {
+                met: answer.value().met.clone().into_iter().collect(),
+                based_on_position: answer.based_on_position(),
+            },
+        )
+        .await
     }
 
     async fn get_party(
         &self,
         request: Request<pb::GetPartyRequest>,
     ) -> Result<Response<pb::GetPartyResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let code = required_text(
-            &convert::party_code_from_pb(&request.code),
-            "code",
-            &mut violations,
-        );
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.party(&code, &options)).await?;
-        Ok(Response::new(pb::GetPartyResponse {
-            party: Some(convert::party_to_pb(answer.value())),
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| required_party(&r.code, "code", v),
+            |p, code, options| p.party(&code, options),
+            |answer| pb::GetPartyResponse {
+                party: Some(convert::party_to_pb(answer.value())),
+                based_on_position: answer.based_on_position(),
+            },
+        )
+        .await
     }
 
     async fn list_parties(
         &self,
         request: Request<pb::ListPartiesRequest>,
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self.run(move |p| p.parties(&page, &options)).await?;
-        Ok(Response::new(pb::ListPartiesResponse {
-            parties: page.items().iter().map(convert::party_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, _| page_request(r.page.as_ref()),
+            |p, page, options| p.parties(&page, options),
+            |page| {
+                let (parties, next_page_token, based_on_position) = page_parts(&page, convert::party_to_pb);
+                pb::ListPartiesResponse {
+                    parties,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn get_source(
         &self,
         request: Request<pb::GetSourceRequest>,
     ) -> Result<Response<pb::GetSourceResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let id = convert::entity_id_from_pb::<SourceId>(&request.source_id, "source_id", &mut violations);
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let answer = self.run(move |p| p.source(id, &options)).await?;
-        Ok(Response::new(pb::GetSourceResponse {
-            source: Some(convert::source_to_pb(answer.value())),
-            based_on_position: answer.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| convert::entity_id_from_pb::<SourceId>(&r.source_id, "source_id", v),
+            |p, id, options| p.source(id, options),
+            |answer| pb::GetSourceResponse {
+                source: Some(convert::source_to_pb(answer.value())),
+                based_on_position: answer.based_on_position(),
+            },
+        )
+        .await
     }
 
     async fn list_sources(
         &self,
         request: Request<pb::ListSourcesRequest>,
     ) -> Result<Response<pb::ListSourcesResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self.run(move |p| p.sources(&page, &options)).await?;
-        Ok(Response::new(pb::ListSourcesResponse {
-            sources: page.items().iter().map(convert::source_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, _| page_request(r.page.as_ref()),
+            |p, page, options| p.sources(&page, options),
+            |page| {
+                let (sources, next_page_token, based_on_position) = page_parts(&page, convert::source_to_pb);
+                pb::ListSourcesResponse {
+                    sources,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 
     async fn get_entity_history(
         &self,
         request: Request<pb::GetEntityHistoryRequest>,
     ) -> Result<Response<pb::GetEntityHistoryResponse>, Status> {
-        let wait = deadline_of(&request);
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let stream_id = required_text(&request.stream_id, "stream_id", &mut violations);
-        let page = page_request(request.page.as_ref());
-        let options = read_options(request.options.as_ref(), wait, &mut violations);
-        checked(violations, ())?;
-        let page = self.run(move |p| p.history(&stream_id, &page, &options)).await?;
-        Ok(Response::new(pb::GetEntityHistoryResponse {
-            entries: page.items().iter().map(convert::history_entry_to_pb).collect(),
-            next_page_token: page.next_page_token().unwrap_or_default().to_owned(),
-            based_on_position: page.based_on_position(),
-        }))
+        self.query(
+            request,
+            |r, v| {
+                (
+                    required_text(&r.stream_id, "stream_id", v),
+                    page_request(r.page.as_ref()),
+                )
+            },
+            |p, (stream_id, page), options| p.history(&stream_id, &page, options),
+            |page| {
+                let (entries, next_page_token, based_on_position) =
+                    page_parts(&page, convert::history_entry_to_pb);
+                pb::GetEntityHistoryResponse {
+                    entries,
+                    next_page_token,
+                    based_on_position,
+                }
+            },
+        )
+        .await
     }
 }
