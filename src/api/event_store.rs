@@ -39,6 +39,9 @@
 //! At most `max_subscriptions` (default [`MAX_SUBSCRIPTIONS`]) run at once; beyond that
 //! Subscribe fails with RESOURCE_EXHAUSTED. Every subscription watches the server's shutdown
 //! signal and ends its stream cleanly when it fires.
+//!
+//! Longer than ~600 lines: the three RPCs share the subscription machinery (catch-up, the live
+//! ring, checkpoints, limits), which reads best beside them.
 
 use std::collections::VecDeque;
 use std::pin::Pin;

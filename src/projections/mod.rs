@@ -22,6 +22,10 @@
 //! any earlier position, equals a fresh fold of the events up to it; a rebuild holds exactly
 //! what incremental application holds (compared through [`Projections::dump`]); a reopen loads
 //! the last snapshot ([`snapshot`]) and replays only the log past it.
+//!
+//! Longer than ~600 lines: it is the facade, one short method per question analysts ask (each
+//! naming the read models it needs), plus the types of answers and pages; the work is in the
+//! read-model files.
 #![deny(missing_docs)]
 
 pub mod commitments;

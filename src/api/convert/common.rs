@@ -8,6 +8,9 @@
 //!
 //! Timestamps: the domain stores whole microseconds; inbound nanos are truncated towards the
 //! past, and seconds must be within the protobuf Timestamp range (years 1 to 9999).
+//!
+//! Longer than ~600 lines because every helper the five aggregate files share lives here, so that
+//! each aggregate file holds only its own messages.
 
 use prost_types::Timestamp as PbTimestamp;
 use uuid::Uuid;

@@ -13,6 +13,9 @@
 //!   writer's acknowledgement to the subscriber's receipt (0 when the event arrived first).
 //! - W6: 8 clients race `expected_version` on one entity; afterwards the entity's versions must
 //!   be dense and unique and every acknowledged command present.
+//!
+//! Longer than ~600 lines because it holds six workloads, each with its load, its checks and its
+//! report, and the live-subscriber harness they share; they are read and changed together.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
