@@ -5,6 +5,9 @@
 //! The status is derived: a terminal event wins; otherwise any (unretracted) progress report means
 //! InProgress; otherwise any (unretracted) reaffirmation means Reaffirmed; otherwise Made.
 //! Compliance is assessed per committing party (-1, 0, +1), interim or final, at any time.
+//!
+//! Longer than ~600 lines as one aggregate whole: its commands, events, state, decide and evolve read
+//! together; splitting them would separate a rule from the events it produces.
 
 use serde::{Deserialize, Serialize};
 
@@ -820,17 +823,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
     let provenance = command.provenance().clone();
     match command {
         Command::RecordCommitment { details, .. } => {
-            validator.finish()?;
-            if state.exists() {
-                return Err(Rejection::AlreadyExists {
-                    stream_id: commitment_id.stream_id(),
-                });
-            }
-            Ok(vec![Event::CommitmentRecorded(CommitmentRecorded {
-                commitment_id,
-                details: details.clone(),
-                provenance,
-            })])
+            decide_record_commitment(state, validator, commitment_id, details, provenance)
         }
         Command::ReaffirmCommitment {
             reaffirmed_by,
@@ -838,220 +831,380 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
             at_meeting,
             text,
             ..
-        } => {
-            validator.party_codes("reaffirmed_by", reaffirmed_by, 1);
-            validate_officials(&mut validator, "voiced_by", voiced_by);
-            validator.optional_text("text", text.as_deref(), MAX_TEXT_LEN);
-            validator.finish()?;
-            require_open(state, commitment_id, "reaffirmed")?;
-            let committing = state
-                .details
-                .as_ref()
-                .map(|details| details.committing_parties.as_slice())
-                .unwrap_or_default();
-            if let Some(outsider) = reaffirmed_by.iter().find(|party| !committing.contains(party)) {
-                return Err(Rejection::rule(
-                    "commitment.not_committing_party",
-                    format!("{outsider} is not a committing party"),
-                ));
-            }
-            Ok(vec![Event::CommitmentReaffirmed(CommitmentReaffirmed {
-                commitment_id,
-                reaffirmed_by: reaffirmed_by.clone(),
-                voiced_by: voiced_by.clone(),
-                at_meeting: *at_meeting,
-                text: text.clone(),
-                provenance,
-            })])
-        }
+        } => decide_reaffirm_commitment(
+            state,
+            validator,
+            commitment_id,
+            reaffirmed_by,
+            voiced_by,
+            *at_meeting,
+            text.as_deref(),
+            provenance,
+        ),
         Command::ReportCommitmentProgress { summary, .. } => {
-            validator.required_text("summary", summary, MAX_TEXT_LEN);
-            validator.finish()?;
-            require_open(state, commitment_id, "progressed")?;
-            let reported = state
-                .event_types
-                .iter()
-                .filter(|name| **name == "CommitmentProgressReported")
-                .count();
-            if reported >= MAX_PROGRESS_REPORTS_PER_COMMITMENT {
-                return Err(Rejection::rule(
-                    "commitment.too_many_progress_reports",
-                    format!(
-                        "a commitment keeps at most {MAX_PROGRESS_REPORTS_PER_COMMITMENT} progress reports"
-                    ),
-                ));
-            }
-            Ok(vec![Event::CommitmentProgressReported(
-                CommitmentProgressReported {
-                    commitment_id,
-                    summary: summary.clone(),
-                    provenance,
-                },
-            )])
+            decide_report_commitment_progress(state, validator, commitment_id, summary, provenance)
         }
         Command::FulfilCommitment { summary, .. } => {
-            validator.required_text("summary", summary, MAX_TEXT_LEN);
-            validator.finish()?;
-            require_open(state, commitment_id, "fulfilled")?;
-            Ok(vec![Event::CommitmentFulfilled(CommitmentFulfilled {
-                commitment_id,
-                summary: summary.clone(),
-                provenance,
-            })])
+            decide_fulfil_commitment(state, validator, commitment_id, summary, provenance)
         }
         Command::MarkCommitmentLapsed { reason, .. } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            require_open(state, commitment_id, "marked lapsed")?;
-            let due_by = state.details.as_ref().and_then(|details| details.due_by);
-            if let Some(due_by) = due_by {
-                if provenance.occurred_at.at() < due_by.at() {
-                    return Err(Rejection::rule(
-                        "commitment.not_yet_due",
-                        "a commitment cannot lapse before its due date",
-                    ));
-                }
-            }
-            Ok(vec![Event::CommitmentLapsed(CommitmentLapsed {
-                commitment_id,
-                reason: reason.clone(),
-                provenance,
-            })])
+            decide_mark_commitment_lapsed(state, validator, commitment_id, reason, provenance)
         }
         Command::WithdrawCommitment { reason, .. } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            require_open(state, commitment_id, "withdrawn")?;
-            Ok(vec![Event::CommitmentWithdrawn(CommitmentWithdrawn {
-                commitment_id,
-                reason: reason.clone(),
-                provenance,
-            })])
+            decide_withdraw_commitment(state, validator, commitment_id, reason, provenance)
         }
         Command::SupersedeCommitment {
             superseded_by,
             reason,
             ..
-        } => {
-            if *superseded_by == commitment_id {
-                validator.violation("superseded_by", "a commitment cannot supersede itself");
-            }
-            validator.optional_text("reason", reason.as_deref(), MAX_REASON_LEN);
-            validator.finish()?;
-            require_open(state, commitment_id, "superseded")?;
-            Ok(vec![Event::CommitmentSuperseded(CommitmentSuperseded {
-                commitment_id,
-                superseded_by: *superseded_by,
-                reason: reason.clone(),
-                provenance,
-            })])
-        }
+        } => decide_supersede_commitment(
+            state,
+            validator,
+            commitment_id,
+            *superseded_by,
+            reason.as_deref(),
+            provenance,
+        ),
         Command::AssessCompliance {
             stage,
             assessor,
             rationale,
             scores,
             ..
-        } => {
-            validator.required_text("assessor", assessor, MAX_NAME_LEN);
-            validator.required_text("rationale", rationale, MAX_TEXT_LEN);
-            let parties: Vec<String> = scores.iter().map(|score| score.party.clone()).collect();
-            validator.party_codes("scores", &parties, 1);
-            for (index, score) in scores.iter().enumerate() {
-                if !(-1..=1).contains(&score.score) {
-                    validator.violation(format!("scores[{index}].score"), "must be -1, 0 or +1");
-                }
-            }
-            validator.finish()?;
-            let Some(details) = &state.details else {
-                return Err(not_found(commitment_id));
-            };
-            if let Some(outsider) = scores
-                .iter()
-                .find(|score| !details.committing_parties.contains(&score.party))
-            {
-                return Err(Rejection::rule(
-                    "commitment.not_committing_party",
-                    format!("{} is not a committing party", outsider.party),
-                ));
-            }
-            Ok(vec![Event::ComplianceAssessed(ComplianceAssessed {
-                commitment_id,
-                stage: *stage,
-                assessor: assessor.clone(),
-                rationale: rationale.clone(),
-                scores: scores.clone(),
-                provenance,
-            })])
-        }
+        } => decide_assess_compliance(
+            state,
+            validator,
+            commitment_id,
+            *stage,
+            assessor,
+            rationale,
+            scores,
+            provenance,
+        ),
         Command::CorrectCommitment {
             corrects_version,
             reason,
             details,
             ..
-        } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(commitment_id));
-            }
-            check_target_version(
-                &state.event_types,
-                *corrects_version,
-                &["CommitmentRecorded", "CommitmentCorrected"],
-                "corrected",
-            )?;
-            if *corrects_version != state.details_version {
-                return Err(Rejection::rule(
-                    "correction.superseded",
-                    format!(
-                        "version {corrects_version} is no longer in effect; correct version {}",
-                        state.details_version
-                    ),
-                ));
-            }
-            Ok(vec![Event::CommitmentCorrected(CommitmentCorrected {
-                commitment_id,
-                corrects_version: *corrects_version,
-                reason: reason.clone(),
-                details: details.clone(),
-                provenance,
-            })])
-        }
+        } => decide_correct_commitment(
+            state,
+            validator,
+            commitment_id,
+            *corrects_version,
+            reason,
+            details,
+            provenance,
+        ),
         Command::RetractCommitmentEvent {
             retracts_version,
             reason,
             ..
-        } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(commitment_id));
-            }
-            check_target_version(
-                &state.event_types,
-                *retracts_version,
-                &[
-                    "CommitmentReaffirmed",
-                    "CommitmentProgressReported",
-                    "ComplianceAssessed",
-                ],
-                "retracted",
-            )?;
-            if state.retracted_versions.contains(retracts_version) {
-                return Err(Rejection::rule(
-                    "retraction.already_retracted",
-                    format!("version {retracts_version} is already retracted"),
-                ));
-            }
-            Ok(vec![Event::CommitmentEventRetracted(CommitmentEventRetracted {
-                commitment_id,
-                retracts_version: *retracts_version,
-                reason: reason.clone(),
-                provenance,
-            })])
+        } => decide_retract_commitment_event(
+            state,
+            validator,
+            commitment_id,
+            *retracts_version,
+            reason,
+            provenance,
+        ),
+    }
+}
+
+/// Records a commitment: details valid (checked in `decide`), no commitment with this id yet.
+fn decide_record_commitment(
+    state: &State,
+    validator: Validator,
+    commitment_id: CommitmentId,
+    details: &CommitmentDetails,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.finish()?;
+    if state.exists() {
+        return Err(Rejection::AlreadyExists {
+            stream_id: commitment_id.stream_id(),
+        });
+    }
+    Ok(vec![Event::CommitmentRecorded(CommitmentRecorded {
+        commitment_id,
+        details: details.clone(),
+        provenance,
+    })])
+}
+
+/// Reaffirms an open commitment: valid parties, each committing; officials listed once; valid text.
+#[allow(clippy::too_many_arguments)] // the state, the validator, the id, four fields, the provenance
+fn decide_reaffirm_commitment(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    reaffirmed_by: &[String],
+    voiced_by: &[OfficialId],
+    at_meeting: Option<MeetingId>,
+    text: Option<&str>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.party_codes("reaffirmed_by", reaffirmed_by, 1);
+    validate_officials(&mut validator, "voiced_by", voiced_by);
+    validator.optional_text("text", text, MAX_TEXT_LEN);
+    validator.finish()?;
+    require_open(state, commitment_id, "reaffirmed")?;
+    let committing = state
+        .details
+        .as_ref()
+        .map(|details| details.committing_parties.as_slice())
+        .unwrap_or_default();
+    if let Some(outsider) = reaffirmed_by.iter().find(|party| !committing.contains(party)) {
+        return Err(Rejection::rule(
+            "commitment.not_committing_party",
+            format!("{outsider} is not a committing party"),
+        ));
+    }
+    Ok(vec![Event::CommitmentReaffirmed(CommitmentReaffirmed {
+        commitment_id,
+        reaffirmed_by: reaffirmed_by.to_vec(),
+        voiced_by: voiced_by.to_vec(),
+        at_meeting,
+        text: text.map(str::to_owned),
+        provenance,
+    })])
+}
+
+/// Reports progress on an open commitment: a summary; at most [`MAX_PROGRESS_REPORTS_PER_COMMITMENT`].
+fn decide_report_commitment_progress(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    summary: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.required_text("summary", summary, MAX_TEXT_LEN);
+    validator.finish()?;
+    require_open(state, commitment_id, "progressed")?;
+    let reported = state
+        .event_types
+        .iter()
+        .filter(|name| **name == "CommitmentProgressReported")
+        .count();
+    if reported >= MAX_PROGRESS_REPORTS_PER_COMMITMENT {
+        return Err(Rejection::rule(
+            "commitment.too_many_progress_reports",
+            format!("a commitment keeps at most {MAX_PROGRESS_REPORTS_PER_COMMITMENT} progress reports"),
+        ));
+    }
+    Ok(vec![Event::CommitmentProgressReported(
+        CommitmentProgressReported {
+            commitment_id,
+            summary: summary.to_owned(),
+            provenance,
+        },
+    )])
+}
+
+/// Fulfils an open commitment: a summary.
+fn decide_fulfil_commitment(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    summary: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.required_text("summary", summary, MAX_TEXT_LEN);
+    validator.finish()?;
+    require_open(state, commitment_id, "fulfilled")?;
+    Ok(vec![Event::CommitmentFulfilled(CommitmentFulfilled {
+        commitment_id,
+        summary: summary.to_owned(),
+        provenance,
+    })])
+}
+
+/// Marks an open commitment lapsed: a reason; not before its due date, if it has one.
+fn decide_mark_commitment_lapsed(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    reason: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    require_open(state, commitment_id, "marked lapsed")?;
+    let due_by = state.details.as_ref().and_then(|details| details.due_by);
+    if let Some(due_by) = due_by {
+        if provenance.occurred_at.at() < due_by.at() {
+            return Err(Rejection::rule(
+                "commitment.not_yet_due",
+                "a commitment cannot lapse before its due date",
+            ));
         }
     }
+    Ok(vec![Event::CommitmentLapsed(CommitmentLapsed {
+        commitment_id,
+        reason: reason.to_owned(),
+        provenance,
+    })])
+}
+
+/// Withdraws an open commitment: a reason.
+fn decide_withdraw_commitment(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    reason: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    require_open(state, commitment_id, "withdrawn")?;
+    Ok(vec![Event::CommitmentWithdrawn(CommitmentWithdrawn {
+        commitment_id,
+        reason: reason.to_owned(),
+        provenance,
+    })])
+}
+
+/// Supersedes an open commitment by another (not itself), with a valid reason if given.
+fn decide_supersede_commitment(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    superseded_by: CommitmentId,
+    reason: Option<&str>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    if superseded_by == commitment_id {
+        validator.violation("superseded_by", "a commitment cannot supersede itself");
+    }
+    validator.optional_text("reason", reason, MAX_REASON_LEN);
+    validator.finish()?;
+    require_open(state, commitment_id, "superseded")?;
+    Ok(vec![Event::CommitmentSuperseded(CommitmentSuperseded {
+        commitment_id,
+        superseded_by,
+        reason: reason.map(str::to_owned),
+        provenance,
+    })])
+}
+
+/// Assesses a commitment, even closed: assessor, rationale, committing parties scored once each, -1, 0 or +1.
+#[allow(clippy::too_many_arguments)] // the state, the validator, the id, four fields, the provenance
+fn decide_assess_compliance(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    stage: AssessmentStage,
+    assessor: &str,
+    rationale: &str,
+    scores: &[PartyScore],
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.required_text("assessor", assessor, MAX_NAME_LEN);
+    validator.required_text("rationale", rationale, MAX_TEXT_LEN);
+    let parties: Vec<String> = scores.iter().map(|score| score.party.clone()).collect();
+    validator.party_codes("scores", &parties, 1);
+    for (index, score) in scores.iter().enumerate() {
+        if !(-1..=1).contains(&score.score) {
+            validator.violation(format!("scores[{index}].score"), "must be -1, 0 or +1");
+        }
+    }
+    validator.finish()?;
+    let Some(details) = &state.details else {
+        return Err(not_found(commitment_id));
+    };
+    if let Some(outsider) = scores
+        .iter()
+        .find(|score| !details.committing_parties.contains(&score.party))
+    {
+        return Err(Rejection::rule(
+            "commitment.not_committing_party",
+            format!("{} is not a committing party", outsider.party),
+        ));
+    }
+    Ok(vec![Event::ComplianceAssessed(ComplianceAssessed {
+        commitment_id,
+        stage,
+        assessor: assessor.to_owned(),
+        rationale: rationale.to_owned(),
+        scores: scores.to_vec(),
+        provenance,
+    })])
+}
+
+/// Corrects a commitment's details: a reason; the target a recorded or corrected version still in effect.
+fn decide_correct_commitment(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    corrects_version: u64,
+    reason: &str,
+    details: &CommitmentDetails,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(commitment_id));
+    }
+    check_target_version(
+        &state.event_types,
+        corrects_version,
+        &["CommitmentRecorded", "CommitmentCorrected"],
+        "corrected",
+    )?;
+    if corrects_version != state.details_version {
+        return Err(Rejection::rule(
+            "correction.superseded",
+            format!(
+                "version {corrects_version} is no longer in effect; correct version {}",
+                state.details_version
+            ),
+        ));
+    }
+    Ok(vec![Event::CommitmentCorrected(CommitmentCorrected {
+        commitment_id,
+        corrects_version,
+        reason: reason.to_owned(),
+        details: details.clone(),
+        provenance,
+    })])
+}
+
+/// Retracts a reaffirmation, progress report or assessment: a reason; not already retracted.
+fn decide_retract_commitment_event(
+    state: &State,
+    mut validator: Validator,
+    commitment_id: CommitmentId,
+    retracts_version: u64,
+    reason: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(commitment_id));
+    }
+    check_target_version(
+        &state.event_types,
+        retracts_version,
+        &[
+            "CommitmentReaffirmed",
+            "CommitmentProgressReported",
+            "ComplianceAssessed",
+        ],
+        "retracted",
+    )?;
+    if state.retracted_versions.contains(&retracts_version) {
+        return Err(Rejection::rule(
+            "retraction.already_retracted",
+            format!("version {retracts_version} is already retracted"),
+        ));
+    }
+    Ok(vec![Event::CommitmentEventRetracted(CommitmentEventRetracted {
+        commitment_id,
+        retracts_version,
+        reason: reason.to_owned(),
+        provenance,
+    })])
 }
 
 /// Folds one event into the commitment state.

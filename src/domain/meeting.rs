@@ -5,6 +5,9 @@
 //! Cancelled. A meeting first learned of after it happened starts directly as Held (and may also
 //! be first learned of as Scheduled). Statements are recorded on held meetings. Details are fixed
 //! by `CorrectMeeting`; a wrongly recorded statement is retracted.
+//!
+//! Longer than ~600 lines as one aggregate whole: its commands, events, state, decide and evolve read
+//! together; splitting them would separate a rule from the events it produces.
 
 use serde::{Deserialize, Serialize};
 
@@ -708,217 +711,328 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
             details,
             proposed_window,
             ..
-        } => {
-            validator.party_code("proposed_by", proposed_by);
-            if let Some(window) = proposed_window {
-                validator.window("proposed_window", window);
-            }
-            validator.finish()?;
-            if state.exists() {
-                return Err(Rejection::AlreadyExists {
-                    stream_id: meeting_id.stream_id(),
-                });
-            }
-            Ok(vec![Event::MeetingProposed(MeetingProposed {
-                meeting_id,
-                proposed_by: proposed_by.clone(),
-                details: details.clone(),
-                proposed_window: *proposed_window,
-                provenance,
-            })])
-        }
+        } => decide_propose_meeting(
+            state,
+            validator,
+            meeting_id,
+            proposed_by,
+            details,
+            proposed_window.as_ref(),
+            provenance,
+        ),
         Command::ScheduleMeeting { details, window, .. } => {
-            validator.window("window", window);
-            validator.finish()?;
-            if !matches!(status, None | Some(MeetingStatus::Proposed)) {
-                return Err(status_rule("meeting.not_schedulable", status, "scheduled"));
-            }
-            Ok(vec![Event::MeetingScheduled(MeetingScheduled {
-                meeting_id,
-                details: details.clone(),
-                window: *window,
-                provenance,
-            })])
+            decide_schedule_meeting(status, validator, meeting_id, details, window, provenance)
         }
-        Command::RescheduleMeeting { window, reason, .. } => {
-            validator.window("window", window);
-            validator.optional_text("reason", reason.as_deref(), MAX_REASON_LEN);
-            validator.finish()?;
-            if status.is_none() {
-                return Err(not_found(meeting_id));
-            }
-            if !matches!(
-                status,
-                Some(MeetingStatus::Scheduled | MeetingStatus::Rescheduled)
-            ) {
-                return Err(status_rule("meeting.not_reschedulable", status, "rescheduled"));
-            }
-            Ok(vec![Event::MeetingRescheduled(MeetingRescheduled {
-                meeting_id,
-                window: *window,
-                reason: reason.clone(),
-                provenance,
-            })])
-        }
+        Command::RescheduleMeeting { window, reason, .. } => decide_reschedule_meeting(
+            status,
+            validator,
+            meeting_id,
+            window,
+            reason.as_deref(),
+            provenance,
+        ),
         Command::CancelMeeting { reason, .. } => {
-            validator.optional_text("reason", reason.as_deref(), MAX_REASON_LEN);
-            validator.finish()?;
-            match status {
-                None => return Err(not_found(meeting_id)),
-                Some(MeetingStatus::Held) => {
-                    return Err(status_rule("meeting.already_held", status, "cancelled"))
-                }
-                Some(MeetingStatus::Cancelled) => {
-                    return Err(status_rule("meeting.already_cancelled", status, "cancelled"))
-                }
-                Some(_) => {}
-            }
-            Ok(vec![Event::MeetingCancelled(MeetingCancelled {
-                meeting_id,
-                reason: reason.clone(),
-                provenance,
-            })])
+            decide_cancel_meeting(status, validator, meeting_id, reason.as_deref(), provenance)
         }
         Command::RecordMeetingHeld {
             details, ended_at, ..
-        } => {
-            if ended_at.is_some_and(|ended_at| ended_at < provenance.occurred_at.at()) {
-                validator.violation("ended_at", "is before provenance.occurred_at");
-            }
-            validator.finish()?;
-            match status {
-                Some(MeetingStatus::Held) => {
-                    return Err(status_rule("meeting.already_held", status, "held again"))
-                }
-                Some(MeetingStatus::Cancelled) => {
-                    return Err(status_rule("meeting.cancelled", status, "held"))
-                }
-                _ => {}
-            }
-            Ok(vec![Event::MeetingHeld(MeetingHeld {
-                meeting_id,
-                details: details.clone(),
-                ended_at: *ended_at,
-                provenance,
-            })])
-        }
+        } => decide_record_meeting_held(status, validator, meeting_id, details, *ended_at, provenance),
         Command::RecordStatement {
             speaker,
             text,
             verbatim,
             ..
-        } => {
-            validator.party_code("speaker.party", &speaker.party);
-            validator.required_text("text", text, MAX_TEXT_LEN);
-            validator.finish()?;
-            if status.is_none() {
-                return Err(not_found(meeting_id));
-            }
-            if status != Some(MeetingStatus::Held) {
-                return Err(status_rule(
-                    "meeting.not_held",
-                    status,
-                    "given statements (record it as held first)",
-                ));
-            }
-            let participants = state
-                .details
-                .as_ref()
-                .map(|details| details.participants.as_slice())
-                .unwrap_or_default();
-            let speaker_participates = participants.iter().any(|participant| {
-                participant.party == speaker.party
-                    && (speaker.official_id.is_none() || participant.official_id == speaker.official_id)
-            });
-            if !speaker_participates {
-                return Err(Rejection::rule(
-                    "statement.speaker_not_participant",
-                    "the speaker is not a participant of the meeting",
-                ));
-            }
-            if state.statements_recorded >= MAX_STATEMENTS_PER_MEETING {
-                return Err(Rejection::rule(
-                    "meeting.too_many_statements",
-                    format!("a meeting keeps at most {MAX_STATEMENTS_PER_MEETING} statements"),
-                ));
-            }
-            Ok(vec![Event::StatementRecorded(StatementRecorded {
-                meeting_id,
-                speaker: speaker.clone(),
-                text: text.clone(),
-                verbatim: *verbatim,
-                provenance,
-            })])
-        }
+        } => decide_record_statement(state, validator, meeting_id, speaker, text, *verbatim, provenance),
         Command::CorrectMeeting {
             corrects_version,
             reason,
             details,
             ..
-        } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(meeting_id));
-            }
-            check_target_version(
-                &state.event_types,
-                *corrects_version,
-                &[
-                    "MeetingProposed",
-                    "MeetingScheduled",
-                    "MeetingHeld",
-                    "MeetingCorrected",
-                ],
-                "corrected",
-            )?;
-            if *corrects_version != state.details_version {
-                return Err(Rejection::rule(
-                    "correction.superseded",
-                    format!(
-                        "version {corrects_version} is no longer in effect; correct version {}",
-                        state.details_version
-                    ),
-                ));
-            }
-            Ok(vec![Event::MeetingCorrected(MeetingCorrected {
-                meeting_id,
-                corrects_version: *corrects_version,
-                reason: reason.clone(),
-                details: details.clone(),
-                provenance,
-            })])
-        }
+        } => decide_correct_meeting(
+            state,
+            validator,
+            meeting_id,
+            *corrects_version,
+            reason,
+            details,
+            provenance,
+        ),
         Command::RetractMeetingEvent {
             retracts_version,
             reason,
             ..
-        } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(meeting_id));
-            }
-            check_target_version(
-                &state.event_types,
-                *retracts_version,
-                &["StatementRecorded"],
-                "retracted",
-            )?;
-            if state.retracted_versions.contains(retracts_version) {
-                return Err(Rejection::rule(
-                    "retraction.already_retracted",
-                    format!("version {retracts_version} is already retracted"),
-                ));
-            }
-            Ok(vec![Event::MeetingEventRetracted(MeetingEventRetracted {
-                meeting_id,
-                retracts_version: *retracts_version,
-                reason: reason.clone(),
-                provenance,
-            })])
-        }
+        } => decide_retract_meeting_event(
+            state,
+            validator,
+            meeting_id,
+            *retracts_version,
+            reason,
+            provenance,
+        ),
     }
+}
+
+/// Proposes a meeting: a valid proposing party and window, no meeting with this id yet.
+fn decide_propose_meeting(
+    state: &State,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    proposed_by: &str,
+    details: &MeetingDetails,
+    proposed_window: Option<&TimeWindow>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.party_code("proposed_by", proposed_by);
+    if let Some(window) = proposed_window {
+        validator.window("proposed_window", window);
+    }
+    validator.finish()?;
+    if state.exists() {
+        return Err(Rejection::AlreadyExists {
+            stream_id: meeting_id.stream_id(),
+        });
+    }
+    Ok(vec![Event::MeetingProposed(MeetingProposed {
+        meeting_id,
+        proposed_by: proposed_by.to_owned(),
+        details: details.clone(),
+        proposed_window: proposed_window.copied(),
+        provenance,
+    })])
+}
+
+/// Schedules a meeting: a valid window; the meeting new or only proposed.
+fn decide_schedule_meeting(
+    status: Option<MeetingStatus>,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    details: &MeetingDetails,
+    window: &TimeWindow,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.window("window", window);
+    validator.finish()?;
+    if !matches!(status, None | Some(MeetingStatus::Proposed)) {
+        return Err(status_rule("meeting.not_schedulable", status, "scheduled"));
+    }
+    Ok(vec![Event::MeetingScheduled(MeetingScheduled {
+        meeting_id,
+        details: details.clone(),
+        window: *window,
+        provenance,
+    })])
+}
+
+/// Reschedules a meeting: a valid window and reason; the meeting scheduled or rescheduled.
+fn decide_reschedule_meeting(
+    status: Option<MeetingStatus>,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    window: &TimeWindow,
+    reason: Option<&str>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.window("window", window);
+    validator.optional_text("reason", reason, MAX_REASON_LEN);
+    validator.finish()?;
+    if status.is_none() {
+        return Err(not_found(meeting_id));
+    }
+    if !matches!(
+        status,
+        Some(MeetingStatus::Scheduled | MeetingStatus::Rescheduled)
+    ) {
+        return Err(status_rule("meeting.not_reschedulable", status, "rescheduled"));
+    }
+    Ok(vec![Event::MeetingRescheduled(MeetingRescheduled {
+        meeting_id,
+        window: *window,
+        reason: reason.map(str::to_owned),
+        provenance,
+    })])
+}
+
+/// Cancels a meeting: a valid reason if given; the meeting recorded, neither held nor cancelled.
+fn decide_cancel_meeting(
+    status: Option<MeetingStatus>,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    reason: Option<&str>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.optional_text("reason", reason, MAX_REASON_LEN);
+    validator.finish()?;
+    match status {
+        None => return Err(not_found(meeting_id)),
+        Some(MeetingStatus::Held) => return Err(status_rule("meeting.already_held", status, "cancelled")),
+        Some(MeetingStatus::Cancelled) => {
+            return Err(status_rule("meeting.already_cancelled", status, "cancelled"))
+        }
+        Some(_) => {}
+    }
+    Ok(vec![Event::MeetingCancelled(MeetingCancelled {
+        meeting_id,
+        reason: reason.map(str::to_owned),
+        provenance,
+    })])
+}
+
+/// Records a meeting held: not ending before it began; the meeting neither held nor cancelled.
+fn decide_record_meeting_held(
+    status: Option<MeetingStatus>,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    details: &MeetingDetails,
+    ended_at: Option<Timestamp>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    if ended_at.is_some_and(|ended_at| ended_at < provenance.occurred_at.at()) {
+        validator.violation("ended_at", "is before provenance.occurred_at");
+    }
+    validator.finish()?;
+    match status {
+        Some(MeetingStatus::Held) => return Err(status_rule("meeting.already_held", status, "held again")),
+        Some(MeetingStatus::Cancelled) => return Err(status_rule("meeting.cancelled", status, "held")),
+        _ => {}
+    }
+    Ok(vec![Event::MeetingHeld(MeetingHeld {
+        meeting_id,
+        details: details.clone(),
+        ended_at,
+        provenance,
+    })])
+}
+
+/// Records a statement at a held meeting: a valid text, spoken by a participant, within the statement limit.
+fn decide_record_statement(
+    state: &State,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    speaker: &Speaker,
+    text: &str,
+    verbatim: bool,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    let status = state.status;
+    validator.party_code("speaker.party", &speaker.party);
+    validator.required_text("text", text, MAX_TEXT_LEN);
+    validator.finish()?;
+    if status.is_none() {
+        return Err(not_found(meeting_id));
+    }
+    if status != Some(MeetingStatus::Held) {
+        return Err(status_rule(
+            "meeting.not_held",
+            status,
+            "given statements (record it as held first)",
+        ));
+    }
+    let participants = state
+        .details
+        .as_ref()
+        .map(|details| details.participants.as_slice())
+        .unwrap_or_default();
+    let speaker_participates = participants.iter().any(|participant| {
+        participant.party == speaker.party
+            && (speaker.official_id.is_none() || participant.official_id == speaker.official_id)
+    });
+    if !speaker_participates {
+        return Err(Rejection::rule(
+            "statement.speaker_not_participant",
+            "the speaker is not a participant of the meeting",
+        ));
+    }
+    if state.statements_recorded >= MAX_STATEMENTS_PER_MEETING {
+        return Err(Rejection::rule(
+            "meeting.too_many_statements",
+            format!("a meeting keeps at most {MAX_STATEMENTS_PER_MEETING} statements"),
+        ));
+    }
+    Ok(vec![Event::StatementRecorded(StatementRecorded {
+        meeting_id,
+        speaker: speaker.clone(),
+        text: text.to_owned(),
+        verbatim,
+        provenance,
+    })])
+}
+
+/// Corrects a meeting's details: a reason; the target a version with details still in effect.
+fn decide_correct_meeting(
+    state: &State,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    corrects_version: u64,
+    reason: &str,
+    details: &MeetingDetails,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(meeting_id));
+    }
+    check_target_version(
+        &state.event_types,
+        corrects_version,
+        &[
+            "MeetingProposed",
+            "MeetingScheduled",
+            "MeetingHeld",
+            "MeetingCorrected",
+        ],
+        "corrected",
+    )?;
+    if corrects_version != state.details_version {
+        return Err(Rejection::rule(
+            "correction.superseded",
+            format!(
+                "version {corrects_version} is no longer in effect; correct version {}",
+                state.details_version
+            ),
+        ));
+    }
+    Ok(vec![Event::MeetingCorrected(MeetingCorrected {
+        meeting_id,
+        corrects_version,
+        reason: reason.to_owned(),
+        details: details.clone(),
+        provenance,
+    })])
+}
+
+/// Retracts a statement: a reason; the target a `StatementRecorded` not already retracted.
+fn decide_retract_meeting_event(
+    state: &State,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    retracts_version: u64,
+    reason: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(meeting_id));
+    }
+    check_target_version(
+        &state.event_types,
+        retracts_version,
+        &["StatementRecorded"],
+        "retracted",
+    )?;
+    if state.retracted_versions.contains(&retracts_version) {
+        return Err(Rejection::rule(
+            "retraction.already_retracted",
+            format!("version {retracts_version} is already retracted"),
+        ));
+    }
+    Ok(vec![Event::MeetingEventRetracted(MeetingEventRetracted {
+        meeting_id,
+        retracts_version,
+        reason: reason.to_owned(),
+        provenance,
+    })])
 }
 
 /// Folds one event into the meeting state.

@@ -2,6 +2,9 @@
 //! to), so "who was France's ambassador to Libya on a date" has an answer. Stream
 //! `official-<uuid>`. Each office is identified by its *tenure version*: the stream version of the
 //! `OfficialAppointed` event that recorded it.
+//!
+//! Longer than ~600 lines as one aggregate whole: its commands, events, state, decide and evolve read
+//! together; splitting them would separate a rule from the events it produces.
 
 use serde::{Deserialize, Serialize};
 
@@ -386,149 +389,227 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
     let provenance = command.provenance().clone();
     match command {
         Command::RegisterOfficial { name, offices, .. } => {
-            validator.required_text("name", name, MAX_NAME_LEN);
-            validator.list_len("offices", offices.len(), 0, MAX_OFFICES_PER_COMMAND);
-            for (index, office) in offices.iter().enumerate() {
-                validate_office(&mut validator, &format!("offices[{index}]"), office);
-            }
-            validator.finish()?;
-            if state.exists() {
-                return Err(Rejection::AlreadyExists {
-                    stream_id: official_id.stream_id(),
-                });
-            }
-            let mut events = vec![Event::OfficialRegistered(OfficialRegistered {
-                official_id,
-                name: name.clone(),
-                provenance: provenance.clone(),
-            })];
-            for office in offices {
-                events.push(Event::OfficialAppointed(OfficialAppointed {
-                    official_id,
-                    office: office.clone(),
-                    provenance: provenance.clone(),
-                }));
-            }
-            Ok(events)
+            decide_register_official(state, validator, official_id, name, offices, provenance)
         }
         Command::AppointOfficial { office, .. } => {
-            validate_office(&mut validator, "office", office);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(official_id));
-            }
-            Ok(vec![Event::OfficialAppointed(OfficialAppointed {
-                official_id,
-                office: office.clone(),
-                provenance,
-            })])
+            decide_appoint_official(state, validator, official_id, office, provenance)
         }
         Command::EndTenure {
             tenure_version,
             ended_at,
             reason,
             ..
-        } => {
-            validator.optional_text("reason", reason.as_deref(), MAX_REASON_LEN);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(official_id));
-            }
-            let Some(office) = state
-                .offices
-                .iter()
-                .find(|office| office.tenure_version == *tenure_version)
-            else {
-                return Err(Rejection::rule(
-                    "tenure.not_found",
-                    format!("no office recorded at version {tenure_version}"),
-                ));
-            };
-            if office.to().is_some() {
-                return Err(Rejection::rule(
-                    "tenure.already_ended",
-                    "the tenure has already ended",
-                ));
-            }
-            if office.term.from.is_some_and(|from| ended_at.at() < from.at()) {
-                return Err(Rejection::rule(
-                    "tenure.end_before_start",
-                    "ended_at is before the start of the tenure",
-                ));
-            }
-            Ok(vec![Event::TenureEnded(TenureEnded {
-                official_id,
-                tenure_version: *tenure_version,
-                ended_at: *ended_at,
-                reason: reason.clone(),
-                provenance,
-            })])
-        }
+        } => decide_end_tenure(
+            state,
+            validator,
+            official_id,
+            *tenure_version,
+            *ended_at,
+            reason.as_deref(),
+            provenance,
+        ),
         Command::CorrectOfficialName {
             corrects_version,
             reason,
             name,
             ..
-        } => {
-            validator.reason("reason", reason);
-            validator.required_text("name", name, MAX_NAME_LEN);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(official_id));
-            }
-            check_target_version(
-                &state.event_types,
-                *corrects_version,
-                &["OfficialRegistered", "OfficialNameCorrected"],
-                "corrected",
-            )?;
-            if *corrects_version != state.name_version {
-                return Err(Rejection::rule(
-                    "correction.superseded",
-                    format!(
-                        "version {corrects_version} is no longer in effect; correct version {}",
-                        state.name_version
-                    ),
-                ));
-            }
-            Ok(vec![Event::OfficialNameCorrected(OfficialNameCorrected {
-                official_id,
-                corrects_version: *corrects_version,
-                reason: reason.clone(),
-                name: name.clone(),
-                provenance,
-            })])
-        }
+        } => decide_correct_official_name(
+            state,
+            validator,
+            official_id,
+            *corrects_version,
+            reason,
+            name,
+            provenance,
+        ),
         Command::RetractOfficialEvent {
             retracts_version,
             reason,
             ..
-        } => {
-            validator.reason("reason", reason);
-            validator.finish()?;
-            if !state.exists() {
-                return Err(not_found(official_id));
-            }
-            check_target_version(
-                &state.event_types,
-                *retracts_version,
-                &["OfficialAppointed", "TenureEnded"],
-                "retracted",
-            )?;
-            if state.retracted_versions.contains(retracts_version) {
-                return Err(Rejection::rule(
-                    "retraction.already_retracted",
-                    format!("version {retracts_version} is already retracted"),
-                ));
-            }
-            Ok(vec![Event::OfficialEventRetracted(OfficialEventRetracted {
-                official_id,
-                retracts_version: *retracts_version,
-                reason: reason.clone(),
-                provenance,
-            })])
-        }
+        } => decide_retract_official_event(
+            state,
+            validator,
+            official_id,
+            *retracts_version,
+            reason,
+            provenance,
+        ),
     }
+}
+
+/// Registers an official: a name, at most [`MAX_OFFICES_PER_COMMAND`] valid offices; not registered yet.
+fn decide_register_official(
+    state: &State,
+    mut validator: Validator,
+    official_id: OfficialId,
+    name: &str,
+    offices: &[OfficeTerm],
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.required_text("name", name, MAX_NAME_LEN);
+    validator.list_len("offices", offices.len(), 0, MAX_OFFICES_PER_COMMAND);
+    for (index, office) in offices.iter().enumerate() {
+        validate_office(&mut validator, &format!("offices[{index}]"), office);
+    }
+    validator.finish()?;
+    if state.exists() {
+        return Err(Rejection::AlreadyExists {
+            stream_id: official_id.stream_id(),
+        });
+    }
+    let mut events = vec![Event::OfficialRegistered(OfficialRegistered {
+        official_id,
+        name: name.to_owned(),
+        provenance: provenance.clone(),
+    })];
+    for office in offices {
+        events.push(Event::OfficialAppointed(OfficialAppointed {
+            official_id,
+            office: office.clone(),
+            provenance: provenance.clone(),
+        }));
+    }
+    Ok(events)
+}
+
+/// Appoints a registered official to an office: a valid office.
+fn decide_appoint_official(
+    state: &State,
+    mut validator: Validator,
+    official_id: OfficialId,
+    office: &OfficeTerm,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validate_office(&mut validator, "office", office);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(official_id));
+    }
+    Ok(vec![Event::OfficialAppointed(OfficialAppointed {
+        official_id,
+        office: office.clone(),
+        provenance,
+    })])
+}
+
+/// Ends a tenure: a valid reason if given; the office recorded, not yet ended, not ending before it began.
+fn decide_end_tenure(
+    state: &State,
+    mut validator: Validator,
+    official_id: OfficialId,
+    tenure_version: u64,
+    ended_at: OccurredAt,
+    reason: Option<&str>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.optional_text("reason", reason, MAX_REASON_LEN);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(official_id));
+    }
+    let Some(office) = state
+        .offices
+        .iter()
+        .find(|office| office.tenure_version == tenure_version)
+    else {
+        return Err(Rejection::rule(
+            "tenure.not_found",
+            format!("no office recorded at version {tenure_version}"),
+        ));
+    };
+    if office.to().is_some() {
+        return Err(Rejection::rule(
+            "tenure.already_ended",
+            "the tenure has already ended",
+        ));
+    }
+    if office.term.from.is_some_and(|from| ended_at.at() < from.at()) {
+        return Err(Rejection::rule(
+            "tenure.end_before_start",
+            "ended_at is before the start of the tenure",
+        ));
+    }
+    Ok(vec![Event::TenureEnded(TenureEnded {
+        official_id,
+        tenure_version,
+        ended_at,
+        reason: reason.map(str::to_owned),
+        provenance,
+    })])
+}
+
+/// Corrects an official's name: a reason and a name; the target a name version still in effect.
+fn decide_correct_official_name(
+    state: &State,
+    mut validator: Validator,
+    official_id: OfficialId,
+    corrects_version: u64,
+    reason: &str,
+    name: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.required_text("name", name, MAX_NAME_LEN);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(official_id));
+    }
+    check_target_version(
+        &state.event_types,
+        corrects_version,
+        &["OfficialRegistered", "OfficialNameCorrected"],
+        "corrected",
+    )?;
+    if corrects_version != state.name_version {
+        return Err(Rejection::rule(
+            "correction.superseded",
+            format!(
+                "version {corrects_version} is no longer in effect; correct version {}",
+                state.name_version
+            ),
+        ));
+    }
+    Ok(vec![Event::OfficialNameCorrected(OfficialNameCorrected {
+        official_id,
+        corrects_version,
+        reason: reason.to_owned(),
+        name: name.to_owned(),
+        provenance,
+    })])
+}
+
+/// Retracts an appointment or a tenure end: a reason; the target not already retracted.
+fn decide_retract_official_event(
+    state: &State,
+    mut validator: Validator,
+    official_id: OfficialId,
+    retracts_version: u64,
+    reason: &str,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.reason("reason", reason);
+    validator.finish()?;
+    if !state.exists() {
+        return Err(not_found(official_id));
+    }
+    check_target_version(
+        &state.event_types,
+        retracts_version,
+        &["OfficialAppointed", "TenureEnded"],
+        "retracted",
+    )?;
+    if state.retracted_versions.contains(&retracts_version) {
+        return Err(Rejection::rule(
+            "retraction.already_retracted",
+            format!("version {retracts_version} is already retracted"),
+        ));
+    }
+    Ok(vec![Event::OfficialEventRetracted(OfficialEventRetracted {
+        official_id,
+        retracts_version,
+        reason: reason.to_owned(),
+        provenance,
+    })])
 }
 
 /// Folds one event into the official state.

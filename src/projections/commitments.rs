@@ -1,5 +1,8 @@
 //! Commitments register: one multi-version row per commitment, indexed by party, status,
 //! topic and due date; per-party compliance scores maintained incrementally.
+//!
+//! Longer than ~600 lines as one read model whole: its rows, filter, indexes and fold read together,
+//! as each other read model keeps its own in one file.
 
 use std::collections::BTreeMap;
 

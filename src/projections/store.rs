@@ -9,6 +9,9 @@
 //! - an aggregate is a [`Tally`] of signed counts changed by deltas at positions, with the full
 //!   value kept every [`TALLY_CHECKPOINT_EVERY`] deltas, so as of P is a binary search plus at
 //!   most that many additions.
+//!
+//! Longer than ~600 lines because every read model uses these pieces together and they share one
+//! vocabulary (item ids, positions, validity intervals); split, that vocabulary would be scattered.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
