@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_tag, push_unique, topic_tag, CommitmentId, MeetingId, OfficialId, Provenance,
-    Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_correction, check_target_version, party_tag, push_unique, topic_tag, CommitmentId, MeetingId,
+    OfficialId, Provenance, Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use crate::time::OccurredAt;
@@ -1145,21 +1145,12 @@ fn decide_correct_commitment(
     if !state.exists() {
         return Err(not_found(commitment_id));
     }
-    check_target_version(
+    check_correction(
         &state.event_types,
         corrects_version,
+        state.details_version,
         &["CommitmentRecorded", "CommitmentCorrected"],
-        "corrected",
     )?;
-    if corrects_version != state.details_version {
-        return Err(Rejection::rule(
-            "correction.superseded",
-            format!(
-                "version {corrects_version} is no longer in effect; correct version {}",
-                state.details_version
-            ),
-        ));
-    }
     Ok(vec![Event::CommitmentCorrected(CommitmentCorrected {
         commitment_id,
         corrects_version,

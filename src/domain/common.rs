@@ -378,6 +378,26 @@ pub(crate) fn check_target_version(
     Ok(event_type)
 }
 
+/// Checks a correction's target, the one rule every aggregate's correction shares: version
+/// `corrects_version` must exist, be one of the `allowed` event types (those that set the
+/// values), and be the version whose values are in effect (`in_effect`), else
+/// `correction.superseded` (a correction always replaces what is current, never an older value).
+pub(crate) fn check_correction(
+    event_types: &[&'static str],
+    corrects_version: u64,
+    in_effect: u64,
+    allowed: &[&str],
+) -> Result<(), Rejection> {
+    check_target_version(event_types, corrects_version, allowed, "corrected")?;
+    if corrects_version != in_effect {
+        return Err(Rejection::rule(
+            "correction.superseded",
+            format!("version {corrects_version} is no longer in effect; correct version {in_effect}"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_tag, push_unique, topic_tag, MeetingId, OfficialId, Provenance, TimeWindow,
-    Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_correction, check_target_version, party_tag, push_unique, topic_tag, MeetingId, OfficialId,
+    Provenance, TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use crate::time::{OccurredAt, Timestamp};
@@ -972,26 +972,17 @@ fn decide_correct_meeting(
     if !state.exists() {
         return Err(not_found(meeting_id));
     }
-    check_target_version(
+    check_correction(
         &state.event_types,
         corrects_version,
+        state.details_version,
         &[
             "MeetingProposed",
             "MeetingScheduled",
             "MeetingHeld",
             "MeetingCorrected",
         ],
-        "corrected",
     )?;
-    if corrects_version != state.details_version {
-        return Err(Rejection::rule(
-            "correction.superseded",
-            format!(
-                "version {corrects_version} is no longer in effect; correct version {}",
-                state.details_version
-            ),
-        ));
-    }
     Ok(vec![Event::MeetingCorrected(MeetingCorrected {
         meeting_id,
         corrects_version,

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_tag, OfficialId, Provenance, Validator, MAX_NAME_LEN,
+    check_correction, check_target_version, party_tag, OfficialId, Provenance, Validator, MAX_NAME_LEN,
     MAX_OFFICES_PER_COMMAND, MAX_POST_LEN, MAX_REASON_LEN,
 };
 use super::error::Rejection;
@@ -554,21 +554,12 @@ fn decide_correct_official_name(
     if !state.exists() {
         return Err(not_found(official_id));
     }
-    check_target_version(
+    check_correction(
         &state.event_types,
         corrects_version,
+        state.name_version,
         &["OfficialRegistered", "OfficialNameCorrected"],
-        "corrected",
     )?;
-    if corrects_version != state.name_version {
-        return Err(Rejection::rule(
-            "correction.superseded",
-            format!(
-                "version {corrects_version} is no longer in effect; correct version {}",
-                state.name_version
-            ),
-        ));
-    }
     Ok(vec![Event::OfficialNameCorrected(OfficialNameCorrected {
         official_id,
         corrects_version,

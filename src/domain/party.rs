@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, party_stream_id, party_tag, Provenance, Validator, MAX_NAME_LEN, MAX_REASON_LEN,
+    check_correction, party_stream_id, party_tag, Provenance, Validator, MAX_NAME_LEN, MAX_REASON_LEN,
 };
 use super::error::Rejection;
 
@@ -260,21 +260,12 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                     stream_id: party_stream_id(code),
                 });
             }
-            check_target_version(
+            check_correction(
                 &state.event_types,
                 *corrects_version,
+                state.details_version,
                 &["PartyRegistered", "PartyCorrected"],
-                "corrected",
             )?;
-            if *corrects_version != state.details_version {
-                return Err(Rejection::rule(
-                    "correction.superseded",
-                    format!(
-                        "version {corrects_version} is no longer in effect; correct version {}",
-                        state.details_version
-                    ),
-                ));
-            }
             Ok(vec![Event::PartyCorrected(PartyCorrected {
                 code: code.clone(),
                 corrects_version: *corrects_version,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_target_version, SourceId, Validator, MAX_NAME_LEN, MAX_REASON_LEN, MAX_TITLE_LEN, MAX_URL_LEN,
+    check_correction, SourceId, Validator, MAX_NAME_LEN, MAX_REASON_LEN, MAX_TITLE_LEN, MAX_URL_LEN,
 };
 use super::error::Rejection;
 use crate::time::{OccurredAt, Precision, Timestamp};
@@ -245,21 +245,12 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
                     stream_id: source_id.stream_id(),
                 });
             }
-            check_target_version(
+            check_correction(
                 &state.event_types,
                 *corrects_version,
+                state.details_version,
                 &["SourceRegistered", "SourceCorrected"],
-                "corrected",
             )?;
-            if *corrects_version != state.details_version {
-                return Err(Rejection::rule(
-                    "correction.superseded",
-                    format!(
-                        "version {corrects_version} is no longer in effect; correct version {}",
-                        state.details_version
-                    ),
-                ));
-            }
             Ok(vec![Event::SourceCorrected(SourceCorrected {
                 source_id: *source_id,
                 corrects_version: *corrects_version,
