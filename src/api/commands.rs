@@ -1,9 +1,11 @@
 //! `CommandService`: one RPC per domain command, plus SubmitBatch, over the [`Ledger`].
 //!
-//! Each RPC converts its request (`convert::CommandRequest`, which reports every malformed field),
-//! hands the command to the ledger (validate, decide against the entity's state, append
-//! durably), and answers with the entity id, stream version, positions, event ids and
-//! `recorded_at`. Errors map to statuses in `status::from_ledger_error`.
+//! Each RPC converts its request (`convert::CommandRequest`, which reads the `CommandHeader` and
+//! reports every malformed field), hands the command to the ledger (validate, decide against the
+//! entity's state, append durably), and answers with a `CommandResult` (stream, version,
+//! positions, event ids, `recorded_at`) and the entity id. Errors map to statuses in
+//! `status::from_ledger_error`. The RPCs and the batch dispatch come from one table,
+//! [`commands!`](self), which names each command once.
 //!
 //! There is no authentication yet (docs/api.md, "Development mode"): every command is recorded by
 //! [`DEVELOPMENT_PRINCIPAL`].

@@ -1,4 +1,4 @@
-//! In-process benchmark of the event log (`dipledger bench-log`): durable appends with 1, 16
+//! In-process benchmark of the event log (`dipledger-bench log`): durable appends with 1, 16
 //! and 4 concurrent appenders and a full forwards read, on a fresh data directory. Every append
 //! is acknowledged only after flush + fsync, exactly as in production.
 
