@@ -173,9 +173,16 @@ fn page_parts<T, U>(page: &Page<T>, row: impl Fn(&T) -> U) -> (Vec<U>, String, u
     )
 }
 
-/// A party code, bare or as its stream id, that must be given.
+/// A party code, bare or as its stream id, that must be given and well formed (a lower-case or
+/// malformed code names no party: INVALID_ARGUMENT, not an empty answer).
 fn required_party(value: &str, field: &str, violations: &mut Violations) -> String {
-    required_text(&convert::party_code_from_pb(value), field, violations)
+    let code = convert::party_code_from_pb(value);
+    if code.is_empty() {
+        violations.add(field, "is required");
+    } else if let Err(reason) = crate::domain::common::check_party_code(&code) {
+        violations.add(field, reason);
+    }
+    code
 }
 
 fn checked<T>(violations: Violations, value: T) -> Result<T, Status> {

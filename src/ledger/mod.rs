@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use error::LedgerError;
 
-use crate::domain::{decide_command, evolve_state, AggregateState, DomainCommand};
+use crate::domain::{decide_command, evolve_state, AggregateState, DomainCommand, Rejection};
 use crate::log::{AppendRequest, AppendResult, EventDraft, ExpectedVersion, Hash, Log, LogError};
 use crate::time::Timestamp;
 use state::StateCache;
@@ -458,6 +458,13 @@ impl Ledger {
                     event_count: 0,
                 });
                 continue;
+            }
+            // Malformed input is reported as such before any lookup: a command citing nine
+            // unregistered sources is over the citation limit, not missing a source.
+            if let Err(rejection @ Rejection::Invalid(_)) =
+                decide_command(&AggregateState::empty_for(&envelope.command), &envelope.command)
+            {
+                return Err(LedgerError::Rejected(rejection));
             }
             for reference in envelope.command.references() {
                 let referenced = reference.stream_id();

@@ -236,6 +236,16 @@ async fn each_command_status_code_comes_from_the_request_that_should_produce_it(
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(fields(&status), ["header.command_id", "header.occurred_at"]);
 
+    // INVALID_ARGUMENT before any lookup: nine unregistered sources are over the citation
+    // limit (MAX_SOURCES_PER_COMMAND), not a missing source.
+    let mut request = register_party("GBR", source);
+    request.header.as_mut().unwrap().sources = (0..9)
+        .map(|_| pb::SourceCitation::of(Uuid::now_v7().to_string()))
+        .collect();
+    let status = client.register_party(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["header.sources"]);
+
     // ALREADY_EXISTS: registering a party twice.
     let status = client
         .register_party(register_party("LBY", source))

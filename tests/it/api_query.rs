@@ -226,7 +226,7 @@ async fn queries_fail_with_the_status_their_request_deserves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_entity_is_named_by_its_bare_id_or_its_stream_id() {
+async fn every_entity_is_named_by_its_bare_id_or_its_stream_id_and_nothing_else() {
     let harness = Harness::start().await;
     let (mut queries, _ledger, last) = news_report(&harness).await;
     let meeting = meeting_id();
@@ -293,4 +293,15 @@ async fn every_entity_is_named_by_its_bare_id_or_its_stream_id() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // A lower-case party code names no party: INVALID_ARGUMENT naming the field, not an
+    // empty answer.
+    let status = queries
+        .get_compliance(pb::GetComplianceRequest {
+            party: "lby".into(),
+            options: at_least(last),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("party"), "{status:?}");
 }
