@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_correction, check_target_version, party_tag, push_unique, topic_tag, CommitmentId, MeetingId,
+    check_correction, check_retraction, party_tag, push_unique, topic_tag, CommitmentId, MeetingId,
     OfficialId, Provenance, Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
@@ -1174,22 +1174,16 @@ fn decide_retract_commitment_event(
     if !state.exists() {
         return Err(not_found(commitment_id));
     }
-    check_target_version(
+    check_retraction(
         &state.event_types,
+        &state.retracted_versions,
         retracts_version,
         &[
             "CommitmentReaffirmed",
             "CommitmentProgressReported",
             "ComplianceAssessed",
         ],
-        "retracted",
     )?;
-    if state.retracted_versions.contains(&retracts_version) {
-        return Err(Rejection::rule(
-            "retraction.already_retracted",
-            format!("version {retracts_version} is already retracted"),
-        ));
-    }
     Ok(vec![Event::CommitmentEventRetracted(CommitmentEventRetracted {
         commitment_id,
         retracts_version,

@@ -398,6 +398,25 @@ pub(crate) fn check_correction(
     Ok(())
 }
 
+/// Checks a retraction's target, the rule every aggregate with retractions shares: version
+/// `retracts_version` must exist, be one of the `allowed` event types, and not be among
+/// `retracted` already (`retraction.already_retracted`).
+pub(crate) fn check_retraction(
+    event_types: &[&'static str],
+    retracted: &[u64],
+    retracts_version: u64,
+    allowed: &[&str],
+) -> Result<(), Rejection> {
+    check_target_version(event_types, retracts_version, allowed, "retracted")?;
+    if retracted.contains(&retracts_version) {
+        return Err(Rejection::rule(
+            "retraction.already_retracted",
+            format!("version {retracts_version} is already retracted"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_correction, check_target_version, party_tag, push_unique, topic_tag, MeetingId, OfficialId,
-    Provenance, TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_correction, check_retraction, party_tag, push_unique, topic_tag, MeetingId, OfficialId, Provenance,
+    TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use crate::time::{OccurredAt, Timestamp};
@@ -1006,18 +1006,12 @@ fn decide_retract_meeting_event(
     if !state.exists() {
         return Err(not_found(meeting_id));
     }
-    check_target_version(
+    check_retraction(
         &state.event_types,
+        &state.retracted_versions,
         retracts_version,
         &["StatementRecorded"],
-        "retracted",
     )?;
-    if state.retracted_versions.contains(&retracts_version) {
-        return Err(Rejection::rule(
-            "retraction.already_retracted",
-            format!("version {retracts_version} is already retracted"),
-        ));
-    }
     Ok(vec![Event::MeetingEventRetracted(MeetingEventRetracted {
         meeting_id,
         retracts_version,

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_correction, check_target_version, party_tag, OfficialId, Provenance, Validator, MAX_NAME_LEN,
+    check_correction, check_retraction, party_tag, OfficialId, Provenance, Validator, MAX_NAME_LEN,
     MAX_OFFICES_PER_COMMAND, MAX_POST_LEN, MAX_REASON_LEN,
 };
 use super::error::Rejection;
@@ -583,18 +583,12 @@ fn decide_retract_official_event(
     if !state.exists() {
         return Err(not_found(official_id));
     }
-    check_target_version(
+    check_retraction(
         &state.event_types,
+        &state.retracted_versions,
         retracts_version,
         &["OfficialAppointed", "TenureEnded"],
-        "retracted",
     )?;
-    if state.retracted_versions.contains(&retracts_version) {
-        return Err(Rejection::rule(
-            "retraction.already_retracted",
-            format!("version {retracts_version} is already retracted"),
-        ));
-    }
     Ok(vec![Event::OfficialEventRetracted(OfficialEventRetracted {
         official_id,
         retracts_version,
