@@ -459,22 +459,13 @@ impl Ledger {
                 });
                 continue;
             }
-            // Malformed input is reported as such before any lookup: a command citing nine
-            // unregistered sources is over the citation limit, not missing a source.
-            if let Err(rejection @ Rejection::Invalid(_)) =
-                decide_command(&AggregateState::empty_for(&envelope.command), &envelope.command)
-            {
-                return Err(LedgerError::Rejected(rejection));
-            }
             for reference in envelope.command.references() {
                 let referenced = reference.stream_id();
                 let exists_in_batch = local
                     .iter()
                     .any(|(id, state)| *id == referenced && state.exists());
                 if !exists_in_batch && !self.stream_exists(&referenced)? {
-                    return Err(LedgerError::ReferenceNotFound {
-                        stream_id: referenced,
-                    });
+                    return Err(missing_reference(&envelope.command, referenced));
                 }
             }
             let (state, loaded) = match local.iter().position(|(id, _)| *id == stream_id) {
@@ -544,5 +535,16 @@ impl Ledger {
             decided: decisions,
             states: local,
         })
+    }
+}
+
+/// The answer to a command that names a missing entity. Malformed input is reported as such
+/// first: a command citing nine unregistered sources is over the citation limit, not missing a
+/// source. The field checks (a decide against the empty state) run only here, on the error
+/// path; a command whose references all exist has them checked once, by its own decide.
+fn missing_reference(command: &DomainCommand, stream_id: String) -> LedgerError {
+    match decide_command(&AggregateState::empty_for(command), command) {
+        Err(rejection @ Rejection::Invalid(_)) => LedgerError::Rejected(rejection),
+        _ => LedgerError::ReferenceNotFound { stream_id },
     }
 }

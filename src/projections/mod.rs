@@ -576,6 +576,8 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Page<HistoryEntry>> {
+        // A bare id is resolved (a stream-head read per kind) before the model's lock is taken.
+        let stream_id = &self.stream_of(stream_id)?;
         let from_version = match page.token.as_deref() {
             None => 1,
             Some(token) => token
@@ -617,7 +619,6 @@ impl Projections {
                 publisher: row.as_ref().and_then(|row| row.details.publisher.clone()),
             })
         };
-        let stream_id = &self.stream_of(stream_id)?;
         let (items, next) =
             history::history(&self.shared.log, stream_id, from_version, limit, at, &describe)?;
         if items.is_empty() && from_version == 1 {
