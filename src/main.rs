@@ -176,6 +176,12 @@ struct ServeArgs {
     /// replay at the next start; longer: less writing.
     #[arg(long, default_value_t = dipledger::projections::snapshot::SNAPSHOT_INTERVAL.as_millis() as u64)]
     snapshot_interval_ms: u64,
+    /// How many hours past the server's clock a command's valid time (`occurred_at`) may lie,
+    /// for reports dated in time zones ahead of the server's (at most 168). Planned dates
+    /// (windows, deadlines) are not limited.
+    #[arg(long, default_value_t = dipledger::ledger::DEFAULT_FUTURE_ALLOWANCE.as_secs() / 3600,
+          value_parser = clap::value_parser!(u64).range(0..=dipledger::ledger::MAX_FUTURE_ALLOWANCE.as_secs() / 3600))]
+    future_allowance_hours: u64,
 }
 
 /// `tail`'s flags.
@@ -265,6 +271,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
         options: dipledger::api::server::ServerOptions {
             max_subscriptions: args.max_subscriptions,
             snapshot_interval: std::time::Duration::from_millis(args.snapshot_interval_ms),
+            future_allowance: std::time::Duration::from_secs(args.future_allowance_hours * 3600),
         },
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),
     };

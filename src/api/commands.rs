@@ -126,6 +126,7 @@ commands! {
     ProposeMeeting: propose_meeting(ProposeMeetingRequest) -> ProposeMeetingResponse { meeting_id },
     ScheduleMeeting: schedule_meeting(ScheduleMeetingRequest) -> ScheduleMeetingResponse { meeting_id },
     RescheduleMeeting: reschedule_meeting(RescheduleMeetingRequest) -> RescheduleMeetingResponse { meeting_id },
+    PostponeMeeting: postpone_meeting(PostponeMeetingRequest) -> PostponeMeetingResponse { meeting_id },
     CancelMeeting: cancel_meeting(CancelMeetingRequest) -> CancelMeetingResponse { meeting_id },
     RecordMeetingHeld: record_meeting_held(RecordMeetingHeldRequest) -> RecordMeetingHeldResponse { meeting_id },
     RecordStatement: record_statement(RecordStatementRequest) -> RecordStatementResponse { meeting_id },

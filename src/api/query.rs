@@ -164,6 +164,12 @@ read_requests!(
 );
 
 /// A page of rows as its three response fields: the rows, the next page token, the position.
+/// The server's clock, for "posts held today".
+fn today() -> crate::time::Timestamp {
+    use crate::log::Clock;
+    crate::log::SystemClock.now()
+}
+
 fn page_parts<T, U>(page: &Page<T>, row: impl Fn(&T) -> U) -> (Vec<U>, String, u64) {
     let rows = page.items().iter().map(row).collect();
     (
@@ -207,9 +213,9 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             |r, v| convert::entity_id_from_pb::<MeetingId>(&r.meeting_id, "meeting_id", v),
-            |p, id, options| p.meeting(id, options),
-            |answer| pb::GetMeetingResponse {
-                meeting: Some(convert::meeting_to_pb(answer.value())),
+            |p, id, options| p.named_meeting(id, options),
+            |(answer, names)| pb::GetMeetingResponse {
+                meeting: Some(convert::meeting_to_pb(answer.value(), &names)),
                 based_on_position: answer.based_on_position(),
             },
         )
@@ -236,10 +242,10 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             parse,
-            |p, (filter, page), options| p.meetings(&filter, &page, options),
-            |page| {
+            |p, (filter, page), options| p.named_meetings(&filter, &page, options),
+            |(page, names)| {
                 let (meetings, next_page_token, based_on_position) =
-                    page_parts(&page, convert::meeting_to_pb);
+                    page_parts(&page, |row| convert::meeting_to_pb(row, &names));
                 pb::ListMeetingsResponse {
                     meetings,
                     next_page_token,
@@ -354,13 +360,17 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             parse,
-            |p, (a, b, page), options| p.relation(&a, &b, &page, options),
-            |answer| {
+            |p, (a, b, page), options| p.named_relation(&a, &b, &page, options),
+            |(answer, names)| {
                 let relation = answer.value();
                 let summary = &relation.summary;
                 pb::GetBilateralRelationResponse {
                     pair: relation.pair.clone(),
                     meetings: summary.meetings,
+                    meetings_planned: summary.meetings_planned,
+                    meetings_held: summary.meetings_held,
+                    meetings_postponed: summary.meetings_postponed,
+                    meetings_cancelled: summary.meetings_cancelled,
                     meetings_held_by_month: summary.meetings_held_by_month.clone().into_iter().collect(),
                     commitments: summary.commitments,
                     commitments_open: summary.commitments_open,
@@ -375,7 +385,7 @@ impl pb::query_service_server::QueryService for Query {
                     timeline: relation
                         .timeline
                         .iter()
-                        .map(convert::timeline_item_to_pb)
+                        .map(|item| convert::timeline_item_to_pb(item, &names))
                         .collect(),
                     next_page_token: relation.next_page_token.clone().unwrap_or_default(),
                     based_on_position: answer.based_on_position(),
@@ -460,10 +470,11 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             |r, v| convert::entity_id_from_pb::<OfficialId>(&r.official_id, "official_id", v),
-            |p, id, options| p.contacts(id, options),
-            |answer| pb::GetContactsResponse {
+            |p, id, options| p.named_contacts(id, options),
+            |(answer, names)| pb::GetContactsResponse {
                 met: answer.value().met.clone().into_iter().collect(),
                 based_on_position: answer.based_on_position(),
+                contacts: convert::contacts_to_pb(answer.value(), &names, today()),
             },
         )
         .await

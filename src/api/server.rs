@@ -101,6 +101,8 @@ pub struct ServerOptions {
     pub max_subscriptions: usize,
     /// Longest time between two snapshots of the read models.
     pub snapshot_interval: std::time::Duration,
+    /// How far past the server's clock a command's valid time may lie.
+    pub future_allowance: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -108,6 +110,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_subscriptions: MAX_SUBSCRIPTIONS,
             snapshot_interval: crate::projections::snapshot::SNAPSHOT_INTERVAL,
+            future_allowance: crate::ledger::DEFAULT_FUTURE_ALLOWANCE,
         }
     }
 }
@@ -233,7 +236,9 @@ pub async fn serve_with_listener(
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     health.set_serving::<QueryServiceServer<Query>>().await;
-    let commands = CommandServiceServer::new(Commands::new(Ledger::new(log.clone())))
+    let ledger = Ledger::new(log.clone());
+    ledger.set_future_allowance(options.future_allowance);
+    let commands = CommandServiceServer::new(Commands::new(ledger))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let event_store =

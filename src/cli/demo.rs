@@ -15,7 +15,9 @@ use dipledger::api::pb;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
 use dipledger::api::server::{RunningServer, ServerOptions};
 use dipledger::domain::commitment::{self, CommitmentDetails, CommitmentKind, CooperationKind, Specificity};
-use dipledger::domain::common::{CommitmentId, MeetingId, Provenance, SourceCitation, SourceId, TimeWindow};
+use dipledger::domain::common::{
+    CommitmentId, MeetingId, Provenance, SourceCitation, SourceId, TimeWindow, WindowKind,
+};
 use dipledger::domain::meeting::{self, Location, MeetingDetails};
 use dipledger::domain::source::{self, SourceDetails};
 use dipledger::domain::DomainCommand;
@@ -79,6 +81,7 @@ fn scenarios() -> Vec<DomainCommand> {
     let window = |offset: i64| TimeWindow {
         start: day(offset),
         end: None,
+        kind: WindowKind::Span,
     };
     let mut wrong = commitment_details("hold a joint border-security workshop", "security", Some(60));
     wrong.committing_parties = vec!["LBY".into()];
@@ -120,6 +123,7 @@ fn scenarios() -> Vec<DomainCommand> {
         }),
         DomainCommand::Meeting(meeting::Command::CancelMeeting {
             meeting_id: cancelled,
+            cancelled_by: Vec::new(),
             reason: Some("illustrative: cancelled".into()),
             provenance: cite_illustration(55),
         }),
@@ -245,8 +249,12 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
     )?;
     writeln!(
         out,
-        "  meetings: {}   commitments: {} (open {}, fulfilled {}, lapsed/withdrawn/superseded {})",
+        "  meetings: {} (held {}, planned {}, postponed {}, cancelled {})   commitments: {} (open {}, fulfilled {}, lapsed/withdrawn/superseded {})",
         relation.meetings,
+        relation.meetings_held,
+        relation.meetings_planned,
+        relation.meetings_postponed,
+        relation.meetings_cancelled,
         relation.commitments,
         relation.commitments_open,
         relation.commitments_fulfilled,

@@ -155,17 +155,21 @@ pub struct ExportMapping {
 pub fn map_event(event: &DomainEvent) -> Option<ExportMapping> {
     match event {
         DomainEvent::Meeting(meeting::Event::MeetingProposed(event)) => {
-            let cameo = event
-                .details
-                .parties()
-                .into_iter()
-                .filter(|party| *party != event.proposed_by)
-                .map(|party| CameoCoding {
-                    code: EXPRESS_INTENT_TO_MEET,
-                    source: event.proposed_by.clone(),
-                    target: Some(party.to_owned()),
-                })
-                .collect();
+            // Each proposer -> each participant that is not itself a proposer.
+            let parties = event.details.parties();
+            let mut cameo = Vec::new();
+            for proposer in &event.proposed_by {
+                for party in parties
+                    .iter()
+                    .filter(|party| !event.proposed_by.iter().any(|p| p == *party))
+                {
+                    cameo.push(CameoCoding {
+                        code: EXPRESS_INTENT_TO_MEET,
+                        source: proposer.clone(),
+                        target: Some((*party).to_owned()),
+                    });
+                }
+            }
             Some(ExportMapping {
                 table_version: MAPPING_TABLE_VERSION,
                 cameo,

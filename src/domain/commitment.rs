@@ -574,6 +574,19 @@ pub enum CommitmentStatus {
 }
 
 impl CommitmentStatus {
+    /// The status in words (`fulfilled`, `in progress`), as messages write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitmentStatus::Made => "made",
+            CommitmentStatus::Reaffirmed => "reaffirmed",
+            CommitmentStatus::InProgress => "in progress",
+            CommitmentStatus::Fulfilled => "fulfilled",
+            CommitmentStatus::Lapsed => "lapsed",
+            CommitmentStatus::Withdrawn => "withdrawn",
+            CommitmentStatus::Superseded => "superseded",
+        }
+    }
+
     /// Whether nothing but assessments, corrections and retractions can follow.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -806,7 +819,7 @@ fn require_open(state: &State, commitment_id: CommitmentId, what: &str) -> Resul
     if status.is_terminal() {
         return Err(Rejection::rule(
             "commitment.closed",
-            format!("a {status:?} commitment cannot be {what}"),
+            format!("the commitment is {}; it cannot be {what}", status.as_str()),
         ));
     }
     Ok(())

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::{FieldViolation, Rejection};
-use crate::time::{OccurredAt, Timestamp};
+use crate::time::OccurredAt;
 
 /// Longest name (party, official, publisher, place), in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 200;
@@ -125,6 +125,11 @@ pub fn party_tag(code: &str) -> String {
     format!("party:{code}")
 }
 
+/// The tag naming the country a meeting took place in: `country:LBY`.
+pub fn country_tag(code: &str) -> String {
+    format!("country:{code}")
+}
+
 /// The tag naming a topic on events: `topic:security`.
 pub fn topic_tag(topic: &str) -> String {
     format!("topic:{topic}")
@@ -159,13 +164,26 @@ impl Provenance {
     }
 }
 
-/// A period with a known start and an optional end.
+/// A period as a report gives it: a start and an optional end, each with its own precision
+/// ("24 to 27 February" is a day at both ends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TimeWindow {
     /// Start, with its precision.
     pub start: OccurredAt,
-    /// End, if known; never before `start`.
-    pub end: Option<Timestamp>,
+    /// End, if known, with its precision; never before `start`.
+    pub end: Option<OccurredAt>,
+    /// Whether the meeting fills the window or happens somewhere inside it.
+    pub kind: WindowKind,
+}
+
+/// How a meeting sits in its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WindowKind {
+    /// It lasts from the start to the end ("from 24 to 27 February").
+    Span,
+    /// It happens at some time between the start and the end, the report does not say when
+    /// ("between the 16th and the 17th"). Needs an end.
+    Within,
 }
 
 /// Pushes `value` unless already present (keeps first-seen order, used for tags).
@@ -296,12 +314,39 @@ impl Validator {
         }
     }
 
-    /// A time window whose end is not before its start.
+    /// A time window whose end is not before its start; a `Within` window has an end.
     pub fn window(&mut self, field: &str, window: &TimeWindow) {
-        if let Some(end) = window.end {
-            if end < window.start.at() {
-                self.violation(format!("{field}.end"), "is before the start");
+        match window.end {
+            Some(end) if end.at() < window.start.at() => {
+                self.violation(
+                    format!("{field}.end"),
+                    format!(
+                        "is {}, before the start {}",
+                        end.at().to_rfc3339(),
+                        window.start.at().to_rfc3339()
+                    ),
+                );
             }
+            None if window.kind == WindowKind::Within => {
+                self.violation(
+                    format!("{field}.end"),
+                    "is required when the meeting happens somewhere within the window",
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// A country code in ISO 3166-1 alpha-3 form: three upper-case letters (`LBY`).
+    pub fn country_code(&mut self, field: &str, code: &str) {
+        if code.len() != 3 || !code.bytes().all(|byte| byte.is_ascii_uppercase()) {
+            self.violation(
+                field,
+                format!(
+                    "{} is not an ISO 3166-1 alpha-3 country code (three upper-case letters, e.g. LBY)",
+                    quoted(code)
+                ),
+            );
         }
     }
 
@@ -311,25 +356,38 @@ impl Validator {
     }
 }
 
-/// Checks a party code; the error describes the problem.
+/// Checks a party code; the error names the value, the problem and what is valid.
 pub fn check_party_code(code: &str) -> Result<(), String> {
-    if !PARTY_CODE_LEN.contains(&code.len()) {
-        return Err(format!(
-            "must be {} to {} characters",
-            PARTY_CODE_LEN.start(),
-            PARTY_CODE_LEN.end()
-        ));
-    }
-    if !code.starts_with(|character: char| character.is_ascii_uppercase()) {
-        return Err("must start with an upper-case letter".into());
-    }
-    if !code
+    let problem = if !PARTY_CODE_LEN.contains(&code.len()) {
+        format!("is {} characters", code.chars().count())
+    } else if !code.starts_with(|character: char| character.is_ascii_uppercase()) {
+        "does not start with an upper-case letter".to_owned()
+    } else if !code
         .chars()
         .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit() || character == '-')
     {
-        return Err("may contain only A-Z, 0-9 and '-'".into());
+        "has a character other than A-Z, 0-9 and '-'".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "{} {problem}: a party code is {} to {} upper-case letters, digits or '-', starting with a letter (e.g. LBY)",
+        quoted(code),
+        PARTY_CODE_LEN.start(),
+        PARTY_CODE_LEN.end()
+    ))
+}
+
+/// Most characters of a value quoted back in an error message.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// A value as error messages quote it: in double quotes, cut after [`MAX_QUOTED_CHARS`]
+/// characters with its length in bytes, so an error never echoes a huge input.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
     }
-    Ok(())
 }
 
 /// Checks a topic slug (`regional-stability`); the error describes the problem.

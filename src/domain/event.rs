@@ -78,6 +78,18 @@ impl DomainCommand {
         }
     }
 
+    /// The command's own field that [`DomainCommand::occurred_at`] comes from, as a domain
+    /// field path (`provenance.occurred_at`; a source's publication or retrieval time).
+    pub fn occurred_at_field(&self) -> &'static str {
+        match self {
+            DomainCommand::Source(command) if command.details().published_at.is_some() => {
+                "details.published_at"
+            }
+            DomainCommand::Source(_) => "details.retrieved_at",
+            _ => "provenance.occurred_at",
+        }
+    }
+
     /// Every other entity the command names that must exist: cited sources, parties,
     /// officials, meetings, commitments. Deduplicated, in order of first mention; never the
     /// command's own stream (a party whose code is its own stream is not listed).
@@ -240,7 +252,10 @@ pub enum DecodeEventError {
 
 /// Decodes a stored payload, upcasting old schema versions to the current one.
 ///
-/// Upcasts: `PartyRegistered` v1 (no `cameo_code`) -> v2 (`cameo_code: None`).
+/// Upcasts: `PartyRegistered` v1 (no `cameo_code`) -> v2 (`cameo_code: None`);
+/// `MeetingProposed` v1 (one proposer) -> v2 (a list of one); `MeetingProposed`,
+/// `MeetingScheduled` and `MeetingRescheduled` v1 windows (a bare end instant) -> v2 (the end
+/// exact, the window a span); `MeetingCancelled` v1 -> v2 (`cancelled_by` empty).
 pub fn decode_event(
     event_type: &str,
     schema_version: u16,
@@ -294,6 +309,10 @@ enum UpcastError {
     Decode(DecodeError),
 }
 
+fn decode_old<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, UpcastError> {
+    crate::encoding::decode(payload).map_err(UpcastError::Decode)
+}
+
 /// The upcasting chain: each arm decodes one old version and converts it to the current one.
 fn upcast(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<DomainEvent, UpcastError> {
     match (event_type, schema_version) {
@@ -301,6 +320,30 @@ fn upcast(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Domai
             let old: party::legacy::PartyRegisteredV1 =
                 crate::encoding::decode(payload).map_err(UpcastError::Decode)?;
             Ok(DomainEvent::Party(party::Event::PartyRegistered(old.upcast())))
+        }
+        ("MeetingProposed", 1) => {
+            let old: meeting::legacy::MeetingProposedV1 = decode_old(payload)?;
+            Ok(DomainEvent::Meeting(meeting::Event::MeetingProposed(
+                old.upcast(),
+            )))
+        }
+        ("MeetingScheduled", 1) => {
+            let old: meeting::legacy::MeetingScheduledV1 = decode_old(payload)?;
+            Ok(DomainEvent::Meeting(meeting::Event::MeetingScheduled(
+                old.upcast(),
+            )))
+        }
+        ("MeetingRescheduled", 1) => {
+            let old: meeting::legacy::MeetingRescheduledV1 = decode_old(payload)?;
+            Ok(DomainEvent::Meeting(meeting::Event::MeetingRescheduled(
+                old.upcast(),
+            )))
+        }
+        ("MeetingCancelled", 1) => {
+            let old: meeting::legacy::MeetingCancelledV1 = decode_old(payload)?;
+            Ok(DomainEvent::Meeting(meeting::Event::MeetingCancelled(
+                old.upcast(),
+            )))
         }
         _ => Err(UpcastError::NoPath),
     }

@@ -1,10 +1,13 @@
 //! Meeting: who met whom, where, in what format, about what, and who said what. Stream
 //! `meeting-<uuid>`.
 //!
-//! Lifecycle: Proposed -> Scheduled <-> Rescheduled -> Held; Proposed/Scheduled/Rescheduled ->
-//! Cancelled. A meeting first learned of after it happened starts directly as Held (and may also
-//! be first learned of as Scheduled). Statements are recorded on held meetings. Details are fixed
-//! by `CorrectMeeting`; a wrongly recorded statement is retracted.
+//! Lifecycle: Proposed -> Scheduled -> Rescheduled -> Held. A meeting not yet held may be
+//! postponed (no new date: Postponed) or cancelled; a postponed or cancelled meeting may be
+//! rescheduled with a new date, a cancelled one postponed again ("cancelled, to be
+//! rescheduled"), and a postponed one held or cancelled. A meeting first learned of after it
+//! happened starts directly as Held (and may also be first learned of as Scheduled). Statements
+//! are recorded on held meetings. Details are fixed by `CorrectMeeting`; a wrongly recorded
+//! statement is retracted.
 //!
 //! Longer than ~600 lines as one aggregate whole: its commands, events, state, decide and evolve read
 //! together; splitting them would separate a rule from the events it produces.
@@ -12,8 +15,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_correction, check_retraction, party_tag, push_unique, topic_tag, MeetingId, OfficialId, Provenance,
-    TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_correction, check_retraction, country_tag, party_tag, push_unique, topic_tag, MeetingId,
+    OfficialId, Provenance, TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN,
+    MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use crate::time::{OccurredAt, Timestamp};
@@ -63,7 +67,8 @@ pub struct Participant {
 pub struct Location {
     /// Place name, e.g. "Benghazi".
     pub place: String,
-    /// Code of the party (country) the place is in, e.g. `LBY`.
+    /// ISO 3166-1 alpha-3 code of the country the place is in, e.g. `LBY`. A place, not a
+    /// party: it need not be registered.
     pub country: Option<String>,
 }
 
@@ -96,19 +101,11 @@ impl MeetingDetails {
         parties
     }
 
-    /// Every party code the details name (participants and location country).
-    pub fn party_codes(&self) -> Vec<&str> {
-        let mut parties = self.parties();
-        if let Some(country) = self
-            .location
+    /// The location's country code, if given.
+    pub fn location_country(&self) -> Option<&str> {
+        self.location
             .as_ref()
             .and_then(|location| location.country.as_deref())
-        {
-            if !parties.contains(&country) {
-                parties.push(country);
-            }
-        }
-        parties
     }
 
     /// Officials named as participants.
@@ -120,8 +117,11 @@ impl MeetingDetails {
     }
 
     fn push_tags(&self, tags: &mut Vec<String>) {
-        for party in self.party_codes() {
+        for party in self.parties() {
             push_unique(tags, party_tag(party));
+        }
+        if let Some(country) = self.location_country() {
+            push_unique(tags, country_tag(country));
         }
         for official_id in self.official_ids() {
             push_unique(tags, official_id.tag());
@@ -144,12 +144,12 @@ pub struct Speaker {
 /// Commands on a meeting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// A party proposes a meeting.
+    /// One party, or several jointly, propose a meeting.
     ProposeMeeting {
         /// The meeting id.
         meeting_id: MeetingId,
-        /// Code of the proposing party.
-        proposed_by: String,
+        /// Codes of the proposing parties (one, or several for a joint proposal).
+        proposed_by: Vec<String>,
         /// The proposed meeting.
         details: MeetingDetails,
         /// The proposed time, if any.
@@ -168,7 +168,7 @@ pub enum Command {
         /// Sources and valid time (when it was scheduled).
         provenance: Provenance,
     },
-    /// A scheduled meeting moves to another time.
+    /// A meeting gets a new date: a scheduled one moves, a postponed or cancelled one comes back.
     RescheduleMeeting {
         /// The meeting id.
         meeting_id: MeetingId,
@@ -179,10 +179,21 @@ pub enum Command {
         /// Sources and valid time.
         provenance: Provenance,
     },
+    /// A meeting that has not happened is put off without a new date.
+    PostponeMeeting {
+        /// The meeting id.
+        meeting_id: MeetingId,
+        /// Why, if reported.
+        reason: Option<String>,
+        /// Sources and valid time.
+        provenance: Provenance,
+    },
     /// A meeting that has not happened is called off.
     CancelMeeting {
         /// The meeting id.
         meeting_id: MeetingId,
+        /// Codes of the parties that called it off (empty: the source does not say).
+        cancelled_by: Vec<String>,
         /// Why, if reported.
         reason: Option<String>,
         /// Sources and valid time.
@@ -245,6 +256,7 @@ impl Command {
             Command::ProposeMeeting { meeting_id, .. }
             | Command::ScheduleMeeting { meeting_id, .. }
             | Command::RescheduleMeeting { meeting_id, .. }
+            | Command::PostponeMeeting { meeting_id, .. }
             | Command::CancelMeeting { meeting_id, .. }
             | Command::RecordMeetingHeld { meeting_id, .. }
             | Command::RecordStatement { meeting_id, .. }
@@ -259,6 +271,7 @@ impl Command {
             Command::ProposeMeeting { provenance, .. }
             | Command::ScheduleMeeting { provenance, .. }
             | Command::RescheduleMeeting { provenance, .. }
+            | Command::PostponeMeeting { provenance, .. }
             | Command::CancelMeeting { provenance, .. }
             | Command::RecordMeetingHeld { provenance, .. }
             | Command::RecordStatement { provenance, .. }
@@ -278,14 +291,16 @@ impl Command {
         }
     }
 
-    /// Every party code the command names.
+    /// Every party code the command names (the location's country is a place, not a party).
     pub fn party_codes(&self) -> Vec<&str> {
-        let mut codes = self
-            .details()
-            .map(MeetingDetails::party_codes)
-            .unwrap_or_default();
+        let mut codes = self.details().map(MeetingDetails::parties).unwrap_or_default();
         match self {
-            Command::ProposeMeeting { proposed_by, .. } => codes.push(proposed_by),
+            Command::ProposeMeeting { proposed_by, .. } => {
+                codes.extend(proposed_by.iter().map(String::as_str))
+            }
+            Command::CancelMeeting { cancelled_by, .. } => {
+                codes.extend(cancelled_by.iter().map(String::as_str))
+            }
             Command::RecordStatement { speaker, .. } => codes.push(&speaker.party),
             _ => {}
         }
@@ -305,13 +320,13 @@ impl Command {
     }
 }
 
-/// A meeting was proposed.
+/// A meeting was proposed (schema version 2: several proposers; windows with an end precision).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingProposed {
     /// The meeting id.
     pub meeting_id: MeetingId,
-    /// Code of the proposing party.
-    pub proposed_by: String,
+    /// Codes of the proposing parties.
+    pub proposed_by: Vec<String>,
     /// The proposed meeting.
     pub details: MeetingDetails,
     /// The proposed time, if any.
@@ -320,7 +335,7 @@ pub struct MeetingProposed {
     pub provenance: Provenance,
 }
 
-/// A meeting was scheduled.
+/// A meeting was scheduled (schema version 2: the window's end has a precision).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingScheduled {
     /// The meeting id.
@@ -333,7 +348,7 @@ pub struct MeetingScheduled {
     pub provenance: Provenance,
 }
 
-/// A scheduled meeting was moved.
+/// A meeting got a new date (schema version 2: the window's end has a precision).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingRescheduled {
     /// The meeting id.
@@ -346,11 +361,24 @@ pub struct MeetingRescheduled {
     pub provenance: Provenance,
 }
 
-/// A meeting was called off.
+/// A meeting was put off without a new date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingPostponed {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// Why, if reported.
+    pub reason: Option<String>,
+    /// Sources and valid time.
+    pub provenance: Provenance,
+}
+
+/// A meeting was called off (schema version 2: who called it off).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingCancelled {
     /// The meeting id.
     pub meeting_id: MeetingId,
+    /// Codes of the parties that called it off (empty: not reported).
+    pub cancelled_by: Vec<String>,
     /// Why, if reported.
     pub reason: Option<String>,
     /// Sources and valid time.
@@ -417,13 +445,13 @@ event_enum! {
     /// Events of a meeting stream.
     pub enum Event {
         /// See [`MeetingProposed`].
-        MeetingProposed = 1,
+        MeetingProposed = 2,
         /// See [`MeetingScheduled`].
-        MeetingScheduled = 1,
+        MeetingScheduled = 2,
         /// See [`MeetingRescheduled`].
-        MeetingRescheduled = 1,
+        MeetingRescheduled = 2,
         /// See [`MeetingCancelled`].
-        MeetingCancelled = 1,
+        MeetingCancelled = 2,
         /// See [`MeetingHeld`].
         MeetingHeld = 1,
         /// See [`StatementRecorded`].
@@ -432,6 +460,8 @@ event_enum! {
         MeetingCorrected = 1,
         /// See [`MeetingEventRetracted`].
         MeetingEventRetracted = 1,
+        /// See [`MeetingPostponed`].
+        MeetingPostponed = 1,
     }
 }
 
@@ -447,6 +477,7 @@ impl Event {
             Event::StatementRecorded(event) => event.meeting_id,
             Event::MeetingCorrected(event) => event.meeting_id,
             Event::MeetingEventRetracted(event) => event.meeting_id,
+            Event::MeetingPostponed(event) => event.meeting_id,
         }
     }
 
@@ -461,18 +492,27 @@ impl Event {
             Event::StatementRecorded(event) => &event.provenance,
             Event::MeetingCorrected(event) => &event.provenance,
             Event::MeetingEventRetracted(event) => &event.provenance,
+            Event::MeetingPostponed(event) => &event.provenance,
         }
     }
 
-    /// Tags: `meeting:<uuid>`; for events with details, `party:` of every participant and the
-    /// location country, `official:` of every named participant, `topic:` of every topic; the
-    /// proposer's and speaker's party/official; `source:` of each cited source.
+    /// Tags: `meeting:<uuid>`; for events with details, `party:` of every participant,
+    /// `country:` of the location, `official:` of every named participant, `topic:` of every
+    /// topic; the proposers', cancelling parties' and speaker's party/official; `source:` of each
+    /// cited source.
     pub fn tags(&self) -> Vec<String> {
         let mut tags = vec![self.meeting_id().tag()];
         match self {
             Event::MeetingProposed(event) => {
-                push_unique(&mut tags, party_tag(&event.proposed_by));
+                for party in &event.proposed_by {
+                    push_unique(&mut tags, party_tag(party));
+                }
                 event.details.push_tags(&mut tags);
+            }
+            Event::MeetingCancelled(event) => {
+                for party in &event.cancelled_by {
+                    push_unique(&mut tags, party_tag(party));
+                }
             }
             Event::MeetingScheduled(event) => event.details.push_tags(&mut tags),
             Event::MeetingHeld(event) => event.details.push_tags(&mut tags),
@@ -483,7 +523,7 @@ impl Event {
                     push_unique(&mut tags, official_id.tag());
                 }
             }
-            Event::MeetingRescheduled(_) | Event::MeetingCancelled(_) | Event::MeetingEventRetracted(_) => {}
+            Event::MeetingRescheduled(_) | Event::MeetingPostponed(_) | Event::MeetingEventRetracted(_) => {}
         }
         for tag in self.provenance().source_tags() {
             push_unique(&mut tags, tag);
@@ -499,12 +539,28 @@ pub enum MeetingStatus {
     Proposed,
     /// Scheduled.
     Scheduled,
-    /// Scheduled, then moved at least once.
+    /// Given a new date after being scheduled, postponed or cancelled.
     Rescheduled,
     /// Took place.
     Held,
     /// Called off.
     Cancelled,
+    /// Put off without a new date.
+    Postponed,
+}
+
+impl MeetingStatus {
+    /// The status in words (`held`, `postponed`), as messages and exports write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingStatus::Proposed => "proposed",
+            MeetingStatus::Scheduled => "scheduled",
+            MeetingStatus::Rescheduled => "rescheduled",
+            MeetingStatus::Held => "held",
+            MeetingStatus::Cancelled => "cancelled",
+            MeetingStatus::Postponed => "postponed",
+        }
+    }
 }
 
 /// A statement recorded on the meeting and not retracted.
@@ -551,13 +607,15 @@ impl Statement {
 pub struct State {
     meeting_id: Option<MeetingId>,
     status: Option<MeetingStatus>,
-    proposed_by: Option<String>,
+    proposed_by: Vec<String>,
     details: Option<MeetingDetails>,
     details_version: u64,
     window: Option<TimeWindow>,
     held_at: Option<OccurredAt>,
     ended_at: Option<Timestamp>,
     cancellation_reason: Option<String>,
+    cancelled_by: Vec<String>,
+    postponement_reason: Option<String>,
     #[serde(skip)]
     statements: Vec<Statement>,
     statements_recorded: usize,
@@ -582,9 +640,9 @@ impl State {
         self.status
     }
 
-    /// Code of the proposing party, if the meeting was proposed.
-    pub fn proposed_by(&self) -> Option<&str> {
-        self.proposed_by.as_deref()
+    /// Codes of the proposing parties (empty unless the meeting was proposed).
+    pub fn proposed_by(&self) -> &[String] {
+        &self.proposed_by
     }
 
     /// The details in effect (latest of proposal, schedule, held record or correction).
@@ -597,7 +655,8 @@ impl State {
         self.details_version
     }
 
-    /// The planned time (proposal, schedule or latest reschedule).
+    /// The planned time (proposal, schedule or latest reschedule); for a postponed meeting, the
+    /// time it was postponed from (it places the meeting on timelines).
     pub fn window(&self) -> Option<TimeWindow> {
         self.window
     }
@@ -612,9 +671,19 @@ impl State {
         self.ended_at
     }
 
-    /// Why it was cancelled, if reported.
+    /// Why it was cancelled, if it is cancelled and the reason was reported.
     pub fn cancellation_reason(&self) -> Option<&str> {
         self.cancellation_reason.as_deref()
+    }
+
+    /// Who cancelled it, if it is cancelled (empty: not reported).
+    pub fn cancelled_by(&self) -> &[String] {
+        &self.cancelled_by
+    }
+
+    /// Why it was postponed, if it is postponed and the reason was reported.
+    pub fn postponement_reason(&self) -> Option<&str> {
+        self.postponement_reason.as_deref()
     }
 
     /// Statements not retracted, in the order recorded.
@@ -627,6 +696,13 @@ impl State {
     pub fn with_statements(mut self, statements: Vec<Statement>) -> State {
         self.statements = statements;
         self
+    }
+
+    /// Forgets why the meeting was last postponed or cancelled (it has moved on; history keeps it).
+    fn clear_put_off(&mut self) {
+        self.cancellation_reason = None;
+        self.cancelled_by.clear();
+        self.postponement_reason = None;
     }
 
     /// Versions of events retracted so far.
@@ -678,7 +754,7 @@ fn validate_details(validator: &mut Validator, details: &MeetingDetails) {
     if let Some(location) = &details.location {
         validator.required_text("details.location.place", &location.place, MAX_NAME_LEN);
         if let Some(country) = &location.country {
-            validator.party_code("details.location.country", country);
+            validator.country_code("details.location.country", country);
         }
     }
     validator.topics("details.topics", &details.topics);
@@ -691,8 +767,10 @@ fn not_found(meeting_id: MeetingId) -> Rejection {
     }
 }
 
+/// A lifecycle refusal: "the meeting is held; it cannot be cancelled".
 fn status_rule(code: &'static str, status: Option<MeetingStatus>, what: &str) -> Rejection {
-    Rejection::rule(code, format!("a {status:?} meeting cannot be {what}"))
+    let status = status.map_or("not recorded yet", MeetingStatus::as_str);
+    Rejection::rule(code, format!("the meeting is {status}; it cannot be {what}"))
 }
 
 /// Decides which events a meeting command produces.
@@ -731,9 +809,19 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
             reason.as_deref(),
             provenance,
         ),
-        Command::CancelMeeting { reason, .. } => {
-            decide_cancel_meeting(status, validator, meeting_id, reason.as_deref(), provenance)
+        Command::PostponeMeeting { reason, .. } => {
+            decide_postpone_meeting(status, validator, meeting_id, reason.as_deref(), provenance)
         }
+        Command::CancelMeeting {
+            cancelled_by, reason, ..
+        } => decide_cancel_meeting(
+            status,
+            validator,
+            meeting_id,
+            cancelled_by,
+            reason.as_deref(),
+            provenance,
+        ),
         Command::RecordMeetingHeld {
             details, ended_at, ..
         } => decide_record_meeting_held(status, validator, meeting_id, details, *ended_at, provenance),
@@ -772,17 +860,18 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Rejection>
     }
 }
 
-/// Proposes a meeting: a valid proposing party and window, no meeting with this id yet.
+/// Proposes a meeting: one or more valid proposing parties, a valid window, no meeting with
+/// this id yet.
 fn decide_propose_meeting(
     state: &State,
     mut validator: Validator,
     meeting_id: MeetingId,
-    proposed_by: &str,
+    proposed_by: &[String],
     details: &MeetingDetails,
     proposed_window: Option<&TimeWindow>,
     provenance: Provenance,
 ) -> Result<Vec<Event>, Rejection> {
-    validator.party_code("proposed_by", proposed_by);
+    validator.party_codes("proposed_by", proposed_by, 1);
     if let Some(window) = proposed_window {
         validator.window("proposed_window", window);
     }
@@ -794,7 +883,7 @@ fn decide_propose_meeting(
     }
     Ok(vec![Event::MeetingProposed(MeetingProposed {
         meeting_id,
-        proposed_by: proposed_by.to_owned(),
+        proposed_by: proposed_by.to_vec(),
         details: details.clone(),
         proposed_window: proposed_window.copied(),
         provenance,
@@ -823,7 +912,8 @@ fn decide_schedule_meeting(
     })])
 }
 
-/// Reschedules a meeting: a valid window and reason; the meeting scheduled or rescheduled.
+/// Reschedules a meeting: a valid window and reason; the meeting scheduled, rescheduled,
+/// postponed or cancelled (a cancelled meeting can come back).
 fn decide_reschedule_meeting(
     status: Option<MeetingStatus>,
     mut validator: Validator,
@@ -838,11 +928,16 @@ fn decide_reschedule_meeting(
     if status.is_none() {
         return Err(not_found(meeting_id));
     }
-    if !matches!(
-        status,
-        Some(MeetingStatus::Scheduled | MeetingStatus::Rescheduled)
-    ) {
-        return Err(status_rule("meeting.not_reschedulable", status, "rescheduled"));
+    match status {
+        Some(MeetingStatus::Proposed) => {
+            return Err(status_rule(
+                "meeting.not_reschedulable",
+                status,
+                "rescheduled (schedule it instead)",
+            ))
+        }
+        Some(MeetingStatus::Held) => return Err(status_rule("meeting.already_held", status, "rescheduled")),
+        _ => {}
     }
     Ok(vec![Event::MeetingRescheduled(MeetingRescheduled {
         meeting_id,
@@ -852,14 +947,47 @@ fn decide_reschedule_meeting(
     })])
 }
 
-/// Cancels a meeting: a valid reason if given; the meeting recorded, neither held nor cancelled.
-fn decide_cancel_meeting(
+/// Postpones a meeting without a new date: a valid reason if given; the meeting recorded,
+/// neither held nor already postponed (a cancelled one may be postponed: "to be rescheduled").
+fn decide_postpone_meeting(
     status: Option<MeetingStatus>,
     mut validator: Validator,
     meeting_id: MeetingId,
     reason: Option<&str>,
     provenance: Provenance,
 ) -> Result<Vec<Event>, Rejection> {
+    validator.optional_text("reason", reason, MAX_REASON_LEN);
+    validator.finish()?;
+    match status {
+        None => return Err(not_found(meeting_id)),
+        Some(MeetingStatus::Held) => return Err(status_rule("meeting.already_held", status, "postponed")),
+        Some(MeetingStatus::Postponed) => {
+            return Err(status_rule(
+                "meeting.already_postponed",
+                status,
+                "postponed again",
+            ))
+        }
+        Some(_) => {}
+    }
+    Ok(vec![Event::MeetingPostponed(MeetingPostponed {
+        meeting_id,
+        reason: reason.map(str::to_owned),
+        provenance,
+    })])
+}
+
+/// Cancels a meeting: valid cancelling parties and reason if given; the meeting recorded,
+/// neither held nor cancelled.
+fn decide_cancel_meeting(
+    status: Option<MeetingStatus>,
+    mut validator: Validator,
+    meeting_id: MeetingId,
+    cancelled_by: &[String],
+    reason: Option<&str>,
+    provenance: Provenance,
+) -> Result<Vec<Event>, Rejection> {
+    validator.party_codes("cancelled_by", cancelled_by, 0);
     validator.optional_text("reason", reason, MAX_REASON_LEN);
     validator.finish()?;
     match status {
@@ -872,6 +1000,7 @@ fn decide_cancel_meeting(
     }
     Ok(vec![Event::MeetingCancelled(MeetingCancelled {
         meeting_id,
+        cancelled_by: cancelled_by.to_vec(),
         reason: reason.map(str::to_owned),
         provenance,
     })])
@@ -892,7 +1021,13 @@ fn decide_record_meeting_held(
     validator.finish()?;
     match status {
         Some(MeetingStatus::Held) => return Err(status_rule("meeting.already_held", status, "held again")),
-        Some(MeetingStatus::Cancelled) => return Err(status_rule("meeting.cancelled", status, "held")),
+        Some(MeetingStatus::Cancelled) => {
+            return Err(status_rule(
+                "meeting.cancelled",
+                status,
+                "held (reschedule or postpone it first)",
+            ))
+        }
         _ => {}
     }
     Ok(vec![Event::MeetingHeld(MeetingHeld {
@@ -1028,7 +1163,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
     match event {
         Event::MeetingProposed(event) => {
             state.status = Some(MeetingStatus::Proposed);
-            state.proposed_by = Some(event.proposed_by.clone());
+            state.proposed_by = event.proposed_by.clone();
             state.details = Some(event.details.clone());
             state.details_version = version;
             state.window = event.proposed_window;
@@ -1042,13 +1177,22 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         Event::MeetingRescheduled(event) => {
             state.status = Some(MeetingStatus::Rescheduled);
             state.window = Some(event.window);
+            state.clear_put_off();
+        }
+        Event::MeetingPostponed(event) => {
+            state.status = Some(MeetingStatus::Postponed);
+            state.clear_put_off();
+            state.postponement_reason = event.reason.clone();
         }
         Event::MeetingCancelled(event) => {
             state.status = Some(MeetingStatus::Cancelled);
+            state.clear_put_off();
             state.cancellation_reason = event.reason.clone();
+            state.cancelled_by = event.cancelled_by.clone();
         }
         Event::MeetingHeld(event) => {
             state.status = Some(MeetingStatus::Held);
+            state.clear_put_off();
             state.details = Some(event.details.clone());
             state.details_version = version;
             state.held_at = Some(event.provenance.occurred_at);
@@ -1076,4 +1220,135 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
     }
     state
+}
+
+/// Older schema versions of meeting events, kept so stored payloads can be upcast.
+pub mod legacy {
+    use serde::{Deserialize, Serialize};
+
+    use super::{MeetingCancelled, MeetingDetails, MeetingProposed, MeetingRescheduled, MeetingScheduled};
+    use crate::domain::common::{MeetingId, Provenance, TimeWindow, WindowKind};
+    use crate::time::{OccurredAt, Precision, Timestamp};
+
+    /// `TimeWindow` before schema version 2: the end was a bare instant.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TimeWindowV1 {
+        /// Start, with its precision.
+        pub start: OccurredAt,
+        /// End, if known.
+        pub end: Option<Timestamp>,
+    }
+
+    impl TimeWindowV1 {
+        /// The window with its end read as an exact instant (what version 1 stored) and the
+        /// meaning version 1 had: the meeting spans the window.
+        pub fn upcast(self) -> TimeWindow {
+            TimeWindow {
+                start: self.start,
+                end: self.end.map(|end| OccurredAt::new(end, Precision::Exact)),
+                kind: WindowKind::Span,
+            }
+        }
+    }
+
+    /// `MeetingProposed` schema version 1: one proposer, a version 1 window.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MeetingProposedV1 {
+        /// The meeting id.
+        pub meeting_id: MeetingId,
+        /// Code of the proposing party.
+        pub proposed_by: String,
+        /// The proposed meeting.
+        pub details: MeetingDetails,
+        /// The proposed time, if any.
+        pub proposed_window: Option<TimeWindowV1>,
+        /// Sources and valid time.
+        pub provenance: Provenance,
+    }
+
+    impl MeetingProposedV1 {
+        /// Upcasts: the one proposer becomes a list of one.
+        pub fn upcast(self) -> MeetingProposed {
+            MeetingProposed {
+                meeting_id: self.meeting_id,
+                proposed_by: vec![self.proposed_by],
+                details: self.details,
+                proposed_window: self.proposed_window.map(TimeWindowV1::upcast),
+                provenance: self.provenance,
+            }
+        }
+    }
+
+    /// `MeetingScheduled` schema version 1: a version 1 window.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MeetingScheduledV1 {
+        /// The meeting id.
+        pub meeting_id: MeetingId,
+        /// The meeting as scheduled.
+        pub details: MeetingDetails,
+        /// When it is planned.
+        pub window: TimeWindowV1,
+        /// Sources and valid time.
+        pub provenance: Provenance,
+    }
+
+    impl MeetingScheduledV1 {
+        /// Upcasts the window.
+        pub fn upcast(self) -> MeetingScheduled {
+            MeetingScheduled {
+                meeting_id: self.meeting_id,
+                details: self.details,
+                window: self.window.upcast(),
+                provenance: self.provenance,
+            }
+        }
+    }
+
+    /// `MeetingRescheduled` schema version 1: a version 1 window.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MeetingRescheduledV1 {
+        /// The meeting id.
+        pub meeting_id: MeetingId,
+        /// The new time.
+        pub window: TimeWindowV1,
+        /// Why, if reported.
+        pub reason: Option<String>,
+        /// Sources and valid time.
+        pub provenance: Provenance,
+    }
+
+    impl MeetingRescheduledV1 {
+        /// Upcasts the window.
+        pub fn upcast(self) -> MeetingRescheduled {
+            MeetingRescheduled {
+                meeting_id: self.meeting_id,
+                window: self.window.upcast(),
+                reason: self.reason,
+                provenance: self.provenance,
+            }
+        }
+    }
+
+    /// `MeetingCancelled` schema version 1: who cancelled was not recorded.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MeetingCancelledV1 {
+        /// The meeting id.
+        pub meeting_id: MeetingId,
+        /// Why, if reported.
+        pub reason: Option<String>,
+        /// Sources and valid time.
+        pub provenance: Provenance,
+    }
+
+    impl MeetingCancelledV1 {
+        /// Upcasts with `cancelled_by` empty ("not reported"; never guessed).
+        pub fn upcast(self) -> MeetingCancelled {
+            MeetingCancelled {
+                meeting_id: self.meeting_id,
+                cancelled_by: Vec::new(),
+                reason: self.reason,
+                provenance: self.provenance,
+            }
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The write path: a command becomes events in the log.
 //!
 //! For each command the ledger (1) answers a retried `command_id` with its original result,
-//! (2) checks that every entity the command names exists, (3) loads the entity's state by
+//! (2) refuses a valid time later than the clock plus the future allowance (every command
+//! records something that has happened: a meeting held, a proposal made, a date announced; only
+//! windows and deadlines may lie ahead), (3) checks that every entity the command names exists, (3) loads the entity's state by
 //! folding its stream (through a bounded cache that is checked against the stream's current
 //! version, so it is never stale), (4) asks the pure domain to decide, and (5) appends the
 //! events with `Exact(version it decided on)`. A conflict with a concurrent writer is returned
@@ -30,6 +32,11 @@ use state::StateCache;
 pub const MAX_CONFLICT_RETRIES: usize = 5;
 /// Most commands in one batch (one log transaction).
 pub const MAX_COMMANDS_PER_BATCH: usize = crate::log::limits::MAX_REQUESTS_PER_TRANSACTION;
+/// How far past the server's clock a command's valid time may lie by default: one day, for
+/// reports written in time zones ahead of the server's.
+pub const DEFAULT_FUTURE_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// The longest future allowance a server accepts (a week; beyond that the check means nothing).
+pub const MAX_FUTURE_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 60 * 60);
 /// Most entity states the ledger keeps folded in memory.
 pub const STATE_CACHE_ENTRIES: usize = 10_000;
 /// Most stream ids the ledger remembers as existing (a stream, once written, exists forever:
@@ -158,6 +165,8 @@ struct Inner {
     /// Streams known to exist (see KNOWN_STREAMS_ENTRIES).
     known_streams: std::sync::Mutex<std::collections::HashSet<String>>,
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// How far past the clock a valid time may lie, in microseconds.
+    future_allowance_micros: std::sync::atomic::AtomicI64,
 }
 
 impl Inner {
@@ -220,8 +229,43 @@ impl Ledger {
                 states: StateCache::new(STATE_CACHE_ENTRIES),
                 known_streams: Default::default(),
                 locks,
+                future_allowance_micros: std::sync::atomic::AtomicI64::new(
+                    DEFAULT_FUTURE_ALLOWANCE.as_micros() as i64,
+                ),
             }),
         }
+    }
+
+    /// Sets how far past the log's clock a command's valid time may lie (default
+    /// [`DEFAULT_FUTURE_ALLOWANCE`], at most [`MAX_FUTURE_ALLOWANCE`]; larger is clamped).
+    pub fn set_future_allowance(&self, allowance: std::time::Duration) {
+        let micros = allowance.min(MAX_FUTURE_ALLOWANCE).as_micros() as i64;
+        self.inner
+            .future_allowance_micros
+            .store(micros, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses a command whose valid time lies further ahead of the clock than the allowance.
+    fn check_not_in_future(&self, command: &DomainCommand) -> Result<(), LedgerError> {
+        let allowance = self
+            .inner
+            .future_allowance_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let now = self.inner.log.now();
+        let latest = Timestamp::from_unix_micros(now.unix_micros().saturating_add(allowance));
+        let occurred_at = command.occurred_at().at();
+        if occurred_at <= latest {
+            return Ok(());
+        }
+        Err(LedgerError::Rejected(Rejection::Invalid(vec![crate::domain::FieldViolation {
+            field: command.occurred_at_field().to_owned(),
+            description: format!(
+                "{} is in the future: what is recorded has happened, so its time may be at most {} h past the server's clock ({}); a planned date belongs in the window",
+                occurred_at.to_rfc3339(),
+                allowance / 3_600_000_000,
+                now.to_rfc3339()
+            ),
+        }])))
     }
 
     /// Commands re-decided after losing a race, since this ledger was made.
@@ -425,7 +469,13 @@ impl Ledger {
         {
             return Ok(true);
         }
-        let exists = self.inner.log.stream_version(stream_id)? > 0;
+        let exists = match self.inner.log.stream_version(stream_id) {
+            Ok(version) => version > 0,
+            // A name no stream can have (`party-F RA`): nothing by that name exists. The caller
+            // then reports the malformed field of the command, not the log's `stream_id`.
+            Err(LogError::Invalid { .. }) => false,
+            Err(other) => return Err(other.into()),
+        };
         if exists {
             let mut known = self.inner.known_streams.lock().expect("known streams");
             if known.len() >= KNOWN_STREAMS_ENTRIES {
@@ -459,6 +509,7 @@ impl Ledger {
                 });
                 continue;
             }
+            self.check_not_in_future(&envelope.command)?;
             for reference in envelope.command.references() {
                 let referenced = reference.stream_id();
                 let exists_in_batch = local

@@ -200,6 +200,8 @@ struct Inner {
     /// The largest journal frame; a transaction must fit in one.
     max_frame_bytes: usize,
     recovery_report: RecoveryReport,
+    /// Stamps `recorded_at`; read by [`Log::now`].
+    clock: Arc<dyn Clock>,
 }
 
 impl Drop for Inner {
@@ -218,6 +220,12 @@ impl Log {
     /// The data directory the log lives in.
     pub fn data_dir(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The time now, by the clock that stamps `recorded_at` (the ledger checks valid times
+    /// against it).
+    pub fn now(&self) -> crate::time::Timestamp {
+        self.inner.clock.now()
     }
 
     /// Opens (or creates) the log in `config.path()`: replays the journal past sled's head,
@@ -291,6 +299,7 @@ impl Log {
                 db,
                 max_frame_bytes: sizes.max_frame_bytes(),
                 recovery_report,
+                clock: config.clock.clone(),
             }),
         })
     }

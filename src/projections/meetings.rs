@@ -36,6 +36,8 @@ pub enum MeetingStatusView {
     Held,
     /// Called off.
     Cancelled,
+    /// Put off without a new date.
+    Postponed,
 }
 
 impl MeetingStatusView {
@@ -46,6 +48,7 @@ impl MeetingStatusView {
             MeetingStatus::Rescheduled => MeetingStatusView::Rescheduled,
             MeetingStatus::Held => MeetingStatusView::Held,
             MeetingStatus::Cancelled => MeetingStatusView::Cancelled,
+            MeetingStatus::Postponed => MeetingStatusView::Postponed,
         }
     }
 
@@ -57,6 +60,7 @@ impl MeetingStatusView {
             MeetingStatusView::Rescheduled => "Rescheduled",
             MeetingStatusView::Held => "Held",
             MeetingStatusView::Cancelled => "Cancelled",
+            MeetingStatusView::Postponed => "Postponed",
         }
     }
 }
@@ -83,8 +87,8 @@ pub struct MeetingRow {
     pub meeting_id: MeetingId,
     /// Lifecycle status.
     pub status: MeetingStatusView,
-    /// Proposing party, if it was proposed.
-    pub proposed_by: Option<String>,
+    /// Proposing parties, if it was proposed.
+    pub proposed_by: Vec<String>,
     /// Details in effect (the latest correction).
     pub details: MeetingDetails,
     /// Stream version of the event whose details are in effect.
@@ -95,8 +99,12 @@ pub struct MeetingRow {
     pub held_at: Option<OccurredAt>,
     /// When it ended, if known.
     pub ended_at: Option<Timestamp>,
-    /// Why it was cancelled.
+    /// Why it was cancelled, if it is.
     pub cancellation_reason: Option<String>,
+    /// Who cancelled it, if it is (empty: not reported).
+    pub cancelled_by: Vec<String>,
+    /// Why it was postponed, if it is.
+    pub postponement_reason: Option<String>,
     /// Statements in effect.
     pub statements: Vec<StatementRow>,
     /// Stream versions retracted.
@@ -133,13 +141,15 @@ impl MeetingRow {
         Some(MeetingRow {
             meeting_id: state.meeting_id()?,
             status: MeetingStatusView::of(state.status()?),
-            proposed_by: state.proposed_by().map(str::to_owned),
+            proposed_by: state.proposed_by().to_vec(),
             details: state.details()?.clone(),
             details_version: state.details_version(),
             window: state.window(),
             held_at: state.held_at(),
             ended_at: state.ended_at(),
             cancellation_reason: state.cancellation_reason().map(str::to_owned),
+            cancelled_by: state.cancelled_by().to_vec(),
+            postponement_reason: state.postponement_reason().map(str::to_owned),
             statements: Vec::new(),
             retracted_versions: Vec::new(),
             stream_version: state.version(),

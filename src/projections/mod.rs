@@ -34,6 +34,7 @@ pub mod directory;
 pub mod error;
 pub mod history;
 pub mod meetings;
+pub mod names;
 pub mod officials;
 pub mod relations;
 pub mod runner;
@@ -52,6 +53,7 @@ pub use directory::{PartyRow, SourceRow};
 pub use error::{ProjectionError, ProjectionResult};
 pub use history::{HistoryEntry, SourceRef};
 pub use meetings::{MeetingFilter, MeetingRow, MeetingStatusView};
+pub use names::Names;
 pub use officials::{ContactsRow, OfficialRow, PostHolder};
 pub use relations::{Relation, RelationSummary, TimelineItem};
 pub use runner::ProjectionName;
@@ -315,6 +317,114 @@ impl Projections {
         Ok((read(&model, &self.shared.log, at)?, at))
     }
 
+    /// Like [`Projections::read`] over `names` plus the officials and the directory, with the
+    /// names of the officials and parties `refs` finds in the result, at the same position.
+    fn read_named<T>(
+        &self,
+        names: &[ProjectionName],
+        options: &ReadOptions,
+        read: impl FnOnce(&Model, &Log, u64) -> ProjectionResult<T>,
+        refs: impl FnOnce(&T, &mut names::Refs),
+    ) -> ProjectionResult<(T, Names, u64)> {
+        let mut all = names.to_vec();
+        all.extend([ProjectionName::Officials, ProjectionName::Directory]);
+        let ((value, names), at) = self.read(&all, options, |model, log, at| {
+            let value = read(model, log, at)?;
+            let mut found = names::Refs::default();
+            refs(&value, &mut found);
+            let names = Names::resolve(model, log, at, found)?;
+            Ok((value, names))
+        })?;
+        Ok((value, names, at))
+    }
+
+    /// One meeting with the names and posts of its participants (on the meeting's date).
+    pub fn named_meeting(
+        &self,
+        meeting_id: MeetingId,
+        options: &ReadOptions,
+    ) -> ProjectionResult<(Answer<MeetingRow>, Names)> {
+        let (row, names, at) = self.read_named(
+            &[ProjectionName::Meetings],
+            options,
+            |model, log, at| model.meetings.get(log, meeting_id, at),
+            |row, refs| row.iter().for_each(|row| refs.meeting(row)),
+        )?;
+        Ok((found(row, || format!("meeting {meeting_id}"), at)?, names))
+    }
+
+    /// Meetings matching a filter, with the names of everyone on the page.
+    pub fn named_meetings(
+        &self,
+        filter: &MeetingFilter,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<(Page<MeetingRow>, Names)> {
+        let ((items, next_page_token), names, at) = self.read_named(
+            &[ProjectionName::Meetings],
+            options,
+            |model, log, at| {
+                model
+                    .meetings
+                    .list(log, filter, at, page.token.as_deref(), page.limit)
+            },
+            |(items, _), refs| items.iter().for_each(|row| refs.meeting(row)),
+        )?;
+        let page = Page {
+            items,
+            next_page_token,
+            based_on_position: at,
+        };
+        Ok((page, names))
+    }
+
+    /// The bilateral relation with the names of everyone at the meetings on the timeline page.
+    pub fn named_relation(
+        &self,
+        a: &str,
+        b: &str,
+        page: &PageRequest,
+        options: &ReadOptions,
+    ) -> ProjectionResult<(Answer<Relation>, Names)> {
+        check_pair(a, b)?;
+        let (value, names, at) = self.read_named(
+            &RELATION_MODELS,
+            options,
+            |model, log, at| relation_page(model, log, (a, b), at, page),
+            |relation, refs| refs.timeline(&relation.timeline),
+        )?;
+        let answer = Answer {
+            value,
+            based_on_position: at,
+        };
+        Ok((answer, names))
+    }
+
+    /// Who an official met, with the names of the others.
+    pub fn named_contacts(
+        &self,
+        official_id: OfficialId,
+        options: &ReadOptions,
+    ) -> ProjectionResult<(Answer<ContactsRow>, Names)> {
+        let (value, names, at) = self.read_named(
+            &[],
+            options,
+            |model, _, at| Ok(model.officials.contacts(official_id, at)),
+            |contacts, refs| {
+                contacts
+                    .met
+                    .keys()
+                    .filter_map(|id| id.parse().ok())
+                    .for_each(|uuid| refs.official(OfficialId::from_uuid(uuid)))
+            },
+        )?;
+        let answer = Answer {
+            value,
+            based_on_position: at,
+        };
+        Ok((answer, names))
+    }
+
     fn answer<T>(
         &self,
         name: ProjectionName,
@@ -441,27 +551,9 @@ impl Projections {
         page: &PageRequest,
         options: &ReadOptions,
     ) -> ProjectionResult<Answer<Relation>> {
-        if a == b {
-            return Err(ProjectionError::InvalidArgument {
-                field: "parties",
-                reason: "a relation needs two different parties".into(),
-            });
-        }
-        let names = [
-            ProjectionName::Relations,
-            ProjectionName::Meetings,
-            ProjectionName::Commitments,
-        ];
-        let (value, at) = self.read(&names, options, |model, log, at| {
-            model.relations.relation(
-                &model.meetings,
-                &model.commitments,
-                log,
-                (a, b),
-                at,
-                page.token.as_deref(),
-                page.limit,
-            )
+        check_pair(a, b)?;
+        let (value, at) = self.read(&RELATION_MODELS, options, |model, log, at| {
+            relation_page(model, log, (a, b), at, page)
         })?;
         Ok(Answer {
             value,
@@ -679,6 +771,43 @@ impl Projections {
     ) -> ProjectionResult<Page<HistoryEntry>> {
         self.history(&party_stream_id(code), page, options)
     }
+}
+
+/// The read models a relation reads.
+const RELATION_MODELS: [ProjectionName; 3] = [
+    ProjectionName::Relations,
+    ProjectionName::Meetings,
+    ProjectionName::Commitments,
+];
+
+/// A relation needs two different parties.
+fn check_pair(a: &str, b: &str) -> ProjectionResult<()> {
+    if a == b {
+        return Err(ProjectionError::InvalidArgument {
+            field: "parties",
+            reason: "a relation needs two different parties".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The relation of `a` and `b` as of `at`, one page of its timeline.
+fn relation_page(
+    model: &Model,
+    log: &Log,
+    (a, b): (&str, &str),
+    at: u64,
+    page: &PageRequest,
+) -> ProjectionResult<Relation> {
+    model.relations.relation(
+        &model.meetings,
+        &model.commitments,
+        log,
+        (a, b),
+        at,
+        page.token.as_deref(),
+        page.limit,
+    )
 }
 
 fn found<T>(row: Option<T>, what: impl FnOnce() -> String, at: u64) -> ProjectionResult<Answer<T>> {

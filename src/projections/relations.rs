@@ -28,13 +28,20 @@ const IDX_TIMELINE: u8 = b'T';
 const ITEM_MEETING: u8 = b'm';
 const ITEM_COMMITMENT: u8 = b'c';
 
-/// The canonical key of an unordered pair of parties: the two codes sorted, joined by `/`.
+/// The key of an unordered pair of parties inside the model: the two codes sorted, joined by
+/// `/`, which no party code contains (codes may contain `-`: `LBY-GNU`), so keys never collide.
 pub fn pair_key(a: &str, b: &str) -> String {
     if a <= b {
         format!("{a}/{b}")
     } else {
         format!("{b}/{a}")
     }
+}
+
+/// The pair as the API and CLI write it everywhere: the two codes in alphabetical order joined
+/// by a hyphen (`FRA-LBY`).
+pub fn pair_name(a: &str, b: &str) -> String {
+    pair_key(a, b).replacen('/', "-", 1)
 }
 
 fn pairs_of(parties: &[String]) -> Vec<String> {
@@ -54,8 +61,16 @@ fn pairs_of(parties: &[String]) -> Vec<String> {
 /// scores have one decimal), so sums are exact and order-independent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelationSummary {
-    /// Meetings between the two (any status but cancelled).
+    /// Meetings between the two, in any state (the sum of the four counts below).
     pub meetings: i64,
+    /// Of which still to happen: proposed, scheduled or rescheduled.
+    pub meetings_planned: i64,
+    /// Of which held.
+    pub meetings_held: i64,
+    /// Of which postponed without a new date.
+    pub meetings_postponed: i64,
+    /// Of which cancelled.
+    pub meetings_cancelled: i64,
     /// Held meetings by month of holding (`YYYY-MM`).
     pub meetings_held_by_month: BTreeMap<String, i64>,
     /// Commitments both parties are committing parties or counterparties of.
@@ -89,6 +104,10 @@ impl RelationSummary {
             }
         };
         put("#meetings".into(), self.meetings);
+        put("#planned".into(), self.meetings_planned);
+        put("#held".into(), self.meetings_held);
+        put("#postponed".into(), self.meetings_postponed);
+        put("#cancelled".into(), self.meetings_cancelled);
         put("#commitments".into(), self.commitments);
         put("#open".into(), self.commitments_open);
         put("#fulfilled".into(), self.commitments_fulfilled);
@@ -113,6 +132,10 @@ impl RelationSummary {
             let (kind, rest) = name.split_at(1);
             match (kind, rest) {
                 ("#", "meetings") => summary.meetings = *value,
+                ("#", "planned") => summary.meetings_planned = *value,
+                ("#", "held") => summary.meetings_held = *value,
+                ("#", "postponed") => summary.meetings_postponed = *value,
+                ("#", "cancelled") => summary.meetings_cancelled = *value,
                 ("#", "commitments") => summary.commitments = *value,
                 ("#", "open") => summary.commitments_open = *value,
                 ("#", "fulfilled") => summary.commitments_fulfilled = *value,
@@ -168,15 +191,13 @@ fn involves<S: AsRef<str>>(parties: &[S], pair: &str) -> bool {
 /// Whether the meeting contributes to `pair` (same answer as
 /// `meeting_contribution(row).contains_key(pair)`, without the CAMEO mapping).
 fn meeting_involves(row: &MeetingRow, pair: &str) -> bool {
-    row.status != MeetingStatusView::Cancelled && involves(&row.details.parties(), pair)
+    involves(&row.details.parties(), pair)
 }
 
-/// What one meeting contributes to each pair of its participants' parties.
+/// What one meeting contributes to each pair of its participants' parties: every meeting
+/// counts, in the count of its state; a held one also by month and in the Goldstein sums.
 pub fn meeting_contribution(row: &MeetingRow) -> BTreeMap<String, RelationSummary> {
     let mut contributions = BTreeMap::new();
-    if row.status == MeetingStatusView::Cancelled {
-        return contributions;
-    }
     let parties: Vec<String> = row.details.parties().into_iter().map(str::to_owned).collect();
     let held = row.held_at.filter(|_| row.status == MeetingStatusView::Held);
     let mapping = held.map(|held_at| {
@@ -192,6 +213,14 @@ pub fn meeting_contribution(row: &MeetingRow) -> BTreeMap<String, RelationSummar
             meetings: 1,
             ..RelationSummary::default()
         };
+        match row.status {
+            MeetingStatusView::Proposed | MeetingStatusView::Scheduled | MeetingStatusView::Rescheduled => {
+                summary.meetings_planned = 1
+            }
+            MeetingStatusView::Held => summary.meetings_held = 1,
+            MeetingStatusView::Postponed => summary.meetings_postponed = 1,
+            MeetingStatusView::Cancelled => summary.meetings_cancelled = 1,
+        }
         for topic in &row.details.topics {
             summary.topics.insert(topic.clone(), 1);
         }
@@ -284,7 +313,7 @@ impl TimelineItem {
 /// A bilateral relation as of a position: the summary and one page of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Relation {
-    /// The pair key (`FRA/LBY`).
+    /// The pair key (`FRA-LBY`).
     pub pair: String,
     /// The summary.
     pub summary: RelationSummary,
@@ -316,6 +345,7 @@ impl RelationsModel {
         limit: usize,
     ) -> ProjectionResult<Relation> {
         let pair = pair_key(a, b);
+        let name = pair_name(a, b);
         let summary = self
             .summaries
             .get(&pair)
@@ -344,7 +374,7 @@ impl RelationsModel {
             },
         )?;
         Ok(Relation {
-            pair,
+            pair: name,
             summary,
             timeline,
             next_page_token,

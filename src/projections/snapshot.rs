@@ -36,7 +36,7 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
 /// crash).
 pub const SNAPSHOT_EVENTS: u64 = 100_000;
 /// The snapshot format this build writes and reads; any other is discarded and rebuilt.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 /// Size a chunk is cut at (a chunk holds whole records, so one large record makes it larger).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Bytes appended since the base below which no new base is written, however small the base.

@@ -65,7 +65,10 @@ async fn relation_and_history_in_human_and_json_output() {
         String::from_utf8_lossy(&human.stderr)
     );
     assert!(text.contains(&format!("(as of position {last})")), "{text}");
-    assert!(text.contains("meetings 1, commitments 1"), "{text}");
+    assert!(
+        text.contains("meetings 1 (held 1, planned 0, postponed 0, cancelled 0), commitments 1"),
+        "{text}"
+    );
     assert!(text.contains("Benghazi"), "{text}");
 
     let json = run(args(&["relation", "LBY", "FRA", "--json", "--server", &server])).await;

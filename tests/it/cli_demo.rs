@@ -19,7 +19,9 @@ fn the_demo_records_the_report_and_shows_the_relation_and_the_audit_trail() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("meetings: 2   commitments: 4 (open 2, fulfilled 1, lapsed/withdrawn/superseded 1)"),
+        stdout.contains(
+            "meetings: 3 (held 2, planned 0, postponed 0, cancelled 1)   commitments: 4 (open 2, fulfilled 1, lapsed/withdrawn/superseded 1)"
+        ),
         "{stdout}"
     );
     assert!(
@@ -57,7 +59,10 @@ async fn the_demo_records_through_a_running_server_and_a_second_run_records_noth
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(stdout.contains("recording through"), "{stdout}");
-    assert!(stdout.contains("meetings: 2   commitments: 4"), "{stdout}");
+    assert!(
+        stdout.contains("meetings: 3 (held 2, planned 0, postponed 0, cancelled 1)   commitments: 4"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Benghazi"), "{stdout}");
     let head = harness.log.head();
     assert_eq!(head, 22);

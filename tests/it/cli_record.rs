@@ -205,7 +205,10 @@ async fn the_news_report_recorded_with_verbs_reads_back() {
     ])
     .await;
     let text = String::from_utf8_lossy(&relation.stdout);
-    assert!(text.contains("meetings 1, commitments 1"), "{text}");
+    assert!(
+        text.contains("meetings 1 (held 1, planned 0, postponed 0, cancelled 0), commitments 1"),
+        "{text}"
+    );
     assert!(text.contains("Benghazi"), "{text}");
 
     // A scripted retry: the same --command-id records nothing new and answers the same.
@@ -266,7 +269,7 @@ async fn bad_arguments_and_rejections_fail_with_a_message() {
     ])
     .await;
     assert!(!bad_date.status.success());
-    assert!(String::from_utf8_lossy(&bad_date.stderr).contains("is not ISO 8601"));
+    assert!(String::from_utf8_lossy(&bad_date.stderr).contains("is not a valid ISO 8601 time"));
     let bad_kind = dipledger(vec![
         "party".into(),
         "register".into(),
@@ -302,4 +305,139 @@ async fn bad_arguments_and_rejections_fail_with_a_message() {
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postponed_then_cancelled_meeting_comes_back_and_impossible_dates_are_refused() {
+    let harness = Harness::start().await;
+    let server = harness.server.uri();
+    let source = recorded(
+        &server,
+        &[
+            "source",
+            "register",
+            "--title",
+            "Report",
+            "--retrieved-at",
+            "2025-02-01",
+        ],
+    )
+    .await;
+    let source_id = source["entity_id"].as_str().unwrap().to_owned();
+    let cited = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(["--source".into(), source_id.clone()]);
+        all
+    };
+    for code in ["LBY", "FRA"] {
+        let args = cited(&[
+            "party",
+            "register",
+            code,
+            "--name",
+            code,
+            "--occurred-at",
+            "2025-01",
+        ]);
+        recorded(&server, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    }
+    let run = |args: Vec<String>| {
+        let server = server.clone();
+        async move { recorded(&server, &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    // "From 24 to 27 February", announced at 10:00 Paris time.
+    let meeting = run(cited(&[
+        "meeting",
+        "schedule",
+        "--participant",
+        "LBY",
+        "--participant",
+        "FRA",
+        "--start",
+        "2025-02-24",
+        "--end",
+        "2025-02-27",
+        "--occurred-at",
+        "2025-02-01T10:00+01:00",
+    ]))
+    .await;
+    let id = meeting["entity_id"].as_str().unwrap().to_owned();
+    run(cited(&[
+        "meeting",
+        "postpone",
+        &id,
+        "--reason",
+        "the minister fell ill",
+        "--occurred-at",
+        "2025-02-20",
+    ]))
+    .await;
+    run(cited(&[
+        "meeting",
+        "cancel",
+        &id,
+        "--cancelled-by",
+        "FRA",
+        "--occurred-at",
+        "2025-02-22",
+    ]))
+    .await;
+    run(cited(&[
+        "meeting",
+        "reschedule",
+        &id,
+        "--start",
+        "2025-03-16",
+        "--end",
+        "2025-03-17",
+        "--within",
+        "--occurred-at",
+        "2025-03-01",
+    ]))
+    .await;
+    // Wait for the read models with a bounded query first.
+    let mut queries =
+        dipledger::api::pb::query_service_client::QueryServiceClient::new(harness.channel().await);
+    queries
+        .get_meeting(dipledger::api::pb::GetMeetingRequest {
+            meeting_id: id.clone(),
+            options: Some(dipledger::api::pb::ReadOptions {
+                min_position: harness.log.head(),
+                as_of: None,
+            }),
+        })
+        .await
+        .unwrap();
+    let shown = dipledger(vec![
+        "meeting".into(),
+        "show".into(),
+        id.clone(),
+        "--json".into(),
+        "--server".into(),
+        server.clone(),
+    ])
+    .await;
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let shown = &shown["meeting"];
+    assert_eq!(shown["status"], "MEETING_STATUS_RESCHEDULED", "{shown}");
+    assert_eq!(shown["window"]["kind"], "WITHIN");
+    assert_eq!(shown["window"]["start"]["at"], "2025-03-16T00:00:00.000000Z");
+    assert_eq!(shown["window"]["end"]["precision"], "DAY");
+
+    // 30 February does not exist: refused by the CLI with the reason, nothing sent.
+    let head = harness.log.head();
+    let impossible = dipledger(cited(&[
+        "meeting",
+        "postpone",
+        &id,
+        "--occurred-at",
+        "2025-02-30",
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(!impossible.status.success());
+    let stderr = String::from_utf8_lossy(&impossible.stderr);
+    assert!(stderr.contains("2025-02 has days 1 to 28, not 30"), "{stderr}");
+    assert_eq!(harness.log.head(), head);
 }

@@ -29,14 +29,15 @@ fn event_types_and_versions_are_pinned() {
         ("OfficialEventRetracted", 1),
         ("SourceRegistered", 1),
         ("SourceCorrected", 1),
-        ("MeetingProposed", 1),
-        ("MeetingScheduled", 1),
-        ("MeetingRescheduled", 1),
-        ("MeetingCancelled", 1),
+        ("MeetingProposed", 2),
+        ("MeetingScheduled", 2),
+        ("MeetingRescheduled", 2),
+        ("MeetingCancelled", 2),
         ("MeetingHeld", 1),
         ("StatementRecorded", 1),
         ("MeetingCorrected", 1),
         ("MeetingEventRetracted", 1),
+        ("MeetingPostponed", 1),
         ("CommitmentRecorded", 1),
         ("CommitmentReaffirmed", 1),
         ("CommitmentProgressReported", 1),
@@ -81,6 +82,81 @@ fn party_registered_v1_is_upcast_to_v2() {
     assert!(state.exists());
     // Read as the current version, the old bytes do not decode: the upcast is needed.
     assert!(decode_event("PartyRegistered", 2, &stored).is_err());
+}
+
+#[test]
+fn meeting_events_v1_are_upcast_to_v2() {
+    use dipledger::domain::meeting::legacy::*;
+    use dipledger::time::Precision;
+    let v1_window = TimeWindowV1 {
+        start: day(5),
+        end: Some(day(6).at()),
+    };
+    let window = TimeWindow {
+        start: day(5),
+        end: Some(dipledger::time::OccurredAt::new(day(6).at(), Precision::Exact)),
+        kind: WindowKind::Span,
+    };
+    let decode = |event_type: &str, bytes: Vec<u8>| {
+        let event = decode_event(event_type, 1, &bytes).expect("v1 upcasts");
+        assert_eq!(event.schema_version(), 2, "{event_type}");
+        assert!(
+            decode_event(event_type, 2, &bytes).is_err(),
+            "{event_type} v1 bytes are not v2"
+        );
+        match event {
+            DomainEvent::Meeting(event) => event,
+            other => panic!("a meeting event expected, got {other:?}"),
+        }
+    };
+    let proposed = decode(
+        "MeetingProposed",
+        dipledger::encoding::encode(&MeetingProposedV1 {
+            meeting_id: meeting_id(),
+            proposed_by: "FRA".into(),
+            details: meeting_details(),
+            proposed_window: Some(v1_window),
+            provenance: provenance(),
+        }),
+    );
+    let meeting::Event::MeetingProposed(proposed) = proposed else {
+        panic!("MeetingProposed expected");
+    };
+    assert_eq!(proposed.proposed_by, ["FRA"]);
+    assert_eq!(proposed.proposed_window, Some(window));
+    let scheduled = decode(
+        "MeetingScheduled",
+        dipledger::encoding::encode(&MeetingScheduledV1 {
+            meeting_id: meeting_id(),
+            details: meeting_details(),
+            window: v1_window,
+            provenance: provenance(),
+        }),
+    );
+    assert!(matches!(scheduled, meeting::Event::MeetingScheduled(ref e) if e.window == window));
+    let rescheduled = decode(
+        "MeetingRescheduled",
+        dipledger::encoding::encode(&MeetingRescheduledV1 {
+            meeting_id: meeting_id(),
+            window: v1_window,
+            reason: Some("moved".into()),
+            provenance: provenance(),
+        }),
+    );
+    assert!(matches!(rescheduled, meeting::Event::MeetingRescheduled(ref e) if e.window == window));
+    let cancelled = decode(
+        "MeetingCancelled",
+        dipledger::encoding::encode(&MeetingCancelledV1 {
+            meeting_id: meeting_id(),
+            reason: Some("security".into()),
+            provenance: provenance(),
+        }),
+    );
+    let meeting::Event::MeetingCancelled(cancelled) = cancelled else {
+        panic!("MeetingCancelled expected");
+    };
+    assert!(cancelled.cancelled_by.is_empty(), "never guessed");
+    assert_eq!(cancelled.reason.as_deref(), Some("security"));
 }
 
 #[test]
@@ -145,7 +221,7 @@ fn max_meeting_details() -> meeting::MeetingDetails {
             .collect(),
         location: Some(Location {
             place: text(MAX_NAME_LEN),
-            country: Some(max_code(99)),
+            country: Some("ZZZ".into()),
         }),
         topics: max_topics(),
         summary: Some(text(MAX_TEXT_LEN)),
@@ -251,11 +327,12 @@ fn maximal_commands() -> Vec<(Vec<DomainCommand>, DomainCommand)> {
             vec![],
             DomainCommand::Meeting(meeting::Command::ProposeMeeting {
                 meeting_id: meeting_id(),
-                proposed_by: max_code(0),
+                proposed_by: (0..MAX_PARTIES_PER_LIST).map(max_code).collect(),
                 details: max_meeting_details(),
                 proposed_window: Some(TimeWindow {
                     start: day(1),
-                    end: Some(day(2).at()),
+                    end: Some(day(2)),
+                    kind: WindowKind::Within,
                 }),
                 provenance: max_provenance(),
             }),
@@ -446,7 +523,7 @@ fn cameo_and_plover_mapping_table() {
     // Proposal: 036, AGREE.
     let proposed = DomainEvent::Meeting(meeting::Event::MeetingProposed(meeting::MeetingProposed {
         meeting_id: meeting_id(),
-        proposed_by: "FRA".into(),
+        proposed_by: vec!["FRA".into()],
         details: meeting_details(),
         proposed_window: None,
         provenance: provenance(),
@@ -510,4 +587,129 @@ fn cameo_and_plover_mapping_table() {
             ("057", 8.0),
         ]
     );
+}
+
+#[test]
+fn cameo_coding_of_every_meeting_kind_and_where_kinds_overlap() {
+    let multilateral_with = |details: &mut meeting::MeetingDetails, role: Option<ParticipantRole>| {
+        details.format = MeetingFormat::Multilateral;
+        details.participants.push(Participant {
+            party: "EGY".into(),
+            official_id: None,
+            role,
+        });
+    };
+    // Virtual codes like a phone call.
+    let video = held_event(|details| details.format = MeetingFormat::Virtual);
+    assert_eq!(
+        coded(&video),
+        (
+            vec![dyad("041", "LBY", "FRA"), dyad("041", "FRA", "LBY")],
+            Some("phone")
+        )
+    );
+    // Negotiation wins over a phone call, and over a visit.
+    let negotiated_call = held_event(|details| {
+        details.format = MeetingFormat::Phone;
+        details.negotiation = true;
+    });
+    assert_eq!(coded(&negotiated_call).0[0].0, "046");
+    let negotiated_visit = held_event(|details| {
+        details.negotiation = true;
+        details.participants[0].role = Some(ParticipantRole::Host);
+    });
+    assert!(coded(&negotiated_visit).0.iter().all(|dyad| dyad.0 == "046"));
+    // A call with a "host" is still a call.
+    let hosted_call = held_event(|details| {
+        details.format = MeetingFormat::Phone;
+        details.participants[0].role = Some(ParticipantRole::Host);
+    });
+    assert_eq!(coded(&hosted_call).0[0].0, "041");
+    // A host known wins over a third location: the host received the visitor there.
+    let hosted_abroad = held_event(|details| {
+        details.participants[0].role = Some(ParticipantRole::Host);
+        if let Some(location) = details.location.as_mut() {
+            location.country = Some("CHE".into());
+        }
+    });
+    assert_eq!(
+        coded(&hosted_abroad).0,
+        vec![dyad("042", "FRA", "LBY"), dyad("043", "LBY", "FRA")]
+    );
+    // A third location that is no registered party (a place, not a party) still codes 044.
+    let geneva = held_event(|details| {
+        if let Some(location) = details.location.as_mut() {
+            location.country = Some("CHE".into());
+        }
+    });
+    assert_eq!(coded(&geneva).0[0].0, "044");
+    // No location: consult.
+    let nowhere = held_event(|details| details.location = None);
+    assert_eq!(
+        coded(&nowhere),
+        (vec![dyad("040", "LBY", "FRA"), dyad("040", "FRA", "LBY")], None)
+    );
+    // Several hosts: each guest visits each host, each host hosts each guest.
+    let co_hosted = held_event(|details| {
+        multilateral_with(details, Some(ParticipantRole::Host));
+        details.participants[0].role = Some(ParticipantRole::Host);
+    });
+    assert_eq!(
+        coded(&co_hosted),
+        (
+            vec![
+                dyad("042", "FRA", "LBY"),
+                dyad("043", "LBY", "FRA"),
+                dyad("042", "FRA", "EGY"),
+                dyad("043", "EGY", "FRA"),
+            ],
+            Some("multilateral")
+        )
+    );
+    // A joint proposal: each proposer -> each participant that is not a proposer.
+    let joint = DomainEvent::Meeting(meeting::Event::MeetingProposed(meeting::MeetingProposed {
+        meeting_id: meeting_id(),
+        proposed_by: vec!["FRA".into(), "EGY".into()],
+        details: {
+            let mut details = meeting_details();
+            multilateral_with(&mut details, None);
+            details
+        },
+        proposed_window: None,
+        provenance: provenance(),
+    }));
+    assert_eq!(
+        coded(&joint).0,
+        vec![dyad("036", "FRA", "LBY"), dyad("036", "EGY", "LBY")]
+    );
+    // Scheduled, rescheduled, postponed and cancelled meetings have no code in either scheme.
+    let not_coded = [
+        meeting::Event::MeetingScheduled(meeting::MeetingScheduled {
+            meeting_id: meeting_id(),
+            details: meeting_details(),
+            window: TimeWindow {
+                start: day(1),
+                end: None,
+                kind: WindowKind::Span,
+            },
+            provenance: provenance(),
+        }),
+        meeting::Event::MeetingPostponed(meeting::MeetingPostponed {
+            meeting_id: meeting_id(),
+            reason: None,
+            provenance: provenance(),
+        }),
+        meeting::Event::MeetingCancelled(meeting::MeetingCancelled {
+            meeting_id: meeting_id(),
+            cancelled_by: vec!["LBY".into()],
+            reason: None,
+            provenance: provenance(),
+        }),
+    ];
+    for event in not_coded {
+        assert!(
+            dipledger::domain::cameo::map_event(&DomainEvent::Meeting(event.clone())).is_none(),
+            "{event:?} has no code"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 use crate::support::domain::*;
 use dipledger::domain::commitment::{self, AssessmentStage, PartyScore, Specificity};
 use dipledger::domain::common::{
-    CommitmentId, Provenance, SourceCitation, TimeWindow, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_QUOTE_LEN,
-    MAX_SOURCES_PER_COMMAND, MAX_TEXT_LEN, MAX_TOPICS,
+    CommitmentId, Provenance, SourceCitation, TimeWindow, WindowKind, MAX_NAME_LEN, MAX_PARTICIPANTS,
+    MAX_QUOTE_LEN, MAX_SOURCES_PER_COMMAND, MAX_TEXT_LEN, MAX_TOPICS,
 };
 use dipledger::domain::meeting::{self, MeetingFormat, ParticipantRole, Speaker};
 use dipledger::domain::official::{self, OfficeTerm};
@@ -445,14 +445,15 @@ fn official_state_tracks_tenures_and_retractions() {
 fn window(start: i64, end: Option<i64>) -> TimeWindow {
     TimeWindow {
         start: day(start),
-        end: end.map(|end| day(end).at()),
+        end: end.map(day),
+        kind: WindowKind::Span,
     }
 }
 
 fn propose() -> DomainCommand {
     DomainCommand::Meeting(meeting::Command::ProposeMeeting {
         meeting_id: meeting_id(),
-        proposed_by: "FRA".into(),
+        proposed_by: vec!["FRA".into()],
         details: meeting_details(),
         proposed_window: Some(window(5, None)),
         provenance: provenance(),
@@ -480,7 +481,35 @@ fn reschedule() -> DomainCommand {
 fn cancel() -> DomainCommand {
     DomainCommand::Meeting(meeting::Command::CancelMeeting {
         meeting_id: meeting_id(),
+        cancelled_by: Vec::new(),
         reason: Some("security situation".into()),
+        provenance: provenance(),
+    })
+}
+
+fn postpone() -> DomainCommand {
+    DomainCommand::Meeting(meeting::Command::PostponeMeeting {
+        meeting_id: meeting_id(),
+        reason: Some("the minister fell ill".into()),
+        provenance: provenance(),
+    })
+}
+
+fn cancel_by(parties: &[&str]) -> DomainCommand {
+    DomainCommand::Meeting(meeting::Command::CancelMeeting {
+        meeting_id: meeting_id(),
+        cancelled_by: parties.iter().map(|party| (*party).to_owned()).collect(),
+        reason: None,
+        provenance: provenance(),
+    })
+}
+
+fn propose_by(parties: &[&str]) -> DomainCommand {
+    DomainCommand::Meeting(meeting::Command::ProposeMeeting {
+        meeting_id: meeting_id(),
+        proposed_by: parties.iter().map(|party| (*party).to_owned()).collect(),
+        details: meeting_details(),
+        proposed_window: None,
         provenance: provenance(),
     })
 }
@@ -583,7 +612,86 @@ fn meeting_lifecycle_table() {
             "reschedule held",
             vec![held()],
             reschedule(),
-            Then::Rule("meeting.not_reschedulable"),
+            Then::Rule("meeting.already_held"),
+        ),
+        (
+            "reschedule postponed",
+            vec![schedule(), postpone()],
+            reschedule(),
+            Then::Events(&["MeetingRescheduled"]),
+        ),
+        (
+            "reschedule cancelled (it comes back)",
+            vec![schedule(), cancel()],
+            reschedule(),
+            Then::Events(&["MeetingRescheduled"]),
+        ),
+        (
+            "postpone scheduled",
+            vec![schedule()],
+            postpone(),
+            Then::Events(&["MeetingPostponed"]),
+        ),
+        (
+            "postpone proposed",
+            vec![propose()],
+            postpone(),
+            Then::Events(&["MeetingPostponed"]),
+        ),
+        (
+            "postpone rescheduled",
+            vec![schedule(), reschedule()],
+            postpone(),
+            Then::Events(&["MeetingPostponed"]),
+        ),
+        (
+            "postpone cancelled (to be rescheduled)",
+            vec![schedule(), cancel()],
+            postpone(),
+            Then::Events(&["MeetingPostponed"]),
+        ),
+        (
+            "postpone postponed",
+            vec![schedule(), postpone()],
+            postpone(),
+            Then::Rule("meeting.already_postponed"),
+        ),
+        (
+            "postpone held",
+            vec![held()],
+            postpone(),
+            Then::Rule("meeting.already_held"),
+        ),
+        ("postpone unknown", vec![], postpone(), Then::NotFound),
+        (
+            "cancel postponed",
+            vec![schedule(), postpone()],
+            cancel(),
+            Then::Events(&["MeetingCancelled"]),
+        ),
+        (
+            "cancel by both parties",
+            vec![schedule()],
+            cancel_by(&["LBY", "FRA"]),
+            Then::Events(&["MeetingCancelled"]),
+        ),
+        (
+            "held after postponement",
+            vec![schedule(), postpone()],
+            held(),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "held after cancel and reschedule",
+            vec![schedule(), cancel(), reschedule()],
+            held(),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "joint proposal",
+            vec![],
+            propose_by(&["FRA", "LBY"]),
+            Then::Events(&["MeetingProposed"]),
         ),
         (
             "cancel proposed",
@@ -730,6 +838,40 @@ fn meeting_lifecycle_table() {
 }
 
 #[test]
+fn a_meeting_postponed_cancelled_and_rescheduled_shows_where_it_stands() {
+    let fold = |commands: &[DomainCommand]| {
+        let mut state = AggregateState::empty_for(&commands[0]);
+        for command in commands {
+            for event in decide_command(&state, command).expect("accepted") {
+                state = evolve_state(state, &event);
+            }
+        }
+        let AggregateState::Meeting(state) = state else {
+            panic!("a meeting state expected");
+        };
+        state
+    };
+    let postponed = fold(&[schedule(), postpone()]);
+    assert_eq!(postponed.status(), Some(meeting::MeetingStatus::Postponed));
+    assert_eq!(postponed.postponement_reason(), Some("the minister fell ill"));
+    assert_eq!(
+        postponed.window(),
+        Some(window(5, Some(5))),
+        "the window it was postponed from"
+    );
+    let cancelled = fold(&[schedule(), postpone(), cancel_by(&["LBY"])]);
+    assert_eq!(cancelled.status(), Some(meeting::MeetingStatus::Cancelled));
+    assert_eq!(cancelled.cancelled_by(), ["LBY"]);
+    assert_eq!(cancelled.postponement_reason(), None);
+    let back = fold(&[schedule(), cancel_by(&["LBY"]), reschedule()]);
+    assert_eq!(back.status(), Some(meeting::MeetingStatus::Rescheduled));
+    assert_eq!(back.window(), Some(window(7, None)));
+    assert!(back.cancelled_by().is_empty() && back.cancellation_reason().is_none());
+    let joint = fold(&[propose_by(&["FRA", "LBY"])]);
+    assert_eq!(joint.proposed_by(), ["FRA", "LBY"]);
+}
+
+#[test]
 fn meeting_validation_table() {
     let with = |change: &dyn Fn(&mut meeting::MeetingDetails)| {
         let mut details = meeting_details();
@@ -858,12 +1000,78 @@ fn meeting_validation_table() {
             vec![],
             DomainCommand::Meeting(meeting::Command::ProposeMeeting {
                 meeting_id: meeting_id(),
-                proposed_by: "".into(),
+                proposed_by: vec!["".into()],
                 details: meeting_details(),
                 proposed_window: None,
                 provenance: provenance(),
             }),
+            Then::Invalid(&["proposed_by[0]"]),
+        ),
+        (
+            "no proposer",
+            vec![],
+            propose_by(&[]),
             Then::Invalid(&["proposed_by"]),
+        ),
+        (
+            "proposer twice",
+            vec![],
+            propose_by(&["FRA", "FRA"]),
+            Then::Invalid(&["proposed_by[1]"]),
+        ),
+        (
+            "lower-case canceller",
+            vec![schedule()],
+            cancel_by(&["fra"]),
+            Then::Invalid(&["cancelled_by[0]"]),
+        ),
+        (
+            "within without an end",
+            vec![],
+            DomainCommand::Meeting(meeting::Command::ScheduleMeeting {
+                meeting_id: meeting_id(),
+                details: meeting_details(),
+                window: TimeWindow {
+                    kind: WindowKind::Within,
+                    ..window(5, None)
+                },
+                provenance: provenance(),
+            }),
+            Then::Invalid(&["window.end"]),
+        ),
+        (
+            "within two days",
+            vec![],
+            DomainCommand::Meeting(meeting::Command::ScheduleMeeting {
+                meeting_id: meeting_id(),
+                details: meeting_details(),
+                window: TimeWindow {
+                    kind: WindowKind::Within,
+                    ..window(5, Some(6))
+                },
+                provenance: provenance(),
+            }),
+            Then::Events(&["MeetingScheduled"]),
+        ),
+        (
+            "location in an unregistered third country",
+            vec![],
+            with(&|d| {
+                if let Some(location) = d.location.as_mut() {
+                    location.country = Some("CHE".into());
+                }
+            }),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "two-letter country",
+            vec![],
+            with(&|d| {
+                if let Some(location) = d.location.as_mut() {
+                    location.country = Some("LY".into());
+                }
+            }),
+            Then::Invalid(&["details.location.country"]),
         ),
         (
             "empty statement",

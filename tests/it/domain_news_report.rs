@@ -109,6 +109,7 @@ fn the_report_references_and_tags() {
             meeting_id().tag(),
             "party:LBY".into(),
             "party:FRA".into(),
+            "country:LBY".into(),
             official_a().tag(),
             official_b().tag(),
             "topic:security".into(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::support::domain::*;
 use dipledger::domain::commitment::{self, AssessmentStage, PartyScore};
-use dipledger::domain::common::{CommitmentId, Provenance, SourceCitation, TimeWindow};
+use dipledger::domain::common::{CommitmentId, Provenance, SourceCitation, TimeWindow, WindowKind};
 use dipledger::domain::meeting::{self, MeetingFormat, Speaker};
 use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party;
@@ -66,7 +66,7 @@ fn meeting_command() -> impl Strategy<Value = DomainCommand> {
         (party_code(), details_strategy(), provenance_strategy()).prop_map(
             move |(proposed_by, details, provenance)| meeting::Command::ProposeMeeting {
                 meeting_id: id,
-                proposed_by,
+                proposed_by: vec![proposed_by],
                 details,
                 proposed_window: None,
                 provenance,
@@ -78,7 +78,8 @@ fn meeting_command() -> impl Strategy<Value = DomainCommand> {
                 details,
                 window: TimeWindow {
                     start: day(10),
-                    end: Some(day(10 + length).at()),
+                    end: Some(day(10 + length)),
+                    kind: WindowKind::Span,
                 },
                 provenance,
             }
@@ -87,7 +88,8 @@ fn meeting_command() -> impl Strategy<Value = DomainCommand> {
             meeting_id: id,
             window: TimeWindow {
                 start: day(12),
-                end: None
+                end: None,
+                kind: WindowKind::Span,
             },
             reason: None,
             provenance,
@@ -95,6 +97,7 @@ fn meeting_command() -> impl Strategy<Value = DomainCommand> {
         (proptest::option::of(text()), provenance_strategy()).prop_map(move |(reason, provenance)| {
             meeting::Command::CancelMeeting {
                 meeting_id: id,
+                cancelled_by: Vec::new(),
                 reason,
                 provenance,
             }

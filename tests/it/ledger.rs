@@ -2,7 +2,7 @@
 //! races and batches.
 
 use crate::support::log::temp_log;
-use dipledger::domain::common::{Provenance, SourceCitation};
+use dipledger::domain::common::{MeetingId, Provenance, SourceCitation};
 use dipledger::domain::meeting::{self, Speaker};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::{decode_event, DomainCommand, DomainEvent, Rejection};
@@ -22,8 +22,12 @@ async fn record_news_report(ledger: &Ledger) {
 }
 
 fn statement(text: &str) -> DomainCommand {
+    statement_at(meeting_id(), text)
+}
+
+fn statement_at(meeting: MeetingId, text: &str) -> DomainCommand {
     DomainCommand::Meeting(meeting::Command::RecordStatement {
-        meeting_id: meeting_id(),
+        meeting_id: meeting,
         speaker: Speaker {
             party: "LBY".into(),
             official_id: Some(sample::official_a()),
@@ -241,6 +245,7 @@ async fn a_batch_is_decided_in_order_and_committed_all_or_nothing() {
 async fn race_two_ledgers(
     first: &Ledger,
     second: &Ledger,
+    meeting: MeetingId,
     tasks: usize,
     per_task: usize,
 ) -> Vec<Result<(), LedgerError>> {
@@ -254,7 +259,10 @@ async fn race_two_ledgers(
         handles.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             for n in 0..per_task {
-                let outcome = ledger.handle(envelope(statement(&format!("task {task} statement {n}"))));
+                let outcome = ledger.handle(envelope(statement_at(
+                    meeting,
+                    &format!("task {task} statement {n}"),
+                )));
                 outcomes.push(outcome.await.map(|_| ()));
             }
             outcomes
@@ -267,6 +275,29 @@ async fn race_two_ledgers(
     outcomes
 }
 
+/// A held meeting like the report's under a new id.
+fn fresh_meeting() -> (MeetingId, DomainCommand) {
+    let id = MeetingId::from_uuid(Uuid::now_v7());
+    let held = news_report_commands()
+        .into_iter()
+        .find_map(|command| match command {
+            DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+                details,
+                ended_at,
+                provenance,
+                ..
+            }) => Some(DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+                meeting_id: id,
+                details,
+                ended_at,
+                provenance,
+            })),
+            _ => None,
+        })
+        .expect("the report records a held meeting");
+    (id, held)
+}
+
 /// Races until `done` says so, at most 50 rounds (each round is a fresh race; a race is lost by
 /// chance of scheduling, so one round may see none).
 async fn race_until(retries: usize, done: impl Fn(&[Result<(), LedgerError>], u64) -> bool) -> bool {
@@ -275,7 +306,10 @@ async fn race_until(retries: usize, done: impl Fn(&[Result<(), LedgerError>], u6
     let first = Ledger::with_conflict_retries(log.clone(), retries);
     let second = Ledger::with_conflict_retries(log.clone(), retries);
     for _ in 0..50 {
-        let outcomes = race_two_ledgers(&first, &second, 8, 10).await;
+        // A fresh meeting each round: one meeting keeps at most MAX_STATEMENTS_PER_MEETING.
+        let (meeting, held) = fresh_meeting();
+        first.handle(envelope(held)).await.unwrap();
+        let outcomes = race_two_ledgers(&first, &second, meeting, 8, 10).await;
         if done(&outcomes, first.conflicts_retried() + second.conflicts_retried()) {
             return true;
         }

@@ -179,7 +179,7 @@ fn news_report_end_to_end() {
         .expect("relation");
     assert!(relation.based_on_position() >= last);
     let relation = relation.into_value();
-    assert_eq!(relation.pair, "FRA/LBY");
+    assert_eq!(relation.pair, "FRA-LBY");
     let summary = &relation.summary;
     assert_eq!(summary.meetings, 1);
     assert_eq!(summary.meetings_held_by_month.get("2025-01"), Some(&1));

@@ -10,7 +10,7 @@ use dipledger::domain::commitment::AssessmentStage;
 use dipledger::domain::commitment::{
     self, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
 };
-use dipledger::domain::common::{CommitmentId, MeetingId, OfficialId, TimeWindow};
+use dipledger::domain::common::{CommitmentId, MeetingId, OfficialId, TimeWindow, WindowKind};
 use dipledger::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
 use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
@@ -57,6 +57,8 @@ enum Op {
     Held(usize, usize, usize, u8, i64),
     Schedule(usize, usize, usize, u8, i64),
     Cancel(usize),
+    Postpone(usize),
+    Reschedule(usize, i64),
     Statement(usize),
     CorrectMeeting(usize, u8),
     Retract(usize, u64),
@@ -78,6 +80,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..MEETINGS, p.clone(), p.clone(), any::<u8>(), -40..40i64).prop_map(|(m, a, b, t, d)| Op::Held(m, a, b, t, d)),
         2 => (0..MEETINGS, p.clone(), p.clone(), any::<u8>(), -40..40i64).prop_map(|(m, a, b, t, d)| Op::Schedule(m, a, b, t, d)),
         1 => (0..MEETINGS).prop_map(Op::Cancel),
+        1 => (0..MEETINGS).prop_map(Op::Postpone),
+        1 => (0..MEETINGS, -40..40i64).prop_map(|(m, d)| Op::Reschedule(m, d)),
         2 => (0..MEETINGS).prop_map(Op::Statement),
         2 => (0..MEETINGS, any::<u8>()).prop_map(|(m, t)| Op::CorrectMeeting(m, t)),
         1 => (0..MEETINGS, 1..6u64).prop_map(|(m, v)| Op::Retract(m, v)),
@@ -206,11 +210,28 @@ fn apply(log: &Log, op: &Op, at: i64) -> bool {
             window: TimeWindow {
                 start: day(d),
                 end: None,
+                kind: WindowKind::Span,
             },
+            provenance: p(),
+        }),
+        Op::Postpone(m) => DomainCommand::Meeting(meeting::Command::PostponeMeeting {
+            meeting_id: meeting_id(m),
+            reason: None,
+            provenance: p(),
+        }),
+        Op::Reschedule(m, d) => DomainCommand::Meeting(meeting::Command::RescheduleMeeting {
+            meeting_id: meeting_id(m),
+            window: TimeWindow {
+                start: day(d),
+                end: None,
+                kind: WindowKind::Span,
+            },
+            reason: None,
             provenance: p(),
         }),
         Op::Cancel(m) => DomainCommand::Meeting(meeting::Command::CancelMeeting {
             meeting_id: meeting_id(m),
+            cancelled_by: Vec::new(),
             reason: None,
             provenance: p(),
         }),
@@ -708,7 +729,15 @@ fn generated_commands_are_mostly_accepted() {
     let projections = Projections::open_paused(log.clone()).expect("open");
     projections.catch_up().expect("catch up");
     assert_equals_fold(&projections, &log, log.head());
-    // AAA/BBB (meeting 0 and commitment 0 after their corrections), CCC/DDD (commitment 1);
-    // the cancelled meeting counts for no pair.
-    assert_eq!(fold.relations().len(), 2);
+    // AAA/BBB (meeting 0 and commitment 0 after their corrections), CCC/DDD (commitment 1),
+    // and the pair of the cancelled meeting, which counts as cancelled.
+    let relations = fold.relations();
+    assert_eq!(relations.len(), 3);
+    assert_eq!(
+        relations
+            .values()
+            .map(|summary| summary.meetings_cancelled)
+            .sum::<i64>(),
+        1
+    );
 }

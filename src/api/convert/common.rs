@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use super::{commitment, meeting, official, party, source};
 use crate::api::pb;
-use crate::domain::common::{EntityId, Provenance, SourceCitation, TimeWindow, PARTY_STREAM_PREFIX};
+use crate::domain::common::{
+    EntityId, Provenance, SourceCitation, TimeWindow, WindowKind, PARTY_STREAM_PREFIX,
+};
 use crate::domain::{decide_command, AggregateState, DomainCommand, FieldViolation, Rejection};
 use crate::ledger::{CommandEnvelope, CommandOutcome};
 use crate::log::{Direction, EventFilter};
@@ -236,7 +238,11 @@ fn provenance_from_pb(
 pub(super) fn window_to_pb(window: &TimeWindow) -> pb::TimeWindow {
     pb::TimeWindow {
         start: Some(occurred_at_to_pb(window.start)),
-        end: window.end.map(timestamp_to_pb),
+        end: window.end.map(occurred_at_to_pb),
+        kind: match window.kind {
+            WindowKind::Span => pb::WindowKind::Span,
+            WindowKind::Within => pb::WindowKind::Within,
+        } as i32,
     }
 }
 
@@ -245,9 +251,21 @@ pub(super) fn window_from_pb(
     field: &str,
     violations: &mut Violations,
 ) -> TimeWindow {
+    let kind = match pb::WindowKind::try_from(window.kind) {
+        Ok(pb::WindowKind::Span) => WindowKind::Span,
+        Ok(pb::WindowKind::Within) => WindowKind::Within,
+        Err(_) => {
+            violations.add(
+                format!("{field}.kind"),
+                format!("{} is not a window kind (SPAN or WITHIN)", window.kind),
+            );
+            WindowKind::Span
+        }
+    };
     TimeWindow {
         start: required_occurred_at(window.start.as_ref(), &format!("{field}.start"), violations),
-        end: optional_timestamp(window.end.as_ref(), &format!("{field}.end"), violations),
+        end: optional_occurred_at(window.end.as_ref(), &format!("{field}.end"), violations),
+        kind,
     }
 }
 

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::common::{
     command_request, entity_id_from_pb, new_entity_id, occurred_at_to_pb, optional_entity_id,
-    optional_timestamp, party_code_from_pb, provenance_to_pb, request_to_pb, required, required_window,
-    timestamp_to_pb, window_from_pb, window_to_pb, Violations,
+    optional_timestamp, party_code_from_pb, party_codes_from_pb, provenance_to_pb, request_to_pb, required,
+    required_window, timestamp_to_pb, window_from_pb, window_to_pb, Violations,
 };
 use crate::api::pb;
 use crate::domain::common::MeetingId;
@@ -14,7 +14,7 @@ use crate::domain::meeting::{
     self, Location, MeetingDetails, MeetingFormat, Participant, ParticipantRole, Speaker,
 };
 use crate::domain::DomainCommand;
-use crate::projections::{MeetingRow, MeetingStatusView};
+use crate::projections::{MeetingRow, MeetingStatusView, Names};
 
 fn meeting_details_to_pb(details: &MeetingDetails) -> pb::MeetingDetails {
     pb::MeetingDetails {
@@ -30,13 +30,7 @@ fn meeting_details_to_pb(details: &MeetingDetails) -> pb::MeetingDetails {
             .map(|participant| pb::Participant {
                 party: participant.party.clone(),
                 official_id: participant.official_id.map(|id| id.to_string()),
-                role: match participant.role {
-                    None => pb::ParticipantRole::Unspecified,
-                    Some(ParticipantRole::Host) => pb::ParticipantRole::Host,
-                    Some(ParticipantRole::Visitor) => pb::ParticipantRole::Visitor,
-                    Some(ParticipantRole::ThirdParty) => pb::ParticipantRole::ThirdParty,
-                    Some(ParticipantRole::Mediator) => pb::ParticipantRole::Mediator,
-                } as i32,
+                role: role_to_pb(participant.role) as i32,
             })
             .collect(),
         location: details.location.as_ref().map(|location| pb::Location {
@@ -145,7 +139,7 @@ command_request!(pb::ProposeMeetingRequest, |r, v, id, provenance| {
             .proposed_window
             .as_ref()
             .map(|window| window_from_pb(window, "proposed_window", v)),
-        proposed_by: r.proposed_by,
+        proposed_by: party_codes_from_pb(&r.proposed_by),
         provenance,
     })
 });
@@ -165,9 +159,17 @@ command_request!(pb::RescheduleMeetingRequest, |r, v, _id, provenance| {
         provenance,
     })
 });
+command_request!(pb::PostponeMeetingRequest, |r, v, _id, provenance| {
+    DomainCommand::Meeting(meeting::Command::PostponeMeeting {
+        meeting_id: meeting_id(&r.meeting_id, v),
+        reason: r.reason,
+        provenance,
+    })
+});
 command_request!(pb::CancelMeetingRequest, |r, v, _id, provenance| {
     DomainCommand::Meeting(meeting::Command::CancelMeeting {
         meeting_id: meeting_id(&r.meeting_id, v),
+        cancelled_by: party_codes_from_pb(&r.cancelled_by),
         reason: r.reason,
         provenance,
     })
@@ -236,12 +238,20 @@ pub(super) fn command_to_pb(command: &meeting::Command, command_id: Uuid) -> pb:
         } => B::RescheduleMeeting(
             request_to_pb!(RescheduleMeetingRequest, command_id, provenance, { meeting_id: meeting_id.to_string(), window: Some(window_to_pb(window)), reason: reason.clone() }),
         ),
-        meeting::Command::CancelMeeting {
+        meeting::Command::PostponeMeeting {
             meeting_id,
             reason,
             provenance,
+        } => B::PostponeMeeting(
+            request_to_pb!(PostponeMeetingRequest, command_id, provenance, { meeting_id: meeting_id.to_string(), reason: reason.clone() }),
+        ),
+        meeting::Command::CancelMeeting {
+            meeting_id,
+            cancelled_by,
+            reason,
+            provenance,
         } => B::CancelMeeting(
-            request_to_pb!(CancelMeetingRequest, command_id, provenance, { meeting_id: meeting_id.to_string(), reason: reason.clone() }),
+            request_to_pb!(CancelMeetingRequest, command_id, provenance, { meeting_id: meeting_id.to_string(), cancelled_by: cancelled_by.clone(), reason: reason.clone() }),
         ),
         meeting::Command::RecordMeetingHeld {
             meeting_id,
@@ -303,8 +313,14 @@ pub(super) fn event_to_pb(event: &meeting::Event) -> pb::event::Event {
             reason: e.reason.clone(),
             provenance: Some(provenance_to_pb(&e.provenance)),
         }),
+        meeting::Event::MeetingPostponed(e) => E::MeetingPostponed(pb::MeetingPostponed {
+            meeting_id: e.meeting_id.to_string(),
+            reason: e.reason.clone(),
+            provenance: Some(provenance_to_pb(&e.provenance)),
+        }),
         meeting::Event::MeetingCancelled(e) => E::MeetingCancelled(pb::MeetingCancelled {
             meeting_id: e.meeting_id.to_string(),
+            cancelled_by: e.cancelled_by.clone(),
             reason: e.reason.clone(),
             provenance: Some(provenance_to_pb(&e.provenance)),
         }),
@@ -345,6 +361,7 @@ pub fn meeting_status_to_pb(status: MeetingStatusView) -> pb::MeetingStatus {
         MeetingStatusView::Rescheduled => pb::MeetingStatus::Rescheduled,
         MeetingStatusView::Held => pb::MeetingStatus::Held,
         MeetingStatusView::Cancelled => pb::MeetingStatus::Cancelled,
+        MeetingStatusView::Postponed => pb::MeetingStatus::Postponed,
     }
 }
 
@@ -361,6 +378,7 @@ pub fn meeting_status_from_pb(
         Ok(pb::MeetingStatus::Rescheduled) => Some(MeetingStatusView::Rescheduled),
         Ok(pb::MeetingStatus::Held) => Some(MeetingStatusView::Held),
         Ok(pb::MeetingStatus::Cancelled) => Some(MeetingStatusView::Cancelled),
+        Ok(pb::MeetingStatus::Postponed) => Some(MeetingStatusView::Postponed),
         Err(_) => {
             violations.add(field, format!("unknown meeting status {value}"));
             None
@@ -368,8 +386,48 @@ pub fn meeting_status_from_pb(
     }
 }
 
-/// A meeting row to its view.
-pub fn meeting_to_pb(row: &MeetingRow) -> pb::MeetingView {
+/// A participant role to its proto enum.
+fn role_to_pb(role: Option<ParticipantRole>) -> pb::ParticipantRole {
+    match role {
+        None => pb::ParticipantRole::Unspecified,
+        Some(ParticipantRole::Host) => pb::ParticipantRole::Host,
+        Some(ParticipantRole::Visitor) => pb::ParticipantRole::Visitor,
+        Some(ParticipantRole::ThirdParty) => pb::ParticipantRole::ThirdParty,
+        Some(ParticipantRole::Mediator) => pb::ParticipantRole::Mediator,
+    }
+}
+
+/// The participants of a meeting with their names, and their officials' posts on its date.
+fn participants_to_pb(row: &MeetingRow, names: &Names) -> Vec<pb::ParticipantView> {
+    let on = row.occurred_at();
+    row.details
+        .participants
+        .iter()
+        .map(|participant| pb::ParticipantView {
+            party: participant.party.clone(),
+            party_name: names
+                .party_name(&participant.party)
+                .unwrap_or_default()
+                .to_owned(),
+            official_id: participant.official_id.map(|id| id.to_string()),
+            official_name: participant
+                .official_id
+                .and_then(|id| names.official_name(id))
+                .map(str::to_owned),
+            posts: participant
+                .official_id
+                .map(|id| names.offices_on(id, on))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|office| office.post.clone())
+                .collect(),
+            role: role_to_pb(participant.role) as i32,
+        })
+        .collect()
+}
+
+/// A meeting row to its view, with the names `names` holds for its participants.
+pub fn meeting_to_pb(row: &MeetingRow, names: &Names) -> pb::MeetingView {
     pb::MeetingView {
         meeting_id: row.meeting_id.to_string(),
         status: meeting_status_to_pb(row.status) as i32,
@@ -380,6 +438,8 @@ pub fn meeting_to_pb(row: &MeetingRow) -> pb::MeetingView {
         held_at: row.held_at.map(occurred_at_to_pb),
         ended_at: row.ended_at.map(timestamp_to_pb),
         cancellation_reason: row.cancellation_reason.clone(),
+        cancelled_by: row.cancelled_by.clone(),
+        postponement_reason: row.postponement_reason.clone(),
         statements: row
             .statements
             .iter()
@@ -394,5 +454,6 @@ pub fn meeting_to_pb(row: &MeetingRow) -> pb::MeetingView {
         retracted_versions: row.retracted_versions.clone(),
         stream_version: row.stream_version,
         last_position: row.last_position,
+        participants: participants_to_pb(row, names),
     }
 }

@@ -57,7 +57,7 @@ pub use common::{
 };
 pub use events::{envelope_into_pb, envelope_to_pb, envelope_without_typed, event_to_pb};
 pub use meeting::{meeting_status_from_pb, meeting_status_to_pb, meeting_to_pb};
-pub use official::{official_to_pb, post_holder_to_pb};
+pub use official::{contacts_to_pb, official_to_pb, post_holder_to_pb};
 pub use party::party_to_pb;
 pub use source::source_to_pb;
 pub use views::{history_entry_to_pb, timeline_item_to_pb};

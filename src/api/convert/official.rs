@@ -11,7 +11,8 @@ use crate::api::pb;
 use crate::domain::common::OfficialId;
 use crate::domain::official::{self, OfficeTerm};
 use crate::domain::DomainCommand;
-use crate::projections::{OfficialRow, PostHolder};
+use crate::projections::{ContactsRow, Names, OfficialRow, PostHolder};
+use crate::time::Timestamp;
 
 fn office_to_pb(office: &OfficeTerm) -> pb::OfficeTerm {
     pb::OfficeTerm {
@@ -202,4 +203,36 @@ pub fn post_holder_to_pb(holder: &PostHolder) -> pb::PostHolderView {
         name: holder.name.clone(),
         office: Some(office_row_to_pb(&holder.office)),
     }
+}
+
+/// Whom an official met, with names and the posts held on `today`: most meetings first, then
+/// by id.
+pub fn contacts_to_pb(contacts: &ContactsRow, names: &Names, today: Timestamp) -> Vec<pb::ContactView> {
+    let mut views: Vec<pb::ContactView> = contacts
+        .met
+        .iter()
+        .map(|(id, meetings)| {
+            let official = id.parse().ok().map(OfficialId::from_uuid);
+            pb::ContactView {
+                official_id: id.clone(),
+                name: official
+                    .and_then(|official| names.official_name(official))
+                    .unwrap_or_default()
+                    .to_owned(),
+                posts: official
+                    .map(|official| names.offices_on(official, Some(today)))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|office| office.post.clone())
+                    .collect(),
+                meetings: *meetings,
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| {
+        b.meetings
+            .cmp(&a.meetings)
+            .then_with(|| a.official_id.cmp(&b.official_id))
+    });
+    views
 }

@@ -7,13 +7,13 @@ use super::common::{occurred_at_to_pb, timestamp_to_pb};
 use super::events::event_to_pb;
 use super::meeting::meeting_to_pb;
 use crate::api::pb;
-use crate::projections::{HistoryEntry, TimelineItem};
+use crate::projections::{HistoryEntry, Names, TimelineItem};
 
-/// A timeline item to its view.
-pub fn timeline_item_to_pb(item: &TimelineItem) -> pb::TimelineItemView {
+/// A timeline item to its view (a meeting with the names of its participants).
+pub fn timeline_item_to_pb(item: &TimelineItem, names: &Names) -> pb::TimelineItemView {
     pb::TimelineItemView {
         item: Some(match item {
-            TimelineItem::Meeting(row) => pb::timeline_item_view::Item::Meeting(meeting_to_pb(row)),
+            TimelineItem::Meeting(row) => pb::timeline_item_view::Item::Meeting(meeting_to_pb(row, names)),
             TimelineItem::Commitment(row) => pb::timeline_item_view::Item::Commitment(commitment_to_pb(row)),
         }),
     }

@@ -15,8 +15,11 @@ pub async fn relation_svg(
 ) -> anyhow::Result<String> {
     use plotters::prelude::*;
     let document: Value = serde_json::from_str(&relation(server, a, b, as_of, true).await?)?;
-    let day_of =
-        |text: &str| Timestamp::parse_iso8601(text).map(|t| t.at().unix_micros() as f64 / 86_400_000_000.0);
+    let day_of = |text: &str| {
+        Timestamp::parse_iso8601(text)
+            .ok()
+            .map(|t| t.at().unix_micros() as f64 / 86_400_000_000.0)
+    };
     let month_day = |month: &str| day_of(&format!("{month}-15"));
     let mut goldstein: Vec<(f64, f64)> = document["goldstein_by_month"]
         .as_object()

@@ -94,10 +94,11 @@ pub fn read_options(as_of: Option<&str>) -> anyhow::Result<Option<pb::ReadOption
     let as_of = if let Ok(position) = as_of.parse::<u64>() {
         pb::read_options::AsOf::AsOfPosition(position)
     } else {
-        let Some(at) = Timestamp::parse_iso8601(as_of) else {
-            bail!(
-                "--as-of {as_of:?} is neither a position nor an ISO 8601 time such as 2025-01-15T12:00:00Z"
-            );
+        let at = match Timestamp::parse_iso8601(as_of) {
+            Ok(at) => at,
+            Err(reason) => bail!(
+                "--as-of {as_of:?} is neither a position nor an ISO 8601 time such as 2025-01-15T12:00:00Z ({reason})"
+            ),
         };
         let micros = at.at().unix_micros();
         pb::read_options::AsOf::AsOfTime(prost_types::Timestamp {
@@ -158,6 +159,10 @@ pub async fn relation(
         "pair": relation.pair,
         "based_on_position": relation.based_on_position,
         "meetings": relation.meetings,
+        "meetings_planned": relation.meetings_planned,
+        "meetings_held": relation.meetings_held,
+        "meetings_postponed": relation.meetings_postponed,
+        "meetings_cancelled": relation.meetings_cancelled,
         "commitments": relation.commitments,
         "commitments_open": relation.commitments_open,
         "commitments_fulfilled": relation.commitments_fulfilled,
@@ -170,10 +175,14 @@ pub async fn relation(
         return Ok(format!("{document:#}\n"));
     }
     let mut out = format!(
-        "{} {}\n  meetings {}, commitments {} (open {}, fulfilled {}, otherwise closed {})\n",
+        "{} {}\n  meetings {} (held {}, planned {}, postponed {}, cancelled {}), commitments {} (open {}, fulfilled {}, otherwise closed {})\n",
         relation.pair,
         as_of_note(relation.based_on_position),
         relation.meetings,
+        relation.meetings_held,
+        relation.meetings_planned,
+        relation.meetings_postponed,
+        relation.meetings_cancelled,
         relation.commitments,
         relation.commitments_open,
         relation.commitments_fulfilled,

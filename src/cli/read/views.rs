@@ -8,14 +8,23 @@ fn meeting_json(m: &pb::MeetingView) -> Value {
         "meeting_id": m.meeting_id,
         "status": pb::MeetingStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"),
         "format": pb::MeetingFormat::try_from(details.format).map(|f| f.as_str_name()).unwrap_or("?"),
-        "participants": details.participants.iter().map(|p| json!({"party": p.party, "official_id": p.official_id})).collect::<Vec<_>>(),
+        "participants": m.participants.iter().map(|p| json!({
+            "party": p.party,
+            "party_name": p.party_name,
+            "official_id": p.official_id,
+            "official_name": p.official_name,
+            "posts": p.posts,
+        })).collect::<Vec<_>>(),
         "place": details.location.as_ref().map(|l| l.place.clone()),
         "country": details.location.as_ref().and_then(|l| l.country.clone()),
         "topics": details.topics,
         "summary": details.summary,
         "held_at": timestamp(m.held_at.as_ref().and_then(|h| h.at.as_ref())),
-        "window_start": timestamp(m.window.as_ref().and_then(|w| w.start.as_ref()).and_then(|s| s.at.as_ref())),
+        "proposed_by": m.proposed_by,
+        "window": m.window.as_ref().map(window_json),
         "cancellation_reason": m.cancellation_reason,
+        "cancelled_by": m.cancelled_by,
+        "postponement_reason": m.postponement_reason,
         "statements": m.statements.iter().map(|s| json!({
             "version": s.version,
             "party": s.speaker.as_ref().map(|sp| sp.party.clone()),
@@ -23,6 +32,29 @@ fn meeting_json(m: &pb::MeetingView) -> Value {
             "verbatim": s.verbatim,
         })).collect::<Vec<_>>(),
         "stream_version": m.stream_version,
+    })
+}
+
+/// A valid time as `{"at", "precision"}` (`"DAY"`, `"MONTH"`, ...).
+fn occurred_json(value: Option<&pb::OccurredAt>) -> Value {
+    value.map_or(Value::Null, |value| {
+        json!({
+            "at": timestamp(value.at.as_ref()),
+            "precision": pb::Precision::try_from(value.precision)
+                .map(|p| p.as_str_name().trim_start_matches("PRECISION_"))
+                .unwrap_or("?"),
+        })
+    })
+}
+
+/// A window as `{"start", "end", "kind"}`, each end with its precision.
+fn window_json(window: &pb::TimeWindow) -> Value {
+    json!({
+        "start": occurred_json(window.start.as_ref()),
+        "end": occurred_json(window.end.as_ref()),
+        "kind": pb::WindowKind::try_from(window.kind)
+            .map(|k| k.as_str_name().trim_start_matches("WINDOW_KIND_"))
+            .unwrap_or("?"),
     })
 }
 

@@ -17,7 +17,8 @@ pub struct MeetingDetailsArgs {
     /// Where, e.g. Benghazi.
     #[arg(long)]
     place: Option<String>,
-    /// Code of the country the place is in.
+    /// ISO 3166-1 alpha-3 code of the country the place is in (a place: it need not be a
+    /// registered party).
     #[arg(long)]
     country: Option<String>,
     /// A topic slug (repeatable).
@@ -34,12 +35,16 @@ pub struct MeetingDetailsArgs {
 /// A time window.
 #[derive(Debug, Args)]
 pub struct WindowArgs {
-    /// Start, ISO 8601 with its precision.
+    /// Start, ISO 8601 with its precision (`2025-02-24` is a day).
     #[arg(long = "start")]
     start: String,
-    /// End, ISO 8601.
+    /// End, ISO 8601 with its precision (`--start 2025-02-24 --end 2025-02-27`: 24 to 27 February).
     #[arg(long = "end")]
     end: Option<String>,
+    /// The meeting happens at some time between start and end, the report does not say when
+    /// ("between the 16th and the 17th"); without it the meeting lasts from start to end.
+    #[arg(long, requires = "end")]
+    within: bool,
 }
 
 /// `dipledger meeting ...`
@@ -65,28 +70,31 @@ pub enum MeetingVerb {
         /// Only meetings at this place.
         #[arg(long)]
         place: Option<String>,
-        /// Only meetings in this state: proposed, scheduled, rescheduled, held, cancelled.
+        /// Only meetings in this state: proposed, scheduled, rescheduled, held, postponed, cancelled.
         #[arg(long)]
         status: Option<String>,
         #[command(flatten)]
         read: crate::cli::read::ReadArgs,
     },
-    /// A party proposes a meeting.
+    /// A party, or several jointly, propose a meeting.
     Propose {
         /// The meeting id (a UUID); made up when absent.
         #[arg(long)]
         meeting_id: Option<String>,
-        /// Code of the proposing party.
-        #[arg(long)]
-        proposed_by: String,
+        /// Code of a proposing party (repeat for a joint proposal).
+        #[arg(long, required = true)]
+        proposed_by: Vec<String>,
         #[command(flatten)]
         details: MeetingDetailsArgs,
         /// Start of the proposed window, ISO 8601 with its precision.
         #[arg(long)]
         window_start: Option<String>,
-        /// End of the proposed window, ISO 8601.
-        #[arg(long)]
+        /// End of the proposed window, ISO 8601 with its precision.
+        #[arg(long, requires = "window_start")]
         window_end: Option<String>,
+        /// The meeting would happen at some time between the window's start and end.
+        #[arg(long, requires = "window_end")]
+        window_within: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -102,7 +110,7 @@ pub enum MeetingVerb {
         #[command(flatten)]
         common: Common,
     },
-    /// A scheduled meeting moves.
+    /// A meeting gets a new date (a scheduled one moves; a postponed or cancelled one comes back).
     Reschedule {
         /// The meeting id (a UUID).
         meeting_id: String,
@@ -114,10 +122,23 @@ pub enum MeetingVerb {
         #[command(flatten)]
         common: Common,
     },
+    /// A meeting is postponed without a new date.
+    Postpone {
+        /// The meeting id (a UUID).
+        meeting_id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// A meeting is cancelled.
     Cancel {
         /// The meeting id (a UUID).
         meeting_id: String,
+        /// Code of a party that called it off (repeatable; leave out when the source does not say).
+        #[arg(long)]
+        cancelled_by: Vec<String>,
         /// Why.
         #[arg(long)]
         reason: Option<String>,
@@ -231,7 +252,16 @@ impl WindowArgs {
     fn to_pb(&self) -> anyhow::Result<pb::TimeWindow> {
         Ok(pb::TimeWindow {
             start: Some(pb_occurred(&self.start, "start")?),
-            end: self.end.as_deref().map(|end| pb_time(end, "end")).transpose()?,
+            end: self
+                .end
+                .as_deref()
+                .map(|end| pb_occurred(end, "end"))
+                .transpose()?,
+            kind: if self.within {
+                pb::WindowKind::Within
+            } else {
+                pb::WindowKind::Span
+            } as i32,
         })
     }
 }
@@ -271,6 +301,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
             details,
             window_start,
             window_end,
+            window_within,
             common,
         } => {
             let mut c = client(&common.server).await?;
@@ -279,6 +310,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                     WindowArgs {
                         start,
                         end: window_end,
+                        within: window_within,
                     }
                     .to_pb()?,
                 ),
@@ -332,8 +364,25 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 })
             )
         }
+        MeetingVerb::Postpone {
+            meeting_id,
+            reason,
+            common,
+        } => {
+            let mut c = client(&common.server).await?;
+            send!(
+                c,
+                common,
+                postpone_meeting,
+                request!(PostponeMeetingRequest {
+                    meeting_id: meeting_id,
+                    reason: reason
+                })
+            )
+        }
         MeetingVerb::Cancel {
             meeting_id,
+            cancelled_by,
             reason,
             common,
         } => {
@@ -344,6 +393,7 @@ pub async fn meeting(verb: MeetingVerb) -> anyhow::Result<String> {
                 cancel_meeting,
                 request!(CancelMeetingRequest {
                     meeting_id: meeting_id,
+                    cancelled_by: cancelled_by,
                     reason: reason
                 })
             )

@@ -88,7 +88,7 @@ pub struct Common {
 
 fn pb_time(text: &str, flag: &str) -> anyhow::Result<prost_types::Timestamp> {
     let at = Timestamp::parse_iso8601(text)
-        .with_context(|| format!("--{flag} {text:?} is not ISO 8601 (e.g. 2025-01-15)"))?;
+        .map_err(|reason| anyhow::anyhow!("--{flag} {text:?} is not a valid ISO 8601 time: {reason} (e.g. 2025-01-15 or 2025-01-15T10:00+01:00)"))?;
     let micros = at.at().unix_micros();
     Ok(prost_types::Timestamp {
         seconds: micros.div_euclid(1_000_000),
@@ -98,7 +98,7 @@ fn pb_time(text: &str, flag: &str) -> anyhow::Result<prost_types::Timestamp> {
 
 fn pb_occurred(text: &str, flag: &str) -> anyhow::Result<pb::OccurredAt> {
     let at = Timestamp::parse_iso8601(text)
-        .with_context(|| format!("--{flag} {text:?} is not ISO 8601 (e.g. 2025-01-15)"))?;
+        .map_err(|reason| anyhow::anyhow!("--{flag} {text:?} is not a valid ISO 8601 time: {reason} (e.g. 2025-01-15 or 2025-01-15T10:00+01:00)"))?;
     let precision = pb::Precision::from_str_name(&format!("PRECISION_{:?}", at.precision()).to_uppercase())
         .context("precision")?;
     Ok(pb::OccurredAt {

@@ -78,7 +78,10 @@ pub fn party_registered(code: &str) -> DomainEvent {
             cameo_code: None,
         },
         provenance: Provenance {
-            occurred_at: OccurredAt::new(Timestamp::from_unix_micros(1_736_899_200_123_456), Precision::Day),
+            occurred_at: OccurredAt::new(
+                Timestamp::from_unix_micros(1_736_899_200_123_456),
+                Precision::Exact,
+            ),
             sources: vec![SourceCitation {
                 source_id: SourceId::from_uuid(Uuid::from_u128(0x50)),
                 quote: Some("met on Wednesday".into()),

@@ -187,6 +187,10 @@ impl Fold {
             for (pair, part) in contribution {
                 let summary = summaries.entry(pair).or_default();
                 summary.meetings += part.meetings;
+                summary.meetings_planned += part.meetings_planned;
+                summary.meetings_held += part.meetings_held;
+                summary.meetings_postponed += part.meetings_postponed;
+                summary.meetings_cancelled += part.meetings_cancelled;
                 summary.commitments += part.commitments;
                 summary.commitments_open += part.commitments_open;
                 summary.commitments_fulfilled += part.commitments_fulfilled;
