@@ -8,7 +8,8 @@
 //! | command id reused with a different request; creating an existing entity | ALREADY_EXISTS | ErrorInfo / ResourceInfo |
 //! | unknown entity or stream | NOT_FOUND | ResourceInfo |
 //! | position or version past the end | OUT_OF_RANGE | ErrorInfo metadata `head` |
-//! | over a size limit; too many subscriptions | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | over a size limit (a request message over the server's limit included); too many subscriptions | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | request bytes that are not protobuf (tonic's INTERNAL, remapped) | INVALID_ARGUMENT | none |
 //! | shutting down, writer stopped after a disk failure | UNAVAILABLE | none |
 //! | a stored record failed its integrity check | DATA_LOSS | ErrorInfo metadata `position` |
 //! | bugs, storage and I/O errors | INTERNAL | none: the cause goes to the server log only |
@@ -272,6 +273,59 @@ pub fn from_projection_error(error: ProjectionError) -> Status {
             Status::unavailable("the read models stopped after an error; see the server log")
         }
         error @ ProjectionError::Storage(_) => internal("read model", error),
+    }
+}
+
+/// How tonic's codec starts the message of a request message over the server's decoding limit
+/// (it answers OUT_OF_RANGE, before any handler runs).
+const TONIC_MESSAGE_TOO_LARGE: &str = "Error, decoded message length too large";
+/// How a prost decode error's message starts (tonic answers INTERNAL with it).
+const PROST_DECODE_FAILED: &str = "failed to decode Protobuf message";
+
+/// The status a client gets instead of one of tonic's own request-decoding errors, or `None`
+/// when `status` is not one (the server's layer, `api::decode_errors`, applies this to every
+/// answer). A request message over `limit` bytes is RESOURCE_EXHAUSTED, like the ledger's own
+/// size limits (tonic says OUT_OF_RANGE); bytes that are not a protobuf message of the request's
+/// type are INVALID_ARGUMENT (tonic says INTERNAL, which would blame the server).
+///
+/// tonic reports both as plain statuses, so they are recognised by the start of their message
+/// (pinned by `tests/it/api_server.rs`, which sends such requests to a real server).
+pub fn from_codec_error(status: &Status, limit: usize) -> Option<Status> {
+    match status.code() {
+        Code::OutOfRange if status.message().starts_with(TONIC_MESSAGE_TOO_LARGE) => {
+            // "... found {len} bytes, the limit is: {limit} bytes"
+            let found = status
+                .message()
+                .split("found ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|digits| digits.parse::<u64>().ok());
+            let mut metadata = HashMap::from([
+                ("what".to_owned(), "request message bytes".to_owned()),
+                ("limit".to_owned(), limit.to_string()),
+            ]);
+            let message = match found {
+                Some(found) => {
+                    metadata.insert("actual".to_owned(), found.to_string());
+                    format!("the request message is {found} bytes, over the limit of {limit} bytes")
+                }
+                None => format!("the request message is over the limit of {limit} bytes"),
+            };
+            Some(Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_error_info("TOO_LARGE", ERROR_DOMAIN, metadata),
+            ))
+        }
+        Code::Internal if status.message().starts_with(PROST_DECODE_FAILED) => {
+            let reason = status.message()[PROST_DECODE_FAILED.len()..].trim_start_matches([':', ' ']);
+            Some(Status::invalid_argument(if reason.is_empty() {
+                "malformed request: not a protobuf message of the request's type".to_owned()
+            } else {
+                format!("malformed request: not a protobuf message of the request's type ({reason})")
+            }))
+        }
+        _ => None,
     }
 }
 
