@@ -174,13 +174,14 @@ fn page_parts<T, U>(page: &Page<T>, row: impl Fn(&T) -> U) -> (Vec<U>, String, u
 }
 
 /// A party code, bare or as its stream id, that must be given and well formed (a lower-case or
-/// malformed code names no party: INVALID_ARGUMENT, not an empty answer).
+/// malformed code names no party: INVALID_ARGUMENT, not an empty answer). The description
+/// repeats the value given (cut by `status::echo`).
 fn required_party(value: &str, field: &str, violations: &mut Violations) -> String {
     let code = convert::party_code_from_pb(value);
     if code.is_empty() {
         violations.add(field, "is required");
     } else if let Err(reason) = crate::domain::common::check_party_code(&code) {
-        violations.add(field, reason);
+        violations.add(field, format!("{reason} (given: {})", status::echo(value)));
     }
     code
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod api_commands;
 mod api_event_store;
+mod api_limits;
 mod api_news_report;
 mod api_query;
 mod api_server;
