@@ -17,8 +17,11 @@ use super::pb;
 use super::status;
 use crate::domain::common::{CommitmentId, MeetingId, OfficialId, SourceId};
 use crate::projections::consistency::{DEFAULT_WAIT, MAX_WAIT};
+use crate::projections::history::MAX_HISTORY_PAGE;
+use crate::projections::store::MAX_PAGE_SIZE;
 use crate::projections::{
-    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionResult, Projections, ReadOptions,
+    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionError, ProjectionResult, Projections,
+    ReadOptions,
 };
 
 /// The QueryService implementation.
@@ -63,7 +66,23 @@ impl Query {
         tokio::task::spawn_blocking(move || query(&projections))
             .await
             .map_err(status::from_join_error)?
-            .map_err(status::from_projection_error)
+            .map_err(|error| status::from_projection_error(request_paths(error)))
+    }
+}
+
+/// A read model's error with the paging arguments it names (`limit`, `page_token`) named by the
+/// request's own path (`page.page_size`, `page.page_token`).
+fn request_paths(error: ProjectionError) -> ProjectionError {
+    match error {
+        ProjectionError::InvalidArgument { field, reason } => ProjectionError::InvalidArgument {
+            field: match field {
+                "limit" => "page.page_size",
+                "page_token" => "page.page_token",
+                other => other,
+            },
+            reason,
+        },
+        other => other,
     }
 }
 
@@ -118,14 +137,27 @@ fn read_options(
         .wait(wait)
 }
 
-fn page_request(page: Option<&pb::PageRequest>) -> PageRequest {
+/// A list's page: `page.page_size` 0 means the default; over `max` (`MAX_PAGE_SIZE`, for the
+/// history `MAX_HISTORY_PAGE`) is refused, naming `page.page_size`.
+fn page_request(page: Option<&pb::PageRequest>, max: usize, violations: &mut Violations) -> PageRequest {
     match page {
         None => PageRequest::first(0),
-        Some(page) => PageRequest {
-            limit: page.page_size as usize,
-            token: (!page.page_token.is_empty()).then(|| page.page_token.clone()),
-        },
+        Some(page) => {
+            let size = page.page_size as usize;
+            if size > max {
+                violations.add("page.page_size", format!("{size} is over the limit of {max}"));
+            }
+            PageRequest {
+                limit: size.min(max),
+                token: (!page.page_token.is_empty()).then(|| page.page_token.clone()),
+            }
+        }
     }
+}
+
+/// A list page of a read model: at most `MAX_PAGE_SIZE` rows.
+fn list_page(page: Option<&pb::PageRequest>, violations: &mut Violations) -> PageRequest {
+    page_request(page, MAX_PAGE_SIZE, violations)
 }
 
 /// A query request: it carries read options (consistency and as-of).
@@ -232,7 +264,7 @@ impl pb::query_service_server::QueryService for Query {
                 occurred_from: convert::optional_timestamp(r.occurred_from.as_ref(), "occurred_from", v),
                 occurred_to: convert::optional_timestamp(r.occurred_to.as_ref(), "occurred_to", v),
             };
-            (filter, page_request(r.page.as_ref()))
+            (filter, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
@@ -279,7 +311,7 @@ impl pb::query_service_server::QueryService for Query {
                 made_from: convert::optional_timestamp(r.made_from.as_ref(), "made_from", v),
                 made_to: convert::optional_timestamp(r.made_to.as_ref(), "made_to", v),
             };
-            (filter, page_request(r.page.as_ref()))
+            (filter, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
@@ -306,7 +338,7 @@ impl pb::query_service_server::QueryService for Query {
             request,
             |r, v| {
                 let on = convert::required_timestamp(r.on.as_ref(), "on", v);
-                (on, page_request(r.page.as_ref()))
+                (on, list_page(r.page.as_ref(), v))
             },
             |p, (on, page), options| p.overdue_commitments(on, &page, options),
             |page| {
@@ -350,7 +382,7 @@ impl pb::query_service_server::QueryService for Query {
         let parse = |r: pb::GetBilateralRelationRequest, v: &mut Violations| {
             let a = required_party(&r.party_a, "party_a", v);
             let b = required_party(&r.party_b, "party_b", v);
-            (a, b, page_request(r.page.as_ref()))
+            (a, b, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
@@ -411,7 +443,7 @@ impl pb::query_service_server::QueryService for Query {
             |r, v| {
                 (
                     required_party(&r.party, "party", v),
-                    page_request(r.page.as_ref()),
+                    list_page(r.page.as_ref(), v),
                 )
             },
             |p, (party, page), options| p.officials_of_party(&party, &page, options),
@@ -435,7 +467,7 @@ impl pb::query_service_server::QueryService for Query {
         let parse = |r: pb::ListPostHoldersRequest, v: &mut Violations| {
             let post = required_text(&r.post, "post", v);
             let on = convert::required_timestamp(r.on.as_ref(), "on", v);
-            (post, on, page_request(r.page.as_ref()))
+            (post, on, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
@@ -492,7 +524,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
         self.query(
             request,
-            |r, _| page_request(r.page.as_ref()),
+            |r, v| list_page(r.page.as_ref(), v),
             |p, page, options| p.parties(&page, options),
             |page| {
                 let (parties, next_page_token, based_on_position) = page_parts(&page, convert::party_to_pb);
@@ -528,7 +560,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListSourcesResponse>, Status> {
         self.query(
             request,
-            |r, _| page_request(r.page.as_ref()),
+            |r, v| list_page(r.page.as_ref(), v),
             |p, page, options| p.sources(&page, options),
             |page| {
                 let (sources, next_page_token, based_on_position) = page_parts(&page, convert::source_to_pb);
@@ -551,7 +583,7 @@ impl pb::query_service_server::QueryService for Query {
             |r, v| {
                 (
                     required_text(&r.stream_id, "stream_id", v),
-                    page_request(r.page.as_ref()),
+                    page_request(r.page.as_ref(), MAX_HISTORY_PAGE, v),
                 )
             },
             |p, (stream_id, page), options| p.history(&stream_id, &page, options),

@@ -132,3 +132,162 @@ async fn a_hundred_thousand_invalid_filter_entries_are_counted_not_listed() {
     .expect_err("refused");
     expect_counted(status);
 }
+
+/// The one field violation of an INVALID_ARGUMENT answer.
+fn only_violation(status: &tonic::Status) -> (String, String) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let listed = status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    (listed[0].field.clone(), listed[0].description.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_pages_are_served_at_the_maximum_and_refused_one_past_it() {
+    use dipledger::log::limits::MAX_READ_PAGE_EVENTS;
+
+    let harness = Harness::start().await;
+    append_many(&harness.log, "party-LBY", MAX_READ_PAGE_EVENTS + 1, "t").await;
+    let mut client = harness.event_store().await;
+    let max = MAX_READ_PAGE_EVENTS as u32;
+
+    let page = within(
+        "ReadAll at the maximum",
+        client.read_all(pb::ReadAllRequest {
+            limit: max,
+            omit_typed_body: true,
+            ..pb::ReadAllRequest::default()
+        }),
+    )
+    .await
+    .expect("served")
+    .into_inner();
+    assert_eq!(page.events.len(), MAX_READ_PAGE_EVENTS);
+    let status = within(
+        "ReadAll one past the maximum",
+        client.read_all(pb::ReadAllRequest {
+            limit: max + 1,
+            ..pb::ReadAllRequest::default()
+        }),
+    )
+    .await
+    .expect_err("refused, not capped");
+    assert_eq!(
+        only_violation(&status),
+        (
+            "limit".to_owned(),
+            format!("{} is over the limit of {max}", max + 1)
+        )
+    );
+
+    let page = within(
+        "ReadStream at the maximum",
+        client.read_stream(pb::ReadStreamRequest {
+            stream_id: "party-LBY".into(),
+            limit: max,
+            omit_typed_body: true,
+            ..pb::ReadStreamRequest::default()
+        }),
+    )
+    .await
+    .expect("served")
+    .into_inner();
+    assert_eq!(page.events.len(), MAX_READ_PAGE_EVENTS);
+    let status = within(
+        "ReadStream one past the maximum",
+        client.read_stream(pb::ReadStreamRequest {
+            stream_id: "party-LBY".into(),
+            limit: max + 1,
+            ..pb::ReadStreamRequest::default()
+        }),
+    )
+    .await
+    .expect_err("refused, not capped");
+    assert_eq!(
+        only_violation(&status),
+        (
+            "limit".to_owned(),
+            format!("{} is over the limit of {max}", max + 1)
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_pages_are_served_at_the_maximum_and_refused_one_past_it() {
+    use dipledger::projections::history::MAX_HISTORY_PAGE;
+    use dipledger::projections::store::MAX_PAGE_SIZE;
+
+    let harness = Harness::start().await;
+    let last = append_many(&harness.log, "party-LBY", MAX_PAGE_SIZE + 1, "t").await;
+    let mut queries = QueryServiceClient::new(harness.channel().await);
+    let page = |size: usize| {
+        Some(pb::PageRequest {
+            page_size: size as u32,
+            page_token: String::new(),
+        })
+    };
+    let options = Some(pb::ReadOptions {
+        min_position: last,
+        as_of: None,
+    });
+
+    let parties = within(
+        "ListParties at the maximum",
+        queries.list_parties(pb::ListPartiesRequest {
+            page: page(MAX_PAGE_SIZE),
+            options,
+        }),
+    )
+    .await
+    .expect("served")
+    .into_inner();
+    assert_eq!(parties.parties.len(), 1, "one party, registered again and again");
+    let status = within(
+        "ListParties one past the maximum",
+        queries.list_parties(pb::ListPartiesRequest {
+            page: page(MAX_PAGE_SIZE + 1),
+            options,
+        }),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(
+        only_violation(&status),
+        (
+            "page.page_size".to_owned(),
+            format!("{} is over the limit of {MAX_PAGE_SIZE}", MAX_PAGE_SIZE + 1)
+        )
+    );
+
+    let history = within(
+        "GetEntityHistory at the maximum",
+        queries.get_entity_history(pb::GetEntityHistoryRequest {
+            stream_id: "party-LBY".into(),
+            page: page(MAX_HISTORY_PAGE),
+            options,
+        }),
+    )
+    .await
+    .expect("served")
+    .into_inner();
+    assert_eq!(history.entries.len(), MAX_HISTORY_PAGE);
+    let status = within(
+        "GetEntityHistory one past the maximum",
+        queries.get_entity_history(pb::GetEntityHistoryRequest {
+            stream_id: "party-LBY".into(),
+            page: page(MAX_HISTORY_PAGE + 1),
+            options,
+        }),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(
+        only_violation(&status),
+        (
+            "page.page_size".to_owned(),
+            format!("{} is over the limit of {MAX_HISTORY_PAGE}", MAX_HISTORY_PAGE + 1)
+        )
+    );
+}
