@@ -3,6 +3,11 @@
 //! pool (a `min_position` wait blocks, and an as-of read may fold a stream from the log), and
 //! converts the answer, which always carries `based_on_position`.
 //!
+//! A query naming a party (relation, compliance, officials, the party filter of meetings and
+//! commitments) answers NOT_FOUND when the code, well formed, names no party registered as of
+//! the position its answer is based on (`require_parties`); a malformed code is INVALID_ARGUMENT
+//! first.
+//!
 //! The wait for `min_position` (or for an as-of position the read model has not reached) is 90%
 //! of the call's deadline (`grpc-timeout`), or `projections::consistency::DEFAULT_WAIT` without one,
 //! capped at `MAX_WAIT`; past it the answer is UNAVAILABLE.
@@ -20,8 +25,7 @@ use crate::projections::consistency::{DEFAULT_WAIT, MAX_WAIT};
 use crate::projections::history::MAX_HISTORY_PAGE;
 use crate::projections::store::MAX_PAGE_SIZE;
 use crate::projections::{
-    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionError, ProjectionResult, Projections,
-    ReadOptions,
+    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionError, Projections, ReadOptions,
 };
 
 /// The QueryService implementation.
@@ -39,11 +43,17 @@ impl Query {
     /// One query, the shape of every handler: the request's own fields are read by `parse`
     /// (every malformed field collected, then its read options'), the query runs on the
     /// blocking pool at those options, and `answer` builds the response.
-    async fn query<R: ReadRequest, P: Send + 'static, A: Send + 'static, T>(
+    async fn query<
+        R: ReadRequest,
+        P: Send + 'static,
+        A: Send + 'static,
+        T,
+        E: Into<QueryError> + Send + 'static,
+    >(
         &self,
         request: Request<R>,
         parse: impl FnOnce(R, &mut Violations) -> P,
-        query: impl FnOnce(&Projections, P, &ReadOptions) -> ProjectionResult<A> + Send + 'static,
+        query: impl FnOnce(&Projections, P, &ReadOptions) -> Result<A, E> + Send + 'static,
         answer: impl FnOnce(A) -> T,
     ) -> Result<Response<T>, Status> {
         let wait = deadline_of(&request);
@@ -58,16 +68,56 @@ impl Query {
     }
 
     /// Runs a query on the blocking pool and maps its error.
-    async fn run<T: Send + 'static>(
+    async fn run<T: Send + 'static, E: Into<QueryError> + Send + 'static>(
         &self,
-        query: impl FnOnce(&Projections) -> ProjectionResult<T> + Send + 'static,
+        query: impl FnOnce(&Projections) -> Result<T, E> + Send + 'static,
     ) -> Result<T, Status> {
         let projections = self.projections.clone();
         tokio::task::spawn_blocking(move || query(&projections))
             .await
             .map_err(status::from_join_error)?
-            .map_err(|error| status::from_projection_error(request_paths(error)))
+            .map_err(|error| match error.into() {
+                QueryError::ReadModel(error) => status::from_projection_error(request_paths(error)),
+                QueryError::Answer(status) => status,
+            })
     }
+}
+
+/// Why a query has no answer: a read model's error, or an answer decided here.
+enum QueryError {
+    ReadModel(ProjectionError),
+    Answer(Status),
+}
+
+impl From<ProjectionError> for QueryError {
+    fn from(error: ProjectionError) -> QueryError {
+        QueryError::ReadModel(error)
+    }
+}
+
+/// NOT_FOUND unless every party in `codes` is registered as of `position`, the position the
+/// query's answer is based on: an unknown code is not a party with nothing recorded.
+fn require_parties(
+    projections: &Projections,
+    codes: &[&str],
+    position: u64,
+    options: &ReadOptions,
+) -> Result<(), QueryError> {
+    for code in codes {
+        let found = if position == 0 {
+            false
+        } else {
+            match projections.party(code, &options.as_of(AsOf::Position(position))) {
+                Ok(_) => true,
+                Err(ProjectionError::NotFound { .. }) => false,
+                Err(error) => return Err(error.into()),
+            }
+        };
+        if !found {
+            return Err(QueryError::Answer(status::party_not_found(code, position)));
+        }
+    }
+    Ok(())
 }
 
 /// A read model's error with the paging arguments it names (`limit`, `page_token`) named by the
@@ -218,6 +268,15 @@ fn required_party(value: &str, field: &str, violations: &mut Violations) -> Stri
     code
 }
 
+/// An optional party filter (absent or empty: none), bare or as its stream id, well formed
+/// when given.
+fn optional_party(value: Option<&str>, field: &str, violations: &mut Violations) -> Option<String> {
+    match value {
+        None | Some("") => None,
+        Some(value) => Some(required_party(value, field, violations)),
+    }
+}
+
 fn checked<T>(violations: Violations, value: T) -> Result<T, Status> {
     violations
         .finish(value)
@@ -255,7 +314,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
         let parse = |r: pb::ListMeetingsRequest, v: &mut Violations| {
             let filter = MeetingFilter {
-                party: r.party.as_deref().map(convert::party_code_from_pb),
+                party: optional_party(r.party.as_deref(), "party", v),
                 official: convert::optional_entity_id(r.official_id.as_deref(), "official_id", v),
                 topic: r.topic,
                 place: r.place,
@@ -269,7 +328,12 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             parse,
-            |p, (filter, page), options| p.meetings(&filter, &page, options),
+            |p, (filter, page), options| {
+                let page = p.meetings(&filter, &page, options)?;
+                let parties: Vec<&str> = filter.party.as_deref().into_iter().collect();
+                require_parties(p, &parties, page.based_on_position(), options)?;
+                Ok::<_, QueryError>(page)
+            },
             |page| {
                 let (meetings, next_page_token, based_on_position) =
                     page_parts(&page, convert::meeting_to_pb);
@@ -305,7 +369,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListCommitmentsResponse>, Status> {
         let parse = |r: pb::ListCommitmentsRequest, v: &mut Violations| {
             let filter = CommitmentFilter {
-                party: r.party.as_deref().map(convert::party_code_from_pb),
+                party: optional_party(r.party.as_deref(), "party", v),
                 status: convert::commitment_status_from_pb(r.status, "status", v),
                 topic: r.topic,
                 made_from: convert::optional_timestamp(r.made_from.as_ref(), "made_from", v),
@@ -316,7 +380,12 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             parse,
-            |p, (filter, page), options| p.commitments(&filter, &page, options),
+            |p, (filter, page), options| {
+                let page = p.commitments(&filter, &page, options)?;
+                let parties: Vec<&str> = filter.party.as_deref().into_iter().collect();
+                require_parties(p, &parties, page.based_on_position(), options)?;
+                Ok::<_, QueryError>(page)
+            },
             |page| {
                 let (commitments, next_page_token, based_on_position) =
                     page_parts(&page, convert::commitment_to_pb);
@@ -361,7 +430,11 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             |r, v| required_party(&r.party, "party", v),
-            |p, party, options| p.compliance(&party, options),
+            |p, party, options| {
+                let answer = p.compliance(&party, options)?;
+                require_parties(p, &[&party], answer.based_on_position(), options)?;
+                Ok::<_, QueryError>(answer)
+            },
             |answer| {
                 let row = answer.value();
                 pb::GetComplianceResponse {
@@ -387,7 +460,11 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             parse,
-            |p, (a, b, page), options| p.relation(&a, &b, &page, options),
+            |p, (a, b, page), options| {
+                let answer = p.relation(&a, &b, &page, options)?;
+                require_parties(p, &[&a, &b], answer.based_on_position(), options)?;
+                Ok::<_, QueryError>(answer)
+            },
             |answer| {
                 let relation = answer.value();
                 let summary = &relation.summary;
@@ -446,7 +523,11 @@ impl pb::query_service_server::QueryService for Query {
                     list_page(r.page.as_ref(), v),
                 )
             },
-            |p, (party, page), options| p.officials_of_party(&party, &page, options),
+            |p, (party, page), options| {
+                let page = p.officials_of_party(&party, &page, options)?;
+                require_parties(p, &[&party], page.based_on_position(), options)?;
+                Ok::<_, QueryError>(page)
+            },
             |page| {
                 let (officials, next_page_token, based_on_position) =
                     page_parts(&page, convert::official_to_pb);

@@ -224,6 +224,23 @@ pub fn not_found(stream_id: &str) -> Status {
     bounded(Code::NotFound, format!("{stream_id} does not exist"), details)
 }
 
+/// NOT_FOUND: a query names a party (well formed) that is not registered as of `position`,
+/// the position the query's answer is based on.
+pub fn party_not_found(code: &str, position: u64) -> Status {
+    let code = echo(code);
+    let details = ErrorDetails::with_resource_info(
+        "party",
+        code.as_ref(),
+        "",
+        format!("not registered as of position {position}"),
+    );
+    bounded(
+        Code::NotFound,
+        format!("party {code} is not registered (as of position {position})"),
+        details,
+    )
+}
+
 /// OUT_OF_RANGE: a stream version past the stream's end.
 pub fn version_out_of_range(stream_id: &str, requested: u64, current: u64) -> Status {
     let stream_id = echo(stream_id);
