@@ -24,6 +24,7 @@ mod log_backup;
 mod log_basic;
 mod log_concurrency;
 mod log_crash;
+mod log_fuzz;
 mod log_model;
 mod log_upgrade;
 mod projections_consistency;
