@@ -211,9 +211,49 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", render(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, each cause once: several layers print their source in
+/// their own message too, which `{:#}` would repeat.
+fn render(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// A data directory a running server holds (sled's file lock) explained: which directory and
+/// what to do. Any other error is returned as it is.
+fn held_by_a_server(error: anyhow::Error, data_dir: &Path, verb: &str) -> anyhow::Error {
+    let locked = error
+        .chain()
+        .any(|cause| cause.downcast_ref::<LogError>().is_some_and(LogError::is_locked));
+    if !locked {
+        return error;
+    }
+    let dir = data_dir.display();
+    if verb == "serve" {
+        anyhow::anyhow!(
+            "a dipledger server is already running on {dir} (its data directory is locked); \
+             stop it first, or serve another --data-dir"
+        )
+    } else {
+        anyhow::anyhow!(
+            "a dipledger server is running on {dir} (its data directory is locked); \
+             `dipledger {verb}` needs the directory to itself: stop the server first"
+        )
     }
 }
 
@@ -275,22 +315,33 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
         },
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),
     };
-    runtime.block_on(dipledger::api::server::serve(config, shutdown_signal()))?;
+    let data_dir = config.data_dir.clone();
+    runtime
+        .block_on(dipledger::api::server::serve(config, shutdown_signal()))
+        .map_err(|error| held_by_a_server(error.into(), &data_dir, "serve"))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The log of an existing data directory (refused if `data_dir` is not one), opened with
 /// `config` applied to its settings.
-fn open_existing(data_dir: &Path, config: impl FnOnce(LogConfig) -> LogConfig) -> anyhow::Result<Log> {
+/// `verb` names the command in the message when a running server holds the directory.
+fn open_existing(
+    data_dir: &Path,
+    verb: &str,
+    config: impl FnOnce(LogConfig) -> LogConfig,
+) -> anyhow::Result<Log> {
     if !data_dir.join("db").exists() {
         anyhow::bail!("{} is not a dipledger data directory", data_dir.display());
     }
-    Log::open(config(LogConfig::new(data_dir))).context("opening the data directory (is the server running?)")
+    Log::open(config(LogConfig::new(data_dir))).map_err(|error| match error.is_locked() {
+        true => held_by_a_server(error.into(), data_dir, verb),
+        false => anyhow::Error::new(error).context(format!("opening {}", data_dir.display())),
+    })
 }
 
 /// `verify`: every record, the hash chain and the indexes, offline. Exit 0 intact, 2 damaged.
 fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let log = match open_existing(data_dir, |config| config.verify_on_open(0)) {
+    let log = match open_existing(data_dir, "verify", |config| config.verify_on_open(0)) {
         Ok(log) => log,
         Err(error) => match error.downcast::<LogError>() {
             Ok(error) => return Ok(report_verify_error(error)),
@@ -321,7 +372,7 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
 /// `export`: the whole log as lossless JSON lines, or coded CAMEO/PLOVER rows, offline.
 fn export(data_dir: &Path, out: &Path, format: &str) -> anyhow::Result<ExitCode> {
     use dipledger::analyst::{self, AnalystFormat};
-    let log = open_existing(data_dir, |config| config)?;
+    let log = open_existing(data_dir, "export", |config| config)?;
     let mut writer: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
     } else {
@@ -428,7 +479,7 @@ fn rebuild(data_dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             ),
         },
     };
-    let log = open_existing(data_dir, |config| config)?;
+    let log = open_existing(data_dir, "rebuild", |config| config)?;
     let projections = Projections::open_paused(log)?;
     for name in names {
         let bar = progress_bar(&format!("rebuilding {}", name.as_str()));

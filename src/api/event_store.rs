@@ -332,10 +332,19 @@ where
         .map_err(status::from_join_error)?
 }
 
-fn page_limit(limit: u32) -> usize {
-    match limit {
+/// The events a ReadStream/ReadAll page may return: 0 means [`DEFAULT_PAGE_EVENTS`]; over
+/// `MAX_READ_PAGE_EVENTS` is refused (INVALID_ARGUMENT naming `limit`), like a query's page size.
+fn page_limit(limit: u32, violations: &mut Violations) -> usize {
+    match limit as usize {
         0 => DEFAULT_PAGE_EVENTS,
-        limit => (limit as usize).min(MAX_READ_PAGE_EVENTS),
+        limit if limit > MAX_READ_PAGE_EVENTS => {
+            violations.add(
+                "limit",
+                format!("{limit} is over the limit of {MAX_READ_PAGE_EVENTS}"),
+            );
+            MAX_READ_PAGE_EVENTS
+        }
+        limit => limit,
     }
 }
 
@@ -376,8 +385,8 @@ impl EventStoreService for EventStore {
         if request.stream_id.is_empty() {
             violations.add("stream_id", "is required");
         }
+        let limit = page_limit(request.limit, &mut violations);
         violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
-        let limit = page_limit(request.limit);
         let log = self.log.clone();
         let response = blocking(move || {
             let stream_id = request.stream_id;
@@ -433,8 +442,8 @@ impl EventStoreService for EventStore {
         let mut violations = Violations::new();
         let direction = convert::direction_from_pb(request.direction, "direction", &mut violations);
         let filter = convert::filter_from_pb(request.filter, "filter", &mut violations);
+        let limit = page_limit(request.limit, &mut violations);
         violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
-        let limit = page_limit(request.limit);
         let log = self.log.clone();
         let response = blocking(move || {
             let from = match (request.from_position, direction) {

@@ -8,10 +8,13 @@
 //! - [`status`]: every mapping of an error to a `tonic::Status` (the table in docs/api.md).
 //! - [`commands`]: `CommandService` (one RPC per domain command, SubmitBatch) over the ledger.
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
+//! - [`decode_errors`]: the layer that maps tonic's own request-decoding errors (a message over
+//!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
 
 pub mod commands;
 pub mod convert;
+pub mod decode_errors;
 pub mod event_store;
 pub mod query;
 pub mod server;

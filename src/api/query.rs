@@ -3,6 +3,11 @@
 //! pool (a `min_position` wait blocks, and an as-of read may fold a stream from the log), and
 //! converts the answer, which always carries `based_on_position`.
 //!
+//! A query naming a party (relation, compliance, officials, the party filter of meetings and
+//! commitments) answers NOT_FOUND when the code, well formed, names no party registered as of
+//! the position its answer is based on (`require_parties`); a malformed code is INVALID_ARGUMENT
+//! first.
+//!
 //! The wait for `min_position` (or for an as-of position the read model has not reached) is 90%
 //! of the call's deadline (`grpc-timeout`), or `projections::consistency::DEFAULT_WAIT` without one,
 //! capped at `MAX_WAIT`; past it the answer is UNAVAILABLE.
@@ -17,8 +22,10 @@ use super::pb;
 use super::status;
 use crate::domain::common::{CommitmentId, MeetingId, OfficialId, SourceId};
 use crate::projections::consistency::{DEFAULT_WAIT, MAX_WAIT};
+use crate::projections::history::MAX_HISTORY_PAGE;
+use crate::projections::store::MAX_PAGE_SIZE;
 use crate::projections::{
-    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionResult, Projections, ReadOptions,
+    AsOf, CommitmentFilter, MeetingFilter, Page, PageRequest, ProjectionError, Projections, ReadOptions,
 };
 
 /// The QueryService implementation.
@@ -36,11 +43,17 @@ impl Query {
     /// One query, the shape of every handler: the request's own fields are read by `parse`
     /// (every malformed field collected, then its read options'), the query runs on the
     /// blocking pool at those options, and `answer` builds the response.
-    async fn query<R: ReadRequest, P: Send + 'static, A: Send + 'static, T>(
+    async fn query<
+        R: ReadRequest,
+        P: Send + 'static,
+        A: Send + 'static,
+        T,
+        E: Into<QueryError> + Send + 'static,
+    >(
         &self,
         request: Request<R>,
         parse: impl FnOnce(R, &mut Violations) -> P,
-        query: impl FnOnce(&Projections, P, &ReadOptions) -> ProjectionResult<A> + Send + 'static,
+        query: impl FnOnce(&Projections, P, &ReadOptions) -> Result<A, E> + Send + 'static,
         answer: impl FnOnce(A) -> T,
     ) -> Result<Response<T>, Status> {
         let wait = deadline_of(&request);
@@ -55,15 +68,71 @@ impl Query {
     }
 
     /// Runs a query on the blocking pool and maps its error.
-    async fn run<T: Send + 'static>(
+    async fn run<T: Send + 'static, E: Into<QueryError> + Send + 'static>(
         &self,
-        query: impl FnOnce(&Projections) -> ProjectionResult<T> + Send + 'static,
+        query: impl FnOnce(&Projections) -> Result<T, E> + Send + 'static,
     ) -> Result<T, Status> {
         let projections = self.projections.clone();
         tokio::task::spawn_blocking(move || query(&projections))
             .await
             .map_err(status::from_join_error)?
-            .map_err(status::from_projection_error)
+            .map_err(|error| match error.into() {
+                QueryError::ReadModel(error) => status::from_projection_error(request_paths(error)),
+                QueryError::Answer(status) => status,
+            })
+    }
+}
+
+/// Why a query has no answer: a read model's error, or an answer decided here.
+enum QueryError {
+    ReadModel(ProjectionError),
+    Answer(Status),
+}
+
+impl From<ProjectionError> for QueryError {
+    fn from(error: ProjectionError) -> QueryError {
+        QueryError::ReadModel(error)
+    }
+}
+
+/// NOT_FOUND unless every party in `codes` is registered as of `position`, the position the
+/// query's answer is based on: an unknown code is not a party with nothing recorded.
+fn require_parties(
+    projections: &Projections,
+    codes: &[&str],
+    position: u64,
+    options: &ReadOptions,
+) -> Result<(), QueryError> {
+    for code in codes {
+        let found = if position == 0 {
+            false
+        } else {
+            match projections.party(code, &options.as_of(AsOf::Position(position))) {
+                Ok(_) => true,
+                Err(ProjectionError::NotFound { .. }) => false,
+                Err(error) => return Err(error.into()),
+            }
+        };
+        if !found {
+            return Err(QueryError::Answer(status::party_not_found(code, position)));
+        }
+    }
+    Ok(())
+}
+
+/// A read model's error with the paging arguments it names (`limit`, `page_token`) named by the
+/// request's own path (`page.page_size`, `page.page_token`).
+fn request_paths(error: ProjectionError) -> ProjectionError {
+    match error {
+        ProjectionError::InvalidArgument { field, reason } => ProjectionError::InvalidArgument {
+            field: match field {
+                "limit" => "page.page_size",
+                "page_token" => "page.page_token",
+                other => other,
+            },
+            reason,
+        },
+        other => other,
     }
 }
 
@@ -118,14 +187,27 @@ fn read_options(
         .wait(wait)
 }
 
-fn page_request(page: Option<&pb::PageRequest>) -> PageRequest {
+/// A list's page: `page.page_size` 0 means the default; over `max` (`MAX_PAGE_SIZE`, for the
+/// history `MAX_HISTORY_PAGE`) is refused, naming `page.page_size`.
+fn page_request(page: Option<&pb::PageRequest>, max: usize, violations: &mut Violations) -> PageRequest {
     match page {
         None => PageRequest::first(0),
-        Some(page) => PageRequest {
-            limit: page.page_size as usize,
-            token: (!page.page_token.is_empty()).then(|| page.page_token.clone()),
-        },
+        Some(page) => {
+            let size = page.page_size as usize;
+            if size > max {
+                violations.add("page.page_size", format!("{size} is over the limit of {max}"));
+            }
+            PageRequest {
+                limit: size.min(max),
+                token: (!page.page_token.is_empty()).then(|| page.page_token.clone()),
+            }
+        }
     }
+}
+
+/// A list page of a read model: at most `MAX_PAGE_SIZE` rows.
+fn list_page(page: Option<&pb::PageRequest>, violations: &mut Violations) -> PageRequest {
+    page_request(page, MAX_PAGE_SIZE, violations)
 }
 
 /// A query request: it carries read options (consistency and as-of).
@@ -180,7 +262,8 @@ fn page_parts<T, U>(page: &Page<T>, row: impl Fn(&T) -> U) -> (Vec<U>, String, u
 }
 
 /// A party code, bare or as its stream id, that must be given and well formed (a lower-case or
-/// malformed code names no party: INVALID_ARGUMENT, not an empty answer).
+/// malformed code names no party: INVALID_ARGUMENT, not an empty answer). The description
+/// quotes the value given, cut (`domain::common::quoted`).
 fn required_party(value: &str, field: &str, violations: &mut Violations) -> String {
     let code = convert::party_code_from_pb(value);
     if code.is_empty() {
@@ -189,6 +272,15 @@ fn required_party(value: &str, field: &str, violations: &mut Violations) -> Stri
         violations.add(field, reason);
     }
     code
+}
+
+/// An optional party filter (absent or empty: none), bare or as its stream id, well formed
+/// when given.
+fn optional_party(value: Option<&str>, field: &str, violations: &mut Violations) -> Option<String> {
+    match value {
+        None | Some("") => None,
+        Some(value) => Some(required_party(value, field, violations)),
+    }
 }
 
 fn checked<T>(violations: Violations, value: T) -> Result<T, Status> {
@@ -228,7 +320,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
         let parse = |r: pb::ListMeetingsRequest, v: &mut Violations| {
             let filter = MeetingFilter {
-                party: r.party.as_deref().map(convert::party_code_from_pb),
+                party: optional_party(r.party.as_deref(), "party", v),
                 official: convert::optional_entity_id(r.official_id.as_deref(), "official_id", v),
                 topic: r.topic,
                 place: r.place,
@@ -237,12 +329,17 @@ impl pb::query_service_server::QueryService for Query {
                 occurred_from: convert::optional_timestamp(r.occurred_from.as_ref(), "occurred_from", v),
                 occurred_to: convert::optional_timestamp(r.occurred_to.as_ref(), "occurred_to", v),
             };
-            (filter, page_request(r.page.as_ref()))
+            (filter, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
             parse,
-            |p, (filter, page), options| p.named_meetings(&filter, &page, options),
+            |p, (filter, page), options| {
+                let (page, names) = p.named_meetings(&filter, &page, options)?;
+                let parties: Vec<&str> = filter.party.as_deref().into_iter().collect();
+                require_parties(p, &parties, page.based_on_position(), options)?;
+                Ok::<_, QueryError>((page, names))
+            },
             |(page, names)| {
                 let (meetings, next_page_token, based_on_position) =
                     page_parts(&page, |row| convert::meeting_to_pb(row, &names));
@@ -278,18 +375,23 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListCommitmentsResponse>, Status> {
         let parse = |r: pb::ListCommitmentsRequest, v: &mut Violations| {
             let filter = CommitmentFilter {
-                party: r.party.as_deref().map(convert::party_code_from_pb),
+                party: optional_party(r.party.as_deref(), "party", v),
                 status: convert::commitment_status_from_pb(r.status, "status", v),
                 topic: r.topic,
                 made_from: convert::optional_timestamp(r.made_from.as_ref(), "made_from", v),
                 made_to: convert::optional_timestamp(r.made_to.as_ref(), "made_to", v),
             };
-            (filter, page_request(r.page.as_ref()))
+            (filter, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
             parse,
-            |p, (filter, page), options| p.commitments(&filter, &page, options),
+            |p, (filter, page), options| {
+                let page = p.commitments(&filter, &page, options)?;
+                let parties: Vec<&str> = filter.party.as_deref().into_iter().collect();
+                require_parties(p, &parties, page.based_on_position(), options)?;
+                Ok::<_, QueryError>(page)
+            },
             |page| {
                 let (commitments, next_page_token, based_on_position) =
                     page_parts(&page, convert::commitment_to_pb);
@@ -311,7 +413,7 @@ impl pb::query_service_server::QueryService for Query {
             request,
             |r, v| {
                 let on = convert::required_timestamp(r.on.as_ref(), "on", v);
-                (on, page_request(r.page.as_ref()))
+                (on, list_page(r.page.as_ref(), v))
             },
             |p, (on, page), options| p.overdue_commitments(on, &page, options),
             |page| {
@@ -334,7 +436,11 @@ impl pb::query_service_server::QueryService for Query {
         self.query(
             request,
             |r, v| required_party(&r.party, "party", v),
-            |p, party, options| p.compliance(&party, options),
+            |p, party, options| {
+                let answer = p.compliance(&party, options)?;
+                require_parties(p, &[&party], answer.based_on_position(), options)?;
+                Ok::<_, QueryError>(answer)
+            },
             |answer| {
                 let row = answer.value();
                 pb::GetComplianceResponse {
@@ -355,12 +461,16 @@ impl pb::query_service_server::QueryService for Query {
         let parse = |r: pb::GetBilateralRelationRequest, v: &mut Violations| {
             let a = required_party(&r.party_a, "party_a", v);
             let b = required_party(&r.party_b, "party_b", v);
-            (a, b, page_request(r.page.as_ref()))
+            (a, b, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
             parse,
-            |p, (a, b, page), options| p.named_relation(&a, &b, &page, options),
+            |p, (a, b, page), options| {
+                let (answer, names) = p.named_relation(&a, &b, &page, options)?;
+                require_parties(p, &[&a, &b], answer.based_on_position(), options)?;
+                Ok::<_, QueryError>((answer, names))
+            },
             |(answer, names)| {
                 let relation = answer.value();
                 let summary = &relation.summary;
@@ -420,10 +530,14 @@ impl pb::query_service_server::QueryService for Query {
             |r, v| {
                 (
                     required_party(&r.party, "party", v),
-                    page_request(r.page.as_ref()),
+                    list_page(r.page.as_ref(), v),
                 )
             },
-            |p, (party, page), options| p.officials_of_party(&party, &page, options),
+            |p, (party, page), options| {
+                let page = p.officials_of_party(&party, &page, options)?;
+                require_parties(p, &[&party], page.based_on_position(), options)?;
+                Ok::<_, QueryError>(page)
+            },
             |page| {
                 let (officials, next_page_token, based_on_position) =
                     page_parts(&page, convert::official_to_pb);
@@ -444,7 +558,7 @@ impl pb::query_service_server::QueryService for Query {
         let parse = |r: pb::ListPostHoldersRequest, v: &mut Violations| {
             let post = required_text(&r.post, "post", v);
             let on = convert::required_timestamp(r.on.as_ref(), "on", v);
-            (post, on, page_request(r.page.as_ref()))
+            (post, on, list_page(r.page.as_ref(), v))
         };
         self.query(
             request,
@@ -502,7 +616,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
         self.query(
             request,
-            |r, _| page_request(r.page.as_ref()),
+            |r, v| list_page(r.page.as_ref(), v),
             |p, page, options| p.parties(&page, options),
             |page| {
                 let (parties, next_page_token, based_on_position) = page_parts(&page, convert::party_to_pb);
@@ -538,7 +652,7 @@ impl pb::query_service_server::QueryService for Query {
     ) -> Result<Response<pb::ListSourcesResponse>, Status> {
         self.query(
             request,
-            |r, _| page_request(r.page.as_ref()),
+            |r, v| list_page(r.page.as_ref(), v),
             |p, page, options| p.sources(&page, options),
             |page| {
                 let (sources, next_page_token, based_on_position) = page_parts(&page, convert::source_to_pb);
@@ -561,7 +675,7 @@ impl pb::query_service_server::QueryService for Query {
             |r, v| {
                 (
                     required_text(&r.stream_id, "stream_id", v),
-                    page_request(r.page.as_ref()),
+                    page_request(r.page.as_ref(), MAX_HISTORY_PAGE, v),
                 )
             },
             |p, (stream_id, page), options| p.history(&stream_id, &page, options),

@@ -1,6 +1,10 @@
 //! The gRPC server: services, gRPC health (`grpc.health.v1`), server reflection (v1 and
 //! v1alpha), explicit message size limits, and graceful shutdown.
 //!
+//! Requests tonic itself cannot decode (over [`MAX_REQUEST_BYTES`], or not protobuf) are answered
+//! RESOURCE_EXHAUSTED and INVALID_ARGUMENT by one layer over every service
+//! (`api::decode_errors`), like the server's own size and input errors.
+//!
 //! Entry points:
 //! - [`serve`]: opens the log in a data directory, binds, serves until `shutdown` resolves
 //!   (what `dipledger serve` runs).
@@ -30,6 +34,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use super::commands::Commands;
+use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
 use super::pb;
 use super::pb::command_service_server::CommandServiceServer;
@@ -260,6 +265,7 @@ pub async fn serve_with_listener(
         let _ = stop_sender.send(true);
     };
     let server = Server::builder()
+        .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -8,16 +8,27 @@
 //! | command id reused with a different request; creating an existing entity | ALREADY_EXISTS | ErrorInfo / ResourceInfo |
 //! | unknown entity or stream | NOT_FOUND | ResourceInfo |
 //! | position or version past the end | OUT_OF_RANGE | ErrorInfo metadata `head` |
-//! | over a size limit; too many subscriptions | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | over a size limit (a request message over the server's limit included); too many subscriptions | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | request bytes that are not protobuf (tonic's INTERNAL, remapped) | INVALID_ARGUMENT | none |
 //! | shutting down, writer stopped after a disk failure | UNAVAILABLE | none |
 //! | a stored record failed its integrity check | DATA_LOSS | ErrorInfo metadata `position` |
 //! | bugs, storage and I/O errors | INTERNAL | none: the cause goes to the server log only |
 
+//!
+//! Every answer is bounded, whatever the request held: a value the client sent that a message,
+//! a description or a detail repeats is cut to its first [`MAX_ECHOED_CHARS`] characters
+//! ([`echo`]); a field violation's path and description to [`MAX_VIOLATION_TEXT_CHARS`]; at most
+//! [`MAX_FIELD_VIOLATIONS`] violations are listed, then one entry `and N more`; and the message
+//! plus the encoded details stay within [`MAX_STATUS_BYTES`] (both travel in HTTP/2 headers,
+//! which clients limit), dropping listed violations first, then shortening the message.
+
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
 
+use crate::domain::common::cut;
 use crate::domain::{FieldViolation, Rejection};
 use crate::ledger::LedgerError;
 use crate::log::LogError;
@@ -26,20 +37,94 @@ use crate::projections::ProjectionError;
 /// The `domain` of every google.rpc.ErrorInfo this server sends.
 pub const ERROR_DOMAIN: &str = "dipledger";
 
-/// INVALID_ARGUMENT with one google.rpc.BadRequest field violation per bad field.
+/// Most characters of a value the client sent (a stream id, a code, a text) that an error
+/// message, a field violation or a detail repeats; a longer value is cut there and followed by
+/// `… (N bytes)`, N its full length ([`echo`]).
+pub const MAX_ECHOED_CHARS: usize = crate::domain::common::MAX_QUOTED_CHARS;
+/// Most characters of a field violation's path or description (cut like [`echo`]); the
+/// server's own descriptions are far shorter, this bounds whatever a value added to them.
+pub const MAX_VIOLATION_TEXT_CHARS: usize = 256;
+/// Most field violations listed in one answer; the others are counted in one last entry, with
+/// an empty field, `and N more`.
+pub const MAX_FIELD_VIOLATIONS: usize = 20;
+/// Most bytes of a status's message plus its encoded details (google.rpc.Status, which holds
+/// the message again). Both travel in HTTP/2 headers, which clients limit (often to 16 KiB).
+pub const MAX_STATUS_BYTES: usize = 8 * 1024;
+
+/// A value the client sent, as an answer repeats it: whole up to [`MAX_ECHOED_CHARS`]
+/// characters, else its first [`MAX_ECHOED_CHARS`] and `… (N bytes)`.
+pub fn echo(value: &str) -> Cow<'_, str> {
+    cut(value, MAX_ECHOED_CHARS)
+}
+
+/// What a status costs against [`MAX_STATUS_BYTES`].
+pub fn status_bytes(status: &Status) -> usize {
+    status.message().len() + status.details().len()
+}
+
+/// A status with `details`, its message shortened (like [`echo`]) until the status is within
+/// [`MAX_STATUS_BYTES`].
+fn bounded(code: Code, message: String, details: ErrorDetails) -> Status {
+    let status = Status::with_error_details(code, message.clone(), details.clone());
+    let mut excess = status_bytes(&status).saturating_sub(MAX_STATUS_BYTES);
+    if excess == 0 {
+        return status;
+    }
+    let mut keep = message.chars().count();
+    loop {
+        // The message is in the status twice (also inside the encoded details).
+        keep = keep.saturating_sub(excess.div_ceil(2).max(1));
+        let status = Status::with_error_details(code, cut(&message, keep), details.clone());
+        excess = status_bytes(&status).saturating_sub(MAX_STATUS_BYTES);
+        if excess == 0 || keep == 0 {
+            return status;
+        }
+    }
+}
+
+/// INVALID_ARGUMENT with google.rpc.BadRequest field violations: the first
+/// [`MAX_FIELD_VIOLATIONS`] (fewer if they would not fit in [`MAX_STATUS_BYTES`]), then one
+/// entry with an empty field, `and N more`, for the rest. The message names the first.
 pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
-    let message = match violations {
-        [] => "invalid request".to_owned(),
-        [only] => format!("invalid request: {only}"),
-        [first, rest @ ..] => format!("invalid request: {first} (and {} more)", rest.len()),
+    let listed: Vec<PbFieldViolation> = violations
+        .iter()
+        .take(MAX_FIELD_VIOLATIONS)
+        .map(|violation| {
+            PbFieldViolation::new(
+                cut(&violation.field, MAX_VIOLATION_TEXT_CHARS),
+                cut(&violation.description, MAX_VIOLATION_TEXT_CHARS),
+            )
+        })
+        .collect();
+    let message = match (listed.first(), violations.len()) {
+        (None, _) => "invalid request".to_owned(),
+        (Some(first), 1) => format!("invalid request: {}: {}", first.field, first.description),
+        (Some(first), count) => format!(
+            "invalid request: {}: {} (and {} more)",
+            first.field,
+            first.description,
+            count - 1
+        ),
     };
-    let details = ErrorDetails::with_bad_request(
-        violations
-            .iter()
-            .map(|violation| PbFieldViolation::new(&violation.field, &violation.description))
-            .collect::<Vec<_>>(),
-    );
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    let mut shown = listed.len();
+    loop {
+        let mut entries = listed[..shown].to_vec();
+        if violations.len() > shown {
+            entries.push(PbFieldViolation::new(
+                "",
+                format!("and {} more", violations.len() - shown),
+            ));
+        }
+        let status = bounded(
+            Code::InvalidArgument,
+            message.clone(),
+            ErrorDetails::with_bad_request(entries),
+        );
+        if status_bytes(&status) <= MAX_STATUS_BYTES || shown == 0 {
+            return status;
+        }
+        shown -= 1;
+    }
 }
 
 /// INVALID_ARGUMENT for a single field.
@@ -66,9 +151,14 @@ pub fn from_ledger_error(error: LedgerError) -> Status {
         }
         LedgerError::Rejected(rejection) => from_rejection(rejection),
         LedgerError::ReferenceNotFound { stream_id } => {
-            let details =
-                ErrorDetails::with_resource_info("stream", &stream_id, "", "referenced but does not exist");
-            Status::with_error_details(
+            let stream_id = echo(&stream_id);
+            let details = ErrorDetails::with_resource_info(
+                "stream",
+                stream_id.as_ref(),
+                "",
+                "referenced but does not exist",
+            );
+            bounded(
                 Code::NotFound,
                 format!("{stream_id} is referenced by the command but does not exist"),
                 details,
@@ -80,7 +170,8 @@ pub fn from_ledger_error(error: LedgerError) -> Status {
             current,
         } => wrong_expected_version(&stream_id, &expected.to_string(), current),
         LedgerError::Contended { stream_id, attempts } => Status::aborted(format!(
-            "{stream_id} kept changing under concurrent writers ({attempts} attempts); retry"
+            "{} kept changing under concurrent writers ({attempts} attempts); retry",
+            echo(&stream_id)
         )),
         LedgerError::CommandIdReused { command_id } => {
             from_log_error(LogError::CommandIdReused { command_id })
@@ -100,14 +191,17 @@ pub fn from_rejection(rejection: Rejection) -> Status {
     match rejection {
         Rejection::Invalid(violations) => invalid_argument(&violations),
         Rejection::Rule { code, message } => {
+            let message = cut(&message, MAX_VIOLATION_TEXT_CHARS);
             let mut details = ErrorDetails::with_error_info(code, ERROR_DOMAIN, HashMap::new());
             details.add_precondition_failure_violation(code, "command", message.clone());
-            Status::with_error_details(Code::FailedPrecondition, format!("{code}: {message}"), details)
+            bounded(Code::FailedPrecondition, format!("{code}: {message}"), details)
         }
         Rejection::NotFound { stream_id } => not_found(&stream_id),
         Rejection::AlreadyExists { stream_id } => {
-            let details = ErrorDetails::with_resource_info("stream", &stream_id, "", "already exists");
-            Status::with_error_details(
+            let stream_id = echo(&stream_id);
+            let details =
+                ErrorDetails::with_resource_info("stream", stream_id.as_ref(), "", "already exists");
+            bounded(
                 Code::AlreadyExists,
                 format!("{stream_id} already exists"),
                 details,
@@ -118,17 +212,36 @@ pub fn from_rejection(rejection: Rejection) -> Status {
 
 /// NOT_FOUND for a stream (entity).
 pub fn not_found(stream_id: &str) -> Status {
-    let details = ErrorDetails::with_resource_info("stream", stream_id, "", "does not exist");
-    Status::with_error_details(Code::NotFound, format!("{stream_id} does not exist"), details)
+    let stream_id = echo(stream_id);
+    let details = ErrorDetails::with_resource_info("stream", stream_id.as_ref(), "", "does not exist");
+    bounded(Code::NotFound, format!("{stream_id} does not exist"), details)
+}
+
+/// NOT_FOUND: a query names a party (well formed) that is not registered as of `position`,
+/// the position the query's answer is based on.
+pub fn party_not_found(code: &str, position: u64) -> Status {
+    let code = echo(code);
+    let details = ErrorDetails::with_resource_info(
+        "party",
+        code.as_ref(),
+        "",
+        format!("not registered as of position {position}"),
+    );
+    bounded(
+        Code::NotFound,
+        format!("party {code} is not registered (as of position {position})"),
+        details,
+    )
 }
 
 /// OUT_OF_RANGE: a stream version past the stream's end.
 pub fn version_out_of_range(stream_id: &str, requested: u64, current: u64) -> Status {
+    let stream_id = echo(stream_id);
     let metadata = HashMap::from([
-        ("stream_id".to_owned(), stream_id.to_owned()),
+        ("stream_id".to_owned(), stream_id.to_string()),
         ("stream_version".to_owned(), current.to_string()),
     ]);
-    Status::with_error_details(
+    bounded(
         Code::OutOfRange,
         format!("version {requested} is past the end of {stream_id} (version {current})"),
         ErrorDetails::with_error_info("VERSION_PAST_END", ERROR_DOMAIN, metadata),
@@ -219,12 +332,13 @@ pub fn from_log_error(error: LogError) -> Status {
 /// ABORTED: the stream is not at the version the caller expected. The current version is in
 /// the message and in ErrorInfo metadata `current_version`.
 pub fn wrong_expected_version(stream_id: &str, expected: &str, current: u64) -> Status {
+    let (stream_id, expected) = (echo(stream_id), echo(expected));
     let metadata = HashMap::from([
-        ("stream_id".to_owned(), stream_id.to_owned()),
-        ("expected_version".to_owned(), expected.to_owned()),
+        ("stream_id".to_owned(), stream_id.to_string()),
+        ("expected_version".to_owned(), expected.to_string()),
         ("current_version".to_owned(), current.to_string()),
     ]);
-    Status::with_error_details(
+    bounded(
         Code::Aborted,
         format!("{stream_id}: expected version {expected}, current version is {current}"),
         ErrorDetails::with_error_info("WRONG_EXPECTED_VERSION", ERROR_DOMAIN, metadata),
@@ -235,8 +349,9 @@ pub fn wrong_expected_version(stream_id: &str, expected: &str, current: u64) -> 
 pub fn from_projection_error(error: ProjectionError) -> Status {
     match error {
         ProjectionError::NotFound { what } => {
-            let details = ErrorDetails::with_resource_info("entity", &what, "", "does not exist");
-            Status::with_error_details(Code::NotFound, format!("{what} not found"), details)
+            let what = echo(&what);
+            let details = ErrorDetails::with_resource_info("entity", what.as_ref(), "", "does not exist");
+            bounded(Code::NotFound, format!("{what} not found"), details)
         }
         ProjectionError::Unavailable {
             projection,
@@ -272,6 +387,62 @@ pub fn from_projection_error(error: ProjectionError) -> Status {
             Status::unavailable("the read models stopped after an error; see the server log")
         }
         error @ ProjectionError::Storage(_) => internal("read model", error),
+    }
+}
+
+/// How tonic's codec starts the message of a request message over the server's decoding limit
+/// (it answers OUT_OF_RANGE, before any handler runs).
+const TONIC_MESSAGE_TOO_LARGE: &str = "Error, decoded message length too large";
+/// How a prost decode error's message starts (tonic answers INTERNAL with it).
+const PROST_DECODE_FAILED: &str = "failed to decode Protobuf message";
+
+/// The status a client gets instead of one of tonic's own request-decoding errors, or `None`
+/// when `status` is not one (the server's layer, `api::decode_errors`, applies this to every
+/// answer). A request message over `limit` bytes is RESOURCE_EXHAUSTED, like the ledger's own
+/// size limits (tonic says OUT_OF_RANGE); bytes that are not a protobuf message of the request's
+/// type are INVALID_ARGUMENT (tonic says INTERNAL, which would blame the server).
+///
+/// tonic reports both as plain statuses, so they are recognised by the start of their message
+/// (pinned by `tests/it/api_server.rs`, which sends such requests to a real server).
+pub fn from_codec_error(status: &Status, limit: usize) -> Option<Status> {
+    match status.code() {
+        Code::OutOfRange if status.message().starts_with(TONIC_MESSAGE_TOO_LARGE) => {
+            // "... found {len} bytes, the limit is: {limit} bytes"
+            let found = status
+                .message()
+                .split("found ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|digits| digits.parse::<u64>().ok());
+            let mut metadata = HashMap::from([
+                ("what".to_owned(), "request message bytes".to_owned()),
+                ("limit".to_owned(), limit.to_string()),
+            ]);
+            let message = match found {
+                Some(found) => {
+                    metadata.insert("actual".to_owned(), found.to_string());
+                    format!("the request message is {found} bytes, over the limit of {limit} bytes")
+                }
+                None => format!("the request message is over the limit of {limit} bytes"),
+            };
+            Some(Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_error_info("TOO_LARGE", ERROR_DOMAIN, metadata),
+            ))
+        }
+        Code::Internal if status.message().starts_with(PROST_DECODE_FAILED) => {
+            let reason = status.message()[PROST_DECODE_FAILED.len()..].trim_start_matches([':', ' ']);
+            Some(Status::invalid_argument(if reason.is_empty() {
+                "malformed request: not a protobuf message of the request's type".to_owned()
+            } else {
+                format!(
+                    "malformed request: not a protobuf message of the request's type ({})",
+                    cut(reason, MAX_VIOLATION_TEXT_CHARS)
+                )
+            }))
+        }
+        _ => None,
     }
 }
 
@@ -355,6 +526,152 @@ mod tests {
             .map(|violation| violation.field.as_str())
             .collect();
         assert_eq!(fields, ["a", "b.c"]);
+    }
+
+    fn violations(count: usize, description: &str) -> Vec<FieldViolation> {
+        (0..count)
+            .map(|index| FieldViolation {
+                field: format!("filter.tags[{index}]"),
+                description: description.to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_echoed_value_is_whole_at_the_maximum_and_cut_one_past_it() {
+        let at_max = "é".repeat(MAX_ECHOED_CHARS);
+        assert_eq!(echo(&at_max), at_max);
+        let one_past = "é".repeat(MAX_ECHOED_CHARS + 1);
+        assert_eq!(
+            echo(&one_past),
+            format!("{at_max}… ({} bytes)", one_past.len()),
+            "the first MAX_ECHOED_CHARS characters, then the full length in bytes"
+        );
+        let status = not_found(&"x".repeat(1_000_000));
+        assert!(
+            status.message().ends_with("… (1000000 bytes) does not exist"),
+            "{}",
+            status.message()
+        );
+        let resource = status.get_details_resource_info().expect("ResourceInfo");
+        assert_eq!(
+            resource.resource_name,
+            format!("{}… (1000000 bytes)", "x".repeat(MAX_ECHOED_CHARS))
+        );
+    }
+
+    #[test]
+    fn violation_texts_are_whole_at_the_maximum_and_cut_one_past_it() {
+        let at_max = "d".repeat(MAX_VIOLATION_TEXT_CHARS);
+        let one_past = "d".repeat(MAX_VIOLATION_TEXT_CHARS + 1);
+        let status = invalid_argument(&[
+            FieldViolation {
+                field: "a".into(),
+                description: at_max.clone(),
+            },
+            FieldViolation {
+                field: one_past.clone(),
+                description: one_past.clone(),
+            },
+        ]);
+        let entries = status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations;
+        assert_eq!(entries[0].description, at_max);
+        let cut_text = format!("{at_max}… ({} bytes)", one_past.len());
+        assert_eq!(entries[1].field, cut_text);
+        assert_eq!(entries[1].description, cut_text);
+    }
+
+    #[test]
+    fn field_violations_are_listed_up_to_the_maximum_then_counted() {
+        let status = invalid_argument(&violations(MAX_FIELD_VIOLATIONS, "must not be empty"));
+        let entries = status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations;
+        assert_eq!(entries.len(), MAX_FIELD_VIOLATIONS, "all of them, no count");
+        assert_eq!(
+            entries[MAX_FIELD_VIOLATIONS - 1].field,
+            format!("filter.tags[{}]", MAX_FIELD_VIOLATIONS - 1)
+        );
+
+        let status = invalid_argument(&violations(MAX_FIELD_VIOLATIONS + 1, "must not be empty"));
+        let entries = status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations;
+        assert_eq!(entries.len(), MAX_FIELD_VIOLATIONS + 1);
+        assert_eq!(
+            entries[MAX_FIELD_VIOLATIONS - 1].field,
+            format!("filter.tags[{}]", MAX_FIELD_VIOLATIONS - 1)
+        );
+        assert_eq!(entries[MAX_FIELD_VIOLATIONS].field, "");
+        assert_eq!(entries[MAX_FIELD_VIOLATIONS].description, "and 1 more");
+        assert_eq!(
+            status.message(),
+            format!("invalid request: filter.tags[0]: must not be empty (and {MAX_FIELD_VIOLATIONS} more)")
+        );
+    }
+
+    #[test]
+    fn violations_that_would_not_fit_in_the_status_limit_are_counted_instead() {
+        // 20 descriptions of 256 four-byte characters are ~20 KiB: only some fit.
+        let long = "𝄞".repeat(MAX_VIOLATION_TEXT_CHARS);
+        let total = 100_000;
+        let status = invalid_argument(&violations(total, &long));
+        assert!(
+            status_bytes(&status) <= MAX_STATUS_BYTES,
+            "{}",
+            status_bytes(&status)
+        );
+        let entries = status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations;
+        let shown = entries.len() - 1;
+        assert!(shown > 0 && shown < MAX_FIELD_VIOLATIONS, "{shown}");
+        assert_eq!(entries[shown].description, format!("and {} more", total - shown));
+    }
+
+    #[test]
+    fn a_status_is_kept_whole_at_the_byte_limit_and_shortened_one_past_it() {
+        let message = "m".repeat(1_000);
+        let details = |value_len: usize| {
+            ErrorDetails::with_error_info(
+                "R",
+                ERROR_DOMAIN,
+                HashMap::from([("k".to_owned(), "v".repeat(value_len))]),
+            )
+        };
+        let size = |value_len| {
+            status_bytes(&Status::with_error_details(
+                Code::NotFound,
+                message.clone(),
+                details(value_len),
+            ))
+        };
+        let mut value_len = MAX_STATUS_BYTES - 2 * message.len();
+        while size(value_len) > MAX_STATUS_BYTES {
+            value_len -= 1;
+        }
+        assert_eq!(size(value_len), MAX_STATUS_BYTES, "a status of exactly the limit");
+        let at_max = bounded(Code::NotFound, message.clone(), details(value_len));
+        assert_eq!(at_max.message(), message);
+        assert_eq!(status_bytes(&at_max), MAX_STATUS_BYTES);
+
+        let one_past = bounded(Code::NotFound, message.clone(), details(value_len + 1));
+        assert!(status_bytes(&one_past) <= MAX_STATUS_BYTES);
+        assert!(
+            one_past.message().ends_with("… (1000 bytes)"),
+            "{}",
+            one_past.message()
+        );
+        assert_eq!(
+            one_past.get_details_error_info().expect("details kept").metadata["k"].len(),
+            value_len + 1
+        );
     }
 
     #[test]

@@ -184,7 +184,8 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
     let (uri, embedded) = match server {
         Some(uri) => {
             writeln!(out, "dipledger demo: recording through {uri}\n")?;
-            let mut client = pb::command_service_client::CommandServiceClient::connect(uri.clone()).await?;
+            let mut client =
+                pb::command_service_client::CommandServiceClient::new(super::connect(&uri).await?);
             for (index, command) in commands.iter().enumerate() {
                 let request = pb::SubmitBatchRequest {
                     commands: vec![dipledger::api::convert::command_to_pb(
@@ -195,7 +196,7 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
                 let response = client
                     .submit_batch(request)
                     .await
-                    .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?
+                    .map_err(super::describe)?
                     .into_inner();
                 let positions = response
                     .results

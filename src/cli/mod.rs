@@ -19,12 +19,53 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// How long a client verb waits for the server to accept its connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection to `server` (a URI such as `http://127.0.0.1:50051`).
+/// A connection to `server` (a URI such as `http://127.0.0.1:50051`). When nothing listens
+/// there, the error says so, with the address, and how to start a server.
 pub async fn connect(server: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(server.to_owned())
+    let connected = Channel::from_shared(server.to_owned())
         .with_context(|| format!("--server must be a URI such as {DEFAULT_SERVER}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
-        .await
-        .with_context(|| format!("connecting to {server}"))
+        .await;
+    connected.map_err(|error| {
+        let mut causes = std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |cause| {
+            cause.source()
+        });
+        let refused = causes.any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        });
+        if refused {
+            anyhow::anyhow!(
+                "no dipledger server at {server} (connection refused): start one with `dipledger serve`, \
+                 or give the address of a running one with --server (or DIPLEDGER_SERVER)"
+            )
+        } else {
+            anyhow::Error::new(error).context(format!("connecting to {server}"))
+        }
+    })
+}
+
+/// A server's refusal as the CLI prints it: the code and the message, and for a malformed
+/// request every field violation the server listed (one per line; past the server's cap, its
+/// `and N more`).
+pub fn describe(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let violations = status
+        .get_details_bad_request()
+        .map(|bad_request| bad_request.field_violations)
+        .unwrap_or_default();
+    if status.code() != tonic::Code::InvalidArgument || violations.len() < 2 {
+        return anyhow::anyhow!("{:?}: {}", status.code(), status.message());
+    }
+    let mut text = format!("{:?}: invalid request:", status.code());
+    for violation in violations {
+        if violation.field.is_empty() {
+            text.push_str(&format!("\n  {}", violation.description));
+        } else {
+            text.push_str(&format!("\n  {}: {}", violation.field, violation.description));
+        }
+    }
+    anyhow::anyhow!(text)
 }

@@ -82,5 +82,15 @@ pub enum LogError {
     Io(#[from] std::io::Error),
 }
 
+impl LogError {
+    /// Whether the data directory is held by another process (a running server): sled could
+    /// not take its file lock, even after `limits::OPEN_LOCK_WAIT`.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, LogError::Storage(sled::Error::Io(error))
+            if error.kind() == std::io::ErrorKind::WouldBlock
+                || error.to_string().contains("could not acquire lock"))
+    }
+}
+
 /// Shorthand for results of log operations.
 pub type LogResult<T> = Result<T, LogError>;

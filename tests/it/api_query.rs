@@ -305,3 +305,133 @@ async fn every_entity_is_named_by_its_bare_id_or_its_stream_id_and_nothing_else(
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("party"), "{status:?}");
 }
+
+/// Asserts NOT_FOUND naming `code` as of `position`.
+fn assert_party_not_found(status: &tonic::Status, code: &str, position: u64, query: &str) {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), Code::NotFound, "{query}: {status:?}");
+    assert_eq!(
+        status.message(),
+        format!("party {code} is not registered (as of position {position})"),
+        "{query}"
+    );
+    let resource = status.get_details_resource_info().expect("ResourceInfo");
+    assert_eq!(
+        (resource.resource_type.as_str(), resource.resource_name.as_str()),
+        ("party", code)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_well_formed_party_code_no_one_registered_is_not_found_in_every_query_about_a_party() {
+    let harness = Harness::start().await;
+    let (mut queries, _ledger, last) = news_report(&harness).await;
+    // FRNC is a well-formed code (2 to 16 of A-Z, 0-9, '-'), but no such party is registered.
+    let relation = |party_a: &str, party_b: &str| pb::GetBilateralRelationRequest {
+        party_a: party_a.into(),
+        party_b: party_b.into(),
+        page: None,
+        options: at_least(last),
+    };
+    let status = queries
+        .get_bilateral_relation(relation("LBY", "FRNC"))
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRNC", last, "GetBilateralRelation(LBY, FRNC)");
+    let status = queries
+        .get_bilateral_relation(relation("FRNC", "LBY"))
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRNC", last, "GetBilateralRelation(FRNC, LBY)");
+    let status = queries
+        .get_compliance(pb::GetComplianceRequest {
+            party: "party-FRNC".into(),
+            options: at_least(last),
+        })
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRNC", last, "GetCompliance");
+    let status = queries
+        .list_officials(pb::ListOfficialsRequest {
+            party: "FRNC".into(),
+            page: None,
+            options: at_least(last),
+        })
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRNC", last, "ListOfficials");
+    let status = queries
+        .list_meetings(pb::ListMeetingsRequest {
+            party: Some("FRNC".into()),
+            options: at_least(last),
+            ..pb::ListMeetingsRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRNC", last, "ListMeetings(party)");
+    let status = queries
+        .list_commitments(pb::ListCommitmentsRequest {
+            party: Some("FRNC".into()),
+            options: at_least(last),
+            ..pb::ListCommitmentsRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRNC", last, "ListCommitments(party)");
+
+    // The registered parties answer, filters included.
+    let answer = queries
+        .get_bilateral_relation(relation("LBY", "FRA"))
+        .await
+        .expect("a relation of two registered parties")
+        .into_inner();
+    assert_eq!(answer.meetings, 1);
+    for party in ["LBY", "FRA"] {
+        let meetings = queries
+            .list_meetings(pb::ListMeetingsRequest {
+                party: Some(party.into()),
+                options: at_least(last),
+                ..pb::ListMeetingsRequest::default()
+            })
+            .await
+            .unwrap_or_else(|status| panic!("{party}: {status:?}"))
+            .into_inner()
+            .meetings;
+        assert_eq!(meetings.len(), 1, "{party}");
+    }
+
+    // As of a position before France was registered (position 3: source, LBY, FRA), France
+    // is not found, and the answer says as of when.
+    let status = queries
+        .get_bilateral_relation(pb::GetBilateralRelationRequest {
+            options: as_of(2),
+            ..relation("LBY", "FRA")
+        })
+        .await
+        .unwrap_err();
+    assert_party_not_found(&status, "FRA", 2, "GetBilateralRelation as of 2");
+    let compliance = queries
+        .get_compliance(pb::GetComplianceRequest {
+            party: "FRA".into(),
+            options: as_of(3),
+        })
+        .await
+        .expect("France is registered at position 3")
+        .into_inner();
+    assert_eq!(compliance.based_on_position, 3);
+
+    // A malformed party filter is INVALID_ARGUMENT naming the field, before any lookup.
+    let status = queries
+        .list_meetings(pb::ListMeetingsRequest {
+            party: Some("fra".into()),
+            options: at_least(last),
+            ..pb::ListMeetingsRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("invalid request: party: "),
+        "{status:?}"
+    );
+}

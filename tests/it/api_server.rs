@@ -108,3 +108,159 @@ fn only_loopback_addresses_are_served() {
     assert!(check_loopback("[::1]:50051".parse().unwrap()).is_ok());
     assert!(check_loopback("0.0.0.0:50051".parse().unwrap()).is_err());
 }
+
+/// A codec that sends and receives raw bytes: what a broken or hostile client puts on the wire.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// Bytes that are not a protobuf message: a key of field 1 with wire type 7, which does not exist.
+const NOT_PROTOBUF: &[u8] = &[0x0f, 0x01, 0x02];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_protobuf_are_invalid_argument() {
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic::Code;
+
+    let harness = Harness::start().await;
+    let mut grpc = tonic::client::Grpc::new(harness.channel().await);
+    // A unary RPC.
+    within("ready", grpc.ready()).await.unwrap();
+    let status = within(
+        "ReadStream with garbage",
+        grpc.unary(
+            tonic::Request::new(NOT_PROTOBUF.to_vec()),
+            PathAndQuery::from_static("/dipledger.v1.EventStoreService/ReadStream"),
+            RawCodec,
+        ),
+    )
+    .await
+    .expect_err("garbage is refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("malformed request: not a protobuf message"),
+        "{status:?}"
+    );
+    // A command.
+    within("ready", grpc.ready()).await.unwrap();
+    let status = within(
+        "RegisterParty with garbage",
+        grpc.unary(
+            tonic::Request::new(NOT_PROTOBUF.to_vec()),
+            PathAndQuery::from_static("/dipledger.v1.CommandService/RegisterParty"),
+            RawCodec,
+        ),
+    )
+    .await
+    .expect_err("garbage is refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // A server-streaming RPC.
+    within("ready", grpc.ready()).await.unwrap();
+    let status = within(
+        "Subscribe with garbage",
+        grpc.server_streaming(
+            tonic::Request::new(NOT_PROTOBUF.to_vec()),
+            PathAndQuery::from_static("/dipledger.v1.EventStoreService/Subscribe"),
+            RawCodec,
+        ),
+    )
+    .await
+    .expect_err("garbage is refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+/// A ReadAll request of exactly `bytes` encoded bytes (one long tag in its filter).
+fn read_all_of_size(bytes: usize) -> dipledger::api::pb::ReadAllRequest {
+    use dipledger::api::pb;
+    use prost::Message as _;
+
+    let mut tag_len = bytes - 16;
+    loop {
+        let request = pb::ReadAllRequest {
+            filter: Some(pb::EventFilter {
+                tags: vec!["t".repeat(tag_len)],
+                ..pb::EventFilter::default()
+            }),
+            ..pb::ReadAllRequest::default()
+        };
+        match request.encoded_len() {
+            len if len == bytes => return request,
+            len if len < bytes => tag_len += bytes - len,
+            len => tag_len -= len - bytes,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_size_limit_is_resource_exhausted() {
+    use dipledger::api::server::MAX_REQUEST_BYTES;
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    let harness = Harness::start().await;
+    let mut client = harness.event_store().await;
+    // At exactly the limit: decoded and answered (an empty log, nothing matches).
+    let page = within(
+        "ReadAll at the limit",
+        client.read_all(read_all_of_size(MAX_REQUEST_BYTES)),
+    )
+    .await
+    .expect("a request of exactly MAX_REQUEST_BYTES is served")
+    .into_inner();
+    assert!(page.events.is_empty());
+    // One byte over: refused before any handler runs, with the size limit's own code.
+    let status = within(
+        "ReadAll one byte over",
+        client.read_all(read_all_of_size(MAX_REQUEST_BYTES + 1)),
+    )
+    .await
+    .expect_err("a request over MAX_REQUEST_BYTES is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!(
+            "the request message is {} bytes, over the limit of {MAX_REQUEST_BYTES} bytes",
+            MAX_REQUEST_BYTES + 1
+        )
+    );
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "TOO_LARGE");
+    assert_eq!(info.metadata["limit"], MAX_REQUEST_BYTES.to_string());
+}

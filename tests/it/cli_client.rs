@@ -419,3 +419,17 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
     assert!(!party.status.success());
     assert!(String::from_utf8_lossy(&party.stderr).contains("cannot be retracted"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_with_a_party_no_one_registered_fails_naming_it() {
+    let (harness, last) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let output = run(args(&["relation", "LBY", "FRNC", "--server", &server])).await;
+    assert!(!output.status.success(), "exit status {:?}", output.status);
+    assert!(output.stdout.is_empty(), "no answer printed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("party FRNC is not registered (as of position {last})")),
+        "{stderr}"
+    );
+}

@@ -228,3 +228,39 @@ fn the_analyst_exports_code_the_news_report() {
         .iter()
         .any(|o| o["plover_type"] == "AGREE" && o["cameo_code"] == "030"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_a_running_server_holds_is_named_as_such() {
+    let harness = crate::support::api::Harness::start().await;
+    let dir = harness.dir.path().to_str().unwrap().to_owned();
+    let expected = |verb: &str| {
+        if verb == "serve" {
+            format!(
+                "error: a dipledger server is already running on {dir} (its data directory is locked); \
+                 stop it first, or serve another --data-dir\n"
+            )
+        } else {
+            format!(
+                "error: a dipledger server is running on {dir} (its data directory is locked); \
+                 `dipledger {verb}` needs the directory to itself: stop the server first\n"
+            )
+        }
+    };
+    for (verb, extra) in [
+        ("verify", vec![]),
+        ("export", vec!["--out", "-"]),
+        ("serve", vec!["--listen", "127.0.0.1:0"]),
+    ] {
+        let mut args = vec![verb.to_owned(), "--data-dir".to_owned(), dir.clone()];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let output = tokio::task::spawn_blocking(move || {
+            let arguments: Vec<&str> = args.iter().map(String::as_str).collect();
+            dipledger(&arguments)
+        })
+        .await
+        .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{verb}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.ends_with(&expected(verb)), "{verb}: {stderr}");
+    }
+}

@@ -441,3 +441,71 @@ async fn a_postponed_then_cancelled_meeting_comes_back_and_impossible_dates_are_
     assert!(stderr.contains("2025-02 has days 1 to 28, not 30"), "{stderr}");
     assert_eq!(harness.log.head(), head);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_command_names_every_field_violation() {
+    let harness = Harness::start().await;
+    let server = harness.server.uri();
+    // Two malformed fields at once: a lower-case code and an empty name.
+    let output = dipledger(
+        [
+            "party",
+            "register",
+            "lby",
+            "--name",
+            "",
+            "--occurred-at",
+            "2025",
+            "--source",
+            &uuid::Uuid::now_v7().to_string(),
+            "--server",
+            &server,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr,
+        "error: InvalidArgument: invalid request:\n  code: \"lby\" does not start with an upper-case letter: a party code is 2 to 12 upper-case letters, digits or '-', starting with a letter (e.g. LBY)\n  details.name: must not be empty\n",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_names_the_address_and_how_to_start_a_server() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    for verb in [
+        vec!["relation", "LBY", "FRA"],
+        vec![
+            "party",
+            "register",
+            "LBY",
+            "--name",
+            "Libya",
+            "--occurred-at",
+            "2025",
+        ],
+    ] {
+        let mut args: Vec<String> = verb.iter().map(|arg| arg.to_string()).collect();
+        args.extend(["--server".to_owned(), server.clone()]);
+        let output = dipledger(args).await;
+        assert!(!output.status.success(), "{verb:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr,
+            format!(
+                "error: no dipledger server at {server} (connection refused): start one with `dipledger serve`, \
+                 or give the address of a running one with --server (or DIPLEDGER_SERVER)\n"
+            ),
+            "{verb:?}"
+        );
+    }
+}

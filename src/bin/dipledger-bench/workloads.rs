@@ -549,7 +549,7 @@ async fn race(
             stream_id: format!("party-{code}"),
             from_version: Some(initial + 1),
             direction: pb::Direction::Forwards as i32,
-            limit: 100_000,
+            limit: dipledger::log::limits::MAX_READ_PAGE_EVENTS as u32,
             omit_typed_body: false,
         })
         .await?

@@ -78,7 +78,7 @@ pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
 /// The wait between reconnection attempts.
 pub const TAIL_RECONNECT_WAIT: Duration = Duration::from_secs(1);
 
-use super::connect;
+use super::{connect, describe};
 
 fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
     value.map_or(Value::Null, |t| {
@@ -408,10 +408,6 @@ pub async fn tail(
             }
         }
     }
-}
-
-fn describe(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
 mod chart;

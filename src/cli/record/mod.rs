@@ -29,7 +29,7 @@ macro_rules! send {
         let response = $client
             .$rpc(request)
             .await
-            .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?
+            .map_err($crate::cli::describe)?
             .into_inner();
         Recorded {
             generated: $common.command_id.is_none(),
@@ -266,7 +266,7 @@ async fn retractable_stream(server: &str, uuid: uuid::Uuid) -> anyhow::Result<St
         match store.read_stream(request).await {
             Ok(_) => return Ok(stream_id),
             Err(status) if status.code() == tonic::Code::NotFound => continue,
-            Err(status) => bail!("{:?}: {}", status.code(), status.message()),
+            Err(status) => return Err(super::describe(status)),
         }
     }
     bail!("no official, meeting or commitment has the id {uuid}")

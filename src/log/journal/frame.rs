@@ -255,4 +255,66 @@ mod tests {
     fn zeros_are_no_frame() {
         assert_eq!(decode_frame(&[0; 200]), Err(NotAFrame::NoMagic));
     }
+
+    // Fuzz targets on stable Rust (proptest): arbitrary bytes, and arbitrary bytes behind a
+    // right magic, length, version and CRC-32C (so the structure parsing itself sees them),
+    // never panic the decoder; what it accepts lies inside the bytes it was given.
+    // `PROPTEST_CASES=N` runs N cases (docs/operations.md, "Fuzzing").
+
+    /// Cases per target: `PROPTEST_CASES`, else a few seconds' worth in `cargo test`.
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(10_000)
+    }
+
+    /// An accepted frame accounts for exactly its length, inside the bytes.
+    fn check_accepted(bytes: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prelude::*;
+        if let Ok(frame) = decode_frame(bytes) {
+            prop_assert!(frame.length <= bytes.len());
+            let records: usize = frame.records.iter().map(|record| 4 + record.len()).sum();
+            prop_assert_eq!(
+                FRAME_HEADER_BYTES + frame.requests.len() * REQUEST_ENTRY_BYTES + records,
+                frame.length
+            );
+            prop_assert!(!frame.records.is_empty());
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: cases(),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn the_frame_decoder_refuses_arbitrary_bytes_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+        ) {
+            check_accepted(&bytes)?;
+        }
+
+        #[test]
+        fn the_frame_decoder_parses_arbitrary_checksummed_frames_cleanly(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), FRAME_HEADER_BYTES..1024),
+            record_count in 0u32..12,
+            request_count in 0u32..6,
+            trailing in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let length = bytes.len() as u32;
+            bytes[..4].copy_from_slice(&FRAME_MAGIC);
+            bytes[4..8].copy_from_slice(&length.to_le_bytes());
+            bytes[12..16].copy_from_slice(&FRAME_VERSION.to_le_bytes());
+            bytes[32..36].copy_from_slice(&record_count.to_le_bytes());
+            bytes[36..40].copy_from_slice(&request_count.to_le_bytes());
+            let crc = crc32c::crc32c(&bytes[12..]);
+            bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+            // What follows a frame in a segment: zeros, the next frame, or leftovers.
+            bytes.extend_from_slice(&trailing);
+            check_accepted(&bytes)?;
+        }
+    }
 }
