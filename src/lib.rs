@@ -2,6 +2,8 @@
 //!
 //! Layers (imports point down):
 //! - [`api`]: the gRPC API (tonic/prost) and server; the only module that knows them.
+//! - [`auth`]: principals, roles, bearer tokens and the authorization layer the server puts in
+//!   front of every service.
 //! - [`ledger`]: the write path: command -> decide -> durable append.
 //! - [`projections`]: read models folded from the log, with as-of queries.
 //! - [`log`]: the append-only event log on sled. It stores opaque payloads and knows no
@@ -14,6 +16,7 @@
 //! `src/cli/`: benchmarks, the load generator, the demo) is a thin CLI over this library.
 pub mod analyst;
 pub mod api;
+pub mod auth;
 pub mod domain;
 pub mod encoding;
 pub mod ledger;

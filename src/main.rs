@@ -20,6 +20,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// The bearer token client verbs send, for a server with authentication on (see
+    /// `dipledger token create`).
+    #[arg(long, global = true, env = "DIPLEDGER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,7 +31,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gRPC API (commands, event store, health, reflection) on a loopback address.
-    /// Development mode: no authentication, no TLS. Stops gracefully on SIGINT or SIGTERM.
+    /// Bearer tokens are required once the data directory has one (`dipledger token create`);
+    /// no TLS yet. Stops gracefully on SIGINT or SIGTERM.
     #[command(after_help = "Example:\n  dipledger serve --listen 127.0.0.1:50051 --data-dir ./data")]
     Serve(ServeArgs),
     /// Scan a data directory offline: every record, the hash chain and the indexes.
@@ -38,6 +43,10 @@ enum Command {
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Manage the bearer tokens of a data directory: create, list, revoke. Creating the first
+    /// token turns authentication on for the directory, for good.
+    #[command(subcommand)]
+    Token(cli::token::TokenVerb),
     /// Record party commands: register, correct.
     #[command(subcommand)]
     Party(cli::record::PartyVerb),
@@ -182,6 +191,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = dipledger::ledger::DEFAULT_FUTURE_ALLOWANCE.as_secs() / 3600,
           value_parser = clap::value_parser!(u64).range(0..=dipledger::ledger::MAX_FUTURE_ALLOWANCE.as_secs() / 3600))]
     future_allowance_hours: u64,
+    /// Ask every caller for a bearer token even while the data directory has none (it is on
+    /// anyway once a token has been created there).
+    #[arg(long)]
+    require_auth: bool,
 }
 
 /// `tail`'s flags.
@@ -267,8 +280,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{text}");
         ExitCode::SUCCESS
     };
+    cli::set_token(cli.token.as_deref())?;
     Ok(match cli.command {
         Command::Serve(args) => serve(&runtime, args)?,
+        Command::Token(verb) => print(cli::token::token(verb)?),
         Command::Verify { data_dir } => verify(&data_dir)?,
         Command::Export {
             data_dir,
@@ -312,6 +327,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
             max_subscriptions: args.max_subscriptions,
             snapshot_interval: std::time::Duration::from_millis(args.snapshot_interval_ms),
             future_allowance: std::time::Duration::from_secs(args.future_allowance_hours * 3600),
+            require_auth: args.require_auth,
         },
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),
     };

@@ -7,8 +7,8 @@
 //! `status::from_ledger_error`. The RPCs and the batch dispatch come from one table,
 //! [`commands!`](self), which names each command once.
 //!
-//! There is no authentication yet (docs/api.md, "Development mode"): every command is recorded by
-//! [`DEVELOPMENT_PRINCIPAL`].
+//! Each command is recorded by the principal the authorization layer authenticated
+//! (`auth::layer`), or by [`DEVELOPMENT_PRINCIPAL`] in development mode.
 
 use tonic::{Request, Response, Status};
 
@@ -19,8 +19,17 @@ use super::status;
 use crate::domain::FieldViolation;
 use crate::ledger::{CommandEnvelope, CommandOutcome, Ledger};
 
-/// The principal recorded as `recorded_by` while the server has no authentication.
+/// The principal recorded as `recorded_by` in development mode (no token ever created).
 pub const DEVELOPMENT_PRINCIPAL: &str = "dev-unauthenticated";
+
+/// Who a request acts as: the authenticated principal, else [`DEVELOPMENT_PRINCIPAL`].
+fn recorded_by<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<crate::auth::Principal>()
+        .map_or(DEVELOPMENT_PRINCIPAL, |principal| principal.name.as_str())
+        .to_owned()
+}
 
 /// The CommandService implementation.
 #[derive(Clone)]
@@ -34,9 +43,13 @@ impl Commands {
         Commands { ledger }
     }
 
-    async fn record(&self, request: impl CommandRequest) -> Result<(String, CommandOutcome), Status> {
+    async fn record(
+        &self,
+        request: impl CommandRequest,
+        recorded_by: &str,
+    ) -> Result<(String, CommandOutcome), Status> {
         let envelope: CommandEnvelope = request
-            .into_command(DEVELOPMENT_PRINCIPAL)
+            .into_command(recorded_by)
             .map_err(|violations| status::invalid_argument(&violations))?;
         let entity_id = convert::entity_id(&envelope.command);
         let outcome = self
@@ -47,10 +60,13 @@ impl Commands {
         Ok((entity_id, outcome))
     }
 
-    async fn record_batch(&self, request: pb::SubmitBatchRequest) -> Result<pb::SubmitBatchResponse, Status> {
-        let envelopes =
-            convert::batch_from_pb(request, |command| batch_command(command, DEVELOPMENT_PRINCIPAL))
-                .map_err(|violations| status::invalid_argument(&violations))?;
+    async fn record_batch(
+        &self,
+        request: pb::SubmitBatchRequest,
+        recorded_by: &str,
+    ) -> Result<pb::SubmitBatchResponse, Status> {
+        let envelopes = convert::batch_from_pb(request, |command| batch_command(command, recorded_by))
+            .map_err(|violations| status::invalid_argument(&violations))?;
         let entity_ids: Vec<String> = envelopes
             .iter()
             .map(|envelope| convert::entity_id(&envelope.command))
@@ -84,7 +100,8 @@ macro_rules! commands {
                     &self,
                     request: Request<pb::$request>,
                 ) -> Result<Response<pb::$response>, Status> {
-                    let (entity_id, outcome) = self.record(request.into_inner()).await?;
+                    let principal = recorded_by(&request);
+                    let (entity_id, outcome) = self.record(request.into_inner(), &principal).await?;
                     Ok(Response::new(pb::$response {
                         result: Some(convert::command_result_to_pb(&outcome)),
                         $id: entity_id,
@@ -96,7 +113,8 @@ macro_rules! commands {
                 &self,
                 request: Request<pb::SubmitBatchRequest>,
             ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-                self.record_batch(request.into_inner()).await.map(Response::new)
+                let principal = recorded_by(&request);
+                self.record_batch(request.into_inner(), &principal).await.map(Response::new)
             }
         }
 

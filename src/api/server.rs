@@ -18,8 +18,9 @@
 //! reading) are dropped. The log closes when its last handle is dropped, after the writer has
 //! finished every queued append.
 //!
-//! Security: there is no authentication yet (docs/api.md, "Development mode"), so the server only listens on
-//! loopback addresses and says so loudly at startup.
+//! Security: every service sits behind `auth::layer::AuthLayer` (bearer tokens once the data
+//! directory has one; development mode otherwise, announced loudly at startup). There is no TLS
+//! yet, so the server only listens on loopback addresses.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
 use super::pb::query_service_server::QueryServiceServer;
 use super::query::Query;
+use crate::auth::layer::AuthLayer;
+use crate::auth::tokens::TokenStore;
 use crate::ledger::Ledger;
 use crate::log::{Log, LogConfig};
 use crate::projections::Projections;
@@ -61,9 +64,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The address is not a loopback address (there is no authentication yet).
+    /// The address is not a loopback address (there is no TLS yet).
     #[error(
-        "refusing to listen on {0}: dipledger has no authentication yet, so it serves only loopback addresses (127.0.0.1, [::1])"
+        "refusing to listen on {0}: dipledger has no TLS yet, so it serves only loopback addresses (127.0.0.1, [::1])"
     )]
     NotLoopback(SocketAddr),
     /// The log could not be opened.
@@ -88,6 +91,9 @@ pub enum ServerError {
     /// The reflection service could not be built from the descriptors.
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The token file could not be read.
+    #[error("reading the tokens: {0}")]
+    Tokens(#[from] crate::auth::tokens::TokenFileError),
     /// The gRPC transport failed.
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -108,6 +114,8 @@ pub struct ServerOptions {
     pub snapshot_interval: std::time::Duration,
     /// How far past the server's clock a command's valid time may lie.
     pub future_allowance: std::time::Duration,
+    /// Ask every caller for a token even while the data directory has none yet.
+    pub require_auth: bool,
 }
 
 impl Default for ServerOptions {
@@ -116,6 +124,7 @@ impl Default for ServerOptions {
             max_subscriptions: MAX_SUBSCRIPTIONS,
             snapshot_interval: crate::projections::snapshot::SNAPSHOT_INTERVAL,
             future_allowance: crate::ledger::DEFAULT_FUTURE_ALLOWANCE,
+            require_auth: false,
         }
     }
 }
@@ -123,7 +132,7 @@ impl Default for ServerOptions {
 /// What `dipledger serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Address to listen on; must be a loopback address (there is no authentication yet).
+    /// Address to listen on; must be a loopback address (there is no TLS yet).
     pub listen: SocketAddr,
     /// The data directory of the log.
     pub data_dir: PathBuf,
@@ -144,7 +153,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// Checks that `listen` is a loopback address: without authentication nothing else is safe.
+/// Checks that `listen` is a loopback address: without TLS tokens would cross the network in
+/// clear text, so nothing else is safe.
 pub fn check_loopback(listen: SocketAddr) -> Result<(), ServerError> {
     if !listen.ip().is_loopback() {
         return Err(ServerError::NotLoopback(listen));
@@ -173,7 +183,6 @@ pub async fn serve(
             address: config.listen,
             source,
         })?;
-    let address = listener.local_addr()?;
     let recovered = log.recovery_report();
     eprintln!(
         "dipledger: data directory {}, head position {} ({} events replayed from {} journal frames{})",
@@ -186,11 +195,6 @@ pub async fn serve(
             bytes => format!(", a torn unacknowledged write of up to {bytes} bytes cut off"),
         }
     );
-    eprintln!("dipledger: ================================================================");
-    eprintln!("dipledger: DEVELOPMENT MODE: NO AUTHENTICATION, NO TLS.");
-    eprintln!("dipledger: listening on {address} (loopback only); anyone on this machine can");
-    eprintln!("dipledger: read and write the ledger.");
-    eprintln!("dipledger: ================================================================");
     let result = serve_with_listener(log, listener, config.options, shutdown).await;
     eprintln!("dipledger: stopped");
     result
@@ -204,6 +208,22 @@ pub async fn serve_with_listener(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let log_dir = log.data_dir().to_owned();
+    let address = listener.local_addr()?;
+    let tokens = Arc::new(TokenStore::open(&log_dir, options.require_auth)?);
+    if tokens.auth_required() {
+        eprintln!(
+            "dipledger: listening on {address} (loopback only); authentication on: every call but health needs a bearer token ({})",
+            log_dir.join(crate::auth::tokens::TOKENS_FILE).display()
+        );
+    } else {
+        eprintln!("dipledger: ================================================================");
+        eprintln!("dipledger: DEVELOPMENT MODE: NO AUTHENTICATION, NO TLS.");
+        eprintln!("dipledger: listening on {address} (loopback only); anyone on this machine can");
+        eprintln!("dipledger: read and write the ledger (`dipledger token create` turns");
+        eprintln!("dipledger: authentication on for this data directory, for good).");
+        eprintln!("dipledger: ================================================================");
+    }
     let (stop_sender, stop) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventStoreServiceServer<EventStore>>().await;
@@ -266,6 +286,7 @@ pub async fn serve_with_listener(
     };
     let server = Server::builder()
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
+        .layer(AuthLayer::new(tokens))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -3,15 +3,53 @@
 //! - `read`: the reading verbs over gRPC (`relation`, `history`, `tail`, `show`, `list`).
 //! - `record`: recording verbs, one per command (`party register`, `meeting held`, ...).
 //! - `demo`: `dipledger demo`.
+//! - `token`: `dipledger token create|list|revoke` on a data directory's token file.
 
 pub mod demo;
 pub mod read;
 pub mod record;
+pub mod token;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The bearer token every client verb sends (`--token` or `DIPLEDGER_TOKEN`), set once by
+/// `main` before any verb runs.
+static TOKEN: OnceLock<Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>> = OnceLock::new();
+
+/// Sets the token client verbs send; a token that is not valid header text is refused here.
+pub fn set_token(token: Option<&str>) -> anyhow::Result<()> {
+    let value = token
+        .map(|token| format!("Bearer {}", token.trim()).parse())
+        .transpose()
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--token (or DIPLEDGER_TOKEN) is not a token: it has characters a header cannot carry"
+            )
+        })?;
+    let _ = TOKEN.set(value);
+    Ok(())
+}
+
+/// Adds `authorization: Bearer <token>` to every call when a token was given.
+#[derive(Debug, Clone, Copy)]
+pub struct BearerToken;
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(Some(value)) = TOKEN.get() {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// What client verbs talk through: a channel that sends the token.
+pub type Connection = InterceptedService<Channel, BearerToken>;
 
 /// The server every client verb talks to unless `--server` (or `DIPLEDGER_SERVER`) says otherwise.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -21,13 +59,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection to `server` (a URI such as `http://127.0.0.1:50051`). When nothing listens
 /// there, the error says so, with the address, and how to start a server.
-pub async fn connect(server: &str) -> anyhow::Result<Channel> {
+pub async fn connect(server: &str) -> anyhow::Result<Connection> {
     let connected = Channel::from_shared(server.to_owned())
         .with_context(|| format!("--server must be a URI such as {DEFAULT_SERVER}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await;
-    connected.map_err(|error| {
+    let channel = connected.map_err(|error| {
         let mut causes = std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |cause| {
             cause.source()
         });
@@ -44,7 +82,8 @@ pub async fn connect(server: &str) -> anyhow::Result<Channel> {
         } else {
             anyhow::Error::new(error).context(format!("connecting to {server}"))
         }
-    })
+    })?;
+    Ok(InterceptedService::new(channel, BearerToken))
 }
 
 /// A server's refusal as the CLI prints it: the code and the message, and for a malformed

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_auth;
 mod api_commands;
 mod api_event_store;
 mod api_fidelity;
@@ -16,6 +17,7 @@ mod cli_client;
 mod cli_demo;
 mod cli_offline;
 mod cli_record;
+mod cli_token;
 mod domain_contract;
 mod domain_deciders;
 mod domain_news_report;

@@ -12,7 +12,6 @@ use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
 use dipledger::time::Timestamp;
 use serde_json::json;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 // Macros first: they are visible in the entity modules declared after them.
@@ -209,7 +208,7 @@ impl Recorded {
     }
 }
 
-async fn client(server: &str) -> anyhow::Result<CommandServiceClient<Channel>> {
+async fn client(server: &str) -> anyhow::Result<CommandServiceClient<super::Connection>> {
     Ok(CommandServiceClient::new(super::connect(server).await?))
 }
 

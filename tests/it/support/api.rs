@@ -33,7 +33,11 @@ impl Harness {
 
     /// Starts a server with `options`.
     pub async fn start_with(options: ServerOptions) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Harness::start_in(tempfile::tempdir().expect("temp dir"), options).await
+    }
+
+    /// Starts a server with `options` on `dir`, which may already hold files (a token file).
+    pub async fn start_in(dir: tempfile::TempDir, options: ServerOptions) -> Harness {
         let log =
             Log::open(LogConfig::new(dir.path()).cache_capacity_bytes(32 * 1024 * 1024)).expect("open log");
         let server = RunningServer::start(log.clone(), "127.0.0.1:0".parse().unwrap(), options)
@@ -135,3 +139,46 @@ pub async fn next_message(
         .message
         .expect("message set")
 }
+
+/// A codec that sends and receives raw bytes: what a broken or hostile client puts on the wire.
+#[derive(Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// Bytes that are not a protobuf message: a key of field 1 with wire type 7, which does not exist.
+pub const NOT_PROTOBUF: &[u8] = &[0x0f, 0x01, 0x02];

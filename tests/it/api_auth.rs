@@ -1,0 +1,209 @@
+//! Who may do what, against a real server: every RPC of every dipledger service (taken from the
+//! service descriptors, so a new RPC without a rule fails here) called with no token, a
+//! malformed, unknown, expired or revoked token, and a token of each role, gives exactly the
+//! status the one authorization table says; `recorded_by` is the authenticated principal; a
+//! revoked token stops working on a running server; health stays open.
+
+use std::time::{Duration, Instant};
+
+use crate::support::api::*;
+use dipledger::api::pb;
+use dipledger::auth::tokens::{self, TOKEN_RELOAD_INTERVAL};
+use dipledger::auth::{rule_for, Role, Rule};
+use dipledger::log::{Clock, SystemClock};
+use dipledger::time::Timestamp;
+use prost::Message as _;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::Code;
+
+/// Every method of the dipledger services: (gRPC path, server-streaming).
+fn every_rpc() -> Vec<(String, bool)> {
+    let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let mut rpcs = Vec::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                rpcs.push((
+                    format!("/{}.{}/{}", file.package(), service.name(), method.name()),
+                    method.server_streaming(),
+                ));
+            }
+        }
+    }
+    rpcs
+}
+
+/// The credentials a call can carry.
+#[derive(Debug, Clone)]
+enum Credential {
+    None,
+    Malformed,
+    Unknown,
+    Expired(String),
+    Revoked(String),
+    Role(Role, String),
+}
+
+/// A data directory holding one token per role (principal `<role>-principal`), one expired
+/// and one revoked.
+fn directory_with_tokens() -> (tempfile::TempDir, Vec<Credential>) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let past = Timestamp::from_unix_micros(now.unix_micros() - 1);
+    let mut credentials = vec![Credential::None, Credential::Malformed, Credential::Unknown];
+    tokens::update(dir.path(), |file| {
+        for role in Role::ALL {
+            let (_, secret) = file.create(&format!("{role}-principal"), &[role], None, now)?;
+            credentials.push(Credential::Role(role, secret));
+        }
+        let (_, expired) = file.create("expired-principal", &[Role::Admin], Some(past), now)?;
+        credentials.push(Credential::Expired(expired));
+        let (entry, revoked) = file.create("revoked-principal", &[Role::Admin], None, now)?;
+        file.revoke(&entry.id, now)?;
+        credentials.push(Credential::Revoked(revoked));
+        Ok(())
+    })
+    .unwrap();
+    (dir, credentials)
+}
+
+fn with_credential(credential: &Credential) -> tonic::Request<Vec<u8>> {
+    let mut request = tonic::Request::new(NOT_PROTOBUF.to_vec());
+    let token = match credential {
+        Credential::None => return request,
+        Credential::Malformed => "Bearer not-a-token".to_owned(),
+        Credential::Unknown => format!("Bearer dpl_{}", "0".repeat(64)),
+        Credential::Expired(secret) | Credential::Revoked(secret) | Credential::Role(_, secret) => {
+            format!("Bearer {secret}")
+        }
+    };
+    request
+        .metadata_mut()
+        .insert("authorization", token.parse().unwrap());
+    request
+}
+
+/// The code the table promises: refusals by the layer; an allowed call reaches its handler,
+/// which refuses the bytes that are not protobuf as INVALID_ARGUMENT.
+fn expected(path: &str, credential: &Credential) -> Code {
+    let needed = match rule_for(path) {
+        Rule::Open => return Code::InvalidArgument,
+        Rule::Deny => return Code::PermissionDenied,
+        Rule::Needs(role) => role,
+    };
+    match credential {
+        Credential::Role(role, _) if role.grants(needed) => Code::InvalidArgument,
+        Credential::Role(..) => Code::PermissionDenied,
+        _ => Code::Unauthenticated,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_with_every_credential_gets_exactly_the_status_of_the_table() {
+    let rpcs = every_rpc();
+    assert!(rpcs.len() > 40, "the descriptors list every RPC: {}", rpcs.len());
+    for (path, _) in &rpcs {
+        assert_ne!(
+            rule_for(path),
+            Rule::Deny,
+            "{path} has no rule in the authorization table"
+        );
+    }
+    let (dir, credentials) = directory_with_tokens();
+    let harness = Harness::start_in(dir, Default::default()).await;
+    let mut grpc = tonic::client::Grpc::new(harness.channel().await);
+    let head = harness.log.head();
+    for (path, streaming) in &rpcs {
+        for credential in &credentials {
+            within("ready", grpc.ready()).await.unwrap();
+            let request = with_credential(credential);
+            let route = PathAndQuery::try_from(path.as_str()).unwrap();
+            let status = if *streaming {
+                within(path, grpc.server_streaming(request, route, RawCodec))
+                    .await
+                    .expect_err("refused")
+            } else {
+                within(path, grpc.unary(request, route, RawCodec))
+                    .await
+                    .expect_err("refused")
+            };
+            assert_eq!(
+                status.code(),
+                expected(path, credential),
+                "{path} with {credential:?}: {status:?}"
+            );
+        }
+    }
+    assert_eq!(harness.log.head(), head, "no refused call recorded anything");
+    // Health stays open without a token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "dipledger.v1.QueryService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_recorded_by_the_principal_and_a_revoked_token_stops_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let (entry, secret) = tokens::update(dir.path(), |file| {
+        file.create("embassy-tripoli", &[Role::Recorder], None, now)
+    })
+    .unwrap();
+    let harness = Harness::start_in(dir, Default::default()).await;
+    let mut client = pb::command_service_client::CommandServiceClient::new(harness.channel().await);
+    let register = || {
+        let mut request = tonic::Request::new(pb::RegisterSourceRequest {
+            header: Some(pb::CommandHeader::fresh()),
+            details: Some(pb::SourceDetails {
+                title: Some("A report".into()),
+                retrieved_at: Some(prost_types::Timestamp {
+                    seconds: 1_736_899_200,
+                    nanos: 0,
+                }),
+                language: "en".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+        request
+    };
+    let recorded = client.register_source(register()).await.unwrap().into_inner();
+    let stream_id = recorded.result.unwrap().stream_id;
+    let stored = harness
+        .log
+        .read_stream(&stream_id, 1, dipledger::log::Direction::Forwards, 1)
+        .unwrap();
+    assert_eq!(stored[0].envelope().recorded_by, "embassy-tripoli");
+
+    // Revoked while the server runs: refused within the reload interval.
+    tokens::update(harness.dir.path(), |file| {
+        file.revoke(&entry.id, SystemClock.now())
+    })
+    .unwrap();
+    let deadline = Instant::now() + TOKEN_RELOAD_INTERVAL + Duration::from_secs(5);
+    loop {
+        match client.register_source(register()).await {
+            Err(status) if status.code() == Code::Unauthenticated => {
+                assert!(status.message().contains("revoked"), "{status:?}");
+                break;
+            }
+            other => assert!(
+                Instant::now() < deadline,
+                "still accepted after revocation: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,123 @@
+//! `dipledger token create|list|revoke` through the real binary, against a running server: the
+//! first token turns authentication on, the CLI's `--token` is sent as a bearer token and the
+//! server records its principal, a revoked token is refused.
+
+use std::time::{Duration, Instant};
+
+use crate::support::api::*;
+use serde_json::Value;
+
+async fn dipledger(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
+            .args(&args)
+            .env_remove("DIPLEDGER_TOKEN")
+            .output()
+            .expect("run dipledger")
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `args` until its exit status is `success` (the server re-reads the token file within
+/// its reload interval), at most a few seconds; returns the last output.
+async fn until(success: bool, args: &[&str]) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let output = dipledger(args).await;
+        if output.status.success() == success || Instant::now() > deadline {
+            return output;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_token_is_required_sent_recorded_and_revoked() {
+    let harness = Harness::start().await;
+    let server = harness.server.uri();
+    let data_dir = harness.dir.path().to_str().unwrap().to_owned();
+    let created = dipledger(&[
+        "token",
+        "create",
+        "--data-dir",
+        &data_dir,
+        "--name",
+        "ops-desk",
+        "--role",
+        "recorder",
+        "--expires",
+        "90d",
+    ])
+    .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(stdout.contains("for ops-desk (recorder)"), "{stdout}");
+    let token = stdout.lines().last().unwrap().to_owned();
+    assert!(token.starts_with("dpl_") && token.len() == 68, "{token}");
+
+    let register = [
+        "source",
+        "register",
+        "--title",
+        "Report",
+        "--retrieved-at",
+        "2025-01-17",
+        "--json",
+        "--server",
+        &server,
+    ];
+    let refused = until(false, &register).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    let with_token: Vec<&str> = register.iter().copied().chain(["--token", &token]).collect();
+    let recorded = dipledger(&with_token).await;
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let document: Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    let position = document["positions"][0].as_u64().expect("a position");
+    assert_eq!(
+        harness.log.read_event(position).unwrap().envelope().recorded_by,
+        "ops-desk"
+    );
+
+    let listed = dipledger(&["token", "list", "--data-dir", &data_dir, "--json"]).await;
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["auth_enabled"], true);
+    assert_eq!(listed["tokens"][0]["principal"], "ops-desk");
+    assert_eq!(listed["tokens"][0]["roles"][0], "recorder");
+    assert!(
+        !listed.to_string().contains(&token),
+        "the token itself is never listed"
+    );
+    let id = listed["tokens"][0]["id"].as_str().unwrap().to_owned();
+
+    let revoked = dipledger(&["token", "revoke", &id, "--data-dir", &data_dir]).await;
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let refused = until(false, &with_token).await;
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
+    let bad_role = dipledger(&[
+        "token",
+        "create",
+        "--data-dir",
+        &data_dir,
+        "--name",
+        "x",
+        "--role",
+        "root",
+    ])
+    .await;
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role \"root\" is not one of"));
+}
