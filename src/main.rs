@@ -24,6 +24,9 @@ struct Cli {
     /// `dipledger token create`).
     #[arg(long, global = true, env = "DIPLEDGER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The CA (PEM) that an https:// server's certificate must chain to.
+    #[arg(long, global = true, env = "DIPLEDGER_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -195,6 +198,21 @@ struct ServeArgs {
     /// anyway once a token has been created there).
     #[arg(long)]
     require_auth: bool,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates against this CA (PEM); with TLS only.
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Refuse clients without a certificate from --client-ca.
+    #[arg(long, requires = "client_ca")]
+    require_client_cert: bool,
+    /// Serve a non-loopback --listen address without TLS or authentication (not for production).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// `tail`'s flags.
@@ -281,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     };
     cli::set_token(cli.token.as_deref())?;
+    cli::set_ca_cert(cli.ca_cert.as_deref())?;
     Ok(match cli.command {
         Command::Serve(args) => serve(&runtime, args)?,
         Command::Token(verb) => print(cli::token::token(verb)?),
@@ -318,8 +337,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The TLS material `serve`'s flags name, read from disk; each error names its flag.
+fn tls_options(args: &ServeArgs) -> anyhow::Result<Option<dipledger::api::server::TlsOptions>> {
+    let read = |path: &Path, flag: &str| {
+        std::fs::read(path).with_context(|| format!("--{flag} {}: cannot read it", path.display()))
+    };
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(dipledger::api::server::TlsOptions {
+        cert_pem: read(cert, "tls-cert")?,
+        key_pem: read(key, "tls-key")?,
+        client_ca_pem: args
+            .client_ca
+            .as_deref()
+            .map(|ca| read(ca, "client-ca"))
+            .transpose()?,
+        require_client_cert: args.require_client_cert,
+    }))
+}
+
 /// `serve`: the gRPC server on a data directory until SIGINT or SIGTERM.
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let tls = tls_options(&args)?;
     let config = dipledger::api::server::ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -328,7 +368,9 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
             snapshot_interval: std::time::Duration::from_millis(args.snapshot_interval_ms),
             future_allowance: std::time::Duration::from_secs(args.future_allowance_hours * 3600),
             require_auth: args.require_auth,
+            tls,
         },
+        insecure: args.insecure,
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),
     };
     let data_dir = config.data_dir.clone();

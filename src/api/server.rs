@@ -19,8 +19,10 @@
 //! finished every queued append.
 //!
 //! Security: every service sits behind `auth::layer::AuthLayer` (bearer tokens once the data
-//! directory has one; development mode otherwise, announced loudly at startup). There is no TLS
-//! yet, so the server only listens on loopback addresses.
+//! directory has one; development mode otherwise, announced loudly at startup). TLS (rustls
+//! through tonic) with optional client certificates comes from [`TlsOptions`]. A non-loopback
+//! address is served only with TLS and authentication both on, or with `insecure` said
+//! explicitly ([`check_listen`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,11 +66,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The address is not a loopback address (there is no TLS yet).
+    /// A non-loopback address without TLS and authentication (and without `insecure`).
     #[error(
-        "refusing to listen on {0}: dipledger has no TLS yet, so it serves only loopback addresses (127.0.0.1, [::1])"
+        "refusing to listen on {0}: a non-loopback address needs TLS (--tls-cert and --tls-key) and authentication (a token in the data directory, or --require-auth), or --insecure to serve it without them"
     )]
     NotLoopback(SocketAddr),
+    /// The TLS material is not usable.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The log could not be opened.
     #[error("opening the log in {dir}: {source}")]
     OpenLog {
@@ -116,6 +121,52 @@ pub struct ServerOptions {
     pub future_allowance: std::time::Duration,
     /// Ask every caller for a token even while the data directory has none yet.
     pub require_auth: bool,
+    /// Serve TLS instead of plain text.
+    pub tls: Option<TlsOptions>,
+}
+
+/// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
+/// certificates must chain to.
+#[derive(Clone)]
+pub struct TlsOptions {
+    /// The server's certificate chain, PEM.
+    pub cert_pem: Vec<u8>,
+    /// The server's private key, PEM.
+    pub key_pem: Vec<u8>,
+    /// The CA client certificates are verified against, PEM.
+    pub client_ca_pem: Option<Vec<u8>>,
+    /// Refuse clients without a certificate from `client_ca_pem`.
+    pub require_client_cert: bool,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("cert_pem_bytes", &self.cert_pem.len())
+            .field("key_pem", &"(hidden)")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .field("require_client_cert", &self.require_client_cert)
+            .finish()
+    }
+}
+
+impl TlsOptions {
+    /// tonic's server TLS configuration (rustls).
+    fn config(&self) -> Result<tonic::transport::ServerTlsConfig, ServerError> {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        if self.require_client_cert && self.client_ca_pem.is_none() {
+            return Err(ServerError::Tls(
+                "requiring client certificates needs the CA to verify them (--client-ca)".into(),
+            ));
+        }
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
+        if let Some(ca) = &self.client_ca_pem {
+            config = config
+                .client_ca_root(Certificate::from_pem(ca))
+                .client_auth_optional(!self.require_client_cert);
+        }
+        Ok(config)
+    }
 }
 
 impl Default for ServerOptions {
@@ -125,6 +176,7 @@ impl Default for ServerOptions {
             snapshot_interval: crate::projections::snapshot::SNAPSHOT_INTERVAL,
             future_allowance: crate::ledger::DEFAULT_FUTURE_ALLOWANCE,
             require_auth: false,
+            tls: None,
         }
     }
 }
@@ -132,7 +184,7 @@ impl Default for ServerOptions {
 /// What `dipledger serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Address to listen on; must be a loopback address (there is no TLS yet).
+    /// Address to listen on: loopback, or any with TLS and authentication (see [`check_listen`]).
     pub listen: SocketAddr,
     /// The data directory of the log.
     pub data_dir: PathBuf,
@@ -140,6 +192,8 @@ pub struct ServerConfig {
     pub options: ServerOptions,
     /// How often the log's checkpointer flushes sled (see `LogConfig::checkpoint_interval`).
     pub checkpoint_interval: std::time::Duration,
+    /// Serve a non-loopback address without TLS or authentication (said explicitly, warned).
+    pub insecure: bool,
 }
 
 impl Default for ServerConfig {
@@ -149,6 +203,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             options: ServerOptions::default(),
             checkpoint_interval: crate::log::limits::CHECKPOINT_INTERVAL,
+            insecure: false,
         }
     }
 }
@@ -162,14 +217,32 @@ pub fn check_loopback(listen: SocketAddr) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Checks that the server may listen on `listen`: loopback always; any other address only with
+/// TLS and authentication both on (tokens would otherwise cross the network in clear text, or
+/// anyone could write), unless `insecure` is said explicitly.
+pub fn check_listen(listen: SocketAddr, tls: bool, auth: bool, insecure: bool) -> Result<(), ServerError> {
+    if (tls && auth) || insecure {
+        return Ok(());
+    }
+    check_loopback(listen)
+}
+
 /// Opens the log in `config.data_dir`, listens on `config.listen` and serves until `shutdown`
 /// resolves, then shuts down gracefully.
 pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    check_loopback(config.listen)?;
     let data_dir = config.data_dir.clone();
+    let auth = TokenStore::open(&data_dir, config.options.require_auth)?.auth_required();
+    check_listen(config.listen, config.options.tls.is_some(), auth, config.insecure)?;
+    if config.insecure && !config.listen.ip().is_loopback() && !(auth && config.options.tls.is_some()) {
+        eprintln!(
+            "dipledger: WARNING: --insecure: serving {} without {}",
+            config.listen,
+            if auth { "TLS" } else { "TLS or authentication" }
+        );
+    }
     let log_config = LogConfig::new(&data_dir).checkpoint_interval(config.checkpoint_interval);
     let log = tokio::task::spawn_blocking(move || Log::open(log_config))
         .await?
@@ -284,7 +357,13 @@ pub async fn serve_with_listener(
             .await;
         let _ = stop_sender.send(true);
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder
+            .tls_config(tls.config()?)
+            .map_err(|error| ServerError::Tls(error.to_string()))?;
+    }
+    let server = builder
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .layer(AuthLayer::new(tokens))
         .add_service(health_service)

@@ -35,6 +35,20 @@ pub fn set_token(token: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The CA an https:// server's certificate must chain to (`--ca-cert`), set once by `main`.
+static CA_CERT: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+
+/// Reads the CA certificate client verbs trust for https:// servers.
+pub fn set_ca_cert(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let pem = path
+        .map(|path| {
+            std::fs::read(path).with_context(|| format!("--ca-cert {}: cannot read it", path.display()))
+        })
+        .transpose()?;
+    let _ = CA_CERT.set(pem);
+    Ok(())
+}
+
 /// Adds `authorization: Bearer <token>` to every call when a token was given.
 #[derive(Debug, Clone, Copy)]
 pub struct BearerToken;
@@ -60,11 +74,20 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to `server` (a URI such as `http://127.0.0.1:50051`). When nothing listens
 /// there, the error says so, with the address, and how to start a server.
 pub async fn connect(server: &str) -> anyhow::Result<Connection> {
-    let connected = Channel::from_shared(server.to_owned())
+    let mut endpoint = Channel::from_shared(server.to_owned())
         .with_context(|| format!("--server must be a URI such as {DEFAULT_SERVER}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .connect()
-        .await;
+        .connect_timeout(CONNECT_TIMEOUT);
+    if server.starts_with("https://") {
+        let Some(Some(ca)) = CA_CERT.get() else {
+            anyhow::bail!("--server {server} is https: give the CA its certificate chains to with --ca-cert FILE (or DIPLEDGER_CA_CERT)");
+        };
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+        endpoint = endpoint
+            .tls_config(tls)
+            .with_context(|| format!("TLS for {server}"))?;
+    }
+    let connected = endpoint.connect().await;
     let channel = connected.map_err(|error| {
         let mut causes = std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |cause| {
             cause.source()

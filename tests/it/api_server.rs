@@ -107,6 +107,20 @@ fn only_loopback_addresses_are_served() {
     assert!(check_loopback("127.0.0.1:50051".parse().unwrap()).is_ok());
     assert!(check_loopback("[::1]:50051".parse().unwrap()).is_ok());
     assert!(check_loopback("0.0.0.0:50051".parse().unwrap()).is_err());
+    // Any other address needs TLS and authentication both, or insecure said explicitly.
+    use dipledger::api::server::check_listen;
+    let anywhere = "0.0.0.0:50051".parse().unwrap();
+    assert!(check_listen(anywhere, true, true, false).is_ok());
+    assert!(
+        check_listen(anywhere, true, false, false).is_err(),
+        "TLS without tokens"
+    );
+    assert!(
+        check_listen(anywhere, false, true, false).is_err(),
+        "tokens in clear text"
+    );
+    assert!(check_listen(anywhere, false, false, true).is_ok(), "--insecure");
+    assert!(check_listen("127.0.0.1:50051".parse().unwrap(), false, false, false).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
