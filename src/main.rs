@@ -213,6 +213,14 @@ struct ServeArgs {
     /// Serve a non-loopback --listen address without TLS or authentication (not for production).
     #[arg(long)]
     insecure: bool,
+    /// Most requests one principal may have in flight (subscriptions included).
+    #[arg(long, default_value_t = dipledger::auth::limits::DEFAULT_MAX_IN_FLIGHT as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_in_flight_per_principal: u64,
+    /// Commands per second one principal may send (bursts up to one second's worth).
+    #[arg(long, default_value_t = dipledger::auth::limits::DEFAULT_COMMANDS_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    commands_per_second_per_principal: u32,
 }
 
 /// `tail`'s flags.
@@ -369,6 +377,10 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
             future_allowance: std::time::Duration::from_secs(args.future_allowance_hours * 3600),
             require_auth: args.require_auth,
             tls,
+            principal_limits: dipledger::auth::limits::PrincipalLimits {
+                max_in_flight: args.max_in_flight_per_principal as usize,
+                commands_per_second: args.commands_per_second_per_principal,
+            },
         },
         insecure: args.insecure,
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),

@@ -123,6 +123,8 @@ pub struct ServerOptions {
     pub require_auth: bool,
     /// Serve TLS instead of plain text.
     pub tls: Option<TlsOptions>,
+    /// Requests in flight and commands per second of each authenticated principal.
+    pub principal_limits: crate::auth::limits::PrincipalLimits,
 }
 
 /// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
@@ -177,6 +179,7 @@ impl Default for ServerOptions {
             future_allowance: crate::ledger::DEFAULT_FUTURE_ALLOWANCE,
             require_auth: false,
             tls: None,
+            principal_limits: Default::default(),
         }
     }
 }
@@ -365,7 +368,7 @@ pub async fn serve_with_listener(
     }
     let server = builder
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
-        .layer(AuthLayer::new(tokens))
+        .layer(AuthLayer::new(tokens, options.principal_limits))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -9,6 +9,7 @@
 //! reopens the door).
 
 pub mod layer;
+pub mod limits;
 pub mod tokens;
 
 use std::fmt;

@@ -207,3 +207,100 @@ async fn commands_are_recorded_by_the_principal_and_a_revoked_token_stops_workin
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_over_its_rate_is_refused_while_another_still_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let (fast, other) = tokens::update(dir.path(), |file| {
+        let (_, fast) = file.create("fast-desk", &[Role::Recorder], None, now)?;
+        let (_, other) = file.create("other-desk", &[Role::Recorder], None, now)?;
+        Ok((fast, other))
+    })
+    .unwrap();
+    let options = dipledger::api::server::ServerOptions {
+        principal_limits: dipledger::auth::limits::PrincipalLimits {
+            max_in_flight: 64,
+            commands_per_second: 2,
+        },
+        ..Default::default()
+    };
+    let harness = Harness::start_in(dir, options).await;
+    let mut client = pb::command_service_client::CommandServiceClient::new(harness.channel().await);
+    let source = |token: &str| {
+        let mut request = tonic::Request::new(pb::RegisterSourceRequest {
+            header: Some(pb::CommandHeader::fresh()),
+            details: Some(pb::SourceDetails {
+                title: Some("A report".into()),
+                retrieved_at: Some(prost_types::Timestamp {
+                    seconds: 1_736_899_200,
+                    nanos: 0,
+                }),
+                language: "en".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    // A burst of one second's worth (2), then refused with a retry hint.
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(status) = client.register_source(source(&fast)).await {
+            refused = Some(status);
+            break;
+        }
+    }
+    let refused = refused.expect("the rate limit is reached within ten quick commands");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("fast-desk"), "{refused:?}");
+    assert!(
+        tonic_types::StatusExt::get_details_retry_info(&refused).is_some(),
+        "a retry hint"
+    );
+    let head = harness.log.head();
+    client
+        .register_source(source(&other))
+        .await
+        .expect("another principal still records");
+    assert_eq!(harness.log.head(), head + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_subscription_ends_unauthenticated_once_its_token_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let (entry, secret) = tokens::update(dir.path(), |file| {
+        file.create("watcher", &[Role::Reader], None, now)
+    })
+    .unwrap();
+    let harness = Harness::start_in(dir, Default::default()).await;
+    append_many(&harness.log, "party-LBY", 3, "party:LBY").await;
+    let mut store = harness.event_store().await;
+    let mut request = tonic::Request::new(pb::SubscribeRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    let mut stream = store.subscribe(request).await.unwrap().into_inner();
+    next_message(&mut stream).await;
+    tokens::update(harness.dir.path(), |file| {
+        file.revoke(&entry.id, SystemClock.now())
+    })
+    .unwrap();
+    // Drain what was already sent; the stream then ends with UNAUTHENTICATED.
+    let status = within("the stream to end", async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("revoked"), "{status:?}");
+}
