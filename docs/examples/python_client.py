@@ -7,7 +7,9 @@ docs/api.md.
     pip install grpcio grpcio-tools grpcio-reflection
     python -m grpc_tools.protoc -I proto --python_out=/tmp/dl --grpc_python_out=/tmp/dl proto/dipledger/v1/*.proto
     PYTHONPATH=/tmp/dl python docs/examples/python_client.py 127.0.0.1:50051
+    # with tokens: DIPLEDGER_TOKEN=dpl_... ; with TLS: DIPLEDGER_CA_CERT=ca.pem and the host name
 """
+import os
 import sys
 import uuid
 
@@ -19,8 +21,40 @@ from dipledger.v1 import commands_pb2, commands_pb2_grpc, common_pb2
 from dipledger.v1 import event_store_pb2, event_store_pb2_grpc
 from dipledger.v1 import query_pb2, query_pb2_grpc
 
+class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call (a server with tokens asks for it)."""
+
+    def __init__(self, token):
+        self.metadata = [("authorization", "Bearer " + token)]
+
+    def _with_token(self, details):
+        return details._replace(metadata=list(details.metadata or []) + self.metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+
 target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:50051"
-channel = grpc.insecure_channel(target)
+# TLS when DIPLEDGER_CA_CERT names the CA the server's certificate chains to; a bearer token
+# (from `dipledger token create`) when DIPLEDGER_TOKEN holds one.
+ca_cert = os.environ.get("DIPLEDGER_CA_CERT")
+if ca_cert:
+    with open(ca_cert, "rb") as pem:
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=pem.read()))
+else:
+    channel = grpc.insecure_channel(target)
+if os.environ.get("DIPLEDGER_TOKEN"):
+    channel = grpc.intercept_channel(channel, BearerToken(os.environ["DIPLEDGER_TOKEN"]))
 commands = commands_pb2_grpc.CommandServiceStub(channel)
 queries = query_pb2_grpc.QueryServiceStub(channel)
 store = event_store_pb2_grpc.EventStoreServiceStub(channel)

@@ -370,8 +370,51 @@ fn convert_page(events: Vec<RecordedEvent>, typed: bool) -> (Vec<pb::EventEnvelo
 type SubscribeStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
 
+/// Most access-log entries a ReadAccessLog answers when the request says 0.
+pub const DEFAULT_ACCESS_READ: usize = 100;
+
 #[tonic::async_trait]
 impl EventStoreService for EventStore {
+    async fn read_access_log(
+        &self,
+        request: Request<pb::ReadAccessLogRequest>,
+    ) -> Result<Response<pb::ReadAccessLogResponse>, Status> {
+        use crate::auth::access_log::{self, AccessLogError, MAX_ACCESS_READ};
+        let request = request.into_inner();
+        let limit = match request.limit as usize {
+            0 => DEFAULT_ACCESS_READ,
+            limit if limit > MAX_ACCESS_READ => {
+                return Err(status::invalid_field(
+                    "limit",
+                    format!("{limit} is over the limit of {MAX_ACCESS_READ}"),
+                ))
+            }
+            limit => limit,
+        };
+        let dir = self.log.data_dir().to_owned();
+        let entries = blocking(move || {
+            access_log::read(&dir, request.after_seq, limit).map_err(|error| match error {
+                AccessLogError::Damaged { .. } => Status::data_loss(error.to_string()),
+                AccessLogError::Io(_) => status::internal("reading the access log", error),
+            })
+        })
+        .await?;
+        let entries = entries
+            .into_iter()
+            .map(|entry| pb::AccessLogEntry {
+                seq: entry.seq,
+                at: Some(convert::timestamp_to_pb(entry.at)),
+                principal: entry.principal,
+                action: entry.action,
+                outcome: entry.outcome,
+                detail: entry.detail,
+                prev_hash: entry.prev,
+                hash: entry.hash,
+            })
+            .collect();
+        Ok(Response::new(pb::ReadAccessLogResponse { entries }))
+    }
+
     async fn read_stream(
         &self,
         request: Request<pb::ReadStreamRequest>,

@@ -19,6 +19,7 @@ use tonic::codegen::Service;
 use tonic::Status;
 use tower_layer::Layer;
 
+use super::access_log::{self, RefusalBudget};
 use super::limits::{InFlight, Limiter, PrincipalLimits};
 use super::tokens::{AuthFailure, TokenStore};
 use super::{rule_for, Principal, Role, Rule};
@@ -31,6 +32,7 @@ pub const REVALIDATE_INTERVAL: Duration = Duration::from_secs(1);
 pub struct AuthLayer {
     store: Arc<TokenStore>,
     limiter: Arc<Limiter>,
+    refusals: Arc<RefusalBudget>,
 }
 
 impl AuthLayer {
@@ -39,6 +41,7 @@ impl AuthLayer {
         AuthLayer {
             store,
             limiter: Arc::new(Limiter::new(limits)),
+            refusals: Arc::default(),
         }
     }
 }
@@ -51,6 +54,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             store: self.store.clone(),
             limiter: self.limiter.clone(),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct Auth<S> {
     inner: S,
     store: Arc<TokenStore>,
     limiter: Arc<Limiter>,
+    refusals: Arc<RefusalBudget>,
 }
 
 type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
@@ -69,6 +74,7 @@ impl<S, B> Service<http::Request<B>> for Auth<S>
 where
     S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -82,7 +88,7 @@ where
         let path = request.uri().path().to_owned();
         let principal = match authorize(&self.store, &path, request.headers()) {
             Ok(principal) => principal,
-            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            Err((who, status)) => return self.refuse(who, path, status),
         };
         let Some(principal) = principal else {
             return Box::pin(self.inner.call(request));
@@ -90,7 +96,7 @@ where
         let command = rule_for(&path) == Rule::Needs(Role::Recorder);
         let in_flight = match self.limiter.admit(&principal.name, command) {
             Ok(in_flight) => in_flight,
-            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            Err(status) => return self.refuse(Some(principal.name), path, status),
         };
         let token = bearer(request.headers()).unwrap_or_default().to_owned();
         request.extensions_mut().insert(principal);
@@ -111,6 +117,36 @@ where
                     ended: false,
                 })
             }))
+        })
+    }
+}
+
+impl<S> Auth<S> {
+    /// Answers `status`, after writing the refusal to the access log (within the budget; a
+    /// refusal the log cannot take is still answered, and the failure said on stderr).
+    fn refuse<E: Send + 'static>(&self, who: Option<String>, path: String, status: Status) -> Answer<E> {
+        let logged = self.refusals.admit();
+        let dir = self.store.dir().to_owned();
+        Box::pin(async move {
+            if let Some(suppressed) = logged {
+                let mut detail = status.message().to_owned();
+                if suppressed > 0 {
+                    detail = format!("{detail} (and {suppressed} more refusals not written one by one)");
+                }
+                let outcome = code_name(status.code()).to_owned();
+                let principal = who.unwrap_or_else(|| "anonymous".into());
+                let now = crate::log::Clock::now(&crate::log::SystemClock);
+                let written = tokio::task::spawn_blocking(move || {
+                    access_log::append(&dir, &principal, &path, &outcome, &detail, now)
+                })
+                .await;
+                if !matches!(written, Ok(Ok(_))) {
+                    eprintln!(
+                        "dipledger: a refused request could not be written to the access log: {written:?}"
+                    );
+                }
+            }
+            Ok(status.into_http())
         })
     }
 }
@@ -160,37 +196,48 @@ impl http_body::Body for Guarded {
     }
 }
 
-/// The principal a request acts as (None: development mode or an open method), or the refusal.
+/// The principal a request acts as (None: development mode or an open method), or the refusal
+/// with the principal's name when it is known.
 pub fn authorize(
     store: &TokenStore,
     path: &str,
     headers: &http::HeaderMap,
-) -> Result<Option<Principal>, Status> {
+) -> Result<Option<Principal>, (Option<String>, Status)> {
     if !store.auth_required() {
         return Ok(None);
     }
     let needed = match rule_for(path) {
         Rule::Open => return Ok(None),
         Rule::Deny => {
-            return Err(Status::permission_denied(format!(
-                "{path} is not in the authorization table: denied"
-            )))
+            let status =
+                Status::permission_denied(format!("{path} is not in the authorization table: denied"));
+            return Err((None, status));
         }
         Rule::Needs(role) => role,
     };
-    let token = bearer(headers).map_err(|failure| Status::unauthenticated(failure.to_string()))?;
-    let principal = store
-        .authenticate(token)
-        .map_err(|failure| Status::unauthenticated(failure.to_string()))?;
+    let unauthenticated = |failure: AuthFailure| (None, Status::unauthenticated(failure.to_string()));
+    let token = bearer(headers).map_err(unauthenticated)?;
+    let principal = store.authenticate(token).map_err(unauthenticated)?;
     if !principal.may(needed) {
         let held: Vec<&str> = principal.roles.iter().map(|role| role.as_str()).collect();
-        return Err(Status::permission_denied(format!(
+        let status = Status::permission_denied(format!(
             "principal {} (roles: {}) may not call {path}: it needs the {needed} role",
             principal.name,
             held.join(", ")
-        )));
+        ));
+        return Err((Some(principal.name), status));
     }
     Ok(Some(principal))
+}
+
+/// The canonical name of a refusal's code, as the access log writes it.
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        _ => "OTHER",
+    }
 }
 
 /// The token of an `authorization: Bearer <token>` header.

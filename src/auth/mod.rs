@@ -8,6 +8,7 @@
 //! created in a directory, authentication is on for it for good (revoking the last token never
 //! reopens the door).
 
+pub mod access_log;
 pub mod layer;
 pub mod limits;
 pub mod tokens;
@@ -95,6 +96,9 @@ pub fn rule_for(path: &str) -> Rule {
     let Some((service, _method)) = path.trim_start_matches('/').split_once('/') else {
         return Rule::Deny;
     };
+    if path == "/dipledger.v1.EventStoreService/ReadAccessLog" {
+        return Rule::Needs(Role::Auditor);
+    }
     match service {
         "grpc.health.v1.Health" => Rule::Open,
         "dipledger.v1.QueryService" | "dipledger.v1.EventStoreService" => Rule::Needs(Role::Reader),

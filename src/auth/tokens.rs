@@ -339,6 +339,11 @@ impl TokenStore {
         })
     }
 
+    /// The data directory whose tokens these are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Whether requests must authenticate (a token was ever created, or `--require-auth`).
     pub fn auth_required(&self) -> bool {
         self.refresh();

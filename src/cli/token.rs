@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use dipledger::auth::access_log;
 use dipledger::auth::tokens::{self, TokenEntry, TokenFile};
 use dipledger::auth::Role;
 use dipledger::log::{Clock, SystemClock};
 use dipledger::time::Timestamp;
 use serde_json::json;
+
+/// Who the access log says managed tokens: whoever can write the data directory.
+pub const LOCAL_ADMIN: &str = "local-admin";
 
 /// The longest lifetime `--expires` accepts (ten years).
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
@@ -74,6 +78,8 @@ pub fn token(verb: TokenVerb) -> anyhow::Result<String> {
         TokenVerb::Revoke { id, data_dir } => {
             let now = SystemClock.now();
             let entry = tokens::update(existing(&data_dir)?, |file| file.revoke(&id, now))?;
+            let detail = format!("token {} of {}", entry.id, entry.principal);
+            access_log::append(&data_dir, LOCAL_ADMIN, "token.revoke", "OK", &detail, now)?;
             Ok(format!("revoked token {} of {}\n", entry.id, entry.principal))
         }
     }
@@ -110,6 +116,13 @@ fn create(
     let (entry, secret) = tokens::update(existing(data_dir)?, |file| {
         file.create(name, &roles, expires_at, now)
     })?;
+    let detail = format!(
+        "token {} for {} ({})",
+        entry.id,
+        entry.principal,
+        roles_text(&entry)
+    );
+    access_log::append(data_dir, LOCAL_ADMIN, "token.create", "OK", &detail, now)?;
     if json {
         let mut document = entry_json(&entry);
         document["token"] = json!(secret);

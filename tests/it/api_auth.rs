@@ -135,6 +135,39 @@ async fn every_rpc_with_every_credential_gets_exactly_the_status_of_the_table() 
         }
     }
     assert_eq!(harness.log.head(), head, "no refused call recorded anything");
+    // The refusals are in the access log, which an auditor reads (the server checks its chain).
+    let auditor = credentials
+        .iter()
+        .find_map(|credential| match credential {
+            Credential::Role(Role::Auditor, secret) => Some(secret.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let mut request = tonic::Request::new(pb::ReadAccessLogRequest {
+        after_seq: 0,
+        limit: 1_000,
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {auditor}").parse().unwrap());
+    let entries = harness
+        .event_store()
+        .await
+        .read_access_log(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(entries
+        .iter()
+        .any(|entry| entry.outcome == "UNAUTHENTICATED" && entry.principal == "anonymous"));
+    assert!(entries
+        .iter()
+        .any(|entry| entry.outcome == "PERMISSION_DENIED" && entry.principal == "reader-principal"));
+    for pair in entries.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash, "chained");
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
     // Health stays open without a token.
     let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
     let serving = health

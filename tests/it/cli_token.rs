@@ -108,6 +108,17 @@ async fn a_created_token_is_required_sent_recorded_and_revoked() {
     );
     let refused = until(false, &with_token).await;
     assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
+    let written = dipledger::auth::access_log::read(harness.dir.path(), 0, 1_000).unwrap();
+    let actions: Vec<(&str, &str)> = written
+        .iter()
+        .map(|entry| (entry.action.as_str(), entry.outcome.as_str()))
+        .collect();
+    assert_eq!(actions.first(), Some(&("token.create", "OK")), "{actions:?}");
+    assert!(actions.contains(&("token.revoke", "OK")), "{actions:?}");
+    assert!(
+        actions.contains(&("/dipledger.v1.CommandService/RegisterSource", "UNAUTHENTICATED")),
+        "{actions:?}"
+    );
     let bad_role = dipledger(&[
         "token",
         "create",
