@@ -109,10 +109,7 @@ where
                     inner: body,
                     store,
                     token,
-                    tick: tokio::time::interval_at(
-                        tokio::time::Instant::now() + REVALIDATE_INTERVAL,
-                        REVALIDATE_INTERVAL,
-                    ),
+                    tick: None,
                     _in_flight: in_flight,
                     ended: false,
                 })
@@ -152,12 +149,13 @@ impl<S> Auth<S> {
 }
 
 /// A response body that holds its request's place in flight until it ends, and ends a stream
-/// with UNAUTHENTICATED once its token stops authenticating.
+/// with UNAUTHENTICATED once its token stops authenticating. The re-check timer starts only
+/// when the body first has to wait (a stream): a unary answer, ready at once, costs no timer.
 struct Guarded {
     inner: tonic::body::Body,
     store: Arc<TokenStore>,
     token: String,
-    tick: tokio::time::Interval,
+    tick: Option<tokio::time::Interval>,
     _in_flight: InFlight,
     ended: bool,
 }
@@ -173,18 +171,24 @@ impl http_body::Body for Guarded {
         if self.ended {
             return Poll::Ready(None);
         }
-        while self.tick.poll_tick(context).is_ready() {
-            if let Err(failure) = self.store.authenticate(&self.token) {
-                self.ended = true;
-                let mut trailers = http::HeaderMap::new();
-                let status = Status::unauthenticated(failure.to_string());
-                if status.add_header(&mut trailers).is_err() {
-                    trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+        let this = &mut *self;
+        if let Some(tick) = this.tick.as_mut() {
+            while tick.poll_tick(context).is_ready() {
+                if let Err(failure) = this.store.authenticate(&this.token) {
+                    this.ended = true;
+                    return Poll::Ready(Some(Ok(Frame::trailers(unauthenticated_trailers(failure)))));
                 }
-                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
             }
         }
-        Pin::new(&mut self.inner).poll_frame(context)
+        let frame = Pin::new(&mut this.inner).poll_frame(context);
+        if frame.is_pending() && this.tick.is_none() {
+            let start = tokio::time::Instant::now() + REVALIDATE_INTERVAL;
+            let mut tick = tokio::time::interval_at(start, REVALIDATE_INTERVAL);
+            // Registers the timer's waker, so an idle stream is woken to re-check.
+            let _ = tick.poll_tick(context);
+            this.tick = Some(tick);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -228,6 +232,16 @@ pub fn authorize(
         return Err((Some(principal.name), status));
     }
     Ok(Some(principal))
+}
+
+/// The trailers that end a stream whose token stopped working.
+fn unauthenticated_trailers(failure: AuthFailure) -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    let status = Status::unauthenticated(failure.to_string());
+    if status.add_header(&mut trailers).is_err() {
+        trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+    }
+    trailers
 }
 
 /// The canonical name of a refusal's code, as the access log writes it.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use dipledger::api::pb;
@@ -42,6 +43,12 @@ pub struct LoadConfig {
     /// The server to drive.
     #[arg(long, env = "DIPLEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
     pub target: String,
+    /// A bearer token to send (a server with authentication on).
+    #[arg(long, env = "DIPLEDGER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The CA (PEM) of an https:// target.
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// W1 requests.
     #[arg(long = "w1", default_value_t = 2_000)]
     pub w1_requests: usize,
@@ -174,15 +181,63 @@ impl World {
     }
 }
 
-async fn connect(target: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(target.to_owned())?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {target}"))
+/// The token and CA of the run (`--token`, `--ca-cert`), set once before any connection.
+static CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+
+/// The `authorization` value to send, and the CA of an https target.
+type Credentials = (
+    Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    Option<Vec<u8>>,
+);
+
+/// Adds the run's bearer token to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct Bearer;
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some((Some(token), _)) = CREDENTIALS.get() {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
 }
 
-async fn set_up(channel: Channel) -> anyhow::Result<World> {
+/// A connection of the load generator: TLS when the CA is given, the token on every call.
+pub type Conn = InterceptedService<Channel, Bearer>;
+
+/// Reads `--token` and `--ca-cert` once.
+fn set_credentials(config: &LoadConfig) -> anyhow::Result<()> {
+    let token = config
+        .token
+        .as_deref()
+        .map(|token| format!("Bearer {token}").parse())
+        .transpose()
+        .context("--token is not a token")?;
+    let ca = config
+        .ca_cert
+        .as_deref()
+        .map(|path| std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display())))
+        .transpose()?;
+    let _ = CREDENTIALS.set((token, ca));
+    Ok(())
+}
+
+async fn connect(target: &str) -> anyhow::Result<Conn> {
+    let mut endpoint = Channel::from_shared(target.to_owned())?.connect_timeout(Duration::from_secs(10));
+    if let Some((_, Some(ca))) = CREDENTIALS.get() {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {target}"))?;
+    Ok(InterceptedService::new(channel, Bearer))
+}
+
+async fn set_up(channel: Conn) -> anyhow::Result<World> {
     let mut commands = CommandServiceClient::new(channel);
     let source = commands
         .register_source(pb::RegisterSourceRequest {
@@ -338,7 +393,7 @@ async fn batches(
     ))
 }
 
-async fn replay(channel: Channel, omit_typed_body: bool) -> anyhow::Result<(LoadResult, u64)> {
+async fn replay(channel: Conn, omit_typed_body: bool) -> anyhow::Result<(LoadResult, u64)> {
     let mut store = EventStoreServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let started = Instant::now();
     let mut position = 1;
@@ -649,7 +704,7 @@ async fn live_subscribers(target: &str, count: usize) -> anyhow::Result<LiveSubs
 impl LiveSubscribers {
     /// Waits until every live subscriber has received the head's event; true when all did
     /// (events arrive in order, so the last position received says everything before it came).
-    async fn finish(self, channel: &Channel) -> anyhow::Result<LiveReceived> {
+    async fn finish(self, channel: &Conn) -> anyhow::Result<LiveReceived> {
         let mut store = EventStoreServiceClient::new(channel.clone());
         let head = store
             .read_all(pb::ReadAllRequest {
@@ -677,6 +732,7 @@ impl LiveSubscribers {
 
 /// Runs W1..W6 against `config.target`.
 pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
+    set_credentials(config)?;
     let channel = connect(&config.target).await?;
     // Idle subscribers never read: they get a connection of their own, since HTTP/2 flow control
     // would otherwise stall every other stream on a shared one once their windows fill.
