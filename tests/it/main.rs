@@ -20,6 +20,7 @@ mod domain_contract;
 mod domain_deciders;
 mod domain_news_report;
 mod domain_props;
+mod faults;
 mod ledger;
 mod log_backup;
 mod log_basic;
