@@ -593,13 +593,15 @@ fn without_a_minimum_a_full_disk_poisons_the_writer_and_a_restart_with_space_los
     eprintln!("full tmpfs after {acknowledged} events: {failure}");
     assert!(matches!(failure, LogError::Poisoned { .. }), "{failure}");
     assert!(log.poisoned().is_some());
-    // sled 0.34.7 keeps the first IO error it meets and returns it for every later operation,
-    // reads included, until it is reopened: this is what the minimum of free space prevents.
+    // Where ENOSPC hit the journal (a new segment), reads go on. Where it hit sled (a
+    // checkpoint), sled 0.34.7 keeps that error and returns it for every later operation,
+    // reads included, until it is reopened: what the minimum of free space prevents.
     match log.read_event(acknowledged) {
+        Ok(event) => assert_eq!(event.position(), acknowledged),
         Err(LogError::Storage(sled::Error::Io(error))) => {
             assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}")
         }
-        other => panic!("expected sled's stored ENOSPC, got {other:?}"),
+        Err(other) => panic!("expected the event or sled's stored ENOSPC, got {other}"),
     }
     drop(log);
     tmpfs.resize("64m");
@@ -610,4 +612,243 @@ fn without_a_minimum_a_full_disk_poisons_the_writer_and_a_restart_with_space_los
         log.head()
     );
     log.verify(&mut |_, _| {}).expect("verify");
+}
+
+/// What a damage test flips: every copy of `marker` in `file` gets one byte changed.
+fn flip_marker(file: &Path, marker: &[u8]) -> usize {
+    let mut bytes = std::fs::read(file).expect("read file");
+    let mut flipped = 0;
+    let mut at = 0;
+    while let Some(offset) = bytes[at..]
+        .windows(marker.len())
+        .position(|window| window == marker)
+    {
+        bytes[at + offset + marker.len() / 2] ^= 0x55;
+        flipped += 1;
+        at += offset + marker.len();
+    }
+    std::fs::write(file, bytes).expect("write file");
+    flipped
+}
+
+/// A log of 20 single-event appends whose event at `marked` carries `marker` in its payload,
+/// closed; with `reopen`, opened and closed once more so that sled has written its own snapshot.
+fn log_with_marker(dir: &Path, marked: u64, marker: &[u8], reopen: bool) {
+    let log = Log::open(config(dir)).expect("open");
+    for position in 1..=20u64 {
+        let mut draft = crate::support::log::draft(position, 0);
+        draft.payload = match position == marked {
+            true => marker.repeat(8),
+            false => vec![position as u8; 64],
+        };
+        let request = dipledger::log::AppendRequest::new(
+            uuid::Uuid::now_v7(),
+            format!("s-{}", position % 3),
+            ExpectedVersion::Any,
+            "tester",
+            vec![draft],
+        );
+        log.append_blocking(request).expect("append");
+    }
+    drop(log);
+    if reopen {
+        drop(Log::open(config(dir)).expect("reopen: sled writes its snapshot"));
+    }
+}
+
+/// The journal's only segment file.
+fn journal_segment(dir: &Path) -> std::path::PathBuf {
+    let segments: Vec<_> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    segments[0].clone()
+}
+
+#[test]
+fn a_flipped_byte_in_sleds_file_is_data_loss_and_verify_exits_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = b"<<damage-me-here>>";
+    log_with_marker(dir.path(), 10, marker, true);
+    assert!(flip_marker(&dir.path().join("db"), marker) > 0);
+    match Log::open(config(dir.path())) {
+        Err(LogError::DataLoss { position, reason }) => {
+            assert_eq!(position, 0, "sled fails on open, before any record is read");
+            assert!(reason.contains("Read corrupted data"), "{reason}");
+        }
+        Err(other) => panic!("expected DataLoss, got {other}"),
+        Ok(_) => panic!("opened a damaged sled file"),
+    }
+    // verify: exit 2 (damage), no longer 1 (a storage error).
+    let verified = dipledger(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(2), "{}", text(&verified.stderr));
+    assert!(
+        text(&verified.stdout).starts_with("damaged: position 0: sled cannot open its files"),
+        "{}",
+        text(&verified.stdout)
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_the_journal_is_data_loss_naming_the_segment_and_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = b"<<damage-me-here>>";
+    log_with_marker(dir.path(), 10, marker, false);
+    let segment = journal_segment(dir.path());
+    assert!(flip_marker(&segment, marker) > 0);
+    let id = segment.file_stem().unwrap().to_str().unwrap().to_owned();
+    match Log::open(config(dir.path())) {
+        Err(LogError::DataLoss { position, reason }) => {
+            assert_eq!(position, 0);
+            assert!(reason.starts_with(&format!("journal: segment {id}")), "{reason}");
+            assert!(reason.contains("offset"), "{reason}");
+        }
+        Err(other) => panic!("expected DataLoss, got {other}"),
+        Ok(_) => panic!("opened over a damaged journal frame"),
+    }
+    let verified = dipledger(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(2), "{}", text(&verified.stderr));
+    assert!(
+        text(&verified.stdout).starts_with(&format!("damaged: position 0: journal: segment {id}")),
+        "{}",
+        text(&verified.stdout)
+    );
+}
+
+#[test]
+fn a_torn_journal_tail_is_cut_off_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = b"<<torn-write-here>>";
+    log_with_marker(dir.path(), 20, marker, false);
+    // The last frame, damaged as a torn write would leave it: nothing valid follows it.
+    assert!(flip_marker(&journal_segment(dir.path()), marker) > 0);
+    let log = Log::open(config(dir.path())).expect("a torn tail opens");
+    assert!(
+        log.recovery_report().truncated_bytes > 0,
+        "{:?}",
+        log.recovery_report()
+    );
+    // sled was checkpointed on close: the acknowledged event is there.
+    assert_eq!(log.head(), 20);
+    assert_eq!(
+        log.read_event(20).expect("read").envelope().payload,
+        marker.repeat(8)
+    );
+    log.verify(&mut |_, _| {}).expect("verify");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_meets_damage_ends_with_data_loss_naming_the_position() {
+    let harness = Harness::start().await;
+    crate::support::api::append_many(&harness.log, "party-LBY", 30, "t").await;
+    // Damage the chunk holding position 30 (one append: one chunk from position 1).
+    let (key, value) = harness
+        .log
+        .raw_tree()
+        .range(..=dipledger::log::keys::event_key(30))
+        .next_back()
+        .unwrap()
+        .unwrap();
+    assert_eq!(dipledger::log::keys::position_of_event_key(&key), Some(1));
+    let mut bytes = value.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01; // the CRC of the chunk's last record, position 30
+    harness.log.raw_tree().insert(key, bytes).unwrap();
+    let mut store = harness.event_store().await;
+    let mut subscription = within(
+        "subscribe",
+        store.subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::FromStart(pb::SubscribeFromStart {})),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("subscribe")
+    .into_inner();
+    let mut delivered = Vec::new();
+    let status = loop {
+        match within("next", subscription.message()).await {
+            Ok(Some(message)) => {
+                if let Some(pb::subscribe_response::Message::Event(event)) = message.message {
+                    delivered.push(event.position);
+                }
+            }
+            Ok(None) => panic!("the subscription ended silently"),
+            Err(status) => break status,
+        }
+    };
+    // Never the damaged record (the page holding it is refused whole), then DATA_LOSS naming it.
+    assert!(delivered.iter().all(|position| *position < 30), "{delivered:?}");
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "stored record at position 30 failed its integrity check"
+    );
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.metadata["position"], "30");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_poisons_the_writer_unavailable_for_writes_reads_served_restart_recovers() {
+    let harness = Harness::start().await;
+    let (mut client, source) = seeded(&harness).await;
+    let acknowledged = harness.log.head();
+    // EIO on the journal's fdatasync (test hook): the write in flight fails, head unmoved.
+    harness.log.inject_sync_failure();
+    let failed = client
+        .register_party(register_party("EIO", source))
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    assert_eq!(harness.log.head(), acknowledged);
+    // Every later write: UNAVAILABLE, head unmoved.
+    for code in ["LATER", "AGAIN"] {
+        let refused = client
+            .register_party(register_party(code, source))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+        assert_eq!(
+            refused.message(),
+            "the log accepts no writes after a failed write to disk"
+        );
+        assert_eq!(harness.log.head(), acknowledged);
+    }
+    // Reads are still served.
+    let mut store = harness.event_store().await;
+    let page = store
+        .read_all(pb::ReadAllRequest::default())
+        .await
+        .expect("read after the failed fsync")
+        .into_inner();
+    assert_eq!(page.events.len() as u64, acknowledged);
+    // Restart: nothing acknowledged is lost, the log verifies and accepts writes again.
+    let Harness { dir, log, server } = harness;
+    server.shutdown().await.expect("shutdown");
+    drop(log);
+    let log = tokio::task::spawn_blocking({
+        let path = dir.path().to_path_buf();
+        move || Log::open(LogConfig::new(path).cache_capacity_bytes(32 * 1024 * 1024))
+    })
+    .await
+    .unwrap()
+    .expect("reopen");
+    assert!(log.head() >= acknowledged);
+    assert_eq!(log.poisoned(), None);
+    log.verify(&mut |_, _| {}).expect("verify");
+    let server = RunningServer::start(
+        log.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        ServerOptions::default(),
+    )
+    .await
+    .expect("restart");
+    let harness = Harness { dir, log, server };
+    let mut client = CommandServiceClient::new(harness.channel().await);
+    client
+        .register_party(register_party("AFTER", source))
+        .await
+        .expect("a write after the restart");
 }
