@@ -55,6 +55,40 @@ pub use recovery::VerifyReport;
 use limits::*;
 use writer::{Shared, WriteOp, Writer};
 
+/// Test hook: a step of the write path that [`Log::inject_fault`] makes fail once.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The journal frame's write (`SegmentFile::write_at`).
+    JournalWrite,
+    /// The journal frame's fdatasync (`SegmentFile::sync_data`).
+    JournalSync,
+    /// Applying the commit's batch to sled.
+    SledApply,
+    /// The checkpointer's sled flush and fsync.
+    Checkpoint,
+}
+
+/// Test hook: the fault injected for the next time a step runs.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Default)]
+pub(crate) struct FaultSlot(std::sync::Mutex<Option<(FaultPoint, std::io::ErrorKind)>>);
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl FaultSlot {
+    /// Fails (once) if a fault is armed for `point`.
+    pub(crate) fn fail(&self, point: FaultPoint) -> std::io::Result<()> {
+        let mut slot = self.0.lock().expect("fault slot lock");
+        match *slot {
+            Some((armed, kind)) if armed == point => {
+                *slot = None;
+                Err(std::io::Error::new(kind, format!("injected {kind} at {point:?}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Counters of the writer since the log was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriterStats {
@@ -280,6 +314,10 @@ impl Log {
         let tree = db.open_tree("log")?;
         let mut head = recovery::load_head(&tree)?;
         let store = Log::journal_store(&config)?;
+        #[cfg(any(test, feature = "test-hooks"))]
+        let faults = Arc::new(FaultSlot::default());
+        #[cfg(any(test, feature = "test-hooks"))]
+        let store = Log::wrapped_store(store, &faults);
         let recovered = journal::recovery::recover(store.as_ref(), head.position, &head.chain_hash)?;
         let sled_head = head.position;
         if !recovered.replay.is_empty() {
@@ -301,7 +339,11 @@ impl Log {
         };
         let journal = journal::JournalWriter::new(store, recovered.start, sizes)?;
         let (head_sender, head_receiver) = watch::channel(head.position);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            #[cfg(any(test, feature = "test-hooks"))]
+            faults,
+            ..Shared::default()
+        });
         shared.applied.store(head.position, Ordering::SeqCst);
         shared.checkpointed.store(head.position, Ordering::SeqCst);
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
@@ -355,6 +397,18 @@ impl Log {
         Ok(Arc::new(journal::store::FsStore::open(
             config.path.join(JOURNAL_DIR),
         )?))
+    }
+
+    /// The journal's store, behind the fault-injection wrapper where the test hooks exist.
+    #[cfg(any(test, feature = "test-hooks"))]
+    fn wrapped_store(
+        store: Arc<dyn journal::store::SegmentStore>,
+        faults: &Arc<FaultSlot>,
+    ) -> Arc<dyn journal::store::SegmentStore> {
+        Arc::new(journal::store::faulty::FaultyStore {
+            inner: store,
+            faults: faults.clone(),
+        })
     }
 
     /// Appends one request; resolves once it is durable (or fails).
@@ -590,6 +644,14 @@ impl Log {
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn inject_sync_failure(&self) {
         self.inner.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: the next time `point` runs it fails with an IO error of `kind` (ENOSPC is
+    /// `ErrorKind::StorageFull`, EIO `ErrorKind::Other`), once; the writer reacts as to a real
+    /// failure of that step.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn inject_fault(&self, point: FaultPoint, kind: std::io::ErrorKind) {
+        *self.inner.shared.faults.0.lock().expect("fault slot lock") = Some((point, kind));
     }
 
     /// Test hook: direct access to the sled tree, to damage records in corruption tests.

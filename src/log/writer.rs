@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     /// Test hook: make the next fsync fail as a disk would.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
+    /// Test hook: the fault injected at a step of the write path (`Log::inject_fault`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) faults: Arc<super::FaultSlot>,
     /// Counters for operators and benchmarks.
     pub(crate) stats: WriterStats,
     /// The last position applied to sled (durable or not).
@@ -315,6 +318,8 @@ impl Writer {
         );
         debug_assert_eq!(next_position, new_head.position + 1);
         let started = std::time::Instant::now();
+        #[cfg(any(test, feature = "test-hooks"))]
+        self.shared.faults.fail(super::FaultPoint::SledApply)?;
         self.tree.apply_batch(batch)?;
         let stats = &self.shared.stats;
         stats
@@ -604,6 +609,8 @@ pub(crate) struct SledFiles {
 fn checkpoint(sled: &SledFiles, shared: &Shared) -> std::io::Result<u64> {
     let started = Instant::now();
     let applied = shared.applied.load(Ordering::SeqCst);
+    #[cfg(any(test, feature = "test-hooks"))]
+    shared.faults.fail(super::FaultPoint::Checkpoint)?;
     sled.db.flush().map_err(std::io::Error::other)?;
     sled.data_file.sync_all()?;
     shared.checkpointed.fetch_max(applied, Ordering::SeqCst);
