@@ -397,7 +397,10 @@ pub fn from_projection_error(error: ProjectionError) -> Status {
             eprintln!("dipledger: DATA LOSS in a read model: {reason}");
             Status::with_error_details(
                 Code::DataLoss,
-                "a stored read-model row failed to decode; rebuild the read models",
+                format!(
+                    "stored data a read model needs failed its checks: {}",
+                    echo(&reason)
+                ),
                 ErrorDetails::with_error_info("READ_MODEL_DAMAGED", ERROR_DOMAIN, HashMap::new()),
             )
         }

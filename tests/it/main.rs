@@ -22,6 +22,7 @@ mod domain_news_report;
 mod domain_props;
 mod faults;
 mod ledger;
+mod limits_edge;
 mod log_backup;
 mod log_basic;
 mod log_concurrency;
