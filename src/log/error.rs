@@ -132,3 +132,38 @@ impl LogError {
 
 /// Shorthand for results of log operations.
 pub type LogResult<T> = Result<T, LogError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleds_corruption_is_data_loss_naming_what_was_read_and_other_errors_stay_storage() {
+        let corruption = || sled::Error::Corruption { at: None, bt: () };
+        match LogError::damage_at(corruption(), 42, || "the chunk holding position 42".into()) {
+            LogError::DataLoss { position, reason } => {
+                assert_eq!(position, 42);
+                assert!(
+                    reason.starts_with(
+                        "the chunk holding position 42: sled's checksum failed: Read corrupted data"
+                    ),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected DataLoss, got {other}"),
+        }
+        assert!(matches!(
+            LogError::from(corruption()),
+            LogError::DataLoss { position: 0, .. }
+        ));
+        let unsupported = || sled::Error::Unsupported("x".into());
+        assert!(matches!(
+            LogError::damage_at(unsupported(), 7, || "x".into()),
+            LogError::Storage(sled::Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            LogError::from(unsupported()),
+            LogError::Storage(sled::Error::Unsupported(_))
+        ));
+    }
+}

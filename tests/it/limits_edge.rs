@@ -389,3 +389,69 @@ async fn an_event_the_read_models_cannot_decode_is_data_loss_in_entity_history()
         .unwrap_err();
     assert_eq!(status.code(), Code::DataLoss, "{status:?}");
 }
+
+/// A log with the source of the news report, then `count` parties registered in reverse code
+/// order (`P19999` ... `P00000` for 20,000): the last code in key order is registered first, at
+/// position 2.
+async fn parties_in_reverse(count: usize) -> (tempfile::TempDir, Log) {
+    let (dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    let source = news_report_commands().into_iter().next().expect("the source");
+    ledger
+        .handle(CommandEnvelope::new(Uuid::now_v7(), source, "limits@test"))
+        .await
+        .expect("source");
+    let codes: Vec<String> = (0..count).rev().map(|i| format!("P{i:05}")).collect();
+    for chunk in codes.chunks(MAX_COMMANDS_PER_BATCH) {
+        ledger
+            .handle_batch(chunk.iter().map(|code| register_party(code)).collect())
+            .await
+            .expect("batch");
+    }
+    (dir, log)
+}
+
+/// The codes of every page of parties as of position 2 (where only the first party registered,
+/// the last in key order, exists), page by page.
+fn pages_as_of_2(log: &Log) -> Vec<Vec<String>> {
+    use dipledger::projections::{AsOf, PageRequest, Projections, ReadOptions};
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    projections.catch_up().expect("catch up");
+    let options = ReadOptions::latest().as_of(AsOf::Position(2));
+    let mut pages = Vec::new();
+    let mut token = None;
+    loop {
+        let page = projections
+            .parties(&PageRequest { limit: 500, token }, &options)
+            .expect("page");
+        pages.push(page.items().iter().map(|row| row.code.clone()).collect());
+        token = page.next_page_token().map(str::to_owned);
+        if token.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 10, "paging does not end");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_page_examines_at_most_max_scanned_per_page_index_entries() {
+    use dipledger::projections::store::MAX_SCANNED_PER_PAGE as READ_MODEL_SCAN;
+    // Exactly READ_MODEL_SCAN entries: the first page examines them all and finds the one
+    // visible party in the last of them.
+    let (_dir, log) = parties_in_reverse(READ_MODEL_SCAN).await;
+    let last = format!("P{:05}", READ_MODEL_SCAN - 1);
+    let pages = pages_as_of_2(&log);
+    assert_eq!(pages[0], vec![last.clone()], "{:?}", &pages[..pages.len().min(3)]);
+    assert!(pages[1..].iter().all(Vec::is_empty));
+    // One more: the first page stops after READ_MODEL_SCAN entries, empty, with a token; the
+    // next one finds it.
+    let (_dir, log) = parties_in_reverse(READ_MODEL_SCAN + 1).await;
+    let last = format!("P{:05}", READ_MODEL_SCAN);
+    let pages = pages_as_of_2(&log);
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(
+        pages[0].is_empty(),
+        "a page examined more than {READ_MODEL_SCAN} entries"
+    );
+    assert_eq!(pages[1], vec![last]);
+}
