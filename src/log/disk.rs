@@ -62,6 +62,8 @@ pub(crate) struct DiskGuard {
     probe: FreeSpaceProbe,
     /// The last reading and when it was taken.
     cached: Mutex<Option<(Instant, u64)>>,
+    /// Whether a failed measurement was already reported (it is said once, not every round).
+    reported: std::sync::atomic::AtomicBool,
 }
 
 impl DiskGuard {
@@ -71,6 +73,7 @@ impl DiskGuard {
             minimum,
             probe,
             cached: Mutex::new(None),
+            reported: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -103,6 +106,9 @@ impl DiskGuard {
         match (self.probe)(&self.dir) {
             Ok(free) => free,
             Err(error) => {
+                if self.reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    return u64::MAX;
+                }
                 eprintln!(
                     "dipledger: could not measure the free space under {}: {error}",
                     self.dir.display()

@@ -455,3 +455,62 @@ async fn a_list_page_examines_at_most_max_scanned_per_page_index_entries() {
     );
     assert_eq!(pages[1], vec![last]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_lists_are_accepted_at_max_filter_entries_and_refused_one_past() {
+    use dipledger::api::convert::MAX_FILTER_ENTRIES;
+    let harness = Harness::start().await;
+    append_many(&harness.log, "party-LBY", 3, "t").await;
+    let mut store = harness.event_store().await;
+    let filter = |count: usize| pb::EventFilter {
+        event_types: (0..count).map(|i| format!("Type{i}")).collect(),
+        stream_prefixes: (0..count).map(|i| format!("prefix-{i}")).collect(),
+        tags: (0..count).map(|i| format!("tag:{i}")).collect(),
+    };
+    let page = store
+        .read_all(pb::ReadAllRequest {
+            filter: Some(filter(MAX_FILTER_ENTRIES)),
+            ..Default::default()
+        })
+        .await
+        .expect("every list at MAX_FILTER_ENTRIES")
+        .into_inner();
+    assert!(page.events.is_empty());
+    let status = store
+        .read_all(pb::ReadAllRequest {
+            filter: Some(filter(MAX_FILTER_ENTRIES + 1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        crate::support::commands::fields(&status),
+        vec!["filter.event_types", "filter.stream_prefixes", "filter.tags"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn party_codes_are_accepted_at_both_ends_of_their_length_and_refused_one_past() {
+    use dipledger::domain::common::PARTY_CODE_LEN;
+    let harness = Harness::start().await;
+    let (mut client, source) = crate::support::commands::seeded(&harness).await;
+    for length in [*PARTY_CODE_LEN.start(), *PARTY_CODE_LEN.end()] {
+        let code = "Q".repeat(length);
+        client
+            .register_party(crate::support::commands::register_party(&code, source))
+            .await
+            .unwrap_or_else(|status| panic!("{length} characters refused: {status:?}"));
+    }
+    let head = harness.log.head();
+    for length in [*PARTY_CODE_LEN.start() - 1, *PARTY_CODE_LEN.end() + 1] {
+        let code = "R".repeat(length);
+        let status = client
+            .register_party(crate::support::commands::register_party(&code, source))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{length}: {status:?}");
+        assert_eq!(crate::support::commands::fields(&status), vec!["code"]);
+    }
+    assert_eq!(harness.log.head(), head);
+}
