@@ -118,6 +118,7 @@ async fn below_the_minimum_writes_are_refused_reads_go_on_and_writes_resume_by_t
     assert_eq!(head_before, 3);
 
     free.store(MINIMUM - 1, Ordering::SeqCst);
+    let filled_at = Instant::now();
     let refused = register_until(&mut client, &harness.log, source, "FULL", Code::ResourceExhausted)
         .await
         .unwrap_err();
@@ -130,6 +131,11 @@ async fn below_the_minimum_writes_are_refused_reads_go_on_and_writes_resume_by_t
         )
     );
     let head_full = harness.log.head();
+    eprintln!(
+        "figures: disk below the minimum: first refusal after {:?} and {} writes the cached reading let through",
+        filled_at.elapsed(),
+        head_full - head_before
+    );
 
     // Reads, subscriptions and health go on.
     let mut store = harness.event_store().await;
@@ -183,9 +189,14 @@ async fn below_the_minimum_writes_are_refused_reads_go_on_and_writes_resume_by_t
 
     // Space returns: the next command after the recheck interval is accepted, with no restart.
     free.store(MINIMUM, Ordering::SeqCst);
+    let returned_at = Instant::now();
     let accepted = register_until(&mut client, &harness.log, source, "BACK", Code::Ok)
         .await
         .expect("accepted once space returned");
+    eprintln!(
+        "figures: space returned: a write accepted after {:?}",
+        returned_at.elapsed()
+    );
     assert_eq!(accepted.positions, vec![head_full + 1]);
     assert_eq!(harness.log.head(), head_full + 1);
     assert_eq!(
@@ -535,6 +546,7 @@ fn on_a_really_full_disk_the_minimum_refuses_writes_before_sled_fails_and_space_
         }
         assert!(acknowledged < 1_000, "8 MiB never filled");
     };
+    eprintln!("figures: 8 MiB tmpfs, minimum 2 MiB: {acknowledged} events of 60,000 bytes acknowledged, then {refusal}");
     match refusal {
         LogError::DiskFull {
             free, minimum: at, ..
@@ -546,6 +558,7 @@ fn on_a_really_full_disk_the_minimum_refuses_writes_before_sled_fails_and_space_
     }
     assert_eq!(log.poisoned(), None, "the minimum kept sled from failing");
     tmpfs.resize("64m");
+    let returned_at = Instant::now();
     wait_until("a write accepted once space returned", || {
         match log.append_blocking(big("s-1")) {
             Ok(result) => {
@@ -556,6 +569,10 @@ fn on_a_really_full_disk_the_minimum_refuses_writes_before_sled_fails_and_space_
             Err(other) => panic!("unexpected {other}"),
         }
     });
+    eprintln!(
+        "figures: tmpfs grown to 64 MiB: a write accepted after {:?}",
+        returned_at.elapsed()
+    );
     drop(log);
     let log = Log::open(small_config(&data).min_free_disk(minimum)).expect("reopen");
     assert_eq!(log.head(), acknowledged, "an acknowledged write was lost");
@@ -590,7 +607,7 @@ fn without_a_minimum_a_full_disk_poisons_the_writer_and_a_restart_with_space_los
         }
         assert!(acknowledged < 1_000, "8 MiB never filled");
     };
-    eprintln!("full tmpfs after {acknowledged} events: {failure}");
+    eprintln!("figures: 8 MiB tmpfs, no minimum: {acknowledged} events of 60,000 bytes acknowledged, then {failure}");
     assert!(matches!(failure, LogError::Poisoned { .. }), "{failure}");
     assert!(log.poisoned().is_some());
     // Where ENOSPC hit the journal (a new segment), reads go on. Where it hit sled (a
@@ -729,6 +746,7 @@ fn a_torn_journal_tail_is_cut_off_and_nothing_acknowledged_is_lost() {
         "{:?}",
         log.recovery_report()
     );
+    eprintln!("figures: torn tail: {:?}", log.recovery_report());
     // sled was checkpointed on close: the acknowledged event is there.
     assert_eq!(log.head(), 20);
     assert_eq!(
@@ -917,6 +935,10 @@ async fn fault_at(point: FaultPoint, kind: std::io::ErrorKind) {
         }
     }
     let cause = harness.log.poisoned().expect("poisoned");
+    eprintln!(
+        "figures: {point:?} {kind}: head {}, writer stopped: {cause}",
+        harness.log.head()
+    );
     assert!(
         cause.contains(&format!("injected {kind} at {point:?}")),
         "{cause}"
@@ -947,7 +969,13 @@ async fn fault_at(point: FaultPoint, kind: std::io::ErrorKind) {
     .await
     .unwrap()
     .expect("reopen");
-    log.verify(&mut |_, _| {}).expect("verify after the fault");
+    let report = log.verify(&mut |_, _| {}).expect("verify after the fault");
+    eprintln!(
+        "figures: {point:?} {kind}: after restart head {} ({:?}), verify ok: {} events",
+        log.head(),
+        log.recovery_report(),
+        report.events
+    );
     assert_eq!(log.poisoned(), None);
     let server = RunningServer::start(
         log.clone(),
