@@ -175,6 +175,11 @@ struct ServeArgs {
     /// The data directory (created if missing).
     #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = dipledger::api::server::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// Least free disk space under the data directory (bytes, or with K, M, G: powers of
+    /// 1,024). Below it writes are refused (RESOURCE_EXHAUSTED) until space returns; reads,
+    /// subscriptions and health go on.
+    #[arg(long, default_value = "256MiB", value_parser = dipledger::log::disk::parse_size)]
+    min_free_disk: u64,
     /// Most concurrent subscriptions.
     #[arg(long, default_value_t = dipledger::api::event_store::MAX_SUBSCRIPTIONS)]
     max_subscriptions: usize,
@@ -371,6 +376,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
     let config = dipledger::api::server::ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir,
+        min_free_disk: args.min_free_disk,
         options: dipledger::api::server::ServerOptions {
             max_subscriptions: args.max_subscriptions,
             snapshot_interval: std::time::Duration::from_millis(args.snapshot_interval_ms),

@@ -667,14 +667,17 @@ impl Subscription {
             // An unfiltered page examines exactly SUBSCRIPTION_PAGE_EVENTS records (the log's own
             // filtered pages may scan far more before returning), so the checkpoint cadence and
             // the work per page stay bounded.
-            let page = log
-                .read_all(
-                    cursor,
-                    Direction::Forwards,
-                    SUBSCRIPTION_PAGE_EVENTS,
-                    &EventFilter::default(),
-                )
-                .map_err(status::from_log_error)?;
+            let read =
+                |limit: usize| log.read_all(cursor, Direction::Forwards, limit, &EventFilter::default());
+            // Damage inside the page: deliver the intact events before it first; the next page
+            // starts at the damage and ends the subscription with DATA_LOSS naming it.
+            let page = match read(SUBSCRIPTION_PAGE_EVENTS) {
+                Err(LogError::DataLoss { position, .. }) if position > cursor => {
+                    read((position - cursor) as usize)
+                }
+                other => other,
+            }
+            .map_err(status::from_log_error)?;
             let examined = page.events.len() as u64;
             let events: Vec<_> = page
                 .events

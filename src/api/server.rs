@@ -191,6 +191,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The data directory of the log.
     pub data_dir: PathBuf,
+    /// Least free disk space under the data directory to open and to accept writes (see
+    /// `LogConfig::min_free_disk`).
+    pub min_free_disk: u64,
     /// Server tunables.
     pub options: ServerOptions,
     /// How often the log's checkpointer flushes sled (see `LogConfig::checkpoint_interval`).
@@ -204,6 +207,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            min_free_disk: crate::log::limits::DEFAULT_MIN_FREE_DISK_BYTES,
             options: ServerOptions::default(),
             checkpoint_interval: crate::log::limits::CHECKPOINT_INTERVAL,
             insecure: false,
@@ -247,7 +251,7 @@ pub async fn serve(
         );
     }
     let log_config = LogConfig::new(&data_dir).checkpoint_interval(config.checkpoint_interval);
-    let log = tokio::task::spawn_blocking(move || Log::open(log_config))
+    let log = tokio::task::spawn_blocking(move || Log::open(log_config.min_free_disk(config.min_free_disk)))
         .await?
         .map_err(|source| ServerError::OpenLog {
             dir: config.data_dir.clone(),

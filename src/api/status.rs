@@ -8,10 +8,10 @@
 //! | command id reused with a different request; creating an existing entity | ALREADY_EXISTS | ErrorInfo / ResourceInfo |
 //! | unknown entity or stream | NOT_FOUND | ResourceInfo |
 //! | position or version past the end | OUT_OF_RANGE | ErrorInfo metadata `head` |
-//! | over a size limit (a request message over the server's limit included); too many subscriptions | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | over a size limit (a request message over the server's limit included); too many subscriptions; the disk below its minimum | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
 //! | request bytes that are not protobuf (tonic's INTERNAL, remapped) | INVALID_ARGUMENT | none |
 //! | shutting down, writer stopped after a disk failure | UNAVAILABLE | none |
-//! | a stored record failed its integrity check | DATA_LOSS | ErrorInfo metadata `position` |
+//! | a stored record (or sled's own data) failed its integrity check | DATA_LOSS | ErrorInfo metadata `position` |
 //! | bugs, storage and I/O errors | INTERNAL | none: the cause goes to the server log only |
 
 //!
@@ -312,15 +312,34 @@ pub fn from_log_error(error: LogError) -> Status {
         LogError::DataLoss { position, reason } => {
             eprintln!("dipledger: DATA LOSS at position {position}: {reason}");
             let metadata = HashMap::from([("position".to_owned(), position.to_string())]);
+            let message = match position {
+                0 => format!("stored data failed its integrity check: {}", echo(&reason)),
+                _ => format!("stored record at position {position} failed its integrity check"),
+            };
             Status::with_error_details(
                 Code::DataLoss,
-                format!("stored record at position {position} failed its integrity check"),
+                message,
                 ErrorDetails::with_error_info("INTEGRITY_CHECK_FAILED", ERROR_DOMAIN, metadata),
             )
         }
         LogError::Poisoned { cause } => {
             eprintln!("dipledger: the log writer is stopped: {cause}");
             Status::unavailable("the log accepts no writes after a failed write to disk")
+        }
+        LogError::DiskFull { free, dir, minimum } => {
+            let message = format!(
+                "disk full: {free} bytes free under {}, below the minimum of {minimum}",
+                echo(&dir.display().to_string())
+            );
+            let metadata = HashMap::from([
+                ("free_bytes".to_owned(), free.to_string()),
+                ("minimum_bytes".to_owned(), minimum.to_string()),
+            ]);
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_error_info("DISK_FULL", ERROR_DOMAIN, metadata),
+            )
         }
         LogError::Closed => Status::unavailable("the log is closed (the server is shutting down)"),
         error @ (LogError::UnsupportedFormat { .. } | LogError::Storage(_) | LogError::Io(_)) => {
@@ -378,7 +397,10 @@ pub fn from_projection_error(error: ProjectionError) -> Status {
             eprintln!("dipledger: DATA LOSS in a read model: {reason}");
             Status::with_error_details(
                 Code::DataLoss,
-                "a stored read-model row failed to decode; rebuild the read models",
+                format!(
+                    "stored data a read model needs failed its checks: {}",
+                    echo(&reason)
+                ),
                 ErrorDetails::with_error_info("READ_MODEL_DAMAGED", ERROR_DOMAIN, HashMap::new()),
             )
         }

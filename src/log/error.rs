@@ -71,18 +71,56 @@ pub enum LogError {
         /// The original failure.
         cause: String,
     },
+    /// Less than the configured minimum of disk space is free under the data directory: writes
+    /// are refused until space returns (reads go on).
+    #[error("disk full: {free} bytes free under {}, below the minimum of {minimum}", dir.display())]
+    DiskFull {
+        /// Bytes free when last measured.
+        free: u64,
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The minimum (`LogConfig::min_free_disk`).
+        minimum: u64,
+    },
     /// The log is shutting down.
     #[error("the log is closed")]
     Closed,
-    /// sled reported an error.
+    /// sled reported an error (other than damage, which is `DataLoss`; see the `From` impl).
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(sled::Error),
     /// A file operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
+/// sled's own checksums failing (`sled::Error::Corruption`) is damage like our own: `DataLoss`.
+/// Where the position being read is known, the reader names it instead (`LogError::damage_at`);
+/// here it is 0 (metadata, or a place sled does not tell).
+impl From<sled::Error> for LogError {
+    fn from(error: sled::Error) -> LogError {
+        match error {
+            sled::Error::Corruption { .. } => LogError::DataLoss {
+                position: 0,
+                reason: format!("sled's files are damaged: {error}"),
+            },
+            other => LogError::Storage(other),
+        }
+    }
+}
+
 impl LogError {
+    /// `error` met while reading `what` (a position, or the key range being read): sled's
+    /// corruption becomes `DataLoss` naming it; anything else is unchanged.
+    pub(crate) fn damage_at(error: sled::Error, position: u64, what: impl FnOnce() -> String) -> LogError {
+        match error {
+            sled::Error::Corruption { .. } => LogError::DataLoss {
+                position,
+                reason: format!("{}: sled's checksum failed: {error}", what()),
+            },
+            other => LogError::Storage(other),
+        }
+    }
+
     /// Whether the data directory is held by another process (a running server): sled could
     /// not take its file lock, even after `limits::OPEN_LOCK_WAIT`.
     pub fn is_locked(&self) -> bool {
@@ -94,3 +132,38 @@ impl LogError {
 
 /// Shorthand for results of log operations.
 pub type LogResult<T> = Result<T, LogError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleds_corruption_is_data_loss_naming_what_was_read_and_other_errors_stay_storage() {
+        let corruption = || sled::Error::Corruption { at: None, bt: () };
+        match LogError::damage_at(corruption(), 42, || "the chunk holding position 42".into()) {
+            LogError::DataLoss { position, reason } => {
+                assert_eq!(position, 42);
+                assert!(
+                    reason.starts_with(
+                        "the chunk holding position 42: sled's checksum failed: Read corrupted data"
+                    ),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected DataLoss, got {other}"),
+        }
+        assert!(matches!(
+            LogError::from(corruption()),
+            LogError::DataLoss { position: 0, .. }
+        ));
+        let unsupported = || sled::Error::Unsupported("x".into());
+        assert!(matches!(
+            LogError::damage_at(unsupported(), 7, || "x".into()),
+            LogError::Storage(sled::Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            LogError::from(unsupported()),
+            LogError::Storage(sled::Error::Unsupported(_))
+        ));
+    }
+}

@@ -60,6 +60,13 @@ pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
 /// How long `Log::open` waits for sled's file lock before reporting that another handle holds
 /// the data directory.
 pub const OPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Default minimum of free disk space under the data directory (`LogConfig::min_free_disk`,
+/// `serve --min-free-disk`): below it writes are refused with `LogError::DiskFull` and
+/// checkpoints wait, reads go on; opening (also for `verify` and `export`) is refused.
+pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 256 * 1024 * 1024;
+/// How long a free-space reading answers for writes before it is taken again (`statvfs`), so
+/// the check costs nothing per write and a disk that got space back is noticed this soon.
+pub const FREE_DISK_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// Default sled page-cache size. sled's own default is 1 GiB; a small server wants less.
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate

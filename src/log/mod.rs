@@ -23,6 +23,7 @@
 pub mod backup;
 pub mod clock;
 pub mod codec;
+pub mod disk;
 pub mod envelope;
 pub mod error;
 pub(crate) mod journal;
@@ -54,6 +55,40 @@ pub use recovery::VerifyReport;
 use limits::*;
 use writer::{Shared, WriteOp, Writer};
 
+/// Test hook: a step of the write path that [`Log::inject_fault`] makes fail once.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The journal frame's write (`SegmentFile::write_at`).
+    JournalWrite,
+    /// The journal frame's fdatasync (`SegmentFile::sync_data`).
+    JournalSync,
+    /// Applying the commit's batch to sled.
+    SledApply,
+    /// The checkpointer's sled flush and fsync.
+    Checkpoint,
+}
+
+/// Test hook: the fault injected for the next time a step runs.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Default)]
+pub(crate) struct FaultSlot(std::sync::Mutex<Option<(FaultPoint, std::io::ErrorKind)>>);
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl FaultSlot {
+    /// Fails (once) if a fault is armed for `point`.
+    pub(crate) fn fail(&self, point: FaultPoint) -> std::io::Result<()> {
+        let mut slot = self.0.lock().expect("fault slot lock");
+        match *slot {
+            Some((armed, kind)) if armed == point => {
+                *slot = None;
+                Err(std::io::Error::new(kind, format!("injected {kind} at {point:?}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Counters of the writer since the log was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriterStats {
@@ -73,6 +108,8 @@ pub struct WriterStats {
     pub checkpoints: u64,
     /// Time spent in checkpoints, in microseconds.
     pub checkpoint_micros: u64,
+    /// Checkpointer rounds that found less than the minimum of free disk space and waited.
+    pub checkpoints_deferred: u64,
 }
 
 /// What opening the log found in the journal.
@@ -96,6 +133,8 @@ pub struct LogConfig {
     journal_segment_bytes: u64,
     journal_max_segments: usize,
     checkpoint_interval: std::time::Duration,
+    min_free_disk: u64,
+    free_space_probe: disk::FreeSpaceProbe,
     /// Tests put the journal on a simulated disk.
     #[cfg(test)]
     journal_store: Option<Arc<dyn journal::store::SegmentStore>>,
@@ -113,6 +152,8 @@ impl LogConfig {
             journal_segment_bytes: DEFAULT_JOURNAL_SEGMENT_BYTES,
             journal_max_segments: DEFAULT_JOURNAL_MAX_SEGMENTS,
             checkpoint_interval: CHECKPOINT_INTERVAL,
+            min_free_disk: DEFAULT_MIN_FREE_DISK_BYTES,
+            free_space_probe: Arc::new(disk::free_bytes),
             #[cfg(test)]
             journal_store: None,
         }
@@ -129,6 +170,19 @@ impl LogConfig {
     pub fn journal_segments(mut self, segment_bytes: u64, max_segments: usize) -> Self {
         self.journal_segment_bytes = segment_bytes.max(MIN_JOURNAL_SEGMENT_BYTES);
         self.journal_max_segments = max_segments.max(2);
+        self
+    }
+    /// Sets the least free disk space (bytes, under the data directory) the log needs to open,
+    /// to accept a write and to checkpoint (default DEFAULT_MIN_FREE_DISK_BYTES). Below it
+    /// opening and writes fail with `LogError::DiskFull`, checkpoints wait; reads go on.
+    pub fn min_free_disk(mut self, bytes: u64) -> Self {
+        self.min_free_disk = bytes;
+        self
+    }
+    /// Test hook: measures free space with `probe` instead of `statvfs`.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn free_space_probe(mut self, probe: disk::FreeSpaceProbe) -> Self {
+        self.free_space_probe = probe;
         self
     }
     /// Sets sled's page-cache size in bytes.
@@ -161,6 +215,7 @@ pub(crate) fn open_sled(
     cache_capacity_bytes: u64,
     flush_every_ms: Option<u64>,
 ) -> LogResult<sled::Db> {
+    disk::remove_snapshot_debris(path)?;
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()
@@ -176,6 +231,16 @@ pub(crate) fn open_sled(
                     && started.elapsed() < OPEN_LOCK_WAIT =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error @ sled::Error::Corruption { .. }) => {
+                return Err(LogError::DataLoss {
+                    position: 0,
+                    reason: format!(
+                        "sled cannot open its files in {}: {error} (a non-empty unfinished snapshot \
+                         `snap.*.generating` or a damaged file there; restore from an export)",
+                        path.display()
+                    ),
+                })
             }
             other => return Ok(other?),
         }
@@ -202,6 +267,8 @@ struct Inner {
     recovery_report: RecoveryReport,
     /// Stamps `recorded_at`; read by [`Log::now`].
     clock: Arc<dyn Clock>,
+    /// Refuses writes while the disk is (nearly) full.
+    disk: Arc<disk::DiskGuard>,
 }
 
 impl Drop for Inner {
@@ -232,6 +299,14 @@ impl Log {
     /// checks the head and the last records, and starts the writer.
     pub fn open(config: LogConfig) -> LogResult<Log> {
         std::fs::create_dir_all(&config.path)?;
+        // sled writes on open (even to verify or export): refuse a directory on a full disk
+        // before it can leave debris.
+        let disk = Arc::new(disk::DiskGuard::new(
+            config.path.clone(),
+            config.min_free_disk,
+            config.free_space_probe.clone(),
+        ));
+        disk.check_now()?;
         // The checkpointer owns flushing: sled's own timer would take sled's lock every 500 ms.
         let db = open_sled(&config.path, config.cache_capacity_bytes, None)?;
         // sled may just have created its files: make their directory entries durable.
@@ -239,6 +314,10 @@ impl Log {
         let tree = db.open_tree("log")?;
         let mut head = recovery::load_head(&tree)?;
         let store = Log::journal_store(&config)?;
+        #[cfg(any(test, feature = "test-hooks"))]
+        let faults = Arc::new(FaultSlot::default());
+        #[cfg(any(test, feature = "test-hooks"))]
+        let store = Log::wrapped_store(store, &faults);
         let recovered = journal::recovery::recover(store.as_ref(), head.position, &head.chain_hash)?;
         let sled_head = head.position;
         if !recovered.replay.is_empty() {
@@ -260,7 +339,11 @@ impl Log {
         };
         let journal = journal::JournalWriter::new(store, recovered.start, sizes)?;
         let (head_sender, head_receiver) = watch::channel(head.position);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            #[cfg(any(test, feature = "test-hooks"))]
+            faults,
+            ..Shared::default()
+        });
         shared.applied.store(head.position, Ordering::SeqCst);
         shared.checkpointed.store(head.position, Ordering::SeqCst);
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
@@ -284,6 +367,7 @@ impl Log {
             head_sender,
             shared: shared.clone(),
             stream_heads: Default::default(),
+            disk: disk.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("dipledger-log-writer".into())
@@ -300,6 +384,7 @@ impl Log {
                 max_frame_bytes: sizes.max_frame_bytes(),
                 recovery_report,
                 clock: config.clock.clone(),
+                disk,
             }),
         })
     }
@@ -312,6 +397,18 @@ impl Log {
         Ok(Arc::new(journal::store::FsStore::open(
             config.path.join(JOURNAL_DIR),
         )?))
+    }
+
+    /// The journal's store, behind the fault-injection wrapper where the test hooks exist.
+    #[cfg(any(test, feature = "test-hooks"))]
+    fn wrapped_store(
+        store: Arc<dyn journal::store::SegmentStore>,
+        faults: &Arc<FaultSlot>,
+    ) -> Arc<dyn journal::store::SegmentStore> {
+        Arc::new(journal::store::faulty::FaultyStore {
+            inner: store,
+            faults: faults.clone(),
+        })
     }
 
     /// Appends one request; resolves once it is durable (or fails).
@@ -351,6 +448,7 @@ impl Log {
         if let Some(cause) = self.inner.shared.poisoned() {
             return Err(LogError::Poisoned { cause });
         }
+        self.inner.disk.check()?;
         if requests.is_empty() {
             return Err(LogError::Invalid {
                 field: "requests".into(),
@@ -528,6 +626,7 @@ impl Log {
             journal_bytes: stats.journal_bytes.load(Ordering::Relaxed),
             checkpoints: stats.checkpoints.load(Ordering::Relaxed),
             checkpoint_micros: stats.checkpoint_micros.load(Ordering::Relaxed),
+            checkpoints_deferred: stats.checkpoints_deferred.load(Ordering::Relaxed),
         }
     }
 
@@ -545,6 +644,14 @@ impl Log {
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn inject_sync_failure(&self) {
         self.inner.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: the next time `point` runs it fails with an IO error of `kind` (ENOSPC is
+    /// `ErrorKind::StorageFull`, EIO `ErrorKind::Other`), once; the writer reacts as to a real
+    /// failure of that step.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn inject_fault(&self, point: FaultPoint, kind: std::io::ErrorKind) {
+        *self.inner.shared.faults.0.lock().expect("fault slot lock") = Some((point, kind));
     }
 
     /// Test hook: direct access to the sled tree, to damage records in corruption tests.

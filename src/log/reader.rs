@@ -76,7 +76,12 @@ impl<'a> RecordCursor<'a> {
                 .tree
                 .range(keys::event_key(1)..=keys::event_key(position))
                 .next_back()
-                .ok_or_else(missing)??;
+                .ok_or_else(missing)?
+                .map_err(|error| {
+                    LogError::damage_at(error, position, || {
+                        format!("the chunk holding position {position}")
+                    })
+                })?;
             let first = keys::position_of_event_key(&key).ok_or_else(missing)?;
             let chunk = Chunk::parse(first, bytes)?;
             if !chunk.holds(position) {
@@ -111,12 +116,18 @@ pub fn head_meta(tree: &sled::Tree) -> LogResult<Option<HeadMeta>> {
     }
 }
 
+/// sled's corruption met while reading the stream index of `stream_id`: `DataLoss` naming the
+/// key range (position 0: no record is known yet).
+fn index_damage(stream_id: &str) -> impl Fn(sled::Error) -> LogError + '_ {
+    move |error| LogError::damage_at(error, 0, || format!("the stream index of {stream_id}"))
+}
+
 /// The last run of a stream as stored, if it has any.
 pub fn last_stream_run(tree: &sled::Tree, stream_id: &str) -> LogResult<Option<StreamRun>> {
     let prefix = keys::stream_index_prefix(stream_id);
     match tree.scan_prefix(&prefix).next_back() {
         Some(entry) => {
-            let (key, value) = entry?;
+            let (key, value) = entry.map_err(index_damage(stream_id))?;
             Ok(Some(StreamRun::decode(&key, &value, prefix.len())?))
         }
         None => Ok(None),
@@ -176,11 +187,11 @@ pub fn read_stream(
         Direction::Forwards => {
             // The run holding `from_version` starts at or before it.
             let start = match tree.range(prefix.clone()..=at_version).next_back() {
-                Some(entry) => entry?.0.to_vec(),
+                Some(entry) => entry.map_err(index_damage(stream_id))?.0.to_vec(),
                 None => prefix.clone(),
             };
             'runs: for entry in tree.range(start..end) {
-                let (key, value) = entry?;
+                let (key, value) = entry.map_err(index_damage(stream_id))?;
                 let run = StreamRun::decode(&key, &value, prefix.len())?;
                 for version in run.first_version.max(from_version)..=run.last_version() {
                     let position = run.position_of(version).expect("version inside run");
@@ -198,7 +209,7 @@ pub fn read_stream(
             let mut upper = at_version;
             upper.push(0); // include a run starting exactly at `from_version`
             'back: for entry in tree.range(prefix.clone()..upper).rev() {
-                let (key, value) = entry?;
+                let (key, value) = entry.map_err(index_damage(stream_id))?;
                 let run = StreamRun::decode(&key, &value, prefix.len())?;
                 for version in (run.first_version..=run.last_version().min(from_version)).rev() {
                     let position = run.position_of(version).expect("version inside run");

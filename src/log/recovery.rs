@@ -150,13 +150,17 @@ fn check_indexes(tree: &sled::Tree, event: &RecordedEvent) -> LogResult<()> {
     let (key, value) = tree
         .range(prefix.clone()..=keys::stream_index_key(&envelope.stream_id, envelope.stream_version))
         .next_back()
-        .ok_or_else(|| damaged("stream index has no run for the record"))??;
+        .ok_or_else(|| damaged("stream index has no run for the record"))?
+        .map_err(|error| {
+            LogError::damage_at(error, position, || "the stream index entry of the record".into())
+        })?;
     let run = StreamRun::decode(&key, &value, prefix.len())?;
     if run.position_of(envelope.stream_version) != Some(position) {
         return Err(damaged("stream index points elsewhere"));
     }
     let command_bytes = tree
-        .get(keys::command_key(envelope.command_id))?
+        .get(keys::command_key(envelope.command_id))
+        .map_err(|error| LogError::damage_at(error, position, || "the command record of the record".into()))?
         .ok_or_else(|| damaged("command record is missing"))?;
     let command: CommandRecord = keys::decode_checked(&command_bytes, position, "command record")?;
     if position < command.first_position || position >= command.first_position + u64::from(command.count) {
@@ -204,7 +208,11 @@ pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResul
     // Chunks: contiguous, none past the head.
     let mut expected_chunk = 1;
     for entry in tree.scan_prefix([keys::EVENT_PREFIX]) {
-        let (key, value) = entry?;
+        let (key, value) = entry.map_err(|error| {
+            LogError::damage_at(error, expected_chunk, || {
+                format!("the chunk from position {expected_chunk}")
+            })
+        })?;
         let first = keys::position_of_event_key(&key).ok_or_else(|| LogError::DataLoss {
             position: 0,
             reason: "malformed chunk key".into(),

@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     /// Test hook: make the next fsync fail as a disk would.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
+    /// Test hook: the fault injected at a step of the write path (`Log::inject_fault`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) faults: Arc<super::FaultSlot>,
     /// Counters for operators and benchmarks.
     pub(crate) stats: WriterStats,
     /// The last position applied to sled (durable or not).
@@ -81,6 +84,7 @@ pub(crate) struct WriterStats {
     pub(crate) journal_bytes: std::sync::atomic::AtomicU64,
     pub(crate) checkpoints: std::sync::atomic::AtomicU64,
     pub(crate) checkpoint_micros: std::sync::atomic::AtomicU64,
+    pub(crate) checkpoints_deferred: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -115,6 +119,8 @@ pub(crate) struct Writer {
     pub(crate) head_sender: watch::Sender<u64>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stream_heads: HashMap<String, u64>,
+    /// Checkpoints wait while the disk is (nearly) full.
+    pub(crate) disk: Arc<super::disk::DiskGuard>,
 }
 
 /// A commit applied to sled, waiting for its sync.
@@ -176,6 +182,7 @@ impl Writer {
             sled: self.sled.clone(),
             shared: self.shared.clone(),
             interval: self.checkpoint_interval,
+            disk: self.disk.clone(),
         };
         let checkpointer = std::thread::Builder::new()
             .name("dipledger-log-checkpoint".into())
@@ -311,6 +318,8 @@ impl Writer {
         );
         debug_assert_eq!(next_position, new_head.position + 1);
         let started = std::time::Instant::now();
+        #[cfg(any(test, feature = "test-hooks"))]
+        self.shared.faults.fail(super::FaultPoint::SledApply)?;
         self.tree.apply_batch(batch)?;
         let stats = &self.shared.stats;
         stats
@@ -600,6 +609,8 @@ pub(crate) struct SledFiles {
 fn checkpoint(sled: &SledFiles, shared: &Shared) -> std::io::Result<u64> {
     let started = Instant::now();
     let applied = shared.applied.load(Ordering::SeqCst);
+    #[cfg(any(test, feature = "test-hooks"))]
+    shared.faults.fail(super::FaultPoint::Checkpoint)?;
     sled.db.flush().map_err(std::io::Error::other)?;
     sled.data_file.sync_all()?;
     shared.checkpointed.fetch_max(applied, Ordering::SeqCst);
@@ -616,18 +627,38 @@ struct Checkpointer {
     sled: Arc<SledFiles>,
     shared: Arc<Shared>,
     interval: std::time::Duration,
+    disk: Arc<super::disk::DiskGuard>,
 }
 
 impl Checkpointer {
     fn run(self, wakes: std_mpsc::Receiver<()>) {
+        let mut deferred = false;
         loop {
             match wakes.recv_timeout(self.interval) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             }
+            if self.shared.poisoned().is_some() {
+                continue;
+            }
+            // A flush on a full disk would fail and poison the writer (and may leave sled
+            // debris); writes are refused meanwhile, and the journal keeps what is not
+            // checkpointed, so the checkpoint waits for space instead. Measured every round,
+            // which also keeps the writers' cached reading fresh while the log is idle.
+            if let Err(error) = self.disk.check_now() {
+                if !deferred {
+                    eprintln!("dipledger: checkpoint deferred: {error}");
+                    deferred = true;
+                }
+                self.shared
+                    .stats
+                    .checkpoints_deferred
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            deferred = false;
             let applied = self.shared.applied.load(Ordering::SeqCst);
-            if applied <= self.shared.checkpointed.load(Ordering::SeqCst) || self.shared.poisoned().is_some()
-            {
+            if applied <= self.shared.checkpointed.load(Ordering::SeqCst) {
                 continue;
             }
             if let Err(error) = checkpoint(&self.sled, &self.shared) {

@@ -136,7 +136,7 @@ struct Shared {
     engine: Mutex<Engine>,
     model: Arc<RwLock<Model>>,
     progress: Vec<Arc<Progress>>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<runner::RunnerFailure>>>,
     load: SnapshotLoad,
 }
 
@@ -281,7 +281,12 @@ impl Projections {
 
     /// Why the runner stopped, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.shared.failure.lock().expect("failure lock").clone()
+        self.shared
+            .failure
+            .lock()
+            .expect("failure lock")
+            .as_ref()
+            .map(|failure| failure.message().to_owned())
     }
 
     /// Waits (async) until a read model has applied `position`, for at most `timeout`; an
@@ -452,8 +457,8 @@ impl Projections {
 
     /// Waits as `options` say; the fixed position of an as-of read, None for a latest read.
     fn resolve(&self, names: &[ProjectionName], options: &ReadOptions) -> ProjectionResult<Option<u64>> {
-        if let Some(failure) = self.failure() {
-            return Err(ProjectionError::Stopped(failure));
+        if let Some(failure) = self.shared.failure.lock().expect("failure lock").as_ref() {
+            return Err(failure.error());
         }
         let progress: Vec<&Progress> = names
             .iter()
@@ -846,7 +851,12 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => return fail(&shared, format!("cannot start runner runtime: {error}")),
+        Err(error) => {
+            return fail(
+                &shared,
+                runner::RunnerFailure::stopped(format!("cannot start runner runtime: {error}")),
+            )
+        }
     };
     let mut head = shared.log.watch_head();
     loop {
@@ -859,7 +869,7 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .expect("engine lock")
             .step(None, EVENTS_PER_BATCH);
         let position = match outcome {
-            Err(error) => return fail(&shared, error.to_string()),
+            Err(error) => return fail(&shared, runner::RunnerFailure::of(&error)),
             Ok(outcome) if outcome.applied > 0 => continue,
             Ok(outcome) => outcome.position,
         };
@@ -879,7 +889,7 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn fail(shared: &Shared, failure: String) {
+fn fail(shared: &Shared, failure: runner::RunnerFailure) {
     *shared.failure.lock().expect("failure lock") = Some(failure);
     for progress in &shared.progress {
         progress.notify_failure();

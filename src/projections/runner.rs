@@ -175,17 +175,68 @@ impl Model {
     }
 }
 
+/// Why the runner stopped: its message, and whether stored data failed its checks (then every
+/// query answers DATA_LOSS, naming the log position when the log's own checks failed, rather than
+/// UNAVAILABLE: waiting will not help).
+#[derive(Debug, Clone)]
+pub(crate) struct RunnerFailure {
+    message: String,
+    /// None: not damage. Some(None): damage without a position (a payload that does not
+    /// decode). Some(Some(p)): a log record at position p failed its checks.
+    damage: Option<Option<u64>>,
+}
+
+impl RunnerFailure {
+    /// A failure that is not damage (UNAVAILABLE).
+    pub(crate) fn stopped(message: String) -> RunnerFailure {
+        RunnerFailure {
+            message,
+            damage: None,
+        }
+    }
+
+    /// The failure `error` stopped the runner with.
+    pub(crate) fn of(error: &ProjectionError) -> RunnerFailure {
+        let damage = match error {
+            ProjectionError::DataLoss(_) => Some(None),
+            ProjectionError::Log(crate::log::LogError::DataLoss { position, .. }) => Some(Some(*position)),
+            _ => None,
+        };
+        RunnerFailure {
+            message: error.to_string(),
+            damage,
+        }
+    }
+
+    /// What every later query answers.
+    pub(crate) fn error(&self) -> ProjectionError {
+        match self.damage {
+            None => ProjectionError::Stopped(self.message.clone()),
+            Some(None) => ProjectionError::DataLoss(self.message.clone()),
+            Some(Some(position)) => ProjectionError::Log(crate::log::LogError::DataLoss {
+                position,
+                reason: self.message.clone(),
+            }),
+        }
+    }
+
+    /// The message.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// How far one projection has got, observable by blocking and async waiters.
 pub(crate) struct Progress {
     name: ProjectionName,
     position: Mutex<u64>,
     changed: Condvar,
     watch: watch::Sender<u64>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<RunnerFailure>>>,
 }
 
 impl Progress {
-    fn new(name: ProjectionName, position: u64, failure: Arc<Mutex<Option<String>>>) -> Progress {
+    fn new(name: ProjectionName, position: u64, failure: Arc<Mutex<Option<RunnerFailure>>>) -> Progress {
         Progress {
             name,
             position: Mutex::new(position),
@@ -212,7 +263,7 @@ impl Progress {
         *self.position.lock().expect("progress lock")
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&self) -> Option<RunnerFailure> {
         self.failure.lock().expect("failure lock").clone()
     }
 
@@ -224,7 +275,7 @@ impl Progress {
                 return Ok(*position);
             }
             if let Some(failure) = self.failure() {
-                return Err(ProjectionError::Stopped(failure));
+                return Err(failure.error());
             }
             let now = Instant::now();
             if now >= deadline {
@@ -252,7 +303,7 @@ impl Progress {
                     return Ok(reached);
                 }
                 if let Some(failure) = self.failure() {
-                    return Err(ProjectionError::Stopped(failure));
+                    return Err(failure.error());
                 }
                 if receiver.changed().await.is_err() {
                     return Err(ProjectionError::Stopped("runner closed".into()));
@@ -340,7 +391,7 @@ impl Engine {
     /// Loads the snapshot (if any) and seeds the state map with its entity states.
     pub(crate) fn new(
         log: Log,
-        failure: Arc<Mutex<Option<String>>>,
+        failure: Arc<Mutex<Option<RunnerFailure>>>,
     ) -> ProjectionResult<(Engine, SnapshotLoad)> {
         let mut model = Model::default();
         let (snapshots, load) = Snapshots::open(&log, &mut model)?;

@@ -52,6 +52,9 @@ pub const READ_MODEL_CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
 pub const READ_MODEL_FLUSH_EVERY_MS: u64 = 5_000;
 /// Subdirectory of the data directory holding the read models' sled database.
 pub const READ_MODELS_DIR: &str = "readmodels";
+/// Where read-model files sled cannot open are moved (replacing an earlier one) before the read
+/// models are rebuilt from the log: derived data, kept only for the operator to look at.
+pub const DISCARDED_READ_MODELS_DIR: &str = "readmodels.discarded";
 
 const TREE: &str = "snapshot";
 const VERSION_KEY: &[u8] = b"V";
@@ -293,13 +296,38 @@ impl Snapshots {
     /// Opens the snapshot tree and loads it into `model` (leaving `model` empty when there is
     /// none or it cannot be read). Drops the read-model trees of earlier versions.
     pub(crate) fn open(log: &Log, model: &mut Model) -> ProjectionResult<(Snapshots, SnapshotLoad)> {
-        let db = open_database(log.data_dir())?;
+        // Files sled itself cannot read (its checksums fail on open) hold derived data only:
+        // they are moved aside to `readmodels.discarded` and the read models rebuilt from the log.
+        let (db, unreadable) = match open_database(log.data_dir()) {
+            Ok(db) => (db, None),
+            Err(ProjectionError::Log(crate::log::LogError::DataLoss { reason, .. })) => {
+                let path = log.data_dir().join(READ_MODELS_DIR);
+                let aside = log.data_dir().join(DISCARDED_READ_MODELS_DIR);
+                if aside.exists() {
+                    std::fs::remove_dir_all(&aside).map_err(crate::log::LogError::from)?;
+                }
+                std::fs::rename(&path, &aside).map_err(crate::log::LogError::from)?;
+                eprintln!(
+                    "dipledger: warning: the read-model snapshots are damaged ({reason}); moved to {} \
+                     and rebuilding the read models from the log",
+                    aside.display()
+                );
+                (open_database(log.data_dir())?, Some(reason))
+            }
+            Err(other) => return Err(other),
+        };
         for name in ProjectionName::ALL {
             db.drop_tree(format!("proj-{}", name.as_str()))?;
         }
         let tree = db.open_tree(TREE)?;
         let started = Instant::now();
-        let (meta, load) = match load(&tree, model) {
+        let loaded = match unreadable {
+            Some(reason) => Err(ProjectionError::DataLoss(format!(
+                "sled could not open them: {reason}"
+            ))),
+            None => load(&tree, model),
+        };
+        let (meta, load) = match loaded {
             Ok(None) => (Meta::default(), SnapshotLoad::Empty),
             Ok(Some((meta, records, bytes))) => (
                 meta,

@@ -155,6 +155,7 @@ fn stats_since(log: &Log, before: &dipledger::log::WriterStats) -> dipledger::lo
         journal_bytes: now.journal_bytes - before.journal_bytes,
         checkpoints: now.checkpoints - before.checkpoints,
         checkpoint_micros: now.checkpoint_micros - before.checkpoint_micros,
+        checkpoints_deferred: now.checkpoints_deferred - before.checkpoints_deferred,
     }
 }
 

@@ -262,3 +262,57 @@ pub(crate) mod sim {
         }
     }
 }
+
+#[cfg(any(test, feature = "test-hooks"))]
+pub(crate) mod faulty {
+    //! Test hook: a store that fails the next journal write or fdatasync with an injected error
+    //! (`Log::inject_fault`), around the real one.
+
+    use std::io;
+    use std::sync::Arc;
+
+    use super::{SegmentFile, SegmentStore};
+    use crate::log::{FaultPoint, FaultSlot};
+
+    pub(crate) struct FaultyStore {
+        pub(crate) inner: Arc<dyn SegmentStore>,
+        pub(crate) faults: Arc<FaultSlot>,
+    }
+
+    struct FaultySegment {
+        inner: Box<dyn SegmentFile>,
+        faults: Arc<FaultSlot>,
+    }
+
+    impl SegmentFile for FaultySegment {
+        fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+            self.faults.fail(FaultPoint::JournalWrite)?;
+            self.inner.write_at(offset, bytes)
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            self.faults.fail(FaultPoint::JournalSync)?;
+            self.inner.sync_data()
+        }
+    }
+
+    impl SegmentStore for FaultyStore {
+        fn list(&self) -> io::Result<Vec<u64>> {
+            self.inner.list()
+        }
+        fn read(&self, id: u64) -> io::Result<Vec<u8>> {
+            self.inner.read(id)
+        }
+        fn open(&self, id: u64) -> io::Result<Box<dyn SegmentFile>> {
+            Ok(Box::new(FaultySegment {
+                inner: self.inner.open(id)?,
+                faults: self.faults.clone(),
+            }))
+        }
+        fn create(&self, id: u64, bytes: u64) -> io::Result<Box<dyn SegmentFile>> {
+            Ok(Box::new(FaultySegment {
+                inner: self.inner.create(id, bytes)?,
+                faults: self.faults.clone(),
+            }))
+        }
+    }
+}
