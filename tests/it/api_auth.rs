@@ -33,6 +33,27 @@ fn every_rpc() -> Vec<(String, bool)> {
     rpcs
 }
 
+/// A RegisterSource request sent with the bearer token `token`.
+fn register_source_as(token: &str) -> tonic::Request<pb::RegisterSourceRequest> {
+    let mut request = tonic::Request::new(pb::RegisterSourceRequest {
+        header: Some(pb::CommandHeader::fresh()),
+        details: Some(pb::SourceDetails {
+            title: Some("A report".into()),
+            retrieved_at: Some(prost_types::Timestamp {
+                seconds: 1_736_899_200,
+                nanos: 0,
+            }),
+            language: "en".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
 /// The credentials a call can carry.
 #[derive(Debug, Clone)]
 enum Credential {
@@ -193,25 +214,7 @@ async fn commands_are_recorded_by_the_principal_and_a_revoked_token_stops_workin
     .unwrap();
     let harness = Harness::start_in(dir, Default::default()).await;
     let mut client = pb::command_service_client::CommandServiceClient::new(harness.channel().await);
-    let register = || {
-        let mut request = tonic::Request::new(pb::RegisterSourceRequest {
-            header: Some(pb::CommandHeader::fresh()),
-            details: Some(pb::SourceDetails {
-                title: Some("A report".into()),
-                retrieved_at: Some(prost_types::Timestamp {
-                    seconds: 1_736_899_200,
-                    nanos: 0,
-                }),
-                language: "en".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {secret}").parse().unwrap());
-        request
-    };
+    let register = || register_source_as(&secret);
     let recorded = client.register_source(register()).await.unwrap().into_inner();
     let stream_id = recorded.result.unwrap().stream_id;
     let stored = harness
@@ -260,25 +263,7 @@ async fn a_principal_over_its_rate_is_refused_while_another_still_records() {
     };
     let harness = Harness::start_in(dir, options).await;
     let mut client = pb::command_service_client::CommandServiceClient::new(harness.channel().await);
-    let source = |token: &str| {
-        let mut request = tonic::Request::new(pb::RegisterSourceRequest {
-            header: Some(pb::CommandHeader::fresh()),
-            details: Some(pb::SourceDetails {
-                title: Some("A report".into()),
-                retrieved_at: Some(prost_types::Timestamp {
-                    seconds: 1_736_899_200,
-                    nanos: 0,
-                }),
-                language: "en".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
-    };
+    let source = register_source_as;
     // A burst of one second's worth (2), then refused with a retry hint.
     let mut refused = None;
     for _ in 0..10 {
