@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/dipledger/v1/event_store.proto",
     "proto/dipledger/v1/commands.proto",
     "proto/dipledger/v1/query.proto",
+    "proto/dipledger/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -19,6 +19,7 @@ pub mod event_store;
 pub mod query;
 pub mod server;
 pub mod status;
+pub mod tokens;
 
 /// The generated protobuf messages and gRPC services of package `dipledger.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -43,7 +43,9 @@ use super::pb;
 use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
 use super::pb::query_service_server::QueryServiceServer;
+use super::pb::token_service_server::TokenServiceServer;
 use super::query::Query;
+use super::tokens::Tokens;
 use crate::auth::layer::AuthLayer;
 use crate::auth::tokens::TokenStore;
 use crate::ledger::Ledger;
@@ -370,6 +372,9 @@ pub async fn serve_with_listener(
             .tls_config(tls.config()?)
             .map_err(|error| ServerError::Tls(error.to_string()))?;
     }
+    let token_service = TokenServiceServer::new(Tokens::new(tokens.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let server = builder
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .layer(AuthLayer::new(tokens, options.principal_limits))
@@ -379,6 +384,7 @@ pub async fn serve_with_listener(
         .add_service(commands)
         .add_service(queries)
         .add_service(event_store)
+        .add_service(token_service)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
     let mut grace = stop.clone();
     let grace_expired = async move {

@@ -103,6 +103,7 @@ pub fn rule_for(path: &str) -> Rule {
         "grpc.health.v1.Health" => Rule::Open,
         "dipledger.v1.QueryService" | "dipledger.v1.EventStoreService" => Rule::Needs(Role::Reader),
         "dipledger.v1.CommandService" => Rule::Needs(Role::Recorder),
+        "dipledger.v1.TokenService" => Rule::Needs(Role::Admin),
         // Reflection describes the API to whoever may read it.
         "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
             Rule::Needs(Role::Reader)

@@ -33,25 +33,33 @@ fn every_rpc() -> Vec<(String, bool)> {
     rpcs
 }
 
-/// A RegisterSource request sent with the bearer token `token`.
-fn register_source_as(token: &str) -> tonic::Request<pb::RegisterSourceRequest> {
-    let mut request = tonic::Request::new(pb::RegisterSourceRequest {
-        header: Some(pb::CommandHeader::fresh()),
-        details: Some(pb::SourceDetails {
-            title: Some("A report".into()),
-            retrieved_at: Some(prost_types::Timestamp {
-                seconds: 1_736_899_200,
-                nanos: 0,
-            }),
-            language: "en".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+/// `message` as a request carrying the bearer token `token`.
+fn with_bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
+}
+
+/// A RegisterSource request sent with the bearer token `token`.
+fn register_source_as(token: &str) -> tonic::Request<pb::RegisterSourceRequest> {
+    with_bearer(
+        token,
+        pb::RegisterSourceRequest {
+            header: Some(pb::CommandHeader::fresh()),
+            details: Some(pb::SourceDetails {
+                title: Some("A report".into()),
+                retrieved_at: Some(prost_types::Timestamp {
+                    seconds: 1_736_899_200,
+                    nanos: 0,
+                }),
+                language: "en".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
 }
 
 /// The credentials a call can carry.
@@ -164,13 +172,13 @@ async fn every_rpc_with_every_credential_gets_exactly_the_status_of_the_table() 
             _ => None,
         })
         .unwrap();
-    let mut request = tonic::Request::new(pb::ReadAccessLogRequest {
-        after_seq: 0,
-        limit: 1_000,
-    });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {auditor}").parse().unwrap());
+    let request = with_bearer(
+        &auditor,
+        pb::ReadAccessLogRequest {
+            after_seq: 0,
+            limit: 1_000,
+        },
+    );
     let entries = harness
         .event_store()
         .await
@@ -298,10 +306,7 @@ async fn an_open_subscription_ends_unauthenticated_once_its_token_is_revoked() {
     let harness = Harness::start_in(dir, Default::default()).await;
     append_many(&harness.log, "party-LBY", 3, "party:LBY").await;
     let mut store = harness.event_store().await;
-    let mut request = tonic::Request::new(pb::SubscribeRequest::default());
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    let request = with_bearer(&secret, pb::SubscribeRequest::default());
     let mut stream = store.subscribe(request).await.unwrap().into_inner();
     next_message(&mut stream).await;
     tokens::update(harness.dir.path(), |file| {
@@ -321,4 +326,82 @@ async fn an_open_subscription_ends_unauthenticated_once_its_token_is_revoked() {
     .await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("revoked"), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_tokens_over_grpc_and_the_access_log_names_the_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let (_, admin) = tokens::update(dir.path(), |file| {
+        file.create("ops-admin", &[Role::Admin], None, now)
+    })
+    .unwrap();
+    let harness = Harness::start_in(dir, Default::default()).await;
+    let mut service = pb::token_service_client::TokenServiceClient::new(harness.channel().await);
+    let refused = service
+        .create_token(with_bearer(
+            &admin,
+            pb::CreateTokenRequest {
+                principal: "desk".into(),
+                roles: vec!["recorder".into(), "root".into()],
+                expires_at: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let created = service
+        .create_token(with_bearer(
+            &admin,
+            pb::CreateTokenRequest {
+                principal: "desk".into(),
+                roles: vec!["recorder".into()],
+                expires_at: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = created.token.unwrap();
+    assert_eq!(
+        (token.principal.as_str(), token.roles.as_slice()),
+        ("desk", &["recorder".to_owned()][..])
+    );
+    // The new token records (once the server has re-read the file).
+    let mut commands = pb::command_service_client::CommandServiceClient::new(harness.channel().await);
+    let deadline = Instant::now() + TOKEN_RELOAD_INTERVAL + Duration::from_secs(5);
+    while let Err(status) = commands
+        .register_source(register_source_as(&created.secret))
+        .await
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new token never worked: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = service
+        .list_tokens(with_bearer(&admin, pb::ListTokensRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.auth_enabled);
+    assert_eq!(listed.tokens.len(), 2);
+    assert!(!format!("{listed:?}").contains(&created.secret), "never listed");
+    let revoked = service
+        .revoke_token(with_bearer(
+            &admin,
+            pb::RevokeTokenRequest { id: token.id.clone() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.token.unwrap().revoked_at.is_some());
+    let written = dipledger::auth::access_log::read(harness.dir.path(), 0, 100).unwrap();
+    let by_admin: Vec<&str> = written
+        .iter()
+        .filter(|entry| entry.principal == "ops-admin")
+        .map(|entry| entry.action.as_str())
+        .collect();
+    assert_eq!(by_admin, ["token.create", "token.revoke"]);
 }
