@@ -132,3 +132,109 @@ async fn a_created_token_is_required_sent_recorded_and_revoked() {
     .await;
     assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role \"root\" is not one of"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_backup_carries_the_tokens_to_a_restored_directory() {
+    let original = tempfile::tempdir().unwrap();
+    let data_dir = original.path().to_str().unwrap().to_owned();
+    let created = dipledger(&[
+        "token",
+        "create",
+        "--data-dir",
+        &data_dir,
+        "--name",
+        "archivist",
+        "--role",
+        "recorder",
+    ])
+    .await;
+    let token = String::from_utf8_lossy(&created.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let harness = Harness::start_in(original, Default::default()).await;
+    let register = [
+        "source",
+        "register",
+        "--title",
+        "Report",
+        "--retrieved-at",
+        "2025-01-17",
+        "--server",
+    ];
+    let server = harness.server.uri();
+    let with_token: Vec<&str> = register
+        .iter()
+        .copied()
+        .chain([server.as_str(), "--token", &token])
+        .collect();
+    let recorded = until(true, &with_token).await;
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let Harness {
+        dir: original,
+        log,
+        server,
+    } = harness;
+    server.shutdown().await.unwrap();
+    drop(log);
+
+    // The procedure of docs/operations.md: export the events, restore them, copy the token file
+    // and the access log beside them.
+    let backup = original.path().join("backup.jsonl");
+    let exported = dipledger(&[
+        "export",
+        "--data-dir",
+        &data_dir,
+        "--out",
+        backup.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let restored = tempfile::tempdir().unwrap();
+    let restored_dir = restored.path().to_str().unwrap().to_owned();
+    let loaded = dipledger(&[
+        "restore",
+        "--data-dir",
+        &restored_dir,
+        "--from",
+        backup.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    for file in ["tokens.json", "access.jsonl"] {
+        std::fs::copy(original.path().join(file), restored.path().join(file)).unwrap();
+    }
+
+    let harness = Harness::start_in(restored, Default::default()).await;
+    let server = harness.server.uri();
+    let without: Vec<&str> = register.iter().copied().chain([server.as_str()]).collect();
+    let refused = dipledger(&without).await;
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"),
+        "authentication is still on"
+    );
+    let with_token: Vec<&str> = register
+        .iter()
+        .copied()
+        .chain([server.as_str(), "--token", &token])
+        .collect();
+    let recorded = dipledger(&with_token).await;
+    assert!(
+        recorded.status.success(),
+        "the old token works on the restored directory"
+    );
+    assert_eq!(harness.log.head(), 2, "the restored event and the new one");
+}
