@@ -381,21 +381,26 @@ pub fn check_party_code(code: &str) -> Result<(), String> {
 /// Most characters of a value an error message repeats (the API's `status::MAX_ECHOED_CHARS`).
 pub const MAX_QUOTED_CHARS: usize = 64;
 
+/// The first `max_chars` characters of `text`, or None when it is no longer than that.
+fn head(text: &str, max_chars: usize) -> Option<&str> {
+    text.char_indices().nth(max_chars).map(|(end, _)| &text[..end])
+}
+
 /// `text` whole up to `max_chars` characters, else its first `max_chars` and `… (N bytes)`:
 /// the one way an error repeats a value, so an answer never echoes a huge input.
 pub fn cut(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(max_chars) {
+    match head(text, max_chars) {
         None => std::borrow::Cow::Borrowed(text),
-        Some((end, _)) => std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len())),
+        Some(head) => std::borrow::Cow::Owned(format!("{head}… ({} bytes)", text.len())),
     }
 }
 
 /// A value as domain messages quote it: in double quotes, cut as [`cut`] does after
 /// [`MAX_QUOTED_CHARS`] characters.
 pub fn quoted(value: &str) -> String {
-    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+    match head(value, MAX_QUOTED_CHARS) {
         None => format!("{value:?}"),
-        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
+        Some(head) => format!("{head:?}… ({} bytes)", value.len()),
     }
 }
 

@@ -21,7 +21,8 @@ async fn dipledger(args: &[&str]) -> std::process::Output {
 }
 
 /// Runs `args` until its exit status is `success` (the server re-reads the token file within
-/// its reload interval), at most a few seconds; returns the last output.
+/// its reload interval), at most a few seconds; returns the last output. Each run is a whole
+/// process and a round trip to the server, which paces the loop: nothing sleeps.
 async fn until(success: bool, args: &[&str]) -> std::process::Output {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -29,7 +30,6 @@ async fn until(success: bool, args: &[&str]) -> std::process::Output {
         if output.status.success() == success || Instant::now() > deadline {
             return output;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
