@@ -167,7 +167,15 @@ struct Inner {
     locks: Vec<tokio::sync::Mutex<()>>,
     /// How far past the clock a valid time may lie, in microseconds.
     future_allowance_micros: std::sync::atomic::AtomicI64,
+    /// Test hook: run once between a command's decision and its append (see `before_next_append`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    before_append: std::sync::Mutex<Option<BeforeAppend>>,
 }
+
+/// A test hook's work, run between a decision and its append.
+#[cfg(any(test, feature = "test-hooks"))]
+type BeforeAppend =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
 
 impl Inner {
     fn stripe(stream_id: &str) -> usize {
@@ -232,6 +240,8 @@ impl Ledger {
                 future_allowance_micros: std::sync::atomic::AtomicI64::new(
                     DEFAULT_FUTURE_ALLOWANCE.as_micros() as i64,
                 ),
+                #[cfg(any(test, feature = "test-hooks"))]
+                before_append: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -275,6 +285,28 @@ impl Ledger {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Test hook: the next single command this ledger decides runs `work` after its decision and
+    /// before its append, once (a race made on purpose: `work` can move the entity on).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn before_next_append<F>(&self, work: impl FnOnce() -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let hook: BeforeAppend = Box::new(move || Box::pin(work()));
+        *self.inner.before_append.lock().expect("hook lock") = Some(hook);
+    }
+
+    /// Runs the test hook set by `before_next_append`, if any.
+    async fn run_before_append(&self) {
+        #[cfg(any(test, feature = "test-hooks"))]
+        {
+            let hook = self.inner.before_append.lock().expect("hook lock").take();
+            if let Some(hook) = hook {
+                hook().await;
+            }
+        }
+    }
+
     /// The log written to.
     pub fn log(&self) -> &Log {
         &self.inner.log
@@ -298,6 +330,7 @@ impl Ledger {
                     .replayed
                     .unwrap_or_else(|| CommandOutcome::unchanged(decided.stream_id, decided.version)));
             };
+            self.run_before_append().await;
             match self.inner.log.append(request).await {
                 Ok(result) => {
                     self.cache_if_as_decided(&expected, std::slice::from_ref(&result), states);
