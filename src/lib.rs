@@ -21,6 +21,7 @@ pub mod domain;
 pub mod encoding;
 pub mod ledger;
 pub mod log;
+pub mod merkle;
 pub mod projections;
 pub mod sample;
 #[cfg(any(test, feature = "test-hooks"))]
