@@ -16,6 +16,7 @@
 //! `src/cli/`: benchmarks, the load generator, the demo) is a thin CLI over this library.
 pub mod analyst;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod domain;
 pub mod encoding;

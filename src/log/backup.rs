@@ -220,6 +220,7 @@ pub fn restore_jsonl(
     let mut first_in_batch = 1u64;
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut pending: Option<PendingCommand> = None;
+    let mut merkle = super::tree::TreeState::default();
     let mut position = 0u64;
     let mut line_number = 0u64;
     let mut text = String::new();
@@ -315,7 +316,16 @@ pub fn restore_jsonl(
                 fingerprint,
             });
         }
+        // The Merkle tiles go into the same batches as the records they cover.
+        let mut tiles = Vec::new();
+        merkle.push(checked.leaf_hash, &mut tiles);
         records.push(record);
+        merkle.trim(merkle.size());
+        entries.extend(
+            tiles
+                .into_iter()
+                .map(|(level, index, bytes)| (super::tree::tile_key(level, index).to_vec(), bytes)),
+        );
         if records.len() >= RESTORE_BATCH_RECORDS {
             write_batch(
                 &tree,

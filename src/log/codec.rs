@@ -68,6 +68,12 @@ pub fn encode_record(envelope: &Envelope, previous_chain: &Hash) -> LogResult<(V
     Ok((record, chain))
 }
 
+/// The leaf hash stored in a record the writer just built (bytes `[len - 68, len - 36)`).
+pub(crate) fn stored_leaf_hash(record: &[u8]) -> Hash {
+    let at = record.len() - TRAILER_BYTES;
+    record[at..at + 32].try_into().expect("32 bytes")
+}
+
 /// The parts of a record whose framing and checksum are intact.
 pub struct CheckedRecord<'a> {
     /// The canonical envelope bytes.

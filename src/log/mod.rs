@@ -31,8 +31,10 @@ pub mod keys;
 pub mod limits;
 #[cfg(test)]
 mod power_cut_tests;
+mod proofs;
 mod reader;
 pub mod recovery;
+pub mod tree;
 mod writer;
 
 use std::fs::File;
@@ -50,6 +52,7 @@ pub use envelope::{
     ReadAllPage, RecordedEvent,
 };
 pub use error::{LogError, LogResult};
+pub use proofs::Leaf;
 pub use recovery::VerifyReport;
 
 use limits::*;
@@ -328,6 +331,7 @@ impl Log {
             db.flush()?;
         }
         recovery::check_on_open(&tree, &head, config.verify_on_open)?;
+        let merkle = Log::load_tree(&tree, head.position)?;
         let recovery_report = RecoveryReport {
             replayed_frames: recovered.replay.len() as u64,
             replayed_events: head.position - sled_head,
@@ -342,6 +346,7 @@ impl Log {
         let shared = Arc::new(Shared {
             #[cfg(any(test, feature = "test-hooks"))]
             faults,
+            tree: std::sync::Mutex::new(merkle),
             ..Shared::default()
         });
         shared.applied.store(head.position, Ordering::SeqCst);
@@ -387,6 +392,18 @@ impl Log {
                 disk,
             }),
         })
+    }
+
+    /// The Merkle tree of the first `head` records: stored tiles, and the tiles missing after a
+    /// journal replay or a restore rebuilt from the records' leaf hashes and stored.
+    fn load_tree(tree: &sled::Tree, head: u64) -> LogResult<self::tree::TreeState> {
+        let mut cursor = reader::RecordCursor::new(tree);
+        let (state, missing) =
+            self::tree::load(tree, head, |position| Ok(*cursor.read(position)?.leaf_hash()))?;
+        if !missing.is_empty() {
+            self::tree::store_tiles(tree, missing)?;
+        }
+        Ok(state)
     }
 
     fn journal_store(config: &LogConfig) -> LogResult<Arc<dyn journal::store::SegmentStore>> {

@@ -127,6 +127,30 @@ fn check_record_fully(
     Ok((event, chain))
 }
 
+/// Adds a record's leaf to the tree rebuilt from the records and compares every tile it
+/// completes with the stored one (`verify` opens the log first, and open stores every tile a
+/// replay left missing, so all full tiles exist).
+fn check_tiles(tree: &sled::Tree, merkle: &mut super::tree::TreeState, leaf: &Hash) -> LogResult<()> {
+    let mut tiles = Vec::new();
+    merkle.push(*leaf, &mut tiles);
+    for (level, index, expected) in tiles {
+        let stored = super::tree::read_tile(tree, level, index)?;
+        let stored: Vec<u8> = stored.iter().flat_map(|hash| hash.iter().copied()).collect();
+        if stored != expected {
+            let first = index * crate::merkle::tile::TILE_WIDTH.pow(level + 1);
+            let at = (0..expected.len() / 32)
+                .find(|i| stored[i * 32..(i + 1) * 32] != expected[i * 32..(i + 1) * 32])
+                .unwrap_or(0) as u64;
+            return Err(LogError::DataLoss {
+                position: first + at * crate::merkle::tile::TILE_WIDTH.pow(level) + 1,
+                reason: format!("the stored Merkle tree (tile {level}/{index}) disagrees with the records"),
+            });
+        }
+    }
+    merkle.trim(merkle.size());
+    Ok(())
+}
+
 fn check_order(event: &RecordedEvent, previous_recorded_at: &mut Timestamp) -> LogResult<()> {
     if event.envelope().recorded_at < *previous_recorded_at {
         return Err(LogError::DataLoss {
@@ -179,9 +203,11 @@ pub fn verify(tree: &sled::Tree, progress: &mut dyn FnMut(u64, u64)) -> LogResul
     let mut recorded_at = Timestamp::EPOCH;
     let mut versions: HashMap<String, u64> = HashMap::new();
     let mut commands: HashSet<Uuid> = HashSet::new();
+    let mut merkle = super::tree::TreeState::default();
     for position in 1..=head.position {
         let (event, next_chain) = check_record_fully(&mut cursor, position, &chain)?;
         chain = next_chain;
+        check_tiles(tree, &mut merkle, event.leaf_hash())?;
         check_order(&event, &mut recorded_at)?;
         check_indexes(tree, &event)?;
         let envelope = event.envelope();

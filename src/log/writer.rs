@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) applied: AtomicU64,
     /// The last position sled holds durably (its last flush, or what was recovered on open).
     pub(crate) checkpointed: AtomicU64,
+    /// The Merkle tree as far as applied (tiles completed go into each commit's batch).
+    pub(crate) tree: Mutex<super::tree::TreeState>,
 }
 
 /// Counters of the writer's work since open.
@@ -310,6 +312,12 @@ impl Writer {
 
     /// Packs the group's records into chunks and applies everything in one atomic batch.
     fn apply(&mut self, group: &mut Staged, new_head: &HeadMeta) -> LogResult<()> {
+        let tiles = self.grow_tree(&group.records);
+        group.entries.extend(
+            tiles
+                .into_iter()
+                .map(|(level, index, bytes)| (super::tree::tile_key(level, index).to_vec(), bytes)),
+        );
         let (batch, next_position) = keys::commit_batch(
             self.head.position + 1,
             group.records.drain(..),
@@ -321,6 +329,11 @@ impl Writer {
         #[cfg(any(test, feature = "test-hooks"))]
         self.shared.faults.fail(super::FaultPoint::SledApply)?;
         self.tree.apply_batch(batch)?;
+        self.shared
+            .tree
+            .lock()
+            .expect("tree lock")
+            .trim(new_head.position);
         let stats = &self.shared.stats;
         stats
             .apply_micros
@@ -331,6 +344,18 @@ impl Writer {
             .fetch_add(new_head.position - self.head.position, Ordering::Relaxed);
         self.shared.applied.store(new_head.position, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Adds the group's leaves to the Merkle tree; returns the full tiles they complete (about
+    /// one hash per leaf).
+    fn grow_tree(&self, records: &[Vec<u8>]) -> Vec<super::tree::NewTile> {
+        let mut tiles = Vec::new();
+        let mut tree = self.shared.tree.lock().expect("tree lock");
+        for record in records {
+            tree.push(super::codec::stored_leaf_hash(record), &mut tiles);
+        }
+        debug_assert_eq!(tree.size(), self.head.position + records.len() as u64);
+        tiles
     }
 
     /// Decides the requests of one op against what is applied plus what this group already
