@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/dipledger/v1/commands.proto",
     "proto/dipledger/v1/query.proto",
     "proto/dipledger/v1/admin.proto",
+    "proto/dipledger/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

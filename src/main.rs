@@ -50,6 +50,10 @@ enum Command {
     /// token turns authentication on for the directory, for good.
     #[command(subcommand)]
     Token(cli::token::TokenVerb),
+    /// Verifiable history: the verifier key, signed checkpoints, inclusion and consistency
+    /// proofs, offline verification of proofs and exports, and the witness (`watch`).
+    #[command(subcommand)]
+    Audit(cli::audit::AuditVerb),
     /// Record party commands: register, correct.
     #[command(subcommand)]
     Party(cli::record::PartyVerb),
@@ -226,6 +230,20 @@ struct ServeArgs {
     #[arg(long, default_value_t = dipledger::auth::limits::DEFAULT_COMMANDS_PER_SECOND,
           value_parser = clap::value_parser!(u32).range(1..))]
     commands_per_second_per_principal: u32,
+    /// Sign checkpoints with this Ed25519 key (PKCS#8 PEM) instead of the data directory's own
+    /// (`<data dir>/audit/signing-key.pem`, made on first start).
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+    /// Longest time, in milliseconds, between a commit and a signed checkpoint covering it.
+    #[arg(long, default_value_t = dipledger::audit::checkpoints::DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(
+              dipledger::audit::checkpoints::MIN_CHECKPOINT_INTERVAL.as_millis() as u64
+              ..=dipledger::audit::checkpoints::MAX_CHECKPOINT_INTERVAL.as_millis() as u64))]
+    sign_interval_ms: u64,
+    /// Sign a checkpoint at once when this many events are unsigned.
+    #[arg(long, default_value_t = dipledger::audit::checkpoints::DEFAULT_CHECKPOINT_EVENTS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    sign_every_events: u64,
 }
 
 /// `tail`'s flags.
@@ -316,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(match cli.command {
         Command::Serve(args) => serve(&runtime, args)?,
         Command::Token(verb) => print(cli::token::token(verb)?),
+        Command::Audit(verb) => runtime.block_on(cli::audit::run(verb))?,
         Command::Verify { data_dir } => verify(&data_dir)?,
         Command::Export {
             data_dir,
@@ -386,6 +405,11 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
             principal_limits: dipledger::auth::limits::PrincipalLimits {
                 max_in_flight: args.max_in_flight_per_principal as usize,
                 commands_per_second: args.commands_per_second_per_principal,
+            },
+            signing_key: args.signing_key,
+            checkpoint_policy: dipledger::audit::CheckpointPolicy {
+                interval: std::time::Duration::from_millis(args.sign_interval_ms),
+                every_events: args.sign_every_events,
             },
         },
         insecure: args.insecure,

@@ -12,6 +12,7 @@
 //!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
 
+pub mod audit;
 pub mod commands;
 pub mod convert;
 pub mod decode_errors;

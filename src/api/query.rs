@@ -138,7 +138,7 @@ fn request_paths(error: ProjectionError) -> ProjectionError {
 
 /// The wait a request allows: 90% of its `grpc-timeout` (so the UNAVAILABLE answer arrives
 /// before the client gives up), else the default; at most MAX_WAIT.
-fn deadline_of<T>(request: &Request<T>) -> Duration {
+pub(crate) fn deadline_of<T>(request: &Request<T>) -> Duration {
     let timeout = request
         .metadata()
         .get("grpc-timeout")

@@ -36,16 +36,19 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use super::audit::Audit;
 use super::commands::Commands;
 use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
 use super::pb;
+use super::pb::audit_service_server::AuditServiceServer;
 use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
 use super::pb::query_service_server::QueryServiceServer;
 use super::pb::token_service_server::TokenServiceServer;
 use super::query::Query;
 use super::tokens::Tokens;
+use crate::audit::{Checkpoints, LedgerKeys};
 use crate::auth::layer::AuthLayer;
 use crate::auth::tokens::TokenStore;
 use crate::ledger::Ledger;
@@ -98,6 +101,12 @@ pub enum ServerError {
     /// The reflection service could not be built from the descriptors.
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The ledger's identity or signing key could not be read or made.
+    #[error("the signing key: {0}")]
+    Keys(#[from] crate::audit::keys::KeyError),
+    /// The stored checkpoints could not be read.
+    #[error("checkpoints: {0}")]
+    Checkpoints(#[from] crate::audit::checkpoints::CheckpointError),
     /// The token file could not be read.
     #[error("reading the tokens: {0}")]
     Tokens(#[from] crate::auth::tokens::TokenFileError),
@@ -127,6 +136,10 @@ pub struct ServerOptions {
     pub tls: Option<TlsOptions>,
     /// Requests in flight and commands per second of each authenticated principal.
     pub principal_limits: crate::auth::limits::PrincipalLimits,
+    /// The checkpoint signing key (PKCS#8 PEM) instead of the data directory's own.
+    pub signing_key: Option<PathBuf>,
+    /// When checkpoints are signed.
+    pub checkpoint_policy: crate::audit::CheckpointPolicy,
 }
 
 /// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
@@ -182,6 +195,8 @@ impl Default for ServerOptions {
             require_auth: false,
             tls: None,
             principal_limits: Default::default(),
+            signing_key: None,
+            checkpoint_policy: Default::default(),
         }
     }
 }
@@ -339,6 +354,11 @@ pub async fn serve_with_listener(
         }
     }
     let projections = Arc::new(projections);
+    let checkpoints = open_checkpoints(&log, options.signing_key.clone()).await?;
+    tokio::spawn(checkpoints.clone().run(options.checkpoint_policy, stop.clone()));
+    let audit = AuditServiceServer::new(Audit::new(log.clone(), checkpoints))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let queries = QueryServiceServer::new(Query::new(projections.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -385,6 +405,7 @@ pub async fn serve_with_listener(
         .add_service(queries)
         .add_service(event_store)
         .add_service(token_service)
+        .add_service(audit)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
     let mut grace = stop.clone();
     let grace_expired = async move {
@@ -400,6 +421,25 @@ pub async fn serve_with_listener(
     // Stop the read-model runner (it finishes its batch) off the async threads.
     tokio::task::spawn_blocking(move || drop(projections)).await?;
     Ok(())
+}
+
+/// The ledger's keys and its checkpoint signer (which signs the head now), off the async threads.
+async fn open_checkpoints(log: &Log, signing_key: Option<PathBuf>) -> Result<Checkpoints, ServerError> {
+    let log = log.clone();
+    let checkpoints = tokio::task::spawn_blocking(move || {
+        let keys = LedgerKeys::open(log.data_dir(), signing_key.as_deref())?;
+        Checkpoints::open(log, keys).map_err(ServerError::from)
+    })
+    .await??;
+    eprintln!(
+        "dipledger: checkpoints signed as {} (verifier key {})",
+        checkpoints.origin(),
+        checkpoints.verifier().to_vkey()
+    );
+    if let Some(reason) = checkpoints.refused() {
+        eprintln!("dipledger: WARNING: no new checkpoints will be signed: {reason}");
+    }
+    Ok(checkpoints)
 }
 
 /// A server running in the background (for tests and embedding).

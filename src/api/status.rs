@@ -135,6 +135,16 @@ pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -
     }])
 }
 
+/// OUT_OF_RANGE for one field of the request (a size or position past the head).
+pub fn out_of_range_field(field: &str, description: String) -> Status {
+    let violation = PbFieldViolation::new(field, cut(&description, MAX_VIOLATION_TEXT_CHARS));
+    bounded(
+        Code::OutOfRange,
+        format!("{field}: {description}"),
+        ErrorDetails::with_bad_request(vec![violation]),
+    )
+}
+
 /// The status of a command the ledger did not record. Field paths of domain validation are
 /// mapped to the request's proto paths (`provenance.sources[0]` -> `sources[0]`).
 pub fn from_ledger_error(error: LedgerError) -> Status {

@@ -141,8 +141,8 @@ impl Checkpoints {
         let mut latest = self.inner.latest.subscribe();
         let covered =
             |signed: &Option<Signed>| signed.as_ref().is_some_and(|s| s.checkpoint.size >= position);
-        let arrived = tokio::time::timeout(wait, latest.wait_for(covered)).await;
-        if !matches!(arrived, Ok(Ok(_))) {
+        let arrived = tokio::time::timeout(wait, async { latest.wait_for(covered).await.is_ok() }).await;
+        if arrived != Ok(true) {
             return Ok(None);
         }
         let log = self.inner.log.clone();

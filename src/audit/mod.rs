@@ -10,3 +10,4 @@ pub mod note;
 pub use checkpoints::{CheckpointPolicy, Checkpoints, Signed};
 pub use keys::LedgerKeys;
 pub use note::{Checkpoint, NoteSigner, NoteVerifier};
+pub mod verify;

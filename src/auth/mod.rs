@@ -101,7 +101,10 @@ pub fn rule_for(path: &str) -> Rule {
     }
     match service {
         "grpc.health.v1.Health" => Rule::Open,
-        "dipledger.v1.QueryService" | "dipledger.v1.EventStoreService" => Rule::Needs(Role::Reader),
+        // Whoever may read may verify.
+        "dipledger.v1.QueryService" | "dipledger.v1.EventStoreService" | "dipledger.v1.AuditService" => {
+            Rule::Needs(Role::Reader)
+        }
         "dipledger.v1.CommandService" => Rule::Needs(Role::Recorder),
         "dipledger.v1.TokenService" => Rule::Needs(Role::Admin),
         // Reflection describes the API to whoever may read it.

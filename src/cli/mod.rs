@@ -2,9 +2,11 @@
 //! the library).
 //! - `read`: the reading verbs over gRPC (`relation`, `history`, `tail`, `show`, `list`).
 //! - `record`: recording verbs, one per command (`party register`, `meeting held`, ...).
+//! - `audit`: `dipledger audit ...`: verifier key, proofs, offline verification, witness.
 //! - `demo`: `dipledger demo`.
 //! - `token`: `dipledger token create|list|revoke` on a data directory's token file.
 
+pub mod audit;
 pub mod demo;
 pub mod read;
 pub mod record;

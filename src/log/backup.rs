@@ -77,6 +77,32 @@ pub struct ExportLine {
     pub chain_hash: String,
 }
 
+impl ExportLine {
+    /// The envelope the line describes: its canonical bytes are the leaf input of the
+    /// line's position (docs/storage.md).
+    pub fn to_envelope(&self) -> Result<Envelope, String> {
+        Ok(Envelope {
+            position: self.position,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            command_id: self.command_id,
+            occurred_at: OccurredAt::new(
+                Timestamp::from_unix_micros(self.occurred_at_micros),
+                self.occurred_precision,
+            ),
+            recorded_at: Timestamp::from_unix_micros(self.recorded_at_micros),
+            recorded_by: self.recorded_by.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            tags: self.tags.clone(),
+            payload: from_hex(&self.payload_hex).ok_or("payload_hex is not hex")?,
+        })
+    }
+}
+
 /// Lowercase hex of bytes.
 pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -258,28 +284,9 @@ pub fn restore_jsonl(
             return Err(bad("recorded_at decreases".into()));
         }
         last_recorded_at = Timestamp::from_unix_micros(line.recorded_at_micros);
-        let payload = from_hex(&line.payload_hex).ok_or_else(|| bad("payload_hex is not hex".into()))?;
+        let envelope = line.to_envelope().map_err(bad)?;
         let fingerprint = hash_from_hex(&line.command_fingerprint)
             .ok_or_else(|| bad("command_fingerprint is not a hash".into()))?;
-        let envelope = Envelope {
-            position,
-            stream_id: line.stream_id.clone(),
-            stream_version: line.stream_version,
-            event_id: line.event_id,
-            event_type: line.event_type,
-            schema_version: line.schema_version,
-            command_id: line.command_id,
-            occurred_at: OccurredAt::new(
-                Timestamp::from_unix_micros(line.occurred_at_micros),
-                line.occurred_precision,
-            ),
-            recorded_at: last_recorded_at,
-            recorded_by: line.recorded_by,
-            correlation_id: line.correlation_id,
-            causation_id: line.causation_id,
-            tags: line.tags,
-            payload,
-        };
         let (record, next_chain) = encode_record(&envelope, &chain).map_err(|e| bad(e.to_string()))?;
         let checked = super::codec::check_record(position, &record)?;
         if to_hex(&checked.leaf_hash) != line.leaf_hash.to_lowercase() {
