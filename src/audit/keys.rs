@@ -122,6 +122,7 @@ fn ledger_id(dir: &Path) -> Result<Uuid, KeyError> {
     if !path.exists() {
         write_new(&path, format!("{}\n", Uuid::now_v7()).as_bytes())?;
     }
+    // (If another process made it first, its id stands.)
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     Uuid::parse_str(text.trim()).map_err(|error| KeyError::Malformed {
         path,
@@ -155,15 +156,26 @@ fn read_or_create_key(path: &Path) -> Result<SigningKey, KeyError> {
     read_key(path)
 }
 
-/// Writes a new file readable by its owner only, durably (file and directory synced).
+/// Writes a new file readable by its owner only, durably (file and directory synced), unless
+/// it exists: the bytes go to a temporary file first and are linked into place, so a server
+/// and a CLI command making the same file at once never see half of it; the loser reads the
+/// winner's file.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let temporary = path.with_extension(format!("{}.tmp", Uuid::now_v7().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(bytes).map_err(io(path))?;
-    file.sync_all().map_err(io(path))?;
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let _ = std::fs::remove_file(&temporary);
+    linked.map_err(io(path))?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)
             .and_then(|dir| dir.sync_all())
@@ -175,6 +187,23 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_processes_making_the_identity_at_once_agree_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || LedgerKeys::open(&path, None).unwrap())
+            })
+            .collect();
+        let keys: Vec<LedgerKeys> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        for other in &keys[1..] {
+            assert_eq!(other.ledger_id, keys[0].ledger_id);
+            assert_eq!(other.verifier(), keys[0].verifier());
+        }
+    }
 
     #[test]
     fn the_identity_and_key_are_made_once_private_and_kept() {

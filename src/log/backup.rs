@@ -148,8 +148,15 @@ pub fn export_jsonl(log: &Log, out: &mut dyn Write, progress: &mut dyn FnMut(u64
             MAX_READ_PAGE_EVENTS,
             &EventFilter::default(),
         )?;
-        for event in &page.events {
+        let in_tree = log.tree_leaves(position, page.events.len() as u64)?;
+        for (event, leaf) in page.events.iter().zip(&in_tree) {
             let envelope = event.envelope();
+            if event.leaf_hash() != leaf {
+                return Err(LogError::DataLoss {
+                    position: envelope.position,
+                    reason: "the record's hash disagrees with the Merkle tree".into(),
+                });
+            }
             let fingerprint = match fingerprints.get(&envelope.command_id) {
                 Some(fingerprint) => *fingerprint,
                 None => {

@@ -82,6 +82,21 @@ impl Log {
         Ok(hashes.iter().flat_map(|hash| hash.iter().copied()).collect())
     }
 
+    /// The tree's leaf hashes of positions `first..first + count` (all at most the head).
+    pub fn tree_leaves(&self, first: u64, count: u64) -> LogResult<Vec<Hash>> {
+        use crate::merkle::tile::TileSource;
+        self.check_size((first + count).saturating_sub(1))?;
+        let reader = self.tree_reader();
+        let mut leaves = Vec::with_capacity(count as usize);
+        let (mut index, end) = (first.saturating_sub(1), first.saturating_sub(1) + count);
+        while index < end {
+            let in_tile = (TILE_WIDTH - index % TILE_WIDTH).min(end - index);
+            leaves.extend(reader.entries(0, index, in_tile)?);
+            index += in_tile;
+        }
+        Ok(leaves)
+    }
+
     /// The leaf input of the record at `position`, checked against its checksum, its stored
     /// leaf hash and the tree's leaf; any disagreement is `DataLoss` at the position.
     pub fn leaf(&self, position: u64) -> LogResult<Leaf> {

@@ -6,6 +6,7 @@
 //! - [`log`]: temporary logs, drafts and requests, a deterministic random generator.
 //! - [`projections`]: a log with the read models over it, and the commands the read-model tests
 //!   record.
+//! - [`tamper`]: a careful forger's rewrites of records, tiles and checkpoints.
 
 #![allow(dead_code)]
 
@@ -14,3 +15,4 @@ pub mod commands;
 pub mod domain;
 pub mod log;
 pub mod projections;
+pub mod tamper;
