@@ -113,6 +113,8 @@ pub struct WriterStats {
     pub checkpoint_micros: u64,
     /// Checkpointer rounds that found less than the minimum of free disk space and waited.
     pub checkpoints_deferred: u64,
+    /// Time spent growing the Merkle tree (hashing the new leaves into tiles), in nanoseconds.
+    pub tree_nanos: u64,
 }
 
 /// What opening the log found in the journal.
@@ -644,6 +646,7 @@ impl Log {
             checkpoints: stats.checkpoints.load(Ordering::Relaxed),
             checkpoint_micros: stats.checkpoint_micros.load(Ordering::Relaxed),
             checkpoints_deferred: stats.checkpoints_deferred.load(Ordering::Relaxed),
+            tree_nanos: stats.tree_nanos.load(Ordering::Relaxed),
         }
     }
 

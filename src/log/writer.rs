@@ -87,6 +87,7 @@ pub(crate) struct WriterStats {
     pub(crate) checkpoints: std::sync::atomic::AtomicU64,
     pub(crate) checkpoint_micros: std::sync::atomic::AtomicU64,
     pub(crate) checkpoints_deferred: std::sync::atomic::AtomicU64,
+    pub(crate) tree_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -349,12 +350,17 @@ impl Writer {
     /// Adds the group's leaves to the Merkle tree; returns the full tiles they complete (about
     /// one hash per leaf).
     fn grow_tree(&self, records: &[Vec<u8>]) -> Vec<super::tree::NewTile> {
+        let started = Instant::now();
         let mut tiles = Vec::new();
         let mut tree = self.shared.tree.lock().expect("tree lock");
         for record in records {
             tree.push(super::codec::stored_leaf_hash(record), &mut tiles);
         }
         debug_assert_eq!(tree.size(), self.head.position + records.len() as u64);
+        self.shared
+            .stats
+            .tree_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         tiles
     }
 

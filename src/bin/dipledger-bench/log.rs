@@ -156,6 +156,7 @@ fn stats_since(log: &Log, before: &dipledger::log::WriterStats) -> dipledger::lo
         checkpoints: now.checkpoints - before.checkpoints,
         checkpoint_micros: now.checkpoint_micros - before.checkpoint_micros,
         checkpoints_deferred: now.checkpoints_deferred - before.checkpoints_deferred,
+        tree_nanos: now.tree_nanos - before.tree_nanos,
     }
 }
 
@@ -197,12 +198,21 @@ pub fn run(dir: &Path, events: u64, prefill: u64, cache_capacity_bytes: u64) -> 
 /// A plain-text table of a report.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{:<28} {:>8} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
-        "workload", "events", "seconds", "events/s", "p50 us", "p99 us", "ev/commit", "apply us", "sync us"
+        "{:<28} {:>8} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+        "workload",
+        "events",
+        "seconds",
+        "events/s",
+        "p50 us",
+        "p99 us",
+        "ev/commit",
+        "apply us",
+        "sync us",
+        "tree ns/ev"
     );
     for w in &report.workloads {
         out.push_str(&format!(
-            "{:<28} {:>8} {:>10.3} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}\n",
+            "{:<28} {:>8} {:>10.3} {:>12.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.0}\n",
             w.name,
             w.events,
             w.seconds,
@@ -212,6 +222,7 @@ pub fn table(report: &BenchReport) -> String {
             w.writer.events as f64 / w.writer.commits.max(1) as f64,
             w.writer.apply_micros as f64 / w.writer.commits.max(1) as f64,
             w.writer.sync_micros as f64 / w.writer.syncs.max(1) as f64,
+            w.writer.tree_nanos as f64 / w.writer.events.max(1) as f64,
         ));
     }
     out.push_str(&format!(

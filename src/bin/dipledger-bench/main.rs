@@ -8,6 +8,7 @@
 //! - `workloads`: W1-W6 against a running server over gRPC.
 //! - `append-loop` (hidden): appends until killed, for the SIGKILL crash test.
 
+mod audit;
 mod log;
 mod workloads;
 
@@ -82,6 +83,16 @@ enum Command {
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
     },
+    /// Verifiable history at scale: fill a log, time inclusion and consistency proofs over
+    /// gRPC at random positions, export it and time the offline verify-export.
+    Audit {
+        /// Events in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Proofs of each kind timed.
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+    },
     /// Drive a running server over gRPC with workloads W1-W6 (bounded in count and time) and
     /// print a table, or JSON with --json. Writes parties B0000.. to the target's ledger.
     #[command(
@@ -121,6 +132,7 @@ fn main() -> ExitCode {
             queries,
         } => bench_projections(events, relation_meetings, queries),
         Command::Workloads(config) => bench_workloads(&config),
+        Command::Audit { events, queries } => bench_audit(events, queries),
         Command::AppendLoop { data_dir, threads } => append_loop(data_dir, threads),
     };
     match result {
@@ -179,6 +191,15 @@ fn bench_projections(events: u64, relation_meetings: u64, queries: usize) -> any
     };
     let report = run(temp.path(), &config, &mut |line| eprintln!("{line}"))?;
     println!("{report:#?}");
+    Ok(())
+}
+
+/// `audit`: proofs over gRPC and verify-export at scale.
+fn bench_audit(events: u64, queries: usize) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir().context("creating a temporary directory")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(audit::run(temp.path(), events, queries))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
