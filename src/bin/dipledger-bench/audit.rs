@@ -21,6 +21,10 @@ pub struct AuditReport {
     pub fill_seconds: f64,
     pub tree_nanos_per_event: f64,
     pub queries: usize,
+    pub in_process_leaf_p50_micros: f64,
+    pub in_process_leaf_p99_micros: f64,
+    pub in_process_proof_p50_micros: f64,
+    pub in_process_proof_p99_micros: f64,
     pub inclusion_p50_micros: f64,
     pub inclusion_p99_micros: f64,
     pub consistency_p50_micros: f64,
@@ -55,6 +59,20 @@ pub async fn run(dir: &Path, events: u64, queries: usize) -> anyhow::Result<Audi
     let fill_seconds = started.elapsed().as_secs_f64();
     let stats = log.stats();
     let head = log.head();
+    // The same work in process, without gRPC: the record read and check, then the proof.
+    let mut seed = 0x2545_f491u64;
+    let (mut leaf_times, mut proof_times) = (Vec::new(), Vec::new());
+    for _ in 0..queries {
+        let position = next(&mut seed) % head + 1;
+        let begun = Instant::now();
+        log.leaf(position)?;
+        leaf_times.push(begun.elapsed());
+        let begun = Instant::now();
+        log.inclusion_proof(position, head)?;
+        proof_times.push(begun.elapsed());
+    }
+    leaf_times.sort_unstable();
+    proof_times.sort_unstable();
     let server = RunningServer::start(log.clone(), "127.0.0.1:0".parse()?, ServerOptions::default()).await?;
     let mut client = AuditServiceClient::connect(server.uri()).await?;
     let checkpoint = client
@@ -111,6 +129,10 @@ pub async fn run(dir: &Path, events: u64, queries: usize) -> anyhow::Result<Audi
         fill_seconds,
         tree_nanos_per_event: stats.tree_nanos as f64 / stats.events.max(1) as f64,
         queries,
+        in_process_leaf_p50_micros: percentile(&leaf_times, 0.50),
+        in_process_leaf_p99_micros: percentile(&leaf_times, 0.99),
+        in_process_proof_p50_micros: percentile(&proof_times, 0.50),
+        in_process_proof_p99_micros: percentile(&proof_times, 0.99),
         inclusion_p50_micros: percentile(&inclusion, 0.50),
         inclusion_p99_micros: percentile(&inclusion, 0.99),
         consistency_p50_micros: percentile(&consistency, 0.50),
