@@ -400,3 +400,118 @@ async fn after_a_key_rotation_the_first_checkpoint_is_cosigned_by_the_old_key() 
     let by_old = Checkpoint::open(&note, &old, Some(old.name())).expect("cosigned by the old key");
     assert_eq!(by_old, signed);
 }
+
+/// Runs the binary off the runtime's thread (the server answers it from this runtime).
+async fn dipledger_async(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        dipledger(&args)
+    })
+    .await
+    .unwrap()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_audit_verbs_prove_online_and_verify_offline_and_refuse_what_was_altered() {
+    let harness = started_with_events().await;
+    let data_dir = harness.dir.path().to_str().unwrap().to_owned();
+    let uri = harness.server.uri();
+    let key = dipledger_async(strings(&["audit", "key", "--data-dir", &data_dir])).await;
+    let vkey = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    assert_eq!(vkey, verifier(&harness).to_vkey());
+    checkpoint(&mut audit(&harness).await, EVENTS as u64, &verifier(&harness)).await;
+    let note = dipledger_async(strings(&["audit", "checkpoint", "--server", &uri])).await;
+    assert!(note.status.success(), "{note:?}");
+    let note_path = harness.dir.path().join("cp.note");
+    std::fs::write(&note_path, &note.stdout).unwrap();
+    let proof = dipledger_async(strings(&[
+        "audit",
+        "prove-inclusion",
+        "--server",
+        &uri,
+        "--position",
+        "257",
+    ]))
+    .await;
+    assert!(proof.status.success(), "{proof:?}");
+    let proof_path = harness.dir.path().join("p.json");
+    std::fs::write(&proof_path, &proof.stdout).unwrap();
+    let proof_file = proof_path.to_str().unwrap();
+    let ok = dipledger(&["audit", "verify-inclusion", "--key", &vkey, "--proof", proof_file]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).starts_with("OK: position 257 "),
+        "{ok:?}"
+    );
+    // One flipped hex digit in the audit path: not verified, exit 3.
+    let mut bundle: dipledger::audit::verify::InclusionBundle =
+        serde_json::from_slice(&proof.stdout).unwrap();
+    let first = bundle.hashes[0].clone();
+    bundle.hashes[0] = format!(
+        "{}{}",
+        if first.starts_with('0') { "1" } else { "0" },
+        &first[1..]
+    );
+    std::fs::write(&proof_path, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let bad = dipledger(&["audit", "verify-inclusion", "--key", &vkey, "--proof", proof_file]);
+    assert_eq!(bad.status.code(), Some(3), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).starts_with("NOT VERIFIED"),
+        "{bad:?}"
+    );
+    let dir = stop(harness).await;
+    let export_path = dir.path().join("all.jsonl");
+    let export = dipledger(&[
+        "export",
+        "--data-dir",
+        &data_dir,
+        "--out",
+        export_path.to_str().unwrap(),
+    ]);
+    assert!(export.status.success(), "{export:?}");
+    let verify_export = |path: &std::path::Path| {
+        dipledger(&[
+            "audit",
+            "verify-export",
+            "--key",
+            &vkey,
+            "--checkpoint",
+            note_path.to_str().unwrap(),
+            "--export",
+            path.to_str().unwrap(),
+        ])
+    };
+    let verified = verify_export(&export_path);
+    assert!(verified.status.success(), "{verified:?}");
+    // A filtered export (line 2 left out) is refused, naming the position that is missing.
+    let text = std::fs::read_to_string(&export_path).unwrap();
+    let filtered: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    let filtered_path = dir.path().join("filtered.jsonl");
+    std::fs::write(&filtered_path, filtered.join("\n") + "\n").unwrap();
+    let refused = verify_export(&filtered_path);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("position 2") && message.contains("filtered"),
+        "{message}"
+    );
+    // An altered line (another principal) is named.
+    let altered = text.replacen("\"recorded_by\":\"tester\"", "\"recorded_by\":\"mallory\"", 1);
+    let altered_path = dir.path().join("altered.jsonl");
+    std::fs::write(&altered_path, altered).unwrap();
+    let named = verify_export(&altered_path);
+    assert_eq!(named.status.code(), Some(3), "{named:?}");
+    assert!(
+        String::from_utf8_lossy(&named.stderr).contains("position 1:"),
+        "{named:?}"
+    );
+}
