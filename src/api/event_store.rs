@@ -351,12 +351,19 @@ fn page_limit(limit: u32, violations: &mut Violations) -> usize {
 /// Converts events (consuming them; with the typed event unless `typed` is false) until the page
 /// reaches [`MAX_PAGE_BYTES`] (always at least one). Returns the envelopes and, when the page
 /// was cut short, the position of the first event left out.
-fn convert_page(events: Vec<RecordedEvent>, typed: bool) -> (Vec<pb::EventEnvelope>, Option<u64>) {
+fn convert_page(
+    events: Vec<RecordedEvent>,
+    typed: bool,
+    leaf_input: bool,
+) -> (Vec<pb::EventEnvelope>, Option<u64>) {
     let mut bytes = 0;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         let position = event.position();
-        let envelope = convert::envelope_into_pb(event, typed);
+        // The stored body is the deterministic encoding of the envelope: the same bytes.
+        let input = leaf_input.then(|| crate::encoding::encode(event.envelope()));
+        let mut envelope = convert::envelope_into_pb(event, typed);
+        envelope.leaf_input = input.unwrap_or_default();
         let len = envelope.encoded_len();
         if !out.is_empty() && bytes + len > MAX_PAGE_BYTES {
             return (out, Some(position));
@@ -452,7 +459,7 @@ impl EventStoreService for EventStore {
             let events = log
                 .read_stream(&stream_id, from, direction, limit)
                 .map_err(status::from_log_error)?;
-            let (envelopes, _) = convert_page(events, !request.omit_typed_body);
+            let (envelopes, _) = convert_page(events, !request.omit_typed_body, request.include_leaf_input);
             let next_version = match (envelopes.last(), direction) {
                 (Some(last), Direction::Forwards) => last.stream_version + 1,
                 (Some(last), Direction::Backwards) => last.stream_version - 1,
@@ -497,7 +504,8 @@ impl EventStoreService for EventStore {
             let page = log
                 .read_all(from, direction, limit, &filter)
                 .map_err(status::from_log_error)?;
-            let (events, left_out) = convert_page(page.events, !request.omit_typed_body);
+            let (events, left_out) =
+                convert_page(page.events, !request.omit_typed_body, request.include_leaf_input);
             let (next_position, reached_end) = match left_out {
                 // Continue at the first event left out of the page.
                 Some(position) => (position, false),

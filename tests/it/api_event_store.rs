@@ -285,6 +285,7 @@ async fn each_status_code_comes_from_the_request_that_should_produce_it() {
             direction: 9,
             limit: 0,
             omit_typed_body: false,
+            include_leaf_input: false,
         })
         .await
         .unwrap_err();

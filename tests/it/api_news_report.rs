@@ -292,6 +292,7 @@ async fn the_news_report_over_grpc_is_queryable_replayable_and_seen_live() {
             limit: 100,
             filter: None,
             omit_typed_body: false,
+            include_leaf_input: false,
         })
         .await
         .unwrap()

@@ -515,3 +515,43 @@ async fn the_audit_verbs_prove_online_and_verify_offline_and_refuse_what_was_alt
         "{named:?}"
     );
 }
+
+#[tokio::test]
+async fn reads_return_the_leaf_input_on_request_the_same_bytes_the_proofs_are_over() {
+    let harness = started_with_events().await;
+    let mut store = harness.event_store().await;
+    let page = store
+        .read_all(pb::ReadAllRequest {
+            from_position: Some(1),
+            limit: 10,
+            include_leaf_input: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events.len(), 10);
+    let mut client = audit(&harness).await;
+    for event in &page.events {
+        assert_eq!(merkle::leaf_hash(&event.leaf_input).to_vec(), event.leaf_hash);
+        let proof = client
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                position: event.position,
+                tree_size: EVENTS as u64,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(proof.leaf_input, event.leaf_input);
+    }
+    let plain = store
+        .read_all(pb::ReadAllRequest {
+            from_position: Some(1),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plain.events[0].leaf_input.is_empty(), "only on request");
+}

@@ -48,6 +48,7 @@ pub fn envelope_into_pb(event: RecordedEvent, typed: bool) -> pb::EventEnvelope 
         event: typed,
         leaf_hash,
         chain_hash,
+        leaf_input: Vec::new(),
     }
 }
 
@@ -73,6 +74,7 @@ pub fn envelope_without_typed(envelope: &pb::EventEnvelope) -> pb::EventEnvelope
         payload: envelope.payload.clone(),
         event: None,
         leaf_hash: envelope.leaf_hash.clone(),
+        leaf_input: envelope.leaf_input.clone(),
         chain_hash: envelope.chain_hash.clone(),
     }
 }

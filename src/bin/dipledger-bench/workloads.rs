@@ -406,6 +406,7 @@ async fn replay(channel: Conn, omit_typed_body: bool) -> anyhow::Result<(LoadRes
                 limit: 4_096,
                 filter: None,
                 omit_typed_body,
+                include_leaf_input: false,
             })
             .await?
             .into_inner();
@@ -606,6 +607,7 @@ async fn race(
             direction: pb::Direction::Forwards as i32,
             limit: dipledger::log::limits::MAX_READ_PAGE_EVENTS as u32,
             omit_typed_body: false,
+            include_leaf_input: false,
         })
         .await?
         .into_inner();
@@ -713,6 +715,7 @@ impl LiveSubscribers {
                 limit: 1,
                 filter: None,
                 omit_typed_body: true,
+                include_leaf_input: false,
             })
             .await?
             .into_inner()
