@@ -387,6 +387,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
                 max_in_flight: args.max_in_flight_per_principal as usize,
                 commands_per_second: args.commands_per_second_per_principal,
             },
+            ..Default::default()
         },
         insecure: args.insecure,
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),

@@ -39,6 +39,7 @@ use tonic::transport::Server;
 use super::commands::Commands;
 use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
+use super::health::HealthWatch;
 use super::pb;
 use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
@@ -127,6 +128,10 @@ pub struct ServerOptions {
     pub tls: Option<TlsOptions>,
     /// Requests in flight and commands per second of each authenticated principal.
     pub principal_limits: crate::auth::limits::PrincipalLimits,
+    /// Test hook: the read models' runner waits at this gate before each step (a test sees
+    /// them replaying for as long as it holds it).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub read_model_gate: Option<crate::projections::RunnerGate>,
 }
 
 /// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
@@ -182,6 +187,8 @@ impl Default for ServerOptions {
             require_auth: false,
             tls: None,
             principal_limits: Default::default(),
+            #[cfg(any(test, feature = "test-hooks"))]
+            read_model_gate: None,
         }
     }
 }
@@ -308,7 +315,6 @@ pub async fn serve_with_listener(
     }
     let (stop_sender, stop) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<EventStoreServiceServer<EventStore>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -317,11 +323,7 @@ pub async fn serve_with_listener(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let projections = {
-        let log = log.clone();
-        let interval = options.snapshot_interval;
-        tokio::task::spawn_blocking(move || Projections::open_with(log, interval)).await??
-    };
+    let projections = open_read_models(&log, &options).await?;
     match projections.snapshot_load() {
         crate::projections::SnapshotLoad::Empty => {
             eprintln!("dipledger: read models: no snapshot, building from the log")
@@ -342,29 +344,27 @@ pub async fn serve_with_listener(
     let queries = QueryServiceServer::new(Query::new(projections.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    health.set_serving::<QueryServiceServer<Query>>().await;
     let ledger = Ledger::new(log.clone());
     ledger.set_future_allowance(options.future_allowance);
     let commands = CommandServiceServer::new(Commands::new(ledger))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let event_store =
-        EventStoreServiceServer::new(EventStore::new(log, options.max_subscriptions, stop.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let event_store = EventStoreServiceServer::new(EventStore::new(
+        log.clone(),
+        options.max_subscriptions,
+        stop.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
+    let health = HealthWatch::start(health, log.clone(), projections.clone()).await;
+    let health = tokio::spawn(health.run(stop.clone()));
     let signal = async move {
         shutdown.await;
         eprintln!("dipledger: shutting down: finishing in-flight requests, closing subscriptions");
-        health
-            .set_not_serving::<EventStoreServiceServer<EventStore>>()
-            .await;
-        health.set_not_serving::<CommandServiceServer<Commands>>().await;
-        health.set_not_serving::<QueryServiceServer<Query>>().await;
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
         let _ = stop_sender.send(true);
+        // Every service NOT_SERVING before tonic stops accepting calls.
+        let _ = health.await;
     };
     let mut builder = Server::builder();
     if let Some(tls) = &options.tls {
@@ -400,6 +400,17 @@ pub async fn serve_with_listener(
     // Stop the read-model runner (it finishes its batch) off the async threads.
     tokio::task::spawn_blocking(move || drop(projections)).await?;
     Ok(())
+}
+
+/// Opens the read models and starts their runner (held at the test hook's gate when given).
+async fn open_read_models(log: &Log, options: &ServerOptions) -> Result<Projections, ServerError> {
+    let log = log.clone();
+    let interval = options.snapshot_interval;
+    #[cfg(any(test, feature = "test-hooks"))]
+    if let Some(gate) = options.read_model_gate.clone() {
+        return Ok(tokio::task::spawn_blocking(move || Projections::open_gated(log, interval, gate)).await??);
+    }
+    Ok(tokio::task::spawn_blocking(move || Projections::open_with(log, interval)).await??)
 }
 
 /// A server running in the background (for tests and embedding).

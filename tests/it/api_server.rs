@@ -6,22 +6,151 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// Every service health reports on.
+const SERVICES: [&str; 5] = [
+    "",
+    "dipledger.v1.EventStoreService",
+    "dipledger.v1.CommandService",
+    "dipledger.v1.QueryService",
+    "dipledger.v1.TokenService",
+];
+
+/// The status health gives `service`.
+async fn health_of(harness: &Harness, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(harness.channel().await);
+    let response = within(
+        "health check",
+        health.check(HealthCheckRequest {
+            service: service.into(),
+        }),
+    )
+    .await
+    .unwrap_or_else(|status| panic!("health of {service:?}: {status:?}"))
+    .into_inner();
+    ServingStatus::try_from(response.status).expect("a known status")
+}
+
+/// Asks health about `service` until it answers `wanted`, each round trip pacing the next,
+/// for at most [`TIMEOUT`].
+async fn health_becomes(harness: &Harness, service: &str, wanted: ServingStatus) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let status = health_of(harness, service).await;
+        if status == wanted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{service}: still {status:?} after {TIMEOUT:?}, not {wanted:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_reports_serving_for_the_server_and_the_event_store() {
+async fn health_reports_serving_for_the_server_and_every_service() {
+    let harness = Harness::start().await;
+    for service in SERVICES {
+        assert_eq!(
+            health_of(&harness, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_not_serving_once_the_log_writer_is_poisoned() {
+    let harness = Harness::start().await;
+    // The server is up (its first answer comes after health's first look).
+    assert_eq!(health_of(&harness, "").await, ServingStatus::Serving);
+    append_many(&harness.log, "party-LBY", 3, "t").await;
+    // EIO on the next fdatasync (test hook): the writer is poisoned until a restart.
+    harness.log.inject_sync_failure();
+    let event = party_registered("LBY");
+    let request = dipledger::log::AppendRequest::new(
+        uuid::Uuid::now_v7(),
+        "party-LBY",
+        dipledger::log::ExpectedVersion::Any,
+        "tester",
+        vec![draft_of(&event)],
+    );
+    harness
+        .log
+        .append(request)
+        .await
+        .expect_err("the fdatasync fails");
+    assert!(harness.log.poisoned().is_some());
+    health_becomes(&harness, "dipledger.v1.CommandService", ServingStatus::NotServing).await;
+    // Reads and queries go on, and say so.
+    for service in ["", "dipledger.v1.EventStoreService", "dipledger.v1.QueryService"] {
+        assert_eq!(
+            health_of(&harness, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_are_not_serving_while_the_read_models_replay_the_log() {
+    use dipledger::api::server::ServerOptions;
+    use dipledger::log::{Log, LogConfig};
+    use dipledger::projections::RunnerGate;
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(LogConfig::new(dir.path())).expect("open log");
+        append_many(&log, "party-LBY", 5, "t").await;
+    }
+    // The runner waits at the gate: the read models stay at position 0 of 5.
+    let gate = RunnerGate::default();
+    let options = ServerOptions {
+        read_model_gate: Some(gate.clone()),
+        ..ServerOptions::default()
+    };
+    let harness = Harness::start_in(dir, options).await;
+    assert_eq!(
+        health_of(&harness, "dipledger.v1.QueryService").await,
+        ServingStatus::NotServing
+    );
+    for service in [
+        "",
+        "dipledger.v1.EventStoreService",
+        "dipledger.v1.CommandService",
+    ] {
+        assert_eq!(
+            health_of(&harness, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+    gate.open();
+    health_becomes(&harness, "dipledger.v1.QueryService", ServingStatus::Serving).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_is_not_serving_once_shutdown_starts() {
     let harness = Harness::start().await;
     let mut health = HealthClient::new(harness.channel().await);
-    for service in ["", "dipledger.v1.EventStoreService"] {
-        let response = within(
-            "health check",
-            health.check(HealthCheckRequest {
-                service: service.into(),
-            }),
-        )
+    let mut watch = within(
+        "health watch",
+        health.watch(HealthCheckRequest {
+            service: "dipledger.v1.CommandService".into(),
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let first = within("first status", watch.message()).await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopped = tokio::spawn(harness.server.shutdown());
+    let next = within("status at shutdown", watch.message())
         .await
         .unwrap()
-        .into_inner();
-        assert_eq!(response.status, ServingStatus::Serving as i32, "{service:?}");
-    }
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    drop(watch);
+    within("shutdown", stopped).await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
