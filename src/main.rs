@@ -137,14 +137,18 @@ enum Command {
         only: Option<String>,
     },
     /// Write the whole log as JSON lines (one envelope per line, lossless, re-importable with
-    /// `restore`). Offline: the server must not be running on the directory.
+    /// `restore`), or coded rows. Offline on a data directory (the server must not be running
+    /// on it), or from a running server with --server (the same bytes; auditor role).
     #[command(
-        after_help = "Examples:\n  dipledger export --data-dir ./data --out backup.jsonl\n  dipledger export --data-dir ./data --format cameo-tsv --out events.tsv"
+        after_help = "Examples:\n  dipledger export --data-dir ./data --out backup.jsonl\n  dipledger export --server http://127.0.0.1:50051 --out backup.jsonl   # while it runs\n  dipledger export --data-dir ./data --format cameo-tsv --out events.tsv"
     )]
     Export {
-        /// The data directory.
+        /// The data directory (offline).
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// Export from this running server instead of a data directory.
+        #[arg(long)]
+        server: Option<String>,
         /// Output file; `-` for standard output.
         #[arg(long, default_value = "-")]
         out: PathBuf,
@@ -152,6 +156,8 @@ enum Command {
         /// rows (columns in docs/operations.md); `plover`: PLOVER-style JSON lines.
         #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "cameo-tsv", "plover"])]
         format: String,
+        #[command(flatten)]
+        selection: cli::export::SelectionArgs,
     },
     /// Load a JSON-lines export into an empty data directory, byte for byte (same positions,
     /// event ids, recorded_at and hashes), checking every hash; stops at the first bad line.
@@ -293,6 +299,12 @@ fn held_by_a_server(error: anyhow::Error, data_dir: &Path, verb: &str) -> anyhow
             "a dipledger server is already running on {dir} (its data directory is locked); \
              stop it first, or serve another --data-dir"
         )
+    } else if verb == "export" {
+        anyhow::anyhow!(
+            "a dipledger server is running on {dir} (its data directory is locked); \
+             `dipledger export` needs the directory to itself: stop the server first, \
+             or export from the running server with --server URL"
+        )
     } else {
         anyhow::anyhow!(
             "a dipledger server is running on {dir} (its data directory is locked); \
@@ -319,9 +331,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { data_dir } => verify(&data_dir)?,
         Command::Export {
             data_dir,
+            server,
             out,
             format,
-        } => export(&data_dir, &out, &format)?,
+            selection,
+        } => export(&runtime, &data_dir, server.as_deref(), &out, &format, &selection)?,
         Command::Restore { data_dir, from } => restore(&data_dir, &from)?,
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref())?,
         Command::Party(verb) => print(runtime.block_on(cli::record::party(verb))?),
@@ -425,12 +439,9 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
             Err(error) => return Err(error),
         },
     };
-    let bar = progress_bar("verifying");
-    let verified = log.verify(&mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
+    let bar = cli::progress::Progress::new("verifying");
+    let verified = log.verify(&mut |done, total| bar.update(done, total));
+    bar.finish();
     match verified {
         Ok(report) => {
             println!(
@@ -446,35 +457,45 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `export`: the whole log as lossless JSON lines, or coded CAMEO/PLOVER rows, offline.
-fn export(data_dir: &Path, out: &Path, format: &str) -> anyhow::Result<ExitCode> {
-    use dipledger::analyst::{self, AnalystFormat};
+/// `export`: lossless JSON lines, or coded CAMEO/PLOVER rows, offline or from a server.
+fn export(
+    runtime: &tokio::runtime::Runtime,
+    data_dir: &Path,
+    server: Option<&str>,
+    out: &Path,
+    format: &str,
+    selection: &cli::export::SelectionArgs,
+) -> anyhow::Result<ExitCode> {
+    let format = dipledger::analyst::ExportFormat::parse(format).expect("clap checked the format");
+    if let Some(server) = server {
+        let mut writer = cli::export::output(out)?;
+        let bytes = runtime.block_on(cli::export::online(server, format, selection, &mut writer))?;
+        eprintln!("exported {bytes} bytes from {server}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let log = open_existing(data_dir, "export", |config| config)?;
-    let mut writer: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
-        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
-    } else {
-        let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        Box::new(std::io::BufWriter::new(file))
-    };
-    let lines = match format {
-        "cameo-tsv" => analyst::export(&log, AnalystFormat::CameoTsv, &mut writer)?,
-        "plover" => analyst::export(&log, AnalystFormat::PloverJsonl, &mut writer)?,
-        _ => dipledger::log::backup::export_jsonl(&log, &mut writer, &mut |_, _| {})?,
-    };
-    let what = if format == "jsonl" { "events" } else { "coded rows" };
-    eprintln!("exported {lines} {what}");
+    let mut writer = cli::export::output(out)?;
+    let lines = cli::export::offline(&log, format, selection, &mut writer)?;
+    eprintln!("exported {lines} {}", format.unit());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `restore`: an export into an empty data directory, byte for byte. Exit 2 at a bad line.
 fn restore(data_dir: &Path, from: &Path) -> anyhow::Result<ExitCode> {
-    let mut reader: Box<dyn std::io::BufRead> = if from.as_os_str() == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin().lock()))
+    let (input, size): (Box<dyn std::io::Read>, u64) = if from.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
     } else {
         let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
-        Box::new(std::io::BufReader::new(file))
+        let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+        (Box::new(file), size)
     };
-    match dipledger::log::backup::restore_jsonl(&mut reader, data_dir, &mut |_| {}) {
+    let read = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut reader = std::io::BufReader::new(cli::progress::Counted::new(input, read.clone()));
+    let bar = cli::progress::Progress::bytes("restoring");
+    let restored =
+        dipledger::log::backup::restore_jsonl(&mut reader, data_dir, &mut |_| bar.update(read.get(), size));
+    bar.finish();
+    match restored {
         Ok(events) => {
             eprintln!("restored {events} events into {}", data_dir.display());
             Ok(ExitCode::SUCCESS)
@@ -529,18 +550,6 @@ async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A progress bar on a terminal (hidden in scripts, when stderr is not a terminal).
-fn progress_bar(what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} ({eta})")
-            .expect("valid progress template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_owned());
-    bar
-}
-
 /// `rebuild`: read models dropped and rebuilt from position 1, offline, with progress.
 fn rebuild(data_dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     use dipledger::projections::{ProjectionName, Projections};
@@ -559,12 +568,9 @@ fn rebuild(data_dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let log = open_existing(data_dir, "rebuild", |config| config)?;
     let projections = Projections::open_paused(log)?;
     for name in names {
-        let bar = progress_bar(&format!("rebuilding {}", name.as_str()));
-        let position = projections.rebuild(name, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
+        let bar = cli::progress::Progress::new(&format!("rebuilding {}", name.as_str()));
+        let position = projections.rebuild(name, &mut |done, total| bar.update(done, total))?;
+        bar.finish();
         println!("rebuilt {} to position {position}", name.as_str());
     }
     Ok(ExitCode::SUCCESS)

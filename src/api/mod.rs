@@ -10,6 +10,7 @@
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
 //! - [`decode_errors`]: the layer that maps tonic's own request-decoding errors (a message over
 //!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
+//! - [`export`]: `EventStoreService.Export`, the offline export streamed in chunks.
 //! - [`health`]: gRPC health per service (commands NOT_SERVING while the writer is poisoned,
 //!   queries while the read models replay).
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod convert;
 pub mod decode_errors;
 pub mod event_store;
+pub mod export;
 pub mod health;
 pub mod query;
 pub mod server;

@@ -3,9 +3,13 @@
 //! - `read`: the reading verbs over gRPC (`relation`, `history`, `tail`, `show`, `list`).
 //! - `record`: recording verbs, one per command (`party register`, `meeting held`, ...).
 //! - `demo`: `dipledger demo`.
+//! - `export`: `dipledger export`, offline or from a server (`--server`).
+//! - `progress`: the progress bars of the long offline verbs.
 //! - `token`: `dipledger token create|list|revoke` on a data directory's token file.
 
 pub mod demo;
+pub mod export;
+pub mod progress;
 pub mod read;
 pub mod record;
 pub mod token;

@@ -109,21 +109,63 @@ fn hash_from_hex(text: &str) -> Option<Hash> {
     from_hex(text)?.try_into().ok()
 }
 
+/// Which events an export writes: the positions `from..=to` whose envelope matches `filter`.
+/// Only the whole log (`ExportSelection::everything`) makes an export `restore` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSelection {
+    /// First position (inclusive, at least 1).
+    pub from: u64,
+    /// Last position (inclusive).
+    pub to: u64,
+    /// Which events.
+    pub filter: EventFilter,
+}
+
+impl ExportSelection {
+    /// Every event of `log` up to its head now.
+    pub fn everything(log: &Log) -> ExportSelection {
+        ExportSelection {
+            from: 1,
+            to: log.head(),
+            filter: EventFilter::default(),
+        }
+    }
+
+    /// Whether `envelope` is in the selection.
+    pub fn includes(&self, envelope: &Envelope) -> bool {
+        (self.from..=self.to).contains(&envelope.position) && self.filter.matches(envelope)
+    }
+}
+
 /// Writes every event of `log` as one JSON line; returns the number of lines.
 pub fn export_jsonl(log: &Log, out: &mut dyn Write, progress: &mut dyn FnMut(u64, u64)) -> LogResult<u64> {
-    let head = log.head();
+    export_jsonl_selected(log, &ExportSelection::everything(log), out, progress)
+}
+
+/// Writes the events of `selection` as JSON lines, calling `progress(position examined, last
+/// position)` after every page; returns the number of lines.
+pub fn export_jsonl_selected(
+    log: &Log,
+    selection: &ExportSelection,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> LogResult<u64> {
+    let head = selection.to;
     let mut fingerprints: HashMap<Uuid, Hash> = HashMap::new();
-    let mut position = 1;
+    let mut position = selection.from.max(1);
     let mut lines = 0;
     while position <= head {
         let page = log.read_all(
             position,
             Direction::Forwards,
             MAX_READ_PAGE_EVENTS,
-            &EventFilter::default(),
+            &selection.filter,
         )?;
         for event in &page.events {
             let envelope = event.envelope();
+            if envelope.position > head {
+                break;
+            }
             let fingerprint = match fingerprints.get(&envelope.command_id) {
                 Some(fingerprint) => *fingerprint,
                 None => {
@@ -164,7 +206,7 @@ pub fn export_jsonl(log: &Log, out: &mut dyn Write, progress: &mut dyn FnMut(u64
             lines += 1;
         }
         position = page.next_position;
-        progress(position - 1, head);
+        progress((position - 1).min(head), head);
         if page.reached_end {
             break;
         }

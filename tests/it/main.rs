@@ -8,6 +8,7 @@ mod support;
 mod api_auth;
 mod api_commands;
 mod api_event_store;
+mod api_export;
 mod api_fidelity;
 mod api_limits;
 mod api_news_report;
