@@ -224,6 +224,11 @@ struct ServeArgs {
     /// Serve a non-loopback --listen address without TLS or authentication (not for production).
     #[arg(long)]
     insecure: bool,
+    /// The server's log lines on standard error: `text` (timestamp, level, target, message and
+    /// fields) or `json` (one object per line, for log shippers). Which lines: `RUST_LOG`
+    /// (default `info`; `RUST_LOG=dipledger::request=debug` adds one line per request).
+    #[arg(long, env = "DIPLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Most requests one principal may have in flight (subscriptions included).
     #[arg(long, default_value_t = dipledger::auth::limits::DEFAULT_MAX_IN_FLIGHT as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -386,6 +391,7 @@ fn tls_options(args: &ServeArgs) -> anyhow::Result<Option<dipledger::api::server
 
 /// `serve`: the gRPC server on a data directory until SIGINT or SIGTERM.
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_format)?;
     let tls = tls_options(&args)?;
     let config = dipledger::api::server::ServerConfig {
         listen: args.listen,
@@ -411,6 +417,26 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
         .block_on(dipledger::api::server::serve(config, shutdown_signal()))
         .map_err(|error| held_by_a_server(error.into(), &data_dir, "serve"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's log lines (`tracing`) on standard error, filtered by `RUST_LOG` (default
+/// `info`), as text or JSON lines.
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => EnvFilter::try_new(&directives)
+            .with_context(|| format!("RUST_LOG={directives:?} is not a log filter"))?,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+    installed.map_err(|error| anyhow::anyhow!("starting the log: {error}"))
 }
 
 /// The log of an existing data directory (refused if `data_dir` is not one), opened with

@@ -13,6 +13,9 @@
 //! - [`export`]: `EventStoreService.Export`, the offline export streamed in chunks.
 //! - [`health`]: gRPC health per service (commands NOT_SERVING while the writer is poisoned,
 //!   queries while the read models replay).
+//! - [`observe`]: the outermost layer: one log line per request (method, principal, status,
+//!   latency).
+//! - [`monitor`]: warnings in the log for slow fsyncs and lagging read models.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
 
 pub mod commands;
@@ -21,6 +24,8 @@ pub mod decode_errors;
 pub mod event_store;
 pub mod export;
 pub mod health;
+pub mod monitor;
+pub mod observe;
 pub mod query;
 pub mod server;
 pub mod status;

@@ -40,6 +40,8 @@ use super::commands::Commands;
 use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
 use super::health::HealthWatch;
+use super::monitor::Monitor;
+use super::observe::ObserveLayer;
 use super::pb;
 use super::pb::command_service_server::CommandServiceServer;
 use super::pb::event_store_service_server::EventStoreServiceServer;
@@ -275,7 +277,9 @@ pub async fn serve(
     let recovered = log.recovery_report();
     eprintln!(
         "dipledger: data directory {}, head position {} ({} events replayed from {} journal frames{})",
-        config.data_dir.display(),
+        std::fs::canonicalize(&config.data_dir)
+            .unwrap_or_else(|_| config.data_dir.clone())
+            .display(),
         log.head(),
         recovered.replayed_events,
         recovered.replayed_frames,
@@ -298,12 +302,13 @@ pub async fn serve_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let log_dir = log.data_dir().to_owned();
+    let shown_dir = std::fs::canonicalize(&log_dir).unwrap_or_else(|_| log_dir.clone());
     let address = listener.local_addr()?;
     let tokens = Arc::new(TokenStore::open(&log_dir, options.require_auth)?);
     if tokens.auth_required() {
         eprintln!(
             "dipledger: listening on {address} (loopback only); authentication on: every call but health needs a bearer token ({})",
-            log_dir.join(crate::auth::tokens::TOKENS_FILE).display()
+            shown_dir.join(crate::auth::tokens::TOKENS_FILE).display()
         );
     } else {
         eprintln!("dipledger: ================================================================");
@@ -359,6 +364,7 @@ pub async fn serve_with_listener(
 
     let health = HealthWatch::start(health, log.clone(), projections.clone()).await;
     let health = tokio::spawn(health.run(stop.clone()));
+    tokio::spawn(Monitor::new(log.clone(), projections.clone()).run(stop.clone()));
     let signal = async move {
         shutdown.await;
         eprintln!("dipledger: shutting down: finishing in-flight requests, closing subscriptions");
@@ -376,6 +382,7 @@ pub async fn serve_with_listener(
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let server = builder
+        .layer(ObserveLayer)
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .layer(AuthLayer::new(tokens, options.principal_limits))
         .add_service(health_service)

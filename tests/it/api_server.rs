@@ -364,3 +364,68 @@ async fn a_request_over_the_size_limit_is_resource_exhausted() {
     assert_eq!(info.reason, "TOO_LARGE");
     assert_eq!(info.metadata["limit"], MAX_REQUEST_BYTES.to_string());
 }
+
+/// A writer of log lines into a shared buffer, for a test's own tracing subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_read_model_is_warned_about_once_and_its_catching_up_said() {
+    use dipledger::api::monitor::{Monitor, LAGGING_READ_MODEL_EVENTS};
+    use dipledger::log::{Log, LogConfig};
+    use dipledger::projections::Projections;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(LogConfig::new(dir.path())).unwrap();
+    // A runner driven by the test: the read models stay where it leaves them.
+    let projections = std::sync::Arc::new(Projections::open_paused(log.clone()).unwrap());
+    let mut monitor = Monitor::new(log.clone(), projections.clone());
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let look = |monitor: &mut Monitor| tracing::dispatcher::with_default(&dispatch, || monitor.look());
+    look(&mut monitor); // replayed: nothing to replay
+    append_many(&log, "party-LBY", LAGGING_READ_MODEL_EVENTS as usize + 1, "t").await;
+    look(&mut monitor);
+    look(&mut monitor);
+    let text = captured.text();
+    assert_eq!(
+        text.matches("read model lagging").count(),
+        5,
+        "one per read model, once: {text}"
+    );
+    assert!(text.contains(" WARN "), "{text}");
+    assert!(
+        text.contains(&format!("lag={}", LAGGING_READ_MODEL_EVENTS + 1)),
+        "{text}"
+    );
+    projections.catch_up().unwrap();
+    look(&mut monitor);
+    assert_eq!(
+        captured.text().matches("read model caught up").count(),
+        5,
+        "{}",
+        captured.text()
+    );
+}

@@ -19,6 +19,7 @@ mod cli_client;
 mod cli_demo;
 mod cli_offline;
 mod cli_record;
+mod cli_serve;
 mod cli_token;
 mod domain_contract;
 mod domain_deciders;
