@@ -224,6 +224,10 @@ struct ServeArgs {
     /// Serve a non-loopback --listen address without TLS or authentication (not for production).
     #[arg(long)]
     insecure: bool,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, e.g. 127.0.0.1:9464 (off by
+    /// default; the metrics are listed in docs/operations.md).
+    #[arg(long, env = "DIPLEDGER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// The server's log lines on standard error: `text` (timestamp, level, target, message and
     /// fields) or `json` (one object per line, for log shippers). Which lines: `RUST_LOG`
     /// (default `info`; `RUST_LOG=dipledger::request=debug` adds one line per request).
@@ -407,6 +411,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
                 max_in_flight: args.max_in_flight_per_principal as usize,
                 commands_per_second: args.commands_per_second_per_principal,
             },
+            metrics_listen: args.metrics_listen,
             ..Default::default()
         },
         insecure: args.insecure,

@@ -131,6 +131,16 @@ impl EventStore {
         }
     }
 
+    /// Subscriptions open now.
+    pub fn open_subscriptions(&self) -> usize {
+        self.max_subscriptions - self.subscriptions.available_permits()
+    }
+
+    /// Exports running now.
+    pub fn running_exports(&self) -> usize {
+        super::export::MAX_EXPORTS - self.exports.available_permits()
+    }
+
     /// Where this service's subscriptions have taken their events from so far.
     pub fn live_feed_stats(&self) -> LiveFeedStats {
         LiveFeedStats {

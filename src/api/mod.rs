@@ -15,6 +15,7 @@
 //!   queries while the read models replay).
 //! - [`observe`]: the outermost layer: one log line per request (method, principal, status,
 //!   latency).
+//! - [`metrics`]: the Prometheus endpoint (`--metrics-listen`).
 //! - [`monitor`]: warnings in the log for slow fsyncs and lagging read models.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
 
@@ -24,6 +25,7 @@ pub mod decode_errors;
 pub mod event_store;
 pub mod export;
 pub mod health;
+pub mod metrics;
 pub mod monitor;
 pub mod observe;
 pub mod query;

@@ -1,6 +1,7 @@
 //! The outermost layer of the server: one log line per request (`tracing`, target
 //! `dipledger::request`, level DEBUG; WARN for INTERNAL and DATA_LOSS) with the method, the
-//! principal, the gRPC status and the latency.
+//! principal, the gRPC status and the latency, and the request metrics when a metrics endpoint
+//! is on (`api::metrics`).
 //!
 //! The status of a gRPC answer is in its headers (an error answered at once) or in the trailers
 //! at the end of its body (everything else), so the line is written when the body ends (or is
@@ -10,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -18,17 +20,30 @@ use tonic::codegen::http;
 use tonic::codegen::Service;
 use tower_layer::Layer;
 
+use super::metrics::ServerMetrics;
 use crate::auth::layer::CallerSlot;
 
-/// The layer (`Server::builder().layer(ObserveLayer)`, first so it is outermost).
+/// The layer (`Server::builder().layer(ObserveLayer::new(metrics))`, first so it is outermost).
 #[derive(Debug, Clone, Default)]
-pub struct ObserveLayer;
+pub struct ObserveLayer {
+    metrics: Option<Arc<ServerMetrics>>,
+}
+
+impl ObserveLayer {
+    /// Logs every request, and counts it in `metrics` when given.
+    pub fn new(metrics: Option<Arc<ServerMetrics>>) -> ObserveLayer {
+        ObserveLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Observe<S> {
-        Observe { inner }
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -36,6 +51,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
+    metrics: Option<Arc<ServerMetrics>>,
 }
 
 type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
@@ -62,6 +78,7 @@ where
             caller: slot,
             started: Instant::now(),
             status: None,
+            metrics: self.metrics.clone(),
         };
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -79,6 +96,7 @@ struct Call {
     started: Instant,
     /// The gRPC status code, once seen (headers or trailers).
     status: Option<i32>,
+    metrics: Option<Arc<ServerMetrics>>,
 }
 
 impl Drop for Call {
@@ -95,6 +113,9 @@ impl Drop for Call {
             tracing::warn!(target: "dipledger::request", method = %self.method, principal, status, latency_ms, "request failed");
         } else {
             tracing::debug!(target: "dipledger::request", method = %self.method, principal, status, latency_ms, "request");
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.request_finished(&self.method, status, latency);
         }
     }
 }

@@ -40,6 +40,7 @@ use super::commands::Commands;
 use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
 use super::health::HealthWatch;
+use super::metrics::{serve_metrics, ServerMetrics, Sources};
 use super::monitor::Monitor;
 use super::observe::ObserveLayer;
 use super::pb;
@@ -134,6 +135,8 @@ pub struct ServerOptions {
     /// them replaying for as long as it holds it).
     #[cfg(any(test, feature = "test-hooks"))]
     pub read_model_gate: Option<crate::projections::RunnerGate>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address (off when None).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
@@ -191,6 +194,7 @@ impl Default for ServerOptions {
             principal_limits: Default::default(),
             #[cfg(any(test, feature = "test-hooks"))]
             read_model_gate: None,
+            metrics_listen: None,
         }
     }
 }
@@ -294,10 +298,34 @@ pub async fn serve(
 }
 
 /// Serves `log` on `listener` until `shutdown` resolves, then shuts down gracefully (see the
-/// module docs). Does not check that the listener is on loopback.
+/// module docs). Does not check that the listener is on loopback. Binds
+/// `options.metrics_listen` when given.
 pub async fn serve_with_listener(
     log: Log,
     listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let metrics_listener = bind_metrics(options.metrics_listen).await?;
+    serve_bound(log, listener, metrics_listener, options, shutdown).await
+}
+
+/// Binds the metrics address, when one is given.
+async fn bind_metrics(address: Option<SocketAddr>) -> Result<Option<TcpListener>, ServerError> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Listen { address, source })?;
+    Ok(Some(listener))
+}
+
+/// [`serve_with_listener`] with the metrics listener already bound.
+async fn serve_bound(
+    log: Log,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -354,13 +382,20 @@ pub async fn serve_with_listener(
     let commands = CommandServiceServer::new(Commands::new(ledger))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let event_store = EventStoreServiceServer::new(EventStore::new(
-        log.clone(),
-        options.max_subscriptions,
-        stop.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let event_store_service = EventStore::new(log.clone(), options.max_subscriptions, stop.clone());
+    let metrics = match metrics_listener {
+        Some(metrics_listener) => Some(start_metrics(
+            metrics_listener,
+            &log,
+            &projections,
+            &event_store_service,
+            &stop,
+        )?),
+        None => None,
+    };
+    let event_store = EventStoreServiceServer::new(event_store_service)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
     let health = HealthWatch::start(health, log.clone(), projections.clone()).await;
     let health = tokio::spawn(health.run(stop.clone()));
@@ -382,7 +417,7 @@ pub async fn serve_with_listener(
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let server = builder
-        .layer(ObserveLayer)
+        .layer(ObserveLayer::new(metrics))
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .layer(AuthLayer::new(tokens, options.principal_limits))
         .add_service(health_service)
@@ -409,6 +444,27 @@ pub async fn serve_with_listener(
     Ok(())
 }
 
+/// Starts the metrics endpoint on `listener` (until `stop`), over the server's sources.
+fn start_metrics(
+    listener: TcpListener,
+    log: &Log,
+    projections: &Arc<Projections>,
+    event_store: &EventStore,
+    stop: &watch::Receiver<bool>,
+) -> Result<Arc<ServerMetrics>, ServerError> {
+    let metrics = Arc::new(ServerMetrics::new());
+    let (subscriptions, exports) = (event_store.clone(), event_store.clone());
+    metrics.set_sources(Sources {
+        log: log.clone(),
+        projections: projections.clone(),
+        subscriptions: Box::new(move || subscriptions.open_subscriptions()),
+        exports: Box::new(move || exports.running_exports()),
+    });
+    eprintln!("dipledger: metrics on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(serve_metrics(listener, metrics.clone(), stop.clone()));
+    Ok(metrics)
+}
+
 /// Opens the read models and starts their runner (held at the test hook's gate when given).
 async fn open_read_models(log: &Log, options: &ServerOptions) -> Result<Projections, ServerError> {
     let log = log.clone();
@@ -423,6 +479,7 @@ async fn open_read_models(log: &Log, options: &ServerOptions) -> Result<Projecti
 /// A server running in the background (for tests and embedding).
 pub struct RunningServer {
     address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -442,12 +499,24 @@ impl RunningServer {
                 source,
             })?;
         let address = listener.local_addr()?;
+        let metrics_listener = bind_metrics(options.metrics_listen).await?;
+        let metrics_address = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_with_listener(log, listener, options, async move {
-            let _ = shutdown_signal.await;
-        }));
+        let task = tokio::spawn(serve_bound(
+            log,
+            listener,
+            metrics_listener,
+            options,
+            async move {
+                let _ = shutdown_signal.await;
+            },
+        ));
         Ok(RunningServer {
             address,
+            metrics_address,
             shutdown: Some(shutdown),
             task,
         })
@@ -456,6 +525,11 @@ impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address of the metrics endpoint, when `ServerOptions::metrics_listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// The URI clients connect to, e.g. `http://127.0.0.1:50051`.

@@ -11,6 +11,7 @@ mod api_event_store;
 mod api_export;
 mod api_fidelity;
 mod api_limits;
+mod api_metrics;
 mod api_news_report;
 mod api_query;
 mod api_server;
