@@ -175,8 +175,10 @@ enum Command {
 /// `serve`'s flags.
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on (loopback only).
-    #[arg(long, env = "DIPLEDGER_LISTEN", default_value = dipledger::api::server::DEFAULT_LISTEN)]
+    /// Address to listen on: IP:PORT or HOST:PORT (`localhost:50051` resolves to loopback);
+    /// loopback only unless TLS and authentication are on.
+    #[arg(long, env = "DIPLEDGER_LISTEN", default_value = dipledger::api::server::DEFAULT_LISTEN,
+          value_parser = dipledger::api::server::resolve_listen)]
     listen: SocketAddr,
     /// The data directory (created if missing).
     #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = dipledger::api::server::DEFAULT_DATA_DIR)]
@@ -226,7 +228,7 @@ struct ServeArgs {
     insecure: bool,
     /// Serve Prometheus metrics (`GET /metrics`) on this address, e.g. 127.0.0.1:9464 (off by
     /// default; the metrics are listed in docs/operations.md).
-    #[arg(long, env = "DIPLEDGER_METRICS_LISTEN")]
+    #[arg(long, env = "DIPLEDGER_METRICS_LISTEN", value_parser = dipledger::api::server::resolve_listen)]
     metrics_listen: Option<SocketAddr>,
     /// The server's log lines on standard error: `text` (timestamp, level, target, message and
     /// fields) or `json` (one object per line, for log shippers). Which lines: `RUST_LOG`

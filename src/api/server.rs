@@ -255,29 +255,18 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let data_dir = config.data_dir.clone();
-    let auth = TokenStore::open(&data_dir, config.options.require_auth)?.auth_required();
-    check_listen(config.listen, config.options.tls.is_some(), auth, config.insecure)?;
-    if config.insecure && !config.listen.ip().is_loopback() && !(auth && config.options.tls.is_some()) {
-        eprintln!(
-            "dipledger: WARNING: --insecure: serving {} without {}",
-            config.listen,
-            if auth { "TLS" } else { "TLS or authentication" }
-        );
-    }
-    let log_config = LogConfig::new(&data_dir).checkpoint_interval(config.checkpoint_interval);
-    let log = tokio::task::spawn_blocking(move || Log::open(log_config.min_free_disk(config.min_free_disk)))
-        .await?
-        .map_err(|source| ServerError::OpenLog {
-            dir: config.data_dir.clone(),
-            source,
-        })?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            address: config.listen,
-            source,
-        })?;
+    // A data directory this start creates is removed again if the start fails: a mistyped flag
+    // must leave nothing behind.
+    let created = !config.data_dir.exists();
+    let (log, listener, metrics_listener) = match start(&config).await {
+        Ok(started) => started,
+        Err(error) => {
+            if created {
+                let _ = std::fs::remove_dir_all(&config.data_dir);
+            }
+            return Err(error);
+        }
+    };
     let recovered = log.recovery_report();
     eprintln!(
         "dipledger: data directory {}, head position {} ({} events replayed from {} journal frames{})",
@@ -292,9 +281,72 @@ pub async fn serve(
             bytes => format!(", a torn unacknowledged write of up to {bytes} bytes cut off"),
         }
     );
-    let result = serve_with_listener(log, listener, config.options, shutdown).await;
+    let result = serve_bound(log, listener, metrics_listener, config.options, shutdown).await;
     eprintln!("dipledger: stopped");
     result
+}
+
+/// What `serve` does before serving: the listening rules, the log opened, the addresses bound.
+/// On an error the log is closed again.
+async fn start(config: &ServerConfig) -> Result<(Log, TcpListener, Option<TcpListener>), ServerError> {
+    let data_dir = config.data_dir.clone();
+    let auth = TokenStore::open(&data_dir, config.options.require_auth)?.auth_required();
+    check_listen(config.listen, config.options.tls.is_some(), auth, config.insecure)?;
+    if config.insecure && !config.listen.ip().is_loopback() && !(auth && config.options.tls.is_some()) {
+        eprintln!(
+            "dipledger: WARNING: --insecure: serving {} without {}",
+            config.listen,
+            if auth { "TLS" } else { "TLS or authentication" }
+        );
+    }
+    let log_config = LogConfig::new(&data_dir)
+        .checkpoint_interval(config.checkpoint_interval)
+        .min_free_disk(config.min_free_disk);
+    let log = tokio::task::spawn_blocking(move || Log::open(log_config))
+        .await?
+        .map_err(|source| ServerError::OpenLog {
+            dir: data_dir.clone(),
+            source,
+        })?;
+    let bound = async {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                address: config.listen,
+                source,
+            })?;
+        Ok((listener, bind_metrics(config.options.metrics_listen).await?))
+    };
+    match bound.await {
+        Ok((listener, metrics_listener)) => Ok((log, listener, metrics_listener)),
+        Err(error) => {
+            // Closed off the async threads (the writer finishes and its threads end).
+            tokio::task::spawn_blocking(move || drop(log)).await?;
+            Err(error)
+        }
+    }
+}
+
+/// A listen address as the flags take it: `IP:PORT`, or `HOST:PORT` with the host name resolved
+/// (`localhost:50051` is `127.0.0.1:50051`; an IPv4 address is taken first when a name has
+/// both). The loopback rule ([`check_listen`]) applies to the address it resolves to.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    use std::net::ToSocketAddrs;
+    let addresses: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| {
+            format!("{text:?} is not an address such as 127.0.0.1:50051 or localhost:50051 ({error})")
+        })?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// Serves `log` on `listener` until `shutdown` resolves, then shuts down gracefully (see the

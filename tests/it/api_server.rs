@@ -250,6 +250,19 @@ fn only_loopback_addresses_are_served() {
     );
     assert!(check_listen(anywhere, false, false, true).is_ok(), "--insecure");
     assert!(check_listen("127.0.0.1:50051".parse().unwrap(), false, false, false).is_ok());
+    // Host names are resolved; localhost is loopback.
+    use dipledger::api::server::resolve_listen;
+    let localhost = resolve_listen("localhost:50051").unwrap();
+    assert!(
+        localhost.ip().is_loopback() && localhost.port() == 50051,
+        "{localhost}"
+    );
+    assert_eq!(resolve_listen("[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
+    let refused = resolve_listen("nonsense").unwrap_err();
+    assert!(
+        refused.starts_with("\"nonsense\" is not an address such as 127.0.0.1:50051"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

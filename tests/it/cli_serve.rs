@@ -20,12 +20,15 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `serve` in `cwd` with `args` (after `serve --listen 127.0.0.1:0`) and `env`, and
+    /// Starts `serve` in `cwd` with `args` (and `--listen 127.0.0.1:0` unless they listen) and `env`, and
     /// waits for the banner's address.
     pub fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dipledger"));
+        command.arg("serve");
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(cwd)
             .env_remove("RUST_LOG")
@@ -221,4 +224,57 @@ async fn the_request_line_names_the_authenticated_principal() {
         .unwrap_or_else(|| panic!("{lines:#?}"));
     assert_eq!(request["fields"]["principal"], "desk-analyst");
     assert_eq!(request["fields"]["status"], "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_is_resolved_to_listen_on_localhost() {
+    let work = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        work.path(),
+        &["--data-dir", "data", "--listen", "localhost:0"],
+        &[],
+    );
+    assert!(served.uri.starts_with("http://127.0.0.1:"), "{}", served.uri);
+    assert_eq!(get_party(&served.uri).await.code(), tonic::Code::NotFound);
+    tokio::task::spawn_blocking(move || served.stop()).await.unwrap();
+}
+
+/// Runs `dipledger serve` with `args` to its end (a start that fails).
+fn serve_fails(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_dipledger"))
+        .arg("serve")
+        .args(args)
+        .output()
+        .expect("run dipledger serve");
+    assert_eq!(output.status.code(), Some(1));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_failed_serve_leaves_no_data_directory_behind_and_keeps_an_existing_one() {
+    let work = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    // The address is taken: the log was opened (creating the directory), then the bind failed.
+    let fresh = work.path().join("fresh");
+    let stderr = serve_fails(&["--listen", &port, "--data-dir", fresh.to_str().unwrap()]);
+    assert!(
+        stderr.contains(&format!("error: listening on {port}")),
+        "{stderr}"
+    );
+    assert!(!fresh.exists(), "the directory this start created is gone");
+    // Refused before anything is opened: a non-loopback address without TLS.
+    let stderr = serve_fails(&["--listen", "0.0.0.0:0", "--data-dir", fresh.to_str().unwrap()]);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0"), "{stderr}");
+    assert!(!fresh.exists());
+    // A directory that existed before stays, with what it held.
+    let existing = work.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("notes.txt"), "mine").unwrap();
+    serve_fails(&["--listen", &port, "--data-dir", existing.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(existing.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    drop(taken);
 }
