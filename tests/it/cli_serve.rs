@@ -278,3 +278,94 @@ fn a_failed_serve_leaves_no_data_directory_behind_and_keeps_an_existing_one() {
     );
     drop(taken);
 }
+
+/// A RegisterSource request titled `title`.
+fn source(title: &str) -> pb::RegisterSourceRequest {
+    pb::RegisterSourceRequest {
+        header: Some(pb::CommandHeader::fresh()),
+        details: Some(pb::SourceDetails {
+            title: Some(title.into()),
+            retrieved_at: Some(prost_types::Timestamp {
+                seconds: 1_736_899_200,
+                nanos: 0,
+            }),
+            language: "en".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Records `count` sources through the server at `uri`.
+async fn record_sources(uri: &str, titles: std::ops::Range<u32>) {
+    let mut commands = pb::command_service_client::CommandServiceClient::connect(uri.to_owned())
+        .await
+        .expect("connect");
+    for index in titles {
+        within(
+            "record",
+            commands.register_source(source(&format!("Report {index}"))),
+        )
+        .await
+        .expect("recorded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_resumes_across_a_server_restart_and_json_carries_the_event_body() {
+    let work = tempfile::tempdir().unwrap();
+    let served = Served::start(work.path(), &["--data-dir", "data"], &[]);
+    let uri = served.uri.clone();
+    let address = uri.trim_start_matches("http://").to_owned();
+    record_sources(&uri, 0..3).await;
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_dipledger"))
+        .args([
+            "tail", "--from", "start", "--json", "--limit", "6", "--server", &uri,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tail");
+    let (sender, printed) = mpsc::channel();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let mut lines: Vec<String> = (0..3)
+        .map(|_| {
+            printed
+                .recv_timeout(TIMEOUT)
+                .expect("an event before the restart")
+        })
+        .collect();
+    // Stopped: tail's subscription ends; started again on the same address and directory.
+    tokio::task::spawn_blocking(move || served.stop()).await.unwrap();
+    let restarted = Served::start(work.path(), &["--data-dir", "data", "--listen", &address], &[]);
+    record_sources(&restarted.uri, 3..6).await;
+    lines.extend((0..3).map(|_| printed.recv_timeout(TIMEOUT).expect("an event after the restart")));
+    let status = tokio::task::spawn_blocking(move || tail.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "tail ends after --limit 6: {status:?}");
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let positions: Vec<u64> = events
+        .iter()
+        .map(|event| event["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, [1, 2, 3, 4, 5, 6], "nothing skipped or repeated");
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event["event_type"], "SourceRegistered");
+        // The typed event, in the proto3 JSON mapping (lowerCamelCase fields).
+        let body = &event["event"]["sourceRegistered"];
+        assert_eq!(body["details"]["title"], format!("Report {index}"), "{event}");
+    }
+    tokio::task::spawn_blocking(move || restarted.stop())
+        .await
+        .unwrap();
+}

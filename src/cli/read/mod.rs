@@ -72,11 +72,41 @@ fn render_list(
     out
 }
 
-/// How often `tail` tries to reconnect after the connection drops, and how long it waits between
-/// tries (it resumes after the last position it printed, so nothing is skipped or repeated).
+/// How often in a row `tail` tries to reconnect after the subscription ends (a server restart, a
+/// dropped connection) before it gives up; it resumes after the last position it saw, so nothing
+/// is skipped or repeated.
 pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
-/// The wait between reconnection attempts.
-pub const TAIL_RECONNECT_WAIT: Duration = Duration::from_secs(1);
+/// The first wait before reconnecting; it doubles after each failed attempt.
+pub const TAIL_RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts (30 attempts span about two minutes).
+pub const TAIL_RECONNECT_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// The wait before reconnection attempt `attempt` (1, 2, ...): doubling from
+/// [`TAIL_RECONNECT_FIRST_WAIT`] up to [`TAIL_RECONNECT_MAX_WAIT`].
+pub fn tail_backoff(attempt: usize) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16) as u32;
+    (TAIL_RECONNECT_FIRST_WAIT * 2u32.pow(doublings)).min(TAIL_RECONNECT_MAX_WAIT)
+}
+
+/// The typed event of an envelope in the proto3 JSON mapping (what a JSON client of Subscribe
+/// sees), through the API's descriptors; null when the envelope has none.
+fn event_body_json(event: Option<&pb::Event>) -> Value {
+    use prost::Message as _;
+    use std::sync::OnceLock;
+    static EVENT: OnceLock<Option<prost_reflect::MessageDescriptor>> = OnceLock::new();
+    let descriptor = EVENT.get_or_init(|| {
+        prost_reflect::DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
+            .ok()?
+            .get_message_by_name("dipledger.v1.Event")
+    });
+    let (Some(event), Some(descriptor)) = (event, descriptor) else {
+        return Value::Null;
+    };
+    prost_reflect::DynamicMessage::decode(descriptor.clone(), event.encode_to_vec().as_slice())
+        .ok()
+        .and_then(|message| serde_json::to_value(&message).ok())
+        .unwrap_or(Value::Null)
+}
 
 use super::{connect, describe};
 
@@ -307,6 +337,15 @@ pub enum TailFrom {
     After(u64),
 }
 
+/// Where a resumed subscription starts, for messages.
+fn resume_point(from: TailFrom) -> String {
+    match from {
+        TailFrom::Start => "the start".into(),
+        TailFrom::End => "the head".into(),
+        TailFrom::After(position) => format!("position {position}"),
+    }
+}
+
 /// `dipledger tail`: prints events as they arrive until `limit` events were printed (or
 /// forever), reconnecting after a dropped connection and resuming after the last position seen.
 pub async fn tail(
@@ -318,6 +357,9 @@ pub async fn tail(
     limit: Option<u64>,
     print: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
+    if limit == Some(0) {
+        return Ok(());
+    }
     let mut printed = 0u64;
     let mut attempts = 0;
     loop {
@@ -350,8 +392,11 @@ pub async fn tail(
             Ok(stream) => stream,
             Err(error) if attempts < TAIL_RECONNECT_ATTEMPTS => {
                 attempts += 1;
-                eprintln!("dipledger tail: {error:#}; retrying ({attempts}/{TAIL_RECONNECT_ATTEMPTS})");
-                tokio::time::sleep(TAIL_RECONNECT_WAIT).await;
+                let wait = tail_backoff(attempts);
+                eprintln!(
+                    "dipledger tail: {error:#}; retrying in {wait:?} ({attempts}/{TAIL_RECONNECT_ATTEMPTS})"
+                );
+                tokio::time::sleep(wait).await;
                 continue;
             }
             Err(error) => return Err(error),
@@ -360,9 +405,20 @@ pub async fn tail(
         loop {
             let message = match stream.message().await {
                 Ok(Some(message)) => message,
-                Ok(None) => bail!("the server ended the subscription (shutting down?)"),
+                // A server that shuts down ends its subscriptions cleanly: resume on the next.
+                Ok(None) => {
+                    eprintln!(
+                        "dipledger tail: the server ended the subscription; resuming after {}",
+                        resume_point(from)
+                    );
+                    break;
+                }
                 Err(status) => {
-                    eprintln!("dipledger tail: connection lost ({}); resuming", status.message());
+                    eprintln!(
+                        "dipledger tail: connection lost ({}); resuming after {}",
+                        status.message(),
+                        resume_point(from)
+                    );
                     break;
                 }
             };
@@ -380,6 +436,7 @@ pub async fn tail(
                             "recorded_at": timestamp(event.recorded_at.as_ref()),
                             "recorded_by": event.recorded_by,
                             "tags": event.tags,
+                            "event": event_body_json(event.event.as_ref()),
                         })
                         .to_string()
                     } else {
@@ -415,3 +472,21 @@ mod views;
 
 pub use chart::relation_svg;
 pub use views::{commitment_list, commitment_show, meeting_list, meeting_show, official_show};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_backs_off_doubling_up_to_the_longest_wait() {
+        assert_eq!(tail_backoff(1), TAIL_RECONNECT_FIRST_WAIT);
+        assert_eq!(tail_backoff(2), TAIL_RECONNECT_FIRST_WAIT * 2);
+        assert_eq!(tail_backoff(4), TAIL_RECONNECT_FIRST_WAIT * 8);
+        assert_eq!(tail_backoff(TAIL_RECONNECT_ATTEMPTS), TAIL_RECONNECT_MAX_WAIT);
+        let total: Duration = (1..=TAIL_RECONNECT_ATTEMPTS).map(tail_backoff).sum();
+        assert!(
+            total > Duration::from_secs(100) && total < Duration::from_secs(150),
+            "{total:?}"
+        );
+    }
+}
