@@ -50,19 +50,19 @@ enum Command {
     /// token turns authentication on for the directory, for good.
     #[command(subcommand)]
     Token(cli::token::TokenVerb),
-    /// Record party commands: register, correct.
+    /// Parties: show, list; record: register, correct.
     #[command(subcommand)]
     Party(cli::record::PartyVerb),
-    /// Record source commands: register, correct.
+    /// Sources: show, list; record: register, correct.
     #[command(subcommand)]
     Source(cli::record::SourceVerb),
-    /// Record official commands: register, appoint, end-tenure, correct-name, retract.
+    /// Officials: show, list, contacts; record: register, appoint, end-tenure, correct-name, retract.
     #[command(subcommand)]
     Official(cli::record::OfficialVerb),
     /// Record meeting commands: propose, schedule, reschedule, cancel, held, statement, correct, retract.
     #[command(subcommand)]
     Meeting(cli::record::MeetingVerb),
-    /// Record commitment commands: record, reaffirm, progress, fulfil, lapse, withdraw, supersede, assess, correct, retract.
+    /// Commitments: show, list, overdue, compliance; record: record, reaffirm, progress, fulfil, lapse, withdraw, supersede, assess, correct, retract.
     #[command(subcommand)]
     Commitment(cli::record::CommitmentVerb),
     /// Retract one event of an official, meeting or commitment (history keeps both). To correct

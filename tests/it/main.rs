@@ -16,6 +16,7 @@ mod api_news_report;
 mod api_query;
 mod api_server;
 mod api_tls;
+mod cli_analyst;
 mod cli_client;
 mod cli_demo;
 mod cli_offline;

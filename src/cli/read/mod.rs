@@ -37,6 +37,39 @@ fn as_of_note(position: u64) -> String {
     }
 }
 
+/// The singular of a listing's plural noun (`parties` -> `party`, `overdue commitments` ->
+/// `overdue commitment`).
+fn singular(plural: &str) -> String {
+    if let Some(stem) = plural.strip_suffix("ies") {
+        format!("{stem}y")
+    } else {
+        plural.strip_suffix('s').unwrap_or(plural).to_owned()
+    }
+}
+
+/// An enum value's proto name in words for people: `MEETING_STATUS_HELD` -> `Held`,
+/// `COMMITMENT_STATUS_IN_PROGRESS` -> `In progress`; any other text as it is.
+pub fn in_words(name: &str) -> String {
+    const PREFIXES: [&str; 7] = [
+        "MEETING_STATUS_",
+        "COMMITMENT_STATUS_",
+        "MEETING_FORMAT_",
+        "PARTY_KIND_",
+        "ASSESSMENT_STAGE_",
+        "PARTICIPANT_ROLE_",
+        "COOPERATION_KIND_",
+    ];
+    let Some(rest) = PREFIXES.iter().find_map(|prefix| name.strip_prefix(prefix)) else {
+        return name.to_owned();
+    };
+    let lower = rest.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// Renders one entity: JSON (`{"based_on_position", kind: value}`) or a card.
 fn render_one(kind: &str, value: Value, based_on_position: u64, json: bool) -> String {
     if json {
@@ -65,7 +98,16 @@ fn render_list(
         document.insert(kind.into(), Value::Array(rows));
         return format!("{:#}\n", Value::Object(document));
     }
-    let mut out = format!("{} {kind} {}\n", rows.len(), as_of_note(based_on_position));
+    let mut out = format!(
+        "{} {} {}\n",
+        rows.len(),
+        if rows.len() == 1 {
+            singular(kind)
+        } else {
+            kind.to_owned()
+        },
+        as_of_note(based_on_position)
+    );
     for row in &rows {
         out.push_str(&format!("  {}\n", line(row)));
     }
@@ -230,9 +272,9 @@ pub async fn relation(
     ));
     for item in timeline {
         out.push_str(&format!(
-            "  {:<10} {:<28} {}\n",
+            "  {:<10} {:<12} {}\n",
             item["kind"].as_str().unwrap_or(""),
-            item["status"].as_str().unwrap_or(""),
+            in_words(item["status"].as_str().unwrap_or("")),
             item["place"].as_str().or(item["text"].as_str()).unwrap_or("")
         ));
     }
@@ -467,8 +509,14 @@ pub async fn tail(
     }
 }
 
+mod analyst;
 mod chart;
 mod views;
+
+pub use analyst::{
+    commitment_compliance, commitment_overdue, official_contacts, official_list, party_list, party_show,
+    source_list, source_show,
+};
 
 pub use chart::relation_svg;
 pub use views::{commitment_list, commitment_show, meeting_list, meeting_show, official_show};
