@@ -153,7 +153,7 @@ async fn commitment_overdue_and_compliance_answer_in_words() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listings_and_the_relation_give_statuses_in_words() {
+async fn listings_and_the_relation_give_statuses_in_words_dates_and_the_goldstein_line() {
     let harness = demo_ledger().await;
     let uri = harness.server.uri();
     let meetings = run(&uri, &["meeting", "list", "--party", "LBY"]).await;
@@ -161,7 +161,17 @@ async fn listings_and_the_relation_give_statuses_in_words() {
     assert!(!meetings.contains("MEETING_STATUS_"), "{meetings}");
     let relation = run(&uri, &["relation", "LBY", "FRA"]).await;
     assert!(
-        relation.contains("  commitment Fulfilled    reopen the consular section in Benghazi"),
+        relation.contains(
+            "  commitment Fulfilled    2025-02-21  reopen the consular section in Benghazi (due 2025-04-15)"
+        ),
+        "{relation}"
+    );
+    assert!(
+        relation.contains("  meeting    Held         2025-01-15  Benghazi\n"),
+        "{relation}"
+    );
+    assert!(
+        relation.contains("  Goldstein by month: 2025-01 +10.0, 2025-02 +29.0\n"),
         "{relation}"
     );
     assert!(!relation.contains("_STATUS_"), "{relation}");

@@ -216,6 +216,7 @@ pub async fn relation(
                 "status": pb::MeetingStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"),
                 "place": m.details.as_ref().and_then(|d| d.location.as_ref()).map(|l| l.place.clone()),
                 "held_at": timestamp(m.held_at.as_ref().and_then(|h| h.at.as_ref())),
+                "planned_from": timestamp(m.window.as_ref().and_then(|w| w.start.as_ref()).and_then(|s| s.at.as_ref())),
             })),
             Some(pb::timeline_item_view::Item::Commitment(c)) => Some(json!({
                 "kind": "commitment",
@@ -223,6 +224,7 @@ pub async fn relation(
                 "status": pb::CommitmentStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?"),
                 "text": c.details.as_ref().map(|d| d.text.clone()),
                 "made_at": timestamp(c.made_at.as_ref().and_then(|m| m.at.as_ref())),
+                "due_by": timestamp(c.details.as_ref().and_then(|d| d.due_by.as_ref()).and_then(|d| d.at.as_ref())),
             })),
             None => None,
         })
@@ -270,15 +272,44 @@ pub async fn relation(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    out.push_str(&goldstein_line(&relation));
     for item in timeline {
-        out.push_str(&format!(
-            "  {:<10} {:<12} {}\n",
-            item["kind"].as_str().unwrap_or(""),
-            in_words(item["status"].as_str().unwrap_or("")),
-            item["place"].as_str().or(item["text"].as_str()).unwrap_or("")
-        ));
+        out.push_str(&timeline_line(&item));
     }
     Ok(out)
+}
+
+/// The relation's Goldstein line: the sum of each month, in month order.
+fn goldstein_line(relation: &pb::GetBilateralRelationResponse) -> String {
+    let mut months: Vec<_> = relation.goldstein_tenths_by_month.iter().collect();
+    months.sort();
+    if months.is_empty() {
+        return "  Goldstein by month: none (no held meeting or commitment coded)\n".into();
+    }
+    let shown: Vec<String> = months
+        .iter()
+        .map(|(month, tenths)| format!("{month} {:+.1}", **tenths as f64 / 10.0))
+        .collect();
+    format!("  Goldstein by month: {}\n", shown.join(", "))
+}
+
+/// One timeline item: kind, status in words, its date (held, planned, made; a commitment's due
+/// date), where or what.
+fn timeline_line(item: &Value) -> String {
+    let day = |key: &str| item[key].as_str().map(|at| at.get(..10).unwrap_or(at).to_owned());
+    let date = day("held_at")
+        .or_else(|| day("planned_from"))
+        .or_else(|| day("made_at"))
+        .unwrap_or_else(|| "-".into());
+    let due = day("due_by")
+        .map(|due| format!(" (due {due})"))
+        .unwrap_or_default();
+    format!(
+        "  {:<10} {:<12} {date:<10}  {}{due}\n",
+        item["kind"].as_str().unwrap_or(""),
+        in_words(item["status"].as_str().unwrap_or("")),
+        item["place"].as_str().or(item["text"].as_str()).unwrap_or("")
+    )
 }
 
 /// `dipledger history STREAM`.
