@@ -98,6 +98,29 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+    /// A read model as CSV for pandas and spreadsheets: meetings, commitments or parties, as
+    /// the read models hold them (corrections and retractions applied); columns and dtypes in
+    /// docs/operations.md.
+    #[command(
+        after_help = "Examples:\n  dipledger csv meetings --out meetings.csv\n  dipledger csv commitments --from 2025-01-01 --to 2025-12-31 --out commitments.csv"
+    )]
+    Csv {
+        /// Which read model.
+        #[arg(value_enum)]
+        table: cli::read::csv::CsvTable,
+        /// Only rows from this date (ISO 8601; meetings: held or planned; commitments: made).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only rows up to this date.
+        #[arg(long)]
+        to: Option<String>,
+        /// Output file; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = cli::DEFAULT_SERVER)]
+        server: String,
+    },
     /// The audit trail of an entity: every event with who recorded it, when, and from which sources.
     #[command(
         after_help = "Examples:\n  dipledger history party-LBY\n  dipledger history meeting-<uuid> --as-of 10 --json"
@@ -371,6 +394,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(runtime.block_on(cli::read::history(&read.server, &stream_id, as_of, read.json))?)
         }
         Command::Tail(args) => runtime.block_on(tail(args))?,
+        Command::Csv {
+            table,
+            from,
+            to,
+            out,
+            server,
+        } => {
+            let mut writer = cli::export::output(&out)?;
+            let rows = runtime.block_on(cli::read::csv::csv(
+                &server,
+                table,
+                from.as_deref(),
+                to.as_deref(),
+                &mut writer,
+            ))?;
+            eprintln!("wrote {rows} {}", if rows == 1 { "row" } else { "rows" });
+            ExitCode::SUCCESS
+        }
         Command::Demo { server } => print(runtime.block_on(cli::demo::run(server))?),
     })
 }

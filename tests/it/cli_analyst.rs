@@ -176,3 +176,79 @@ async fn listings_and_the_relation_give_statuses_in_words_dates_and_the_goldstei
     );
     assert!(!relation.contains("_STATUS_"), "{relation}");
 }
+
+/// Rows of a CSV text (RFC 4180 quoting), the header first.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    rows
+}
+
+/// The column `name` of every data row.
+fn column<'a>(rows: &'a [Vec<String>], name: &str) -> Vec<&'a str> {
+    let index = rows[0].iter().position(|header| header == name).expect(name);
+    rows[1..].iter().map(|row| row[index].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_tables_carry_iso_dates_words_and_unique_ids_for_pandas() {
+    let harness = demo_ledger().await;
+    let uri = harness.server.uri();
+    let meetings = parse_csv(&run(&uri, &["csv", "meetings"]).await);
+    assert_eq!(meetings[0].join(","), dipledger_meetings_header());
+    assert_eq!(meetings.len(), 4, "a header and three meetings");
+    assert!(meetings.iter().all(|row| row.len() == meetings[0].len()));
+    let mut statuses = column(&meetings, "status");
+    statuses.sort();
+    assert_eq!(statuses, ["cancelled", "held", "held"]);
+    assert!(column(&meetings, "date").contains(&"2025-01-15"));
+    let ids = column(&meetings, "meeting_id");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "one row per meeting");
+
+    let commitments = parse_csv(&run(&uri, &["csv", "commitments"]).await);
+    assert_eq!(commitments.len(), 5, "a header and four commitments");
+    assert!(column(&commitments, "due_by").contains(&"2025-04-15"));
+    assert!(column(&commitments, "status").contains(&"fulfilled"));
+    // A text with commas is one quoted field.
+    assert!(column(&commitments, "text")
+        .iter()
+        .any(|text| text.contains("regional instability, promote peace")));
+    // By valid time: only the commitments made from February on.
+    let later = parse_csv(&run(&uri, &["csv", "commitments", "--from", "2025-02-01"]).await);
+    assert_eq!(column(&later, "made_on"), ["2025-02-21"; 3]);
+
+    let parties = parse_csv(&run(&uri, &["csv", "parties"]).await);
+    assert_eq!(
+        parties[0].join(","),
+        "code,name,kind,iso_alpha2,iso_alpha3,wikidata_qid,cameo_code"
+    );
+    let mut codes = column(&parties, "code");
+    codes.sort();
+    assert_eq!(codes, ["FRA", "LBY"]);
+    assert_eq!(column(&parties, "kind"), ["state", "state"]);
+}
+
+fn dipledger_meetings_header() -> &'static str {
+    "meeting_id,status,date,date_precision,planned_start,planned_end,place,country,parties,participants,topics,summary,stream_version"
+}

@@ -542,6 +542,7 @@ pub async fn tail(
 
 mod analyst;
 mod chart;
+pub mod csv;
 mod views;
 
 pub use analyst::{
