@@ -34,6 +34,8 @@ use crate::domain::common::SourceId;
 use crate::domain::{
     commitment, decode_event, evolve_state, meeting, party, source, AggregateState, DomainEvent,
 };
+use crate::log::backup::ExportSelection;
+use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, EventFilter, Log, LogError, LogResult, RecordedEvent};
 
 /// The TSV header line.
@@ -224,24 +226,112 @@ fn tsv_row(row: &CodedEvent) -> String {
     .join("\t")
 }
 
+/// Every format `dipledger export` writes, offline or from a server (`EventStore.Export`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The lossless envelope export `restore` reads (`log::backup`).
+    Jsonl,
+    /// Coded rows, one of [`AnalystFormat`].
+    Coded(AnalystFormat),
+}
+
+impl ExportFormat {
+    /// Every format, in the order the CLI lists them.
+    pub const ALL: [ExportFormat; 3] = [
+        ExportFormat::Jsonl,
+        ExportFormat::Coded(AnalystFormat::CameoTsv),
+        ExportFormat::Coded(AnalystFormat::PloverJsonl),
+    ];
+
+    /// The name the CLI takes (`jsonl`, `cameo-tsv`, `plover`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Coded(AnalystFormat::CameoTsv) => "cameo-tsv",
+            ExportFormat::Coded(AnalystFormat::PloverJsonl) => "plover",
+        }
+    }
+
+    /// A format by its name.
+    pub fn parse(name: &str) -> Option<ExportFormat> {
+        ExportFormat::ALL
+            .into_iter()
+            .find(|format| format.as_str() == name)
+    }
+
+    /// What one unit of the output is, for messages (`events`, `coded rows`).
+    pub fn unit(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "events",
+            ExportFormat::Coded(_) => "coded rows",
+        }
+    }
+}
+
+/// Writes `selection` of `log` in `format` (the one export function, offline and online);
+/// returns the number of lines or rows.
+pub fn write_export(
+    log: &Log,
+    format: ExportFormat,
+    selection: &ExportSelection,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> LogResult<u64> {
+    match format {
+        ExportFormat::Jsonl => crate::log::backup::export_jsonl_selected(log, selection, out, progress),
+        ExportFormat::Coded(coded) => export_selected(log, coded, selection, out, progress),
+    }
+}
+
 /// Writes every coded event of `log` in `format`; returns the number of rows.
 pub fn export(log: &Log, format: AnalystFormat, out: &mut dyn Write) -> LogResult<u64> {
+    export_selected(
+        log,
+        format,
+        &ExportSelection::everything(log),
+        out,
+        &mut |_, _| {},
+    )
+}
+
+/// Writes the coded events of `selection` in `format`, calling `progress(position examined,
+/// last position)` after every page; returns the number of rows. Every event up to
+/// `selection.to` is read (party countries, source URLs and commitments are learned from the
+/// events before `from` too), only the selected ones are written.
+pub fn export_selected(
+    log: &Log,
+    format: AnalystFormat,
+    selection: &ExportSelection,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> LogResult<u64> {
     let mut context = Context::default();
     let mut rows = 0u64;
     if format == AnalystFormat::CameoTsv {
         writeln!(out, "{TSV_HEADER}")?;
     }
     let mut position = 1;
-    loop {
-        let page = log.read_all(position, Direction::Forwards, usize::MAX, &EventFilter::default())?;
+    while position <= selection.to {
+        let page = log.read_all(
+            position,
+            Direction::Forwards,
+            MAX_READ_PAGE_EVENTS,
+            &EventFilter::default(),
+        )?;
         for recorded in &page.events {
             let envelope = recorded.envelope();
+            if envelope.position > selection.to {
+                break;
+            }
             let event = decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload)
                 .map_err(|error| LogError::DataLoss {
                     position: envelope.position,
                     reason: format!("event does not decode: {error}"),
                 })?;
             context.learn(&envelope.stream_id, &event);
+            if !selection.includes(envelope) {
+                continue;
+            }
             for row in code(recorded, &event, &context) {
                 match format {
                     AnalystFormat::CameoTsv => writeln!(out, "{}", tsv_row(&row))?,
@@ -254,6 +344,7 @@ pub fn export(log: &Log, format: AnalystFormat, out: &mut dyn Write) -> LogResul
             }
         }
         position = page.next_position;
+        progress((position - 1).min(selection.to), selection.to);
         if page.reached_end {
             break;
         }

@@ -54,19 +54,19 @@ enum Command {
     /// proofs, offline verification of proofs and exports, and the witness (`watch`).
     #[command(subcommand)]
     Audit(cli::audit::AuditVerb),
-    /// Record party commands: register, correct.
+    /// Parties: show, list; record: register, correct.
     #[command(subcommand)]
     Party(cli::record::PartyVerb),
-    /// Record source commands: register, correct.
+    /// Sources: show, list; record: register, correct.
     #[command(subcommand)]
     Source(cli::record::SourceVerb),
-    /// Record official commands: register, appoint, end-tenure, correct-name, retract.
+    /// Officials: show, list, contacts; record: register, appoint, end-tenure, correct-name, retract.
     #[command(subcommand)]
     Official(cli::record::OfficialVerb),
     /// Record meeting commands: propose, schedule, reschedule, cancel, held, statement, correct, retract.
     #[command(subcommand)]
     Meeting(cli::record::MeetingVerb),
-    /// Record commitment commands: record, reaffirm, progress, fulfil, lapse, withdraw, supersede, assess, correct, retract.
+    /// Commitments: show, list, overdue, compliance; record: record, reaffirm, progress, fulfil, lapse, withdraw, supersede, assess, correct, retract.
     #[command(subcommand)]
     Commitment(cli::record::CommitmentVerb),
     /// Retract one event of an official, meeting or commitment (history keeps both). To correct
@@ -101,6 +101,29 @@ enum Command {
         /// meetings and commitments by state).
         #[arg(long)]
         svg: Option<PathBuf>,
+    },
+    /// A read model as CSV for pandas and spreadsheets: meetings, commitments or parties, as
+    /// the read models hold them (corrections and retractions applied); columns and dtypes in
+    /// docs/operations.md.
+    #[command(
+        after_help = "Examples:\n  dipledger csv meetings --out meetings.csv\n  dipledger csv commitments --from 2025-01-01 --to 2025-12-31 --out commitments.csv"
+    )]
+    Csv {
+        /// Which read model.
+        #[arg(value_enum)]
+        table: cli::read::csv::CsvTable,
+        /// Only rows from this date (ISO 8601; meetings: held or planned; commitments: made).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only rows up to this date.
+        #[arg(long)]
+        to: Option<String>,
+        /// Output file; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        /// The server.
+        #[arg(long, env = "DIPLEDGER_SERVER", default_value = cli::DEFAULT_SERVER)]
+        server: String,
     },
     /// The audit trail of an entity: every event with who recorded it, when, and from which sources.
     #[command(
@@ -141,14 +164,18 @@ enum Command {
         only: Option<String>,
     },
     /// Write the whole log as JSON lines (one envelope per line, lossless, re-importable with
-    /// `restore`). Offline: the server must not be running on the directory.
+    /// `restore`), or coded rows. Offline on a data directory (the server must not be running
+    /// on it), or from a running server with --server (the same bytes; auditor role).
     #[command(
-        after_help = "Examples:\n  dipledger export --data-dir ./data --out backup.jsonl\n  dipledger export --data-dir ./data --format cameo-tsv --out events.tsv"
+        after_help = "Examples:\n  dipledger export --data-dir ./data --out backup.jsonl\n  dipledger export --server http://127.0.0.1:50051 --out backup.jsonl   # while it runs\n  dipledger export --data-dir ./data --format cameo-tsv --out events.tsv"
     )]
     Export {
-        /// The data directory.
+        /// The data directory (offline).
         #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// Export from this running server instead of a data directory.
+        #[arg(long)]
+        server: Option<String>,
         /// Output file; `-` for standard output.
         #[arg(long, default_value = "-")]
         out: PathBuf,
@@ -156,6 +183,8 @@ enum Command {
         /// rows (columns in docs/operations.md); `plover`: PLOVER-style JSON lines.
         #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "cameo-tsv", "plover"])]
         format: String,
+        #[command(flatten)]
+        selection: cli::export::SelectionArgs,
     },
     /// Load a JSON-lines export into an empty data directory, byte for byte (same positions,
     /// event ids, recorded_at and hashes), checking every hash; stops at the first bad line.
@@ -173,8 +202,10 @@ enum Command {
 /// `serve`'s flags.
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on (loopback only).
-    #[arg(long, env = "DIPLEDGER_LISTEN", default_value = dipledger::api::server::DEFAULT_LISTEN)]
+    /// Address to listen on: IP:PORT or HOST:PORT (`localhost:50051` resolves to loopback);
+    /// loopback only unless TLS and authentication are on.
+    #[arg(long, env = "DIPLEDGER_LISTEN", default_value = dipledger::api::server::DEFAULT_LISTEN,
+          value_parser = dipledger::api::server::resolve_listen)]
     listen: SocketAddr,
     /// The data directory (created if missing).
     #[arg(long, env = "DIPLEDGER_DATA_DIR", default_value = dipledger::api::server::DEFAULT_DATA_DIR)]
@@ -222,6 +253,15 @@ struct ServeArgs {
     /// Serve a non-loopback --listen address without TLS or authentication (not for production).
     #[arg(long)]
     insecure: bool,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, e.g. 127.0.0.1:9464 (off by
+    /// default; the metrics are listed in docs/operations.md).
+    #[arg(long, env = "DIPLEDGER_METRICS_LISTEN", value_parser = dipledger::api::server::resolve_listen)]
+    metrics_listen: Option<SocketAddr>,
+    /// The server's log lines on standard error: `text` (timestamp, level, target, message and
+    /// fields) or `json` (one object per line, for log shippers). Which lines: `RUST_LOG`
+    /// (default `info`; `RUST_LOG=dipledger::request=debug` adds one line per request).
+    #[arg(long, env = "DIPLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Most requests one principal may have in flight (subscriptions included).
     #[arg(long, default_value_t = dipledger::auth::limits::DEFAULT_MAX_IN_FLIGHT as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -311,6 +351,12 @@ fn held_by_a_server(error: anyhow::Error, data_dir: &Path, verb: &str) -> anyhow
             "a dipledger server is already running on {dir} (its data directory is locked); \
              stop it first, or serve another --data-dir"
         )
+    } else if verb == "export" {
+        anyhow::anyhow!(
+            "a dipledger server is running on {dir} (its data directory is locked); \
+             `dipledger export` needs the directory to itself: stop the server first, \
+             or export from the running server with --server URL"
+        )
     } else {
         anyhow::anyhow!(
             "a dipledger server is running on {dir} (its data directory is locked); \
@@ -338,9 +384,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { data_dir } => verify(&data_dir)?,
         Command::Export {
             data_dir,
+            server,
             out,
             format,
-        } => export(&data_dir, &out, &format)?,
+            selection,
+        } => export(&runtime, &data_dir, server.as_deref(), &out, &format, &selection)?,
         Command::Restore { data_dir, from } => restore(&data_dir, &from)?,
         Command::Rebuild { data_dir, only } => rebuild(&data_dir, only.as_deref())?,
         Command::Party(verb) => print(runtime.block_on(cli::record::party(verb))?),
@@ -365,6 +413,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(runtime.block_on(cli::read::history(&read.server, &stream_id, as_of, read.json))?)
         }
         Command::Tail(args) => runtime.block_on(tail(args))?,
+        Command::Csv {
+            table,
+            from,
+            to,
+            out,
+            server,
+        } => {
+            let mut writer = cli::export::output(&out)?;
+            let rows = runtime.block_on(cli::read::csv::csv(
+                &server,
+                table,
+                from.as_deref(),
+                to.as_deref(),
+                &mut writer,
+            ))?;
+            eprintln!("wrote {rows} {}", if rows == 1 { "row" } else { "rows" });
+            ExitCode::SUCCESS
+        }
         Command::Demo { server } => print(runtime.block_on(cli::demo::run(server))?),
     })
 }
@@ -391,6 +457,7 @@ fn tls_options(args: &ServeArgs) -> anyhow::Result<Option<dipledger::api::server
 
 /// `serve`: the gRPC server on a data directory until SIGINT or SIGTERM.
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_format)?;
     let tls = tls_options(&args)?;
     let config = dipledger::api::server::ServerConfig {
         listen: args.listen,
@@ -411,6 +478,8 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
                 interval: std::time::Duration::from_millis(args.sign_interval_ms),
                 every_events: args.sign_every_events,
             },
+            metrics_listen: args.metrics_listen,
+            ..Default::default()
         },
         insecure: args.insecure,
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),
@@ -420,6 +489,26 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
         .block_on(dipledger::api::server::serve(config, shutdown_signal()))
         .map_err(|error| held_by_a_server(error.into(), &data_dir, "serve"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's log lines (`tracing`) on standard error, filtered by `RUST_LOG` (default
+/// `info`), as text or JSON lines.
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => EnvFilter::try_new(&directives)
+            .with_context(|| format!("RUST_LOG={directives:?} is not a log filter"))?,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+    installed.map_err(|error| anyhow::anyhow!("starting the log: {error}"))
 }
 
 /// The log of an existing data directory (refused if `data_dir` is not one), opened with
@@ -448,12 +537,9 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
             Err(error) => return Err(error),
         },
     };
-    let bar = progress_bar("verifying");
-    let verified = log.verify(&mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
+    let bar = cli::progress::Progress::new("verifying");
+    let verified = log.verify(&mut |done, total| bar.update(done, total));
+    bar.finish();
     match verified {
         Ok(report) => {
             println!(
@@ -469,35 +555,45 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `export`: the whole log as lossless JSON lines, or coded CAMEO/PLOVER rows, offline.
-fn export(data_dir: &Path, out: &Path, format: &str) -> anyhow::Result<ExitCode> {
-    use dipledger::analyst::{self, AnalystFormat};
+/// `export`: lossless JSON lines, or coded CAMEO/PLOVER rows, offline or from a server.
+fn export(
+    runtime: &tokio::runtime::Runtime,
+    data_dir: &Path,
+    server: Option<&str>,
+    out: &Path,
+    format: &str,
+    selection: &cli::export::SelectionArgs,
+) -> anyhow::Result<ExitCode> {
+    let format = dipledger::analyst::ExportFormat::parse(format).expect("clap checked the format");
+    if let Some(server) = server {
+        let mut writer = cli::export::output(out)?;
+        let bytes = runtime.block_on(cli::export::online(server, format, selection, &mut writer))?;
+        eprintln!("exported {bytes} bytes from {server}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let log = open_existing(data_dir, "export", |config| config)?;
-    let mut writer: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
-        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
-    } else {
-        let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        Box::new(std::io::BufWriter::new(file))
-    };
-    let lines = match format {
-        "cameo-tsv" => analyst::export(&log, AnalystFormat::CameoTsv, &mut writer)?,
-        "plover" => analyst::export(&log, AnalystFormat::PloverJsonl, &mut writer)?,
-        _ => dipledger::log::backup::export_jsonl(&log, &mut writer, &mut |_, _| {})?,
-    };
-    let what = if format == "jsonl" { "events" } else { "coded rows" };
-    eprintln!("exported {lines} {what}");
+    let mut writer = cli::export::output(out)?;
+    let lines = cli::export::offline(&log, format, selection, &mut writer)?;
+    eprintln!("exported {lines} {}", format.unit());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `restore`: an export into an empty data directory, byte for byte. Exit 2 at a bad line.
 fn restore(data_dir: &Path, from: &Path) -> anyhow::Result<ExitCode> {
-    let mut reader: Box<dyn std::io::BufRead> = if from.as_os_str() == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin().lock()))
+    let (input, size): (Box<dyn std::io::Read>, u64) = if from.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
     } else {
         let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
-        Box::new(std::io::BufReader::new(file))
+        let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+        (Box::new(file), size)
     };
-    match dipledger::log::backup::restore_jsonl(&mut reader, data_dir, &mut |_| {}) {
+    let read = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut reader = std::io::BufReader::new(cli::progress::Counted::new(input, read.clone()));
+    let bar = cli::progress::Progress::bytes("restoring");
+    let restored =
+        dipledger::log::backup::restore_jsonl(&mut reader, data_dir, &mut |_| bar.update(read.get(), size));
+    bar.finish();
+    match restored {
         Ok(events) => {
             eprintln!("restored {events} events into {}", data_dir.display());
             Ok(ExitCode::SUCCESS)
@@ -552,18 +648,6 @@ async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A progress bar on a terminal (hidden in scripts, when stderr is not a terminal).
-fn progress_bar(what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<24} [{bar:40}] {pos}/{len} ({eta})")
-            .expect("valid progress template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_owned());
-    bar
-}
-
 /// `rebuild`: read models dropped and rebuilt from position 1, offline, with progress.
 fn rebuild(data_dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     use dipledger::projections::{ProjectionName, Projections};
@@ -582,12 +666,9 @@ fn rebuild(data_dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let log = open_existing(data_dir, "rebuild", |config| config)?;
     let projections = Projections::open_paused(log)?;
     for name in names {
-        let bar = progress_bar(&format!("rebuilding {}", name.as_str()));
-        let position = projections.rebuild(name, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
+        let bar = cli::progress::Progress::new(&format!("rebuilding {}", name.as_str()));
+        let position = projections.rebuild(name, &mut |done, total| bar.update(done, total))?;
+        bar.finish();
         println!("rebuilt {} to position {position}", name.as_str());
     }
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,5 @@
-//! `EventStoreService`: ReadStream, ReadAll and Subscribe over the [`Log`] (docs/api.md).
+//! `EventStoreService`: ReadStream, ReadAll and Subscribe over the [`Log`] (docs/api.md);
+//! ReadAccessLog, and Export (in `api::export`).
 //!
 //! Every sled read runs on tokio's blocking pool (`spawn_blocking`), never on a runtime worker.
 //!
@@ -88,6 +89,7 @@ pub struct EventStore {
     feed: Arc<LiveFeed>,
     subscriptions: Arc<Semaphore>,
     max_subscriptions: usize,
+    exports: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -124,8 +126,19 @@ impl EventStore {
             log,
             subscriptions: Arc::new(Semaphore::new(max_subscriptions)),
             max_subscriptions,
+            exports: Arc::new(Semaphore::new(super::export::MAX_EXPORTS)),
             shutdown,
         }
+    }
+
+    /// Subscriptions open now.
+    pub fn open_subscriptions(&self) -> usize {
+        self.max_subscriptions - self.subscriptions.available_permits()
+    }
+
+    /// Exports running now.
+    pub fn running_exports(&self) -> usize {
+        super::export::MAX_EXPORTS - self.exports.available_permits()
     }
 
     /// Where this service's subscriptions have taken their events from so far.
@@ -520,6 +533,21 @@ impl EventStoreService for EventStore {
         })
         .await?;
         Ok(Response::new(response))
+    }
+
+    type ExportStream = super::export::ExportStream;
+
+    async fn export(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let stream = super::export::start(
+            &self.log,
+            &self.exports,
+            self.shutdown.clone(),
+            request.into_inner(),
+        )?;
+        Ok(Response::new(stream))
     }
 
     type SubscribeStream = SubscribeStream;

@@ -10,6 +10,13 @@
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
 //! - [`decode_errors`]: the layer that maps tonic's own request-decoding errors (a message over
 //!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
+//! - [`export`]: `EventStoreService.Export`, the offline export streamed in chunks.
+//! - [`health`]: gRPC health per service (commands NOT_SERVING while the writer is poisoned,
+//!   queries while the read models replay).
+//! - [`observe`]: the outermost layer: one log line per request (method, principal, status,
+//!   latency).
+//! - [`metrics`]: the Prometheus endpoint (`--metrics-listen`).
+//! - [`monitor`]: warnings in the log for slow fsyncs and lagging read models.
 //! - [`server`]: wiring (health, reflection, limits, graceful shutdown) and [`server::serve`].
 
 pub mod audit;
@@ -17,6 +24,11 @@ pub mod commands;
 pub mod convert;
 pub mod decode_errors;
 pub mod event_store;
+pub mod export;
+pub mod health;
+pub mod metrics;
+pub mod monitor;
+pub mod observe;
 pub mod query;
 pub mod server;
 pub mod status;

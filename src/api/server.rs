@@ -40,6 +40,10 @@ use super::audit::Audit;
 use super::commands::Commands;
 use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
+use super::health::HealthWatch;
+use super::metrics::{serve_metrics, ServerMetrics, Sources};
+use super::monitor::Monitor;
+use super::observe::ObserveLayer;
 use super::pb;
 use super::pb::audit_service_server::AuditServiceServer;
 use super::pb::command_service_server::CommandServiceServer;
@@ -140,6 +144,12 @@ pub struct ServerOptions {
     pub signing_key: Option<PathBuf>,
     /// When checkpoints are signed.
     pub checkpoint_policy: crate::audit::CheckpointPolicy,
+    /// Test hook: the read models' runner waits at this gate before each step (a test sees
+    /// them replaying for as long as it holds it).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub read_model_gate: Option<crate::projections::RunnerGate>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address (off when None).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
@@ -197,6 +207,9 @@ impl Default for ServerOptions {
             principal_limits: Default::default(),
             signing_key: None,
             checkpoint_policy: Default::default(),
+            #[cfg(any(test, feature = "test-hooks"))]
+            read_model_gate: None,
+            metrics_listen: None,
         }
     }
 }
@@ -257,6 +270,40 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // A data directory this start creates is removed again if the start fails: a mistyped flag
+    // must leave nothing behind.
+    let created = !config.data_dir.exists();
+    let (log, listener, metrics_listener) = match start(&config).await {
+        Ok(started) => started,
+        Err(error) => {
+            if created {
+                let _ = std::fs::remove_dir_all(&config.data_dir);
+            }
+            return Err(error);
+        }
+    };
+    let recovered = log.recovery_report();
+    eprintln!(
+        "dipledger: data directory {}, head position {} ({} events replayed from {} journal frames{})",
+        std::fs::canonicalize(&config.data_dir)
+            .unwrap_or_else(|_| config.data_dir.clone())
+            .display(),
+        log.head(),
+        recovered.replayed_events,
+        recovered.replayed_frames,
+        match recovered.truncated_bytes {
+            0 => String::new(),
+            bytes => format!(", a torn unacknowledged write of up to {bytes} bytes cut off"),
+        }
+    );
+    let result = serve_bound(log, listener, metrics_listener, config.options, shutdown).await;
+    eprintln!("dipledger: stopped");
+    result
+}
+
+/// What `serve` does before serving: the listening rules, the log opened, the addresses bound.
+/// On an error the log is closed again.
+async fn start(config: &ServerConfig) -> Result<(Log, TcpListener, Option<TcpListener>), ServerError> {
     let data_dir = config.data_dir.clone();
     let auth = TokenStore::open(&data_dir, config.options.require_auth)?.auth_required();
     check_listen(config.listen, config.options.tls.is_some(), auth, config.insecure)?;
@@ -267,51 +314,96 @@ pub async fn serve(
             if auth { "TLS" } else { "TLS or authentication" }
         );
     }
-    let log_config = LogConfig::new(&data_dir).checkpoint_interval(config.checkpoint_interval);
-    let log = tokio::task::spawn_blocking(move || Log::open(log_config.min_free_disk(config.min_free_disk)))
+    let log_config = LogConfig::new(&data_dir)
+        .checkpoint_interval(config.checkpoint_interval)
+        .min_free_disk(config.min_free_disk);
+    let log = tokio::task::spawn_blocking(move || Log::open(log_config))
         .await?
         .map_err(|source| ServerError::OpenLog {
-            dir: config.data_dir.clone(),
+            dir: data_dir.clone(),
             source,
         })?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            address: config.listen,
-            source,
-        })?;
-    let recovered = log.recovery_report();
-    eprintln!(
-        "dipledger: data directory {}, head position {} ({} events replayed from {} journal frames{})",
-        config.data_dir.display(),
-        log.head(),
-        recovered.replayed_events,
-        recovered.replayed_frames,
-        match recovered.truncated_bytes {
-            0 => String::new(),
-            bytes => format!(", a torn unacknowledged write of up to {bytes} bytes cut off"),
+    let bound = async {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                address: config.listen,
+                source,
+            })?;
+        Ok((listener, bind_metrics(config.options.metrics_listen).await?))
+    };
+    match bound.await {
+        Ok((listener, metrics_listener)) => Ok((log, listener, metrics_listener)),
+        Err(error) => {
+            // Closed off the async threads (the writer finishes and its threads end).
+            tokio::task::spawn_blocking(move || drop(log)).await?;
+            Err(error)
         }
-    );
-    let result = serve_with_listener(log, listener, config.options, shutdown).await;
-    eprintln!("dipledger: stopped");
-    result
+    }
+}
+
+/// A listen address as the flags take it: `IP:PORT`, or `HOST:PORT` with the host name resolved
+/// (`localhost:50051` is `127.0.0.1:50051`; an IPv4 address is taken first when a name has
+/// both). The loopback rule ([`check_listen`]) applies to the address it resolves to.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    use std::net::ToSocketAddrs;
+    let addresses: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|error| {
+            format!("{text:?} is not an address such as 127.0.0.1:50051 or localhost:50051 ({error})")
+        })?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// Serves `log` on `listener` until `shutdown` resolves, then shuts down gracefully (see the
-/// module docs). Does not check that the listener is on loopback.
+/// module docs). Does not check that the listener is on loopback. Binds
+/// `options.metrics_listen` when given.
 pub async fn serve_with_listener(
     log: Log,
     listener: TcpListener,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let metrics_listener = bind_metrics(options.metrics_listen).await?;
+    serve_bound(log, listener, metrics_listener, options, shutdown).await
+}
+
+/// Binds the metrics address, when one is given.
+async fn bind_metrics(address: Option<SocketAddr>) -> Result<Option<TcpListener>, ServerError> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Listen { address, source })?;
+    Ok(Some(listener))
+}
+
+/// [`serve_with_listener`] with the metrics listener already bound.
+async fn serve_bound(
+    log: Log,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let log_dir = log.data_dir().to_owned();
+    let shown_dir = std::fs::canonicalize(&log_dir).unwrap_or_else(|_| log_dir.clone());
     let address = listener.local_addr()?;
     let tokens = Arc::new(TokenStore::open(&log_dir, options.require_auth)?);
     if tokens.auth_required() {
         eprintln!(
             "dipledger: listening on {address} (loopback only); authentication on: every call but health needs a bearer token ({})",
-            log_dir.join(crate::auth::tokens::TOKENS_FILE).display()
+            shown_dir.join(crate::auth::tokens::TOKENS_FILE).display()
         );
     } else {
         eprintln!("dipledger: ================================================================");
@@ -323,7 +415,6 @@ pub async fn serve_with_listener(
     }
     let (stop_sender, stop) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<EventStoreServiceServer<EventStore>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -332,11 +423,7 @@ pub async fn serve_with_listener(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let projections = {
-        let log = log.clone();
-        let interval = options.snapshot_interval;
-        tokio::task::spawn_blocking(move || Projections::open_with(log, interval)).await??
-    };
+    let projections = open_read_models(&log, &options).await?;
     match projections.snapshot_load() {
         crate::projections::SnapshotLoad::Empty => {
             eprintln!("dipledger: read models: no snapshot, building from the log")
@@ -362,29 +449,35 @@ pub async fn serve_with_listener(
     let queries = QueryServiceServer::new(Query::new(projections.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    health.set_serving::<QueryServiceServer<Query>>().await;
     let ledger = Ledger::new(log.clone());
     ledger.set_future_allowance(options.future_allowance);
     let commands = CommandServiceServer::new(Commands::new(ledger))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let event_store =
-        EventStoreServiceServer::new(EventStore::new(log, options.max_subscriptions, stop.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let event_store_service = EventStore::new(log.clone(), options.max_subscriptions, stop.clone());
+    let metrics = match metrics_listener {
+        Some(metrics_listener) => Some(start_metrics(
+            metrics_listener,
+            &log,
+            &projections,
+            &event_store_service,
+            &stop,
+        )?),
+        None => None,
+    };
+    let event_store = EventStoreServiceServer::new(event_store_service)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
+    let health = HealthWatch::start(health, log.clone(), projections.clone()).await;
+    let health = tokio::spawn(health.run(stop.clone()));
+    tokio::spawn(Monitor::new(log.clone(), projections.clone()).run(stop.clone()));
     let signal = async move {
         shutdown.await;
         eprintln!("dipledger: shutting down: finishing in-flight requests, closing subscriptions");
-        health
-            .set_not_serving::<EventStoreServiceServer<EventStore>>()
-            .await;
-        health.set_not_serving::<CommandServiceServer<Commands>>().await;
-        health.set_not_serving::<QueryServiceServer<Query>>().await;
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
         let _ = stop_sender.send(true);
+        // Every service NOT_SERVING before tonic stops accepting calls.
+        let _ = health.await;
     };
     let mut builder = Server::builder();
     if let Some(tls) = &options.tls {
@@ -396,6 +489,7 @@ pub async fn serve_with_listener(
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let server = builder
+        .layer(ObserveLayer::new(metrics))
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .layer(AuthLayer::new(tokens, options.principal_limits))
         .add_service(health_service)
@@ -442,9 +536,42 @@ async fn open_checkpoints(log: &Log, signing_key: Option<PathBuf>) -> Result<Che
     Ok(checkpoints)
 }
 
+/// Starts the metrics endpoint on `listener` (until `stop`), over the server's sources.
+fn start_metrics(
+    listener: TcpListener,
+    log: &Log,
+    projections: &Arc<Projections>,
+    event_store: &EventStore,
+    stop: &watch::Receiver<bool>,
+) -> Result<Arc<ServerMetrics>, ServerError> {
+    let metrics = Arc::new(ServerMetrics::new());
+    let (subscriptions, exports) = (event_store.clone(), event_store.clone());
+    metrics.set_sources(Sources {
+        log: log.clone(),
+        projections: projections.clone(),
+        subscriptions: Box::new(move || subscriptions.open_subscriptions()),
+        exports: Box::new(move || exports.running_exports()),
+    });
+    eprintln!("dipledger: metrics on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(serve_metrics(listener, metrics.clone(), stop.clone()));
+    Ok(metrics)
+}
+
+/// Opens the read models and starts their runner (held at the test hook's gate when given).
+async fn open_read_models(log: &Log, options: &ServerOptions) -> Result<Projections, ServerError> {
+    let log = log.clone();
+    let interval = options.snapshot_interval;
+    #[cfg(any(test, feature = "test-hooks"))]
+    if let Some(gate) = options.read_model_gate.clone() {
+        return Ok(tokio::task::spawn_blocking(move || Projections::open_gated(log, interval, gate)).await??);
+    }
+    Ok(tokio::task::spawn_blocking(move || Projections::open_with(log, interval)).await??)
+}
+
 /// A server running in the background (for tests and embedding).
 pub struct RunningServer {
     address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -464,12 +591,24 @@ impl RunningServer {
                 source,
             })?;
         let address = listener.local_addr()?;
+        let metrics_listener = bind_metrics(options.metrics_listen).await?;
+        let metrics_address = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_with_listener(log, listener, options, async move {
-            let _ = shutdown_signal.await;
-        }));
+        let task = tokio::spawn(serve_bound(
+            log,
+            listener,
+            metrics_listener,
+            options,
+            async move {
+                let _ = shutdown_signal.await;
+            },
+        ));
         Ok(RunningServer {
             address,
+            metrics_address,
             shutdown: Some(shutdown),
             task,
         })
@@ -478,6 +617,11 @@ impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address of the metrics endpoint, when `ServerOptions::metrics_listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// The URI clients connect to, e.g. `http://127.0.0.1:50051`.

@@ -8,7 +8,7 @@
 //! | command id reused with a different request; creating an existing entity | ALREADY_EXISTS | ErrorInfo / ResourceInfo |
 //! | unknown entity or stream | NOT_FOUND | ResourceInfo |
 //! | position or version past the end | OUT_OF_RANGE | ErrorInfo metadata `head` |
-//! | over a size limit (a request message over the server's limit included); too many subscriptions; the disk below its minimum | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
+//! | over a size limit (a request message over the server's limit included); too many subscriptions or exports; the disk below its minimum | RESOURCE_EXHAUSTED | ErrorInfo / QuotaFailure |
 //! | request bytes that are not protobuf (tonic's INTERNAL, remapped) | INVALID_ARGUMENT | none |
 //! | shutting down, writer stopped after a disk failure | UNAVAILABLE | none |
 //! | a stored record (or sled's own data) failed its integrity check | DATA_LOSS | ErrorInfo metadata `position` |
@@ -267,6 +267,17 @@ pub fn too_many_subscriptions(limit: usize) -> Status {
     Status::with_error_details(
         Code::ResourceExhausted,
         format!("too many open subscriptions (the limit is {limit}); retry later"),
+        details,
+    )
+}
+
+/// RESOURCE_EXHAUSTED: `limit` exports already run.
+pub fn too_many_exports(limit: usize) -> Status {
+    let details =
+        ErrorDetails::with_quota_failure_violation("exports", format!("at most {limit} concurrent exports"));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("too many exports running (the limit is {limit}); retry later"),
         details,
     )
 }

@@ -27,6 +27,12 @@ use super::{rule_for, Principal, Role, Rule};
 /// How often a streaming response re-checks its token.
 pub const REVALIDATE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Where a layer outside this one (the request log) learns who called: put it in the
+/// request's extensions before this layer runs; the principal's name is set once it is known
+/// (authenticated, or refused with a known name). Nothing is set in development mode.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(pub Arc<std::sync::OnceLock<String>>);
+
 /// The layer (`Server::builder().layer(AuthLayer::new(store, limits))`).
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
@@ -86,13 +92,22 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
+        let slot = request.extensions().get::<CallerSlot>().cloned();
         let principal = match authorize(&self.store, &path, request.headers()) {
             Ok(principal) => principal,
-            Err((who, status)) => return self.refuse(who, path, status),
+            Err((who, status)) => {
+                if let (Some(slot), Some(who)) = (&slot, &who) {
+                    let _ = slot.0.set(who.clone());
+                }
+                return self.refuse(who, path, status);
+            }
         };
         let Some(principal) = principal else {
             return Box::pin(self.inner.call(request));
         };
+        if let Some(slot) = &slot {
+            let _ = slot.0.set(principal.name.clone());
+        }
         let command = rule_for(&path) == Rule::Needs(Role::Recorder);
         let in_flight = match self.limiter.admit(&principal.name, command) {
             Ok(in_flight) => in_flight,

@@ -96,7 +96,9 @@ pub fn rule_for(path: &str) -> Rule {
     let Some((service, _method)) = path.trim_start_matches('/').split_once('/') else {
         return Rule::Deny;
     };
-    if path == "/dipledger.v1.EventStoreService/ReadAccessLog" {
+    if path == "/dipledger.v1.EventStoreService/ReadAccessLog"
+        || path == "/dipledger.v1.EventStoreService/Export"
+    {
         return Rule::Needs(Role::Auditor);
     }
     match service {
@@ -141,6 +143,14 @@ mod tests {
         );
         assert_eq!(
             rule_for("/dipledger.v1.QueryService/GetMeeting"),
+            Rule::Needs(Role::Reader)
+        );
+        assert_eq!(
+            rule_for("/dipledger.v1.EventStoreService/Export"),
+            Rule::Needs(Role::Auditor)
+        );
+        assert_eq!(
+            rule_for("/dipledger.v1.EventStoreService/ReadAll"),
             Rule::Needs(Role::Reader)
         );
         assert_eq!(rule_for("/dipledger.v1.Unknown/Method"), Rule::Deny);

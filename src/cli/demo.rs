@@ -172,6 +172,22 @@ fn demo_command_id(index: usize) -> Uuid {
     Uuid::from_u128(0xDE40_0000_0000_0000_0000_0000_0000_0000 + index as u128)
 }
 
+/// The head of the server's log now.
+async fn head_of(connection: super::Connection) -> anyhow::Result<u64> {
+    let mut store = pb::event_store_service_client::EventStoreServiceClient::new(connection);
+    let page = store
+        .read_all(pb::ReadAllRequest {
+            direction: pb::Direction::Backwards as i32,
+            limit: 1,
+            omit_typed_body: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(super::describe)?
+        .into_inner();
+    Ok(page.head)
+}
+
 /// Runs the demo and returns what it prints: on an embedded server over a temporary directory,
 /// or, with `server`, through the CommandService of a running server.
 pub async fn run(server: Option<String>) -> anyhow::Result<String> {
@@ -181,11 +197,14 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
         .chain(scenarios())
         .collect();
     let mut last = 0;
+    let mut nothing_new = false;
     let (uri, embedded) = match server {
         Some(uri) => {
             writeln!(out, "dipledger demo: recording through {uri}\n")?;
-            let mut client =
-                pb::command_service_client::CommandServiceClient::new(super::connect(&uri).await?);
+            let connection = super::connect(&uri).await?;
+            let head_before = head_of(connection.clone()).await?;
+            let mut client = pb::command_service_client::CommandServiceClient::new(connection);
+            let mut new_events = 0;
             for (index, command) in commands.iter().enumerate() {
                 let request = pb::SubmitBatchRequest {
                     commands: vec![dipledger::api::convert::command_to_pb(
@@ -198,11 +217,25 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
                     .await
                     .map_err(super::describe)?
                     .into_inner();
-                let positions = response
+                let positions: Vec<u64> = response
                     .results
                     .iter()
-                    .flat_map(|r| r.result.iter().flat_map(|r| r.positions.iter().copied()));
-                last = positions.fold(last, u64::max);
+                    .flat_map(|r| r.result.iter().flat_map(|r| r.positions.iter().copied()))
+                    .collect();
+                // A command recorded before (an earlier run) answers its original positions.
+                new_events += positions
+                    .iter()
+                    .filter(|position| **position > head_before)
+                    .count();
+                last = positions.into_iter().fold(last, u64::max);
+            }
+            nothing_new = new_events == 0;
+            if nothing_new {
+                writeln!(
+                    out,
+                    "nothing new was recorded: this server already holds every command of the demo \
+                     (its command ids were recorded by an earlier run; positions up to {last})\n"
+                )?;
             }
             (uri, None)
         }
@@ -224,10 +257,12 @@ pub async fn run(server: Option<String>) -> anyhow::Result<String> {
             (server.uri(), Some((server, dir)))
         }
     };
-    writeln!(
-        out,
-        "recorded the Libya-France news report and illustrative scenarios: {last} events\n"
-    )?;
+    if !nothing_new {
+        writeln!(
+            out,
+            "recorded the Libya-France news report and illustrative scenarios: {last} events\n"
+        )?;
+    }
 
     let mut queries = QueryServiceClient::connect(uri).await?;
     let options = Some(pb::ReadOptions {

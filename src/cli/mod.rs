@@ -4,10 +4,14 @@
 //! - `record`: recording verbs, one per command (`party register`, `meeting held`, ...).
 //! - `audit`: `dipledger audit ...`: verifier key, proofs, offline verification, witness.
 //! - `demo`: `dipledger demo`.
+//! - `export`: `dipledger export`, offline or from a server (`--server`).
+//! - `progress`: the progress bars of the long offline verbs.
 //! - `token`: `dipledger token create|list|revoke` on a data directory's token file.
 
 pub mod audit;
 pub mod demo;
+pub mod export;
+pub mod progress;
 pub mod read;
 pub mod record;
 pub mod token;

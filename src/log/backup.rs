@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::codec::{encode_record, GENESIS_CHAIN_HASH};
-use super::envelope::{Direction, Envelope, EventFilter, Hash};
+use super::envelope::{Direction, Envelope, EventFilter, Hash, RecordedEvent};
 use super::error::{LogError, LogResult};
 use super::keys::{self, HeadMeta, StreamRun};
 use super::limits::MAX_READ_PAGE_EVENTS;
@@ -135,23 +135,71 @@ fn hash_from_hex(text: &str) -> Option<Hash> {
     from_hex(text)?.try_into().ok()
 }
 
+/// Which events an export writes: the positions `from..=to` whose envelope matches `filter`.
+/// Only the whole log (`ExportSelection::everything`) makes an export `restore` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSelection {
+    /// First position (inclusive, at least 1).
+    pub from: u64,
+    /// Last position (inclusive).
+    pub to: u64,
+    /// Which events.
+    pub filter: EventFilter,
+}
+
+impl ExportSelection {
+    /// Every event of `log` up to its head now.
+    pub fn everything(log: &Log) -> ExportSelection {
+        ExportSelection {
+            from: 1,
+            to: log.head(),
+            filter: EventFilter::default(),
+        }
+    }
+
+    /// Whether `envelope` is in the selection.
+    pub fn includes(&self, envelope: &Envelope) -> bool {
+        (self.from..=self.to).contains(&envelope.position) && self.filter.matches(envelope)
+    }
+}
+
 /// Writes every event of `log` as one JSON line; returns the number of lines.
 pub fn export_jsonl(log: &Log, out: &mut dyn Write, progress: &mut dyn FnMut(u64, u64)) -> LogResult<u64> {
-    let head = log.head();
+    export_jsonl_selected(log, &ExportSelection::everything(log), out, progress)
+}
+
+/// Writes the events of `selection` as JSON lines, calling `progress(position examined, last
+/// position)` after every page; returns the number of lines.
+pub fn export_jsonl_selected(
+    log: &Log,
+    selection: &ExportSelection,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> LogResult<u64> {
+    let head = selection.to;
     let mut fingerprints: HashMap<Uuid, Hash> = HashMap::new();
-    let mut position = 1;
+    let mut position = selection.from.max(1);
     let mut lines = 0;
     while position <= head {
         let page = log.read_all(
             position,
             Direction::Forwards,
             MAX_READ_PAGE_EVENTS,
-            &EventFilter::default(),
+            &selection.filter,
         )?;
-        let in_tree = log.tree_leaves(position, page.events.len() as u64)?;
-        for (event, leaf) in page.events.iter().zip(&in_tree) {
+        // The tree's leaves over the page's span (a filtered page skips positions).
+        let span_start = page.events.first().map_or(position, RecordedEvent::position);
+        let span_end = page.events.last().map_or(position, |e| e.position().min(head));
+        let in_tree = match span_end >= span_start {
+            true => log.tree_leaves(span_start, span_end - span_start + 1)?,
+            false => Vec::new(),
+        };
+        for event in &page.events {
             let envelope = event.envelope();
-            if event.leaf_hash() != leaf {
+            if envelope.position > head {
+                break;
+            }
+            if event.leaf_hash() != &in_tree[(envelope.position - span_start) as usize] {
                 return Err(LogError::DataLoss {
                     position: envelope.position,
                     reason: "the record's hash disagrees with the Merkle tree".into(),
@@ -197,7 +245,7 @@ pub fn export_jsonl(log: &Log, out: &mut dyn Write, progress: &mut dyn FnMut(u64
             lines += 1;
         }
         position = page.next_position;
-        progress(position - 1, head);
+        progress((position - 1).min(head), head);
         if page.reached_end {
             break;
         }

@@ -172,6 +172,27 @@ impl Projections {
 
     /// [`Projections::open`] with the longest time between two snapshots.
     pub fn open_with(log: Log, snapshot_interval: Duration) -> ProjectionResult<Projections> {
+        Projections::open_following(log, snapshot_interval, Box::new(|_| true))
+    }
+
+    /// Test hook: [`Projections::open_with`] whose runner waits for `gate` to open before each
+    /// step, so a test sees the read models replaying for as long as it holds the gate.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn open_gated(
+        log: Log,
+        snapshot_interval: Duration,
+        gate: RunnerGate,
+    ) -> ProjectionResult<Projections> {
+        Projections::open_following(log, snapshot_interval, Box::new(move |stop| gate.wait(stop)))
+    }
+
+    /// Opens the read models and starts the runner, which calls `before_step` before each step
+    /// (false: stop).
+    fn open_following(
+        log: Log,
+        snapshot_interval: Duration,
+        before_step: BeforeStep,
+    ) -> ProjectionResult<Projections> {
         let mut projections = Projections::open_paused(log)?;
         projections
             .shared
@@ -183,7 +204,7 @@ impl Projections {
         let shared = projections.shared.clone();
         let follower = std::thread::Builder::new()
             .name("dipledger-projections".into())
-            .spawn(move || follow(shared, stop_receiver))
+            .spawn(move || follow(shared, stop_receiver, before_step))
             .map_err(|error| ProjectionError::Stopped(format!("cannot start runner: {error}")))?;
         projections.stop = Some(stop);
         projections.follower = Some(follower);
@@ -844,7 +865,42 @@ fn lower_priority() {
 
 /// The runner thread: step until caught up, then wait for the head to move (or stop), and let
 /// RUNNER_COALESCE pass so the next step covers everything that arrived meanwhile.
-fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// What the runner asks before each step; false stops it (the test hook [`RunnerGate`]).
+type BeforeStep = Box<dyn Fn(&watch::Receiver<bool>) -> bool + Send>;
+
+/// Test hook: a gate the runner waits at before each step (see [`Projections::open_gated`]).
+/// Closed when made; [`RunnerGate::open`] lets the runner go on for good.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Debug, Clone, Default)]
+pub struct RunnerGate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl RunnerGate {
+    /// Lets the runner go on.
+    pub fn open(&self) {
+        *self.0 .0.lock().expect("gate lock") = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until the gate is open (true) or `stop` is set (false).
+    fn wait(&self, stop: &watch::Receiver<bool>) -> bool {
+        let mut open = self.0 .0.lock().expect("gate lock");
+        while !*open {
+            if *stop.borrow() {
+                return false;
+            }
+            open = self
+                .0
+                 .1
+                .wait_timeout(open, Duration::from_millis(20))
+                .expect("gate lock")
+                .0;
+        }
+        true
+    }
+}
+
+fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: BeforeStep) {
     lower_priority();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -860,7 +916,7 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     };
     let mut head = shared.log.watch_head();
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() || !before_step(&stop) {
             return;
         }
         let outcome = shared

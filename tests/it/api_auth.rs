@@ -398,7 +398,13 @@ async fn an_admin_manages_tokens_over_grpc_and_the_access_log_names_the_admin() 
         .unwrap()
         .into_inner();
     assert!(revoked.token.unwrap().revoked_at.is_some());
-    let written = dipledger::auth::access_log::read(harness.dir.path(), 0, 100).unwrap();
+    // Every entry: the refusals of the loop above (up to 100 a second) come before the revocation.
+    let written = dipledger::auth::access_log::read(
+        harness.dir.path(),
+        0,
+        dipledger::auth::access_log::MAX_ACCESS_READ,
+    )
+    .unwrap();
     let by_admin: Vec<&str> = written
         .iter()
         .filter(|entry| entry.principal == "ops-admin")

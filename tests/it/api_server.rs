@@ -6,22 +6,152 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// Every service health reports on.
+const SERVICES: [&str; 6] = [
+    "",
+    "dipledger.v1.EventStoreService",
+    "dipledger.v1.CommandService",
+    "dipledger.v1.QueryService",
+    "dipledger.v1.TokenService",
+    "dipledger.v1.AuditService",
+];
+
+/// The status health gives `service`.
+async fn health_of(harness: &Harness, service: &str) -> ServingStatus {
+    let mut health = HealthClient::new(harness.channel().await);
+    let response = within(
+        "health check",
+        health.check(HealthCheckRequest {
+            service: service.into(),
+        }),
+    )
+    .await
+    .unwrap_or_else(|status| panic!("health of {service:?}: {status:?}"))
+    .into_inner();
+    ServingStatus::try_from(response.status).expect("a known status")
+}
+
+/// Asks health about `service` until it answers `wanted`, each round trip pacing the next,
+/// for at most [`TIMEOUT`].
+async fn health_becomes(harness: &Harness, service: &str, wanted: ServingStatus) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let status = health_of(harness, service).await;
+        if status == wanted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{service}: still {status:?} after {TIMEOUT:?}, not {wanted:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_reports_serving_for_the_server_and_the_event_store() {
+async fn health_reports_serving_for_the_server_and_every_service() {
+    let harness = Harness::start().await;
+    for service in SERVICES {
+        assert_eq!(
+            health_of(&harness, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_not_serving_once_the_log_writer_is_poisoned() {
+    let harness = Harness::start().await;
+    // The server is up (its first answer comes after health's first look).
+    assert_eq!(health_of(&harness, "").await, ServingStatus::Serving);
+    append_many(&harness.log, "party-LBY", 3, "t").await;
+    // EIO on the next fdatasync (test hook): the writer is poisoned until a restart.
+    harness.log.inject_sync_failure();
+    let event = party_registered("LBY");
+    let request = dipledger::log::AppendRequest::new(
+        uuid::Uuid::now_v7(),
+        "party-LBY",
+        dipledger::log::ExpectedVersion::Any,
+        "tester",
+        vec![draft_of(&event)],
+    );
+    harness
+        .log
+        .append(request)
+        .await
+        .expect_err("the fdatasync fails");
+    assert!(harness.log.poisoned().is_some());
+    health_becomes(&harness, "dipledger.v1.CommandService", ServingStatus::NotServing).await;
+    // Reads and queries go on, and say so.
+    for service in ["", "dipledger.v1.EventStoreService", "dipledger.v1.QueryService"] {
+        assert_eq!(
+            health_of(&harness, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_are_not_serving_while_the_read_models_replay_the_log() {
+    use dipledger::api::server::ServerOptions;
+    use dipledger::log::{Log, LogConfig};
+    use dipledger::projections::RunnerGate;
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(LogConfig::new(dir.path())).expect("open log");
+        append_many(&log, "party-LBY", 5, "t").await;
+    }
+    // The runner waits at the gate: the read models stay at position 0 of 5.
+    let gate = RunnerGate::default();
+    let options = ServerOptions {
+        read_model_gate: Some(gate.clone()),
+        ..ServerOptions::default()
+    };
+    let harness = Harness::start_in(dir, options).await;
+    assert_eq!(
+        health_of(&harness, "dipledger.v1.QueryService").await,
+        ServingStatus::NotServing
+    );
+    for service in [
+        "",
+        "dipledger.v1.EventStoreService",
+        "dipledger.v1.CommandService",
+    ] {
+        assert_eq!(
+            health_of(&harness, service).await,
+            ServingStatus::Serving,
+            "{service:?}"
+        );
+    }
+    gate.open();
+    health_becomes(&harness, "dipledger.v1.QueryService", ServingStatus::Serving).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_is_not_serving_once_shutdown_starts() {
     let harness = Harness::start().await;
     let mut health = HealthClient::new(harness.channel().await);
-    for service in ["", "dipledger.v1.EventStoreService"] {
-        let response = within(
-            "health check",
-            health.check(HealthCheckRequest {
-                service: service.into(),
-            }),
-        )
+    let mut watch = within(
+        "health watch",
+        health.watch(HealthCheckRequest {
+            service: "dipledger.v1.CommandService".into(),
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let first = within("first status", watch.message()).await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopped = tokio::spawn(harness.server.shutdown());
+    let next = within("status at shutdown", watch.message())
         .await
         .unwrap()
-        .into_inner();
-        assert_eq!(response.status, ServingStatus::Serving as i32, "{service:?}");
-    }
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    drop(watch);
+    within("shutdown", stopped).await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +251,19 @@ fn only_loopback_addresses_are_served() {
     );
     assert!(check_listen(anywhere, false, false, true).is_ok(), "--insecure");
     assert!(check_listen("127.0.0.1:50051".parse().unwrap(), false, false, false).is_ok());
+    // Host names are resolved; localhost is loopback.
+    use dipledger::api::server::resolve_listen;
+    let localhost = resolve_listen("localhost:50051").unwrap();
+    assert!(
+        localhost.ip().is_loopback() && localhost.port() == 50051,
+        "{localhost}"
+    );
+    assert_eq!(resolve_listen("[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
+    let refused = resolve_listen("nonsense").unwrap_err();
+    assert!(
+        refused.starts_with("\"nonsense\" is not an address such as 127.0.0.1:50051"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,4 +377,69 @@ async fn a_request_over_the_size_limit_is_resource_exhausted() {
     let info = status.get_details_error_info().expect("ErrorInfo");
     assert_eq!(info.reason, "TOO_LARGE");
     assert_eq!(info.metadata["limit"], MAX_REQUEST_BYTES.to_string());
+}
+
+/// A writer of log lines into a shared buffer, for a test's own tracing subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_read_model_is_warned_about_once_and_its_catching_up_said() {
+    use dipledger::api::monitor::{Monitor, LAGGING_READ_MODEL_EVENTS};
+    use dipledger::log::{Log, LogConfig};
+    use dipledger::projections::Projections;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(LogConfig::new(dir.path())).unwrap();
+    // A runner driven by the test: the read models stay where it leaves them.
+    let projections = std::sync::Arc::new(Projections::open_paused(log.clone()).unwrap());
+    let mut monitor = Monitor::new(log.clone(), projections.clone());
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let look = |monitor: &mut Monitor| tracing::dispatcher::with_default(&dispatch, || monitor.look());
+    look(&mut monitor); // replayed: nothing to replay
+    append_many(&log, "party-LBY", LAGGING_READ_MODEL_EVENTS as usize + 1, "t").await;
+    look(&mut monitor);
+    look(&mut monitor);
+    let text = captured.text();
+    assert_eq!(
+        text.matches("read model lagging").count(),
+        5,
+        "one per read model, once: {text}"
+    );
+    assert!(text.contains(" WARN "), "{text}");
+    assert!(
+        text.contains(&format!("lag={}", LAGGING_READ_MODEL_EVENTS + 1)),
+        "{text}"
+    );
+    projections.catch_up().unwrap();
+    look(&mut monitor);
+    assert_eq!(
+        captured.text().matches("read model caught up").count(),
+        5,
+        "{}",
+        captured.text()
+    );
 }

@@ -236,7 +236,7 @@ async fn show_and_list_verbs_in_human_and_json_output() {
     .await;
     let text = String::from_utf8_lossy(&commitments.stdout);
     assert!(
-        text.starts_with("1 commitments") && text.contains(&commitment_id().to_string()),
+        text.starts_with("1 commitment (as of") && text.contains(&commitment_id().to_string()),
         "{text}"
     );
     let commitment = run(args(&[

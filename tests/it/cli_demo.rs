@@ -77,4 +77,17 @@ async fn the_demo_records_through_a_running_server_and_a_second_run_records_noth
         head,
         "the same command ids: nothing recorded twice"
     );
+    let again = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        again.contains(
+            "nothing new was recorded: this server already holds every command of the demo \
+             (its command ids were recorded by an earlier run; positions up to 22)"
+        ),
+        "{again}"
+    );
+    assert!(
+        !again.contains("recorded the Libya-France news report"),
+        "{again}"
+    );
+    assert!(stdout.contains("recorded the Libya-France news report and illustrative scenarios: 22 events"));
 }

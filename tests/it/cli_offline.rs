@@ -239,6 +239,12 @@ async fn a_data_directory_a_running_server_holds_is_named_as_such() {
                 "error: a dipledger server is already running on {dir} (its data directory is locked); \
                  stop it first, or serve another --data-dir\n"
             )
+        } else if verb == "export" {
+            format!(
+                "error: a dipledger server is running on {dir} (its data directory is locked); \
+                 `dipledger export` needs the directory to itself: stop the server first, \
+                 or export from the running server with --server URL\n"
+            )
         } else {
             format!(
                 "error: a dipledger server is running on {dir} (its data directory is locked); \
@@ -262,5 +268,69 @@ async fn a_data_directory_a_running_server_holds_is_named_as_such() {
         assert_eq!(output.status.code(), Some(1), "{verb}");
         let stderr = text(&output.stderr);
         assert!(stderr.ends_with(&expected(verb)), "{verb}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_from_a_running_server_writes_what_the_offline_export_writes() {
+    let harness = crate::support::api::Harness::start().await;
+    let ledger = Ledger::new(harness.log.clone());
+    for command in news_report_commands() {
+        ledger
+            .handle(CommandEnvelope::new(Uuid::now_v7(), command, "cli-test"))
+            .await
+            .unwrap();
+    }
+    drop(ledger);
+    let work = tempfile::tempdir().unwrap();
+    let formats = ["jsonl", "cameo-tsv", "plover"];
+    for format in formats {
+        let out = work.path().join(format!("online.{format}"));
+        let args = [
+            "export".to_owned(),
+            "--server".to_owned(),
+            harness.server.uri(),
+            "--format".to_owned(),
+            format.to_owned(),
+            "--out".to_owned(),
+            out.to_str().unwrap().to_owned(),
+        ];
+        let output = tokio::task::spawn_blocking(move || {
+            dipledger(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{format}: {}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).starts_with("exported "),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    // The server stopped, the directory to itself: the offline export writes the same bytes.
+    let crate::support::api::Harness { dir, log, server } = harness;
+    server.shutdown().await.unwrap();
+    drop(log);
+    for format in formats {
+        let out = work.path().join(format!("offline.{format}"));
+        let args = [
+            "export".to_owned(),
+            "--data-dir".to_owned(),
+            dir.path().to_str().unwrap().to_owned(),
+            "--format".to_owned(),
+            format.to_owned(),
+            "--out".to_owned(),
+            out.to_str().unwrap().to_owned(),
+        ];
+        let output = tokio::task::spawn_blocking(move || {
+            dipledger(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{format}: {}", text(&output.stderr));
+        let online = std::fs::read(work.path().join(format!("online.{format}"))).unwrap();
+        let offline = std::fs::read(&out).unwrap();
+        assert!(!online.is_empty());
+        assert_eq!(online, offline, "{format}");
     }
 }

@@ -37,6 +37,39 @@ fn as_of_note(position: u64) -> String {
     }
 }
 
+/// The singular of a listing's plural noun (`parties` -> `party`, `overdue commitments` ->
+/// `overdue commitment`).
+fn singular(plural: &str) -> String {
+    if let Some(stem) = plural.strip_suffix("ies") {
+        format!("{stem}y")
+    } else {
+        plural.strip_suffix('s').unwrap_or(plural).to_owned()
+    }
+}
+
+/// An enum value's proto name in words for people: `MEETING_STATUS_HELD` -> `Held`,
+/// `COMMITMENT_STATUS_IN_PROGRESS` -> `In progress`; any other text as it is.
+pub fn in_words(name: &str) -> String {
+    const PREFIXES: [&str; 7] = [
+        "MEETING_STATUS_",
+        "COMMITMENT_STATUS_",
+        "MEETING_FORMAT_",
+        "PARTY_KIND_",
+        "ASSESSMENT_STAGE_",
+        "PARTICIPANT_ROLE_",
+        "COOPERATION_KIND_",
+    ];
+    let Some(rest) = PREFIXES.iter().find_map(|prefix| name.strip_prefix(prefix)) else {
+        return name.to_owned();
+    };
+    let lower = rest.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// Renders one entity: JSON (`{"based_on_position", kind: value}`) or a card.
 fn render_one(kind: &str, value: Value, based_on_position: u64, json: bool) -> String {
     if json {
@@ -65,18 +98,57 @@ fn render_list(
         document.insert(kind.into(), Value::Array(rows));
         return format!("{:#}\n", Value::Object(document));
     }
-    let mut out = format!("{} {kind} {}\n", rows.len(), as_of_note(based_on_position));
+    let mut out = format!(
+        "{} {} {}\n",
+        rows.len(),
+        if rows.len() == 1 {
+            singular(kind)
+        } else {
+            kind.to_owned()
+        },
+        as_of_note(based_on_position)
+    );
     for row in &rows {
         out.push_str(&format!("  {}\n", line(row)));
     }
     out
 }
 
-/// How often `tail` tries to reconnect after the connection drops, and how long it waits between
-/// tries (it resumes after the last position it printed, so nothing is skipped or repeated).
+/// How often in a row `tail` tries to reconnect after the subscription ends (a server restart, a
+/// dropped connection) before it gives up; it resumes after the last position it saw, so nothing
+/// is skipped or repeated.
 pub const TAIL_RECONNECT_ATTEMPTS: usize = 30;
-/// The wait between reconnection attempts.
-pub const TAIL_RECONNECT_WAIT: Duration = Duration::from_secs(1);
+/// The first wait before reconnecting; it doubles after each failed attempt.
+pub const TAIL_RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts (30 attempts span about two minutes).
+pub const TAIL_RECONNECT_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// The wait before reconnection attempt `attempt` (1, 2, ...): doubling from
+/// [`TAIL_RECONNECT_FIRST_WAIT`] up to [`TAIL_RECONNECT_MAX_WAIT`].
+pub fn tail_backoff(attempt: usize) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16) as u32;
+    (TAIL_RECONNECT_FIRST_WAIT * 2u32.pow(doublings)).min(TAIL_RECONNECT_MAX_WAIT)
+}
+
+/// The typed event of an envelope in the proto3 JSON mapping (what a JSON client of Subscribe
+/// sees), through the API's descriptors; null when the envelope has none.
+fn event_body_json(event: Option<&pb::Event>) -> Value {
+    use prost::Message as _;
+    use std::sync::OnceLock;
+    static EVENT: OnceLock<Option<prost_reflect::MessageDescriptor>> = OnceLock::new();
+    let descriptor = EVENT.get_or_init(|| {
+        prost_reflect::DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
+            .ok()?
+            .get_message_by_name("dipledger.v1.Event")
+    });
+    let (Some(event), Some(descriptor)) = (event, descriptor) else {
+        return Value::Null;
+    };
+    prost_reflect::DynamicMessage::decode(descriptor.clone(), event.encode_to_vec().as_slice())
+        .ok()
+        .and_then(|message| serde_json::to_value(&message).ok())
+        .unwrap_or(Value::Null)
+}
 
 use super::{connect, describe};
 
@@ -144,6 +216,7 @@ pub async fn relation(
                 "status": pb::MeetingStatus::try_from(m.status).map(|s| s.as_str_name()).unwrap_or("?"),
                 "place": m.details.as_ref().and_then(|d| d.location.as_ref()).map(|l| l.place.clone()),
                 "held_at": timestamp(m.held_at.as_ref().and_then(|h| h.at.as_ref())),
+                "planned_from": timestamp(m.window.as_ref().and_then(|w| w.start.as_ref()).and_then(|s| s.at.as_ref())),
             })),
             Some(pb::timeline_item_view::Item::Commitment(c)) => Some(json!({
                 "kind": "commitment",
@@ -151,6 +224,7 @@ pub async fn relation(
                 "status": pb::CommitmentStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?"),
                 "text": c.details.as_ref().map(|d| d.text.clone()),
                 "made_at": timestamp(c.made_at.as_ref().and_then(|m| m.at.as_ref())),
+                "due_by": timestamp(c.details.as_ref().and_then(|d| d.due_by.as_ref()).and_then(|d| d.at.as_ref())),
             })),
             None => None,
         })
@@ -198,15 +272,44 @@ pub async fn relation(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    out.push_str(&goldstein_line(&relation));
     for item in timeline {
-        out.push_str(&format!(
-            "  {:<10} {:<28} {}\n",
-            item["kind"].as_str().unwrap_or(""),
-            item["status"].as_str().unwrap_or(""),
-            item["place"].as_str().or(item["text"].as_str()).unwrap_or("")
-        ));
+        out.push_str(&timeline_line(&item));
     }
     Ok(out)
+}
+
+/// The relation's Goldstein line: the sum of each month, in month order.
+fn goldstein_line(relation: &pb::GetBilateralRelationResponse) -> String {
+    let mut months: Vec<_> = relation.goldstein_tenths_by_month.iter().collect();
+    months.sort();
+    if months.is_empty() {
+        return "  Goldstein by month: none (no held meeting or commitment coded)\n".into();
+    }
+    let shown: Vec<String> = months
+        .iter()
+        .map(|(month, tenths)| format!("{month} {:+.1}", **tenths as f64 / 10.0))
+        .collect();
+    format!("  Goldstein by month: {}\n", shown.join(", "))
+}
+
+/// One timeline item: kind, status in words, its date (held, planned, made; a commitment's due
+/// date), where or what.
+fn timeline_line(item: &Value) -> String {
+    let day = |key: &str| item[key].as_str().map(|at| at.get(..10).unwrap_or(at).to_owned());
+    let date = day("held_at")
+        .or_else(|| day("planned_from"))
+        .or_else(|| day("made_at"))
+        .unwrap_or_else(|| "-".into());
+    let due = day("due_by")
+        .map(|due| format!(" (due {due})"))
+        .unwrap_or_default();
+    format!(
+        "  {:<10} {:<12} {date:<10}  {}{due}\n",
+        item["kind"].as_str().unwrap_or(""),
+        in_words(item["status"].as_str().unwrap_or("")),
+        item["place"].as_str().or(item["text"].as_str()).unwrap_or("")
+    )
 }
 
 /// `dipledger history STREAM`.
@@ -307,6 +410,15 @@ pub enum TailFrom {
     After(u64),
 }
 
+/// Where a resumed subscription starts, for messages.
+fn resume_point(from: TailFrom) -> String {
+    match from {
+        TailFrom::Start => "the start".into(),
+        TailFrom::End => "the head".into(),
+        TailFrom::After(position) => format!("position {position}"),
+    }
+}
+
 /// `dipledger tail`: prints events as they arrive until `limit` events were printed (or
 /// forever), reconnecting after a dropped connection and resuming after the last position seen.
 pub async fn tail(
@@ -318,6 +430,9 @@ pub async fn tail(
     limit: Option<u64>,
     print: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
+    if limit == Some(0) {
+        return Ok(());
+    }
     let mut printed = 0u64;
     let mut attempts = 0;
     loop {
@@ -350,8 +465,11 @@ pub async fn tail(
             Ok(stream) => stream,
             Err(error) if attempts < TAIL_RECONNECT_ATTEMPTS => {
                 attempts += 1;
-                eprintln!("dipledger tail: {error:#}; retrying ({attempts}/{TAIL_RECONNECT_ATTEMPTS})");
-                tokio::time::sleep(TAIL_RECONNECT_WAIT).await;
+                let wait = tail_backoff(attempts);
+                eprintln!(
+                    "dipledger tail: {error:#}; retrying in {wait:?} ({attempts}/{TAIL_RECONNECT_ATTEMPTS})"
+                );
+                tokio::time::sleep(wait).await;
                 continue;
             }
             Err(error) => return Err(error),
@@ -360,9 +478,20 @@ pub async fn tail(
         loop {
             let message = match stream.message().await {
                 Ok(Some(message)) => message,
-                Ok(None) => bail!("the server ended the subscription (shutting down?)"),
+                // A server that shuts down ends its subscriptions cleanly: resume on the next.
+                Ok(None) => {
+                    eprintln!(
+                        "dipledger tail: the server ended the subscription; resuming after {}",
+                        resume_point(from)
+                    );
+                    break;
+                }
                 Err(status) => {
-                    eprintln!("dipledger tail: connection lost ({}); resuming", status.message());
+                    eprintln!(
+                        "dipledger tail: connection lost ({}); resuming after {}",
+                        status.message(),
+                        resume_point(from)
+                    );
                     break;
                 }
             };
@@ -380,6 +509,7 @@ pub async fn tail(
                             "recorded_at": timestamp(event.recorded_at.as_ref()),
                             "recorded_by": event.recorded_by,
                             "tags": event.tags,
+                            "event": event_body_json(event.event.as_ref()),
                         })
                         .to_string()
                     } else {
@@ -410,8 +540,33 @@ pub async fn tail(
     }
 }
 
+mod analyst;
 mod chart;
+pub mod csv;
 mod views;
+
+pub use analyst::{
+    commitment_compliance, commitment_overdue, official_contacts, official_list, party_list, party_show,
+    source_list, source_show,
+};
 
 pub use chart::relation_svg;
 pub use views::{commitment_list, commitment_show, meeting_list, meeting_show, official_show};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_backs_off_doubling_up_to_the_longest_wait() {
+        assert_eq!(tail_backoff(1), TAIL_RECONNECT_FIRST_WAIT);
+        assert_eq!(tail_backoff(2), TAIL_RECONNECT_FIRST_WAIT * 2);
+        assert_eq!(tail_backoff(4), TAIL_RECONNECT_FIRST_WAIT * 8);
+        assert_eq!(tail_backoff(TAIL_RECONNECT_ATTEMPTS), TAIL_RECONNECT_MAX_WAIT);
+        let total: Duration = (1..=TAIL_RECONNECT_ATTEMPTS).map(tail_backoff).sum();
+        assert!(
+            total > Duration::from_secs(100) && total < Duration::from_secs(150),
+            "{total:?}"
+        );
+    }
+}

@@ -58,7 +58,7 @@ fn window_json(window: &pb::TimeWindow) -> Value {
     })
 }
 
-fn commitment_json(c: &pb::CommitmentView) -> Value {
+pub(super) fn commitment_json(c: &pb::CommitmentView) -> Value {
     let details = c.details.clone().unwrap_or_default();
     json!({
         "commitment_id": c.commitment_id,
@@ -85,7 +85,7 @@ pub(super) fn card(title: &str, value: &Value, based_on: u64) -> String {
         for (key, field) in fields {
             let shown = match field {
                 Value::Null => continue,
-                Value::String(text) => text.clone(),
+                Value::String(text) => in_words(text),
                 Value::Array(items) if items.is_empty() => continue,
                 other => other.to_string(),
             };
@@ -138,9 +138,9 @@ pub async fn meeting_list(
                 .as_array()
                 .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
             format!(
-                "{}  {:<28} {:<14} {}",
+                "{}  {:<12} {:<14} {}",
                 row["meeting_id"].as_str().unwrap_or(""),
-                row["status"].as_str().unwrap_or(""),
+                in_words(row["status"].as_str().unwrap_or("")),
                 row["place"].as_str().unwrap_or("-"),
                 topics.unwrap_or_default()
             )
@@ -191,15 +191,27 @@ pub async fn commitment_list(
         answer.based_on_position,
         &answer.next_page_token,
         json,
-        |row| {
-            let text: String = row["text"].as_str().unwrap_or("").chars().take(60).collect();
-            format!(
-                "{}  {:<28} {text}",
-                row["commitment_id"].as_str().unwrap_or(""),
-                row["status"].as_str().unwrap_or("")
-            )
-        },
+        commitment_line,
     ))
+}
+
+/// One commitment in a listing: id, status in words, who commits, due date, the text's start.
+pub(super) fn commitment_line(row: &Value) -> String {
+    let text: String = row["text"].as_str().unwrap_or("").chars().take(60).collect();
+    let parties: Vec<&str> = row["committing_parties"]
+        .as_array()
+        .map(|parties| parties.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let due = row["due_by"]
+        .as_str()
+        .map(|due| format!("due {}", due.get(..10).unwrap_or(due)));
+    format!(
+        "{}  {:<12} {:<8} {:<14} {text}",
+        row["commitment_id"].as_str().unwrap_or(""),
+        in_words(row["status"].as_str().unwrap_or("")),
+        parties.join(","),
+        due.unwrap_or_else(|| "no due date".into())
+    )
 }
 
 /// `dipledger official show ID`.

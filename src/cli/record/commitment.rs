@@ -46,6 +46,22 @@ pub struct CommitmentDetailsArgs {
 /// `dipledger commitment ...`
 #[derive(Debug, Subcommand)]
 pub enum CommitmentVerb {
+    /// Commitments due before a date and not fulfilled or otherwise closed.
+    #[command(after_help = "Example:\n  dipledger commitment overdue --on 2025-06-30")]
+    Overdue {
+        /// The date (ISO 8601); default now.
+        #[arg(long)]
+        on: Option<String>,
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
+    /// A party's compliance: its assessed commitments and the sum of their latest scores.
+    Compliance {
+        /// The party, e.g. LBY.
+        party: String,
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
     /// Show one commitment.
     Show {
         /// The commitment id (a UUID).
@@ -226,6 +242,19 @@ impl CommitmentDetailsArgs {
 /// Runs a `commitment` verb.
 pub async fn commitment(verb: CommitmentVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        CommitmentVerb::Overdue { on, read } => {
+            crate::cli::read::commitment_overdue(
+                &read.server,
+                on.as_deref(),
+                read.as_of.as_deref(),
+                read.json,
+            )
+            .await?
+        }
+        CommitmentVerb::Compliance { party, read } => {
+            crate::cli::read::commitment_compliance(&read.server, &party, read.as_of.as_deref(), read.json)
+                .await?
+        }
         CommitmentVerb::Show { commitment_id, read } => {
             crate::cli::read::commitment_show(&read.server, &commitment_id, read.as_of.as_deref(), read.json)
                 .await?

@@ -28,6 +28,22 @@ pub struct OfficeArgs {
 /// `dipledger official ...`
 #[derive(Debug, Subcommand)]
 pub enum OfficialVerb {
+    /// List the officials of a party, with the posts they hold.
+    #[command(after_help = "Example:\n  dipledger official list --party FRA")]
+    List {
+        /// The party, e.g. FRA.
+        #[arg(long)]
+        party: String,
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
+    /// Whom an official met: names, posts held today, meetings, most first.
+    Contacts {
+        /// The official id (a UUID).
+        official_id: String,
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
     /// Show one official with the offices held over time.
     Show {
         /// The official id (a UUID).
@@ -122,6 +138,13 @@ impl OfficeArgs {
 /// Runs an `official` verb.
 pub async fn official(verb: OfficialVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        OfficialVerb::List { party, read } => {
+            crate::cli::read::official_list(&read.server, &party, read.as_of.as_deref(), read.json).await?
+        }
+        OfficialVerb::Contacts { official_id, read } => {
+            crate::cli::read::official_contacts(&read.server, &official_id, read.as_of.as_deref(), read.json)
+                .await?
+        }
         OfficialVerb::Show { official_id, read } => {
             crate::cli::read::official_show(&read.server, &official_id, read.as_of.as_deref(), read.json)
                 .await?

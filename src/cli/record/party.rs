@@ -31,6 +31,19 @@ pub struct PartyDetailsArgs {
 /// `dipledger party ...`
 #[derive(Debug, Subcommand)]
 pub enum PartyVerb {
+    /// Show one party: name, kind, codes.
+    #[command(after_help = "Example:\n  dipledger party show LBY")]
+    Show {
+        /// The party code, e.g. LBY.
+        code: String,
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
+    /// List the registered parties.
+    List {
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
     /// Register a party (a state, government or international organisation).
     #[command(
         after_help = "Example:\n  dipledger party register LBY --name Libya --iso2 LY --iso3 LBY --occurred-at 2025-01-15 --source <source-id>"
@@ -78,6 +91,12 @@ impl PartyDetailsArgs {
 /// Runs a `party` verb.
 pub async fn party(verb: PartyVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        PartyVerb::Show { code, read } => {
+            crate::cli::read::party_show(&read.server, &code, read.as_of.as_deref(), read.json).await?
+        }
+        PartyVerb::List { read } => {
+            crate::cli::read::party_list(&read.server, read.as_of.as_deref(), read.json).await?
+        }
         PartyVerb::Register {
             code,
             details,

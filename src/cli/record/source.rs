@@ -31,6 +31,18 @@ pub struct SourceDetailsArgs {
 /// `dipledger source ...`
 #[derive(Debug, Subcommand)]
 pub enum SourceVerb {
+    /// Show one source: title, URL, publisher, dates.
+    Show {
+        /// The source id (a UUID).
+        source_id: String,
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
+    /// List the registered sources.
+    List {
+        #[command(flatten)]
+        read: crate::cli::read::ReadArgs,
+    },
     /// Register a document that reports activity.
     #[command(
         after_help = "Example:\n  dipledger source register --url https://example.org/news/1 --title \"Libya and France\" --published-at 2025-01-16"
@@ -87,6 +99,12 @@ impl SourceDetailsArgs {
 /// Runs a `source` verb.
 pub async fn source(verb: SourceVerb) -> anyhow::Result<String> {
     Ok(match verb {
+        SourceVerb::Show { source_id, read } => {
+            crate::cli::read::source_show(&read.server, &source_id, read.as_of.as_deref(), read.json).await?
+        }
+        SourceVerb::List { read } => {
+            crate::cli::read::source_list(&read.server, read.as_of.as_deref(), read.json).await?
+        }
         SourceVerb::Register {
             source_id,
             details,
