@@ -93,7 +93,8 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let slot = request.extensions().get::<CallerSlot>().cloned();
-        let principal = match authorize(&self.store, &path, request.headers()) {
+        let certified = client_certificate_name(&request);
+        let principal = match authorize(&self.store, &path, request.headers(), certified.as_deref()) {
             Ok(principal) => principal,
             Err((who, status)) => {
                 if let (Some(slot), Some(who)) = (&slot, &who) {
@@ -113,7 +114,10 @@ where
             Ok(in_flight) => in_flight,
             Err(status) => return self.refuse(Some(principal.name), path, status),
         };
-        let token = bearer(request.headers()).unwrap_or_default().to_owned();
+        let credential = match bearer(request.headers()) {
+            Ok(token) => Credential::Token(token.to_owned()),
+            Err(_) => Credential::Certificate(principal.name.clone()),
+        };
         request.extensions_mut().insert(principal);
         let answer = self.inner.call(request);
         let store = self.store.clone();
@@ -123,7 +127,7 @@ where
                 tonic::body::Body::new(Guarded {
                     inner: body,
                     store,
-                    token,
+                    credential,
                     tick: None,
                     _in_flight: in_flight,
                     ended: false,
@@ -169,7 +173,7 @@ impl<S> Auth<S> {
 struct Guarded {
     inner: tonic::body::Body,
     store: Arc<TokenStore>,
-    token: String,
+    credential: Credential,
     tick: Option<tokio::time::Interval>,
     _in_flight: InFlight,
     ended: bool,
@@ -189,7 +193,7 @@ impl http_body::Body for Guarded {
         let this = &mut *self;
         if let Some(tick) = this.tick.as_mut() {
             while tick.poll_tick(context).is_ready() {
-                if let Err(failure) = this.store.authenticate(&this.token) {
+                if let Err(failure) = this.credential.check(&this.store) {
                     this.ended = true;
                     return Poll::Ready(Some(Ok(Frame::trailers(unauthenticated_trailers(failure)))));
                 }
@@ -221,6 +225,7 @@ pub fn authorize(
     store: &TokenStore,
     path: &str,
     headers: &http::HeaderMap,
+    certified: Option<&str>,
 ) -> Result<Option<Principal>, (Option<String>, Status)> {
     if !store.auth_required() {
         return Ok(None);
@@ -235,8 +240,12 @@ pub fn authorize(
         Rule::Needs(role) => role,
     };
     let unauthenticated = |failure: AuthFailure| (None, Status::unauthenticated(failure.to_string()));
-    let token = bearer(headers).map_err(unauthenticated)?;
-    let principal = store.authenticate(token).map_err(unauthenticated)?;
+    // A bearer token when one is sent; else a verified client certificate's CN.
+    let principal = match (bearer(headers), certified) {
+        (Err(AuthFailure::Missing), Some(name)) => store.authenticate_name(name),
+        (token, _) => token.and_then(|token| store.authenticate(token)),
+    }
+    .map_err(unauthenticated)?;
     if !principal.may(needed) {
         let held: Vec<&str> = principal.roles.iter().map(|role| role.as_str()).collect();
         let status = Status::permission_denied(format!(
@@ -267,6 +276,53 @@ fn code_name(code: tonic::Code) -> &'static str {
         tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
         _ => "OTHER",
     }
+}
+
+/// What authenticated a request, re-checked while its response streams.
+enum Credential {
+    /// A bearer token.
+    Token(String),
+    /// A verified client certificate naming this principal.
+    Certificate(String),
+}
+
+impl Credential {
+    fn check(&self, store: &TokenStore) -> Result<Principal, AuthFailure> {
+        match self {
+            Credential::Token(token) => store.authenticate(token),
+            Credential::Certificate(name) => store.authenticate_name(name),
+        }
+    }
+}
+
+/// The subject CN of the client certificate the TLS handshake verified against `--client-ca`,
+/// if there is one (tonic puts the peer's chain in the request's extensions).
+fn client_certificate_name<B>(request: &http::Request<B>) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    use x509_cert::der::asn1::{PrintableStringRef, Utf8StringRef};
+    use x509_cert::der::{oid::ObjectIdentifier, Decode};
+    const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    let chain = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    let certificate = x509_cert::Certificate::from_der(chain.first()?.as_ref()).ok()?;
+    let subject = &certificate.tbs_certificate.subject;
+    let common_name = subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|attribute| attribute.oid == COMMON_NAME)?;
+    let value = &common_name.value;
+    value
+        .decode_as::<Utf8StringRef<'_>>()
+        .map(|text| text.as_str().to_owned())
+        .or_else(|_| {
+            value
+                .decode_as::<PrintableStringRef<'_>>()
+                .map(|text| text.as_str().to_owned())
+        })
+        .ok()
 }
 
 /// The token of an `authorization: Bearer <token>` header.

@@ -37,7 +37,7 @@ pub const TOKEN_FILE_VERSION: u32 = 1;
 const _: () = assert!(TOKEN_BYTES >= 32, "at least 256 random bits");
 
 /// Why a request was not authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthFailure {
     /// No `authorization` header.
     #[error("no bearer token: send `authorization: Bearer <token>`")]
@@ -54,6 +54,9 @@ pub enum AuthFailure {
     /// Revoked.
     #[error("the token was revoked")]
     Revoked,
+    /// A verified client certificate whose subject CN names no principal with a live token.
+    #[error("the client certificate's CN {0:?} names no principal with a live (unexpired, unrevoked) token")]
+    UnknownCertificate(String),
 }
 
 /// One token as the file keeps it.
@@ -258,6 +261,32 @@ impl TokenFile {
     }
 }
 
+impl TokenFile {
+    /// The principal `name` as a verified client certificate names it: the roles of all its
+    /// live (unexpired, unrevoked) tokens; revoking or letting them all expire shuts the
+    /// certificate out too.
+    pub fn authenticate_name(&self, name: &str, now: Timestamp) -> Result<Principal, AuthFailure> {
+        let mut roles: Vec<Role> = Vec::new();
+        let live = self.tokens.iter().filter(|entry| {
+            entry.principal == name && entry.revoked_at.is_none() && entry.expires_at.is_none_or(|e| e > now)
+        });
+        for entry in live {
+            for role in &entry.roles {
+                if !roles.contains(role) {
+                    roles.push(*role);
+                }
+            }
+        }
+        if roles.is_empty() {
+            return Err(AuthFailure::UnknownCertificate(name.chars().take(64).collect()));
+        }
+        Ok(Principal {
+            name: name.to_owned(),
+            roles,
+        })
+    }
+}
+
 /// A principal's name: 1 to [`MAX_PRINCIPAL_BYTES`] bytes of letters, digits, `-`, `_`, `.`
 /// and `@` (it is recorded on every event the principal writes).
 fn check_principal(name: &str) -> Result<(), TokenFileError> {
@@ -355,6 +384,18 @@ impl TokenStore {
         self.refresh();
         let now = crate::log::Clock::now(&crate::log::SystemClock);
         self.state.read().expect("token state").0.authenticate(token, now)
+    }
+
+    /// Authenticates the principal a verified client certificate names (see
+    /// [`TokenFile::authenticate_name`]).
+    pub fn authenticate_name(&self, name: &str) -> Result<Principal, AuthFailure> {
+        self.refresh();
+        let now = crate::log::Clock::now(&crate::log::SystemClock);
+        self.state
+            .read()
+            .expect("token state")
+            .0
+            .authenticate_name(name, now)
     }
 
     /// Re-reads the file if it changed, at most every [`TOKEN_RELOAD_INTERVAL`]. A file that

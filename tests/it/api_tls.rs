@@ -158,3 +158,112 @@ async fn required_client_certificates_refuse_clients_without_one() {
         .await
         .expect("a client certificate from the CA is served");
 }
+
+/// A client CA: its certificate and key.
+fn client_ca() -> (rcgen::Certificate, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "dipledger client CA");
+    (ca.self_signed(&key).unwrap(), key)
+}
+
+/// A client certificate from `ca` naming `common_name`: (certificate PEM, key PEM).
+fn client_cert(ca: &(rcgen::Certificate, KeyPair), common_name: &str) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client.distinguished_name.push(DnType::CommonName, common_name);
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = client.signed_by(&key, &ca.0, &ca.1).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A RegisterSource command with no bearer token.
+fn register_source() -> dipledger::api::pb::RegisterSourceRequest {
+    dipledger::api::pb::RegisterSourceRequest {
+        header: Some(dipledger::api::pb::CommandHeader::fresh()),
+        details: Some(dipledger::api::pb::SourceDetails {
+            title: Some("A report".into()),
+            retrieved_at: Some(prost_types::Timestamp {
+                seconds: 1_736_899_200,
+                nanos: 0,
+            }),
+            language: "en".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_naming_a_principal_authenticates_as_it_until_its_tokens_are_revoked() {
+    use dipledger::api::pb::command_service_client::CommandServiceClient;
+    use dipledger::auth::tokens;
+    use dipledger::auth::Role;
+    use dipledger::log::{Clock, SystemClock};
+    let pki = pki();
+    let ca = client_ca();
+    let (tripoli_cert, tripoli_key) = client_cert(&ca, "embassy-tripoli");
+    let (stranger_cert, stranger_key) = client_cert(&ca, "stranger");
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let (entry, _secret) = tokens::update(dir.path(), |file| {
+        file.create("embassy-tripoli", &[Role::Recorder], None, now)
+    })
+    .unwrap();
+    let mut options = tls_options(&pki, true);
+    options.tls.as_mut().unwrap().client_ca_pem = Some(ca.0.pem().into_bytes());
+    let harness = Harness::start_in(dir, options).await;
+    let channel = |cert: &str, key: &str| {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&pki.ca))
+            .identity(Identity::from_pem(cert, key));
+        Channel::from_shared(https(&harness))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+    };
+    let tripoli = channel(&tripoli_cert, &tripoli_key).connect().await.unwrap();
+    let mut client = CommandServiceClient::new(tripoli);
+    let recorded = client
+        .register_source(register_source())
+        .await
+        .unwrap()
+        .into_inner();
+    let stream_id = recorded.result.unwrap().stream_id;
+    let stored = harness
+        .log
+        .read_stream(&stream_id, 1, dipledger::log::Direction::Forwards, 1)
+        .unwrap();
+    assert_eq!(
+        stored[0].envelope().recorded_by,
+        "embassy-tripoli",
+        "no token sent: the certificate's CN"
+    );
+    // A certificate from the CA whose CN names no principal with a token: UNAUTHENTICATED.
+    let stranger = channel(&stranger_cert, &stranger_key).connect().await.unwrap();
+    let refused = CommandServiceClient::new(stranger)
+        .register_source(register_source())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("\"stranger\""), "{refused:?}");
+    // Revoking the principal's last token shuts its certificate out too, within the reload.
+    tokens::update(harness.dir.path(), |file| {
+        file.revoke(&entry.id, SystemClock.now())
+    })
+    .unwrap();
+    let deadline = std::time::Instant::now()
+        + dipledger::auth::tokens::TOKEN_RELOAD_INTERVAL
+        + std::time::Duration::from_secs(5);
+    loop {
+        match client.register_source(register_source()).await {
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                assert!(status.message().contains("embassy-tripoli"), "{status:?}");
+                break;
+            }
+            other => assert!(std::time::Instant::now() < deadline, "still accepted: {other:?}"),
+        }
+    }
+}
