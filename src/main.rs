@@ -270,6 +270,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = dipledger::auth::limits::DEFAULT_COMMANDS_PER_SECOND,
           value_parser = clap::value_parser!(u32).range(1..))]
     commands_per_second_per_principal: u32,
+    /// Which allowed calls the access log (`access.jsonl`) records besides refusals and token
+    /// changes: `refusals` (none), `writes` (every command), `all` (every call; one fdatasync
+    /// per call).
+    #[arg(long, default_value = "refusals", value_parser = clap::value_parser!(dipledger::auth::access_log::AccessLevel))]
+    access_log: dipledger::auth::access_log::AccessLevel,
     /// Sign checkpoints with this Ed25519 key (PKCS#8 PEM) instead of the data directory's own
     /// (`<data dir>/audit/signing-key.pem`, made on first start).
     #[arg(long)]
@@ -473,6 +478,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
                 max_in_flight: args.max_in_flight_per_principal as usize,
                 commands_per_second: args.commands_per_second_per_principal,
             },
+            access_log: args.access_log,
             signing_key: args.signing_key,
             checkpoint_policy: dipledger::audit::CheckpointPolicy {
                 interval: std::time::Duration::from_millis(args.sign_interval_ms),

@@ -140,6 +140,8 @@ pub struct ServerOptions {
     pub tls: Option<TlsOptions>,
     /// Requests in flight and commands per second of each authenticated principal.
     pub principal_limits: crate::auth::limits::PrincipalLimits,
+    /// Which allowed calls the access log records besides refusals and token changes.
+    pub access_log: crate::auth::access_log::AccessLevel,
     /// The checkpoint signing key (PKCS#8 PEM) instead of the data directory's own.
     pub signing_key: Option<PathBuf>,
     /// When checkpoints are signed.
@@ -205,6 +207,7 @@ impl Default for ServerOptions {
             require_auth: false,
             tls: None,
             principal_limits: Default::default(),
+            access_log: Default::default(),
             signing_key: None,
             checkpoint_policy: Default::default(),
             #[cfg(any(test, feature = "test-hooks"))]
@@ -491,7 +494,7 @@ async fn serve_bound(
     let server = builder
         .layer(ObserveLayer::new(metrics))
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
-        .layer(AuthLayer::new(tokens, options.principal_limits))
+        .layer(AuthLayer::new(tokens, options.principal_limits).with_access_level(options.access_log))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -17,6 +17,41 @@ use sha2::{Digest, Sha256};
 use super::tokens::LOCK_WAIT;
 use crate::time::Timestamp;
 
+/// Which allowed calls the access log records besides refusals and token changes (always).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccessLevel {
+    /// Refusals and token changes only.
+    #[default]
+    Refusals,
+    /// Also every allowed command (CommandService).
+    Writes,
+    /// Also every allowed call, reads included.
+    All,
+}
+
+impl AccessLevel {
+    /// Whether an allowed call is recorded (`command`: a CommandService call).
+    pub fn records(self, command: bool) -> bool {
+        match self {
+            AccessLevel::Refusals => false,
+            AccessLevel::Writes => command,
+            AccessLevel::All => true,
+        }
+    }
+}
+
+impl std::str::FromStr for AccessLevel {
+    type Err = String;
+    fn from_str(text: &str) -> Result<AccessLevel, String> {
+        match text {
+            "refusals" => Ok(AccessLevel::Refusals),
+            "writes" => Ok(AccessLevel::Writes),
+            "all" => Ok(AccessLevel::All),
+            other => Err(format!("{other:?} is not refusals, writes or all")),
+        }
+    }
+}
+
 /// The access log's name in the data directory.
 pub const ACCESS_LOG_FILE: &str = "access.jsonl";
 /// Most entries one read returns.

@@ -19,7 +19,7 @@ use tonic::codegen::Service;
 use tonic::Status;
 use tower_layer::Layer;
 
-use super::access_log::{self, RefusalBudget};
+use super::access_log::{self, AccessLevel, RefusalBudget};
 use super::limits::{InFlight, Limiter, PrincipalLimits};
 use super::tokens::{AuthFailure, TokenStore};
 use super::{rule_for, Principal, Role, Rule};
@@ -39,6 +39,7 @@ pub struct AuthLayer {
     store: Arc<TokenStore>,
     limiter: Arc<Limiter>,
     refusals: Arc<RefusalBudget>,
+    access: AccessLevel,
 }
 
 impl AuthLayer {
@@ -48,7 +49,14 @@ impl AuthLayer {
             store,
             limiter: Arc::new(Limiter::new(limits)),
             refusals: Arc::default(),
+            access: AccessLevel::default(),
         }
+    }
+
+    /// Also records the allowed calls `access` names in the access log.
+    pub fn with_access_level(mut self, access: AccessLevel) -> AuthLayer {
+        self.access = access;
+        self
     }
 }
 
@@ -61,6 +69,7 @@ impl<S> Layer<S> for AuthLayer {
             store: self.store.clone(),
             limiter: self.limiter.clone(),
             refusals: self.refusals.clone(),
+            access: self.access,
         }
     }
 }
@@ -72,6 +81,7 @@ pub struct Auth<S> {
     store: Arc<TokenStore>,
     limiter: Arc<Limiter>,
     refusals: Arc<RefusalBudget>,
+    access: AccessLevel,
 }
 
 type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
@@ -118,10 +128,17 @@ where
             Ok(token) => Credential::Token(token.to_owned()),
             Err(_) => Credential::Certificate(principal.name.clone()),
         };
+        let allowed = self
+            .access
+            .records(command)
+            .then(|| (self.store.dir().to_owned(), principal.name.clone(), path));
         request.extensions_mut().insert(principal);
         let answer = self.inner.call(request);
         let store = self.store.clone();
         Box::pin(async move {
+            if let Some((dir, principal, path)) = allowed {
+                record_allowed(dir, principal, path).await;
+            }
             let response = answer.await?;
             Ok(response.map(|body| {
                 tonic::body::Body::new(Guarded {
@@ -134,6 +151,17 @@ where
                 })
             }))
         })
+    }
+}
+
+/// Writes an allowed call to the access log (`--access-log writes|all`), before it runs.
+async fn record_allowed(dir: std::path::PathBuf, principal: String, path: String) {
+    let now = crate::log::Clock::now(&crate::log::SystemClock);
+    let written =
+        tokio::task::spawn_blocking(move || access_log::append(&dir, &principal, &path, "ALLOWED", "", now))
+            .await;
+    if !matches!(written, Ok(Ok(_))) {
+        eprintln!("dipledger: an allowed call could not be written to the access log: {written:?}");
     }
 }
 

@@ -412,3 +412,58 @@ async fn an_admin_manages_tokens_over_grpc_and_the_access_log_names_the_admin() 
         .collect();
     assert_eq!(by_admin, ["token.create", "token.revoke"]);
 }
+
+/// The (principal, action, outcome) of every access-log entry of `dir`.
+fn access_entries(dir: &std::path::Path) -> Vec<(String, String, String)> {
+    dipledger::auth::access_log::read(dir, 0, dipledger::auth::access_log::MAX_ACCESS_READ)
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.principal, entry.action, entry.outcome))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_records_allowed_writes_or_every_call_at_the_level_asked() {
+    use dipledger::auth::access_log::AccessLevel;
+    for level in [AccessLevel::Refusals, AccessLevel::Writes, AccessLevel::All] {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemClock.now();
+        let (_, secret) = tokens::update(dir.path(), |file| {
+            file.create("embassy-tripoli", &[Role::Recorder], None, now)
+        })
+        .unwrap();
+        let options = dipledger::api::server::ServerOptions {
+            access_log: level,
+            ..Default::default()
+        };
+        let harness = Harness::start_in(dir, options).await;
+        let channel = harness.channel().await;
+        let mut commands = pb::command_service_client::CommandServiceClient::new(channel.clone());
+        commands
+            .register_source(register_source_as(&secret))
+            .await
+            .unwrap();
+        let mut store = pb::event_store_service_client::EventStoreServiceClient::new(channel);
+        store
+            .read_all(with_bearer(&secret, pb::ReadAllRequest::default()))
+            .await
+            .unwrap();
+        let entries = access_entries(harness.dir.path());
+        let allowed = |path: &str| {
+            entries.iter().any(|(who, action, outcome)| {
+                who == "embassy-tripoli" && action == path && outcome == "ALLOWED"
+            })
+        };
+        let command = allowed("/dipledger.v1.CommandService/RegisterSource");
+        let read = allowed("/dipledger.v1.EventStoreService/ReadAll");
+        assert_eq!(
+            (command, read),
+            match level {
+                AccessLevel::Refusals => (false, false),
+                AccessLevel::Writes => (true, false),
+                AccessLevel::All => (true, true),
+            },
+            "{level:?}: {entries:?}"
+        );
+    }
+}
