@@ -144,6 +144,30 @@ async fn the_relation_chart_of_the_demo_ledger_is_a_briefing_chart() {
         ),
         "the footer states the position and the sources: {svg}"
     );
+    // As of an earlier position, the footer says so and the chart shows only what was recorded.
+    let then = dir.path().join("then.svg");
+    run(
+        &uri,
+        &[
+            "relation",
+            "LBY",
+            "FRA",
+            "--svg",
+            then.to_str().unwrap(),
+            "--as-of",
+            "12",
+        ],
+    )
+    .await;
+    let then = std::fs::read_to_string(&then).unwrap();
+    assert!(
+        then.contains(">As of ledger position 12 (--as-of 12) · "),
+        "{then}"
+    );
+    assert!(
+        then.matches(r#"<g class="meeting""#).count() < 3,
+        "not every meeting was recorded by position 12: {then}"
+    );
     let pixmap = to_png(&svg);
     if std::env::var_os("DIPLEDGER_CHART_DOCS").is_some() {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");

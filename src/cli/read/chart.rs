@@ -497,12 +497,20 @@ pub fn render(chart: &RelationChart) -> String {
     );
 
     // The Goldstein panel: -10..+10, a bar per month with its event count.
+    // A CAMEO code scores -10..+10; an event with several codings between the two can score
+    // more, so the scale grows (in steps of 5) to hold the largest monthly mean.
+    let mean = |month: &Month| month.sum / month.events.max(1) as f64;
+    let scale = chart
+        .months
+        .iter()
+        .map(|m| (mean(m).abs() / 5.0).ceil() * 5.0)
+        .fold(10.0, f64::max);
     let y_of = |value: f64| {
         let (top, bottom) = TOP_PANEL;
         let middle = (top + bottom) / 2.0;
-        middle - value / 10.0 * ((bottom - top) / 2.0 - 8.0)
+        middle - value / scale * ((bottom - top) / 2.0 - 8.0)
     };
-    for value in [-10.0, -5.0, 0.0, 5.0, 10.0] {
+    for value in [-scale, -scale / 2.0, 0.0, scale / 2.0, scale] {
         let y = y_of(value);
         let _ = writeln!(
             svg,
@@ -542,7 +550,7 @@ pub fn render(chart: &RelationChart) -> String {
         let (x0, x1) = (x_of(from), x_of(to));
         let width = ((x1 - x0) * 0.6).clamp(4.0, 36.0);
         let centre = (x0 + x1) / 2.0;
-        let mean = month.sum / month.events.max(1) as f64;
+        let mean = mean(month);
         let (y0, y1) = (y_of(mean.max(0.0)), y_of(mean.min(0.0)));
         let label_y = if mean >= 0.0 { y0 - 4.0 } else { y1 + 12.0 };
         let _ = writeln!(
@@ -903,6 +911,31 @@ mod tests {
     }
 
     #[test]
+    fn the_goldstein_scale_grows_to_hold_a_mean_beyond_ten() {
+        let mut chart = sample();
+        chart.months[0].sum = 24.0;
+        chart.months[0].events = 2;
+        let svg = render(&chart);
+        assert!(
+            svg.contains(">+15</text>") && svg.contains(">-15</text>"),
+            "{svg}"
+        );
+        assert!(!svg.contains(">+10</text>"), "{svg}");
+        let (_, top, _, _) = panel(&svg, "goldstein-panel");
+        let bar = svg.split(r#"<g class="goldstein-month">"#).nth(1).unwrap();
+        let y: f64 = bar
+            .split(r#" y=""#)
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(y >= top as f64, "the bar stays inside the panel: {y} < {top}");
+    }
+
+    #[test]
     fn no_colour_has_two_meanings() {
         let colours = [
             HELD, SCHEDULED, POSTPONED, CANCELLED, COMMITMENT, FULFILLED, LAPSED, GOLDSTEIN,
@@ -912,7 +945,7 @@ mod tests {
     }
 
     /// The frame `<rect id=...>` of a panel: (x, y, width, height).
-    pub fn panel(svg: &str, id: &str) -> (u32, u32, u32, u32) {
+    fn panel(svg: &str, id: &str) -> (u32, u32, u32, u32) {
         let tag = svg.split(&format!(r#"<rect id="{id}""#)).nth(1).unwrap();
         let tag = tag.split("/>").next().unwrap();
         let value = |name: &str| -> u32 {
