@@ -97,8 +97,9 @@ enum Command {
         party_b: String,
         #[command(flatten)]
         read: cli::read::ReadArgs,
-        /// Also draw the relation as an SVG timeline into this file (Goldstein sum by month,
-        /// meetings and commitments by state).
+        /// Also draw the relation as an SVG chart into this file: meetings by state, commitments
+        /// from made to due with their fulfilment or lapse, the monthly Goldstein mean, a legend,
+        /// and a footer with the position and the number of sources (docs/operations.md).
         #[arg(long)]
         svg: Option<PathBuf>,
     },

@@ -18,6 +18,7 @@ mod api_server;
 mod api_tls;
 mod audit;
 mod cli_analyst;
+mod cli_chart;
 mod cli_client;
 mod cli_demo;
 mod cli_offline;
