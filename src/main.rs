@@ -458,6 +458,7 @@ fn tls_options(args: &ServeArgs) -> anyhow::Result<Option<dipledger::api::server
             .map(|ca| read(ca, "client-ca"))
             .transpose()?,
         require_client_cert: args.require_client_cert,
+        reload_from: Some((cert.clone(), key.clone())),
     }))
 }
 

@@ -32,6 +32,7 @@ pub mod observe;
 pub mod query;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod tokens;
 
 /// The generated protobuf messages and gRPC services of package `dipledger.v1`.

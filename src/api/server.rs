@@ -166,6 +166,8 @@ pub struct TlsOptions {
     pub client_ca_pem: Option<Vec<u8>>,
     /// Refuse clients without a certificate from `client_ca_pem`.
     pub require_client_cert: bool,
+    /// The certificate and key files to re-read on SIGHUP (`dipledger serve` sets them).
+    pub reload_from: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -180,21 +182,15 @@ impl std::fmt::Debug for TlsOptions {
 }
 
 impl TlsOptions {
-    /// tonic's server TLS configuration (rustls).
-    fn config(&self) -> Result<tonic::transport::ServerTlsConfig, ServerError> {
-        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-        if self.require_client_cert && self.client_ca_pem.is_none() {
-            return Err(ServerError::Tls(
-                "requiring client certificates needs the CA to verify them (--client-ca)".into(),
-            ));
-        }
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
-        if let Some(ca) = &self.client_ca_pem {
-            config = config
-                .client_ca_root(Certificate::from_pem(ca))
-                .client_auth_optional(!self.require_client_cert);
-        }
-        Ok(config)
+    /// The server's TLS acceptor for these certificates.
+    fn acceptor(&self) -> Result<super::tls::Acceptor, ServerError> {
+        super::tls::Acceptor::new(
+            &self.cert_pem,
+            &self.key_pem,
+            self.client_ca_pem.as_deref(),
+            self.require_client_cert,
+        )
+        .map_err(ServerError::Tls)
     }
 }
 
@@ -482,16 +478,16 @@ async fn serve_bound(
         // Every service NOT_SERVING before tonic stops accepting calls.
         let _ = health.await;
     };
-    let mut builder = Server::builder();
-    if let Some(tls) = &options.tls {
-        builder = builder
-            .tls_config(tls.config()?)
-            .map_err(|error| ServerError::Tls(error.to_string()))?;
+    let acceptor = options.tls.as_ref().map(TlsOptions::acceptor).transpose()?;
+    if let (Some(acceptor), Some(Some(files))) =
+        (&acceptor, options.tls.as_ref().map(|t| t.reload_from.clone()))
+    {
+        tokio::spawn(reload_on_sighup(acceptor.clone(), files, stop.clone()));
     }
     let token_service = TokenServiceServer::new(Tokens::new(tokens.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let server = builder
+    let router = Server::builder()
         .layer(ObserveLayer::new(metrics))
         .layer(DecodeErrorsLayer::new(MAX_REQUEST_BYTES))
         .layer(AuthLayer::new(tokens, options.principal_limits).with_access_level(options.access_log))
@@ -502,8 +498,19 @@ async fn serve_bound(
         .add_service(queries)
         .add_service(event_store)
         .add_service(token_service)
-        .add_service(audit)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
+        .add_service(audit);
+    let server: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match acceptor {
+            None => {
+                Box::pin(router.serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    signal,
+                ))
+            }
+            Some(acceptor) => {
+                Box::pin(router.serve_with_incoming_shutdown(acceptor.incoming(listener), signal))
+            }
+        };
     let mut grace = stop.clone();
     let grace_expired = async move {
         let _ = grace.wait_for(|stopping| *stopping).await;
@@ -518,6 +525,39 @@ async fn serve_bound(
     // Stop the read-model runner (it finishes its batch) off the async threads.
     tokio::task::spawn_blocking(move || drop(projections)).await?;
     Ok(())
+}
+
+/// Re-reads the certificate and key files on every SIGHUP until the server stops; a pair
+/// that does not load is refused (and said) and the current one stays.
+async fn reload_on_sighup(
+    acceptor: super::tls::Acceptor,
+    files: (PathBuf, PathBuf),
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        eprintln!("dipledger: warning: cannot listen for SIGHUP; certificates reload only on restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        }
+        let (cert, key) = (&files.0, &files.1);
+        let loaded = std::fs::read(cert)
+            .and_then(|cert_pem| Ok((cert_pem, std::fs::read(key)?)))
+            .map_err(|error| error.to_string())
+            .and_then(|(cert_pem, key_pem)| acceptor.reload(&cert_pem, &key_pem));
+        match loaded {
+            Ok(()) => eprintln!(
+                "dipledger: SIGHUP: TLS certificate reloaded from {}",
+                cert.display()
+            ),
+            Err(error) => {
+                eprintln!("dipledger: SIGHUP: TLS certificate NOT reloaded (the old one stays): {error}")
+            }
+        }
+    }
 }
 
 /// The ledger's keys and its checkpoint signer (which signs the head now), off the async threads.

@@ -54,6 +54,7 @@ fn tls_options(pki: &Pki, require_client_cert: bool) -> ServerOptions {
             key_pem: pki.server_key.clone().into_bytes(),
             client_ca_pem: require_client_cert.then(|| pki.ca.clone().into_bytes()),
             require_client_cert,
+            reload_from: None,
         }),
         ..ServerOptions::default()
     }
@@ -266,4 +267,52 @@ async fn a_client_certificate_naming_a_principal_authenticates_as_it_until_its_t
             other => assert!(std::time::Instant::now() < deadline, "still accepted: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reloads_its_certificate_on_sighup_and_keeps_it_when_the_new_one_does_not_load() {
+    let (first, second) = (pki(), pki());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert, &first.server_cert).unwrap();
+    std::fs::write(&key, &first.server_key).unwrap();
+    let mut served = crate::cli_serve::Served::start(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "--tls-cert",
+            "server.pem",
+            "--tls-key",
+            "server.key",
+        ],
+        &[],
+    );
+    let uri = served.uri.replace("http://", "https://");
+    let trusting = |pki: &Pki| Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&pki.ca)));
+    health_check(uri.clone(), trusting(&first))
+        .await
+        .expect("served with the first certificate");
+    assert!(health_check(uri.clone(), trusting(&second)).await.is_err());
+    // New files, then SIGHUP: new handshakes get the second certificate.
+    std::fs::write(&cert, &second.server_cert).unwrap();
+    std::fs::write(&key, &second.server_key).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(served.pid() as libc::pid_t, libc::SIGHUP) };
+    served.wait_for_line("TLS certificate reloaded");
+    health_check(uri.clone(), trusting(&second))
+        .await
+        .expect("served with the second certificate");
+    assert!(
+        health_check(uri.clone(), trusting(&first)).await.is_err(),
+        "the first is gone"
+    );
+    // A certificate file that does not load: refused, and the second stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    unsafe { libc::kill(served.pid() as libc::pid_t, libc::SIGHUP) };
+    served.wait_for_line("NOT reloaded");
+    health_check(uri, trusting(&second))
+        .await
+        .expect("still the second certificate");
+    served.stop();
 }

@@ -69,6 +69,25 @@ impl Served {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most [`TIMEOUT`]) for a line of standard error holding `needle`; returns it.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .more
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|_| panic!("no line with {needle:?} in {:?}", self.lines));
+            self.lines.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     /// Stops the server with SIGINT and returns every line it wrote.
     pub fn stop(mut self) -> Vec<String> {
         // SAFETY: kill(2) on our own child's pid.
