@@ -44,22 +44,7 @@ fn with_bearer<T>(token: &str, message: T) -> tonic::Request<T> {
 
 /// A RegisterSource request sent with the bearer token `token`.
 fn register_source_as(token: &str) -> tonic::Request<pb::RegisterSourceRequest> {
-    with_bearer(
-        token,
-        pb::RegisterSourceRequest {
-            header: Some(pb::CommandHeader::fresh()),
-            details: Some(pb::SourceDetails {
-                title: Some("A report".into()),
-                retrieved_at: Some(prost_types::Timestamp {
-                    seconds: 1_736_899_200,
-                    nanos: 0,
-                }),
-                language: "en".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
+    with_bearer(token, crate::support::commands::register_source("A report"))
 }
 
 /// The credentials a call can carry.

@@ -180,23 +180,6 @@ fn client_cert(ca: &(rcgen::Certificate, KeyPair), common_name: &str) -> (String
     (cert.pem(), key.serialize_pem())
 }
 
-/// A RegisterSource command with no bearer token.
-fn register_source() -> dipledger::api::pb::RegisterSourceRequest {
-    dipledger::api::pb::RegisterSourceRequest {
-        header: Some(dipledger::api::pb::CommandHeader::fresh()),
-        details: Some(dipledger::api::pb::SourceDetails {
-            title: Some("A report".into()),
-            retrieved_at: Some(prost_types::Timestamp {
-                seconds: 1_736_899_200,
-                nanos: 0,
-            }),
-            language: "en".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_naming_a_principal_authenticates_as_it_until_its_tokens_are_revoked() {
     use dipledger::api::pb::command_service_client::CommandServiceClient;
@@ -228,7 +211,7 @@ async fn a_client_certificate_naming_a_principal_authenticates_as_it_until_its_t
     let tripoli = channel(&tripoli_cert, &tripoli_key).connect().await.unwrap();
     let mut client = CommandServiceClient::new(tripoli);
     let recorded = client
-        .register_source(register_source())
+        .register_source(crate::support::commands::register_source("A report"))
         .await
         .unwrap()
         .into_inner();
@@ -245,7 +228,7 @@ async fn a_client_certificate_naming_a_principal_authenticates_as_it_until_its_t
     // A certificate from the CA whose CN names no principal with a token: UNAUTHENTICATED.
     let stranger = channel(&stranger_cert, &stranger_key).connect().await.unwrap();
     let refused = CommandServiceClient::new(stranger)
-        .register_source(register_source())
+        .register_source(crate::support::commands::register_source("A report"))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
@@ -259,7 +242,10 @@ async fn a_client_certificate_naming_a_principal_authenticates_as_it_until_its_t
         + dipledger::auth::tokens::TOKEN_RELOAD_INTERVAL
         + std::time::Duration::from_secs(5);
     loop {
-        match client.register_source(register_source()).await {
+        match client
+            .register_source(crate::support::commands::register_source("A report"))
+            .await
+        {
             Err(status) if status.code() == tonic::Code::Unauthenticated => {
                 assert!(status.message().contains("embassy-tripoli"), "{status:?}");
                 break;

@@ -298,23 +298,6 @@ fn a_failed_serve_leaves_no_data_directory_behind_and_keeps_an_existing_one() {
     drop(taken);
 }
 
-/// A RegisterSource request titled `title`.
-fn source(title: &str) -> pb::RegisterSourceRequest {
-    pb::RegisterSourceRequest {
-        header: Some(pb::CommandHeader::fresh()),
-        details: Some(pb::SourceDetails {
-            title: Some(title.into()),
-            retrieved_at: Some(prost_types::Timestamp {
-                seconds: 1_736_899_200,
-                nanos: 0,
-            }),
-            language: "en".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// Records `count` sources through the server at `uri`.
 async fn record_sources(uri: &str, titles: std::ops::Range<u32>) {
     let mut commands = pb::command_service_client::CommandServiceClient::connect(uri.to_owned())
@@ -323,7 +306,9 @@ async fn record_sources(uri: &str, titles: std::ops::Range<u32>) {
     for index in titles {
         within(
             "record",
-            commands.register_source(source(&format!("Report {index}"))),
+            commands.register_source(crate::support::commands::register_source(&format!(
+                "Report {index}"
+            ))),
         )
         .await
         .expect("recorded");

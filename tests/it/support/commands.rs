@@ -23,6 +23,23 @@ pub fn day() -> Option<pb::OccurredAt> {
     })
 }
 
+/// RegisterSource of a report titled `title`, retrieved on 2025-01-15, in English.
+pub fn register_source(title: &str) -> pb::RegisterSourceRequest {
+    pb::RegisterSourceRequest {
+        header: Some(pb::CommandHeader::fresh()),
+        details: Some(pb::SourceDetails {
+            title: Some(title.into()),
+            retrieved_at: Some(Timestamp {
+                seconds: 1_736_899_200,
+                nanos: 0,
+            }),
+            language: "en".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// One citation of `source`, without a quote.
 pub fn cite(source: Uuid) -> Vec<pb::SourceCitation> {
     vec![pb::SourceCitation {
