@@ -33,9 +33,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the gRPC API (commands, event store, health, reflection) on a loopback address.
+    /// Serve the gRPC API (commands, queries, event store, audit, tokens, health, reflection).
     /// Bearer tokens are required once the data directory has one (`dipledger token create`);
-    /// no TLS yet. Stops gracefully on SIGINT or SIGTERM.
+    /// beyond loopback only with TLS (--tls-cert, --tls-key; reloaded on SIGHUP) and tokens.
+    /// Stops gracefully on SIGINT or SIGTERM.
     #[command(after_help = "Example:\n  dipledger serve --listen 127.0.0.1:50051 --data-dir ./data")]
     Serve(ServeArgs),
     /// Scan a data directory offline: every record, the hash chain and the indexes.
