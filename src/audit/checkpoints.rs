@@ -173,11 +173,11 @@ impl Checkpoints {
 
     fn try_sign(&self, size: u64) -> Result<(), CheckpointError> {
         let previous = self.latest();
-        if previous.as_ref().is_some_and(|p| p.checkpoint.size == size) {
-            return self.check_extends(previous.as_ref().expect("checked"), size);
-        }
         if let Some(previous) = &previous {
             self.check_extends(previous, size)?;
+            if previous.checkpoint.size == size {
+                return Ok(()); // Signed already.
+            }
         }
         let checkpoint = Checkpoint {
             origin: self.origin(),

@@ -248,7 +248,6 @@ impl Checkpoint {
         let size = lines
             .next()
             .and_then(|s| s.parse::<u64>().ok())
-            .filter(|_| true)
             .ok_or_else(|| bad("the second line is not a tree size"))?;
         let root = lines
             .next()

@@ -383,11 +383,7 @@ pub fn restore_jsonl(
         merkle.push(checked.leaf_hash, &mut tiles);
         records.push(record);
         merkle.trim(merkle.size());
-        entries.extend(
-            tiles
-                .into_iter()
-                .map(|(level, index, bytes)| (super::tree::tile_key(level, index).to_vec(), bytes)),
-        );
+        entries.extend(super::tree::tile_entries(tiles));
         if records.len() >= RESTORE_BATCH_RECORDS {
             write_batch(
                 &tree,

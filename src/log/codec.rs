@@ -27,13 +27,8 @@ pub const GENESIS_CHAIN_HASH: Hash = [0u8; 32];
 const HEADER_BYTES: usize = 5;
 const TRAILER_BYTES: usize = 32 + 32 + 4;
 
-/// RFC 9162 leaf hash of canonical envelope bytes.
-pub fn leaf_hash(body: &[u8]) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update([0x00]);
-    hasher.update(body);
-    hasher.finalize().into()
-}
+/// RFC 9162 leaf hash of canonical envelope bytes: the leaf of the log's Merkle tree.
+pub use crate::merkle::leaf_hash;
 
 /// The running chain: each record's chain hash commits to all records before it.
 pub fn chain_hash(previous: &Hash, leaf: &Hash) -> Hash {

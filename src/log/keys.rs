@@ -7,6 +7,8 @@
 //! | `S` + stream_id + 0x00 + first version (u64 BE) | first position (u64 BE) + count (u32 BE): one append's contiguous run |
 //! | `C` + command_id (16 bytes) | `CommandRecord` + CRC-32 |
 //! | `Mhead` | `HeadMeta` + CRC-32 |
+//! | `T` + tile level (u8) + tile index (u64 BE) | a full Merkle tile: 256 hashes (see `tree`) |
+//! | `K` + tree size (u64 BE) | a signed checkpoint of that tree (see `proofs`) |
 //!
 //! Why chunks and runs instead of one key per event: on the reference machine a sled insert
 //! costs 10-15 µs, which would cap durable throughput near 50,000 events/s. One commit writes
@@ -29,6 +31,28 @@ pub const STREAM_INDEX_PREFIX: u8 = b'S';
 pub const COMMAND_PREFIX: u8 = b'C';
 /// The head metadata key.
 pub const META_HEAD_KEY: &[u8] = b"Mhead";
+
+/// Prefix of the Merkle tree's full tiles.
+pub const TILE_PREFIX: u8 = b'T';
+/// Prefix of signed checkpoints.
+pub const CHECKPOINT_PREFIX: u8 = b'K';
+
+/// `T` + level + index: the key of a full Merkle tile.
+pub fn tile_key(level: u32, index: u64) -> [u8; 10] {
+    let mut key = [0u8; 10];
+    key[0] = TILE_PREFIX;
+    key[1] = level as u8;
+    key[2..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// `K` + tree size: the key of the signed checkpoint of the tree of `size` records.
+pub fn checkpoint_key(size: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = CHECKPOINT_PREFIX;
+    key[1..].copy_from_slice(&size.to_be_bytes());
+    key
+}
 
 /// `E` + position: the key of the chunk whose first record is at `position`.
 pub fn event_key(position: u64) -> [u8; 9] {

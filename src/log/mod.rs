@@ -52,7 +52,7 @@ pub use envelope::{
     ReadAllPage, RecordedEvent,
 };
 pub use error::{LogError, LogResult};
-pub use proofs::{Leaf, CHECKPOINT_PREFIX};
+pub use proofs::Leaf;
 pub use recovery::VerifyReport;
 
 use limits::*;

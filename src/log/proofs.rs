@@ -2,6 +2,7 @@
 //! the leaf input of a record checked against the tree. Every size is at most the durable head.
 
 use super::error::{LogError, LogResult};
+use super::keys::{checkpoint_key, CHECKPOINT_PREFIX};
 use super::tree::TreeReader;
 use super::{codec, reader, Log};
 use crate::merkle::tile::{level_width, Tiled, TILE_WIDTH};
@@ -127,16 +128,6 @@ impl Log {
             hash,
         })
     }
-}
-
-/// Prefix of signed checkpoints: `K` + tree size (u64 BE) -> the signed note (UTF-8).
-pub const CHECKPOINT_PREFIX: u8 = b'K';
-
-fn checkpoint_key(size: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = CHECKPOINT_PREFIX;
-    key[1..].copy_from_slice(&size.to_be_bytes());
-    key
 }
 
 fn checkpoint_entry(entry: sled::Result<(sled::IVec, sled::IVec)>) -> LogResult<(u64, String)> {

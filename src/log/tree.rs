@@ -11,21 +11,9 @@
 use std::sync::Mutex;
 
 use super::error::{LogError, LogResult};
-use super::keys;
+use super::keys::{self, tile_key, TILE_PREFIX};
 use crate::merkle::tile::{TileSource, Tiled, TILE_BYTES, TILE_WIDTH};
 use crate::merkle::{self, root_of_hashes, Hash};
-
-/// Prefix of tile keys.
-pub const TILE_PREFIX: u8 = b'T';
-
-/// `T` + level + index.
-pub fn tile_key(level: u32, index: u64) -> [u8; 10] {
-    let mut key = [0u8; 10];
-    key[0] = TILE_PREFIX;
-    key[1] = level as u8;
-    key[2..].copy_from_slice(&index.to_be_bytes());
-    key
-}
 
 /// A full tile completed by an append: (level, index, 8 KiB of hashes).
 pub(crate) type NewTile = (u32, u64, Vec<u8>);
@@ -229,11 +217,18 @@ pub(crate) fn load(
     Ok((state, missing))
 }
 
+/// The sled entries (key, value) of new tiles, for a commit's batch.
+pub(crate) fn tile_entries(tiles: Vec<NewTile>) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+    tiles
+        .into_iter()
+        .map(|(level, index, bytes)| (tile_key(level, index).to_vec(), bytes))
+}
+
 /// Writes tiles in one batch.
 pub(crate) fn store_tiles(tree: &sled::Tree, tiles: Vec<NewTile>) -> LogResult<()> {
     let mut batch = sled::Batch::default();
-    for (level, index, bytes) in tiles {
-        batch.insert(&tile_key(level, index), bytes);
+    for (key, value) in tile_entries(tiles) {
+        batch.insert(key, value);
     }
     tree.apply_batch(batch)?;
     Ok(())

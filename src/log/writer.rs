@@ -314,11 +314,7 @@ impl Writer {
     /// Packs the group's records into chunks and applies everything in one atomic batch.
     fn apply(&mut self, group: &mut Staged, new_head: &HeadMeta) -> LogResult<()> {
         let tiles = self.grow_tree(&group.records);
-        group.entries.extend(
-            tiles
-                .into_iter()
-                .map(|(level, index, bytes)| (super::tree::tile_key(level, index).to_vec(), bytes)),
-        );
+        group.entries.extend(super::tree::tile_entries(tiles));
         let (batch, next_position) = keys::commit_batch(
             self.head.position + 1,
             group.records.drain(..),

@@ -5,7 +5,7 @@
 
 use dipledger::log::codec::{self, GENESIS_CHAIN_HASH};
 use dipledger::log::keys::{self, META_HEAD_KEY};
-use dipledger::log::tree::tile_key;
+use dipledger::log::keys::{tile_key, CHECKPOINT_PREFIX};
 use dipledger::log::{recovery, Hash, Log};
 
 /// Flips the last payload byte of the record at `position` and re-chains every record from
@@ -77,7 +77,7 @@ pub fn forge_tile(log: &Log, index: u64) {
 pub fn forget_checkpoints(log: &Log) {
     let tree = log.raw_tree();
     let keys: Vec<_> = tree
-        .scan_prefix([dipledger::log::CHECKPOINT_PREFIX])
+        .scan_prefix([CHECKPOINT_PREFIX])
         .map(|entry| entry.unwrap().0)
         .collect();
     for key in keys {
