@@ -5,7 +5,8 @@
 //! a key that does not parse) is refused and the old one stays.
 //!
 //! The acceptor accepts TCP connections on the listener (TCP_NODELAY on each), runs each
-//! handshake in its own task, bounded by [`HANDSHAKE_TIMEOUT`], and hands tonic the finished
+//! handshake in its own task, bounded by [`HANDSHAKE_TIMEOUT`] and at most
+//! [`MAX_PENDING_HANDSHAKES`] at once, and hands tonic the finished
 //! TLS streams (tonic reads the client's certificate chain from them, for `auth::layer`). A
 //! failed handshake (a plain-text client, a client certificate the `--client-ca` does not
 //! verify) is dropped, as tonic's own acceptor does.
@@ -25,6 +26,12 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Longest time a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; a connection beyond is closed at once (a flood of clients
+/// that never finish their handshake costs at most this many tasks for HANDSHAKE_TIMEOUT).
+pub const MAX_PENDING_HANDSHAKES: usize = 1_024;
+/// How long the accept loop waits after `accept` fails (out of file descriptors, say) before
+/// trying again, so a persistent failure does not spin a core.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// Finished handshakes waiting for tonic to take them.
 const ACCEPTED_QUEUE: usize = 64;
 
@@ -120,26 +127,84 @@ impl Acceptor {
     /// The TLS connections accepted on `listener`, for `serve_with_incoming_shutdown`. The
     /// accept loop ends when the stream is dropped (the server stopped).
     pub fn incoming(&self, listener: TcpListener) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+        self.incoming_bounded(listener, MAX_PENDING_HANDSHAKES)
+    }
+
+    fn incoming_bounded(
+        &self,
+        listener: TcpListener,
+        max_pending: usize,
+    ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
         let (sender, receiver) = mpsc::channel(ACCEPTED_QUEUE);
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
+        let pending = Arc::new(tokio::sync::Semaphore::new(max_pending));
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     () = sender.closed() => return,
                 };
-                let Ok((tcp, _)) = accepted else {
-                    continue;
+                let tcp = match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(_) => {
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = pending.clone().try_acquire_owned() else {
+                    continue; // Dropping `tcp` closes it.
                 };
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                    drop(permit);
+                    if let Ok(Ok(tls)) = handshake {
                         let _ = sender.send(Ok(tls)).await;
                     }
                 });
             }
         });
         ReceiverStream::new(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_pending_handshake_limit_is_closed_at_once() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let acceptor = Acceptor::new(
+            made.cert.pem().as_bytes(),
+            made.key_pair.serialize_pem().as_bytes(),
+            None,
+            false,
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let _incoming = acceptor.incoming_bounded(listener, 2);
+        // Two clients that never start their handshake hold both places.
+        let _first = TcpStream::connect(address).await.unwrap();
+        let _second = TcpStream::connect(address).await.unwrap();
+        let mut third = TcpStream::connect(address).await.unwrap();
+        // Closed at once, well before HANDSHAKE_TIMEOUT would close it.
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(HANDSHAKE_TIMEOUT / 2, third.read(&mut byte))
+            .await
+            .expect("closed before the handshake timeout");
+        assert_eq!(read.unwrap(), 0, "end of stream");
+    }
+
+    #[test]
+    fn a_key_that_does_not_parse_is_refused_with_the_reason() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let refused = certified_key(made.cert.pem().as_bytes(), b"not a key").unwrap_err();
+        assert!(refused.contains("key"), "{refused}");
+        let refused = certified_key(b"", made.key_pair.serialize_pem().as_bytes()).unwrap_err();
+        assert!(refused.contains("no certificate"), "{refused}");
     }
 }

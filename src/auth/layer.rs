@@ -103,8 +103,9 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let slot = request.extensions().get::<CallerSlot>().cloned();
-        let certified = client_certificate_name(&request);
-        let principal = match authorize(&self.store, &path, request.headers(), certified.as_deref()) {
+        // The certificate is read only for a call that needs a principal and sends no token.
+        let certified = || client_certificate_name(&request);
+        let principal = match authorize(&self.store, &path, request.headers(), certified) {
             Ok(principal) => principal,
             Err((who, status)) => {
                 if let (Some(slot), Some(who)) = (&slot, &who) {
@@ -253,7 +254,7 @@ pub fn authorize(
     store: &TokenStore,
     path: &str,
     headers: &http::HeaderMap,
-    certified: Option<&str>,
+    certified: impl FnOnce() -> Option<String>,
 ) -> Result<Option<Principal>, (Option<String>, Status)> {
     if !store.auth_required() {
         return Ok(None);
@@ -269,9 +270,12 @@ pub fn authorize(
     };
     let unauthenticated = |failure: AuthFailure| (None, Status::unauthenticated(failure.to_string()));
     // A bearer token when one is sent; else a verified client certificate's CN.
-    let principal = match (bearer(headers), certified) {
-        (Err(AuthFailure::Missing), Some(name)) => store.authenticate_name(name),
-        (token, _) => token.and_then(|token| store.authenticate(token)),
+    let principal = match bearer(headers) {
+        Err(AuthFailure::Missing) => match certified() {
+            Some(name) => store.authenticate_name(&name),
+            None => Err(AuthFailure::Missing),
+        },
+        token => token.and_then(|token| store.authenticate(token)),
     }
     .map_err(unauthenticated)?;
     if !principal.may(needed) {
