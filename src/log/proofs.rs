@@ -20,10 +20,7 @@ pub struct Leaf {
 
 impl Log {
     fn tree_reader(&self) -> TreeReader<'_> {
-        TreeReader {
-            tree: &self.inner.tree,
-            state: &self.inner.shared.tree,
-        }
+        TreeReader::new(&self.inner.tree, &self.inner.shared.tree)
     }
 
     fn check_size(&self, size: u64) -> LogResult<()> {

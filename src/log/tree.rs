@@ -92,10 +92,24 @@ impl TreeState {
     }
 }
 
-/// The hashes of the tree for proofs: memory first, stored tiles for the rest.
+/// The hashes of the tree for proofs: memory first, stored tiles for the rest. Made per
+/// request: it keeps the last stored tile it read, since one proof asks for up to eight runs
+/// of hashes from the same level-0 tile.
 pub(crate) struct TreeReader<'a> {
-    pub(crate) tree: &'a sled::Tree,
-    pub(crate) state: &'a Mutex<TreeState>,
+    tree: &'a sled::Tree,
+    state: &'a Mutex<TreeState>,
+    last_tile: std::cell::RefCell<Option<(u32, u64, Vec<Hash>)>>,
+}
+
+impl<'a> TreeReader<'a> {
+    /// A reader over the stored tiles of `tree` and the in-memory `state`.
+    pub(crate) fn new(tree: &'a sled::Tree, state: &'a Mutex<TreeState>) -> TreeReader<'a> {
+        TreeReader {
+            tree,
+            state,
+            last_tile: Default::default(),
+        }
+    }
 }
 
 impl TileSource for TreeReader<'_> {
@@ -111,8 +125,13 @@ impl TileSource for TreeReader<'_> {
         }
         // Not in memory: below `level0_start`, so in a stored full tile (trimmed only after
         // the batch holding the tile was applied).
-        let tile = read_tile(self.tree, level, start / TILE_WIDTH)?;
+        let index = start / TILE_WIDTH;
         let from = (start % TILE_WIDTH) as usize;
+        let mut last = self.last_tile.borrow_mut();
+        if !matches!(&*last, Some((l, i, _)) if *l == level && *i == index) {
+            *last = Some((level, index, read_tile(self.tree, level, index)?));
+        }
+        let (_, _, tile) = last.as_ref().expect("tile just read");
         Ok(tile[from..from + count as usize].to_vec())
     }
 }
@@ -269,10 +288,7 @@ mod tests {
         for part in all.chunks(997) {
             append(&tree, &state, part);
         }
-        let reader = TreeReader {
-            tree: &tree,
-            state: &state,
-        };
+        let reader = TreeReader::new(&tree, &state);
         assert_eq!(state.lock().unwrap().upper.len(), 2, "levels 1 and 2");
         for size in [1, 255, 256, 257, 65_536, 65_537, 70_000] {
             assert_eq!(
@@ -299,10 +315,7 @@ mod tests {
         assert_eq!(missing.len(), 256 + 1, "level-0 tiles 1..=256 and level-1 tile 0");
         store_tiles(&tree, missing).unwrap();
         let state = Mutex::new(loaded);
-        let reader = TreeReader {
-            tree: &tree,
-            state: &state,
-        };
+        let reader = TreeReader::new(&tree, &state);
         assert_eq!(
             reader.root(66_000).unwrap(),
             merkle::root(&NaiveNodes(&all), 66_000).unwrap()
