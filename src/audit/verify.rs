@@ -211,13 +211,11 @@ pub fn verify_export(
     })
 }
 
-/// The leaf hash of an export line, recomputed from its fields and checked against the line's
-/// own `leaf_hash`.
+/// The leaf hash of an export line: the hash of its leaf input (verbatim, or rebuilt from
+/// the fields of an export from before it was carried), checked against the line's own
+/// `leaf_hash` and, through `to_envelope`, against its readable fields.
 fn leaf_of(line: &ExportLine) -> Result<Hash, String> {
-    let envelope = line.to_envelope()?;
-    let mut body = Vec::new();
-    crate::encoding::encode_into(&envelope, &mut body);
-    let leaf = merkle::leaf_hash(&body);
+    let leaf = merkle::leaf_hash(&line.leaf_input()?);
     if to_hex(&leaf) != line.leaf_hash.to_lowercase() {
         return Err("the event's fields do not hash to its leaf_hash: the line was altered".into());
     }

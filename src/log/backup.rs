@@ -7,8 +7,13 @@
 //! {"position":1,"stream_id":"source-…","stream_version":1,"event_id":"…","event_type":"SourceRegistered",
 //!  "schema_version":1,"command_id":"…","command_fingerprint":"<64 hex>","occurred_at_micros":…,
 //!  "occurred_precision":"Day","recorded_at_micros":…,"recorded_by":"…","correlation_id":null,
-//!  "causation_id":null,"tags":["…"],"payload_hex":"…","leaf_hash":"<64 hex>","chain_hash":"<64 hex>"}
+//!  "causation_id":null,"tags":["…"],"leaf_input_hex":"…","leaf_hash":"<64 hex>","chain_hash":"<64 hex>"}
 //! ```
+//!
+//! `leaf_input_hex` is the event's leaf input verbatim: the exact bytes its leaf hash (and so
+//! the Merkle tree and the hash chain) is over, holding every field, payload included; the
+//! readable fields beside it must agree with it. Exports written before it carried
+//! `payload_hex` (the payload alone) instead; restore and `audit verify-export` read both.
 //!
 //! Restore re-encodes each envelope with the frozen encoding, and refuses the line unless the
 //! leaf hash and the chain hash it computes equal the ones exported; positions must be dense,
@@ -69,8 +74,12 @@ pub struct ExportLine {
     pub causation_id: Option<Uuid>,
     /// Tags.
     pub tags: Vec<String>,
-    /// Payload bytes, lowercase hex.
-    pub payload_hex: String,
+    /// Payload bytes, lowercase hex: exports written before `leaf_input_hex` (absent since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_hex: Option<String>,
+    /// The leaf input, lowercase hex: the exact bytes `leaf_hash` is the hash of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_input_hex: Option<String>,
     /// Leaf hash, hex.
     pub leaf_hash: String,
     /// Chain hash, hex.
@@ -78,10 +87,38 @@ pub struct ExportLine {
 }
 
 impl ExportLine {
-    /// The envelope the line describes: its canonical bytes are the leaf input of the
-    /// line's position (docs/storage.md).
+    /// The envelope the line holds: decoded from `leaf_input_hex` (and the readable fields must
+    /// agree with it), or, in an export from before it, built from the fields and `payload_hex`.
     pub fn to_envelope(&self) -> Result<Envelope, String> {
-        Ok(Envelope {
+        let Some(input) = &self.leaf_input_hex else {
+            let payload = self
+                .payload_hex
+                .as_deref()
+                .ok_or("the line has neither leaf_input_hex nor payload_hex")?;
+            return Ok(self.with_payload(from_hex(payload).ok_or("payload_hex is not hex")?));
+        };
+        let bytes = from_hex(input).ok_or("leaf_input_hex is not hex")?;
+        let envelope: Envelope = crate::encoding::decode(&bytes)
+            .map_err(|error| format!("leaf_input_hex is not an event: {error}"))?;
+        if self.with_payload(envelope.payload.clone()) != envelope {
+            return Err("the line's fields disagree with its leaf_input_hex".into());
+        }
+        Ok(envelope)
+    }
+
+    /// The leaf input: `leaf_input_hex` verbatim, or (an export from before it) the encoding of
+    /// the envelope its fields describe.
+    pub fn leaf_input(&self) -> Result<Vec<u8>, String> {
+        let envelope = self.to_envelope()?;
+        match &self.leaf_input_hex {
+            Some(input) => from_hex(input).ok_or_else(|| "leaf_input_hex is not hex".into()),
+            None => Ok(crate::encoding::encode(&envelope)),
+        }
+    }
+
+    /// The envelope of the line's readable fields with `payload`.
+    fn with_payload(&self, payload: Vec<u8>) -> Envelope {
+        Envelope {
             position: self.position,
             stream_id: self.stream_id.clone(),
             stream_version: self.stream_version,
@@ -98,8 +135,8 @@ impl ExportLine {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             tags: self.tags.clone(),
-            payload: from_hex(&self.payload_hex).ok_or("payload_hex is not hex")?,
-        })
+            payload,
+        }
     }
 }
 
@@ -205,6 +242,15 @@ pub fn export_jsonl_selected(
                     reason: "the record's hash disagrees with the Merkle tree".into(),
                 });
             }
+            // The leaf input as stored: the envelope's canonical encoding, checked against the
+            // record's leaf hash so what the line carries is exactly what was hashed.
+            let leaf_input = crate::encoding::encode(envelope);
+            if &crate::merkle::leaf_hash(&leaf_input) != event.leaf_hash() {
+                return Err(LogError::DataLoss {
+                    position: envelope.position,
+                    reason: "the record's bytes do not re-encode to its leaf hash".into(),
+                });
+            }
             let fingerprint = match fingerprints.get(&envelope.command_id) {
                 Some(fingerprint) => *fingerprint,
                 None => {
@@ -236,7 +282,8 @@ pub fn export_jsonl_selected(
                 correlation_id: envelope.correlation_id,
                 causation_id: envelope.causation_id,
                 tags: envelope.tags.clone(),
-                payload_hex: to_hex(&envelope.payload),
+                payload_hex: None,
+                leaf_input_hex: Some(to_hex(&leaf_input)),
                 leaf_hash: to_hex(event.leaf_hash()),
                 chain_hash: to_hex(event.chain_hash()),
             };

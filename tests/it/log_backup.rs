@@ -54,8 +54,10 @@ fn restore_stops_at_the_first_bad_line_and_names_it() {
     }
     let export = String::from_utf8(exported(&log)).unwrap();
     let mut lines: Vec<String> = export.lines().map(str::to_owned).collect();
-    // Tamper with the payload of line 3: its leaf hash no longer matches.
-    let payload_at = lines[2].find("\"payload_hex\":\"").unwrap() + 15;
+    // Tamper with the payload of line 3 (the last byte of its leaf input): its leaf hash no
+    // longer matches.
+    let input_at = lines[2].find("\"leaf_input_hex\":\"").unwrap() + 18;
+    let payload_at = input_at + lines[2][input_at..].find('"').unwrap() - 1;
     let flipped = if &lines[2][payload_at..payload_at + 1] == "0" {
         "1"
     } else {
