@@ -3,10 +3,10 @@
 //! and what a forger who rewrites the stored records (and then the tree, and the checkpoints)
 //! runs into.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::support::api::{append_many, within, Harness};
+use crate::support::cli::{dipledger, dipledger_async};
 use crate::support::tamper::{forge_record, forge_tile, forget_checkpoints};
 use dipledger::api::pb;
 use dipledger::api::pb::audit_service_client::AuditServiceClient;
@@ -256,13 +256,6 @@ fn open_for_forgery(dir: &tempfile::TempDir) -> Log {
     Log::open(LogConfig::new(dir.path())).unwrap()
 }
 
-fn dipledger(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dipledger"))
-        .args(args)
-        .output()
-        .expect("run dipledger")
-}
-
 #[tokio::test]
 async fn a_forged_record_answers_data_loss_and_verify_and_export_name_its_position() {
     let harness = started_with_events().await;
@@ -328,17 +321,14 @@ async fn a_forged_tree_is_refused_a_signature_and_the_witness_reports_the_fork()
     let state = harness.dir.path().join("witness.state");
     let state = state.to_str().unwrap().to_owned();
     let uri = harness.server.uri();
-    // Run off the runtime's thread: the server answers the witness from this runtime.
     let watch = |uri: String| {
-        let (vkey, state) = (vkey.clone(), state.clone());
-        tokio::task::spawn_blocking(move || {
-            dipledger(&[
-                "audit", "watch", "--server", &uri, "--key", &vkey, "--state", &state, "--once",
-            ])
-        })
+        let args = [
+            "audit", "watch", "--server", &uri, "--key", &vkey, "--state", &state, "--once",
+        ];
+        dipledger_async(&args.map(str::to_owned))
     };
     checkpoint(&mut audit(&harness).await, EVENTS as u64, &key).await;
-    let first = watch(uri).await.unwrap();
+    let first = watch(uri).await;
     assert!(
         first.status.success(),
         "{}",
@@ -372,7 +362,7 @@ async fn a_forged_tree_is_refused_a_signature_and_the_witness_reports_the_fork()
     forget_checkpoints(&open_for_forgery(&dir));
     let harness = Harness::start_in(dir, ServerOptions::default()).await;
     checkpoint(&mut audit(&harness).await, head, &key).await;
-    let fork = watch(harness.server.uri()).await.unwrap();
+    let fork = watch(harness.server.uri()).await;
     assert_eq!(
         fork.status.code(),
         Some(3),
@@ -401,42 +391,20 @@ async fn after_a_key_rotation_the_first_checkpoint_is_cosigned_by_the_old_key() 
     assert_eq!(by_old, signed);
 }
 
-/// Runs the binary off the runtime's thread (the server answers it from this runtime).
-async fn dipledger_async(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        dipledger(&args)
-    })
-    .await
-    .unwrap()
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|arg| (*arg).to_owned()).collect()
-}
-
 #[tokio::test]
 async fn the_audit_verbs_prove_online_and_verify_offline_and_refuse_what_was_altered() {
     let harness = started_with_events().await;
     let data_dir = harness.dir.path().to_str().unwrap().to_owned();
     let uri = harness.server.uri();
-    let key = dipledger_async(strings(&["audit", "key", "--data-dir", &data_dir])).await;
+    let key = dipledger_async(&["audit", "key", "--data-dir", &data_dir]).await;
     let vkey = String::from_utf8(key.stdout).unwrap().trim().to_owned();
     assert_eq!(vkey, verifier(&harness).to_vkey());
     checkpoint(&mut audit(&harness).await, EVENTS as u64, &verifier(&harness)).await;
-    let note = dipledger_async(strings(&["audit", "checkpoint", "--server", &uri])).await;
+    let note = dipledger_async(&["audit", "checkpoint", "--server", &uri]).await;
     assert!(note.status.success(), "{note:?}");
     let note_path = harness.dir.path().join("cp.note");
     std::fs::write(&note_path, &note.stdout).unwrap();
-    let proof = dipledger_async(strings(&[
-        "audit",
-        "prove-inclusion",
-        "--server",
-        &uri,
-        "--position",
-        "257",
-    ]))
-    .await;
+    let proof = dipledger_async(&["audit", "prove-inclusion", "--server", &uri, "--position", "257"]).await;
     assert!(proof.status.success(), "{proof:?}");
     let proof_path = harness.dir.path().join("p.json");
     std::fs::write(&proof_path, &proof.stdout).unwrap();

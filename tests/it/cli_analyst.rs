@@ -3,8 +3,6 @@
 //! list|contacts`, `commitment overdue|compliance`, in text (names, posts, statuses in words,
 //! plural forms right) and `--json`.
 
-use std::process::Command;
-
 use crate::support::api::Harness;
 
 /// The demo's ids (src/cli/demo.rs, src/sample.rs).
@@ -13,17 +11,7 @@ const REPORT: &str = "00000000-0000-0000-0000-000000000050";
 
 /// Runs the binary with `args` against `server`; its standard output (it must succeed).
 async fn run(server: &str, args: &[&str]) -> String {
-    let mut arguments: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    arguments.extend(["--server".to_owned(), server.to_owned()]);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_dipledger"))
-            .args(&arguments)
-            .env_remove("DIPLEDGER_SERVER")
-            .output()
-            .expect("run dipledger")
-    })
-    .await
-    .unwrap();
+    let output = crate::support::cli::dipledger_async(&[args, &["--server", server]].concat()).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),

@@ -6,24 +6,13 @@
 //! kept in docs/ (docs/relation-chart.svg and .png).
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use crate::support::api::Harness;
 
 /// Runs the binary with `args` against `server`; its standard output and error (it must
 /// succeed).
 async fn run(server: &str, args: &[&str]) -> String {
-    let mut arguments: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    arguments.extend(["--server".to_owned(), server.to_owned()]);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_dipledger"))
-            .args(&arguments)
-            .env_remove("DIPLEDGER_SERVER")
-            .output()
-            .expect("run dipledger")
-    })
-    .await
-    .unwrap();
+    let output = crate::support::cli::dipledger_async(&[args, &["--server", server]].concat()).await;
     let out = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

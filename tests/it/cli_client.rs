@@ -2,22 +2,12 @@
 //! server on 127.0.0.1:0 holding the news report, in human and --json output.
 
 use crate::support::api::*;
+use crate::support::cli::dipledger_async as run;
 use dipledger::api::pb;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
 use dipledger::ledger::{CommandEnvelope, Ledger};
 use dipledger::sample::{meeting_id, news_report_commands};
 use uuid::Uuid;
-
-async fn run(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
-            .args(&args)
-            .output()
-            .expect("run dipledger")
-    })
-    .await
-    .unwrap()
-}
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -57,7 +47,7 @@ async fn server_with_the_report() -> (Harness, u64) {
 async fn relation_and_history_in_human_and_json_output() {
     let (harness, last) = server_with_the_report().await;
     let server = harness.server.uri();
-    let human = run(args(&["relation", "LBY", "FRA", "--server", &server])).await;
+    let human = run(&args(&["relation", "LBY", "FRA", "--server", &server])).await;
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
         human.status.success(),
@@ -71,13 +61,13 @@ async fn relation_and_history_in_human_and_json_output() {
     );
     assert!(text.contains("Benghazi"), "{text}");
 
-    let json = run(args(&["relation", "LBY", "FRA", "--json", "--server", &server])).await;
+    let json = run(&args(&["relation", "LBY", "FRA", "--json", "--server", &server])).await;
     let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(document["meetings"], 1);
     assert_eq!(document["goldstein_by_month"]["2025-01"], 10.0);
     assert_eq!(document["timeline"].as_array().unwrap().len(), 2);
 
-    let before = run(args(&[
+    let before = run(&args(&[
         "relation", "LBY", "FRA", "--as-of", "7", "--json", "--server", &server,
     ]))
     .await;
@@ -91,7 +81,7 @@ async fn relation_and_history_in_human_and_json_output() {
         "before the meeting was recorded"
     );
 
-    let history = run(args(&[
+    let history = run(&args(&[
         "history",
         &meeting_id().stream_id(),
         "--json",
@@ -108,10 +98,16 @@ async fn relation_and_history_in_human_and_json_output() {
         entries[0]["sources"][0]["url"],
         "file:data/news-libya-france-benghazi.txt"
     );
-    let human = run(args(&["history", &meeting_id().stream_id(), "--server", &server])).await;
+    let human = run(&args(&[
+        "history",
+        &meeting_id().stream_id(),
+        "--server",
+        &server,
+    ]))
+    .await;
     assert!(String::from_utf8_lossy(&human.stdout).contains("StatementRecorded"));
 
-    let bad = run(args(&[
+    let bad = run(&args(&[
         "relation",
         "LBY",
         "FRA",
@@ -123,7 +119,7 @@ async fn relation_and_history_in_human_and_json_output() {
     .await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a position nor an ISO 8601 time"));
-    let missing = run(args(&["history", "meeting-nothing", "--server", &server])).await;
+    let missing = run(&args(&["history", "meeting-nothing", "--server", &server])).await;
     assert!(!missing.status.success());
 }
 
@@ -131,7 +127,7 @@ async fn relation_and_history_in_human_and_json_output() {
 async fn tail_prints_history_and_resumes_after_a_position() {
     let (harness, last) = server_with_the_report().await;
     let server = harness.server.uri();
-    let all = run(args(&[
+    let all = run(&args(&[
         "tail",
         "--from",
         "start",
@@ -152,7 +148,7 @@ async fn tail_prints_history_and_resumes_after_a_position() {
         })
         .collect();
     assert_eq!(positions, (1..=last).collect::<Vec<_>>());
-    let resumed = run(args(&[
+    let resumed = run(&args(&[
         "tail", "--from", "5", "--limit", "3", "--server", &server,
     ]))
     .await;
@@ -165,7 +161,7 @@ async fn tail_prints_history_and_resumes_after_a_position() {
         .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(resumed_positions, vec![6, 7, 8]);
-    let meetings = run(args(&[
+    let meetings = run(&args(&[
         "tail",
         "--from",
         "start",
@@ -186,7 +182,7 @@ async fn show_and_list_verbs_in_human_and_json_output() {
     let (harness, last) = server_with_the_report().await;
     let server = harness.server.uri();
     let meeting = meeting_id().to_string();
-    let shown = run(args(&[
+    let shown = run(&args(&[
         "meeting", "show", &meeting, "--json", "--server", &server,
     ]))
     .await;
@@ -200,9 +196,9 @@ async fn show_and_list_verbs_in_human_and_json_output() {
     assert_eq!(document["meeting"]["place"], "Benghazi");
     assert_eq!(document["meeting"]["status"], "MEETING_STATUS_HELD");
     assert_eq!(document["meeting"]["statements"].as_array().unwrap().len(), 1);
-    let card = run(args(&["meeting", "show", &meeting, "--server", &server])).await;
+    let card = run(&args(&["meeting", "show", &meeting, "--server", &server])).await;
     assert!(String::from_utf8_lossy(&card.stdout).contains("Benghazi"));
-    let earlier = run(args(&[
+    let earlier = run(&args(&[
         "meeting", "show", &meeting, "--as-of", "3", "--server", &server,
     ]))
     .await;
@@ -211,21 +207,21 @@ async fn show_and_list_verbs_in_human_and_json_output() {
         "the meeting did not exist at position 3"
     );
 
-    let listed = run(args(&[
+    let listed = run(&args(&[
         "meeting", "list", "--party", "LBY", "--topic", "security", "--status", "held", "--json", "--server",
         &server,
     ]))
     .await;
     let document: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(document["meetings"].as_array().unwrap().len(), 1);
-    let none = run(args(&[
+    let none = run(&args(&[
         "meeting", "list", "--topic", "trade", "--json", "--server", &server,
     ]))
     .await;
     let document: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
     assert!(document["meetings"].as_array().unwrap().is_empty());
 
-    let commitments = run(args(&[
+    let commitments = run(&args(&[
         "commitment",
         "list",
         "--party",
@@ -239,7 +235,7 @@ async fn show_and_list_verbs_in_human_and_json_output() {
         text.starts_with("1 commitment (as of") && text.contains(&commitment_id().to_string()),
         "{text}"
     );
-    let commitment = run(args(&[
+    let commitment = run(&args(&[
         "commitment",
         "show",
         &commitment_id().to_string(),
@@ -251,7 +247,7 @@ async fn show_and_list_verbs_in_human_and_json_output() {
     let document: serde_json::Value = serde_json::from_slice(&commitment.stdout).unwrap();
     assert_eq!(document["commitment"]["topics"].as_array().unwrap().len(), 4);
 
-    let official = run(args(&[
+    let official = run(&args(&[
         "official",
         "show",
         &official_b().to_string(),
@@ -271,7 +267,7 @@ async fn relation_draws_an_svg_timeline() {
     let server = harness.server.uri();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lby-fra.svg");
-    let drawn = run(args(&[
+    let drawn = run(&args(&[
         "relation",
         "LBY",
         "FRA",
@@ -371,7 +367,7 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
     // The meeting named by its bare UUID for `retract` and `history` (the stream id works too).
     let bare = meeting_id().to_string();
     let source = source_id().to_string();
-    let retracted = run(args(&[
+    let retracted = run(&args(&[
         "retract",
         &bare,
         "--version",
@@ -395,7 +391,7 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
         String::from_utf8_lossy(&retracted.stdout).contains(&format!("entity: {}", meeting_id().stream_id())),
         "recording prints the stream id"
     );
-    let history = run(args(&["history", &bare, "--json", "--server", &server])).await;
+    let history = run(&args(&["history", &bare, "--json", "--server", &server])).await;
     let document: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
     let entries = document["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
@@ -405,7 +401,7 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
     );
     assert_eq!(entries[2]["retracts_version"], 2);
     assert_eq!(entries[2]["reason"], "misattributed");
-    let party = run(args(&[
+    let party = run(&args(&[
         "retract",
         "party-LBY",
         "--version",
@@ -424,7 +420,7 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
 async fn relation_with_a_party_no_one_registered_fails_naming_it() {
     let (harness, last) = server_with_the_report().await;
     let server = harness.server.uri();
-    let output = run(args(&["relation", "LBY", "FRNC", "--server", &server])).await;
+    let output = run(&args(&["relation", "LBY", "FRNC", "--server", &server])).await;
     assert!(!output.status.success(), "exit status {:?}", output.status);
     assert!(output.stdout.is_empty(), "no answer printed");
     let stderr = String::from_utf8_lossy(&output.stderr);

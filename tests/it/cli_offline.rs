@@ -2,20 +2,13 @@
 //! export then restore (identical log), rebuild (identical query answers), bad arguments.
 
 use std::path::Path;
-use std::process::Command;
 
+use crate::support::cli::dipledger;
 use dipledger::ledger::{CommandEnvelope, Ledger};
 use dipledger::log::{Log, LogConfig};
 use dipledger::projections::{PageRequest, Projections, ReadOptions};
 use dipledger::sample::{meeting_id, news_report_commands};
 use uuid::Uuid;
-
-fn dipledger(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dipledger"))
-        .args(args)
-        .output()
-        .expect("run dipledger")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

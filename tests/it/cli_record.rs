@@ -3,23 +3,13 @@
 //! nothing twice; bad arguments fail with a clear message.
 
 use crate::support::api::*;
+use crate::support::cli::dipledger_async as dipledger;
 use serde_json::Value;
-
-async fn dipledger(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
-            .args(&args)
-            .output()
-            .expect("run dipledger")
-    })
-    .await
-    .unwrap()
-}
 
 async fn recorded(server: &str, args: &[&str]) -> Value {
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     all.extend(["--json".to_string(), "--server".to_string(), server.to_string()]);
-    let output = dipledger(all).await;
+    let output = dipledger(&all).await;
     assert!(
         output.status.success(),
         "{args:?}: {}",
@@ -196,7 +186,7 @@ async fn the_news_report_recorded_with_verbs_reads_back() {
         })
         .await
         .unwrap();
-    let relation = dipledger(vec![
+    let relation = dipledger(&[
         "relation".into(),
         "LBY".into(),
         "FRA".into(),
@@ -231,7 +221,7 @@ async fn the_news_report_recorded_with_verbs_reads_back() {
     assert_eq!(first["positions"].as_array().unwrap().len(), 1);
 
     // Human output names the generated command id.
-    let human = dipledger(vec![
+    let human = dipledger(&[
         "party".into(),
         "register".into(),
         "ESP".into(),
@@ -256,7 +246,7 @@ async fn the_news_report_recorded_with_verbs_reads_back() {
 async fn bad_arguments_and_rejections_fail_with_a_message() {
     let harness = Harness::start().await;
     let server = harness.server.uri();
-    let bad_date = dipledger(vec![
+    let bad_date = dipledger(&[
         "party".into(),
         "register".into(),
         "LBY".into(),
@@ -270,7 +260,7 @@ async fn bad_arguments_and_rejections_fail_with_a_message() {
     .await;
     assert!(!bad_date.status.success());
     assert!(String::from_utf8_lossy(&bad_date.stderr).contains("is not a valid ISO 8601 time"));
-    let bad_kind = dipledger(vec![
+    let bad_kind = dipledger(&[
         "party".into(),
         "register".into(),
         "LBY".into(),
@@ -285,7 +275,7 @@ async fn bad_arguments_and_rejections_fail_with_a_message() {
     assert!(String::from_utf8_lossy(&bad_kind.stderr)
         .contains("--kind \"empire\" is not one of the allowed values"));
     // No source registered: the server says which reference is missing.
-    let missing = dipledger(vec![
+    let missing = dipledger(&[
         "party".into(),
         "register".into(),
         "LBY".into(),
@@ -408,7 +398,7 @@ async fn a_postponed_then_cancelled_meeting_comes_back_and_impossible_dates_are_
         })
         .await
         .unwrap();
-    let shown = dipledger(vec![
+    let shown = dipledger(&[
         "meeting".into(),
         "show".into(),
         id.clone(),
@@ -426,7 +416,7 @@ async fn a_postponed_then_cancelled_meeting_comes_back_and_impossible_dates_are_
 
     // 30 February does not exist: refused by the CLI with the reason, nothing sent.
     let head = harness.log.head();
-    let impossible = dipledger(cited(&[
+    let impossible = dipledger(&cited(&[
         "meeting",
         "postpone",
         &id,
@@ -462,7 +452,7 @@ async fn a_rejected_command_names_every_field_violation() {
             &server,
         ]
         .map(String::from)
-        .to_vec(),
+        .as_ref(),
     )
     .await;
     assert!(!output.status.success());
@@ -496,7 +486,7 @@ async fn a_refused_connection_names_the_address_and_how_to_start_a_server() {
     ] {
         let mut args: Vec<String> = verb.iter().map(|arg| arg.to_string()).collect();
         args.extend(["--server".to_owned(), server.clone()]);
-        let output = dipledger(args).await;
+        let output = dipledger(&args).await;
         assert!(!output.status.success(), "{verb:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(

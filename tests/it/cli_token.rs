@@ -5,20 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::api::*;
+use crate::support::cli::dipledger_async as dipledger;
 use serde_json::Value;
-
-async fn dipledger(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dipledger"))
-            .args(&args)
-            .env_remove("DIPLEDGER_TOKEN")
-            .output()
-            .expect("run dipledger")
-    })
-    .await
-    .unwrap()
-}
 
 /// Runs `args` until its exit status is `success` (the server re-reads the token file within
 /// its reload interval), at most a few seconds; returns the last output. Each run is a whole

@@ -25,18 +25,12 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::support::api::{within, Harness, TIMEOUT};
+use crate::support::cli::dipledger;
 use crate::support::commands::{register_party, seeded};
 use crate::support::log::{request, TEST_SEGMENT_BYTES};
 
 /// The minimum the probe tests configure.
 const MINIMUM: u64 = 1_000_000;
-
-fn dipledger(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dipledger"))
-        .args(args)
-        .output()
-        .expect("run dipledger")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
