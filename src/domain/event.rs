@@ -90,6 +90,44 @@ impl DomainCommand {
         }
     }
 
+    /// Every time the command gives for something that has already happened, with its own
+    /// field (domain path): the valid time ([`DomainCommand::occurred_at`]), and the end of a
+    /// held meeting (`ended_at`) or of a tenure (`ended_at`). None of them may lie ahead of the
+    /// server's clock beyond its allowance. Windows, due dates and an office term's planned end
+    /// (`to`) are plans and are not listed.
+    pub fn past_fact_times(&self) -> Vec<(&'static str, crate::time::Timestamp)> {
+        let mut times = vec![(self.occurred_at_field(), self.occurred_at().at())];
+        match self {
+            DomainCommand::Meeting(meeting::Command::RecordMeetingHeld {
+                ended_at: Some(ended_at),
+                ..
+            }) => times.push(("ended_at", *ended_at)),
+            DomainCommand::Official(official::Command::EndTenure { ended_at, .. }) => {
+                times.push(("ended_at", ended_at.at()))
+            }
+            _ => {}
+        }
+        times
+    }
+
+    /// Checks the command's own id without any state: a party command's code must be a
+    /// well-formed party code (the other aggregates are named by UUIDs, always well formed).
+    /// The ledger runs this before any lookup, so a malformed code (`F RA`, `fra`, empty) is
+    /// reported as the command's `code`, never as a stream id the request does not have.
+    pub fn check_own_id(&self) -> Result<(), super::error::FieldViolation> {
+        match self {
+            DomainCommand::Party(command) => {
+                super::common::check_party_code(command.code()).map_err(|description| {
+                    super::error::FieldViolation {
+                        field: "code".to_owned(),
+                        description,
+                    }
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Every other entity the command names that must exist: cited sources, parties,
     /// officials, meetings, commitments. Deduplicated, in order of first mention; never the
     /// command's own stream (a party whose code is its own stream is not listed).

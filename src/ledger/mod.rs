@@ -1,11 +1,13 @@
 //! The write path: a command becomes events in the log.
 //!
-//! For each command the ledger (1) answers a retried `command_id` with its original result,
-//! (2) refuses a valid time later than the clock plus the future allowance (every command
-//! records something that has happened: a meeting held, a proposal made, a date announced; only
-//! windows and deadlines may lie ahead), (3) checks that every entity the command names exists, (3) loads the entity's state by
-//! folding its stream (through a bounded cache that is checked against the stream's current
-//! version, so it is never stale), (4) asks the pure domain to decide, and (5) appends the
+//! For each command the ledger (1) checks the command's own id without any state (a malformed
+//! party code is reported as the command's `code`, before any lookup), (2) answers a retried
+//! `command_id` with its original result, (3) refuses a past fact's time later than the clock
+//! plus the future allowance (every command records something that has happened: a meeting
+//! held, a proposal made, a date announced; only windows and deadlines may lie ahead), (4)
+//! checks that every entity the command names exists, (5) loads the entity's state by folding
+//! its stream (through a bounded cache that is checked against the stream's current version, so
+//! it is never stale), (6) asks the pure domain to decide, and (7) appends the
 //! events with `Exact(version it decided on)`. A conflict with a concurrent writer is returned
 //! to the client when it gave an expected version, and otherwise retried up to
 //! MAX_CONFLICT_RETRIES times. A batch of commands is decided in order and committed as one
@@ -255,7 +257,9 @@ impl Ledger {
             .store(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Refuses a command whose valid time lies further ahead of the clock than the allowance.
+    /// Refuses a command whose valid time, or any other time of a past fact it gives (the end
+    /// of a held meeting or of a tenure: [`DomainCommand::past_fact_times`]), lies further ahead
+    /// of the clock than the allowance. Every such field is named.
     fn check_not_in_future(&self, command: &DomainCommand) -> Result<(), LedgerError> {
         let allowance = self
             .inner
@@ -263,19 +267,28 @@ impl Ledger {
             .load(std::sync::atomic::Ordering::Relaxed);
         let now = self.inner.log.now();
         let latest = Timestamp::from_unix_micros(now.unix_micros().saturating_add(allowance));
-        let occurred_at = command.occurred_at().at();
-        if occurred_at <= latest {
+        let allowance_text = if allowance % 3_600_000_000 == 0 {
+            format!("{} h", allowance / 3_600_000_000)
+        } else {
+            format!("{} s", allowance / 1_000_000)
+        };
+        let violations: Vec<crate::domain::FieldViolation> = command
+            .past_fact_times()
+            .into_iter()
+            .filter(|(_, at)| *at > latest)
+            .map(|(field, at)| crate::domain::FieldViolation {
+                field: field.to_owned(),
+                description: format!(
+                    "{} is in the future: what is recorded has happened, so its time may be at most {allowance_text} past the server's clock ({}); a planned date belongs in a meeting's window, a commitment's due date or an office term's end",
+                    at.to_rfc3339(),
+                    now.to_rfc3339()
+                ),
+            })
+            .collect();
+        if violations.is_empty() {
             return Ok(());
         }
-        Err(LedgerError::Rejected(Rejection::Invalid(vec![crate::domain::FieldViolation {
-            field: command.occurred_at_field().to_owned(),
-            description: format!(
-                "{} is in the future: what is recorded has happened, so its time may be at most {} h past the server's clock ({}); a planned date belongs in the window",
-                occurred_at.to_rfc3339(),
-                allowance / 3_600_000_000,
-                now.to_rfc3339()
-            ),
-        }])))
+        Err(LedgerError::Rejected(Rejection::Invalid(violations)))
     }
 
     /// Commands re-decided after losing a race, since this ledger was made.
@@ -525,6 +538,10 @@ impl Ledger {
         let mut local: Vec<(String, AggregateState)> = Vec::new();
         let mut decisions = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
+            // The command's own id first, before any lookup (its stream id is made from it).
+            if let Err(violation) = envelope.command.check_own_id() {
+                return Err(malformed_own_id(&envelope.command, violation));
+            }
             let fingerprint = envelope.fingerprint();
             let stream_id = envelope.command.stream_id();
             if let Some((stored, result)) = log.find_command(envelope.command_id)? {
@@ -619,6 +636,16 @@ impl Ledger {
             decided: decisions,
             states: local,
         })
+    }
+}
+
+/// The answer to a command whose own id is malformed: every field violation of the command
+/// (a decide against the empty state, which needs no lookup), so the client learns of all its
+/// mistakes at once; at least the id's own.
+fn malformed_own_id(command: &DomainCommand, violation: crate::domain::FieldViolation) -> LedgerError {
+    match decide_command(&AggregateState::empty_for(command), command) {
+        Err(rejection @ Rejection::Invalid(_)) => LedgerError::Rejected(rejection),
+        _ => LedgerError::Rejected(Rejection::Invalid(vec![violation])),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::support::commands::*;
 use dipledger::api::pb;
 use dipledger::api::pb::command_service_client::CommandServiceClient;
 use dipledger::api::pb::query_service_client::QueryServiceClient;
+use dipledger::api::server::ServerOptions;
 use prost_types::Timestamp;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -458,4 +459,237 @@ async fn meetings_timelines_and_contacts_carry_names_and_the_posts_held_on_the_d
             meetings: 1,
         }]
     );
+}
+
+/// The CorrectParty request a client sends to correct `code`'s name (version 1 is its
+/// registration).
+fn correct_party(code: &str, source: Uuid) -> pb::CorrectPartyRequest {
+    let registration = register_party(code, source);
+    pb::CorrectPartyRequest {
+        header: registration.header,
+        code: code.into(),
+        corrects_version: 1,
+        reason: "the name was misspelt".into(),
+        details: registration.details,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_commands_own_malformed_code_is_refused_as_its_code_before_any_lookup() {
+    let harness = Harness::start().await;
+    let (mut client, source) = seeded(&harness).await;
+    let head = harness.log.head();
+    // `party-F RA` is the stream-id form of `F RA`: the code named is the bare one.
+    for (code, named) in [
+        ("F RA", "\"F RA\""),
+        ("fra", "\"fra\""),
+        ("", "\"\""),
+        ("party-F RA", "\"F RA\""),
+    ] {
+        let status = client
+            .register_party(register_party(code, source))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "RegisterParty {code:?}: {status:?}"
+        );
+        assert_eq!(fields(&status), ["code"], "RegisterParty {code:?}: {status:?}");
+        assert!(
+            status
+                .message()
+                .starts_with(&format!("invalid request: code: {named} ")),
+            "names the value: {status:?}"
+        );
+        assert!(!status.message().contains("stream_id"), "{status:?}");
+        let status = client
+            .correct_party(correct_party(code, source))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "CorrectParty {code:?}: {status:?}"
+        );
+        assert_eq!(fields(&status), ["code"], "CorrectParty {code:?}: {status:?}");
+    }
+    // Before any lookup, and with every other malformed field: a source that does not exist is
+    // not looked up, a blank name is listed with the code.
+    let mut request = register_party("F RA", Uuid::now_v7());
+    request.details.as_mut().unwrap().name = String::new();
+    let status = client.register_party(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["code", "details.name"]);
+    assert_eq!(harness.log.head(), head, "no refusal moved the head");
+}
+
+/// Seconds since the Unix epoch, now.
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Records a new commitment of LBY made on that Wednesday; returns its id.
+async fn commitment(client: &mut CommandServiceClient<Channel>, source: Uuid) -> String {
+    client
+        .record_commitment(pb::RecordCommitmentRequest {
+            header: header(source, day()),
+            details: Some(pb::CommitmentDetails {
+                kind: pb::CommitmentKind::New as i32,
+                committing_parties: vec!["LBY".into()],
+                counterparties: vec!["FRA".into()],
+                text: "to reopen the consulate in Benghazi".into(),
+                specificity: pb::Specificity::Aspirational as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .commitment_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_facts_dated_in_the_future_are_refused_on_their_own_field() {
+    let harness = Harness::start().await;
+    let (mut client, source) = seeded(&harness).await;
+    let held = client
+        .record_meeting_held(meeting_held(source, ["LBY", "FRA"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting_id;
+    let scheduled = schedule(&mut client, source).await;
+    let commitment = commitment(&mut client, source).await;
+    let envoy = official(&mut client, source, "Mostafa Mihraje", "Ambassador", "FRA").await;
+    let head = harness.log.head();
+    let in_two_days = now_seconds() + 2 * DAY_SECONDS;
+    let future = || header(source, Some(at(in_two_days, pb::Precision::Day)));
+    let expect_refused = |what: &str, status: tonic::Status, field: &str| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(fields(&status), [field], "{what}: {status:?}");
+        assert!(
+            status.message().contains("is in the future"),
+            "{what}: {status:?}"
+        );
+        assert!(
+            status.message().contains("24 h"),
+            "names the allowance: {status:?}"
+        );
+    };
+
+    let statement = client
+        .record_statement(pb::RecordStatementRequest {
+            header: future(),
+            meeting_id: held.clone(),
+            speaker: Some(pb::Speaker {
+                party: "LBY".into(),
+                official_id: None,
+            }),
+            text: "We welcome the visit.".into(),
+            verbatim: true,
+        })
+        .await
+        .unwrap_err();
+    expect_refused("a statement", statement, "header.occurred_at");
+    let cancellation = client
+        .cancel_meeting(pb::CancelMeetingRequest {
+            header: future(),
+            meeting_id: scheduled.clone(),
+            reason: Some("security situation".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    expect_refused("a cancellation", cancellation, "header.occurred_at");
+    let fulfilment = client
+        .fulfil_commitment(pb::FulfilCommitmentRequest {
+            header: future(),
+            commitment_id: commitment.clone(),
+            summary: "the consulate reopened".into(),
+        })
+        .await
+        .unwrap_err();
+    expect_refused("a fulfilment", fulfilment, "header.occurred_at");
+    // The end of a held meeting and of a tenure are past facts too, on their own fields.
+    let mut ended_later = meeting_held(source, ["LBY", "FRA"]);
+    ended_later.ended_at = Some(Timestamp {
+        seconds: in_two_days,
+        nanos: 0,
+    });
+    let status = client.record_meeting_held(ended_later).await.unwrap_err();
+    expect_refused("a meeting's end", status, "ended_at");
+    let status = client
+        .end_tenure(pb::EndTenureRequest {
+            header: header(source, day()),
+            official_id: envoy.clone(),
+            tenure_version: 1,
+            ended_at: Some(at(in_two_days, pb::Precision::Day)),
+            reason: Some("end of mission".into()),
+        })
+        .await
+        .unwrap_err();
+    expect_refused("a tenure's end", status, "ended_at");
+    assert_eq!(harness.log.head(), head, "no refusal moved the head");
+
+    // The same facts dated today are recorded.
+    client
+        .cancel_meeting(pb::CancelMeetingRequest {
+            header: header(source, Some(at(now_seconds(), pb::Precision::Second))),
+            meeting_id: scheduled,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .fulfil_commitment(pb::FulfilCommitmentRequest {
+            header: header(source, Some(at(now_seconds(), pb::Precision::Second))),
+            commitment_id: commitment,
+            summary: "the consulate reopened".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(harness.log.head(), head + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_future_allowance_setting_moves_the_boundary() {
+    let two_hours = Harness::start_with(ServerOptions {
+        future_allowance: std::time::Duration::from_secs(2 * 3_600),
+        ..ServerOptions::default()
+    })
+    .await;
+    let default = Harness::start().await;
+    let (mut strict, strict_source) = seeded(&two_hours).await;
+    let (mut lenient, lenient_source) = seeded(&default).await;
+    let held_at = |source: Uuid, seconds: i64| pb::RecordMeetingHeldRequest {
+        header: header(source, Some(at(seconds, pb::Precision::Second))),
+        details: Some(details("LBY")),
+        ..Default::default()
+    };
+    // Three hours ahead: past a two-hour allowance, within the default day.
+    let in_three_hours = now_seconds() + 3 * 3_600;
+    let head = two_hours.log.head();
+    let status = strict
+        .record_meeting_held(held_at(strict_source, in_three_hours))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(fields(&status), ["header.occurred_at"]);
+    assert!(status.message().contains("at most 2 h past"), "{status:?}");
+    assert_eq!(two_hours.log.head(), head, "nothing appended");
+    lenient
+        .record_meeting_held(held_at(lenient_source, in_three_hours))
+        .await
+        .expect("within the default allowance");
+    // One hour ahead: within both.
+    strict
+        .record_meeting_held(held_at(strict_source, now_seconds() + 3_600))
+        .await
+        .expect("within two hours");
+    assert_eq!(two_hours.log.head(), head + 1);
 }

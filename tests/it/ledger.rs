@@ -129,6 +129,43 @@ async fn a_missing_reference_is_named() {
 }
 
 #[tokio::test]
+async fn a_party_commands_malformed_code_is_its_code_before_any_lookup_in_a_batch_too() {
+    let (_dir, log) = temp_log();
+    let ledger = Ledger::new(log.clone());
+    record_news_report(&ledger).await;
+    let head = log.head();
+    fn fields<T: std::fmt::Debug>(result: Result<T, LedgerError>) -> Vec<String> {
+        match result {
+            Err(LedgerError::Rejected(Rejection::Invalid(violations))) => {
+                violations.into_iter().map(|violation| violation.field).collect()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+    for code in ["F RA", "fra", ""] {
+        assert_eq!(
+            fields(ledger.handle(envelope(register_party(code))).await),
+            ["code"],
+            "{code:?}"
+        );
+        let batch = vec![envelope(register_party("EGY")), envelope(register_party(code))];
+        assert_eq!(
+            fields(ledger.handle_batch(batch).await),
+            ["code"],
+            "{code:?} in a batch"
+        );
+    }
+    // Nothing is looked up first: with a source that does not exist, the code is still named.
+    let (_other_dir, empty_log) = temp_log();
+    let empty = Ledger::new(empty_log.clone());
+    assert_eq!(
+        fields(empty.handle(envelope(register_party("F RA"))).await),
+        ["code"]
+    );
+    assert_eq!((log.head(), empty_log.head()), (head, 0));
+}
+
+#[tokio::test]
 async fn an_expected_version_mismatch_reports_the_current_version() {
     let (_dir, log) = temp_log();
     let ledger = Ledger::new(log.clone());
