@@ -682,6 +682,61 @@ fn cameo_coding_of_every_meeting_kind_and_where_kinds_overlap() {
         coded(&joint).0,
         vec![dyad("036", "FRA", "LBY"), dyad("036", "EGY", "LBY")]
     );
+    // Reaffirmations code with the details in effect (the event does not repeat them): each
+    // reaffirming party -> each counterparty, or, without counterparties, -> each other
+    // reaffirming party; the code follows the specificity and cooperation like a new commitment.
+    let reaffirmed = |by: &[&str], change: &dyn Fn(&mut commitment::CommitmentDetails)| {
+        let mut details = commitment_details();
+        change(&mut details);
+        let event = commitment::CommitmentReaffirmed {
+            commitment_id: commitment_id(),
+            reaffirmed_by: by.iter().map(|party| party.to_string()).collect(),
+            voiced_by: Vec::new(),
+            at_meeting: None,
+            text: None,
+            provenance: provenance(),
+        };
+        let mapping = dipledger::domain::cameo::map_reaffirmation(&event, &details);
+        assert_eq!(
+            mapping.table_version,
+            dipledger::domain::cameo::MAPPING_TABLE_VERSION
+        );
+        assert_eq!((mapping.plover.event_type, mapping.plover.mode), ("AGREE", None));
+        mapping
+            .cameo
+            .iter()
+            .map(|coding| (coding.code.code, coding.source.clone(), coding.target.clone()))
+            .collect::<Vec<Dyad>>()
+    };
+    assert_eq!(
+        reaffirmed(&["LBY", "FRA"], &|_| {}),
+        vec![dyad("030", "LBY", "FRA"), dyad("030", "FRA", "LBY")],
+        "a mutual commitment reaffirmed by both"
+    );
+    assert_eq!(
+        reaffirmed(&["LBY"], &|details| {
+            details.committing_parties = vec!["LBY".into()];
+            details.counterparties = vec!["FRA".into(), "EGY".into()];
+            details.specificity = commitment::Specificity::Specific;
+            details.cooperation = commitment::CooperationKind::Material;
+        }),
+        vec![dyad("031", "LBY", "FRA"), dyad("031", "LBY", "EGY")],
+        "to each counterparty, material: 031"
+    );
+    assert_eq!(
+        reaffirmed(&["FRA"], &|details| {
+            details.counterparties = vec!["EGY".into()];
+            details.specificity = commitment::Specificity::Measurable;
+            details.cooperation = commitment::CooperationKind::Diplomatic;
+        }),
+        vec![dyad("032", "FRA", "EGY")],
+        "diplomatic: 032; only the reaffirming party is a source"
+    );
+    assert_eq!(
+        reaffirmed(&["LBY"], &|_| {}),
+        vec![("030", "LBY".to_owned(), None)],
+        "one party alone, no counterparty: no target"
+    );
     // Scheduled, rescheduled, postponed and cancelled meetings have no code in either scheme.
     let not_coded = [
         meeting::Event::MeetingScheduled(meeting::MeetingScheduled {
@@ -692,6 +747,16 @@ fn cameo_coding_of_every_meeting_kind_and_where_kinds_overlap() {
                 end: None,
                 kind: WindowKind::Span,
             },
+            provenance: provenance(),
+        }),
+        meeting::Event::MeetingRescheduled(meeting::MeetingRescheduled {
+            meeting_id: meeting_id(),
+            window: TimeWindow {
+                start: day(8),
+                end: Some(day(9)),
+                kind: WindowKind::Within,
+            },
+            reason: Some("the minister fell ill".into()),
             provenance: provenance(),
         }),
         meeting::Event::MeetingPostponed(meeting::MeetingPostponed {
