@@ -784,7 +784,10 @@ fn validate_officials(validator: &mut Validator, field: &str, officials: &[Offic
     validator.list_len(field, officials.len(), 0, MAX_OFFICIALS_PER_LIST);
     for (index, official_id) in officials.iter().enumerate() {
         if officials[..index].contains(official_id) {
-            validator.violation(format!("{field}[{index}]"), "is listed twice");
+            validator.violation(
+                format!("{field}[{index}]"),
+                format!("{official_id} is listed twice"),
+            );
         }
     }
 }
@@ -1117,7 +1120,10 @@ fn decide_assess_compliance(
     validator.party_codes("scores", &parties, 1);
     for (index, score) in scores.iter().enumerate() {
         if !(-1..=1).contains(&score.score) {
-            validator.violation(format!("scores[{index}].score"), "must be -1, 0 or +1");
+            validator.violation(
+                format!("scores[{index}].score"),
+                format!("{} is not a score: must be -1, 0 or 1", score.score),
+            );
         }
     }
     validator.finish()?;

@@ -272,7 +272,10 @@ impl Validator {
         for (index, code) in codes.iter().enumerate() {
             self.party_code(&format!("{field}[{index}]"), code);
             if codes[..index].contains(code) {
-                self.violation(format!("{field}[{index}]"), "is listed twice");
+                self.violation(
+                    format!("{field}[{index}]"),
+                    format!("{} is listed twice", quoted(code)),
+                );
             }
         }
     }
@@ -286,7 +289,7 @@ impl Validator {
             if let Err(description) = check_topic(topic) {
                 self.violation(&item, description);
             } else if topics[..index].contains(topic) {
-                self.violation(&item, "is listed twice");
+                self.violation(&item, format!("{} is listed twice", quoted(topic)));
             }
         }
     }
@@ -501,6 +504,27 @@ mod tests {
         for bad in ["", "L", "lby", "1AB", "LB Y", "ABCDEFGHIJKLM", "LBÝ"] {
             assert!(check_party_code(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_repeated_code_or_topic_is_quoted() {
+        let mut validator = Validator::new();
+        validator.party_codes("cancelled_by", &["LBY".into(), "FRA".into(), "LBY".into()], 0);
+        validator.topics("details.topics", &["security".into(), "security".into()]);
+        let Err(Rejection::Invalid(violations)) = validator.finish() else {
+            panic!("refused");
+        };
+        let described: Vec<(&str, &str)> = violations
+            .iter()
+            .map(|violation| (violation.field.as_str(), violation.description.as_str()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("cancelled_by[2]", "\"LBY\" is listed twice"),
+                ("details.topics[1]", "\"security\" is listed twice")
+            ]
+        );
     }
 
     #[test]

@@ -731,7 +731,7 @@ fn validate_details(validator: &mut Validator, details: &MeetingDetails) {
             if repeated {
                 validator.violation(
                     format!("details.participants[{index}].official_id"),
-                    "is listed twice",
+                    format!("{official_id} is listed twice"),
                 );
             }
         }

@@ -127,7 +127,10 @@ fn scores_from_pb(scores: &[pb::PartyScore], violations: &mut Violations) -> Vec
         .map(|(index, score)| PartyScore {
             party: party_code_from_pb(&score.party),
             score: i8::try_from(score.score).unwrap_or_else(|_| {
-                violations.add(format!("scores[{index}].score"), "must be -1, 0 or 1");
+                violations.add(
+                    format!("scores[{index}].score"),
+                    format!("{} is not a score: must be -1, 0 or 1", score.score),
+                );
                 0
             }),
         })

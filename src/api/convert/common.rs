@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{commitment, meeting, official, party, source};
 use crate::api::pb;
 use crate::domain::common::{
-    EntityId, Provenance, SourceCitation, TimeWindow, WindowKind, PARTY_STREAM_PREFIX,
+    quoted, EntityId, Provenance, SourceCitation, TimeWindow, WindowKind, PARTY_STREAM_PREFIX,
 };
 use crate::domain::{decide_command, AggregateState, DomainCommand, FieldViolation, Rejection};
 use crate::ledger::{CommandEnvelope, CommandOutcome};
@@ -92,11 +92,24 @@ pub fn timestamp_to_pb(timestamp: Timestamp) -> PbTimestamp {
 /// A protobuf Timestamp as a domain instant (nanos truncated to microseconds).
 pub fn timestamp_from_pb(timestamp: &PbTimestamp, field: &str, violations: &mut Violations) -> Timestamp {
     if !(0..1_000_000_000).contains(&timestamp.nanos) {
-        violations.add(field, "nanos must be within 0..=999999999");
+        violations.add(
+            field,
+            format!(
+                "nanos {} is out of range: must be between 0 and 999,999,999",
+                timestamp.nanos
+            ),
+        );
         return Timestamp::EPOCH;
     }
     if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&timestamp.seconds) {
-        violations.add(field, "must be within the years 1 to 9999");
+        violations.add(
+            field,
+            format!(
+                "seconds {} is out of range: must be between {MIN_TIMESTAMP_SECONDS} and \
+                 {MAX_TIMESTAMP_SECONDS} (the years 1 to 9999)",
+                timestamp.seconds
+            ),
+        );
         return Timestamp::EPOCH;
     }
     Timestamp::from_unix_micros(timestamp.seconds * 1_000_000 + i64::from(timestamp.nanos / 1_000))
@@ -139,6 +152,10 @@ pub fn precision_to_pb(precision: Precision) -> pb::Precision {
     }
 }
 
+/// What a precision may be, as its refusals say.
+const VALID_PRECISIONS: &str = "one of PRECISION_YEAR (1), PRECISION_MONTH (2), PRECISION_DAY (3), \
+     PRECISION_HOUR (4), PRECISION_MINUTE (5), PRECISION_SECOND (6) or PRECISION_EXACT (7)";
+
 /// A precision (UNSPECIFIED is rejected).
 pub fn precision_from_pb(value: i32, field: &str, violations: &mut Violations) -> Precision {
     match pb::Precision::try_from(value) {
@@ -150,11 +167,11 @@ pub fn precision_from_pb(value: i32, field: &str, violations: &mut Violations) -
         Ok(pb::Precision::Second) => Precision::Second,
         Ok(pb::Precision::Exact) => Precision::Exact,
         Ok(pb::Precision::Unspecified) => {
-            violations.add(field, "is required (YEAR to EXACT)");
+            violations.add(field, format!("is required: {VALID_PRECISIONS}"));
             Precision::Exact
         }
         Err(_) => {
-            violations.add(field, format!("unknown precision {value}"));
+            violations.add(field, format!("{value} is not a precision: {VALID_PRECISIONS}"));
             Precision::Exact
         }
     }
@@ -293,7 +310,10 @@ pub fn uuid_from_pb(value: &str, field: &str, violations: &mut Violations) -> Uu
         Err(_) => {
             violations.add(
                 field,
-                "must be a UUID such as 0190c1d2-3e4f-7a5b-8c6d-7e8f90a1b2c3",
+                format!(
+                    "{} is not a UUID: give one such as 0190c1d2-3e4f-7a5b-8c6d-7e8f90a1b2c3",
+                    quoted(value)
+                ),
             );
             Uuid::nil()
         }
@@ -317,7 +337,8 @@ fn bare_id<'a>(value: &'a str, prefix: &str) -> &'a str {
         .unwrap_or(value)
 }
 
-/// A party code given bare (`LBY`) or as its stream id (`party-LBY`). The domain checks it.
+/// A party code given bare (`LBY`) or as its stream id (`party-LBY`). The domain checks it; a
+/// party command's own code is checked by the ledger before any lookup, as the request's `code`.
 pub fn party_code_from_pb(value: &str) -> String {
     bare_id(value, PARTY_STREAM_PREFIX).to_owned()
 }
@@ -683,5 +704,162 @@ mod outbound_tests {
         .expect("valid requests");
         let back: Vec<_> = back.into_iter().map(|envelope| envelope.command).collect();
         assert_eq!(back, commands);
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+    use crate::api::convert::CommandRequest;
+
+    /// The descriptions recorded by `convert`, by field.
+    fn described(convert: impl FnOnce(&mut Violations)) -> Vec<(String, String)> {
+        let mut violations = Violations::new();
+        convert(&mut violations);
+        violations
+            .finish(())
+            .unwrap_err()
+            .into_iter()
+            .map(|violation| (violation.field, violation.description))
+            .collect()
+    }
+
+    #[test]
+    fn a_timestamp_out_of_range_names_its_value_and_the_range() {
+        let nanos = described(|v| {
+            timestamp_from_pb(
+                &PbTimestamp {
+                    seconds: 0,
+                    nanos: 1_000_000_000,
+                },
+                "header.occurred_at.at",
+                v,
+            );
+        });
+        assert_eq!(
+            nanos,
+            [(
+                "header.occurred_at.at".to_owned(),
+                "nanos 1000000000 is out of range: must be between 0 and 999,999,999".to_owned()
+            )]
+        );
+        let negative = described(|v| {
+            timestamp_from_pb(
+                &PbTimestamp {
+                    seconds: 0,
+                    nanos: -1,
+                },
+                "t",
+                v,
+            );
+        });
+        assert_eq!(
+            negative[0].1,
+            "nanos -1 is out of range: must be between 0 and 999,999,999"
+        );
+        let year_10000 = described(|v| {
+            timestamp_from_pb(
+                &PbTimestamp {
+                    seconds: MAX_TIMESTAMP_SECONDS + 1,
+                    nanos: 0,
+                },
+                "t",
+                v,
+            );
+        });
+        assert_eq!(
+            year_10000[0].1,
+            "seconds 253402300800 is out of range: must be between -62135596800 and 253402300799 (the years 1 to 9999)"
+        );
+        // The bounds themselves are valid.
+        let mut violations = Violations::new();
+        for seconds in [MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS] {
+            timestamp_from_pb(
+                &PbTimestamp {
+                    seconds,
+                    nanos: 999_999_999,
+                },
+                "t",
+                &mut violations,
+            );
+        }
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    #[test]
+    fn a_precision_refused_lists_the_valid_names() {
+        let missing = described(|v| {
+            precision_from_pb(0, "header.occurred_at.precision", v);
+        });
+        assert_eq!(missing[0].0, "header.occurred_at.precision");
+        assert_eq!(
+            missing[0].1,
+            "is required: one of PRECISION_YEAR (1), PRECISION_MONTH (2), PRECISION_DAY (3), \
+             PRECISION_HOUR (4), PRECISION_MINUTE (5), PRECISION_SECOND (6) or PRECISION_EXACT (7)"
+        );
+        let unknown = described(|v| {
+            precision_from_pb(42, "p", v);
+        });
+        assert!(
+            unknown[0]
+                .1
+                .starts_with("42 is not a precision: one of PRECISION_YEAR (1), "),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_uuid_is_quoted_and_cut() {
+        let short = described(|v| {
+            uuid_from_pb("not-a-uuid", "meeting_id", v);
+        });
+        assert_eq!(
+            short[0].1,
+            "\"not-a-uuid\" is not a UUID: give one such as 0190c1d2-3e4f-7a5b-8c6d-7e8f90a1b2c3"
+        );
+        let long = "x".repeat(100_000);
+        let cut_value = described(|v| {
+            uuid_from_pb(&long, "meeting_id", v);
+        });
+        assert!(
+            cut_value[0].1.contains("… (100000 bytes) is not a UUID"),
+            "{cut_value:?}"
+        );
+        assert!(cut_value[0].1.len() < 200, "bounded: {}", cut_value[0].1.len());
+    }
+
+    #[test]
+    fn an_unknown_participant_role_lists_the_valid_roles() {
+        let mut request = pb::RecordMeetingHeldRequest {
+            header: Some(pb::CommandHeader {
+                command_id: Uuid::now_v7().to_string(),
+                occurred_at: Some(occurred_at_to_pb(OccurredAt::new(
+                    Timestamp::EPOCH,
+                    Precision::Day,
+                ))),
+                ..Default::default()
+            }),
+            details: Some(pb::MeetingDetails {
+                format: pb::MeetingFormat::Bilateral as i32,
+                participants: vec![pb::Participant {
+                    party: "LBY".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        request.details.as_mut().unwrap().participants[0].role = 9;
+        let violations = request.into_command("tester").unwrap_err();
+        let role: Vec<_> = violations
+            .iter()
+            .filter(|violation| violation.field == "details.participants[0].role")
+            .map(|violation| violation.description.as_str())
+            .collect();
+        assert_eq!(
+            role,
+            ["9 is not a participant role: one of PARTICIPANT_ROLE_HOST (1), PARTICIPANT_ROLE_VISITOR (2), \
+              PARTICIPANT_ROLE_THIRD_PARTY (3) or PARTICIPANT_ROLE_MEDIATOR (4), or unset when the sources do not say"]
+        );
     }
 }

@@ -78,7 +78,12 @@ fn meeting_details_from_pb(
                 Err(_) => {
                     violations.add(
                         format!("{path}.role"),
-                        format!("unknown role {}", participant.role),
+                        format!(
+                            "{} is not a participant role: one of PARTICIPANT_ROLE_HOST (1), \
+                             PARTICIPANT_ROLE_VISITOR (2), PARTICIPANT_ROLE_THIRD_PARTY (3) or \
+                             PARTICIPANT_ROLE_MEDIATOR (4), or unset when the sources do not say",
+                            participant.role
+                        ),
                     );
                     None
                 }
