@@ -47,6 +47,9 @@ pub const MAX_VIOLATION_TEXT_CHARS: usize = 256;
 /// Most field violations listed in one answer; the others are counted in one last entry, with
 /// an empty field, `and N more`.
 pub const MAX_FIELD_VIOLATIONS: usize = 20;
+/// Most field violations an INVALID_ARGUMENT message names (each with its description) before
+/// it counts the rest, `(and N more)`; all of them travel in the details.
+pub const MAX_VIOLATIONS_IN_MESSAGE: usize = 3;
 /// Most bytes of a status's message plus its encoded details (google.rpc.Status, which holds
 /// the message again). Both travel in HTTP/2 headers, which clients limit (often to 16 KiB).
 pub const MAX_STATUS_BYTES: usize = 8 * 1024;
@@ -84,7 +87,9 @@ fn bounded(code: Code, message: String, details: ErrorDetails) -> Status {
 
 /// INVALID_ARGUMENT with google.rpc.BadRequest field violations: the first
 /// [`MAX_FIELD_VIOLATIONS`] (fewer if they would not fit in [`MAX_STATUS_BYTES`]), then one
-/// entry with an empty field, `and N more`, for the rest. The message names the first.
+/// entry with an empty field, `and N more`, for the rest. The message names the first
+/// [`MAX_VIOLATIONS_IN_MESSAGE`] (field and description, `; ` between them), then counts the
+/// others (`and N more`).
 pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
     let listed: Vec<PbFieldViolation> = violations
         .iter()
@@ -96,15 +101,15 @@ pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
             )
         })
         .collect();
-    let message = match (listed.first(), violations.len()) {
-        (None, _) => "invalid request".to_owned(),
-        (Some(first), 1) => format!("invalid request: {}: {}", first.field, first.description),
-        (Some(first), count) => format!(
-            "invalid request: {}: {} (and {} more)",
-            first.field,
-            first.description,
-            count - 1
-        ),
+    let named: Vec<String> = listed
+        .iter()
+        .take(MAX_VIOLATIONS_IN_MESSAGE)
+        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .collect();
+    let message = match violations.len().saturating_sub(named.len()) {
+        _ if named.is_empty() => "invalid request".to_owned(),
+        0 => format!("invalid request: {}", named.join("; ")),
+        more => format!("invalid request: {} (and {more} more)", named.join("; ")),
     };
     let mut shown = listed.len();
     loop {
@@ -115,12 +120,14 @@ pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
                 format!("and {} more", violations.len() - shown),
             ));
         }
-        let status = bounded(
-            Code::InvalidArgument,
-            message.clone(),
-            ErrorDetails::with_bad_request(entries),
-        );
-        if status_bytes(&status) <= MAX_STATUS_BYTES || shown == 0 {
+        let details = ErrorDetails::with_bad_request(entries);
+        if shown == 0 {
+            // Listing fewer violations was not enough: shorten the message.
+            return bounded(Code::InvalidArgument, message, details);
+        }
+        // Violations are dropped before the message is shortened.
+        let status = Status::with_error_details(Code::InvalidArgument, message.clone(), details);
+        if status_bytes(&status) <= MAX_STATUS_BYTES {
             return status;
         }
         shown -= 1;
@@ -654,8 +661,55 @@ mod tests {
         assert_eq!(entries[MAX_FIELD_VIOLATIONS].description, "and 1 more");
         assert_eq!(
             status.message(),
-            format!("invalid request: filter.tags[0]: must not be empty (and {MAX_FIELD_VIOLATIONS} more)")
+            format!(
+                "invalid request: filter.tags[0]: must not be empty; filter.tags[1]: must not be empty; \
+                 filter.tags[2]: must not be empty (and {} more)",
+                MAX_FIELD_VIOLATIONS + 1 - MAX_VIOLATIONS_IN_MESSAGE
+            )
         );
+    }
+
+    #[test]
+    fn the_message_names_up_to_three_violations_then_counts_the_rest() {
+        let message = |count| {
+            invalid_argument(&violations(count, "is required"))
+                .message()
+                .to_owned()
+        };
+        assert_eq!(message(1), "invalid request: filter.tags[0]: is required");
+        assert_eq!(
+            message(2),
+            "invalid request: filter.tags[0]: is required; filter.tags[1]: is required",
+            "both named, no count"
+        );
+        assert_eq!(
+            message(3),
+            "invalid request: filter.tags[0]: is required; filter.tags[1]: is required; \
+             filter.tags[2]: is required"
+        );
+        assert_eq!(
+            message(4),
+            "invalid request: filter.tags[0]: is required; filter.tags[1]: is required; \
+             filter.tags[2]: is required (and 1 more)"
+        );
+        // Three descriptions at the violation text limit, and 100,000 violations: still bounded.
+        let long = "𝄞".repeat(MAX_VIOLATION_TEXT_CHARS + 10);
+        let status = invalid_argument(&violations(100_000, &long));
+        assert!(
+            status_bytes(&status) <= MAX_STATUS_BYTES,
+            "{}",
+            status_bytes(&status)
+        );
+        assert!(status.message().starts_with("invalid request: filter.tags[0]: 𝄞"));
+        assert!(
+            status.message().ends_with("(and 99997 more)"),
+            "violations are dropped from the details before the message is cut"
+        );
+        let listed = status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations;
+        assert!(listed.len() > 1, "{}", listed.len());
     }
 
     #[test]

@@ -90,8 +90,9 @@ async fn a_hundred_thousand_invalid_filter_entries_are_counted_not_listed() {
         assert_eq!(
             status.message(),
             format!(
-                "invalid request: filter.tags: has {entries} entries, the limit is 256 (and {} more)",
-                violations - 1
+                "invalid request: filter.tags: has {entries} entries, the limit is 256; \
+                 filter.tags[0]: must not be empty; filter.tags[1]: must not be empty (and {} more)",
+                violations - 3
             )
         );
         let listed = status
