@@ -320,27 +320,10 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", render(&error));
+            eprintln!("error: {}", cli::render(&error));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, each cause once: several layers print their source in
-/// their own message too, which `{:#}` would repeat.
-fn render(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
 }
 
 /// A data directory a running server holds (sled's file lock) explained: which directory and

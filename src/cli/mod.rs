@@ -124,10 +124,11 @@ pub fn describe(status: tonic::Status) -> anyhow::Error {
         .get_details_bad_request()
         .map(|bad_request| bad_request.field_violations)
         .unwrap_or_default();
+    let code = code_name(status.code());
     if status.code() != tonic::Code::InvalidArgument || violations.len() < 2 {
-        return anyhow::anyhow!("{:?}: {}", status.code(), status.message());
+        return anyhow::anyhow!("{code}: {}", status.message());
     }
-    let mut text = format!("{:?}: invalid request:", status.code());
+    let mut text = format!("{code}: invalid request:");
     for violation in violations {
         if violation.field.is_empty() {
             text.push_str(&format!("\n  {}", violation.description));
@@ -136,4 +137,75 @@ pub fn describe(status: tonic::Status) -> anyhow::Error {
         }
     }
     anyhow::anyhow!(text)
+}
+
+/// A gRPC status code as gRPC spells it (`INVALID_ARGUMENT`, `NOT_FOUND`), as servers,
+/// grpcurl and docs/api.md name it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// An error and its causes on one line, each cause once: several layers print their source in
+/// their own message too, which `{:#}` would repeat (`tcp connect error: tcp connect error`).
+pub fn render(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_described_with_the_grpc_spelling_of_its_code() {
+        let described = describe(tonic::Status::not_found("party FRNC is not registered"));
+        assert_eq!(described.to_string(), "NOT_FOUND: party FRNC is not registered");
+        let described = describe(tonic::Status::invalid_argument("invalid request: code: bad"));
+        assert_eq!(
+            described.to_string(),
+            "INVALID_ARGUMENT: invalid request: code: bad"
+        );
+        assert_eq!(code_name(tonic::Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
+        assert_eq!(code_name(tonic::Code::FailedPrecondition), "FAILED_PRECONDITION");
+    }
+
+    #[test]
+    fn render_names_each_cause_once() {
+        let error = anyhow::anyhow!("tcp connect error").context("tcp connect error");
+        assert_eq!(render(&error), "tcp connect error");
+        let error = anyhow::anyhow!("connection refused").context("connecting to http://127.0.0.1:1");
+        assert_eq!(
+            render(&error),
+            "connecting to http://127.0.0.1:1: connection refused"
+        );
+    }
 }

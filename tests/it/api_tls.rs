@@ -131,7 +131,7 @@ async fn a_tls_server_serves_clients_that_trust_its_ca_and_refuses_plain_text() 
         .unwrap();
     let stderr = String::from_utf8_lossy(&with.stderr);
     assert!(
-        stderr.contains("NotFound") && stderr.contains("LBY"),
+        stderr.contains("NOT_FOUND") && stderr.contains("LBY"),
         "the server answered: {stderr}"
     );
 }

@@ -291,7 +291,7 @@ async fn bad_arguments_and_rejections_fail_with_a_message() {
     .await;
     assert!(!missing.status.success());
     assert!(
-        String::from_utf8_lossy(&missing.stderr).contains("NotFound"),
+        String::from_utf8_lossy(&missing.stderr).contains("NOT_FOUND"),
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
@@ -459,7 +459,7 @@ async fn a_rejected_command_names_every_field_violation() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         stderr,
-        "error: InvalidArgument: invalid request:\n  code: \"lby\" does not start with an upper-case letter: a party code is 2 to 12 upper-case letters, digits or '-', starting with a letter (e.g. LBY)\n  details.name: must not be empty\n",
+        "error: INVALID_ARGUMENT: invalid request:\n  code: \"lby\" does not start with an upper-case letter: a party code is 2 to 12 upper-case letters, digits or '-', starting with a letter (e.g. LBY)\n  details.name: must not be empty\n",
     );
 }
 

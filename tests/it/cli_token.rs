@@ -62,7 +62,7 @@ async fn a_created_token_is_required_sent_recorded_and_revoked() {
     ];
     let refused = until(false, &register).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    assert!(stderr.contains("UNAUTHENTICATED"), "{stderr}");
     let with_token: Vec<&str> = register.iter().copied().chain(["--token", &token]).collect();
     let recorded = dipledger(&with_token).await;
     assert!(
@@ -211,7 +211,7 @@ async fn the_documented_backup_carries_the_tokens_to_a_restored_directory() {
     let without: Vec<&str> = register.iter().copied().chain([server.as_str()]).collect();
     let refused = dipledger(&without).await;
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"),
+        String::from_utf8_lossy(&refused.stderr).contains("UNAUTHENTICATED"),
         "authentication is still on"
     );
     let with_token: Vec<&str> = register

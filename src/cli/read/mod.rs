@@ -467,7 +467,8 @@ pub async fn tail(
                 attempts += 1;
                 let wait = tail_backoff(attempts);
                 eprintln!(
-                    "dipledger tail: {error:#}; retrying in {wait:?} ({attempts}/{TAIL_RECONNECT_ATTEMPTS})"
+                    "dipledger tail: {}; retrying in {wait:?} ({attempts}/{TAIL_RECONNECT_ATTEMPTS})",
+                    crate::cli::render(&error)
                 );
                 tokio::time::sleep(wait).await;
                 continue;
