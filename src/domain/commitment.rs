@@ -9,6 +9,8 @@
 //! Longer than ~600 lines as one aggregate whole: its commands, events, state, decide and evolve read
 //! together; splitting them would separate a rule from the events it produces.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -683,8 +685,9 @@ pub struct State {
     details_version: u64,
     made_at: Option<OccurredAt>,
     reaffirmations: Vec<Entry>,
+    /// Each report behind an `Arc`: a clone of the state copies pointers, not summaries.
     #[serde(skip)]
-    progress: Vec<Entry>,
+    progress: Vec<Arc<Entry>>,
     terminal: Option<(CommitmentStatus, OccurredAt)>,
     superseded_by: Option<CommitmentId>,
     closing_text: Option<String>,
@@ -753,14 +756,14 @@ impl State {
     }
 
     /// Progress reports not retracted.
-    pub fn progress_reports(&self) -> &[Entry] {
+    pub fn progress_reports(&self) -> &[Arc<Entry>] {
         &self.progress
     }
 
     /// The state with `reports` in effect (a snapshot's progress reports, read back in version
     /// order, after the rest of the state was deserialized).
     pub fn with_progress_reports(mut self, reports: Vec<Entry>) -> State {
-        self.progress = reports;
+        self.progress = reports.into_iter().map(Arc::new).collect();
         self
     }
 
@@ -1229,12 +1232,12 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             text: event.text.clone(),
             parties: event.reaffirmed_by.clone(),
         }),
-        Event::CommitmentProgressReported(event) => state.progress.push(Entry {
+        Event::CommitmentProgressReported(event) => state.progress.push(Arc::new(Entry {
             version,
             occurred_at,
             text: Some(event.summary.clone()),
             parties: Vec::new(),
-        }),
+        })),
         Event::CommitmentFulfilled(event) => {
             state.terminal = Some((CommitmentStatus::Fulfilled, occurred_at));
             state.closing_text = Some(event.summary.clone());

@@ -12,6 +12,8 @@
 //! Longer than ~600 lines as one aggregate whole: its commands, events, state, decide and evolve read
 //! together; splitting them would separate a rule from the events it produces.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::common::{
@@ -616,8 +618,11 @@ pub struct State {
     cancellation_reason: Option<String>,
     cancelled_by: Vec<String>,
     postponement_reason: Option<String>,
+    /// Each statement behind an `Arc`, so folding one more event into a clone of the state
+    /// copies a pointer per statement, not its text (a meeting at its 500 statements cost a
+    /// deep copy of all of them for every later event).
     #[serde(skip)]
-    statements: Vec<Statement>,
+    statements: Vec<Arc<Statement>>,
     statements_recorded: usize,
     retracted_versions: Vec<u64>,
     #[serde(with = "crate::domain::event::event_type_runs")]
@@ -687,14 +692,14 @@ impl State {
     }
 
     /// Statements not retracted, in the order recorded.
-    pub fn statements(&self) -> &[Statement] {
+    pub fn statements(&self) -> &[Arc<Statement>] {
         &self.statements
     }
 
     /// The state with `statements` in effect (a snapshot's statements, read back in version
     /// order, after the rest of the state was deserialized).
     pub fn with_statements(mut self, statements: Vec<Statement>) -> State {
-        self.statements = statements;
+        self.statements = statements.into_iter().map(Arc::new).collect();
         self
     }
 
@@ -1200,13 +1205,13 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
         Event::StatementRecorded(event) => {
             state.statements_recorded += 1;
-            state.statements.push(Statement {
+            state.statements.push(Arc::new(Statement {
                 version,
                 speaker: event.speaker.clone(),
                 text: event.text.clone(),
                 verbatim: event.verbatim,
                 occurred_at: event.provenance.occurred_at,
-            });
+            }));
         }
         Event::MeetingCorrected(event) => {
             state.details = Some(event.details.clone());

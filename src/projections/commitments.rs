@@ -147,9 +147,10 @@ pub struct CommitmentRow {
     pub last_position: u64,
 }
 
-fn entry_rows(entries: &[crate::domain::commitment::Entry]) -> Vec<EntryRow> {
+fn entry_rows<E: std::borrow::Borrow<crate::domain::commitment::Entry>>(entries: &[E]) -> Vec<EntryRow> {
     entries
         .iter()
+        .map(std::borrow::Borrow::borrow)
         .map(|entry| EntryRow {
             version: entry.version(),
             occurred_at: entry.occurred_at(),
@@ -515,7 +516,7 @@ impl Projection for CommitmentsModel {
             let report_key = |version: u64| [&b"r"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
             let mut newest = saved;
             for report in state.progress_reports().iter().filter(|r| r.version() > saved) {
-                out.put(report_key(report.version()), crate::encoding::encode(report));
+                out.put(report_key(report.version()), crate::encoding::encode(&**report));
                 newest = newest.max(report.version());
             }
             for version in state.retracted_versions().iter().filter(|v| **v <= saved) {

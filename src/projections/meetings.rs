@@ -394,7 +394,7 @@ impl Projection for MeetingsModel {
             for statement in state.statements().iter().filter(|s| s.version() > saved) {
                 out.put(
                     statement_key(statement.version()),
-                    crate::encoding::encode(statement),
+                    crate::encoding::encode(&**statement),
                 );
                 newest = newest.max(statement.version());
             }

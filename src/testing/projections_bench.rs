@@ -7,6 +7,7 @@
 //!   resident memory the read models added, the snapshot's size and the time to reopen from it;
 //! - queries on that log: a meeting as of a position before its last event, and a page of 100
 //!   meetings of one party, `queries` times each;
+//! - long streams: [`LONG_MEETINGS`] meetings at the statement limit, built, µs per event;
 //! - relation query latency: one pair with `relation_meetings` held meetings, the relation
 //!   (summary plus a first timeline page of [`RELATION_PAGE`] items) queried `queries` times.
 
@@ -19,7 +20,9 @@ use crate::domain::commitment::{
     self, AssessmentStage, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
 };
 use crate::domain::common::{CommitmentId, MeetingId, OfficialId, Provenance, SourceCitation, SourceId};
-use crate::domain::meeting::{self, Location, MeetingDetails, MeetingFormat, Participant, Speaker};
+use crate::domain::meeting::{
+    self, Location, MeetingDetails, MeetingFormat, Participant, Speaker, MAX_STATEMENTS_PER_MEETING,
+};
 use crate::domain::DomainEvent;
 use crate::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
 use crate::projections::error::ProjectionResult;
@@ -29,6 +32,8 @@ use crate::time::{OccurredAt, Precision, Timestamp};
 /// Timeline items per relation query in the latency benchmark.
 pub const RELATION_PAGE: usize = 100;
 const PARTIES: usize = 20;
+/// Meetings at the statement limit in the long-stream benchmark.
+pub const LONG_MEETINGS: u64 = 100;
 const REQUESTS_PER_TRANSACTION: usize = 1_000;
 
 /// What to measure.
@@ -80,6 +85,10 @@ pub struct BenchReport {
     pub relation_meetings: u64,
     /// Relation query latency percentiles, microseconds: p50, p99, max.
     pub query_micros: (u64, u64, u64),
+    /// Every read model built over [`LONG_MEETINGS`] meetings at the statement limit,
+    /// microseconds per event: the cost of long streams (each event folds into a copy of a
+    /// state that holds every earlier statement).
+    pub long_meeting_micros: f64,
 }
 
 fn provenance(day: i64) -> Provenance {
@@ -234,6 +243,54 @@ fn entity(n: u64, pair: Option<(usize, usize)>) -> (String, Vec<DomainEvent>) {
     (commitment_id.stream_id(), events)
 }
 
+/// The events of a meeting held between P00 and P01 with `statements` statements.
+fn long_meeting(n: u64, statements: usize) -> (String, Vec<DomainEvent>) {
+    let meeting_id = MeetingId::from_uuid(Uuid::from_u128(0x30_0000_0000 + u128::from(n)));
+    let mut events = vec![DomainEvent::Meeting(meeting::Event::MeetingHeld(
+        meeting::MeetingHeld {
+            meeting_id,
+            details: details(0, 1, n),
+            ended_at: None,
+            provenance: provenance(0),
+        },
+    ))];
+    for index in 0..statements {
+        events.push(DomainEvent::Meeting(meeting::Event::StatementRecorded(
+            meeting::StatementRecorded {
+                meeting_id,
+                speaker: Speaker {
+                    party: code(index % 2),
+                    official_id: None,
+                },
+                text: format!("Statement {index}: a paragraph of what was said at the meeting, as reported."),
+                verbatim: false,
+                provenance: provenance(0),
+            },
+        )));
+    }
+    (meeting_id.stream_id(), events)
+}
+
+/// Appends `meetings` meetings of `statements` statements each, one transaction per meeting.
+fn fill_long_meetings(log: &Log, meetings: u64, statements: usize) -> ProjectionResult<()> {
+    for n in 0..meetings {
+        let (stream, events) = long_meeting(n, statements);
+        let drafts = events
+            .iter()
+            .map(|event| EventDraft {
+                event_type: event.event_type().into(),
+                schema_version: event.schema_version(),
+                occurred_at: provenance(0).occurred_at,
+                tags: event.tags(),
+                payload: event.encode_payload(),
+            })
+            .collect();
+        let request = AppendRequest::new(Uuid::now_v7(), stream, ExpectedVersion::NoStream, "bench", drafts);
+        log.append_transaction_blocking(vec![request])?;
+    }
+    Ok(())
+}
+
 /// Appends generated entities until `events` events are written.
 pub fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
     let mut written = 0;
@@ -315,6 +372,19 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
     drop(reopened);
     drop(log);
 
+    let log = open("long")?;
+    fill_long_meetings(&log, LONG_MEETINGS, MAX_STATEMENTS_PER_MEETING)?;
+    let projections = Projections::open_paused(log.clone())?;
+    let started = Instant::now();
+    projections.catch_up()?;
+    let long_events = LONG_MEETINGS * (MAX_STATEMENTS_PER_MEETING as u64 + 1);
+    let long_meeting_micros = started.elapsed().as_secs_f64() * 1e6 / long_events as f64;
+    say(&format!(
+        "{LONG_MEETINGS} meetings of {MAX_STATEMENTS_PER_MEETING} statements: {long_meeting_micros:.2} µs per event"
+    ));
+    drop(projections);
+    drop(log);
+
     let log = open("relation")?;
     say(&format!(
         "appending {} meetings between P00 and P01",
@@ -350,6 +420,7 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
         list_micros,
         relation_meetings: config.relation_meetings,
         query_micros,
+        long_meeting_micros,
     })
 }
 
