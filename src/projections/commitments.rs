@@ -467,7 +467,9 @@ impl Projection for CommitmentsModel {
         let uuid = commitment_id.uuid();
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
-        self.dirty.insert(uuid);
+        if !self.all_dirty {
+            self.dirty.insert(uuid);
+        }
         let listed_alike = same_outline(before, after);
         if listed_alike && before.assessments() == after.assessments() {
             return;

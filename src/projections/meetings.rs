@@ -375,7 +375,9 @@ impl Projection for MeetingsModel {
         }
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
-        self.dirty.insert(uuid);
+        if !self.all_dirty {
+            self.dirty.insert(uuid);
+        }
     }
 
     /// `E` uuid -> the state without statements; `s` uuid version(8) -> one statement (only

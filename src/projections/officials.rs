@@ -259,7 +259,9 @@ impl OfficialsModel {
             .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
-        self.dirty.insert(uuid);
+        if !self.all_dirty {
+            self.dirty.insert(uuid);
+        }
     }
 
     fn apply_meeting(

@@ -514,7 +514,12 @@ impl Engine {
     /// Empties one read model and sets its position to 0 (the caller then steps it forward
     /// with `step(Some(name), ..)`).
     pub(crate) fn reset(&mut self, name: ProjectionName) {
-        self.model.write().expect("model lock").reset(name);
+        {
+            let mut model = self.model.write().expect("model lock");
+            model.reset(name);
+            // Nothing of it is saved: the next snapshot writes all of it (no per-key tracking).
+            model.part_mut(name).unsave();
+        }
         self.snapshots.cleared(name);
         self.rebuild_states = StateMap::default();
         self.progress[name.index()].set(0);

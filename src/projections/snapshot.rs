@@ -345,6 +345,14 @@ impl Snapshots {
                 (Meta::default(), SnapshotLoad::Discarded(error.to_string()))
             }
         };
+        // A read model with nothing applied has nothing saved: marked so, it tracks no changed
+        // keys one by one (the next snapshot writes all of it), which during a rebuild was a
+        // set of every index entry and entity held until the first snapshot.
+        for name in ProjectionName::ALL {
+            if model.position(name) == 0 {
+                model.part_mut(name).unsave();
+            }
+        }
         // Chunks past the meta (a snapshot cut short) and of other generations are garbage.
         for key in tree.scan_prefix([CHUNK_PREFIX]).keys() {
             let key = key?;

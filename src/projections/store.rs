@@ -176,7 +176,9 @@ impl Index {
             };
             if let Some(validity) = self.entries.get_mut(&key) {
                 validity.close(position);
-                self.dirty.insert(key);
+                if !self.all_dirty {
+                    self.dirty.insert(key);
+                }
             }
         }
         for entry in new.iter().filter(|entry| !old.contains(entry)) {
@@ -190,7 +192,9 @@ impl Index {
                 .entry(key)
                 .and_modify(|validity| validity.open(position))
                 .or_insert(Validity::One((position, OPEN)));
-            self.dirty.insert(key);
+            if !self.all_dirty {
+                self.dirty.insert(key);
+            }
         }
     }
 
