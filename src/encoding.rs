@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Largest value the decoder will accept, so a corrupt length prefix cannot make it allocate
-/// without bound. Generously above every record limit in the crate.
+/// without bound. Generously above every record limit in the crate. Internal: no request
+/// reaches it (every encoded value is far smaller); it bounds decoding damaged bytes.
 pub const MAX_DECODED_BYTES: usize = 4 * 1024 * 1024;
 
 /// The frozen configuration: little-endian, variable-length integers, bounded allocation.

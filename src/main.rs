@@ -520,7 +520,9 @@ fn open_existing(
     })
 }
 
-/// `verify`: every record, the hash chain and the indexes, offline. Exit 0 intact, 2 damaged.
+/// `verify`: every record, the hash chain and the indexes, then the read-model snapshots,
+/// offline (nothing repaired). Exit 0 intact, 2 damaged (the first bad position, or the damaged
+/// read model and what to run).
 fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let log = match open_existing(data_dir, "verify", |config| config.verify_on_open(0)) {
         Ok(log) => log,
@@ -532,19 +534,30 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let bar = cli::progress::Progress::new("verifying");
     let verified = log.verify(&mut |done, total| bar.update(done, total));
     bar.finish();
-    match verified {
-        Ok(report) => {
-            println!(
-                "ok: {} events, {} streams, {} commands, head chain hash {}",
-                report.events,
-                report.streams,
-                report.commands,
-                hex(&report.head_chain_hash)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => Ok(report_verify_error(error)),
+    let report = match verified {
+        Ok(report) => report,
+        Err(error) => return Ok(report_verify_error(error)),
+    };
+    drop(log);
+    // The read models are derived data: damage there loses nothing, but the operator is told
+    // (serve would discard and rebuild them at start; `rebuild` does it offline now).
+    if let Err(reason) = dipledger::projections::check_snapshots(data_dir) {
+        println!(
+            "damaged: read model snapshot in {}: {reason}; run dipledger rebuild",
+            data_dir
+                .join(dipledger::projections::snapshot::READ_MODELS_DIR)
+                .display()
+        );
+        return Ok(ExitCode::from(2));
     }
+    println!(
+        "ok: {} events, {} streams, {} commands, head chain hash {}",
+        report.events,
+        report.streams,
+        report.commands,
+        hex(&report.head_chain_hash)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `export`: lossless JSON lines, or coded CAMEO/PLOVER rows, offline or from a server.

@@ -118,8 +118,9 @@ macro_rules! commands {
             }
         }
 
-        /// One command of a batch, converted by its request type.
-        pub(crate) fn batch_command(
+        /// One command of a batch, converted by its request type (public for the request
+        /// fuzz target, tests/it/api_fuzz.rs).
+        pub fn batch_command(
             command: pb::batch_command::Command,
             recorded_by: &str,
         ) -> Result<CommandEnvelope, Vec<FieldViolation>> {

@@ -39,7 +39,9 @@
 //!
 //! At most `max_subscriptions` (default [`MAX_SUBSCRIPTIONS`]) run at once; beyond that
 //! Subscribe fails with RESOURCE_EXHAUSTED. Every subscription watches the server's shutdown
-//! signal and ends its stream cleanly when it fires.
+//! signal and, when it fires, ends its stream with UNAVAILABLE (never a clean end, which a
+//! client could not tell from a stream that is over); a Subscribe asked for during shutdown is
+//! UNAVAILABLE too.
 //!
 //! Longer than ~600 lines: the three RPCs share the subscription machinery (catch-up, the live
 //! ring, checkpoints, limits), which reads best beside them.
@@ -129,6 +131,16 @@ impl EventStore {
             exports: Arc::new(Semaphore::new(super::export::MAX_EXPORTS)),
             shutdown,
         }
+    }
+
+    /// Resolves once every subscription and export has ended. After shutdown begins each ends
+    /// soon, with UNAVAILABLE, once its client has taken what was sent before (the server keeps
+    /// accepting calls until then, answering each new one UNAVAILABLE itself; see
+    /// `server::serve`). Only for shutdown: it holds every permit while it waits.
+    pub async fn streams_ended(&self) {
+        let all = |permits: usize| u32::try_from(permits).unwrap_or(u32::MAX);
+        let _ = self.subscriptions.acquire_many(all(self.max_subscriptions)).await;
+        let _ = self.exports.acquire_many(all(super::export::MAX_EXPORTS)).await;
     }
 
     /// Subscriptions open now.
@@ -602,9 +614,10 @@ impl EventStoreService for EventStore {
 
 /// Why a subscription stopped early.
 enum Stop {
-    /// The client went away or the server is shutting down: end quietly.
+    /// The client went away: end quietly.
     Quiet,
-    /// A read failed: send this status, then end.
+    /// A read failed (DATA_LOSS, ...) or the server is shutting down (UNAVAILABLE, never a
+    /// clean end, so the client knows to resume elsewhere or later): send this status, then end.
     Failed(Status),
 }
 
@@ -627,7 +640,11 @@ struct Subscription {
 impl Subscription {
     async fn run(mut self) {
         if let Err(Stop::Failed(status)) = self.serve().await {
-            let _ = self.sender.send(Err(status)).await;
+            // After whatever the client has not read yet; not if it has gone away.
+            tokio::select! {
+                _ = self.sender.send(Err(status)) => {}
+                _ = self.sender.closed() => {}
+            }
         }
     }
 
@@ -640,7 +657,7 @@ impl Subscription {
             head = head.max(*published.borrow_and_update());
             while self.cursor <= head {
                 if *self.shutdown.borrow() {
-                    return Err(Stop::Quiet);
+                    return Err(Stop::Failed(status::shutting_down()));
                 }
                 if let Some(batch) = self.feed.take(self.cursor, SUBSCRIPTION_PAGE_EVENTS) {
                     // Inside the ring: the shared envelopes, converted once by the feed.
@@ -683,13 +700,12 @@ impl Subscription {
             let feed_ended = tokio::select! {
                 changed = published.changed() => changed.is_err(),
                 _ = self.sender.closed() => return Err(Stop::Quiet),
-                _ = self.shutdown.wait_for(|stopping| *stopping) => return Err(Stop::Quiet),
+                _ = self.shutdown.wait_for(|stopping| *stopping) => {
+                    return Err(Stop::Failed(status::shutting_down()))
+                }
             };
             if feed_ended {
                 // The feed ends only at shutdown (or when the log closes).
-                if *self.shutdown.borrow() {
-                    return Err(Stop::Quiet);
-                }
                 return Err(Stop::Failed(status::shutting_down()));
             }
         }
@@ -753,7 +769,7 @@ impl Subscription {
         };
         tokio::select! {
             sent = self.sender.send(Ok(response)) => sent.map_err(|_| Stop::Quiet),
-            _ = self.shutdown.wait_for(|stopping| *stopping) => Err(Stop::Quiet),
+            _ = self.shutdown.wait_for(|stopping| *stopping) => Err(Stop::Failed(status::shutting_down())),
         }
     }
 }

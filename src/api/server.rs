@@ -13,8 +13,9 @@
 //!   [`RunningServer::local_addr`]), for tests and embedding.
 //!
 //! Shutdown: when the shutdown future resolves, health turns NOT_SERVING, every subscription
-//! ends its stream, tonic stops accepting requests and waits for in-flight ones (commits
-//! included) to finish; connections still open after [`SHUTDOWN_GRACE`] (a client that stopped
+//! and export ends its stream with UNAVAILABLE (a new one is refused with it while they end),
+//! then tonic stops accepting requests and waits for in-flight ones (commits included) to
+//! finish; connections still open after [`SHUTDOWN_GRACE`] (a client that stopped
 //! reading) are dropped. The log closes when its last handle is dropped, after the writer has
 //! finished every queued append.
 //!
@@ -150,8 +151,39 @@ pub struct ServerOptions {
     /// them replaying for as long as it holds it).
     #[cfg(any(test, feature = "test-hooks"))]
     pub read_model_gate: Option<crate::projections::RunnerGate>,
+    /// Test hook: shutdown waits at this gate once every subscription and export has ended,
+    /// before tonic stops accepting calls (a test makes calls during shutdown while it holds
+    /// it; the transport's own refusal would race with them otherwise).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub shutdown_gate: Option<ShutdownGate>,
     /// Serve Prometheus metrics (`GET /metrics`) on this address (off when None).
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Test hook: a gate a shutdown waits at before tonic stops accepting calls
+/// ([`ServerOptions::shutdown_gate`]). Closed when made; [`ShutdownGate::open`] lets every
+/// shutdown through for good.
+#[cfg(any(test, feature = "test-hooks"))]
+#[derive(Debug, Clone)]
+pub struct ShutdownGate(Arc<watch::Sender<bool>>);
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl Default for ShutdownGate {
+    fn default() -> Self {
+        ShutdownGate(Arc::new(watch::channel(false).0))
+    }
+}
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl ShutdownGate {
+    /// Lets shutdown go on.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
 }
 
 /// TLS for the server: its certificate chain and key (PEM), and optionally the CA that client
@@ -208,6 +240,8 @@ impl Default for ServerOptions {
             checkpoint_policy: Default::default(),
             #[cfg(any(test, feature = "test-hooks"))]
             read_model_gate: None,
+            #[cfg(any(test, feature = "test-hooks"))]
+            shutdown_gate: None,
             metrics_listen: None,
         }
     }
@@ -295,7 +329,15 @@ pub async fn serve(
             bytes => format!(", a torn unacknowledged write of up to {bytes} bytes cut off"),
         }
     );
-    let result = serve_bound(log, listener, metrics_listener, config.options, shutdown).await;
+    let result = serve_bound(
+        log.clone(),
+        Ledger::new(log),
+        listener,
+        metrics_listener,
+        config.options,
+        shutdown,
+    )
+    .await;
     eprintln!("dipledger: stopped");
     result
 }
@@ -373,7 +415,15 @@ pub async fn serve_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let metrics_listener = bind_metrics(options.metrics_listen).await?;
-    serve_bound(log, listener, metrics_listener, options, shutdown).await
+    serve_bound(
+        log.clone(),
+        Ledger::new(log),
+        listener,
+        metrics_listener,
+        options,
+        shutdown,
+    )
+    .await
 }
 
 /// Binds the metrics address, when one is given.
@@ -390,6 +440,7 @@ async fn bind_metrics(address: Option<SocketAddr>) -> Result<Option<TcpListener>
 /// [`serve_with_listener`] with the metrics listener already bound.
 async fn serve_bound(
     log: Log,
+    ledger: Ledger,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     options: ServerOptions,
@@ -448,12 +499,14 @@ async fn serve_bound(
     let queries = QueryServiceServer::new(Query::new(projections.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let ledger = Ledger::new(log.clone());
     ledger.set_future_allowance(options.future_allowance);
     let commands = CommandServiceServer::new(Commands::new(ledger))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let event_store_service = EventStore::new(log.clone(), options.max_subscriptions, stop.clone());
+    let streams = event_store_service.clone();
+    #[cfg(any(test, feature = "test-hooks"))]
+    let shutdown_gate = options.shutdown_gate.clone();
     let metrics = match metrics_listener {
         Some(metrics_listener) => Some(start_metrics(
             metrics_listener,
@@ -477,6 +530,15 @@ async fn serve_bound(
         let _ = stop_sender.send(true);
         // Every service NOT_SERVING before tonic stops accepting calls.
         let _ = health.await;
+        // Every open subscription and export ends with UNAVAILABLE before tonic stops
+        // accepting calls (bounded by SHUTDOWN_GRACE below): meanwhile a new call is answered
+        // by its service, UNAVAILABLE for a new stream, rather than refused by the transport
+        // (which clients report as a connection error, or as INTERNAL for HTTP/2's GOAWAY).
+        streams.streams_ended().await;
+        #[cfg(any(test, feature = "test-hooks"))]
+        if let Some(gate) = shutdown_gate {
+            gate.passed().await;
+        }
     };
     let acceptor = options.tls.as_ref().map(TlsOptions::acceptor).transpose()?;
     if let (Some(acceptor), Some(Some(files))) =
@@ -617,6 +679,9 @@ pub struct RunningServer {
     metrics_address: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
+    /// The ledger the CommandService writes through (a test hook).
+    #[cfg(any(test, feature = "test-hooks"))]
+    ledger: Ledger,
 }
 
 impl RunningServer {
@@ -640,8 +705,12 @@ impl RunningServer {
             .map(TcpListener::local_addr)
             .transpose()?;
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let ledger = Ledger::new(log.clone());
+        #[cfg(any(test, feature = "test-hooks"))]
+        let hooked = ledger.clone();
         let task = tokio::spawn(serve_bound(
             log,
+            ledger,
             listener,
             metrics_listener,
             options,
@@ -654,7 +723,16 @@ impl RunningServer {
             metrics_address,
             shutdown: Some(shutdown),
             task,
+            #[cfg(any(test, feature = "test-hooks"))]
+            ledger: hooked,
         })
+    }
+
+    /// Test hook: the server's own ledger (to make it lose races on purpose with
+    /// `Ledger::before_next_append`).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The address the server listens on.

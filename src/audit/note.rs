@@ -294,6 +294,40 @@ mod tests {
     }
 
     #[test]
+    fn notes_are_read_at_max_note_bytes_and_refused_one_past() {
+        // The reference note with its text padded; signatures are not checked by `note_text`.
+        let padded = |len: usize| {
+            let padding = "x".repeat(len - SIGNED.len());
+            format!("{padding}{SIGNED}")
+        };
+        let at_max = padded(MAX_NOTE_BYTES);
+        assert_eq!(at_max.len(), MAX_NOTE_BYTES);
+        assert!(note_text(&at_max).unwrap().ends_with(TEXT));
+        match note_text(&padded(MAX_NOTE_BYTES + 1)) {
+            Err(NoteError::Malformed { what, reason }) => {
+                assert_eq!((what, reason), ("note", format!("over {MAX_NOTE_BYTES} bytes")))
+            }
+            other => panic!("expected a refused note, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn at_most_max_note_signatures_lines_are_read() {
+        let verifier = NoteVerifier::parse(PETER_VKEY).unwrap();
+        let (text, peter) = SIGNED.split_once("\n\n").unwrap();
+        let other = format!("\u{2014} Other {}\n", BASE64.encode([7u8; 68]));
+        // Peter's signature as the last line read: verified.
+        let last_read = format!("{text}\n\n{}{peter}", other.repeat(MAX_NOTE_SIGNATURES - 1));
+        assert_eq!(open_note(&last_read, &verifier).unwrap(), TEXT);
+        // One line further: never read, so the note is not signed by Peter as far as it goes.
+        let past = format!("{text}\n\n{}{peter}", other.repeat(MAX_NOTE_SIGNATURES));
+        assert!(matches!(
+            open_note(&past, &verifier),
+            Err(NoteError::Unverified(_))
+        ));
+    }
+
+    #[test]
     fn signing_reproduces_the_reference_note_byte_for_byte() {
         let signer = peter();
         assert_eq!(signer.verifier().to_vkey(), PETER_VKEY);

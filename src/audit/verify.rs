@@ -221,3 +221,20 @@ fn leaf_of(line: &ExportLine) -> Result<Hash, String> {
     }
     Ok(leaf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_are_read_at_max_proof_hashes_and_refused_one_past() {
+        let hash = "ab".repeat(32);
+        let at_max = vec![hash.clone(); merkle::MAX_PROOF_HASHES];
+        assert_eq!(hashes_from_hex(&at_max).unwrap().len(), merkle::MAX_PROOF_HASHES);
+        let one_past = vec![hash; merkle::MAX_PROOF_HASHES + 1];
+        assert!(matches!(
+            hashes_from_hex(&one_past),
+            Err(VerifyError::Proof(ProofError::WrongLength))
+        ));
+    }
+}

@@ -434,6 +434,25 @@ mod tests {
     const NOW: Timestamp = Timestamp::from_unix_micros(1_764_633_600_000_000);
 
     #[test]
+    fn a_file_takes_max_tokens_and_refuses_one_more() {
+        let mut file = TokenFile::default();
+        for n in 0..MAX_TOKENS {
+            file.create(&format!("p{n}"), &[Role::Reader], None, NOW)
+                .unwrap_or_else(|error| panic!("token {n} of {MAX_TOKENS}: {error}"));
+        }
+        assert_eq!(file.tokens.len(), MAX_TOKENS);
+        match file.create("one-more", &[Role::Reader], None, NOW) {
+            Err(TokenFileError::Refused(reason)) => {
+                assert_eq!(
+                    reason,
+                    format!("the token file holds {MAX_TOKENS} tokens, the limit")
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_token_authenticates_until_it_expires_or_is_revoked() {
         let mut file = TokenFile::default();
         let later = Timestamp::from_unix_micros(NOW.unix_micros() + 1_000_000);

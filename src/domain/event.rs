@@ -394,7 +394,8 @@ pub(crate) mod event_type_runs {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    /// Most events one serialized state may claim to have folded.
+    /// Most events one serialized state may claim to have folded. Internal: no request reaches
+    /// it (a stream holds far fewer events); it bounds decoding a damaged snapshot.
     const MAX_EVENTS: u64 = 1 << 32;
 
     pub(crate) fn serialize<S: Serializer>(types: &[&'static str], serializer: S) -> Result<S::Ok, S::Error> {

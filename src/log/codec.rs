@@ -114,6 +114,8 @@ pub fn check_record(position: u64, bytes: &[u8]) -> LogResult<CheckedRecord<'_>>
 /// Largest chunk the writer builds: records are packed into one sled value until the next would
 /// pass this (a single record is always stored, alone if need be). Kept small because sled
 /// writes any page above 2 MiB (17 values per leaf) to a blob file it never fsyncs.
+/// Internal: the writer's packing size, not a limit on any input (a record alone may be up to
+/// `MAX_RECORD_BYTES`, asserted at compile time to fit).
 pub const MAX_CHUNK_BYTES: usize = 96 * 1024;
 
 /// Splits a chunk into its records' bytes, checking only the framing (lengths). The chunk's

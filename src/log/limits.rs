@@ -21,6 +21,8 @@ pub const MAX_TAG_BYTES: usize = 128;
 pub const MAX_PRINCIPAL_BYTES: usize = 128;
 /// Largest stored record (header, envelope, hashes, checksum). Derived from the limits above
 /// with headroom; the writer asserts it before writing and readers reject anything larger.
+/// Internal: no request reaches it (the limits above refuse first; asserted at compile time);
+/// it bounds what a reader accepts from damaged bytes (the record fuzz target, `log_fuzz`).
 pub const MAX_RECORD_BYTES: usize = 80 * 1024;
 
 /// Group commit: most events written by one commit (one sled batch, one fsync).

@@ -294,6 +294,12 @@ impl Log {
         &self.inner.path
     }
 
+    /// The free-space rule of this log (the read models' snapshots, in the same data
+    /// directory, wait on it as the checkpointer does).
+    pub(crate) fn disk_guard(&self) -> Arc<disk::DiskGuard> {
+        self.inner.disk.clone()
+    }
+
     /// The time now, by the clock that stamps `recorded_at` (the ledger checks valid times
     /// against it).
     pub fn now(&self) -> crate::time::Timestamp {

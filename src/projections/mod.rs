@@ -57,7 +57,7 @@ pub use names::Names;
 pub use officials::{ContactsRow, OfficialRow, PostHolder};
 pub use relations::{Relation, RelationSummary, TimelineItem};
 pub use runner::ProjectionName;
-pub use snapshot::{SnapshotLoad, SnapshotStats};
+pub use snapshot::{check_snapshots, SnapshotLoad, SnapshotStats};
 
 use crate::domain::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceCitation, SourceId};
 use crate::log::Log;

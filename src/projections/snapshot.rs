@@ -121,6 +121,9 @@ pub struct SnapshotStats {
     pub last_bytes: u64,
     /// Record bytes of all snapshots.
     pub total_bytes: u64,
+    /// Snapshots due while the disk was below the log's minimum of free space
+    /// (`--min-free-disk`), and so not written (the next one is tried an interval later).
+    pub deferred: u64,
 }
 
 /// The records of one snapshot, cut into chunks and written to the tree as they fill.
@@ -264,6 +267,10 @@ pub(crate) struct Snapshots {
     /// longer know which of their changes are on disk), and the meta was removed so the next
     /// open rebuilds.
     broken: bool,
+    /// The log's free-space rule: below its minimum a snapshot waits (like a checkpoint).
+    disk: std::sync::Arc<crate::log::disk::DiskGuard>,
+    /// Whether the last snapshot due was deferred (the first deferral is said on stderr).
+    deferring: bool,
     stats: SnapshotStats,
 }
 
@@ -286,6 +293,41 @@ fn open_database(data_dir: &std::path::Path) -> ProjectionResult<sled::Db> {
         READ_MODEL_CACHE_CAPACITY_BYTES,
         Some(READ_MODEL_FLUSH_EVERY_MS),
     )?)
+}
+
+/// Checks the read-model snapshots under `data_dir` without repairing anything (`dipledger
+/// verify`): the same two checks [`Snapshots::open`] makes before it discards them and rebuilds
+/// the read models from the log, that sled can open their files and that the current
+/// generation's records load. `Err` holds the reason they are damaged. No `readmodels`
+/// directory, no snapshot, or a snapshot of another format (which any start replaces, as an
+/// upgrade rather than damage) are all `Ok`. Nothing is moved, cleared or created (sled itself
+/// writes on open, as it does for the log).
+pub fn check_snapshots(data_dir: &std::path::Path) -> Result<(), String> {
+    if !data_dir.join(READ_MODELS_DIR).exists() {
+        return Ok(());
+    }
+    let db = match open_database(data_dir) {
+        Ok(db) => db,
+        Err(ProjectionError::Log(crate::log::LogError::DataLoss { reason, .. })) => {
+            return Err(format!("sled could not open them: {reason}"))
+        }
+        Err(other) => return Err(other.to_string()),
+    };
+    let has_tree = db
+        .tree_names()
+        .iter()
+        .any(|name| name.as_ref() == TREE.as_bytes());
+    if !has_tree {
+        return Ok(());
+    }
+    let tree = db.open_tree(TREE).map_err(|error| error.to_string())?;
+    let version = tree.get(VERSION_KEY).map_err(|error| error.to_string())?;
+    if version.is_some() && version.as_deref() != Some(&SNAPSHOT_FORMAT.to_be_bytes()[..]) {
+        return Ok(());
+    }
+    load(&tree, &mut Model::default())
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 impl Snapshots {
@@ -371,6 +413,8 @@ impl Snapshots {
             events: 0,
             cleared: Vec::new(),
             broken: false,
+            disk: log.disk_guard(),
+            deferring: false,
             stats: SnapshotStats::default(),
         };
         Ok((snapshots, load))
@@ -400,11 +444,25 @@ impl Snapshots {
     /// Appends what changed in `model` since the last snapshot, with every position; writes a
     /// new base instead when the appended bytes outgrew the current one. Takes the changes under
     /// the model's write lock (ids, index entries, tally deltas, new statements) and encodes the
-    /// entity states after releasing it, so queries wait only for the first part.
+    /// entity states after releasing it, so queries wait only for the first part. Below the
+    /// log's minimum of free disk space nothing is written (counted in `stats().deferred`).
     pub(crate) fn save(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
         if self.broken {
             return Ok(());
         }
+        // A snapshot on a full disk would fail (and leave the read models without one, or sled
+        // debris); writes are refused meanwhile and the log keeps everything a replay needs, so
+        // the snapshot waits for space, measured afresh each time one is due.
+        if let Err(error) = self.disk.check_now() {
+            if !self.deferring {
+                eprintln!("dipledger: read-model snapshot deferred: {error}");
+                self.deferring = true;
+            }
+            self.stats.deferred += 1;
+            self.last = Instant::now();
+            return Ok(());
+        }
+        self.deferring = false;
         let result = if self.meta.appended_bytes >= self.meta.base_bytes.max(MIN_BASE_BYTES) {
             self.write_base(model)
         } else {

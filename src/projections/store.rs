@@ -785,6 +785,18 @@ mod tests {
         assert!(page_size(MAX_PAGE_SIZE + 1).is_err());
     }
 
+    #[test]
+    fn page_tokens_are_read_at_max_page_token_chars_and_refused_one_past() {
+        let at_max = "0".repeat(MAX_PAGE_TOKEN_CHARS);
+        assert_eq!(decode_token(&at_max).unwrap().len(), MAX_PAGE_TOKEN_CHARS / 2);
+        match decode_token(&"0".repeat(MAX_PAGE_TOKEN_CHARS + 1)) {
+            Err(ProjectionError::InvalidArgument { field, reason }) => {
+                assert_eq!((field, reason.as_str()), ("page_token", "too long"))
+            }
+            other => panic!("expected a refused page token, got {other:?}"),
+        }
+    }
+
     fn listed(index: &Index, value: &str, at: u64) -> Vec<(i64, u8)> {
         index
             .scan(b'x', value, (i64::MIN, i64::MAX), at, None, 0, |id, sort| {

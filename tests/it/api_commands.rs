@@ -306,3 +306,97 @@ async fn batches_are_atomic_and_name_the_failing_command() {
     };
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 }
+
+/// Makes the server's `ledger` lose the race of each of its next `races` attempts at a single
+/// command: between its decision and its append, `rival` (a second ledger on the same log, as
+/// a second process would be) records a statement on the same meeting. Counts them in `lost`.
+fn lose_races(
+    ledger: dipledger::ledger::Ledger,
+    rival: dipledger::ledger::Ledger,
+    races: usize,
+    lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let again = ledger.clone();
+    ledger.before_next_append(move || async move {
+        let race = lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        rival
+            .handle(dipledger::ledger::CommandEnvelope::new(
+                Uuid::now_v7(),
+                statement(&format!("the rival's statement {race}")),
+                "rival@test",
+            ))
+            .await
+            .expect("the rival's statement is recorded");
+        if race < races {
+            lose_races(again, rival, races, lost);
+        }
+    });
+}
+
+/// A statement by Libya at the report's held meeting.
+fn statement(text: &str) -> dipledger::domain::DomainCommand {
+    use dipledger::domain::common::{Provenance, SourceCitation};
+    use dipledger::domain::meeting::{Command, Speaker};
+    dipledger::domain::DomainCommand::Meeting(Command::RecordStatement {
+        meeting_id: dipledger::sample::meeting_id(),
+        speaker: Speaker {
+            party: "LBY".into(),
+            official_id: Some(dipledger::sample::official_a()),
+        },
+        text: text.into(),
+        verbatim: false,
+        provenance: Provenance {
+            occurred_at: dipledger::sample::day(0),
+            sources: vec![SourceCitation {
+                source_id: dipledger::sample::source_id(),
+                quote: None,
+            }],
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_loses_every_race_is_aborted_and_records_nothing() {
+    use dipledger::ledger::{Ledger, MAX_CONFLICT_RETRIES};
+    let harness = Harness::start().await;
+    let rival = Ledger::new(harness.log.clone());
+    for command in dipledger::sample::news_report_commands() {
+        rival
+            .handle(dipledger::ledger::CommandEnvelope::new(
+                Uuid::now_v7(),
+                command,
+                "rival@test",
+            ))
+            .await
+            .expect("the report is recorded");
+    }
+    let pb::batch_command::Command::RecordStatement(request) =
+        dipledger::api::convert::command_to_pb(&statement("the loser's statement"), Uuid::now_v7())
+            .command
+            .expect("a command")
+    else {
+        panic!("a statement converts to RecordStatement");
+    };
+    // The first attempt and every retry lose their race.
+    let races = MAX_CONFLICT_RETRIES + 1;
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    lose_races(harness.server.ledger().clone(), rival, races, lost.clone());
+    let head = harness.log.head();
+    let mut client = pb::command_service_client::CommandServiceClient::new(harness.channel().await);
+    let status = within("the contended command", client.record_statement(request))
+        .await
+        .expect_err("every race was lost");
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let stream_id = dipledger::sample::meeting_id().stream_id();
+    assert_eq!(
+        status.message(),
+        format!("{stream_id} kept changing under concurrent writers ({races} attempts); retry")
+    );
+    assert_eq!(lost.load(std::sync::atomic::Ordering::SeqCst), races);
+    assert_eq!(
+        harness.server.ledger().conflicts_retried(),
+        MAX_CONFLICT_RETRIES as u64
+    );
+    // Only the rival's statements were recorded: the aborted command wrote nothing.
+    assert_eq!(harness.log.head(), head + races as u64);
+}

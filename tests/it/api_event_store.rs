@@ -555,11 +555,14 @@ async fn shutdown_with_open_subscriptions_completes_and_ends_their_streams() {
     }
     within("graceful shutdown", server.shutdown()).await.unwrap();
     for mut stream in streams {
-        // Ends cleanly (or, at worst, with a status); never hangs.
+        // Ends with UNAVAILABLE, never cleanly; never hangs.
         match within("stream end", stream.message()).await {
-            Ok(None) => {}
+            Ok(None) => panic!("a subscription cut short by a shutdown ended cleanly"),
             Ok(Some(message)) => panic!("unexpected message after shutdown: {message:?}"),
-            Err(status) => assert_ne!(status.code(), Code::Ok),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert_eq!(status.message(), "the server is shutting down");
+            }
         }
     }
 }
@@ -794,4 +797,68 @@ async fn a_subscriber_lagging_beyond_the_ring_reads_the_log_and_misses_nothing()
     let next = append_many(&direct.log, "flood", 1, "t").await;
     assert_eq!(direct_events_until(&mut fast, next).await, [next]);
     assert_eq!(direct_events_until(&mut slow, next).await, [next]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_shutdown_an_open_subscription_ends_unavailable_and_a_new_one_is_refused() {
+    use dipledger::api::server::ShutdownGate;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    // The gate holds the transport open once the streams have ended, so that the new call
+    // below reaches the service rather than racing with tonic's own refusal.
+    let gate = ShutdownGate::default();
+    let harness = Harness::start_with(ServerOptions {
+        shutdown_gate: Some(gate.clone()),
+        ..ServerOptions::default()
+    })
+    .await;
+    append_many(&harness.log, "s", 10, "t").await;
+    let mut open = harness
+        .event_store()
+        .await
+        .subscribe(subscribe_from_start(None))
+        .await
+        .unwrap()
+        .into_inner();
+    while !matches!(next_message(&mut open).await, Message::CaughtUp(_)) {}
+    let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
+    let mut watch = within(
+        "health watch",
+        health.watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let serving = within("serving", watch.message()).await.unwrap().unwrap();
+    assert_eq!(serving.status, ServingStatus::Serving as i32);
+    let mut late = harness.event_store().await;
+    let stopped = tokio::spawn(harness.server.shutdown());
+    // The server's own word that shutdown has begun.
+    let next = within("not serving", watch.message()).await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    // The open subscription is told, never ended cleanly.
+    let status = match within("the open subscription's end", open.message()).await {
+        Err(status) => status,
+        Ok(None) => panic!("a subscription cut short by a shutdown ended cleanly"),
+        Ok(Some(message)) => panic!("unexpected message after shutdown: {message:?}"),
+    };
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "the server is shutting down");
+    // A new subscription is refused by the service, UNAVAILABLE.
+    match within(
+        "a subscription asked for during shutdown",
+        late.subscribe(subscribe_from_start(None)),
+    )
+    .await
+    {
+        Ok(_) => panic!("a subscription was opened during shutdown"),
+        Err(status) => {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert_eq!(status.message(), "the server is shutting down");
+        }
+    }
+    gate.open();
+    drop((open, watch));
+    within("shutdown", stopped).await.unwrap().unwrap();
 }

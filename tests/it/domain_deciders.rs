@@ -1676,3 +1676,229 @@ fn roles_are_accepted_on_participants() {
     details.participants[1].role = Some(ParticipantRole::Visitor);
     assert!(run(&[], &held_with(details)).is_ok());
 }
+
+// ---- limits at the edge ---------------------------------------------------------------------
+
+/// Every length and count limit of the domain at exactly its maximum (accepted) and one past
+/// (refused, naming the field).
+#[test]
+fn limits_table() {
+    use dipledger::domain::common::{
+        OfficialId, MAX_OFFICES_PER_COMMAND, MAX_OFFICIALS_PER_LIST, MAX_PARTIES_PER_LIST, MAX_POST_LEN,
+        MAX_REASON_LEN, MAX_TOPIC_LEN, MAX_URL_LEN,
+    };
+    use dipledger::domain::source::MAX_LANGUAGE_LEN;
+    use meeting::MeetingDetails;
+
+    // A BCP 47 tag of exactly `len` bytes (len >= 5): `en`, then subtags of up to 8 letters.
+    let language = |len: usize| {
+        let mut tag = String::from("en");
+        while tag.len() < len {
+            let room = (len - tag.len() - 1).min(8);
+            tag.push('-');
+            tag.push_str(&"abcdefgh"[..room]);
+        }
+        tag
+    };
+    let source_with = |change: &dyn Fn(&mut SourceDetails)| {
+        let mut details = source_details();
+        change(&mut details);
+        register_source(details)
+    };
+    let url = |len: usize| {
+        let prefix = "https://example.org/";
+        format!("{prefix}{}", "a".repeat(len - prefix.len()))
+    };
+    let office_with_post = |post: String| OfficeTerm { post, ..ambassador() };
+    let meeting_with = |change: &dyn Fn(&mut MeetingDetails)| {
+        let mut details = meeting_details();
+        change(&mut details);
+        held_with(details)
+    };
+    let multilateral = |count: usize| {
+        meeting_with(&|d| {
+            d.format = MeetingFormat::Multilateral;
+            d.participants = (0..count).map(|i| participant(&format!("P{i}"), None)).collect();
+        })
+    };
+    let parties = |count: usize| (0..count).map(|i| format!("P{i}")).collect::<Vec<String>>();
+    let commitment_with = |change: &dyn Fn(&mut commitment::CommitmentDetails)| {
+        let mut details = commitment_details();
+        change(&mut details);
+        c(commitment::Command::RecordCommitment {
+            commitment_id: commitment_id(),
+            details,
+            provenance: provenance(),
+        })
+    };
+    let officials = |count: usize| {
+        (0..count)
+            .map(|i| OfficialId::from_uuid(uuid(0x1000 + i as u128)))
+            .collect::<Vec<OfficialId>>()
+    };
+    let quoted = |len: usize| {
+        let mut command = held();
+        if let DomainCommand::Meeting(meeting::Command::RecordMeetingHeld { provenance, .. }) = &mut command {
+            provenance.sources[0].quote = Some("q".repeat(len));
+        }
+        command
+    };
+    assert_eq!(language(MAX_LANGUAGE_LEN).len(), MAX_LANGUAGE_LEN);
+    assert_eq!(language(MAX_LANGUAGE_LEN + 1).len(), MAX_LANGUAGE_LEN + 1);
+    check(&[
+        (
+            "language at MAX_LANGUAGE_LEN",
+            vec![],
+            source_with(&|d| d.language = language(MAX_LANGUAGE_LEN)),
+            Then::Events(&["SourceRegistered"]),
+        ),
+        (
+            "language one past MAX_LANGUAGE_LEN",
+            vec![],
+            source_with(&|d| d.language = language(MAX_LANGUAGE_LEN + 1)),
+            Then::Invalid(&["details.language"]),
+        ),
+        (
+            "url at MAX_URL_LEN",
+            vec![],
+            source_with(&|d| d.url = Some(url(MAX_URL_LEN))),
+            Then::Events(&["SourceRegistered"]),
+        ),
+        (
+            "url one past MAX_URL_LEN",
+            vec![],
+            source_with(&|d| d.url = Some(url(MAX_URL_LEN + 1))),
+            Then::Invalid(&["details.url"]),
+        ),
+        (
+            "reason at MAX_REASON_LEN",
+            vec![register_source(source_details())],
+            correct_source(1, &"r".repeat(MAX_REASON_LEN)),
+            Then::Events(&["SourceCorrected"]),
+        ),
+        (
+            "reason one past MAX_REASON_LEN",
+            vec![register_source(source_details())],
+            correct_source(1, &"r".repeat(MAX_REASON_LEN + 1)),
+            Then::Invalid(&["reason"]),
+        ),
+        (
+            "post at MAX_POST_LEN",
+            vec![],
+            register_official(vec![office_with_post("p".repeat(MAX_POST_LEN))]),
+            Then::Events(&["OfficialRegistered", "OfficialAppointed"]),
+        ),
+        (
+            "post one past MAX_POST_LEN",
+            vec![],
+            register_official(vec![office_with_post("p".repeat(MAX_POST_LEN + 1))]),
+            Then::Invalid(&["offices[0].post"]),
+        ),
+        (
+            "offices one past MAX_OFFICES_PER_COMMAND",
+            vec![],
+            register_official(
+                (0..=MAX_OFFICES_PER_COMMAND)
+                    .map(|i| office_with_post(format!("Post {i}")))
+                    .collect(),
+            ),
+            Then::Invalid(&["offices"]),
+        ),
+        (
+            "topic at MAX_TOPIC_LEN",
+            vec![],
+            meeting_with(&|d| d.topics = vec!["t".repeat(MAX_TOPIC_LEN)]),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "topic one past MAX_TOPIC_LEN",
+            vec![],
+            meeting_with(&|d| d.topics = vec!["t".repeat(MAX_TOPIC_LEN + 1)]),
+            Then::Invalid(&["details.topics[0]"]),
+        ),
+        (
+            "topics at MAX_TOPICS",
+            vec![],
+            meeting_with(&|d| d.topics = (0..MAX_TOPICS).map(|i| format!("t{i}")).collect()),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "participants at MAX_PARTICIPANTS",
+            vec![],
+            multilateral(MAX_PARTICIPANTS),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "summary at MAX_TEXT_LEN",
+            vec![],
+            meeting_with(&|d| d.summary = Some("x".repeat(MAX_TEXT_LEN))),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "quote at MAX_QUOTE_LEN",
+            vec![],
+            quoted(MAX_QUOTE_LEN),
+            Then::Events(&["MeetingHeld"]),
+        ),
+        (
+            "quote one past MAX_QUOTE_LEN",
+            vec![],
+            quoted(MAX_QUOTE_LEN + 1),
+            Then::Invalid(&["provenance.sources[0].quote"]),
+        ),
+        (
+            "proposers at MAX_PARTIES_PER_LIST",
+            vec![],
+            propose_by(
+                &parties(MAX_PARTIES_PER_LIST)
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            ),
+            Then::Events(&["MeetingProposed"]),
+        ),
+        (
+            "proposers one past MAX_PARTIES_PER_LIST",
+            vec![],
+            propose_by(
+                &parties(MAX_PARTIES_PER_LIST + 1)
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            ),
+            Then::Invalid(&["proposed_by"]),
+        ),
+        (
+            "voices at MAX_OFFICIALS_PER_LIST",
+            vec![],
+            commitment_with(&|d| d.voiced_by = officials(MAX_OFFICIALS_PER_LIST)),
+            Then::Events(&["CommitmentRecorded"]),
+        ),
+        (
+            "voices one past MAX_OFFICIALS_PER_LIST",
+            vec![],
+            commitment_with(&|d| d.voiced_by = officials(MAX_OFFICIALS_PER_LIST + 1)),
+            Then::Invalid(&["details.voiced_by"]),
+        ),
+        (
+            "name at MAX_NAME_LEN",
+            vec![],
+            DomainCommand::Party(party::Command::RegisterParty {
+                code: "LBY".into(),
+                details: party_details(&"N".repeat(MAX_NAME_LEN)),
+                provenance: provenance(),
+            }),
+            Then::Events(&["PartyRegistered"]),
+        ),
+        (
+            "name one past MAX_NAME_LEN",
+            vec![],
+            DomainCommand::Party(party::Command::RegisterParty {
+                code: "LBY".into(),
+                details: party_details(&"N".repeat(MAX_NAME_LEN + 1)),
+                provenance: provenance(),
+            }),
+            Then::Invalid(&["details.name"]),
+        ),
+    ]);
+}

@@ -308,6 +308,61 @@ fn checkpoints_wait_while_the_disk_is_full_and_resume_when_space_returns() {
     log.verify(&mut |_, _| {}).expect("verify");
 }
 
+#[test]
+fn read_model_snapshots_wait_while_the_disk_is_full_and_resume_when_space_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let free = Arc::new(AtomicU64::new(MINIMUM));
+    let log = Log::open(
+        config(dir.path())
+            .min_free_disk(MINIMUM)
+            .free_space_probe(probe(&free)),
+    )
+    .expect("open");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ledger = dipledger::ledger::Ledger::new(log.clone());
+    runtime.block_on(async {
+        for command in dipledger::sample::news_report_commands() {
+            ledger
+                .handle(dipledger::ledger::CommandEnvelope::new(
+                    uuid::Uuid::now_v7(),
+                    command,
+                    "faults",
+                ))
+                .await
+                .unwrap();
+        }
+    });
+    free.store(MINIMUM - 1, Ordering::SeqCst);
+    let projections =
+        dipledger::projections::Projections::open_paused(log.clone()).expect("open read models");
+    projections.catch_up().expect("catch up");
+    let before = projections.snapshot_stats();
+    // Due on a full disk: deferred, nothing written (no error: the log keeps what a replay needs).
+    projections.snapshot().expect("a deferred snapshot is no error");
+    let deferred = projections.snapshot_stats();
+    assert_eq!(deferred.deferred, before.deferred + 1);
+    assert_eq!(deferred.written, 0, "a snapshot was written on a full disk");
+    assert!(
+        projections.snapshot_tree().is_empty(),
+        "the snapshot tree was written to"
+    );
+
+    free.store(MINIMUM, Ordering::SeqCst);
+    projections.snapshot().expect("snapshot once space returned");
+    let written = projections.snapshot_stats();
+    assert_eq!((written.written, written.deferred), (1, deferred.deferred));
+    drop(projections);
+    let reopened = dipledger::projections::Projections::open_paused(log).expect("reopen read models");
+    assert!(
+        matches!(
+            reopened.snapshot_load(),
+            dipledger::projections::SnapshotLoad::Loaded { .. }
+        ),
+        "{:?}",
+        reopened.snapshot_load()
+    );
+}
+
 /// A log in `dir` holding `count` events of one stream, closed.
 fn written(dir: &Path, count: usize) {
     let log = Log::open(config(dir)).expect("open");
@@ -1058,6 +1113,27 @@ fn a_damaged_read_model_file_is_moved_aside_with_a_warning_and_rebuild_repairs_o
     let dir = tempfile::tempdir().expect("temp dir");
     news_report_with_snapshot(dir.path());
     damage_read_model_file(dir.path());
+    // verify checks the log, then names the damaged read model (and repairs nothing).
+    let verified = dipledger(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
+    let stdout = text(&verified.stdout);
+    assert_eq!(
+        verified.status.code(),
+        Some(2),
+        "{stdout}{}",
+        text(&verified.stderr)
+    );
+    let read_models = dir.path().join("readmodels");
+    assert!(
+        stdout.starts_with(&format!(
+            "damaged: read model snapshot in {}: sled could not open them: ",
+            read_models.display()
+        )) && stdout.trim_end().ends_with("; run dipledger rebuild"),
+        "{stdout}"
+    );
+    assert!(
+        !dir.path().join("readmodels.discarded").exists(),
+        "verify moved the damaged read models"
+    );
     let rebuilt = dipledger(&["rebuild", "--data-dir", dir.path().to_str().unwrap()]);
     let stderr = text(&rebuilt.stderr);
     assert_eq!(rebuilt.status.code(), Some(0), "{stderr}");
@@ -1073,6 +1149,19 @@ fn a_damaged_read_model_file_is_moved_aside_with_a_warning_and_rebuild_repairs_o
         text(&rebuilt.stdout)
     );
     assert!(dir.path().join("readmodels.discarded").join("db").exists());
+    let verified = dipledger(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+    assert!(
+        text(&verified.stdout).starts_with("ok: "),
+        "{}",
+        text(&verified.stdout)
+    );
     // The rebuilt snapshot loads.
     let log = Log::open(LogConfig::new(dir.path())).unwrap();
     let projections = dipledger::projections::Projections::open_paused(log).unwrap();

@@ -76,6 +76,44 @@ fn event_type_tag_and_principal_lengths_are_accepted_at_their_maximum_and_refuse
 }
 
 #[test]
+fn stream_id_length_and_tags_per_event_are_accepted_at_their_maximum_and_refused_one_past() {
+    let (_dir, log) = temp_log();
+    let stream = "s".repeat(MAX_STREAM_ID_BYTES);
+    let mut tagged = draft(1, 32);
+    tagged.tags = (0..MAX_TAGS_PER_EVENT).map(|i| format!("t:{i}")).collect();
+    let written = log
+        .append_blocking(AppendRequest::new(
+            Uuid::now_v7(),
+            stream.clone(),
+            ExpectedVersion::Any,
+            "tester",
+            vec![tagged.clone()],
+        ))
+        .expect("a stream id and tags at their maximum");
+    let event = log.read_event(written.last_position()).expect("read");
+    assert_eq!(event.envelope().stream_id, stream);
+    assert_eq!(event.envelope().tags.len(), MAX_TAGS_PER_EVENT);
+
+    let head = log.head();
+    let long_stream = AppendRequest::new(
+        Uuid::now_v7(),
+        "s".repeat(MAX_STREAM_ID_BYTES + 1),
+        ExpectedVersion::Any,
+        "tester",
+        vec![draft(2, 32)],
+    );
+    assert_eq!(invalid_field(log.append_blocking(long_stream)), "stream_id");
+    tagged.tags.push("t:one-past".into());
+    match log.append_blocking(one(tagged, "tester")) {
+        Err(LogError::TooLarge { limit, actual, .. }) => {
+            assert_eq!((actual, limit), (MAX_TAGS_PER_EVENT + 1, MAX_TAGS_PER_EVENT))
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(log.head(), head, "a refused append moved the head");
+}
+
+#[test]
 fn payload_bytes_per_append_and_per_transaction_are_accepted_at_the_maximum_and_refused_one_past() {
     let (_dir, log) = temp_log();
     // 64 events of 64 KiB: exactly MAX_APPEND_PAYLOAD_BYTES in one request.

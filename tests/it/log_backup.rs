@@ -92,3 +92,36 @@ fn restore_refuses_a_non_empty_directory() {
         Err(RestoreError::NotEmpty(_))
     ));
 }
+
+#[test]
+fn an_export_line_is_restored_at_max_export_line_bytes_and_refused_one_past() {
+    use dipledger::log::backup::MAX_EXPORT_LINE_BYTES;
+    let (_dir, log) = temp_log();
+    log.append_blocking(request("stream-1", ExpectedVersion::Any, 1))
+        .unwrap();
+    let export = String::from_utf8(exported(&log)).unwrap();
+    // The line padded with spaces before its newline (JSON allows them) to `len` bytes.
+    let padded = |len: usize| {
+        let line = export.trim_end();
+        format!("{line}{}\n", " ".repeat(len - line.len() - 1))
+    };
+    let target = tempfile::tempdir().unwrap();
+    let at_max = padded(MAX_EXPORT_LINE_BYTES);
+    assert_eq!(at_max.len(), MAX_EXPORT_LINE_BYTES);
+    let restored = restore_jsonl(&mut at_max.as_bytes(), &target.path().join("at-max"), &mut |_| {});
+    assert_eq!(restored.unwrap(), 1);
+    let one_past = padded(MAX_EXPORT_LINE_BYTES + 1);
+    match restore_jsonl(
+        &mut one_past.as_bytes(),
+        &target.path().join("one-past"),
+        &mut |_| {},
+    ) {
+        Err(RestoreError::BadLine { line, reason }) => {
+            assert_eq!(
+                (line, reason),
+                (1, format!("line is over {MAX_EXPORT_LINE_BYTES} bytes"))
+            )
+        }
+        other => panic!("expected a refused line, got {other:?}"),
+    }
+}

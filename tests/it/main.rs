@@ -10,6 +10,7 @@ mod api_commands;
 mod api_event_store;
 mod api_export;
 mod api_fidelity;
+mod api_fuzz;
 mod api_limits;
 mod api_metrics;
 mod api_news_report;

@@ -479,10 +479,19 @@ pub async fn tail(
         loop {
             let message = match stream.message().await {
                 Ok(Some(message)) => message,
-                // A server that shuts down ends its subscriptions cleanly: resume on the next.
+                // Subscriptions end with a status (a shutdown's UNAVAILABLE included), so a
+                // clean end is unexpected: resume all the same.
                 Ok(None) => {
                     eprintln!(
                         "dipledger tail: the server ended the subscription; resuming after {}",
+                        resume_point(from)
+                    );
+                    break;
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    eprintln!(
+                        "dipledger tail: the server ended the subscription ({}); resuming after {}",
+                        status.message(),
                         resume_point(from)
                     );
                     break;
