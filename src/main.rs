@@ -291,6 +291,12 @@ struct ServeArgs {
     #[arg(long, default_value_t = dipledger::audit::checkpoints::DEFAULT_CHECKPOINT_EVENTS,
           value_parser = clap::value_parser!(u64).range(1..))]
     sign_every_events: u64,
+    /// Benchmark hook, in builds with the `test-hooks` feature only: hold the read-model runner
+    /// before its first step, so the write path runs without it (the A/B of runner on and off in
+    /// docs/benchmarks.md). Queries wait for positions the read models never reach.
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, hide = true)]
+    hold_read_models: bool,
 }
 
 /// `tail`'s flags.
@@ -475,6 +481,14 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
         },
         insecure: args.insecure,
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms),
+    };
+    #[cfg(feature = "test-hooks")]
+    let config = {
+        let mut config = config;
+        if args.hold_read_models {
+            config.options.read_model_gate = Some(dipledger::projections::RunnerGate::default());
+        }
+        config
     };
     let data_dir = config.data_dir.clone();
     runtime
