@@ -105,6 +105,53 @@ fn references(event: &DomainEvent) -> (Option<u64>, Option<u64>, Option<String>)
 
 /// The history of `stream_id` as of position `at`: entries with versions from `from_version`,
 /// at most `limit`, and the next version to ask for if there are more.
+/// Whether an event type can correct or retract an earlier event of its stream (every event
+/// [`references`] reads is named `...Corrected` or `...Retracted`).
+fn refers_back(event_type: &str) -> bool {
+    event_type.ends_with("Corrected") || event_type.ends_with("Retracted")
+}
+
+/// Marks the entry `event` (at `version`) corrects or retracts. Entries hold consecutive
+/// versions from `from_version`, so the entry is found by its version, not searched for.
+fn mark_references(entries: &mut [HistoryEntry], from_version: u64, event: &DomainEvent, version: u64) {
+    let (corrects, retracts, _) = references(event);
+    let entry_of = |target: u64| target.checked_sub(from_version).map(|index| index as usize);
+    if let Some(entry) = corrects
+        .and_then(entry_of)
+        .and_then(|index| entries.get_mut(index))
+    {
+        debug_assert_eq!(Some(entry.stream_version), corrects);
+        entry.corrected_by = Some(version);
+    }
+    if let Some(entry) = retracts
+        .and_then(entry_of)
+        .and_then(|index| entries.get_mut(index))
+    {
+        debug_assert_eq!(Some(entry.stream_version), retracts);
+        entry.retracted_by = Some(version);
+    }
+}
+
+/// `describe_source` of `citation`, asked once per source within one history answer (events
+/// of one entity mostly cite the same few sources).
+fn describe_once(
+    seen: &mut Vec<(SourceCitation, SourceRef)>,
+    citation: &SourceCitation,
+    describe_source: &dyn Fn(&SourceCitation) -> ProjectionResult<SourceRef>,
+) -> ProjectionResult<SourceRef> {
+    if let Some((_, described)) = seen.iter().find(|(seen, _)| seen == citation) {
+        return Ok(described.clone());
+    }
+    let described = describe_source(citation)?;
+    if seen.len() < DESCRIBED_SOURCES_KEPT {
+        seen.push((citation.clone(), described.clone()));
+    }
+    Ok(described)
+}
+
+/// Distinct citations one history answer remembers the description of.
+const DESCRIBED_SOURCES_KEPT: usize = 64;
+
 pub(crate) fn history(
     log: &Log,
     stream_id: &str,
@@ -120,7 +167,10 @@ pub(crate) fn history(
         });
     }
     let from_version = from_version.max(1);
-    let mut entries: Vec<HistoryEntry> = Vec::new();
+    let mut entries: Vec<HistoryEntry> = Vec::with_capacity(limit);
+    // Whether the stream has an event past the page (read only for what it corrects or retracts).
+    let mut more = false;
+    let mut sources_seen: Vec<(SourceCitation, SourceRef)> = Vec::new();
     let mut next = from_version;
     'read: loop {
         let events = log.read_stream(stream_id, next, Direction::Forwards, MAX_READ_PAGE_EVENTS)?;
@@ -141,21 +191,23 @@ pub(crate) fn history(
                 });
             }
             next = envelope.stream_version + 1;
-            let event = decode(&envelope)?;
-            let (corrects_version, retracts_version, reason) = references(&event);
-            for earlier in entries.iter_mut() {
-                if corrects_version == Some(earlier.stream_version) {
-                    earlier.corrected_by = Some(envelope.stream_version);
+            if entries.len() == limit {
+                // Past the page: only a correction or retraction of an entry in it matters, and
+                // only such an event is decoded (every one of them is named so).
+                more = true;
+                if refers_back(&envelope.event_type) {
+                    let event = decode(&envelope)?;
+                    mark_references(&mut entries, from_version, &event, envelope.stream_version);
                 }
-                if retracts_version == Some(earlier.stream_version) {
-                    earlier.retracted_by = Some(envelope.stream_version);
-                }
+                continue;
             }
-            let sources = event
-                .citations()
-                .iter()
-                .map(describe_source)
-                .collect::<ProjectionResult<Vec<_>>>()?;
+            let event = decode(&envelope)?;
+            mark_references(&mut entries, from_version, &event, envelope.stream_version);
+            let (corrects_version, retracts_version, reason) = references(&event);
+            let mut sources = Vec::with_capacity(event.citations().len());
+            for citation in event.citations() {
+                sources.push(describe_once(&mut sources_seen, citation, describe_source)?);
+            }
             entries.push(HistoryEntry {
                 position: envelope.position,
                 stream_version: envelope.stream_version,
@@ -177,8 +229,6 @@ pub(crate) fn history(
             });
         }
     }
-    let more = entries.len() > limit;
-    entries.truncate(limit);
     let next_version = if more {
         entries.last().map(|entry| entry.stream_version + 1)
     } else {

@@ -725,10 +725,12 @@ impl Projections {
         // Sources are described from the directory read model as of the same position: wait
         // (within the query's deadline) until it has got there, and honour min_position.
         let fixed = self.resolve(&[ProjectionName::Directory], &options.as_of(AsOf::Position(at)))?;
-        let model = self.shared.model.read().expect("model lock");
         let directory_at = fixed.unwrap_or(at);
         let log = &self.shared.log;
+        // The model's lock is taken per distinct source described, not across the log reads, so
+        // a long history does not hold the runner (and the queries queued behind it) back.
         let describe = |citation: &SourceCitation| -> ProjectionResult<SourceRef> {
+            let model = self.shared.model.read().expect("model lock");
             let row = model.directory.source(log, citation.source_id, directory_at)?;
             Ok(SourceRef {
                 citation: citation.clone(),
@@ -847,8 +849,9 @@ fn found<T>(row: Option<T>, what: impl FnOnce() -> String, at: u64) -> Projectio
 }
 
 /// Once caught up, the runner lets new events gather this long after the head moves before it
-/// steps, so that under load one step (one sled batch per read model) covers many commits
-/// instead of one. Bounds the extra delay of a `min_position` query.
+/// steps, so that under load one step covers many commits instead of one. A query that waits
+/// for a position the read models have not reached (`min_position`, or a history at the head)
+/// cuts the pause short, so it waits for one step, not for the pause.
 pub const RUNNER_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
 /// The runner thread's nice value: it yields the CPU to the write path and the API.
 pub const RUNNER_NICE: i32 = 10;
@@ -915,6 +918,7 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: Bef
         }
     };
     let mut head = shared.log.watch_head();
+    let hurry = shared.progress[0].hurry();
     loop {
         if *stop.borrow() || !before_step(&stop) {
             return;
@@ -933,7 +937,11 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: Bef
             tokio::select! {
                 changed = async {
                     let moved = head.wait_for(|head| *head > position).await.is_err();
-                    tokio::time::sleep(RUNNER_COALESCE).await;
+                    // Coalesce, unless a query waits for the read models to get further.
+                    tokio::select! {
+                        _ = tokio::time::sleep(RUNNER_COALESCE) => {}
+                        _ = hurry.notified() => {}
+                    }
                     moved
                 } => changed,
                 _ = stop.changed() => true,

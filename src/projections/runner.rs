@@ -233,17 +233,31 @@ pub(crate) struct Progress {
     changed: Condvar,
     watch: watch::Sender<u64>,
     failure: Arc<Mutex<Option<RunnerFailure>>>,
+    /// Told when a query starts waiting for a position not reached yet, so the runner skips its
+    /// coalescing pause (shared by every read model's progress).
+    hurry: Arc<tokio::sync::Notify>,
 }
 
 impl Progress {
-    fn new(name: ProjectionName, position: u64, failure: Arc<Mutex<Option<RunnerFailure>>>) -> Progress {
+    fn new(
+        name: ProjectionName,
+        position: u64,
+        failure: Arc<Mutex<Option<RunnerFailure>>>,
+        hurry: Arc<tokio::sync::Notify>,
+    ) -> Progress {
         Progress {
             name,
             position: Mutex::new(position),
             changed: Condvar::new(),
             watch: watch::channel(position).0,
             failure,
+            hurry,
         }
+    }
+
+    /// What a waiting query tells the runner (see [`Progress::hurry`]'s field).
+    pub(crate) fn hurry(&self) -> Arc<tokio::sync::Notify> {
+        self.hurry.clone()
     }
 
     fn set(&self, position: u64) {
@@ -285,6 +299,7 @@ impl Progress {
                     reached: *position,
                 });
             }
+            self.hurry.notify_one();
             position = self
                 .changed
                 .wait_timeout(position, deadline - now)
@@ -305,6 +320,7 @@ impl Progress {
                 if let Some(failure) = self.failure() {
                     return Err(failure.error());
                 }
+                self.hurry.notify_one();
                 if receiver.changed().await.is_err() {
                     return Err(ProjectionError::Stopped("runner closed".into()));
                 }
@@ -402,9 +418,17 @@ impl Engine {
         let states = StateMap {
             states: seeds.into_iter().collect(),
         };
+        let hurry = Arc::new(tokio::sync::Notify::new());
         let progress = ProjectionName::ALL
             .iter()
-            .map(|name| Arc::new(Progress::new(*name, model.position(*name), failure.clone())))
+            .map(|name| {
+                Arc::new(Progress::new(
+                    *name,
+                    model.position(*name),
+                    failure.clone(),
+                    hurry.clone(),
+                ))
+            })
             .collect();
         let engine = Engine {
             log,

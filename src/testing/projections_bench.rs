@@ -32,6 +32,14 @@ use crate::time::{OccurredAt, Precision, Timestamp};
 /// Timeline items per relation query in the latency benchmark.
 pub const RELATION_PAGE: usize = 100;
 const PARTIES: usize = 20;
+/// First entity number of the pair's meetings added for the queries under a writer, and of the
+/// writer's entities (far above the rebuilt log's, so all are new streams).
+const PAIR_ENTITIES_FROM: u64 = 1 << 32;
+const WRITER_ENTITIES_FROM: u64 = 1 << 33;
+/// Events of the stream whose whole history is timed under a writer.
+pub const HISTORY_STREAM_EVENTS: usize = 1_000;
+/// Rate of the writer the queries are timed under.
+pub const WRITER_COMMANDS_PER_SECOND: f64 = 2_000.0;
 /// Meetings at the statement limit in the long-stream benchmark.
 pub const LONG_MEETINGS: u64 = 100;
 const REQUESTS_PER_TRANSACTION: usize = 1_000;
@@ -89,6 +97,9 @@ pub struct BenchReport {
     /// microseconds per event: the cost of long streams (each event folds into a copy of a
     /// state that holds every earlier statement).
     pub long_meeting_micros: f64,
+    /// Queries on the rebuilt log (plus the pair's meetings and a long stream) while a writer
+    /// appends.
+    pub under_writer: UnderWriter,
 }
 
 fn provenance(day: i64) -> Provenance {
@@ -271,30 +282,154 @@ fn long_meeting(n: u64, statements: usize) -> (String, Vec<DomainEvent>) {
     (meeting_id.stream_id(), events)
 }
 
+/// The 1,000-event stream of the history benchmark: a meeting held, with 500 statements and
+/// then 499 corrections.
+fn history_stream() -> (String, Vec<DomainEvent>) {
+    let (stream, mut events) = long_meeting(u64::from(u32::MAX), MAX_STATEMENTS_PER_MEETING);
+    let DomainEvent::Meeting(meeting::Event::MeetingHeld(held)) = &events[0] else {
+        unreachable!("a long meeting starts held")
+    };
+    let meeting_id = held.meeting_id;
+    while events.len() < HISTORY_STREAM_EVENTS {
+        events.push(DomainEvent::Meeting(meeting::Event::MeetingCorrected(
+            meeting::MeetingCorrected {
+                meeting_id,
+                corrects_version: 1,
+                reason: "place".into(),
+                details: details(0, 1, events.len() as u64),
+                provenance: provenance(0),
+            },
+        )));
+    }
+    (stream, events)
+}
+
 /// Appends `meetings` meetings of `statements` statements each, one transaction per meeting.
 fn fill_long_meetings(log: &Log, meetings: u64, statements: usize) -> ProjectionResult<()> {
     for n in 0..meetings {
         let (stream, events) = long_meeting(n, statements);
-        let drafts = events
-            .iter()
-            .map(|event| EventDraft {
-                event_type: event.event_type().into(),
-                schema_version: event.schema_version(),
-                occurred_at: provenance(0).occurred_at,
-                tags: event.tags(),
-                payload: event.encode_payload(),
-            })
-            .collect();
-        let request = AppendRequest::new(Uuid::now_v7(), stream, ExpectedVersion::NoStream, "bench", drafts);
-        log.append_transaction_blocking(vec![request])?;
+        append_entity(log, stream, &events)?;
     }
     Ok(())
 }
 
+/// Appends one new entity's events in one request.
+fn append_entity(log: &Log, stream: String, events: &[DomainEvent]) -> ProjectionResult<()> {
+    let drafts = events
+        .iter()
+        .map(|event| EventDraft {
+            event_type: event.event_type().into(),
+            schema_version: event.schema_version(),
+            occurred_at: provenance(0).occurred_at,
+            tags: event.tags(),
+            payload: event.encode_payload(),
+        })
+        .collect();
+    let request = AppendRequest::new(Uuid::now_v7(), stream, ExpectedVersion::NoStream, "bench", drafts);
+    log.append_transaction_blocking(vec![request])?;
+    Ok(())
+}
+
+/// Queries timed while a writer thread appends one-event commands at [`WRITER_COMMANDS_PER_SECOND`]
+/// and the runner follows the log (as in a server).
+#[derive(Debug, Clone)]
+pub struct UnderWriter {
+    /// Commands the writer appended per second while the queries ran.
+    pub writer_commands_per_second: f64,
+    /// The relation of the pair with [`BenchConfig::relation_meetings`] more meetings (summary and
+    /// a first timeline page): p50, p99, max (µs).
+    pub relation_micros: Percentiles,
+    /// A page of 100 meetings of one party.
+    pub list_micros: Percentiles,
+    /// A meeting as of just before its last event.
+    pub as_of_micros: Percentiles,
+    /// The whole history of a [`HISTORY_STREAM_EVENTS`]-event stream (pages of 500).
+    pub history_micros: Percentiles,
+}
+
+/// Adds the pair's meetings and the long history stream to `log`, then times the queries of
+/// [`UnderWriter`] with a following runner and a writer at [`WRITER_COMMANDS_PER_SECOND`].
+fn time_under_writer(log: &Log, config: &BenchConfig) -> ProjectionResult<UnderWriter> {
+    fill_from(log, PAIR_ENTITIES_FROM, config.relation_meetings, Some((0, 1)))?;
+    let (history_stream, events) = history_stream();
+    append_entity(log, history_stream.clone(), &events)?;
+    let projections = Projections::open_with(log.clone(), crate::projections::snapshot::SNAPSHOT_INTERVAL)?;
+    projections.catch_up()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || -> ProjectionResult<f64> {
+            let started = Instant::now();
+            let mut written = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let due =
+                    started + std::time::Duration::from_secs_f64(written as f64 / WRITER_COMMANDS_PER_SECOND);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let (stream, events) = entity(WRITER_ENTITIES_FROM + written, None);
+                append_entity(&log, stream, &events[..1])?;
+                written += 1;
+            }
+            Ok(written as f64 / started.elapsed().as_secs_f64())
+        })
+    };
+    let timed = time_queries_with_writer(log, &projections, &history_stream, config.queries);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writer_commands_per_second = writer.join().expect("the writer thread does not panic")?;
+    let (relation_micros, list_micros, as_of_micros, history_micros) = timed?;
+    Ok(UnderWriter {
+        writer_commands_per_second,
+        relation_micros,
+        list_micros,
+        as_of_micros,
+        history_micros,
+    })
+}
+
+/// The four query kinds of [`UnderWriter`], `queries` times each, interleaved.
+fn time_queries_with_writer(
+    log: &Log,
+    projections: &Projections,
+    history_stream: &str,
+    queries: usize,
+) -> ProjectionResult<(Percentiles, Percentiles, Percentiles, Percentiles)> {
+    let (mut relation, mut history) = (Vec::new(), Vec::new());
+    let options = ReadOptions::latest();
+    for _ in 0..queries.max(1) {
+        let started = Instant::now();
+        projections.relation("P00", "P01", &PageRequest::first(RELATION_PAGE), &options)?;
+        relation.push(started.elapsed().as_micros() as u64);
+        let started = Instant::now();
+        let mut page = PageRequest::first(crate::projections::history::MAX_HISTORY_PAGE);
+        let mut entries = 0;
+        loop {
+            let answer = projections.history(history_stream, &page, &options)?;
+            entries += answer.items().len();
+            match answer.next_page_token() {
+                Some(token) => {
+                    page = PageRequest {
+                        limit: crate::projections::history::MAX_HISTORY_PAGE,
+                        token: Some(token.to_owned()),
+                    }
+                }
+                None => break,
+            }
+        }
+        history.push(started.elapsed().as_micros() as u64);
+        debug_assert_eq!(entries, HISTORY_STREAM_EVENTS);
+    }
+    let (as_of, list) = time_queries(log, projections, queries)?;
+    Ok((percentiles(relation), list, as_of, percentiles(history)))
+}
+
 /// Appends generated entities until `events` events are written.
 pub fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
+    fill_from(log, 0, events, pair)
+}
+
+/// [`fill`] with entity numbers from `first` (so a second fill of one log makes new entities).
+fn fill_from(log: &Log, first: u64, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
     let mut written = 0;
-    let mut n = 0;
+    let mut n = first;
     while written < events {
         let mut requests = Vec::with_capacity(REQUESTS_PER_TRANSACTION);
         while requests.len() < REQUESTS_PER_TRANSACTION && written < events {
@@ -361,6 +496,12 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
     ));
     let snapshot_bytes = snapshot_size(&projections.snapshot_tree())?;
     drop(projections);
+    say(&format!(
+        "adding {} meetings between P00 and P01 and a {HISTORY_STREAM_EVENTS}-event stream; queries under a writer at {WRITER_COMMANDS_PER_SECOND} commands/s",
+        config.relation_meetings
+    ));
+    let under_writer = time_under_writer(&log, config)?;
+    say(&format!("under the writer: {under_writer:?}"));
     let started = Instant::now();
     let reopened = Projections::open_paused(log.clone())?;
     let reopen_seconds = started.elapsed().as_secs_f64();
@@ -421,6 +562,7 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
         relation_meetings: config.relation_meetings,
         query_micros,
         long_meeting_micros,
+        under_writer,
     })
 }
 
