@@ -315,6 +315,12 @@ fn fill_long_meetings(log: &Log, meetings: u64, statements: usize) -> Projection
 
 /// Appends one new entity's events in one request.
 fn append_entity(log: &Log, stream: String, events: &[DomainEvent]) -> ProjectionResult<()> {
+    log.append_transaction_blocking(vec![new_stream_request(stream, events)])?;
+    Ok(())
+}
+
+/// The request that starts `stream` with `events`.
+fn new_stream_request(stream: String, events: &[DomainEvent]) -> AppendRequest {
     let drafts = events
         .iter()
         .map(|event| EventDraft {
@@ -325,9 +331,7 @@ fn append_entity(log: &Log, stream: String, events: &[DomainEvent]) -> Projectio
             payload: event.encode_payload(),
         })
         .collect();
-    let request = AppendRequest::new(Uuid::now_v7(), stream, ExpectedVersion::NoStream, "bench", drafts);
-    log.append_transaction_blocking(vec![request])?;
-    Ok(())
+    AppendRequest::new(Uuid::now_v7(), stream, ExpectedVersion::NoStream, "bench", drafts)
 }
 
 /// Queries timed while a writer thread appends one-event commands at [`WRITER_COMMANDS_PER_SECOND`]
@@ -437,23 +441,7 @@ fn fill_from(log: &Log, first: u64, events: u64, pair: Option<(usize, usize)>) -
             n += 1;
             domain_events.truncate((events - written) as usize);
             written += domain_events.len() as u64;
-            let drafts = domain_events
-                .iter()
-                .map(|event| EventDraft {
-                    event_type: event.event_type().into(),
-                    schema_version: event.schema_version(),
-                    occurred_at: provenance(0).occurred_at,
-                    tags: event.tags(),
-                    payload: event.encode_payload(),
-                })
-                .collect();
-            requests.push(AppendRequest::new(
-                Uuid::now_v7(),
-                stream,
-                ExpectedVersion::NoStream,
-                "bench",
-                drafts,
-            ));
+            requests.push(new_stream_request(stream, &domain_events));
         }
         log.append_transaction_blocking(requests)?;
     }

@@ -820,16 +820,7 @@ async fn during_shutdown_an_open_subscription_ends_unavailable_and_a_new_one_is_
         .unwrap()
         .into_inner();
     while !matches!(next_message(&mut open).await, Message::CaughtUp(_)) {}
-    let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
-    let mut watch = within(
-        "health watch",
-        health.watch(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        }),
-    )
-    .await
-    .unwrap()
-    .into_inner();
+    let mut watch = crate::support::api::watch_health(&harness).await;
     let serving = within("serving", watch.message()).await.unwrap().unwrap();
     assert_eq!(serving.status, ServingStatus::Serving as i32);
     let mut late = harness.event_store().await;

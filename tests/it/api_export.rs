@@ -221,16 +221,7 @@ async fn a_shutdown_ends_an_export_with_unavailable_not_a_clean_end() {
         .unwrap()
         .into_inner();
     within("first chunk", chunks.message()).await.unwrap().unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
-    let mut watch = within(
-        "health watch",
-        health.watch(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        }),
-    )
-    .await
-    .unwrap()
-    .into_inner();
+    let mut watch = crate::support::api::watch_health(&harness).await;
     within("serving", watch.message()).await.unwrap().unwrap();
     let stopped = tokio::spawn(harness.server.shutdown());
     // Shutdown has started (while the export, unread, cannot have finished).

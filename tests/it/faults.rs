@@ -321,16 +321,7 @@ fn read_model_snapshots_wait_while_the_disk_is_full_and_resume_when_space_return
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let ledger = dipledger::ledger::Ledger::new(log.clone());
     runtime.block_on(async {
-        for command in dipledger::sample::news_report_commands() {
-            ledger
-                .handle(dipledger::ledger::CommandEnvelope::new(
-                    uuid::Uuid::now_v7(),
-                    command,
-                    "faults",
-                ))
-                .await
-                .unwrap();
-        }
+        record_news_report(&ledger).await;
     });
     free.store(MINIMUM - 1, Ordering::SeqCst);
     let projections =
@@ -1078,16 +1069,7 @@ fn news_report_with_snapshot(dir: &Path) {
     runtime.block_on(async {
         let log = Log::open(LogConfig::new(dir)).unwrap();
         let ledger = dipledger::ledger::Ledger::new(log.clone());
-        for command in dipledger::sample::news_report_commands() {
-            ledger
-                .handle(dipledger::ledger::CommandEnvelope::new(
-                    uuid::Uuid::now_v7(),
-                    command,
-                    "faults",
-                ))
-                .await
-                .unwrap();
-        }
+        record_news_report(&ledger).await;
         let projections = dipledger::projections::Projections::open_paused(log.clone()).unwrap();
         projections.catch_up().unwrap();
         projections.snapshot().unwrap();
@@ -1223,4 +1205,18 @@ fn a_server_over_a_damaged_read_model_file_warns_rebuilds_and_serves() {
     );
     assert!(banner.contains("sled could not open them"), "{banner}");
     assert!(banner.ends_with("rebuilding from the log"), "{banner}");
+}
+
+/// Records the sample news report through `ledger`, every command accepted.
+async fn record_news_report(ledger: &dipledger::ledger::Ledger) {
+    for command in dipledger::sample::news_report_commands() {
+        ledger
+            .handle(dipledger::ledger::CommandEnvelope::new(
+                uuid::Uuid::now_v7(),
+                command,
+                "faults",
+            ))
+            .await
+            .unwrap();
+    }
 }

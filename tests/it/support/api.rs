@@ -69,6 +69,20 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
+/// Watches the server's overall health (service ""), within [`TIMEOUT`].
+pub async fn watch_health(harness: &Harness) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
+    within(
+        "health watch",
+        health.watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 /// A PartyRegistered domain event for `code`.
 pub fn party_registered(code: &str) -> DomainEvent {
     DomainEvent::Party(party::Event::PartyRegistered(PartyRegistered {
