@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
+use super::store::Map;
 use super::store::{
-    item_id, item_uuid, restore_entity, row_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Interner,
+    item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Interner,
     Snapshot, Tally,
 };
-use super::store::{Map, Set};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
 use crate::domain::AggregateState;
@@ -349,13 +349,11 @@ pub(crate) struct CommitmentsModel {
     compliance: Map<String, Tally>,
     names: Interner,
     /// Commitments changed since the last snapshot.
-    dirty: Set<uuid::Uuid>,
+    dirty: Dirty<uuid::Uuid>,
     /// Newest progress report version in the snapshot, by commitment.
     reports_saved: Map<uuid::Uuid, u64>,
     /// Progress reports read by a restore, attached by `finish_restore`.
     restored_reports: Map<uuid::Uuid, Vec<crate::domain::commitment::Entry>>,
-    /// Every commitment is unsaved (the next snapshot is a base).
-    all_dirty: bool,
 }
 
 impl CommitmentsModel {
@@ -467,9 +465,7 @@ impl Projection for CommitmentsModel {
         let uuid = commitment_id.uuid();
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
-        if !self.all_dirty {
-            self.dirty.insert(uuid);
-        }
+        self.dirty.mark(uuid);
         let listed_alike = same_outline(before, after);
         if listed_alike && before.assessments() == after.assessments() {
             return;
@@ -507,7 +503,7 @@ impl Projection for CommitmentsModel {
     /// new ones are written, retracted ones removed); `I` -> index entries; `T` party seq(8) ->
     /// one compliance delta.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        let ids = unsaved_ids(&mut self.all_dirty, &mut self.dirty, self.rows.keys().copied());
+        let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
             let AggregateState::Commitment(state) = &*current.state else {
@@ -585,7 +581,7 @@ impl Projection for CommitmentsModel {
     }
 
     fn unsave(&mut self) {
-        self.all_dirty = true;
+        self.dirty.mark_all();
         self.reports_saved.clear();
         self.index.unsave();
         for tally in self.compliance.values_mut() {

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
-use super::store::Set;
 use super::store::{
-    decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, unsaved_ids, uuid_key,
-    Current, Snapshot, MAX_SCANNED_PER_PAGE,
+    decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, uuid_key, Current, Dirty,
+    Snapshot, MAX_SCANNED_PER_PAGE,
 };
 use crate::domain::common::{party_stream_id, SourceId};
 use crate::domain::party::PartyDetails;
@@ -53,11 +52,9 @@ pub(crate) struct DirectoryModel {
     parties: BTreeMap<String, Current>,
     sources: BTreeMap<uuid::Uuid, Current>,
     /// Parties changed since the last snapshot.
-    dirty_parties: Set<String>,
+    dirty_parties: Dirty<String>,
     /// Sources changed since the last snapshot.
-    dirty_sources: Set<uuid::Uuid>,
-    /// Every party and source is unsaved (the next snapshot is a base).
-    all_dirty: bool,
+    dirty_sources: Dirty<uuid::Uuid>,
 }
 
 /// The row of a party state (None if it does not exist).
@@ -195,7 +192,7 @@ impl Projection for DirectoryModel {
                 };
                 let current = Current::advanced(self.parties.get(code), change.after.clone(), position);
                 self.parties.insert(code.to_owned(), current);
-                self.dirty_parties.insert(code.to_owned());
+                self.dirty_parties.mark(code.to_owned());
             }
             AggregateState::Source(after) => {
                 let Some(source_id) = after.source_id().filter(|_| after.details().is_some()) else {
@@ -204,7 +201,7 @@ impl Projection for DirectoryModel {
                 let uuid = source_id.uuid();
                 let current = Current::advanced(self.sources.get(&uuid), change.after.clone(), position);
                 self.sources.insert(uuid, current);
-                self.dirty_sources.insert(uuid);
+                self.dirty_sources.mark(uuid);
             }
             _ => {}
         }
@@ -212,13 +209,8 @@ impl Projection for DirectoryModel {
 
     /// `p` code -> a party's state; `s` uuid -> a source's state.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        let mut all = self.all_dirty;
-        let codes = unsaved_ids(&mut all, &mut self.dirty_parties, self.parties.keys().cloned());
-        let uuids = unsaved_ids(
-            &mut self.all_dirty,
-            &mut self.dirty_sources,
-            self.sources.keys().copied(),
-        );
+        let codes = self.dirty_parties.take_ids(self.parties.keys().cloned());
+        let uuids = self.dirty_sources.take_ids(self.sources.keys().copied());
         for code in codes {
             out.put_entity([&b"p"[..], code.as_bytes()].concat(), &self.parties[&code]);
         }
@@ -228,7 +220,8 @@ impl Projection for DirectoryModel {
     }
 
     fn unsave(&mut self) {
-        self.all_dirty = true;
+        self.dirty_parties.mark_all();
+        self.dirty_sources.mark_all();
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {

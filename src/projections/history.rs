@@ -103,8 +103,6 @@ fn references(event: &DomainEvent) -> (Option<u64>, Option<u64>, Option<String>)
     }
 }
 
-/// The history of `stream_id` as of position `at`: entries with versions from `from_version`,
-/// at most `limit`, and the next version to ask for if there are more.
 /// Whether an event type can correct or retract an earlier event of its stream (every event
 /// [`references`] reads is named `...Corrected` or `...Retracted`).
 fn refers_back(event_type: &str) -> bool {
@@ -152,6 +150,8 @@ fn describe_once(
 /// Distinct citations one history answer remembers the description of.
 const DESCRIBED_SOURCES_KEPT: usize = 64;
 
+/// The history of `stream_id` as of position `at`: entries with versions from `from_version`,
+/// at most `limit`, and the next version to ask for if there are more.
 pub(crate) fn history(
     log: &Log,
     stream_id: &str,

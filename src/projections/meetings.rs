@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::runner::{Change, Projection};
+use super::store::Map;
 use super::store::{
-    item_id, item_uuid, restore_entity, row_at, unsaved_ids, uuid_key, Current, Entry, Index, Snapshot,
+    item_id, item_uuid, restore_entity, row_at, uuid_key, Current, Dirty, Entry, Index, Snapshot,
 };
-use super::store::{Map, Set};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, Statement};
 use crate::domain::AggregateState;
@@ -301,13 +301,11 @@ pub(crate) struct MeetingsModel {
     rows: Map<uuid::Uuid, Current>,
     index: Index,
     /// Meetings changed since the last snapshot.
-    dirty: Set<uuid::Uuid>,
+    dirty: Dirty<uuid::Uuid>,
     /// Newest statement version in the snapshot, by meeting.
     statements_saved: Map<uuid::Uuid, u64>,
     /// Statements read by a restore, attached by `finish_restore`.
     restored_statements: Map<uuid::Uuid, Vec<Statement>>,
-    /// Every meeting is unsaved (the next snapshot is a base).
-    all_dirty: bool,
 }
 
 impl MeetingsModel {
@@ -375,15 +373,13 @@ impl Projection for MeetingsModel {
         }
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
-        if !self.all_dirty {
-            self.dirty.insert(uuid);
-        }
+        self.dirty.mark(uuid);
     }
 
     /// `E` uuid -> the state without statements; `s` uuid version(8) -> one statement (only
     /// new ones are written, retracted ones removed); `I` -> index entries.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        let ids = unsaved_ids(&mut self.all_dirty, &mut self.dirty, self.rows.keys().copied());
+        let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
             let AggregateState::Meeting(state) = &*current.state else {
@@ -451,7 +447,7 @@ impl Projection for MeetingsModel {
     }
 
     fn unsave(&mut self) {
-        self.all_dirty = true;
+        self.dirty.mark_all();
         self.statements_saved.clear();
         self.index.unsave();
     }

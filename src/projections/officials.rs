@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionResult;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
+use super::store::Map;
 use super::store::{
-    item_id, item_uuid, restore_entity, row_at, tally_key, unsaved_ids, uuid_key, Current, Entry, Index,
-    Interner, Snapshot, Tally,
+    item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Index, Interner,
+    Snapshot, Tally,
 };
-use super::store::{Map, Set};
 use crate::domain::common::OfficialId;
 use crate::domain::official::State;
 use crate::domain::AggregateState;
@@ -153,9 +153,7 @@ pub(crate) struct OfficialsModel {
     contacts: Map<uuid::Uuid, Tally>,
     names: Interner,
     /// Officials changed since the last snapshot.
-    dirty: Set<uuid::Uuid>,
-    /// Every official is unsaved (the next snapshot is a base).
-    all_dirty: bool,
+    dirty: Dirty<uuid::Uuid>,
 }
 
 impl OfficialsModel {
@@ -259,9 +257,7 @@ impl OfficialsModel {
             .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
         let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
         self.rows.insert(uuid, current);
-        if !self.all_dirty {
-            self.dirty.insert(uuid);
-        }
+        self.dirty.mark(uuid);
     }
 
     fn apply_meeting(
@@ -321,7 +317,7 @@ impl Projection for OfficialsModel {
 
     /// `E` uuid -> the state; `I` -> index entries; `T` uuid seq(8) -> one contacts delta.
     fn save(&mut self, out: &mut Snapshot<'_>) {
-        let ids = unsaved_ids(&mut self.all_dirty, &mut self.dirty, self.rows.keys().copied());
+        let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), &self.rows[&uuid]);
         }
@@ -332,7 +328,7 @@ impl Projection for OfficialsModel {
     }
 
     fn unsave(&mut self) {
-        self.all_dirty = true;
+        self.dirty.mark_all();
         self.index.unsave();
         for tally in self.contacts.values_mut() {
             tally.unsave();

@@ -155,9 +155,7 @@ pub(crate) struct Index {
     entries: BTreeMap<IndexKey, Validity>,
     values: Interner,
     /// Entries changed since the last snapshot.
-    dirty: Set<IndexKey>,
-    /// Every entry is unsaved (the next snapshot is a base).
-    all_dirty: bool,
+    dirty: Dirty<IndexKey>,
 }
 
 impl Index {
@@ -176,9 +174,7 @@ impl Index {
             };
             if let Some(validity) = self.entries.get_mut(&key) {
                 validity.close(position);
-                if !self.all_dirty {
-                    self.dirty.insert(key);
-                }
+                self.dirty.mark(key);
             }
         }
         for entry in new.iter().filter(|entry| !old.contains(entry)) {
@@ -192,9 +188,7 @@ impl Index {
                 .entry(key)
                 .and_modify(|validity| validity.open(position))
                 .or_insert(Validity::One((position, OPEN)));
-            if !self.all_dirty {
-                self.dirty.insert(key);
-            }
+            self.dirty.mark(key);
         }
     }
 
@@ -208,26 +202,27 @@ impl Index {
     /// Writes the entries changed since the last snapshot: `prefix` index value 0x00 sort(8)
     /// id(17) -> the intervals as (from, to) big-endian pairs.
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
-        let dirty = std::mem::take(&mut self.dirty);
-        if std::mem::take(&mut self.all_dirty) {
-            for (key, validity) in &self.entries {
-                out.put([prefix, &self.key_bytes(key)].concat(), intervals_bytes(validity));
+        match self.dirty.take() {
+            Changed::All => {
+                for (key, validity) in &self.entries {
+                    out.put([prefix, &self.key_bytes(key)].concat(), intervals_bytes(validity));
+                }
             }
-            return;
-        }
-        for key in dirty {
-            let validity = &self.entries[&key];
-            out.put(
-                [prefix, &self.key_bytes(&key)].concat(),
-                intervals_bytes(validity),
-            );
+            Changed::Keys(keys) => {
+                for key in keys {
+                    let validity = &self.entries[&key];
+                    out.put(
+                        [prefix, &self.key_bytes(&key)].concat(),
+                        intervals_bytes(validity),
+                    );
+                }
+            }
         }
     }
 
     /// Marks every entry unsaved.
     pub(crate) fn unsave(&mut self) {
-        self.all_dirty = true;
-        self.dirty.clear();
+        self.dirty.mark_all();
     }
 
     /// Restores one entry written by [`Index::save`] (`key` without its prefix).
@@ -539,17 +534,61 @@ impl Current {
     }
 }
 
-/// The ids a `save` writes: every id when `all` was set (and clears it), else the dirty ones.
-pub(crate) fn unsaved_ids<K: Clone + Eq + std::hash::Hash>(
-    all: &mut bool,
-    dirty: &mut Set<K>,
-    every: impl Iterator<Item = K>,
-) -> Vec<K> {
-    let dirty = std::mem::take(dirty);
-    if std::mem::take(all) {
-        return every.collect();
+/// What a read model changed since its last snapshot: some keys, or all of them (nothing of it
+/// is saved yet, after `Projection::unsave` or before a first snapshot), in which case no key is
+/// tracked one by one (during a rebuild that set would hold every entry).
+#[derive(Debug)]
+pub(crate) struct Dirty<K> {
+    all: bool,
+    keys: Set<K>,
+}
+
+impl<K> Default for Dirty<K> {
+    fn default() -> Self {
+        Dirty {
+            all: false,
+            keys: Set::default(),
+        }
     }
-    dirty.into_iter().collect()
+}
+
+/// What the next snapshot writes: everything, or these keys.
+pub(crate) enum Changed<K> {
+    All,
+    Keys(Set<K>),
+}
+
+impl<K: Eq + std::hash::Hash> Dirty<K> {
+    /// Notes that `key` changed.
+    pub(crate) fn mark(&mut self, key: K) {
+        if !self.all {
+            self.keys.insert(key);
+        }
+    }
+
+    /// Notes that nothing is saved: the next snapshot writes everything.
+    pub(crate) fn mark_all(&mut self) {
+        self.all = true;
+        self.keys = Set::default();
+    }
+
+    /// What changed, and starts afresh (the snapshot takes it).
+    pub(crate) fn take(&mut self) -> Changed<K> {
+        let keys = std::mem::take(&mut self.keys);
+        if std::mem::take(&mut self.all) {
+            Changed::All
+        } else {
+            Changed::Keys(keys)
+        }
+    }
+
+    /// The keys a snapshot writes: every one of `every` when all changed, else the marked ones.
+    pub(crate) fn take_ids(&mut self, every: impl Iterator<Item = K>) -> Vec<K> {
+        match self.take() {
+            Changed::All => every.collect(),
+            Changed::Keys(keys) => keys.into_iter().collect(),
+        }
+    }
 }
 
 /// The snapshot value of an entity: (first position, last position, state).
