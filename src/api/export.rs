@@ -26,7 +26,7 @@ use super::pb;
 use super::status;
 use crate::analyst::{self, AnalystFormat, ExportFormat};
 use crate::log::backup::ExportSelection;
-use crate::log::{Log, LogError};
+use crate::log::Log;
 
 /// Most exports a server runs at once.
 pub const MAX_EXPORTS: usize = 4;
@@ -94,12 +94,15 @@ fn parse(request: pb::ExportRequest, head: u64) -> Result<(ExportFormat, ExportS
     let filter = convert::filter_from_pb(request.filter, "filter", &mut violations);
     violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
     let past_head = match (request.from_position, request.to_position) {
-        (_, Some(to)) if to > head => Some(to),
-        (Some(from), None) if from > head + 1 => Some(from),
+        (_, Some(to)) if to > head => Some(("to_position", to)),
+        (Some(from), None) if from > head + 1 => Some(("from_position", from)),
         _ => None,
     };
-    if let Some(requested) = past_head {
-        return Err(status::from_log_error(LogError::OutOfRange { requested, head }));
+    if let Some((field, requested)) = past_head {
+        return Err(status::out_of_range_field(
+            field,
+            format!("{requested} is past the head of the log ({head})"),
+        ));
     }
     let selection = ExportSelection {
         from: request.from_position.unwrap_or(1),

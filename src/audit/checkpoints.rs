@@ -173,8 +173,9 @@ impl Checkpoints {
 
     fn try_sign(&self, size: u64) -> Result<(), CheckpointError> {
         let previous = self.latest();
+        let root = self.inner.log.tree_root(size)?;
         if let Some(previous) = &previous {
-            self.check_extends(previous, size)?;
+            self.check_extends(previous, size, &root)?;
             if previous.checkpoint.size == size {
                 return Ok(()); // Signed already.
             }
@@ -182,7 +183,7 @@ impl Checkpoints {
         let checkpoint = Checkpoint {
             origin: self.origin(),
             size,
-            root: self.inner.log.tree_root(size)?,
+            root,
         };
         let note = self.sign(&checkpoint, previous.as_ref());
         self.inner.log.store_checkpoint(size, &note)?;
@@ -203,9 +204,14 @@ impl Checkpoints {
         note::sign_note(&checkpoint.to_text(), &signers)
     }
 
-    /// Checks that the tree of `size` records extends `previous` (a consistency proof from
-    /// the stored tree, verified against the signed root).
-    fn check_extends(&self, previous: &Signed, size: u64) -> Result<(), CheckpointError> {
+    /// Checks that the tree of `size` records, whose root is `root`, extends `previous` (a
+    /// consistency proof from the stored tree, verified against the signed root).
+    fn check_extends(
+        &self,
+        previous: &Signed,
+        size: u64,
+        root: &merkle::Hash,
+    ) -> Result<(), CheckpointError> {
         let signed = previous.checkpoint.size;
         let inconsistent = |reason: String| CheckpointError::Inconsistent { size, signed, reason };
         if signed > size {
@@ -213,14 +219,8 @@ impl Checkpoints {
         }
         let log = &self.inner.log;
         let proof = log.consistency_proof(signed, size)?;
-        merkle::verify_consistency(
-            signed,
-            size,
-            &proof,
-            &previous.checkpoint.root,
-            &log.tree_root(size)?,
-        )
-        .map_err(|error| inconsistent(error.to_string()))
+        merkle::verify_consistency(signed, size, &proof, &previous.checkpoint.root, root)
+            .map_err(|error| inconsistent(error.to_string()))
     }
 
     /// Signs as the log grows (see the module docs) until the log closes or `stop` turns true.
