@@ -179,9 +179,11 @@ async fn at_most_max_exports_run_at_once() {
     let harness = Harness::start().await;
     // Large enough that an export nobody reads cannot finish into the buffers.
     append_many(&harness.log, "party-LBY", 20_000, "t").await;
-    let mut store = harness.event_store().await;
+    // Each export on its own connection: exports nobody reads fill their connection's HTTP/2
+    // window, which would hold back the first chunk of any other export sharing it.
     let mut running = Vec::new();
     for _ in 0..MAX_EXPORTS {
+        let mut store = harness.event_store().await;
         let mut chunks = within("export", store.export(request(pb::ExportFormat::Jsonl)))
             .await
             .expect("an export within the limit")
@@ -189,6 +191,7 @@ async fn at_most_max_exports_run_at_once() {
         within("first chunk", chunks.message()).await.unwrap().unwrap();
         running.push(chunks);
     }
+    let mut store = harness.event_store().await;
     let refused = within("one more", store.export(request(pb::ExportFormat::Jsonl)))
         .await
         .expect_err("over the limit");
