@@ -38,6 +38,9 @@ use crate::projections::{ProjectionName, Projections};
 pub const MAX_SCRAPE_REQUEST_BYTES: usize = 8 * 1024;
 /// How long a scrape has to send its request head.
 pub const SCRAPE_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Scrapes answered at once; a connection beyond is closed at once (a scraper polls every few
+/// seconds, so more means something else is connecting).
+pub const MAX_SCRAPE_CONNECTIONS: usize = 16;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -361,6 +364,7 @@ pub async fn serve_metrics(
     metrics: Arc<ServerMetrics>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPE_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -368,9 +372,20 @@ pub async fn serve_metrics(
         };
         match accepted {
             Ok((stream, _)) => {
-                tokio::spawn(answer(stream, metrics.clone()));
+                // Over the limit the stream is dropped here, which closes it.
+                if let Ok(place) = places.clone().try_acquire_owned() {
+                    let metrics = metrics.clone();
+                    tokio::spawn(async move {
+                        answer(stream, metrics).await;
+                        drop(place);
+                    });
+                }
             }
-            Err(error) => tracing::warn!(target: "dipledger::metrics", %error, "accepting a scrape"),
+            Err(error) => {
+                tracing::warn!(target: "dipledger::metrics", %error, "accepting a scrape");
+                // A persistent error (too many open files) must not spin the loop.
+                tokio::time::sleep(super::tls::ACCEPT_ERROR_BACKOFF).await;
+            }
         }
     }
 }

@@ -74,7 +74,7 @@ where
         let slot = CallerSlot::default();
         request.extensions_mut().insert(slot.clone());
         let mut call = Call {
-            method: request.uri().path().to_owned(),
+            method: method_label(request.uri().path()),
             caller: slot,
             started: Instant::now(),
             status: None,
@@ -89,9 +89,40 @@ where
     }
 }
 
+/// Methods outside the API (health, reflection) that the server answers.
+const OTHER_METHODS: [&str; 4] = [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The label a request's path is logged and counted under: the path of a method the server
+/// has (from the API's descriptors, read once), or `unknown`. A client choosing the path must not
+/// choose how many metric series the server keeps.
+fn method_label(path: &str) -> &'static str {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(super::pb::FILE_DESCRIPTOR_SET)
+            .expect("the API's own descriptors decode");
+        let mut known: std::collections::HashSet<&'static str> = OTHER_METHODS.into_iter().collect();
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    known.insert(Box::leak(path.into_boxed_str()));
+                }
+            }
+        }
+        known
+    });
+    known.get(path).copied().unwrap_or("unknown")
+}
+
 /// One request being answered; written to the log (and counted) when dropped.
 struct Call {
-    method: String,
+    method: &'static str,
     caller: CallerSlot,
     started: Instant,
     /// The gRPC status code, once seen (headers or trailers).
@@ -102,7 +133,7 @@ struct Call {
 impl Drop for Call {
     fn drop(&mut self) {
         let code = tonic::Code::from_i32(self.status.unwrap_or(tonic::Code::Cancelled as i32));
-        let status = code_name(code);
+        let status = super::status::code_name(code);
         let latency = self.started.elapsed();
         let principal = self.caller.0.get().map(String::as_str).unwrap_or("-");
         let latency_ms = latency.as_secs_f64() * 1e3;
@@ -110,12 +141,12 @@ impl Drop for Call {
             code,
             tonic::Code::Internal | tonic::Code::DataLoss | tonic::Code::Unknown
         ) {
-            tracing::warn!(target: "dipledger::request", method = %self.method, principal, status, latency_ms, "request failed");
+            tracing::warn!(target: "dipledger::request", method = self.method, principal, status, latency_ms, "request failed");
         } else {
-            tracing::debug!(target: "dipledger::request", method = %self.method, principal, status, latency_ms, "request");
+            tracing::debug!(target: "dipledger::request", method = self.method, principal, status, latency_ms, "request");
         }
         if let Some(metrics) = &self.metrics {
-            metrics.request_finished(&self.method, status, latency);
+            metrics.request_finished(self.method, status, latency);
         }
     }
 }
@@ -123,30 +154,6 @@ impl Drop for Call {
 /// The `grpc-status` of a header map, if it has one.
 fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
-}
-
-/// The canonical name of a gRPC code (`NOT_FOUND`).
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// A response body that notes the status in its trailers and ends its [`Call`] with itself.
@@ -179,5 +186,24 @@ impl http_body::Body for Observed {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn a_method_is_labelled_by_its_path_and_any_other_path_as_unknown() {
+        for path in [
+            "/dipledger.v1.CommandService/RegisterParty",
+            "/dipledger.v1.AuditService/GetCheckpoint",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert_eq!(method_label(path), path);
+        }
+        for path in ["/dipledger.v1.QueryService/NoSuchMethod", "/x/y", "", "/"] {
+            assert_eq!(method_label(path), "unknown");
+        }
     }
 }

@@ -56,6 +56,31 @@ pub const MAX_STATUS_BYTES: usize = 8 * 1024;
 
 /// A value the client sent, as an answer repeats it: whole up to [`MAX_ECHOED_CHARS`]
 /// characters, else its first [`MAX_ECHOED_CHARS`] and `… (N bytes)`.
+/// A gRPC status code as gRPC spells it (`INVALID_ARGUMENT`, `NOT_FOUND`): the metrics' status
+/// label, the access log's outcome and the CLI's refusals all name codes this way.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 pub fn echo(value: &str) -> Cow<'_, str> {
     cut(value, MAX_ECHOED_CHARS)
 }

@@ -178,7 +178,7 @@ impl<S> Auth<S> {
                 if suppressed > 0 {
                     detail = format!("{detail} (and {suppressed} more refusals not written one by one)");
                 }
-                let outcome = code_name(status.code()).to_owned();
+                let outcome = crate::api::status::code_name(status.code()).to_owned();
                 let principal = who.unwrap_or_else(|| "anonymous".into());
                 let now = crate::log::Clock::now(&crate::log::SystemClock);
                 let written = tokio::task::spawn_blocking(move || {
@@ -298,16 +298,6 @@ fn unauthenticated_trailers(failure: AuthFailure) -> http::HeaderMap {
         trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
     }
     trailers
-}
-
-/// The canonical name of a refusal's code, as the access log writes it.
-fn code_name(code: tonic::Code) -> &'static str {
-    match code {
-        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
-        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
-        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        _ => "OTHER",
-    }
 }
 
 /// What authenticated a request, re-checked while its response streams.

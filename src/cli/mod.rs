@@ -124,7 +124,7 @@ pub fn describe(status: tonic::Status) -> anyhow::Error {
         .get_details_bad_request()
         .map(|bad_request| bad_request.field_violations)
         .unwrap_or_default();
-    let code = code_name(status.code());
+    let code = dipledger::api::status::code_name(status.code());
     if status.code() != tonic::Code::InvalidArgument || violations.len() < 2 {
         return anyhow::anyhow!("{code}: {}", status.message());
     }
@@ -137,31 +137,6 @@ pub fn describe(status: tonic::Status) -> anyhow::Error {
         }
     }
     anyhow::anyhow!(text)
-}
-
-/// A gRPC status code as gRPC spells it (`INVALID_ARGUMENT`, `NOT_FOUND`), as servers,
-/// grpcurl and docs/api.md name it.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// An error and its causes on one line, each cause once: several layers print their source in
@@ -194,8 +169,14 @@ mod tests {
             described.to_string(),
             "INVALID_ARGUMENT: invalid request: code: bad"
         );
-        assert_eq!(code_name(tonic::Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
-        assert_eq!(code_name(tonic::Code::FailedPrecondition), "FAILED_PRECONDITION");
+        assert_eq!(
+            dipledger::api::status::code_name(tonic::Code::ResourceExhausted),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(
+            dipledger::api::status::code_name(tonic::Code::FailedPrecondition),
+            "FAILED_PRECONDITION"
+        );
     }
 
     #[test]

@@ -172,3 +172,66 @@ async fn no_metrics_endpoint_unless_asked_for() {
     let harness = Harness::start().await;
     assert_eq!(harness.server.metrics_addr(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_beyond_the_limit_are_closed_unanswered_and_made_up_methods_are_one_series() {
+    use dipledger::api::metrics::MAX_SCRAPE_CONNECTIONS;
+    let harness = Harness::start_with(ServerOptions {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServerOptions::default()
+    })
+    .await;
+    let address = harness.server.metrics_addr().expect("metrics on");
+    // Connections that send nothing hold every place (for SCRAPE_READ_TIMEOUT).
+    let mut idle = Vec::new();
+    for _ in 0..MAX_SCRAPE_CONNECTIONS {
+        idle.push(
+            within("connect", tokio::net::TcpStream::connect(address))
+                .await
+                .unwrap(),
+        );
+    }
+    // One more: a whole request, closed without an answer.
+    let mut over = within("connect", tokio::net::TcpStream::connect(address))
+        .await
+        .unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let _ = over.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = within("closed", over.read_to_end(&mut answer)).await;
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    drop(idle);
+
+    // Two made-up methods of a real service are counted under one label, `unknown`.
+    let channel = harness.channel().await;
+    for method in ["NoSuchMethod", "NorThis"] {
+        let mut client = tonic::client::Grpc::new(channel.clone());
+        client.ready().await.unwrap();
+        let path = format!("/dipledger.v1.QueryService/{method}").parse().unwrap();
+        let refused = client
+            .unary::<pb::GetPartyRequest, pb::GetPartyResponse, _>(
+                tonic::Request::new(pb::GetPartyRequest::default()),
+                path,
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let scrape = loop {
+        let (status, body) = http_get(address, "/metrics").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let scrape = parse(&body);
+        let unknown = "dipledger_rpc_requests_total{method=\"unknown\",status=\"UNIMPLEMENTED\"}";
+        if scrape.samples.get(unknown) == Some(&2.0) || std::time::Instant::now() > deadline {
+            break scrape;
+        }
+    };
+    let unknown = "dipledger_rpc_requests_total{method=\"unknown\",status=\"UNIMPLEMENTED\"}";
+    assert_eq!(scrape.samples.get(unknown), Some(&2.0), "{:?}", scrape.samples);
+    assert!(!scrape
+        .samples
+        .keys()
+        .any(|key| key.contains("NoSuchMethod") || key.contains("NorThis")));
+}
