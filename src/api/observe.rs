@@ -141,9 +141,9 @@ impl Drop for Call {
             code,
             tonic::Code::Internal | tonic::Code::DataLoss | tonic::Code::Unknown
         ) {
-            tracing::warn!(target: "dipledger::request", method = self.method, principal, status, latency_ms, "request failed");
+            tracing::warn!(target: "dipledger::request", method = %self.method, principal, status, latency_ms, "request failed");
         } else {
-            tracing::debug!(target: "dipledger::request", method = self.method, principal, status, latency_ms, "request");
+            tracing::debug!(target: "dipledger::request", method = %self.method, principal, status, latency_ms, "request");
         }
         if let Some(metrics) = &self.metrics {
             metrics.request_finished(self.method, status, latency);
