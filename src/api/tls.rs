@@ -49,11 +49,10 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, St
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|error| format!("the key PEM does not parse: {error}"))?;
-    let signing = provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|error| format!("the key is not usable: {error}"))?;
-    Ok(CertifiedKey::new(certs, signing))
+    // rustls loads the key and checks it is the certificate's (a pair that does not match is
+    // refused here, at start or reload, instead of failing every handshake).
+    CertifiedKey::from_der(certs, key, &provider())
+        .map_err(|error| format!("the key is not usable with the certificate: {error}"))
 }
 
 /// The current certificate, swapped whole on reload.
@@ -206,5 +205,15 @@ mod tests {
         assert!(refused.contains("key"), "{refused}");
         let refused = certified_key(b"", made.key_pair.serialize_pem().as_bytes()).unwrap_err();
         assert!(refused.contains("no certificate"), "{refused}");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_and_its_own_accepted() {
+        let one = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = one.cert.pem();
+        let refused = certified_key(cert.as_bytes(), other.key_pair.serialize_pem().as_bytes()).unwrap_err();
+        assert!(refused.contains("not usable with the certificate"), "{refused}");
+        certified_key(cert.as_bytes(), one.key_pair.serialize_pem().as_bytes()).unwrap();
     }
 }
