@@ -5,16 +5,6 @@
 
 use super::*;
 
-/// How many rows a listing verb asks for (the server's largest page).
-const LIST_PAGE_SIZE: u32 = 500;
-
-fn first_page() -> Option<pb::PageRequest> {
-    Some(pb::PageRequest {
-        page_size: LIST_PAGE_SIZE,
-        page_token: String::new(),
-    })
-}
-
 fn party_json(party: &pb::PartyView) -> Value {
     let details = party.details.clone().unwrap_or_default();
     json!({
@@ -97,7 +87,7 @@ pub async fn party_list(server: &str, as_of: Option<&str>, json: bool) -> anyhow
     let mut queries = QueryServiceClient::new(connect(server).await?);
     let answer = queries
         .list_parties(pb::ListPartiesRequest {
-            page: first_page(),
+            page: super::full_page(String::new()),
             options: read_options(as_of)?,
         })
         .await
@@ -141,7 +131,7 @@ pub async fn source_list(server: &str, as_of: Option<&str>, json: bool) -> anyho
     let mut queries = QueryServiceClient::new(connect(server).await?);
     let answer = queries
         .list_sources(pb::ListSourcesRequest {
-            page: first_page(),
+            page: super::full_page(String::new()),
             options: read_options(as_of)?,
         })
         .await
@@ -183,7 +173,7 @@ pub async fn official_list(
     let answer = queries
         .list_officials(pb::ListOfficialsRequest {
             party: party.into(),
-            page: first_page(),
+            page: super::full_page(String::new()),
             options: read_options(as_of)?,
         })
         .await
@@ -270,27 +260,16 @@ pub async fn commitment_overdue(
     json: bool,
 ) -> anyhow::Result<String> {
     let on = match on {
-        None => Timestamp::from_unix_micros(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.as_micros() as i64)
-                .unwrap_or(0),
-        ),
-        Some(text) => Timestamp::parse_iso8601(text)
-            .map_err(|reason| {
-                anyhow::anyhow!("--on {text:?} is not an ISO 8601 date such as 2025-06-30 ({reason})")
-            })?
-            .at(),
+        None => {
+            dipledger::api::convert::timestamp_to_pb(dipledger::log::Clock::now(&dipledger::log::SystemClock))
+        }
+        Some(text) => crate::cli::record::pb_time(text, "on")?,
     };
-    let micros = on.unix_micros();
     let mut queries = QueryServiceClient::new(connect(server).await?);
     let answer = queries
         .list_overdue_commitments(pb::ListOverdueCommitmentsRequest {
-            on: Some(prost_types::Timestamp {
-                seconds: micros.div_euclid(1_000_000),
-                nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-            }),
-            page: first_page(),
+            on: Some(on),
+            page: super::full_page(String::new()),
             options: read_options(as_of)?,
         })
         .await

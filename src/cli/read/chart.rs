@@ -155,10 +155,7 @@ pub async fn fetch(server: &str, a: &str, b: &str, as_of: Option<&str>) -> anyho
             .get_bilateral_relation(pb::GetBilateralRelationRequest {
                 party_a: a.into(),
                 party_b: b.into(),
-                page: Some(pb::PageRequest {
-                    page_size: 500,
-                    page_token: token,
-                }),
+                page: super::full_page(token),
                 options,
             })
             .await
@@ -288,10 +285,7 @@ pub async fn fetch(server: &str, a: &str, b: &str, as_of: Option<&str>) -> anyho
             let page = queries
                 .get_entity_history(pb::GetEntityHistoryRequest {
                     stream_id: id.clone(),
-                    page: Some(pb::PageRequest {
-                        page_size: 500,
-                        page_token: token,
-                    }),
+                    page: super::full_history_page(token),
                     options,
                 })
                 .await

@@ -65,17 +65,9 @@ fn word(name: &str, prefix: &str) -> String {
 
 /// A date flag (`--from`, `--to`) as a timestamp.
 fn date_flag(flag: &str, value: Option<&str>) -> anyhow::Result<Option<prost_types::Timestamp>> {
-    let Some(value) = value else { return Ok(None) };
-    let at = Timestamp::parse_iso8601(value)
-        .map_err(|reason| {
-            anyhow::anyhow!("--{flag} {value:?} is not an ISO 8601 date such as 2025-01-15 ({reason})")
-        })?
-        .at()
-        .unix_micros();
-    Ok(Some(prost_types::Timestamp {
-        seconds: at.div_euclid(1_000_000),
-        nanos: (at.rem_euclid(1_000_000) * 1_000) as i32,
-    }))
+    value
+        .map(|value| crate::cli::record::pb_time(value, flag))
+        .transpose()
 }
 
 fn meeting_row(m: &pb::MeetingView) -> String {
@@ -91,8 +83,13 @@ fn meeting_row(m: &pb::MeetingView) -> String {
         ),
         None => (String::new(), String::new()),
     };
-    let mut parties: Vec<&str> = m.participants.iter().map(|p| p.party.as_str()).collect();
-    parties.dedup();
+    // Each party once, in the order first named (participants A, B, A give A;B).
+    let mut parties: Vec<&str> = Vec::with_capacity(m.participants.len());
+    for participant in &m.participants {
+        if !parties.contains(&participant.party.as_str()) {
+            parties.push(&participant.party);
+        }
+    }
     let participants: Vec<String> = m
         .participants
         .iter()
@@ -152,13 +149,6 @@ fn party_row(p: &pb::PartyView) -> String {
     ])
 }
 
-fn page(token: String) -> Option<pb::PageRequest> {
-    Some(pb::PageRequest {
-        page_size: 500,
-        page_token: token,
-    })
-}
-
 /// Writes `table` from the server at `server` to `out`, every row as of one position (the
 /// first page's); `from`/`to` filter by when things happened (meetings: held or planned;
 /// commitments: made). Returns the number of rows.
@@ -187,7 +177,7 @@ pub async fn csv(
                     .list_meetings(pb::ListMeetingsRequest {
                         occurred_from: from,
                         occurred_to: to,
-                        page: page(token),
+                        page: super::full_page(token),
                         options,
                         ..Default::default()
                     })
@@ -205,7 +195,7 @@ pub async fn csv(
                     .list_commitments(pb::ListCommitmentsRequest {
                         made_from: from,
                         made_to: to,
-                        page: page(token),
+                        page: super::full_page(token),
                         options,
                         ..Default::default()
                     })
@@ -221,7 +211,7 @@ pub async fn csv(
             CsvTable::Parties => {
                 let answer = queries
                     .list_parties(pb::ListPartiesRequest {
-                        page: page(token),
+                        page: super::full_page(token),
                         options,
                     })
                     .await
@@ -250,4 +240,25 @@ pub async fn csv(
     }
     out.flush()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meeting_row_names_each_party_once_in_the_order_first_named() {
+        let participant = |party: &str| pb::ParticipantView {
+            party: party.into(),
+            ..Default::default()
+        };
+        let meeting = pb::MeetingView {
+            participants: vec![participant("FRA"), participant("LBY"), participant("FRA")],
+            ..Default::default()
+        };
+        let fields: Vec<&str> = MEETINGS_HEADER.split(',').collect();
+        let parties = fields.iter().position(|name| *name == "parties").unwrap();
+        let row = meeting_row(&meeting);
+        assert_eq!(row.trim_end().split(',').nth(parties), Some("FRA;LBY"), "{row}");
+    }
 }

@@ -197,10 +197,7 @@ pub async fn relation(
         .get_bilateral_relation(pb::GetBilateralRelationRequest {
             party_a: a.into(),
             party_b: b.into(),
-            page: Some(pb::PageRequest {
-                page_size: 500,
-                page_token: String::new(),
-            }),
+            page: full_page(String::new()),
             options: read_options(as_of)?,
         })
         .await
@@ -326,10 +323,7 @@ pub async fn history(
         let page = queries
             .get_entity_history(pb::GetEntityHistoryRequest {
                 stream_id: stream_id.into(),
-                page: Some(pb::PageRequest {
-                    page_size: 500,
-                    page_token: token,
-                }),
+                page: full_history_page(token),
                 options: read_options(as_of)?,
             })
             .await
@@ -562,6 +556,23 @@ pub use analyst::{
 
 pub use chart::relation_svg;
 pub use views::{commitment_list, commitment_show, meeting_list, meeting_show, official_show};
+
+/// A page of as many items as a list answer holds (the server's `store::MAX_PAGE_SIZE`), from
+/// `token` (empty: the first).
+pub(crate) fn full_page(token: String) -> Option<pb::PageRequest> {
+    Some(pb::PageRequest {
+        page_size: dipledger::projections::store::MAX_PAGE_SIZE as u32,
+        page_token: token,
+    })
+}
+
+/// The same for GetEntityHistory (`history::MAX_HISTORY_PAGE`).
+pub(crate) fn full_history_page(token: String) -> Option<pb::PageRequest> {
+    Some(pb::PageRequest {
+        page_size: dipledger::projections::history::MAX_HISTORY_PAGE as u32,
+        page_token: token,
+    })
+}
 
 #[cfg(test)]
 mod tests {

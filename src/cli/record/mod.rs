@@ -85,7 +85,8 @@ pub struct Common {
     json: bool,
 }
 
-fn pb_time(text: &str, flag: &str) -> anyhow::Result<prost_types::Timestamp> {
+/// A time flag (`--at`, `--from`, ...) as a protobuf timestamp, or an error naming the flag.
+pub(crate) fn pb_time(text: &str, flag: &str) -> anyhow::Result<prost_types::Timestamp> {
     let at = Timestamp::parse_iso8601(text)
         .map_err(|reason| anyhow::anyhow!("--{flag} {text:?} is not a valid ISO 8601 time: {reason} (e.g. 2025-01-15 or 2025-01-15T10:00+01:00)"))?;
     let micros = at.at().unix_micros();
