@@ -9,7 +9,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::note::{Checkpoint, NoteError, NoteVerifier};
-use crate::log::backup::{from_hex, to_hex, ExportLine, MAX_EXPORT_LINE_BYTES};
+use crate::log::backup::{from_hex, read_export_line, to_hex, ExportLine, ExportRead, MAX_EXPORT_LINE_BYTES};
 use crate::log::Envelope;
 use crate::merkle::{self, Hash, ProofError};
 
@@ -153,12 +153,9 @@ pub fn verify_export(
     let mut text = String::new();
     let mut position = 0u64;
     loop {
-        text.clear();
-        if input
-            .read_line(&mut text)
-            .map_err(|error| VerifyError::Malformed(format!("reading the export: {error}")))?
-            == 0
-        {
+        let read = read_export_line(input, &mut text)
+            .map_err(|error| VerifyError::Malformed(format!("reading the export: {error}")))?;
+        if read == ExportRead::End {
             break;
         }
         let expected = position + 1;
@@ -166,7 +163,7 @@ pub fn verify_export(
             position: Some(expected),
             reason,
         };
-        if text.len() > MAX_EXPORT_LINE_BYTES {
+        if read == ExportRead::TooLong {
             return Err(at(format!("the line is over {MAX_EXPORT_LINE_BYTES} bytes")));
         }
         let line: ExportLine = serde_json::from_str(text.trim_end())

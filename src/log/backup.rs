@@ -41,6 +41,31 @@ pub const RESTORE_BATCH_RECORDS: usize = 4_096;
 /// Longest export line accepted, in bytes (a maximum event in hex plus its fields).
 pub const MAX_EXPORT_LINE_BYTES: usize = 256 * 1024;
 
+/// What [`read_export_line`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportRead {
+    /// The end of the input.
+    End,
+    /// A line (in the caller's buffer).
+    Line,
+    /// A line over [`MAX_EXPORT_LINE_BYTES`]: refused after reading one byte more than the
+    /// limit, never read whole (a hostile file cannot make a reader hold it in memory).
+    TooLong,
+}
+
+/// Reads one export line into `text` (cleared first), at most `MAX_EXPORT_LINE_BYTES + 1` bytes
+/// of it. Restore and `audit verify-export` read exports through this.
+pub fn read_export_line(input: &mut dyn BufRead, text: &mut String) -> std::io::Result<ExportRead> {
+    use std::io::Read;
+    text.clear();
+    let read = input.take(MAX_EXPORT_LINE_BYTES as u64 + 1).read_line(text)?;
+    Ok(match read {
+        0 => ExportRead::End,
+        _ if text.len() > MAX_EXPORT_LINE_BYTES => ExportRead::TooLong,
+        _ => ExportRead::Line,
+    })
+}
+
 /// One exported event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportLine {
@@ -353,9 +378,8 @@ pub fn restore_jsonl(
     let mut line_number = 0u64;
     let mut text = String::new();
     loop {
-        text.clear();
-        let read = input.read_line(&mut text).map_err(LogError::Io)?;
-        if read == 0 {
+        let read = read_export_line(input, &mut text).map_err(LogError::Io)?;
+        if read == ExportRead::End {
             break;
         }
         line_number += 1;
@@ -363,7 +387,7 @@ pub fn restore_jsonl(
             line: line_number,
             reason,
         };
-        if text.len() > MAX_EXPORT_LINE_BYTES {
+        if read == ExportRead::TooLong {
             return Err(bad(format!("line is over {MAX_EXPORT_LINE_BYTES} bytes")));
         }
         let line: ExportLine =
@@ -500,4 +524,25 @@ fn write_batch(
     *first_in_batch = next_position;
     tree.apply_batch(batch)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_line_over_the_limit_is_refused_without_reading_it_whole() {
+        let huge = vec![b'x'; 10 * MAX_EXPORT_LINE_BYTES];
+        let mut input = std::io::BufReader::new(&huge[..]);
+        let mut text = String::new();
+        assert_eq!(
+            read_export_line(&mut input, &mut text).unwrap(),
+            ExportRead::TooLong
+        );
+        assert_eq!(text.len(), MAX_EXPORT_LINE_BYTES + 1);
+        let mut lines = std::io::BufReader::new(&b"{}\n"[..]);
+        assert_eq!(read_export_line(&mut lines, &mut text).unwrap(), ExportRead::Line);
+        assert_eq!(text, "{}\n");
+        assert_eq!(read_export_line(&mut lines, &mut text).unwrap(), ExportRead::End);
+    }
 }
