@@ -108,7 +108,7 @@ impl AuditService for Audit {
             ));
         }
         let (leaf, proof) = self
-            .blocking(move |log| Ok((log.leaf(position)?, log.inclusion_proof(position, tree_size)?)))
+            .blocking(move |log| log.inclusion(position, tree_size))
             .await
             .map_err(status::from_log_error)?;
         Ok(Response::new(pb::GetInclusionProofResponse {

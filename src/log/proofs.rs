@@ -42,6 +42,12 @@ impl Log {
 
     /// The inclusion proof of the record at `position` in the tree of `size` records.
     pub fn inclusion_proof(&self, position: u64, size: u64) -> LogResult<Vec<Hash>> {
+        self.check_in_tree(position, size)?;
+        merkle::inclusion_proof(&Tiled(&self.tree_reader()), position - 1, size)
+    }
+
+    /// `position` is in the tree of `size` records, and that tree is durable.
+    fn check_in_tree(&self, position: u64, size: u64) -> LogResult<()> {
         self.check_size(size)?;
         if position == 0 || position > size {
             return Err(LogError::OutOfRange {
@@ -49,7 +55,7 @@ impl Log {
                 head: size,
             });
         }
-        merkle::inclusion_proof(&Tiled(&self.tree_reader()), position - 1, size)
+        Ok(())
     }
 
     /// The consistency proof from the tree of `first` records to that of `second`.
@@ -98,6 +104,20 @@ impl Log {
     /// The leaf input of the record at `position`, checked against its checksum, its stored
     /// leaf hash and the tree's leaf; any disagreement is `DataLoss` at the position.
     pub fn leaf(&self, position: u64) -> LogResult<Leaf> {
+        self.leaf_in(&self.tree_reader(), position)
+    }
+
+    /// The record at `position` and its inclusion proof in the tree of `size` records, through
+    /// one tree reader (the leaf's tile is read once for both).
+    pub fn inclusion(&self, position: u64, size: u64) -> LogResult<(Leaf, Vec<Hash>)> {
+        self.check_in_tree(position, size)?;
+        let reader = self.tree_reader();
+        let leaf = self.leaf_in(&reader, position)?;
+        let proof = merkle::inclusion_proof(&Tiled(&reader), position - 1, size)?;
+        Ok((leaf, proof))
+    }
+
+    fn leaf_in(&self, tree: &TreeReader<'_>, position: u64) -> LogResult<Leaf> {
         self.check_size(position)?;
         if position == 0 {
             return Err(LogError::OutOfRange {
@@ -116,7 +136,7 @@ impl Log {
             return Err(damaged("the record's leaf hash does not match its bytes"));
         }
         use crate::merkle::tile::TileSource;
-        let in_tree = self.tree_reader().entries(0, position - 1, 1)?;
+        let in_tree = tree.entries(0, position - 1, 1)?;
         if in_tree[0] != hash {
             return Err(damaged("the record's hash disagrees with the Merkle tree"));
         }
