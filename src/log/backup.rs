@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::codec::{encode_record, GENESIS_CHAIN_HASH};
-use super::envelope::{Direction, Envelope, EventFilter, Hash, RecordedEvent};
+use super::envelope::{Direction, Envelope, EventFilter, Hash};
 use super::error::{LogError, LogResult};
 use super::keys::{self, HeadMeta, StreamRun};
 use super::limits::MAX_READ_PAGE_EVENTS;
@@ -249,19 +249,16 @@ pub fn export_jsonl_selected(
             MAX_READ_PAGE_EVENTS,
             &selection.filter,
         )?;
-        // The tree's leaves over the page's span (a filtered page skips positions).
-        let span_start = page.events.first().map_or(position, RecordedEvent::position);
-        let span_end = page.events.last().map_or(position, |e| e.position().min(head));
-        let in_tree = match span_end >= span_start {
-            true => log.tree_leaves(span_start, span_end - span_start + 1)?,
-            false => Vec::new(),
-        };
+        // The tree's leaf of each exported record, through one reader: consecutive positions
+        // share its cached tile, and a filtered page reads only the tiles of what it exports.
+        let tree = log.tree_reader();
         for event in &page.events {
             let envelope = event.envelope();
             if envelope.position > head {
                 break;
             }
-            if event.leaf_hash() != &in_tree[(envelope.position - span_start) as usize] {
+            use crate::merkle::tile::TileSource;
+            if event.leaf_hash() != &tree.entries(0, envelope.position - 1, 1)?[0] {
                 return Err(LogError::DataLoss {
                     position: envelope.position,
                     reason: "the record's hash disagrees with the Merkle tree".into(),

@@ -19,7 +19,7 @@ pub struct Leaf {
 }
 
 impl Log {
-    fn tree_reader(&self) -> TreeReader<'_> {
+    pub(super) fn tree_reader(&self) -> TreeReader<'_> {
         TreeReader::new(&self.inner.tree, &self.inner.shared.tree)
     }
 
@@ -84,21 +84,6 @@ impl Log {
         use crate::merkle::tile::TileSource;
         let hashes = self.tree_reader().entries(level, index * TILE_WIDTH, width)?;
         Ok(hashes.iter().flat_map(|hash| hash.iter().copied()).collect())
-    }
-
-    /// The tree's leaf hashes of positions `first..first + count` (all at most the head).
-    pub fn tree_leaves(&self, first: u64, count: u64) -> LogResult<Vec<Hash>> {
-        use crate::merkle::tile::TileSource;
-        self.check_size((first + count).saturating_sub(1))?;
-        let reader = self.tree_reader();
-        let mut leaves = Vec::with_capacity(count as usize);
-        let (mut index, end) = (first.saturating_sub(1), first.saturating_sub(1) + count);
-        while index < end {
-            let in_tile = (TILE_WIDTH - index % TILE_WIDTH).min(end - index);
-            leaves.extend(reader.entries(0, index, in_tile)?);
-            index += in_tile;
-        }
-        Ok(leaves)
     }
 
     /// The leaf input of the record at `position`, checked against its checksum, its stored
