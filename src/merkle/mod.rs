@@ -62,6 +62,46 @@ pub fn root_of_hashes(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The root of a tree grown one leaf at a time, holding only the roots of its perfect subtrees
+/// (at most 64 hashes, whatever the size): for a verifier that streams leaves it cannot keep.
+#[derive(Debug, Clone, Default)]
+pub struct CompactRange {
+    /// (leaves, root) of each perfect subtree, largest first; sizes strictly decreasing.
+    subtrees: Vec<(u64, Hash)>,
+}
+
+impl CompactRange {
+    /// Appends the leaf whose hash is `leaf`.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut top = (1u64, leaf);
+        while let Some(&(size, hash)) = self.subtrees.last() {
+            if size != top.0 {
+                break;
+            }
+            self.subtrees.pop();
+            top = (size * 2, node_hash(&hash, &top.1));
+        }
+        self.subtrees.push(top);
+    }
+
+    /// Leaves pushed.
+    pub fn size(&self) -> u64 {
+        self.subtrees.iter().map(|(size, _)| size).sum()
+    }
+
+    /// RFC 9162's root of the leaves pushed: the perfect subtrees folded from the smallest.
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.subtrees.iter().rev();
+        let Some(&(_, mut root)) = subtrees.next() else {
+            return empty_root();
+        };
+        for (_, hash) in subtrees {
+            root = node_hash(hash, &root);
+        }
+        root
+    }
+}
+
 /// Where the hashes of perfect subtrees come from.
 pub trait Nodes {
     /// Why a hash could not be read.

@@ -284,3 +284,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_compact_range_roots_every_size_like_the_naive_tree() {
+    let mut range = CompactRange::default();
+    let mut leaves = Vec::new();
+    assert_eq!(range.root(), empty_root());
+    for index in 0..300u32 {
+        let leaf = leaf_hash(&index.to_be_bytes());
+        range.push(leaf);
+        leaves.push(leaf);
+        assert_eq!(range.size(), leaves.len() as u64);
+        assert_eq!(range.root(), root_of_hashes(&leaves), "size {}", leaves.len());
+        assert!(range.subtrees.len() <= 64);
+    }
+}
