@@ -249,13 +249,32 @@ pub fn commit_batch(
     entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
     head: &HeadMeta,
 ) -> (sled::Batch, u64) {
+    let (writes, next) = commit_writes(first_position, records, entries, head);
     let mut batch = sled::Batch::default();
+    for (key, value) in writes {
+        batch.insert(key, value);
+    }
+    (batch, next)
+}
+
+/// One sled write: a key and its value.
+pub type Write = (Vec<u8>, Vec<u8>);
+
+/// The writes of [`commit_batch`] in order: the chunks, the entries, the head last (a commit
+/// applied as plain inserts is complete once its head is).
+pub fn commit_writes(
+    first_position: u64,
+    records: impl IntoIterator<Item = Vec<u8>>,
+    entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    head: &HeadMeta,
+) -> (Vec<Write>, u64) {
+    let mut batch = Vec::new();
     let mut chunk_start = first_position;
     let mut chunk: Vec<u8> = Vec::with_capacity(super::codec::MAX_CHUNK_BYTES);
     let mut in_chunk = 0u64;
     for record in records {
         if !chunk.is_empty() && chunk.len() + record.len() > super::codec::MAX_CHUNK_BYTES {
-            batch.insert(&event_key(chunk_start), std::mem::take(&mut chunk));
+            batch.push((event_key(chunk_start).to_vec(), std::mem::take(&mut chunk)));
             chunk_start += in_chunk;
             in_chunk = 0;
         }
@@ -263,12 +282,10 @@ pub fn commit_batch(
         in_chunk += 1;
     }
     if !chunk.is_empty() {
-        batch.insert(&event_key(chunk_start), chunk);
+        batch.push((event_key(chunk_start).to_vec(), chunk));
         chunk_start += in_chunk;
     }
-    for (key, value) in entries {
-        batch.insert(key, value);
-    }
-    batch.insert(META_HEAD_KEY, encode_checked(head));
+    batch.extend(entries);
+    batch.push((META_HEAD_KEY.to_vec(), encode_checked(head)));
     (batch, chunk_start)
 }

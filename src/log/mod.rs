@@ -66,8 +66,11 @@ pub enum FaultPoint {
     JournalWrite,
     /// The journal frame's fdatasync (`SegmentFile::sync_data`).
     JournalSync,
-    /// Applying the commit's batch to sled.
+    /// Applying the commit's writes to sled, before the first.
     SledApply,
+    /// Applying a small commit's writes to sled (plain inserts), after half of them: a crash in
+    /// the middle of the apply leaves sled holding part of a journaled commit.
+    SledApplyHalfway,
     /// The checkpointer's sled flush and fsync.
     Checkpoint,
 }
@@ -380,6 +383,7 @@ impl Log {
             head_sender,
             shared: shared.clone(),
             stream_heads: Default::default(),
+            in_flight: Default::default(),
             disk: disk.clone(),
         };
         let writer = std::thread::Builder::new()

@@ -2,12 +2,21 @@
 //!
 //! The *stager* thread owns every append. It takes all requests queued while earlier commits
 //! were in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
-//! against the stream heads and command ids, encodes and chains the records, packs them into
-//! chunks and builds the commit's journal frame part, which it hands to the *syncer* thread at
-//! once; it then applies one atomic sled batch (in memory: sled is not flushed here), tells the
-//! syncer, and goes on staging the next group. The syncer writes every frame part handed to it
-//! as one journal frame with one write and one fdatasync (overlapping the sled apply); once a
-//! commit is both journaled and applied it moves the durable head and answers the callers.
+//! against the stream heads and command ids (its own staged-but-unapplied commits first, then
+//! sled), encodes and chains the records, packs them into chunks and builds the commit's journal
+//! frame part and its sled writes, which it hands to the *syncer* thread; it then goes on staging
+//! the next group. The syncer writes every frame part handed to it as one journal frame with one
+//! write and one fdatasync, and only then applies each commit's writes to sled (in memory: sled is
+//! not flushed here), moves the durable head and answers the callers.
+//!
+//! Sled is written only after the journal holds the commit, so everything sled holds past its
+//! last flush is also in the journal, and recovery's replay from sled's head rewrites the same
+//! keys. That is what lets a small commit go to sled as plain inserts, in key order with the head
+//! last, instead of an atomic batch: sled 0.34 makes every batch seal and write its IO buffer
+//! twice (`pin_log`: a `pwrite` and a waited `sync_file_range` each, on its IO threads, all woken
+//! per write), which doubled the device work of every acknowledged command. Recovery relies on
+//! sled recovering a prefix of its operations: a commit cut short has no head yet, and the
+//! journal replays it whole.
 //! The *checkpointer* thread flushes sled every CHECKPOINT_INTERVAL (or sooner once
 //! CHECKPOINT_JOURNAL_BYTES were journaled) and records the position sled now holds durably, so
 //! that journal segments below it can be reused. A failed write or fdatasync poisons the writer:
@@ -102,15 +111,12 @@ impl Shared {
     }
 }
 
-/// How many messages (frames and applied commits, two per commit) may wait for the syncer.
+/// How many staged commits may wait for the syncer.
 const SYNC_QUEUE_DEPTH: usize = 4;
-
-/// What the stager hands the syncer, in order: a commit's frame part as soon as it is staged
-/// (so the journal write overlaps the sled apply), then the commit once applied.
-enum ToSyncer {
-    Frame(FramePart),
-    Applied(AppliedCommit),
-}
+/// A commit with at most this many sled writes is applied as plain inserts; a larger one as one
+/// batch (a batch's two IO-buffer writes cost less than per-key inserts past about this size:
+/// `dipledger-bench log`, docs/benchmarks.md).
+pub(crate) const MAX_INSERTS_UNBATCHED: usize = 32;
 
 pub(crate) struct Writer {
     pub(crate) sled: Arc<SledFiles>,
@@ -122,14 +128,27 @@ pub(crate) struct Writer {
     pub(crate) head_sender: watch::Sender<u64>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stream_heads: HashMap<String, u64>,
+    /// Commits staged but not yet applied to sled, oldest first.
+    pub(crate) in_flight: VecDeque<InFlight>,
     /// Checkpoints wait while the disk is (nearly) full.
     pub(crate) disk: Arc<super::disk::DiskGuard>,
 }
 
-/// A commit applied to sled, waiting for its sync.
-struct AppliedCommit {
+/// A commit staged by the stager: its journal frame part and its sled writes (none when every op
+/// of the group was refused), and the answers to send once it is journaled and applied.
+struct StagedCommit {
+    part: Option<FramePart>,
+    writes: Vec<keys::Write>,
+    /// The log's head once this commit is applied.
     head: u64,
     outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
+}
+
+/// What the stager remembers of a commit handed to the syncer until it is applied to sled.
+pub(crate) struct InFlight {
+    head: u64,
+    commands: HashMap<Uuid, (Hash, AppendResult)>,
+    stream_heads: Vec<(String, u64)>,
 }
 
 /// What one op (or the whole group) has decided, on top of what is applied.
@@ -143,7 +162,7 @@ struct Staged {
     /// Encoded records in position order, starting at the group's first position.
     records: Vec<Vec<u8>>,
     /// Stream index and command entries.
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    entries: Vec<keys::Write>,
     /// The last stream run this op wrote: its stream, its index in `entries`, the run. A next
     /// request of the op continuing it (same stream, next position and version) extends it
     /// instead of adding a sled key: a batch of commands to one entity is one run.
@@ -179,7 +198,7 @@ impl Writer {
     /// Runs the stager on this thread, the syncer and the checkpointer on threads of their own,
     /// until the queue closes; then finishes every queued and applied commit.
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>, journal: JournalWriter) {
-        let (to_syncer, applied) = std_mpsc::sync_channel::<ToSyncer>(SYNC_QUEUE_DEPTH);
+        let (to_syncer, staged) = std_mpsc::sync_channel::<StagedCommit>(SYNC_QUEUE_DEPTH);
         let (wake_checkpointer, wakes) = std_mpsc::sync_channel::<()>(1);
         let checkpointer = Checkpointer {
             sled: self.sled.clone(),
@@ -193,6 +212,7 @@ impl Writer {
             .expect("spawn the log checkpoint thread");
         let syncer = Syncer {
             sled: self.sled.clone(),
+            tree: self.tree.clone(),
             journal,
             sizes: self.sizes,
             head_sender: self.head_sender.clone(),
@@ -202,7 +222,7 @@ impl Writer {
         };
         let syncer = std::thread::Builder::new()
             .name("dipledger-log-sync".into())
-            .spawn(move || syncer.run(applied))
+            .spawn(move || syncer.run(staged))
             .expect("spawn the log sync thread");
         let frame_limit = self.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
         let mut carried: Option<WriteOp> = None;
@@ -228,8 +248,8 @@ impl Writer {
                 bytes += op.frame_bytes_bound();
                 ops.push(op);
             }
-            let commit = self.apply_group(ops, &to_syncer);
-            if to_syncer.send(ToSyncer::Applied(commit)).is_err() {
+            let commit = self.stage_group(ops);
+            if to_syncer.send(commit).is_err() {
                 break;
             }
         }
@@ -238,23 +258,25 @@ impl Writer {
         let _ = checkpointer.join();
     }
 
-    /// Stages one group, hands its frame part to the syncer, and applies it to sled. Rejected
-    /// ops are answered along with the commit (after its sync), so answers keep the order of
-    /// the queue.
-    fn apply_group(
-        &mut self,
-        ops: Vec<WriteOp>,
-        to_syncer: &std_mpsc::SyncSender<ToSyncer>,
-    ) -> AppliedCommit {
+    /// Stages one group: its frame part and sled writes, for the syncer. Rejected ops are
+    /// answered along with the commit (after its sync), so answers keep the order of the queue.
+    fn stage_group(&mut self, ops: Vec<WriteOp>) -> StagedCommit {
+        let applied = self.shared.applied.load(Ordering::SeqCst);
+        while self.in_flight.front().is_some_and(|done| done.head <= applied) {
+            self.in_flight.pop_front();
+        }
+        let refused = |outcomes, head| StagedCommit {
+            part: None,
+            writes: Vec::new(),
+            head,
+            outcomes,
+        };
         if let Some(cause) = self.shared.poisoned() {
             let outcomes = ops
                 .into_iter()
                 .map(|op| (op.reply, Err(LogError::Poisoned { cause: cause.clone() })))
                 .collect();
-            return AppliedCommit {
-                head: self.head.position,
-                outcomes,
-            };
+            return refused(outcomes, self.head.position);
         }
         let recorded_at = self.clock.now().max(self.head.recorded_at);
         let mut group = Staged::starting_at(self.head.position + 1, self.head.chain_hash);
@@ -268,79 +290,60 @@ impl Writer {
             outcomes.push((op.reply, outcome));
         }
         if group.records.is_empty() {
-            return AppliedCommit {
-                head: self.head.position,
-                outcomes,
-            };
+            return refused(outcomes, self.head.position);
         }
         let mut part = FramePart::new(self.head.position + 1, self.head.chain_hash);
         for record in &group.records {
             part.push_record(record);
         }
         part.requests = std::mem::take(&mut group.requests);
-        if to_syncer.send(ToSyncer::Frame(part)).is_err() {
-            self.shared.poison("the log sync thread stopped");
-        }
         let new_head = HeadMeta {
             format_version: super::codec::FORMAT_VERSION,
             position: group.next_position - 1,
             chain_hash: group.chain_hash,
             recorded_at,
         };
-        match self.apply(&mut group, &new_head) {
-            Ok(()) => {
-                self.head = new_head;
-                if self.stream_heads.len() + group.stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
-                    self.stream_heads.clear();
-                }
-                self.stream_heads.extend(group.stream_heads.drain());
-            }
-            Err(error) => {
-                let cause = error.to_string();
-                self.shared.poison(&cause);
-                for (_, outcome) in outcomes.iter_mut() {
-                    if outcome.is_ok() {
-                        *outcome = Err(LogError::Poisoned { cause: cause.clone() });
-                    }
-                }
-            }
-        }
-        AppliedCommit {
+        let writes = self.writes(&mut group, &new_head);
+        self.head = new_head;
+        self.remember(group);
+        StagedCommit {
+            part: Some(part),
+            writes,
             head: self.head.position,
             outcomes,
         }
     }
 
-    /// Packs the group's records into chunks and applies everything in one atomic batch.
-    fn apply(&mut self, group: &mut Staged, new_head: &HeadMeta) -> LogResult<()> {
+    /// Keeps what the group staged (stream heads, command ids) until sled holds it.
+    fn remember(&mut self, group: Staged) {
+        let stream_heads: Vec<(String, u64)> = group.stream_heads.into_iter().collect();
+        if self.stream_heads.len() + stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
+            self.stream_heads.clear();
+            for earlier in &self.in_flight {
+                self.stream_heads.extend(earlier.stream_heads.iter().cloned());
+            }
+        }
+        self.stream_heads.extend(stream_heads.iter().cloned());
+        self.in_flight.push_back(InFlight {
+            head: self.head.position,
+            commands: group.commands,
+            stream_heads,
+        });
+    }
+
+    /// The group's sled writes: its records packed into chunks, its index entries and Merkle
+    /// tiles, the new head last.
+    fn writes(&mut self, group: &mut Staged, new_head: &HeadMeta) -> Vec<keys::Write> {
         let tiles = self.grow_tree(&group.records);
         group.entries.extend(super::tree::tile_entries(tiles));
-        let (batch, next_position) = keys::commit_batch(
+        let (writes, next_position) = keys::commit_writes(
             self.head.position + 1,
             group.records.drain(..),
             group.entries.drain(..),
             new_head,
         );
         debug_assert_eq!(next_position, new_head.position + 1);
-        let started = std::time::Instant::now();
-        #[cfg(any(test, feature = "test-hooks"))]
-        self.shared.faults.fail(super::FaultPoint::SledApply)?;
-        self.tree.apply_batch(batch)?;
-        self.shared
-            .tree
-            .lock()
-            .expect("tree lock")
-            .trim(new_head.position);
-        let stats = &self.shared.stats;
-        stats
-            .apply_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats
-            .events
-            .fetch_add(new_head.position - self.head.position, Ordering::Relaxed);
-        self.shared.applied.store(new_head.position, Ordering::SeqCst);
-        Ok(())
+        writes
     }
 
     /// Adds the group's leaves to the Merkle tree; returns the full tiles they complete (about
@@ -476,10 +479,16 @@ impl Writer {
         group: &Staged,
         op: &Staged,
     ) -> LogResult<Option<(Hash, AppendResult)>> {
+        let in_flight = self.in_flight.iter().rev();
         if let Some(found) = op
             .commands
             .get(&command_id)
             .or_else(|| group.commands.get(&command_id))
+            .or_else(|| {
+                in_flight
+                    .filter_map(|commit| commit.commands.get(&command_id))
+                    .next()
+            })
         {
             return Ok(Some(found.clone()));
         }
@@ -497,18 +506,24 @@ impl Writer {
         if let Some(version) = self.stream_heads.get(stream_id) {
             return Ok(*version);
         }
+        // Not staged since open, nor in flight (in-flight heads stay in the cache), so sled
+        // holds its current version.
         let version = reader::stored_stream_version(&self.tree, stream_id)?;
         if self.stream_heads.len() >= STREAM_HEAD_CACHE_ENTRIES {
             self.stream_heads.clear();
+            for earlier in &self.in_flight {
+                self.stream_heads.extend(earlier.stream_heads.iter().cloned());
+            }
         }
         self.stream_heads.insert(stream_id.to_owned(), version);
         Ok(version)
     }
 }
 
-/// Makes applied commits durable in the journal and answers their callers.
+/// Makes staged commits durable in the journal, applies them to sled and answers their callers.
 struct Syncer {
     sled: Arc<SledFiles>,
+    tree: sled::Tree,
     journal: JournalWriter,
     sizes: JournalSizes,
     head_sender: watch::Sender<u64>,
@@ -518,66 +533,86 @@ struct Syncer {
 }
 
 impl Syncer {
-    /// Writes every frame part received so far as one frame (one write, one fdatasync), then
-    /// publishes the head up to what is both journaled and applied to sled, and answers the
-    /// commits below it, in order.
-    fn run(mut self, inbox: std_mpsc::Receiver<ToSyncer>) {
-        let mut journaled = *self.head_sender.borrow();
-        let mut applied = journaled;
-        let mut waiting: VecDeque<AppliedCommit> = VecDeque::new();
+    /// Writes the frame parts of every commit received so far as one frame (one write, one
+    /// fdatasync), then applies the commits to sled in order, publishes the head and answers
+    /// their callers. Once poisoned, it answers every commit with the poison.
+    fn run(mut self, inbox: std_mpsc::Receiver<StagedCommit>) {
         while let Ok(first) = inbox.recv() {
-            let mut parts = Vec::new();
-            for message in std::iter::once(first).chain(inbox.try_iter()) {
-                match message {
-                    ToSyncer::Frame(part) => parts.push(part),
-                    ToSyncer::Applied(commit) => {
-                        applied = applied.max(commit.head);
-                        waiting.push_back(commit);
-                    }
+            let mut commits: Vec<StagedCommit> = std::iter::once(first).chain(inbox.try_iter()).collect();
+            let parts: Vec<FramePart> = commits
+                .iter_mut()
+                .filter_map(|commit| commit.part.take())
+                .collect();
+            if !parts.is_empty() && self.shared.poisoned().is_none() {
+                if let Err(error) = self.write(&parts) {
+                    self.shared.poison(&error.to_string());
                 }
             }
-            if let Some(last) = parts.last().map(FramePart::last_position) {
+            for commit in commits {
                 if self.shared.poisoned().is_none() {
-                    match self.write(&parts) {
-                        Ok(()) => journaled = last,
-                        Err(error) => self.shared.poison(&error.to_string()),
+                    if let Err(error) = self.apply(commit.writes, commit.head) {
+                        self.shared.poison(&error.to_string());
                     }
                 }
-            }
-            let durable = journaled.min(applied);
-            if self.shared.poisoned().is_none() {
-                self.head_sender.send_if_modified(|current| {
-                    let moved = *current < durable;
-                    *current = (*current).max(durable);
-                    moved
-                });
-            }
-            self.answer(&mut waiting, durable);
-        }
-        // The stager is gone: every frame it sent was written (or the writer is poisoned).
-        self.answer(&mut waiting, journaled.min(applied));
-        for commit in waiting {
-            for (reply, _) in commit.outcomes {
-                let _ = reply.send(Err(LogError::Closed));
+                self.answer(commit.outcomes);
             }
         }
     }
 
-    /// Answers the waiting commits at or below `durable` (all of them once poisoned).
-    fn answer(&self, waiting: &mut VecDeque<AppliedCommit>, durable: u64) {
-        let poisoned = self.shared.poisoned();
-        while waiting
-            .front()
-            .is_some_and(|commit| poisoned.is_some() || commit.head <= durable)
-        {
-            let commit = waiting.pop_front().expect("a waiting commit");
-            for (reply, outcome) in commit.outcomes {
-                let outcome = match (&poisoned, outcome) {
-                    (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
-                    (_, outcome) => outcome,
-                };
-                let _ = reply.send(outcome);
+    /// Applies one journaled commit's writes to sled, then moves the durable head to it.
+    fn apply(&self, writes: Vec<keys::Write>, head: u64) -> LogResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        #[cfg(any(test, feature = "test-hooks"))]
+        self.shared.faults.fail(super::FaultPoint::SledApply)?;
+        if writes.len() <= MAX_INSERTS_UNBATCHED {
+            #[cfg(any(test, feature = "test-hooks"))]
+            let mut halfway = self.shared.faults.fail(super::FaultPoint::SledApplyHalfway).err();
+            #[cfg(any(test, feature = "test-hooks"))]
+            let stop_at = writes.len() / 2;
+            for (_index, (key, value)) in writes.into_iter().enumerate() {
+                #[cfg(any(test, feature = "test-hooks"))]
+                if _index == stop_at {
+                    if let Some(error) = halfway.take() {
+                        return Err(error.into());
+                    }
+                }
+                self.tree.insert(key, value)?;
             }
+        } else {
+            let mut batch = sled::Batch::default();
+            for (key, value) in writes {
+                batch.insert(key, value);
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        self.shared.tree.lock().expect("tree lock").trim(head);
+        let stats = &self.shared.stats;
+        stats
+            .apply_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        let before = self.shared.applied.swap(head, Ordering::SeqCst);
+        stats.events.fetch_add(head - before, Ordering::Relaxed);
+        self.head_sender.send_if_modified(|current| {
+            let moved = *current < head;
+            *current = (*current).max(head);
+            moved
+        });
+        Ok(())
+    }
+
+    /// Answers one commit's callers (with the poison instead of success once poisoned).
+    fn answer(&self, outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>) {
+        let poisoned = self.shared.poisoned();
+        for (reply, outcome) in outcomes {
+            let outcome = match (&poisoned, outcome) {
+                (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
+                (_, outcome) => outcome,
+            };
+            let _ = reply.send(outcome);
         }
     }
 

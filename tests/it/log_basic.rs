@@ -439,6 +439,50 @@ fn a_failed_sync_poisons_the_writer_and_nothing_is_acknowledged() {
     assert!(log.verify(&mut |_, _| {}).is_ok());
 }
 
+#[test]
+fn a_commit_cut_short_in_sled_is_invisible_and_replayed_whole_from_the_journal() {
+    use dipledger::log::FaultPoint;
+    let (dir, log) = temp_log();
+    log.append_blocking(request("s", ExpectedVersion::Any, 2))
+        .unwrap();
+    let cut = request("s", ExpectedVersion::Exact(2), 3);
+    log.inject_fault(FaultPoint::SledApplyHalfway, std::io::ErrorKind::Other);
+    assert!(matches!(
+        log.append_blocking(cut.clone()),
+        Err(LogError::Poisoned { .. })
+    ));
+    assert_eq!(log.head(), 2, "half a commit in sled is not visible");
+    assert_eq!(
+        log.read_stream("s", 1, Direction::Forwards, 100).unwrap().len(),
+        2
+    );
+    drop(log);
+    // The journal holds the whole commit (sled is written only after its fdatasync), so the
+    // reopen replays it over the half that sled kept.
+    let log = reopen(&dir);
+    assert_eq!(log.head(), 5);
+    assert_eq!(log.stream_version("s").unwrap(), 5);
+    let versions: Vec<u64> = log
+        .read_stream("s", 1, Direction::Forwards, 100)
+        .unwrap()
+        .iter()
+        .map(|event| event.envelope().stream_version)
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    let retried = log.append_blocking(cut).unwrap();
+    assert_eq!(
+        (retried.first_position(), retried.last_position()),
+        (3, 5),
+        "the command id was replayed too"
+    );
+    assert_eq!(log.head(), 5, "the retry wrote nothing");
+    let next = log
+        .append_blocking(request("s", ExpectedVersion::Exact(5), 1))
+        .unwrap();
+    assert_eq!(next.first_position(), 6);
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
 #[tokio::test]
 async fn the_head_notification_moves_with_each_commit() {
     let (_dir, log) = temp_log();
