@@ -270,7 +270,9 @@ pub fn commit_writes(
 ) -> (Vec<Write>, u64) {
     let mut batch = Vec::new();
     let mut chunk_start = first_position;
-    let mut chunk: Vec<u8> = Vec::with_capacity(super::codec::MAX_CHUNK_BYTES);
+    // Grown as needed, not allocated at MAX_CHUNK_BYTES: a 1 MiB allocation per commit came as
+    // fresh huge pages the kernel zeroed on first touch (2.6% of the server's CPU under W2).
+    let mut chunk: Vec<u8> = Vec::new();
     let mut in_chunk = 0u64;
     for record in records {
         if !chunk.is_empty() && chunk.len() + record.len() > super::codec::MAX_CHUNK_BYTES {
