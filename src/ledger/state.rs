@@ -33,6 +33,11 @@ impl StateCache {
         // the ledger's lock stripes, and the state is put back once its append succeeded.
         let cached = self.states.lock().expect("state cache").remove(stream_id);
         let mut state = cached.unwrap_or(empty);
+        if state.version() > 0 && log.applied_stream_version(stream_id) == Some(state.version()) {
+            // Current as far as sled holds the stream (an event staged past it fails the append
+            // with a conflict), so no read of the stream index.
+            return Ok(state);
+        }
         loop {
             let page = log.read_stream(stream_id, state.version() + 1, Direction::Forwards, usize::MAX)?;
             if page.is_empty() {

@@ -586,6 +586,19 @@ impl Log {
         )
     }
 
+    /// The version of `stream_id` as last applied to sled, when the log remembers it (a stream
+    /// written since open, unless the bounded memory was cleared since): every event of the
+    /// stream up to it is applied, none after it. `None` says nothing; ask `stream_version`.
+    pub fn applied_stream_version(&self, stream_id: &str) -> Option<u64> {
+        self.inner
+            .shared
+            .stream_versions
+            .lock()
+            .expect("stream versions")
+            .get(stream_id)
+            .copied()
+    }
+
     /// The current (durable) version of a stream; 0 when it has no events. Reads only the
     /// stream index (no record), so it is cheap enough for the ledger's reference checks.
     pub fn stream_version(&self, stream_id: &str) -> LogResult<u64> {

@@ -42,7 +42,9 @@ use super::envelope::{AppendRequest, AppendResult, Envelope, Hash};
 use super::error::{LogError, LogResult};
 use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
-use super::limits::{CHECKPOINT_JOURNAL_BYTES, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
+use super::limits::{
+    CHECKPOINT_JOURNAL_BYTES, DURABLE_STREAM_VERSIONS, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES,
+};
 use super::reader;
 use crate::time::Timestamp;
 
@@ -82,6 +84,10 @@ pub(crate) struct Shared {
     pub(crate) checkpointed: AtomicU64,
     /// The Merkle tree as far as applied (tiles completed go into each commit's batch).
     pub(crate) tree: Mutex<super::tree::TreeState>,
+    /// The current version of streams written since open, as applied to sled (at most
+    /// DURABLE_STREAM_VERSIONS entries, cleared when full): lets the ledger see that a cached
+    /// state is current without reading sled.
+    pub(crate) stream_versions: Mutex<HashMap<String, u64>>,
 }
 
 /// Counters of the writer's work since open.
@@ -141,6 +147,8 @@ struct StagedCommit {
     writes: Vec<keys::Write>,
     /// The log's head once this commit is applied.
     head: u64,
+    /// The streams the commit wrote, with their versions after it.
+    stream_heads: Vec<(String, u64)>,
     outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
 }
 
@@ -269,6 +277,7 @@ impl Writer {
             part: None,
             writes: Vec::new(),
             head,
+            stream_heads: Vec::new(),
             outcomes,
         };
         if let Some(cause) = self.shared.poisoned() {
@@ -305,17 +314,19 @@ impl Writer {
         };
         let writes = self.writes(&mut group, &new_head);
         self.head = new_head;
-        self.remember(group);
+        let stream_heads = self.remember(group);
         StagedCommit {
             part: Some(part),
             writes,
             head: self.head.position,
+            stream_heads,
             outcomes,
         }
     }
 
-    /// Keeps what the group staged (stream heads, command ids) until sled holds it.
-    fn remember(&mut self, group: Staged) {
+    /// Keeps what the group staged (stream heads, command ids) until sled holds it; returns the
+    /// group's stream heads.
+    fn remember(&mut self, group: Staged) -> Vec<(String, u64)> {
         let stream_heads: Vec<(String, u64)> = group.stream_heads.into_iter().collect();
         if self.stream_heads.len() + stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
             self.stream_heads.clear();
@@ -327,8 +338,9 @@ impl Writer {
         self.in_flight.push_back(InFlight {
             head: self.head.position,
             commands: group.commands,
-            stream_heads,
+            stream_heads: stream_heads.clone(),
         });
+        stream_heads
     }
 
     /// The group's sled writes: its records packed into chunks, its index entries and Merkle
@@ -550,7 +562,7 @@ impl Syncer {
             }
             for commit in commits {
                 if self.shared.poisoned().is_none() {
-                    if let Err(error) = self.apply(commit.writes, commit.head) {
+                    if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
                         self.shared.poison(&error.to_string());
                     }
                 }
@@ -560,7 +572,7 @@ impl Syncer {
     }
 
     /// Applies one journaled commit's writes to sled, then moves the durable head to it.
-    fn apply(&self, writes: Vec<keys::Write>, head: u64) -> LogResult<()> {
+    fn apply(&self, writes: Vec<keys::Write>, head: u64, stream_heads: Vec<(String, u64)>) -> LogResult<()> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -589,6 +601,12 @@ impl Syncer {
             self.tree.apply_batch(batch)?;
         }
         self.shared.tree.lock().expect("tree lock").trim(head);
+        let mut versions = self.shared.stream_versions.lock().expect("stream versions");
+        if versions.len() + stream_heads.len() > DURABLE_STREAM_VERSIONS {
+            versions.clear();
+        }
+        versions.extend(stream_heads);
+        drop(versions);
         let stats = &self.shared.stats;
         stats
             .apply_micros

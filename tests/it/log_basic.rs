@@ -440,6 +440,39 @@ fn a_failed_sync_poisons_the_writer_and_nothing_is_acknowledged() {
 }
 
 #[test]
+fn the_applied_stream_version_is_remembered_for_streams_written_since_open_and_never_ahead() {
+    let (dir, log) = temp_log();
+    assert_eq!(log.applied_stream_version("s"), None);
+    log.append_blocking(request("s", ExpectedVersion::Any, 2))
+        .unwrap();
+    assert_eq!(log.applied_stream_version("s"), Some(2));
+    log.append_blocking(request("s", ExpectedVersion::Exact(2), 3))
+        .unwrap();
+    assert_eq!(log.applied_stream_version("s"), Some(5));
+    assert_eq!(
+        log.applied_stream_version("s"),
+        Some(log.stream_version("s").unwrap())
+    );
+    log.inject_sync_failure();
+    assert!(log
+        .append_blocking(request("s", ExpectedVersion::Exact(5), 1))
+        .is_err());
+    assert_eq!(
+        log.applied_stream_version("s"),
+        Some(5),
+        "a commit that failed its sync never counts"
+    );
+    drop(log);
+    let log = reopen(&dir);
+    assert_eq!(
+        log.applied_stream_version("s"),
+        None,
+        "not remembered across a reopen: ask the index"
+    );
+    assert!(log.stream_version("s").unwrap() >= 5);
+}
+
+#[test]
 fn a_commit_cut_short_in_sled_is_invisible_and_replayed_whole_from_the_journal() {
     use dipledger::log::FaultPoint;
     let (dir, log) = temp_log();
