@@ -393,27 +393,51 @@ async fn batches(
     ))
 }
 
+/// Pages of an unfiltered replay requested ahead of the one being read: an unfiltered ReadAll page
+/// of `REPLAY_PAGE_EVENTS` from position p ends at p + REPLAY_PAGE_EVENTS unless its bytes cut it
+/// short, so the next pages can be asked for before the answer (the server reads page k+1 while
+/// the client decodes page k); a page that ends elsewhere discards the guesses.
+const REPLAY_READ_AHEAD: usize = 3;
+const REPLAY_PAGE_EVENTS: u32 = 4_096;
+
 async fn replay(channel: Conn, omit_typed_body: bool) -> anyhow::Result<(LoadResult, u64)> {
-    let mut store = EventStoreServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let store = EventStoreServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let request_page = |position: u64| {
+        let mut store = store.clone();
+        tokio::spawn(async move {
+            store
+                .read_all(pb::ReadAllRequest {
+                    from_position: Some(position),
+                    direction: pb::Direction::Forwards as i32,
+                    limit: REPLAY_PAGE_EVENTS,
+                    filter: None,
+                    omit_typed_body,
+                    include_leaf_input: false,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+    };
     let started = Instant::now();
-    let mut position = 1;
     let mut events = 0u64;
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next_guess = 1u64;
     let head = loop {
-        let page = store
-            .read_all(pb::ReadAllRequest {
-                from_position: Some(position),
-                direction: pb::Direction::Forwards as i32,
-                limit: 4_096,
-                filter: None,
-                omit_typed_body,
-                include_leaf_input: false,
-            })
-            .await?
-            .into_inner();
+        while in_flight.len() <= REPLAY_READ_AHEAD {
+            in_flight.push_back((next_guess, request_page(next_guess)));
+            next_guess += u64::from(REPLAY_PAGE_EVENTS);
+        }
+        let (_, page) = in_flight.pop_front().expect("a page in flight");
+        let page = page.await??;
         events += page.events.len() as u64;
-        position = page.next_position;
         if page.reached_end || started.elapsed() > WORKLOAD_TIME_LIMIT {
             break page.head;
+        }
+        if in_flight.front().is_none_or(|(position, _)| *position != page.next_position) {
+            for (_, guess) in in_flight.drain(..) {
+                guess.abort();
+            }
+            next_guess = page.next_position;
         }
     };
     Ok((
