@@ -7,7 +7,10 @@
 //! frame part and its sled writes, which it hands to the *syncer* thread; it then goes on staging
 //! the next group. The syncer writes every frame part handed to it as one journal frame with one
 //! write and one fdatasync, and only then applies each commit's writes to sled (in memory: sled is
-//! not flushed here), moves the durable head and answers the callers.
+//! not flushed here), moves the durable head and answers the callers. When the syncer thread has
+//! nothing left to do, the stager does that work for its group itself (same code, under the
+//! syncer's lock): a lone client's command then wakes one thread fewer, and under load, when the
+//! syncer is busy, staging still overlaps the fdatasync.
 //!
 //! Sled is written only after the journal holds the commit, so everything sled holds past its
 //! last flush is also in the journal, and recovery's replay from sled's head rewrites the same
@@ -84,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) checkpointed: AtomicU64,
     /// The Merkle tree as far as applied (tiles completed go into each commit's batch).
     pub(crate) tree: Mutex<super::tree::TreeState>,
+    /// Commits the syncer thread has processed (journaled, applied, answered).
+    pub(crate) synced_commits: AtomicU64,
     /// The current version of streams written since open, as applied to sled (at most
     /// DURABLE_STREAM_VERSIONS entries, cleared when full): lets the ledger see that a cached
     /// state is current without reading sled.
@@ -228,10 +233,17 @@ impl Writer {
             wake_checkpointer,
             journaled_since_wake: 0,
         };
-        let syncer = std::thread::Builder::new()
-            .name("dipledger-log-sync".into())
-            .spawn(move || syncer.run(staged))
-            .expect("spawn the log sync thread");
+        let syncer = Arc::new(Mutex::new(syncer));
+        let syncer_thread = {
+            let syncer = syncer.clone();
+            let shared = self.shared.clone();
+            std::thread::Builder::new()
+                .name("dipledger-log-sync".into())
+                .spawn(move || Syncer::run(&syncer, &shared, staged))
+                .expect("spawn the log sync thread")
+        };
+        // Commits handed to the syncer thread; once it has processed them all, it is idle.
+        let mut handed_over = 0u64;
         let frame_limit = self.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
         let mut carried: Option<WriteOp> = None;
         loop {
@@ -257,12 +269,22 @@ impl Writer {
                 ops.push(op);
             }
             let commit = self.stage_group(ops);
+            if handed_over == self.shared.synced_commits.load(Ordering::SeqCst) {
+                // Nothing before it waits for the syncer: journal and apply it on this thread,
+                // saving the hand-over (a thread wake-up on every command of a lone client).
+                syncer.lock().expect("syncer lock").process(vec![commit]);
+                continue;
+            }
+            handed_over += 1;
             if to_syncer.send(commit).is_err() {
                 break;
             }
         }
         drop(to_syncer);
-        let _ = syncer.join();
+        let _ = syncer_thread.join();
+        // The last handle on the syncer: dropping it disconnects the checkpointer's wake channel,
+        // which ends that thread.
+        drop(syncer);
         let _ = checkpointer.join();
     }
 
@@ -548,26 +570,34 @@ impl Syncer {
     /// Writes the frame parts of every commit received so far as one frame (one write, one
     /// fdatasync), then applies the commits to sled in order, publishes the head and answers
     /// their callers. Once poisoned, it answers every commit with the poison.
-    fn run(mut self, inbox: std_mpsc::Receiver<StagedCommit>) {
+    fn run(syncer: &Mutex<Syncer>, shared: &Shared, inbox: std_mpsc::Receiver<StagedCommit>) {
         while let Ok(first) = inbox.recv() {
-            let mut commits: Vec<StagedCommit> = std::iter::once(first).chain(inbox.try_iter()).collect();
-            let parts: Vec<FramePart> = commits
-                .iter_mut()
-                .filter_map(|commit| commit.part.take())
-                .collect();
-            if !parts.is_empty() && self.shared.poisoned().is_none() {
-                if let Err(error) = self.write(&parts) {
+            let commits: Vec<StagedCommit> = std::iter::once(first).chain(inbox.try_iter()).collect();
+            let count = commits.len() as u64;
+            syncer.lock().expect("syncer lock").process(commits);
+            shared.synced_commits.fetch_add(count, Ordering::SeqCst);
+        }
+    }
+
+    /// Journals the commits' frame parts as one frame (one write, one fdatasync), then applies
+    /// them to sled in order and answers their callers.
+    fn process(&mut self, mut commits: Vec<StagedCommit>) {
+        let parts: Vec<FramePart> = commits
+            .iter_mut()
+            .filter_map(|commit| commit.part.take())
+            .collect();
+        if !parts.is_empty() && self.shared.poisoned().is_none() {
+            if let Err(error) = self.write(&parts) {
+                self.shared.poison(&error.to_string());
+            }
+        }
+        for commit in commits {
+            if self.shared.poisoned().is_none() {
+                if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
                     self.shared.poison(&error.to_string());
                 }
             }
-            for commit in commits {
-                if self.shared.poisoned().is_none() {
-                    if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
-                        self.shared.poison(&error.to_string());
-                    }
-                }
-                self.answer(commit.outcomes);
-            }
+            self.answer(commit.outcomes);
         }
     }
 

@@ -433,7 +433,10 @@ async fn replay(channel: Conn, omit_typed_body: bool) -> anyhow::Result<(LoadRes
         if page.reached_end || started.elapsed() > WORKLOAD_TIME_LIMIT {
             break page.head;
         }
-        if in_flight.front().is_none_or(|(position, _)| *position != page.next_position) {
+        if in_flight
+            .front()
+            .is_none_or(|(position, _)| *position != page.next_position)
+        {
             for (_, guess) in in_flight.drain(..) {
                 guess.abort();
             }
