@@ -383,7 +383,6 @@ impl Log {
             head_sender,
             shared: shared.clone(),
             stream_heads: Default::default(),
-            in_flight: Default::default(),
             disk: disk.clone(),
         };
         let writer = std::thread::Builder::new()

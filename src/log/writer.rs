@@ -1,16 +1,14 @@
-//! The single writer: group commit, pipelined over three threads.
+//! The single writer: group commit on one thread, checkpoints on another.
 //!
-//! The *stager* thread owns every append. It takes all requests queued while earlier commits
-//! were in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
-//! against the stream heads and command ids (its own staged-but-unapplied commits first, then
-//! sled), encodes and chains the records, packs them into chunks and builds the commit's journal
-//! frame part and its sled writes, which it hands to the *syncer* thread; it then goes on staging
-//! the next group. The syncer writes every frame part handed to it as one journal frame with one
-//! write and one fdatasync, and only then applies each commit's writes to sled (in memory: sled is
-//! not flushed here), moves the durable head and answers the callers. When the syncer thread has
-//! nothing left to do, the stager does that work for its group itself (same code, under the
-//! syncer's lock): a lone client's command then wakes one thread fewer, and under load, when the
-//! syncer is busy, staging still overlaps the fdatasync.
+//! The *writer* thread owns every append. It takes all requests queued while the previous commit
+//! was in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
+//! against the stream heads and command ids (its own group first, then its cache, then sled),
+//! encodes and chains the records, packs them into chunks, and builds the group's journal frame
+//! part and its sled writes. It then writes the frame with one `write` and one `fdatasync`, and
+//! only then applies the writes to sled (in memory: sled is not flushed here), moves the durable
+//! head and answers the callers, before it takes the next group. Staging the next group while
+//! the previous one syncs, on a second thread, measured slower on this two-core machine (the
+//! hand-over's wake-ups cost more than the overlap saved: docs/benchmarks.md, section 000i).
 //!
 //! Sled is written only after the journal holds the commit, so everything sled holds past its
 //! last flush is also in the journal, and recovery's replay from sled's head rewrites the same
@@ -20,18 +18,19 @@
 //! per write), which doubled the device work of every acknowledged command. Recovery relies on
 //! sled recovering a prefix of its operations: a commit cut short has no head yet, and the
 //! journal replays it whole.
+//!
 //! The *checkpointer* thread flushes sled every CHECKPOINT_INTERVAL (or sooner once
 //! CHECKPOINT_JOURNAL_BYTES were journaled) and records the position sled now holds durably, so
 //! that journal segments below it can be reused. A failed write or fdatasync poisons the writer:
 //! every commit not yet answered fails, and so does every later append, until the log is reopened.
 //!
-//! Readers never look past the durable head, so a commit that sled holds but that is not yet in
-//! the journal is invisible to them.
+//! Readers never look past the durable head, so a commit that sled holds only in part is
+//! invisible to them.
 //!
-//! Longer than ~600 lines: the three threads and their hand-offs are one protocol; split, the
-//! ordering rules between them would no longer be visible in one place.
+//! Longer than ~600 lines: staging, journaling, applying and checkpointing are one protocol;
+//! split, the ordering rules between them would no longer be visible in one place.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Instant;
@@ -87,8 +86,6 @@ pub(crate) struct Shared {
     pub(crate) checkpointed: AtomicU64,
     /// The Merkle tree as far as applied (tiles completed go into each commit's batch).
     pub(crate) tree: Mutex<super::tree::TreeState>,
-    /// Commits the syncer thread has processed (journaled, applied, answered).
-    pub(crate) synced_commits: AtomicU64,
     /// The current version of streams written since open, as applied to sled (at most
     /// DURABLE_STREAM_VERSIONS entries, cleared when full): lets the ledger see that a cached
     /// state is current without reading sled.
@@ -122,8 +119,6 @@ impl Shared {
     }
 }
 
-/// How many staged commits may wait for the syncer.
-const SYNC_QUEUE_DEPTH: usize = 4;
 /// A commit with at most this many sled writes is applied as plain inserts; a larger one as one
 /// batch (a batch's two IO-buffer writes cost less than per-key inserts past about this size:
 /// `dipledger-bench log`, docs/benchmarks.md).
@@ -139,13 +134,11 @@ pub(crate) struct Writer {
     pub(crate) head_sender: watch::Sender<u64>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stream_heads: HashMap<String, u64>,
-    /// Commits staged but not yet applied to sled, oldest first.
-    pub(crate) in_flight: VecDeque<InFlight>,
     /// Checkpoints wait while the disk is (nearly) full.
     pub(crate) disk: Arc<super::disk::DiskGuard>,
 }
 
-/// A commit staged by the stager: its journal frame part and its sled writes (none when every op
+/// A commit staged by the writer: its journal frame part and its sled writes (none when every op
 /// of the group was refused), and the answers to send once it is journaled and applied.
 struct StagedCommit {
     part: Option<FramePart>,
@@ -155,13 +148,6 @@ struct StagedCommit {
     /// The streams the commit wrote, with their versions after it.
     stream_heads: Vec<(String, u64)>,
     outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
-}
-
-/// What the stager remembers of a commit handed to the syncer until it is applied to sled.
-pub(crate) struct InFlight {
-    head: u64,
-    commands: HashMap<Uuid, (Hash, AppendResult)>,
-    stream_heads: Vec<(String, u64)>,
 }
 
 /// What one op (or the whole group) has decided, on top of what is applied.
@@ -208,10 +194,9 @@ impl Staged {
 }
 
 impl Writer {
-    /// Runs the stager on this thread, the syncer and the checkpointer on threads of their own,
-    /// until the queue closes; then finishes every queued and applied commit.
+    /// Runs the writer on this thread and the checkpointer on a thread of its own until the
+    /// queue closes; every op taken from the queue is answered before it returns.
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>, journal: JournalWriter) {
-        let (to_syncer, staged) = std_mpsc::sync_channel::<StagedCommit>(SYNC_QUEUE_DEPTH);
         let (wake_checkpointer, wakes) = std_mpsc::sync_channel::<()>(1);
         let checkpointer = Checkpointer {
             sled: self.sled.clone(),
@@ -223,7 +208,7 @@ impl Writer {
             .name("dipledger-log-checkpoint".into())
             .spawn(move || checkpointer.run(wakes))
             .expect("spawn the log checkpoint thread");
-        let syncer = Syncer {
+        let mut syncer = Syncer {
             sled: self.sled.clone(),
             tree: self.tree.clone(),
             journal,
@@ -233,17 +218,6 @@ impl Writer {
             wake_checkpointer,
             journaled_since_wake: 0,
         };
-        let syncer = Arc::new(Mutex::new(syncer));
-        let syncer_thread = {
-            let syncer = syncer.clone();
-            let shared = self.shared.clone();
-            std::thread::Builder::new()
-                .name("dipledger-log-sync".into())
-                .spawn(move || Syncer::run(&syncer, &shared, staged))
-                .expect("spawn the log sync thread")
-        };
-        // Commits handed to the syncer thread; once it has processed them all, it is idle.
-        let mut handed_over = 0u64;
         let frame_limit = self.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
         let mut carried: Option<WriteOp> = None;
         loop {
@@ -269,21 +243,9 @@ impl Writer {
                 ops.push(op);
             }
             let commit = self.stage_group(ops);
-            if handed_over == self.shared.synced_commits.load(Ordering::SeqCst) {
-                // Nothing before it waits for the syncer: journal and apply it on this thread,
-                // saving the hand-over (a thread wake-up on every command of a lone client).
-                syncer.lock().expect("syncer lock").process(vec![commit]);
-                continue;
-            }
-            handed_over += 1;
-            if to_syncer.send(commit).is_err() {
-                break;
-            }
+            syncer.process(commit);
         }
-        drop(to_syncer);
-        let _ = syncer_thread.join();
-        // The last handle on the syncer: dropping it disconnects the checkpointer's wake channel,
-        // which ends that thread.
+        // Dropping the syncer disconnects the checkpointer's wake channel, which ends that thread.
         drop(syncer);
         let _ = checkpointer.join();
     }
@@ -291,10 +253,6 @@ impl Writer {
     /// Stages one group: its frame part and sled writes, for the syncer. Rejected ops are
     /// answered along with the commit (after its sync), so answers keep the order of the queue.
     fn stage_group(&mut self, ops: Vec<WriteOp>) -> StagedCommit {
-        let applied = self.shared.applied.load(Ordering::SeqCst);
-        while self.in_flight.front().is_some_and(|done| done.head <= applied) {
-            self.in_flight.pop_front();
-        }
         let refused = |outcomes, head| StagedCommit {
             part: None,
             writes: Vec::new(),
@@ -346,22 +304,13 @@ impl Writer {
         }
     }
 
-    /// Keeps what the group staged (stream heads, command ids) until sled holds it; returns the
-    /// group's stream heads.
+    /// Caches the group's stream heads; returns them.
     fn remember(&mut self, group: Staged) -> Vec<(String, u64)> {
         let stream_heads: Vec<(String, u64)> = group.stream_heads.into_iter().collect();
         if self.stream_heads.len() + stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
             self.stream_heads.clear();
-            for earlier in &self.in_flight {
-                self.stream_heads.extend(earlier.stream_heads.iter().cloned());
-            }
         }
         self.stream_heads.extend(stream_heads.iter().cloned());
-        self.in_flight.push_back(InFlight {
-            head: self.head.position,
-            commands: group.commands,
-            stream_heads: stream_heads.clone(),
-        });
         stream_heads
     }
 
@@ -513,16 +462,10 @@ impl Writer {
         group: &Staged,
         op: &Staged,
     ) -> LogResult<Option<(Hash, AppendResult)>> {
-        let in_flight = self.in_flight.iter().rev();
         if let Some(found) = op
             .commands
             .get(&command_id)
             .or_else(|| group.commands.get(&command_id))
-            .or_else(|| {
-                in_flight
-                    .filter_map(|commit| commit.commands.get(&command_id))
-                    .next()
-            })
         {
             return Ok(Some(found.clone()));
         }
@@ -540,21 +483,18 @@ impl Writer {
         if let Some(version) = self.stream_heads.get(stream_id) {
             return Ok(*version);
         }
-        // Not staged since open, nor in flight (in-flight heads stay in the cache), so sled
-        // holds its current version.
+        // Not in the cache: every earlier group is applied, so sled holds its current version.
         let version = reader::stored_stream_version(&self.tree, stream_id)?;
         if self.stream_heads.len() >= STREAM_HEAD_CACHE_ENTRIES {
             self.stream_heads.clear();
-            for earlier in &self.in_flight {
-                self.stream_heads.extend(earlier.stream_heads.iter().cloned());
-            }
         }
         self.stream_heads.insert(stream_id.to_owned(), version);
         Ok(version)
     }
 }
 
-/// Makes staged commits durable in the journal, applies them to sled and answers their callers.
+/// The writer's second half: makes a staged commit durable in the journal, applies it to sled
+/// and answers its callers.
 struct Syncer {
     sled: Arc<SledFiles>,
     tree: sled::Tree,
@@ -567,38 +507,22 @@ struct Syncer {
 }
 
 impl Syncer {
-    /// Writes the frame parts of every commit received so far as one frame (one write, one
-    /// fdatasync), then applies the commits to sled in order, publishes the head and answers
-    /// their callers. Once poisoned, it answers every commit with the poison.
-    fn run(syncer: &Mutex<Syncer>, shared: &Shared, inbox: std_mpsc::Receiver<StagedCommit>) {
-        while let Ok(first) = inbox.recv() {
-            let commits: Vec<StagedCommit> = std::iter::once(first).chain(inbox.try_iter()).collect();
-            let count = commits.len() as u64;
-            syncer.lock().expect("syncer lock").process(commits);
-            shared.synced_commits.fetch_add(count, Ordering::SeqCst);
-        }
-    }
-
-    /// Journals the commits' frame parts as one frame (one write, one fdatasync), then applies
-    /// them to sled in order and answers their callers.
-    fn process(&mut self, mut commits: Vec<StagedCommit>) {
-        let parts: Vec<FramePart> = commits
-            .iter_mut()
-            .filter_map(|commit| commit.part.take())
-            .collect();
-        if !parts.is_empty() && self.shared.poisoned().is_none() {
-            if let Err(error) = self.write(&parts) {
-                self.shared.poison(&error.to_string());
-            }
-        }
-        for commit in commits {
+    /// Journals the commit's frame part (one write, one fdatasync), then applies it to sled and
+    /// answers its callers; once poisoned, answers them with the poison.
+    fn process(&mut self, mut commit: StagedCommit) {
+        if let Some(part) = commit.part.take() {
             if self.shared.poisoned().is_none() {
-                if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
+                if let Err(error) = self.write(&[part]) {
                     self.shared.poison(&error.to_string());
                 }
             }
-            self.answer(commit.outcomes);
         }
+        if self.shared.poisoned().is_none() {
+            if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
+                self.shared.poison(&error.to_string());
+            }
+        }
+        self.answer(commit.outcomes);
     }
 
     /// Applies one journaled commit's writes to sled, then moves the durable head to it.

@@ -12,6 +12,15 @@ use dipledger::log::{
 use dipledger::time::Timestamp;
 use uuid::Uuid;
 
+fn reopen_with(dir: &std::path::Path, segment_bytes: u64, segments: usize) -> Log {
+    Log::open(
+        LogConfig::new(dir)
+            .cache_capacity_bytes(4 * 1024 * 1024)
+            .journal_segments(segment_bytes, segments),
+    )
+    .unwrap()
+}
+
 #[test]
 fn appends_get_dense_positions_and_versions() {
     let (_dir, log) = temp_log();
@@ -436,6 +445,54 @@ fn a_failed_sync_poisons_the_writer_and_nothing_is_acknowledged() {
     assert!(log.poisoned().is_none());
     log.append_blocking(request("s", ExpectedVersion::Any, 1))
         .unwrap();
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
+#[test]
+fn large_commits_from_many_appenders_fit_a_two_segment_journal() {
+    // Commits of ~140 KiB against 256 KiB segments, two of them: each frame needs the segment
+    // before it checkpointed, which holds only if each frame's commit is applied before the next
+    // frame is written. A pipelined writer that wrote all the frames handed to its sync thread
+    // before applying any found no segment it could reuse and stopped (this test failed in one
+    // run of three against it).
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        LogConfig::new(dir.path())
+            .cache_capacity_bytes(4 * 1024 * 1024)
+            .journal_segments(MIN_JOURNAL_SEGMENT_BYTES, 2),
+    )
+    .unwrap();
+    const APPENDERS: u64 = 16;
+    const COMMITS: u64 = 12;
+    let threads: Vec<_> = (0..APPENDERS)
+        .map(|appender| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for commit in 0..COMMITS {
+                    let events = (0..3)
+                        .map(|i| crate::support::log::draft(commit * 3 + i, 45 * 1024))
+                        .collect();
+                    let request = AppendRequest::new(
+                        Uuid::now_v7(),
+                        format!("large-{appender}"),
+                        ExpectedVersion::Any,
+                        "tester",
+                        events,
+                    );
+                    log.append_blocking(request)
+                        .expect("every large commit is acknowledged");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("appender thread");
+    }
+    assert_eq!(log.head(), APPENDERS * COMMITS * 3);
+    assert!(log.poisoned().is_none());
+    drop(log);
+    let log = reopen_with(dir.path(), MIN_JOURNAL_SEGMENT_BYTES, 2);
+    assert_eq!(log.head(), APPENDERS * COMMITS * 3);
     assert!(log.verify(&mut |_, _| {}).is_ok());
 }
 

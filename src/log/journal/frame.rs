@@ -39,7 +39,7 @@ pub(crate) struct RequestEntry {
     pub(crate) count: u32,
 }
 
-/// What one group commit contributes to a frame, built by the stager.
+/// What one group commit contributes to a frame, built by the writer.
 #[derive(Debug, Default)]
 pub(crate) struct FramePart {
     pub(crate) first_position: u64,
