@@ -250,11 +250,16 @@ pub fn commit_batch(
     head: &HeadMeta,
 ) -> (sled::Batch, u64) {
     let (writes, next) = commit_writes(first_position, records, entries, head);
+    (batch_of(writes), next)
+}
+
+/// The writes as one atomic sled batch.
+pub fn batch_of(writes: Vec<Write>) -> sled::Batch {
     let mut batch = sled::Batch::default();
     for (key, value) in writes {
         batch.insert(key, value);
     }
-    (batch, next)
+    batch
 }
 
 /// One sled write: a key and its value.

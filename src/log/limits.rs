@@ -54,13 +54,10 @@ pub const MAX_READ_PAGE_EVENTS: usize = 4_096;
 /// Most records one filtered ReadAll page examines before it returns (possibly empty) with a
 /// cursor to resume from, so a selective filter cannot make one read scan the whole log.
 pub const MAX_SCANNED_PER_PAGE: usize = 65_536;
-/// Most stream heads the writer caches in memory; past this the cache is cleared and refilled
-/// from the stream index on demand.
+/// Most stream versions the log keeps in memory, as applied to sled (the writer's expected-version
+/// checks, `Log::applied_stream_version`); past this the map is cleared and refilled from the
+/// stream index on demand (about 60 bytes an entry: 12 MiB at the limit).
 pub const STREAM_HEAD_CACHE_ENTRIES: usize = 200_000;
-/// Most stream versions the log keeps as applied to sled, for the ledger to check a cached state
-/// without reading sled (`Log::applied_stream_version`); cleared when full (about 60 bytes an
-/// entry: 12 MiB at the limit).
-pub const DURABLE_STREAM_VERSIONS: usize = 200_000;
 /// Records at the head that `Log::open` verifies in full (checksum, hashes, chain, indexes).
 pub const DEFAULT_VERIFY_ON_OPEN: u64 = 1_024;
 /// How long `Log::open` waits for sled's file lock before reporting that another handle holds

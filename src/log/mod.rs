@@ -382,7 +382,6 @@ impl Log {
             head,
             head_sender,
             shared: shared.clone(),
-            stream_heads: Default::default(),
             disk: disk.clone(),
         };
         let writer = std::thread::Builder::new()
@@ -586,8 +585,9 @@ impl Log {
     }
 
     /// The version of `stream_id` as last applied to sled, when the log remembers it (a stream
-    /// written since open, unless the bounded memory was cleared since): every event of the
-    /// stream up to it is applied, none after it. `None` says nothing; ask `stream_version`.
+    /// the writer wrote or looked up since open, unless the bounded memory was cleared since):
+    /// every event of the stream up to it is applied, none after it. `None` says nothing; ask
+    /// `stream_version`.
     pub fn applied_stream_version(&self, stream_id: &str) -> Option<u64> {
         self.inner
             .shared

@@ -44,9 +44,7 @@ use super::envelope::{AppendRequest, AppendResult, Envelope, Hash};
 use super::error::{LogError, LogResult};
 use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
-use super::limits::{
-    CHECKPOINT_JOURNAL_BYTES, DURABLE_STREAM_VERSIONS, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES,
-};
+use super::limits::{CHECKPOINT_JOURNAL_BYTES, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
 use super::reader;
 use crate::time::Timestamp;
 
@@ -86,10 +84,21 @@ pub(crate) struct Shared {
     pub(crate) checkpointed: AtomicU64,
     /// The Merkle tree as far as applied (tiles completed go into each commit's batch).
     pub(crate) tree: Mutex<super::tree::TreeState>,
-    /// The current version of streams written since open, as applied to sled (at most
-    /// DURABLE_STREAM_VERSIONS entries, cleared when full): lets the ledger see that a cached
-    /// state is current without reading sled.
+    /// The current version of streams the writer has written or looked up since open, as
+    /// applied to sled (at most STREAM_HEAD_CACHE_ENTRIES, cleared when full; updated after each
+    /// apply, so never ahead of sled): the writer decides expected versions with it, and the
+    /// ledger sees that a cached state is current without reading sled.
     pub(crate) stream_versions: Mutex<HashMap<String, u64>>,
+}
+
+/// Adds stream versions to the bounded map (cleared when they would not fit).
+fn remember_versions(versions: &mut HashMap<String, u64>, new: impl IntoIterator<Item = (String, u64)>) {
+    for (stream_id, version) in new {
+        if versions.len() >= STREAM_HEAD_CACHE_ENTRIES && !versions.contains_key(&stream_id) {
+            versions.clear();
+        }
+        versions.insert(stream_id, version);
+    }
 }
 
 /// Counters of the writer's work since open.
@@ -133,7 +142,6 @@ pub(crate) struct Writer {
     pub(crate) head: HeadMeta,
     pub(crate) head_sender: watch::Sender<u64>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) stream_heads: HashMap<String, u64>,
     /// Checkpoints wait while the disk is (nearly) full.
     pub(crate) disk: Arc<super::disk::DiskGuard>,
 }
@@ -294,7 +302,7 @@ impl Writer {
         };
         let writes = self.writes(&mut group, &new_head);
         self.head = new_head;
-        let stream_heads = self.remember(group);
+        let stream_heads = group.stream_heads.into_iter().collect();
         StagedCommit {
             part: Some(part),
             writes,
@@ -302,16 +310,6 @@ impl Writer {
             stream_heads,
             outcomes,
         }
-    }
-
-    /// Caches the group's stream heads; returns them.
-    fn remember(&mut self, group: Staged) -> Vec<(String, u64)> {
-        let stream_heads: Vec<(String, u64)> = group.stream_heads.into_iter().collect();
-        if self.stream_heads.len() + stream_heads.len() > STREAM_HEAD_CACHE_ENTRIES {
-            self.stream_heads.clear();
-        }
-        self.stream_heads.extend(stream_heads.iter().cloned());
-        stream_heads
     }
 
     /// The group's sled writes: its records packed into chunks, its index entries and Merkle
@@ -480,15 +478,22 @@ impl Writer {
         {
             return Ok(*version);
         }
-        if let Some(version) = self.stream_heads.get(stream_id) {
-            return Ok(*version);
+        let remembered = self
+            .shared
+            .stream_versions
+            .lock()
+            .expect("stream versions")
+            .get(stream_id)
+            .copied();
+        if let Some(version) = remembered {
+            return Ok(version);
         }
-        // Not in the cache: every earlier group is applied, so sled holds its current version.
+        // Not remembered: every earlier group is applied, so sled holds its current version.
         let version = reader::stored_stream_version(&self.tree, stream_id)?;
-        if self.stream_heads.len() >= STREAM_HEAD_CACHE_ENTRIES {
-            self.stream_heads.clear();
-        }
-        self.stream_heads.insert(stream_id.to_owned(), version);
+        remember_versions(
+            &mut self.shared.stream_versions.lock().expect("stream versions"),
+            [(stream_id.to_owned(), version)],
+        );
         Ok(version)
     }
 }
@@ -548,19 +553,13 @@ impl Syncer {
                 self.tree.insert(key, value)?;
             }
         } else {
-            let mut batch = sled::Batch::default();
-            for (key, value) in writes {
-                batch.insert(key, value);
-            }
-            self.tree.apply_batch(batch)?;
+            self.tree.apply_batch(keys::batch_of(writes))?;
         }
         self.shared.tree.lock().expect("tree lock").trim(head);
-        let mut versions = self.shared.stream_versions.lock().expect("stream versions");
-        if versions.len() + stream_heads.len() > DURABLE_STREAM_VERSIONS {
-            versions.clear();
-        }
-        versions.extend(stream_heads);
-        drop(versions);
+        remember_versions(
+            &mut self.shared.stream_versions.lock().expect("stream versions"),
+            stream_heads,
+        );
         let stats = &self.shared.stats;
         stats
             .apply_micros
