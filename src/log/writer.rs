@@ -515,19 +515,27 @@ impl Syncer {
     /// Journals the commit's frame part (one write, one fdatasync), then applies it to sled and
     /// answers its callers; once poisoned, answers them with the poison.
     fn process(&mut self, mut commit: StagedCommit) {
-        if let Some(part) = commit.part.take() {
-            if self.shared.poisoned().is_none() {
-                if let Err(error) = self.write(&[part]) {
-                    self.shared.poison(&error.to_string());
-                }
+        // This commit's own fate: refused if the writer was poisoned before its write, failed if
+        // its write, fdatasync or apply fails. A poison that arrives once it is applied (a
+        // failed checkpoint, on its own thread) refuses later commits, not this durable one.
+        let mut failure = self.shared.poisoned();
+        if let (Some(part), None) = (commit.part.take(), &failure) {
+            if let Err(error) = self.write(&[part]) {
+                failure = Some(self.fail(&error));
             }
         }
-        if self.shared.poisoned().is_none() {
+        if failure.is_none() {
             if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
-                self.shared.poison(&error.to_string());
+                failure = Some(self.fail(&error));
             }
         }
-        self.answer(commit.outcomes);
+        self.answer(commit.outcomes, failure);
+    }
+
+    /// Poisons the writer with `error`; returns the cause it now reports.
+    fn fail(&self, error: &LogError) -> String {
+        self.shared.poison(&error.to_string());
+        self.shared.poisoned().unwrap_or_else(|| error.to_string())
     }
 
     /// Applies one journaled commit's writes to sled, then moves the durable head to it.
@@ -575,11 +583,10 @@ impl Syncer {
         Ok(())
     }
 
-    /// Answers one commit's callers (with the poison instead of success once poisoned).
-    fn answer(&self, outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>) {
-        let poisoned = self.shared.poisoned();
+    /// Answers one commit's callers: with `failure` (the poison that refused or failed it) instead of success when it has one.
+    fn answer(&self, outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>, failure: Option<String>) {
         for (reply, outcome) in outcomes {
-            let outcome = match (&poisoned, outcome) {
+            let outcome = match (&failure, outcome) {
                 (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
                 (_, outcome) => outcome,
             };
