@@ -12,7 +12,8 @@ use dipledger::log::{Log, LogConfig, LogError};
 
 /// The binary's allocator. glibc's malloc spent a third of a read-model rebuild in `_int_malloc`
 /// and `malloc_consolidate` and left a fragmented heap behind (docs/benchmarks.md); mimalloc
-/// keeps per-thread free lists. The library sets no allocator: embedders choose their own.
+/// keeps per-thread free lists. Built without transparent huge pages (Cargo.toml says why). The
+/// library sets no allocator: embedders choose their own.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
