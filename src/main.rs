@@ -226,9 +226,9 @@ struct ServeArgs {
     /// replay after a crash and less dirty state in memory; longer: fewer stalls.
     #[arg(long, default_value_t = dipledger::log::limits::CHECKPOINT_INTERVAL.as_millis() as u64)]
     checkpoint_interval_ms: u64,
-    /// Milliseconds between two snapshots of the read models while events arrive (they
-    /// are also snapshotted every 100,000 events and on shutdown). Shorter: less log to
-    /// replay at the next start; longer: less writing.
+    /// Milliseconds between two snapshots of the read models while events arrive (they are
+    /// also snapshotted every 1,000,000 events and on shutdown). Shorter: less log to replay at
+    /// the next start; longer: less writing.
     #[arg(long, default_value_t = dipledger::projections::snapshot::SNAPSHOT_INTERVAL.as_millis() as u64)]
     snapshot_interval_ms: u64,
     /// How many hours past the server's clock a command's valid time (`occurred_at`) may lie,

@@ -70,8 +70,10 @@ pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 256 * 1024 * 1024;
 /// How long a free-space reading answers for writes before it is taken again (`statvfs`), so
 /// the check costs nothing per write and a disk that got space back is noticed this soon.
 pub const FREE_DISK_RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-/// Default sled page-cache size. sled's own default is 1 GiB; a small server wants less.
-pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 128 * 1024 * 1024;
+/// Default sled page-cache size of the log. sled's own default is 1 GiB; a small server wants
+/// less. With the read-model snapshots' cache, the server's sled caches come to 128 MiB (checked
+/// where both are known, `projections::snapshot`).
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 120 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate
 /// blob file that it never fsyncs; with 8 MiB segments that threshold is 2 MiB, above the largest
 /// leaf page the log can build (sled splits leaves above 16 entries: 17 x codec::MAX_CHUNK_BYTES).

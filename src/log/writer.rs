@@ -252,6 +252,10 @@ impl Writer {
             }
             let commit = self.stage_group(ops);
             syncer.process(commit);
+            if carried.is_none() && queue.is_empty() {
+                // About to wait: free what this commit's sled inserts replaced.
+                super::release_sled_garbage();
+            }
         }
         // Dropping the syncer disconnects the checkpointer's wake channel, which ends that thread.
         drop(syncer);
@@ -705,6 +709,8 @@ impl Checkpointer {
                 self.shared
                     .poison(&format!("checkpoint (sled flush) failed: {error}"));
             }
+            // The flush sealed IO buffers; this thread now waits a whole interval.
+            super::release_sled_garbage();
         }
     }
 }

@@ -527,6 +527,7 @@ impl Engine {
         if self.snapshots.applied(page.events.len()) {
             self.snapshot()?;
         }
+        crate::log::release_sled_garbage();
         let model = self.model.read().expect("model lock");
         Ok(StepOutcome {
             applied: page.events.len(),

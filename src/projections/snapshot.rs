@@ -47,6 +47,10 @@ pub const MIN_BASE_BYTES: u64 = 16 * 1024 * 1024;
 /// Page cache of the read models' sled database, which holds only snapshot chunks: written once,
 /// read once when the server starts, so caching them buys nothing.
 pub const READ_MODEL_CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
+/// The server's sled caches together (the log's and the snapshots') stay within 128 MiB.
+const _: () = assert!(
+    crate::log::limits::DEFAULT_CACHE_CAPACITY_BYTES + READ_MODEL_CACHE_CAPACITY_BYTES <= 128 * 1024 * 1024
+);
 /// sled's flush timer for the read models' database. Snapshots need no flush for correctness
 /// (a lost snapshot means a longer replay from the log); the runner flushes after each snapshot
 /// so sled's write buffers do not pile up, and sled's default timer (500 ms) would make its IO
