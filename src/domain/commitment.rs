@@ -693,8 +693,7 @@ pub struct State {
     closing_text: Option<String>,
     assessments: Vec<Assessment>,
     retracted_versions: Vec<u64>,
-    #[serde(with = "crate::domain::event::event_type_runs")]
-    event_types: Vec<&'static str>,
+    event_types: crate::domain::event::EventTypes,
 }
 
 impl State {
@@ -1002,7 +1001,7 @@ fn decide_report_commitment_progress(
     let reported = state
         .event_types
         .iter()
-        .filter(|name| **name == "CommitmentProgressReported")
+        .filter(|name| *name == "CommitmentProgressReported")
         .count();
     if reported >= MAX_PROGRESS_REPORTS_PER_COMMITMENT {
         return Err(Rejection::rule(

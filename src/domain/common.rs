@@ -427,7 +427,7 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
 /// Checks that `version` names an existing event of the stream whose type is one of `allowed`
 /// (used by corrections and retractions).
 pub(crate) fn check_target_version(
-    event_types: &[&'static str],
+    event_types: &crate::domain::event::EventTypes,
     version: u64,
     allowed: &[&str],
     what: &str,
@@ -444,7 +444,7 @@ pub(crate) fn check_target_version(
             ),
         ));
     };
-    if !allowed.contains(event_type) {
+    if !allowed.contains(&event_type) {
         return Err(Rejection::rule(
             "version.not_targetable",
             format!("version {version} is a {event_type}, which cannot be {what}"),
@@ -458,7 +458,7 @@ pub(crate) fn check_target_version(
 /// values), and be the version whose values are in effect (`in_effect`), else
 /// `correction.superseded` (a correction always replaces what is current, never an older value).
 pub(crate) fn check_correction(
-    event_types: &[&'static str],
+    event_types: &crate::domain::event::EventTypes,
     corrects_version: u64,
     in_effect: u64,
     allowed: &[&str],
@@ -477,7 +477,7 @@ pub(crate) fn check_correction(
 /// `retracts_version` must exist, be one of the `allowed` event types, and not be among
 /// `retracted` already (`retraction.already_retracted`).
 pub(crate) fn check_retraction(
-    event_types: &[&'static str],
+    event_types: &crate::domain::event::EventTypes,
     retracted: &[u64],
     retracts_version: u64,
     allowed: &[&str],
@@ -555,7 +555,9 @@ mod tests {
 
     #[test]
     fn target_version_checks() {
-        let types = ["MeetingHeld", "StatementRecorded"];
+        let mut types = crate::domain::event::EventTypes::default();
+        types.push("MeetingHeld");
+        types.push("StatementRecorded");
         assert!(check_target_version(&types, 0, &["StatementRecorded"], "retracted").is_err());
         assert!(check_target_version(&types, 3, &["StatementRecorded"], "retracted").is_err());
         assert!(check_target_version(&types, 1, &["StatementRecorded"], "retracted").is_err());

@@ -625,8 +625,7 @@ pub struct State {
     statements: Vec<Arc<Statement>>,
     statements_recorded: usize,
     retracted_versions: Vec<u64>,
-    #[serde(with = "crate::domain::event::event_type_runs")]
-    event_types: Vec<&'static str>,
+    event_types: crate::domain::event::EventTypes,
 }
 
 impl State {

@@ -315,8 +315,7 @@ pub struct State {
     name_version: u64,
     offices: Vec<Office>,
     retracted_versions: Vec<u64>,
-    #[serde(with = "crate::domain::event::event_type_runs")]
-    event_types: Vec<&'static str>,
+    event_types: crate::domain::event::EventTypes,
 }
 
 impl State {
@@ -631,7 +630,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             let retracted_type = usize::try_from(event.retracts_version)
                 .ok()
                 .and_then(|version| version.checked_sub(1))
-                .and_then(|index| state.event_types.get(index).copied());
+                .and_then(|index| state.event_types.get(index));
             match retracted_type {
                 Some("OfficialAppointed") => state
                     .offices

@@ -146,8 +146,7 @@ pub struct State {
     code: Option<String>,
     details: Option<PartyDetails>,
     details_version: u64,
-    #[serde(with = "crate::domain::event::event_type_runs")]
-    event_types: Vec<&'static str>,
+    event_types: crate::domain::event::EventTypes,
 }
 
 impl State {

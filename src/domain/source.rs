@@ -128,8 +128,7 @@ pub struct State {
     source_id: Option<SourceId>,
     details: Option<SourceDetails>,
     details_version: u64,
-    #[serde(with = "crate::domain::event::event_type_runs")]
-    event_types: Vec<&'static str>,
+    event_types: crate::domain::event::EventTypes,
 }
 
 impl State {
