@@ -111,12 +111,17 @@ pub fn check_record(position: u64, bytes: &[u8]) -> LogResult<CheckedRecord<'_>>
     })
 }
 
-/// Largest chunk the writer builds: records are packed into one sled value until the next would
-/// pass this (a single record is always stored, alone if need be). Kept small because sled
-/// writes any page above 2 MiB (17 values per leaf) to a blob file it never fsyncs.
-/// Internal: the writer's packing size, not a limit on any input (a record alone may be up to
-/// `MAX_RECORD_BYTES`, asserted at compile time to fit).
-pub const MAX_CHUNK_BYTES: usize = 96 * 1024;
+/// The writer's packing size: records are packed into one sled value until the next would pass
+/// this; a record that does not fit starts the next chunk, alone if it is larger (so a chunk is
+/// at most `limits::MAX_STORED_CHUNK_BYTES`). Internal: not a limit on any input.
+///
+/// Small because of sled's cache: its LRU has 256 shards of a 256th of the capacity each, and a
+/// shard always keeps the page it last touched, whatever its size. A leaf holds up to 17 values,
+/// so with 96 KiB chunks a leaf of the log was ~1.5 MiB and the cache held 256 x 1.5 MiB =
+/// 384 MB whatever its capacity; with 16 KiB, a leaf is ~272 KiB, below a shard's share of the
+/// default 120 MiB (docs/benchmarks.md 000j). Smaller still would cost large commits more sled
+/// inserts (one per chunk).
+pub const MAX_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Splits a chunk into its records' bytes, checking only the framing (lengths). The chunk's
 /// first record is at `first_position`; each record is checked when decoded.

@@ -12,7 +12,7 @@
 //!
 //! Why chunks and runs instead of one key per event: on the reference machine a sled insert
 //! costs 10-15 µs, which would cap durable throughput near 50,000 events/s. One commit writes
-//! one chunk per ~96 KiB of records and one stream-index entry per append request (or per stretch
+//! one chunk per ~16 KiB of records and one stream-index entry per append request (or per stretch
 //! of consecutive requests to one stream in a transaction), whatever
 //! the number of events in it; a stream's current version is the end of its last run.
 

@@ -76,12 +76,17 @@ pub const FREE_DISK_RECHECK_INTERVAL: std::time::Duration = std::time::Duration:
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 120 * 1024 * 1024;
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate
 /// blob file that it never fsyncs; with 8 MiB segments that threshold is 2 MiB, above the largest
-/// leaf page the log can build (sled splits leaves above 16 entries: 17 x codec::MAX_CHUNK_BYTES).
+/// leaf page the log can build (sled splits leaves above 16 entries: 17 x MAX_STORED_CHUNK_BYTES).
 pub const SLED_SEGMENT_SIZE_BYTES: usize = 8 * 1024 * 1024;
 
 const _: () = assert!(MAX_EVENT_PAYLOAD_BYTES + 8 * 1024 <= MAX_RECORD_BYTES);
-const _: () = assert!(MAX_RECORD_BYTES <= super::codec::MAX_CHUNK_BYTES);
-const _: () = assert!(17 * super::codec::MAX_CHUNK_BYTES < SLED_SEGMENT_SIZE_BYTES / 4);
+/// The largest value the writer stores under an event key: a packed chunk, or one record alone.
+pub const MAX_STORED_CHUNK_BYTES: usize = if MAX_RECORD_BYTES > super::codec::MAX_CHUNK_BYTES {
+    MAX_RECORD_BYTES
+} else {
+    super::codec::MAX_CHUNK_BYTES
+};
+const _: () = assert!(17 * MAX_STORED_CHUNK_BYTES < SLED_SEGMENT_SIZE_BYTES / 4);
 const _: () = assert!(MAX_APPEND_PAYLOAD_BYTES < MAX_FRAME_BYTES);
 const _: () = assert!(MAX_FRAME_BYTES as u64 + 32 <= DEFAULT_JOURNAL_SEGMENT_BYTES);
 const _: () =
