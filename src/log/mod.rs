@@ -149,7 +149,7 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
-    /// A log in directory `path` with the defaults: a 128 MiB page cache, the system clock, and
+    /// A log in directory `path` with the defaults: a 120 MiB page cache, the system clock, and
     /// the last DEFAULT_VERIFY_ON_OPEN records verified on open.
     pub fn new(path: impl AsRef<Path>) -> LogConfig {
         LogConfig {
