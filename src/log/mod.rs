@@ -223,7 +223,7 @@ impl LogConfig {
 /// between flushes, a blocking-pool thread after a read, the writer between commits) held
 /// them all: with a 128 MiB cache the log's sled held ~960 MB at 1,000,000 events, ~250 MB of
 /// it IO buffers each pinned by one stale reference (docs/benchmarks.md).
-pub fn release_sled_garbage() {
+pub(crate) fn release_sled_garbage() {
     crossbeam_epoch::pin().flush();
 }
 
