@@ -250,16 +250,25 @@ impl DomainEvent {
     }
 }
 
-/// Every event type with its current schema version (the public contract).
-pub fn event_types() -> Vec<(&'static str, u16)> {
-    [
-        party::Event::TYPES,
-        official::Event::TYPES,
-        source::Event::TYPES,
-        meeting::Event::TYPES,
-        commitment::Event::TYPES,
-    ]
-    .concat()
+/// Every event type with its current schema version (the public contract), in a fixed order:
+/// [`EventTypes`] stores indexes into it. Built once; every decode looks its type up here.
+pub fn event_types() -> &'static [(&'static str, u16)] {
+    static TYPES: std::sync::LazyLock<Vec<(&'static str, u16)>> = std::sync::LazyLock::new(|| {
+        let types = [
+            party::Event::TYPES,
+            official::Event::TYPES,
+            source::Event::TYPES,
+            meeting::Event::TYPES,
+            commitment::Event::TYPES,
+        ]
+        .concat();
+        assert!(
+            types.len() <= usize::from(u8::MAX) + 1,
+            "event type codes fit a byte"
+        );
+        types
+    });
+    &TYPES
 }
 
 /// Why stored bytes could not be turned into a [`DomainEvent`].
@@ -305,9 +314,9 @@ pub fn decode_event(
         source,
     };
     let Some(current_version) = event_types()
-        .into_iter()
+        .iter()
         .find(|(name, _)| *name == event_type)
-        .map(|(_, version)| version)
+        .map(|(_, version)| *version)
     else {
         return Err(DecodeEventError::UnknownEventType(event_type.to_owned()));
     };
@@ -388,7 +397,7 @@ fn upcast(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Domai
 }
 
 /// The type of every event a state has folded, in stream order (version v is entry v - 1): one
-/// byte per event, an index into [`all_event_type_names`]. Corrections and retractions check
+/// byte per event, an index into [`event_types`]. Corrections and retractions check
 /// their target's type here. It was a `Vec<&'static str>`: 16 bytes per event, and after a
 /// state's clone and one more event its capacity doubled, ~75 MB at 1,000,000 events.
 ///
@@ -397,27 +406,24 @@ fn upcast(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Domai
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventTypes(Vec<u8>);
 
-/// Every event type name, in a fixed order: [`EventTypes`] stores indexes into it.
-fn all_event_type_names() -> &'static [&'static str] {
-    static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
-        let names: Vec<&'static str> = event_types().into_iter().map(|(name, _)| name).collect();
-        assert!(
-            names.len() <= usize::from(u8::MAX) + 1,
-            "event type codes fit a byte"
-        );
-        names
-    });
-    &NAMES
+/// The index of an event type in [`event_types`].
+fn event_type_code(name: &str) -> Option<u8> {
+    event_types()
+        .iter()
+        .position(|(known, _)| *known == name)
+        .map(|index| index as u8)
+}
+
+/// The event type of an index into [`event_types`].
+fn event_type_name(code: u8) -> &'static str {
+    event_types()[usize::from(code)].0
 }
 
 impl EventTypes {
     /// Appends the type of the next event.
     pub(crate) fn push(&mut self, name: &'static str) {
-        let code = all_event_type_names()
-            .iter()
-            .position(|known| *known == name)
-            .expect("an event type of this crate");
-        self.0.push(code as u8);
+        self.0
+            .push(event_type_code(name).expect("an event type of this crate"));
     }
 
     /// Events folded.
@@ -432,16 +438,12 @@ impl EventTypes {
 
     /// The type of the event at `index` (version `index + 1`).
     pub fn get(&self, index: usize) -> Option<&'static str> {
-        self.0
-            .get(index)
-            .map(|code| all_event_type_names()[usize::from(*code)])
+        self.0.get(index).map(|code| event_type_name(*code))
     }
 
     /// The types in stream order.
     pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.0
-            .iter()
-            .map(|code| all_event_type_names()[usize::from(*code)])
+        self.0.iter().map(|code| event_type_name(*code))
     }
 }
 
@@ -473,10 +475,10 @@ impl<'de> Deserialize<'de> for EventTypes {
         }
         let mut codes = Vec::with_capacity(total as usize);
         for (name, count) in runs {
-            let Some(code) = all_event_type_names().iter().position(|known| *known == name) else {
+            let Some(code) = event_type_code(&name) else {
                 return Err(D::Error::custom(format!("unknown event type {name:?}")));
             };
-            codes.extend(std::iter::repeat_n(code as u8, count as usize));
+            codes.extend(std::iter::repeat_n(code, count as usize));
         }
         Ok(EventTypes(codes))
     }

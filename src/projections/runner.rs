@@ -527,6 +527,7 @@ impl Engine {
         if self.snapshots.applied(page.events.len()) {
             self.snapshot()?;
         }
+        // The page's read released its own garbage; this covers a snapshot written above.
         crate::log::release_sled_garbage();
         let model = self.model.read().expect("model lock");
         Ok(StepOutcome {
