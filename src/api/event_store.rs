@@ -11,12 +11,14 @@
 //! Live feed: near the head, subscribers share one `LiveFeed` instead of each reading and
 //! converting the same new records. One task per service (started by the first Subscribe) waits
 //! on [`Log::watch_head`]; when the durable head moves it reads the new records once, converts
-//! each once into a `pb::EventEnvelope` (with the typed event) shared through an `Arc`, keeps the
-//! most recent [`LIVE_FEED_EVENTS`] (and at most [`LIVE_FEED_BYTES`] encoded bytes) in a ring,
-//! and then publishes how far it got. Subscribers wait on that publication. A subscriber whose
-//! cursor lies inside the ring takes a page of up to [`SUBSCRIPTION_PAGE_EVENTS`] shared events
-//! from it, applies its own filter, and clones only the envelopes it sends (a prost message must
-//! be owned to be sent; without the typed body when it asked for `omit_typed_body`). A subscriber
+//! each once into a `pb::EventEnvelope` and encodes that once as a `SubscribeResponse` with and
+//! once without the typed event ([`Frame`]s, shared through an `Arc`), keeps the most recent
+//! [`LIVE_FEED_EVENTS`] (and at most [`LIVE_FEED_BYTES`] encoded bytes) in a ring, and then
+//! publishes how far it got. Subscribers wait on that publication. A subscriber whose cursor
+//! lies inside the ring takes a page of up to [`SUBSCRIPTION_PAGE_EVENTS`] shared events from
+//! it, applies its own filter, and sends the shared frame of each event it delivers (the one
+//! without the typed body when it asked for `omit_typed_body`): nothing is copied or encoded
+//! per subscriber. `api::frames` serves these frames as they are. A subscriber
 //! whose cursor is older than the ring (it lagged behind by more than the ring holds) or not yet
 //! in it reads the log itself as above, so the ring never waits for anyone and nothing is
 //! skipped or repeated: the cursor advances over exactly the positions examined, whichever the
@@ -54,9 +56,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use prost::Message as _;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, Violations};
+use super::frames::Frame;
 use super::pb;
 use super::pb::event_store_service_server::EventStoreService;
 use super::status;
@@ -179,13 +183,15 @@ impl EventStore {
     }
 }
 
-/// One event of the live feed: read and converted once, shared by every subscriber.
+/// One event of the live feed: read, converted and encoded once, shared by every subscriber.
 struct FeedEvent {
     /// The log envelope without its payload: what subscription filters examine.
     key: Envelope,
-    /// The converted envelope, with the typed event.
-    message: pb::EventEnvelope,
-    /// `message.encoded_len()`, counted against [`LIVE_FEED_BYTES`].
+    /// The encoded answer carrying the envelope with its typed event.
+    typed: Frame,
+    /// The same without the typed event (`omit_typed_body`).
+    untyped: Frame,
+    /// Both frames' bytes, counted against [`LIVE_FEED_BYTES`].
     bytes: usize,
 }
 
@@ -193,10 +199,15 @@ impl FeedEvent {
     fn new(record: RecordedEvent) -> FeedEvent {
         let key = record.envelope().without_payload();
         let message = convert::envelope_into_pb(record, true);
+        let untyped = Frame::encode(pb::subscribe_response::Message::Event(
+            convert::envelope_without_typed(&message),
+        ));
+        let typed = Frame::encode(pb::subscribe_response::Message::Event(message));
         FeedEvent {
-            bytes: message.encoded_len(),
+            bytes: typed.bytes().len() + untyped.bytes().len(),
             key,
-            message,
+            typed,
+            untyped,
         }
     }
 }
@@ -402,6 +413,9 @@ fn convert_page(
 type SubscribeStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
 
+/// A subscription's answers, encoded (served by `api::frames`).
+pub type FrameStream = ReceiverStream<Result<Frame, Status>>;
+
 /// Most access-log entries a ReadAccessLog answers when the request says 0.
 pub const DEFAULT_ACCESS_READ: usize = 100;
 
@@ -564,11 +578,23 @@ impl EventStoreService for EventStore {
 
     type SubscribeStream = SubscribeStream;
 
+    /// The server answers Subscribe through `api::frames` (each live event encoded once for all
+    /// subscribers); this is the same subscription with each answer decoded back, for a
+    /// generated `EventStoreServiceServer` used directly.
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
-        let request = request.into_inner();
+        let frames = self.subscribe_frames(request.into_inner())?;
+        Ok(Response::new(Box::pin(
+            frames.map(|frame| frame.and_then(|frame| frame.decode())),
+        )))
+    }
+}
+
+impl EventStore {
+    /// Starts a subscription (docs/api.md, Subscribe): its answers, encoded.
+    pub fn subscribe_frames(&self, request: pb::SubscribeRequest) -> Result<FrameStream, Status> {
         let mut violations = Violations::new();
         let filter = convert::filter_from_pb(request.filter, "filter", &mut violations);
         violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
@@ -608,7 +634,7 @@ impl EventStoreService for EventStore {
             _permit: permit,
         };
         tokio::spawn(subscription.run());
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(ReceiverStream::new(receiver))
     }
 }
 
@@ -632,7 +658,7 @@ struct Subscription {
     cursor: u64,
     /// The highest position the client has been told about (event, checkpoint or caught-up).
     reported: u64,
-    sender: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
+    sender: mpsc::Sender<Result<Frame, Status>>,
     shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 }
@@ -660,20 +686,14 @@ impl Subscription {
                     return Err(Stop::Failed(status::shutting_down()));
                 }
                 if let Some(batch) = self.feed.take(self.cursor, SUBSCRIPTION_PAGE_EVENTS) {
-                    // Inside the ring: the shared envelopes, converted once by the feed.
+                    // Inside the ring: the shared frames, encoded once by the feed.
                     for event in &batch {
                         if !self.filter.matches(&event.key) {
                             continue;
                         }
-                        let envelope = if self.typed {
-                            event.message.clone()
-                        } else {
-                            convert::envelope_without_typed(&event.message)
-                        };
-                        let position = envelope.position;
-                        self.send(pb::subscribe_response::Message::Event(envelope))
-                            .await?;
-                        self.reported = position;
+                        let frame = if self.typed { &event.typed } else { &event.untyped };
+                        self.send_frame(frame.clone()).await?;
+                        self.reported = event.key.position;
                     }
                     self.cursor = batch[batch.len() - 1].key.position + 1;
                 } else {
@@ -762,13 +782,15 @@ impl Subscription {
         Ok(())
     }
 
-    /// Sends one message, waiting for room (back-pressure) unless the server shuts down.
+    /// Encodes and sends one message.
     async fn send(&mut self, message: pb::subscribe_response::Message) -> Result<(), Stop> {
-        let response = pb::SubscribeResponse {
-            message: Some(message),
-        };
+        self.send_frame(Frame::encode(message)).await
+    }
+
+    /// Sends one encoded answer, waiting for room (back-pressure) unless the server shuts down.
+    async fn send_frame(&mut self, frame: Frame) -> Result<(), Stop> {
         tokio::select! {
-            sent = self.sender.send(Ok(response)) => sent.map_err(|_| Stop::Quiet),
+            sent = self.sender.send(Ok(frame)) => sent.map_err(|_| Stop::Quiet),
             _ = self.shutdown.wait_for(|stopping| *stopping) => Err(Stop::Failed(status::shutting_down())),
         }
     }

@@ -10,6 +10,8 @@
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
 //! - [`decode_errors`]: the layer that maps tonic's own request-decoding errors (a message over
 //!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
+//! - [`frames`]: Subscribe served with each live event encoded once for every subscriber
+//!   (the rest of `EventStoreService` through the generated server).
 //! - [`export`]: `EventStoreService.Export`, the offline export streamed in chunks.
 //! - [`health`]: gRPC health per service (commands NOT_SERVING while the writer is poisoned,
 //!   queries while the read models replay).
@@ -25,6 +27,7 @@ pub mod convert;
 pub mod decode_errors;
 pub mod event_store;
 pub mod export;
+pub mod frames;
 pub mod health;
 pub mod metrics;
 pub mod monitor;

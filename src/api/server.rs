@@ -41,6 +41,7 @@ use super::audit::Audit;
 use super::commands::Commands;
 use super::decode_errors::DecodeErrorsLayer;
 use super::event_store::{EventStore, MAX_SUBSCRIPTIONS};
+use super::frames::EventStoreRoutes;
 use super::health::HealthWatch;
 use super::metrics::{serve_metrics, ServerMetrics, Sources};
 use super::monitor::Monitor;
@@ -48,7 +49,6 @@ use super::observe::ObserveLayer;
 use super::pb;
 use super::pb::audit_service_server::AuditServiceServer;
 use super::pb::command_service_server::CommandServiceServer;
-use super::pb::event_store_service_server::EventStoreServiceServer;
 use super::pb::query_service_server::QueryServiceServer;
 use super::pb::token_service_server::TokenServiceServer;
 use super::query::Query;
@@ -517,9 +517,7 @@ async fn serve_bound(
         )?),
         None => None,
     };
-    let event_store = EventStoreServiceServer::new(event_store_service)
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let event_store = EventStoreRoutes::new(event_store_service);
 
     let health = HealthWatch::start(health, log.clone(), projections.clone()).await;
     let health = tokio::spawn(health.run(stop.clone()));
