@@ -1,12 +1,15 @@
-//! Parties and sources: every party's and source's latest state, listed in key order.
+//! Parties and sources: every party's and source's latest state, listed in key order. And of
+//! every stream, the later events that corrected or retracted earlier ones (its
+//! back-references), so that a history page reads only its own events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
+use super::history::BackReference;
 use super::runner::{Change, Projection};
 use super::store::{
     decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, uuid_key, Current, Dirty,
@@ -55,6 +58,16 @@ pub(crate) struct DirectoryModel {
     dirty_parties: Dirty<String>,
     /// Sources changed since the last snapshot.
     dirty_sources: Dirty<uuid::Uuid>,
+    /// Each stream's back-references, in stream-version order.
+    back_references: HashMap<String, Vec<BackReference>>,
+    /// Back-references added since the last snapshot (they are only ever added).
+    unsaved_references: Vec<(String, BackReference)>,
+}
+
+/// The snapshot key of a back-reference: `r` stream-id 0x00 by-version(8). Stream ids never
+/// hold a 0x00 byte (the log refuses them).
+fn reference_key(stream_id: &str, by_version: u64) -> Vec<u8> {
+    [b"r", stream_id.as_bytes(), &[0], &by_version.to_be_bytes()[..]].concat()
 }
 
 /// The row of a party state (None if it does not exist).
@@ -127,6 +140,31 @@ fn page<K: Ord + Clone, T>(
 }
 
 impl DirectoryModel {
+    /// The back-references of `stream_id` from versions after `after_version`, recorded at or
+    /// before `at`.
+    pub(crate) fn back_references(&self, stream_id: &str, after_version: u64, at: u64) -> Vec<BackReference> {
+        let Some(references) = self.back_references.get(stream_id) else {
+            return Vec::new();
+        };
+        let start = references.partition_point(|reference| reference.by_version <= after_version);
+        references[start..]
+            .iter()
+            .take_while(|reference| reference.by_position <= at)
+            .copied()
+            .collect()
+    }
+
+    fn add_reference(&mut self, stream_id: &str, reference: BackReference) {
+        let references = self.back_references.entry(stream_id.to_owned()).or_default();
+        assert!(
+            references
+                .last()
+                .is_none_or(|last| last.by_version < reference.by_version),
+            "back-references of a stream arrive in version order"
+        );
+        references.push(reference);
+    }
+
     /// One party as of `at`.
     pub(crate) fn party(&self, log: &Log, code: &str, at: u64) -> ProjectionResult<Option<PartyRow>> {
         row_at(log, &party_stream_id(code), self.parties.get(code), at, party_row)
@@ -185,6 +223,17 @@ impl DirectoryModel {
 impl Projection for DirectoryModel {
     fn apply(&mut self, change: &Change<'_>) {
         let position = change.envelope.position;
+        if let Some((target, retracts)) = change.refers_to {
+            let reference = BackReference {
+                by_version: change.envelope.stream_version,
+                by_position: position,
+                target,
+                retracts,
+            };
+            self.add_reference(&change.envelope.stream_id, reference);
+            self.unsaved_references
+                .push((change.envelope.stream_id.clone(), reference));
+        }
         match &**change.after {
             AggregateState::Party(after) => {
                 let Some(code) = after.code().filter(|_| after.details().is_some()) else {
@@ -207,7 +256,9 @@ impl Projection for DirectoryModel {
         }
     }
 
-    /// `p` code -> a party's state; `s` uuid -> a source's state.
+    /// `p` code -> a party's state; `s` uuid -> a source's state; `r` stream 0x00 version ->
+    /// one back-reference (only new ones are written: a correction costs the same bytes however
+    /// many came before it).
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let codes = self.dirty_parties.take_ids(self.parties.keys().cloned());
         let uuids = self.dirty_sources.take_ids(self.sources.keys().copied());
@@ -217,11 +268,26 @@ impl Projection for DirectoryModel {
         for uuid in uuids {
             out.put_entity([&b"s"[..], uuid.as_bytes()].concat(), &self.sources[&uuid]);
         }
+        for (stream_id, reference) in std::mem::take(&mut self.unsaved_references) {
+            out.put(
+                reference_key(&stream_id, reference.by_version),
+                crate::encoding::encode(&reference),
+            );
+        }
     }
 
     fn unsave(&mut self) {
         self.dirty_parties.mark_all();
         self.dirty_sources.mark_all();
+        self.unsaved_references = self
+            .back_references
+            .iter()
+            .flat_map(|(stream_id, references)| {
+                references
+                    .iter()
+                    .map(move |reference| (stream_id.clone(), *reference))
+            })
+            .collect();
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
@@ -235,6 +301,20 @@ impl Projection for DirectoryModel {
             Some((b's', id)) => {
                 let current = restore_entity(value, AggregateState::Source)?;
                 self.sources.insert(uuid_key(id)?, current);
+            }
+            Some((b'r', rest)) if rest.len() > 9 && rest[rest.len() - 9] == 0 => {
+                let malformed =
+                    || ProjectionError::DataLoss("read-model snapshot: malformed back-reference".into());
+                let stream_id = std::str::from_utf8(&rest[..rest.len() - 9]).map_err(|_| malformed())?;
+                let reference: BackReference = crate::encoding::decode(value).map_err(|_| malformed())?;
+                if reference_key(stream_id, reference.by_version) != key {
+                    return Err(malformed());
+                }
+                let references = self.back_references.entry(stream_id.to_owned()).or_default();
+                match references.binary_search_by_key(&reference.by_version, |r| r.by_version) {
+                    Ok(index) => references[index] = reference,
+                    Err(index) => references.insert(index, reference),
+                }
             }
             _ => {
                 return Err(ProjectionError::DataLoss(
@@ -269,6 +349,19 @@ impl Projection for DirectoryModel {
                 crate::encoding::encode(&(current.first_position, row)),
             ))
         });
-        parties.chain(sources).collect()
+        let mut references: Vec<(Vec<u8>, Vec<u8>)> = self
+            .back_references
+            .iter()
+            .flat_map(|(stream_id, references)| {
+                references.iter().map(move |reference| {
+                    let mut key = reference_key(stream_id, reference.by_version);
+                    key[0] = b'R';
+                    (key, crate::encoding::encode(reference))
+                })
+            })
+            .collect();
+        references.sort();
+        // In key order: `P` < `R` < `S`.
+        parties.chain(references).chain(sources).collect()
     }
 }

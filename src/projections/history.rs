@@ -15,9 +15,6 @@ use crate::time::{OccurredAt, Timestamp};
 
 /// Most history entries one page returns.
 pub const MAX_HISTORY_PAGE: usize = 500;
-/// Most events of one stream a history query reads (to annotate corrections that come after
-/// the page); longer streams are an invalid argument for now.
-pub const MAX_HISTORY_STREAM_EVENTS: u64 = 100_000;
 
 /// A cited source, with what the directory knew about it at the query position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,60 +70,79 @@ pub struct HistoryEntry {
 }
 
 /// (corrects, retracts, reason) of an event.
-fn references(event: &DomainEvent) -> (Option<u64>, Option<u64>, Option<String>) {
+fn references(event: &DomainEvent) -> (Option<u64>, Option<u64>, Option<&str>) {
     match event {
         DomainEvent::Party(party::Event::PartyCorrected(e)) => {
-            (Some(e.corrects_version), None, Some(e.reason.clone()))
+            (Some(e.corrects_version), None, Some(&e.reason))
         }
         DomainEvent::Source(source::Event::SourceCorrected(e)) => {
-            (Some(e.corrects_version), None, Some(e.reason.clone()))
+            (Some(e.corrects_version), None, Some(&e.reason))
         }
         DomainEvent::Official(official::Event::OfficialNameCorrected(e)) => {
-            (Some(e.corrects_version), None, Some(e.reason.clone()))
+            (Some(e.corrects_version), None, Some(&e.reason))
         }
         DomainEvent::Official(official::Event::OfficialEventRetracted(e)) => {
-            (None, Some(e.retracts_version), Some(e.reason.clone()))
+            (None, Some(e.retracts_version), Some(&e.reason))
         }
         DomainEvent::Meeting(meeting::Event::MeetingCorrected(e)) => {
-            (Some(e.corrects_version), None, Some(e.reason.clone()))
+            (Some(e.corrects_version), None, Some(&e.reason))
         }
         DomainEvent::Meeting(meeting::Event::MeetingEventRetracted(e)) => {
-            (None, Some(e.retracts_version), Some(e.reason.clone()))
+            (None, Some(e.retracts_version), Some(&e.reason))
         }
         DomainEvent::Commitment(commitment::Event::CommitmentCorrected(e)) => {
-            (Some(e.corrects_version), None, Some(e.reason.clone()))
+            (Some(e.corrects_version), None, Some(&e.reason))
         }
         DomainEvent::Commitment(commitment::Event::CommitmentEventRetracted(e)) => {
-            (None, Some(e.retracts_version), Some(e.reason.clone()))
+            (None, Some(e.retracts_version), Some(&e.reason))
         }
         _ => (None, None, None),
     }
 }
 
-/// Whether an event type can correct or retract an earlier event of its stream (every event
-/// [`references`] reads is named `...Corrected` or `...Retracted`).
-fn refers_back(event_type: &str) -> bool {
-    event_type.ends_with("Corrected") || event_type.ends_with("Retracted")
+/// What an event refers back to: the version it corrects or retracts, and whether it retracts.
+pub(crate) fn back_reference(event: &DomainEvent) -> Option<(u64, bool)> {
+    match references(event) {
+        (Some(corrected), _, _) => Some((corrected, false)),
+        (None, Some(retracted), _) => Some((retracted, true)),
+        (None, None, _) => None,
+    }
 }
 
-/// Marks the entry `event` (at `version`) corrects or retracts. Entries hold consecutive
-/// versions from `from_version`, so the entry is found by its version, not searched for.
-fn mark_references(entries: &mut [HistoryEntry], from_version: u64, event: &DomainEvent, version: u64) {
-    let (corrects, retracts, _) = references(event);
-    let entry_of = |target: u64| target.checked_sub(from_version).map(|index| index as usize);
-    if let Some(entry) = corrects
-        .and_then(entry_of)
-        .and_then(|index| entries.get_mut(index))
-    {
-        debug_assert_eq!(Some(entry.stream_version), corrects);
-        entry.corrected_by = Some(version);
-    }
-    if let Some(entry) = retracts
-        .and_then(entry_of)
-        .and_then(|index| entries.get_mut(index))
-    {
-        debug_assert_eq!(Some(entry.stream_version), retracts);
-        entry.retracted_by = Some(version);
+/// A later event of a stream that corrects or retracts an earlier one: what the directory read
+/// model keeps of every stream, so a history page need not read past itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BackReference {
+    /// The correcting or retracting event's stream version.
+    pub by_version: u64,
+    /// Its log position.
+    pub by_position: u64,
+    /// The stream version it corrects or retracts.
+    pub target: u64,
+    /// A retraction (else a correction).
+    pub retracts: bool,
+}
+
+/// Marks the entry that the event at `by_version` corrects or retracts (`target`, `retracts`).
+/// Entries hold consecutive versions from `from_version`, so the entry is found by its version,
+/// not searched for.
+fn mark_reference(
+    entries: &mut [HistoryEntry],
+    from_version: u64,
+    (target, retracts): (u64, bool),
+    by_version: u64,
+) {
+    let Some(entry) = target
+        .checked_sub(from_version)
+        .and_then(|index| entries.get_mut(index as usize))
+    else {
+        return;
+    };
+    debug_assert_eq!(entry.stream_version, target);
+    if retracts {
+        entry.retracted_by = Some(by_version);
+    } else {
+        entry.corrected_by = Some(by_version);
     }
 }
 
@@ -151,14 +167,17 @@ fn describe_once(
 const DESCRIBED_SOURCES_KEPT: usize = 64;
 
 /// The history of `stream_id` as of position `at`: entries with versions from `from_version`,
-/// at most `limit`, and the next version to ask for if there are more.
+/// at most `limit`, and the next version to ask for if there are more. The page reads only its
+/// own events (and the first one after it, to know there are more); `later_references(v)`
+/// gives the stream's back-references from versions after `v` recorded at or before `at`,
+/// which mark the entries corrected or retracted after the page.
 pub(crate) fn history(
     log: &Log,
     stream_id: &str,
-    from_version: u64,
-    limit: usize,
+    (from_version, limit): (u64, usize),
     at: u64,
     describe_source: &dyn Fn(&SourceCitation) -> ProjectionResult<SourceRef>,
+    later_references: &dyn Fn(u64) -> Vec<BackReference>,
 ) -> ProjectionResult<(Vec<HistoryEntry>, Option<u64>)> {
     if limit == 0 || limit > MAX_HISTORY_PAGE {
         return Err(ProjectionError::InvalidArgument {
@@ -168,12 +187,14 @@ pub(crate) fn history(
     }
     let from_version = from_version.max(1);
     let mut entries: Vec<HistoryEntry> = Vec::with_capacity(limit);
-    // Whether the stream has an event past the page (read only for what it corrects or retracts).
+    // Whether the stream has an event past the page, at or before `at`.
     let mut more = false;
     let mut sources_seen: Vec<(SourceCitation, SourceRef)> = Vec::new();
     let mut next = from_version;
     'read: loop {
-        let events = log.read_stream(stream_id, next, Direction::Forwards, MAX_READ_PAGE_EVENTS)?;
+        // The page's events and the one after it.
+        let wanted = (limit + 1 - entries.len()).min(MAX_READ_PAGE_EVENTS);
+        let events = log.read_stream(stream_id, next, Direction::Forwards, wanted)?;
         if events.is_empty() {
             break;
         }
@@ -182,28 +203,17 @@ pub(crate) fn history(
             if envelope.position > at {
                 break 'read;
             }
-            if envelope.stream_version - from_version >= MAX_HISTORY_STREAM_EVENTS {
-                return Err(ProjectionError::InvalidArgument {
-                    field: "stream_id",
-                    reason: format!(
-                        "history over {MAX_HISTORY_STREAM_EVENTS} events; page with from_version"
-                    ),
-                });
-            }
             next = envelope.stream_version + 1;
             if entries.len() == limit {
-                // Past the page: only a correction or retraction of an entry in it matters, and
-                // only such an event is decoded (every one of them is named so).
                 more = true;
-                if refers_back(&envelope.event_type) {
-                    let event = decode(&envelope)?;
-                    mark_references(&mut entries, from_version, &event, envelope.stream_version);
-                }
-                continue;
+                break 'read;
             }
             let event = decode(&envelope)?;
-            mark_references(&mut entries, from_version, &event, envelope.stream_version);
+            if let Some(reference) = back_reference(&event) {
+                mark_reference(&mut entries, from_version, reference, envelope.stream_version);
+            }
             let (corrects_version, retracts_version, reason) = references(&event);
+            let reason = reason.map(str::to_owned);
             let mut sources = Vec::with_capacity(event.citations().len());
             for citation in event.citations() {
                 sources.push(describe_once(&mut sources_seen, citation, describe_source)?);
@@ -234,5 +244,14 @@ pub(crate) fn history(
     } else {
         None
     };
+    if let (Some(next_version), Some(first)) = (next_version, entries.first()) {
+        // Corrections and retractions after the page, from the read model's back-references.
+        let first = first.stream_version;
+        for reference in later_references(next_version - 1) {
+            debug_assert!(reference.by_version >= next_version && reference.by_position <= at);
+            let target = (reference.target, reference.retracts);
+            mark_reference(&mut entries, first, target, reference.by_version);
+        }
+    }
     Ok((entries, next_version))
 }

@@ -739,8 +739,18 @@ impl Projections {
                 publisher: row.as_ref().and_then(|row| row.details.publisher.clone()),
             })
         };
-        let (items, next) =
-            history::history(&self.shared.log, stream_id, from_version, limit, at, &describe)?;
+        let later_references = |after_version: u64| {
+            let model = self.shared.model.read().expect("model lock");
+            model.directory.back_references(stream_id, after_version, at)
+        };
+        let (items, next) = history::history(
+            &self.shared.log,
+            stream_id,
+            (from_version, limit),
+            at,
+            &describe,
+            &later_references,
+        )?;
         if items.is_empty() && from_version == 1 {
             // No event of this entity at or before the position read: it does not exist (yet).
             return Err(ProjectionError::NotFound {

@@ -603,6 +603,65 @@ fn assert_equals_fold(projections: &Projections, log: &Log, at: u64) {
     assert_eq!(listed, expected, "parties at {at}");
     let sources = all_pages(|page| projections.sources(page, &options).expect("sources"));
     assert_eq!(sources.len(), fold.sources.len());
+    // Histories in pages of 2, so that corrections and retractions often come after the page
+    // of what they refer to.
+    let streams = (0..MEETINGS)
+        .map(|index| meeting_id(index).stream_id())
+        .chain((0..COMMITMENTS).map(|index| commitment_id(index).stream_id()));
+    for stream_id in streams {
+        let expected = reference_history_marks(log, &stream_id, at);
+        let history = match projections.history(&stream_id, &PageRequest::first(2), &options) {
+            Err(ProjectionError::NotFound { .. }) if expected.is_empty() => continue,
+            first => {
+                first.expect("history");
+                all_pages(|page| {
+                    projections
+                        .history(&stream_id, page, &options)
+                        .expect("history page")
+                })
+            }
+        };
+        let marks: Vec<_> = history
+            .iter()
+            .map(|entry| (entry.stream_version, entry.corrected_by, entry.retracted_by))
+            .collect();
+        assert_eq!(marks, expected, "history marks of {stream_id} at {at}");
+    }
+}
+
+/// (version, corrected by, retracted by) of every event of a stream up to `at`, from the log
+/// alone: each correction or retraction marks its target, a later one replacing an earlier.
+fn reference_history_marks(log: &Log, stream_id: &str, at: u64) -> Vec<(u64, Option<u64>, Option<u64>)> {
+    let events = log
+        .read_stream(stream_id, 1, dipledger::log::Direction::Forwards, 10_000)
+        .expect("read stream");
+    let mut marks: Vec<(u64, Option<u64>, Option<u64>)> = Vec::new();
+    for recorded in events.iter().filter(|recorded| recorded.position() <= at) {
+        let envelope = recorded.envelope();
+        let version = envelope.stream_version;
+        marks.push((version, None, None));
+        let event = dipledger::domain::event::decode_event(
+            &envelope.event_type,
+            envelope.schema_version,
+            &envelope.payload,
+        )
+        .expect("decode");
+        use dipledger::domain::DomainEvent as E;
+        let (corrects, retracts) = match &event {
+            E::Meeting(meeting::Event::MeetingCorrected(e)) => (Some(e.corrects_version), None),
+            E::Meeting(meeting::Event::MeetingEventRetracted(e)) => (None, Some(e.retracts_version)),
+            E::Commitment(commitment::Event::CommitmentCorrected(e)) => (Some(e.corrects_version), None),
+            E::Commitment(commitment::Event::CommitmentEventRetracted(e)) => (None, Some(e.retracts_version)),
+            _ => (None, None),
+        };
+        if let Some(target) = corrects {
+            marks[target as usize - 1].1 = Some(version);
+        }
+        if let Some(target) = retracts {
+            marks[target as usize - 1].2 = Some(version);
+        }
+    }
+    marks
 }
 
 trait SortKey {
