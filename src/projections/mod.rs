@@ -232,6 +232,17 @@ impl Projections {
         })
     }
 
+    /// Test hook: later snapshots (the one a close writes included) are written as `format`, as
+    /// a build with another snapshot format would write them.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn write_snapshots_as_format(&self, format: u32) {
+        self.shared
+            .engine
+            .lock()
+            .expect("engine lock")
+            .write_snapshot_format(format);
+    }
+
     /// Test hook: the snapshot tree in the read models' own sled database.
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn snapshot_tree(&self) -> sled::Tree {

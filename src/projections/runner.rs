@@ -458,6 +458,12 @@ impl Engine {
         self.snapshots.tree().clone()
     }
 
+    /// Test hook: later snapshots are written as format `format`.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn write_snapshot_format(&mut self, format: u32) {
+        self.snapshots.write_format(format);
+    }
+
     #[cfg(test)]
     pub(crate) fn force_base(&mut self) {
         self.snapshots.force_base();

@@ -276,6 +276,9 @@ pub(crate) struct Snapshots {
     /// Whether the last snapshot due was deferred (the first deferral is said on stderr).
     deferring: bool,
     stats: SnapshotStats,
+    /// The format written: [`SNAPSHOT_FORMAT`], other only through a test hook (an earlier
+    /// build's snapshot).
+    format: u32,
 }
 
 impl Drop for Snapshots {
@@ -420,8 +423,15 @@ impl Snapshots {
             disk: log.disk_guard(),
             deferring: false,
             stats: SnapshotStats::default(),
+            format: SNAPSHOT_FORMAT,
         };
         Ok((snapshots, load))
+    }
+
+    /// Test hook: later snapshots are written as format `format`.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn write_format(&mut self, format: u32) {
+        self.format = format;
     }
 
     /// Counts applied events; true when a snapshot is due.
@@ -529,7 +539,7 @@ impl Snapshots {
 
     fn commit(&mut self, meta: Meta) -> ProjectionResult<()> {
         let mut batch = sled::Batch::default();
-        batch.insert(VERSION_KEY, &SNAPSHOT_FORMAT.to_be_bytes()[..]);
+        batch.insert(VERSION_KEY, &self.format.to_be_bytes()[..]);
         batch.insert(META_KEY, &meta.encode()[..]);
         self.tree.apply_batch(batch)?;
         self.meta = meta;

@@ -14,6 +14,7 @@ use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
 use dipledger::domain::DomainCommand;
 use dipledger::log::Log;
+use dipledger::projections::snapshot::SNAPSHOT_FORMAT;
 use dipledger::projections::{ProjectionName, Projections, SnapshotLoad};
 use dipledger::time::Timestamp;
 use uuid::Uuid;
@@ -237,6 +238,45 @@ fn a_damaged_snapshot_is_discarded_and_the_read_models_rebuilt() {
         let mut damaged = value.to_vec();
         damaged.truncate(damaged.len() / 2);
         tree.insert(&key, damaged).expect("damage");
+        ProjectionName::ALL
+            .iter()
+            .map(|name| projections.dump(*name))
+            .collect::<Vec<_>>()
+    };
+
+    let projections = Projections::open_paused(log.clone()).expect("reopen");
+    assert!(
+        matches!(projections.snapshot_load(), SnapshotLoad::Discarded(_)),
+        "{:?}",
+        projections.snapshot_load()
+    );
+    for name in ProjectionName::ALL {
+        assert_eq!(projections.checkpoint(name), 0);
+    }
+    projections.catch_up().expect("catch up");
+    let rebuilt: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| projections.dump(*name))
+        .collect();
+    assert!(rebuilt == expected, "rebuilt from the log after the discard");
+}
+
+/// A snapshot written in another format (an earlier build's) is discarded on open and the read
+/// models are rebuilt from the log: how a new snapshot format reaches an existing directory.
+#[test]
+fn a_snapshot_of_another_format_is_discarded_and_the_read_models_rebuilt() {
+    let (_dir, log) = temp_log();
+    for command in setup().iter().chain(&[statement(0), progress(0)]) {
+        record(&log, command, "analyst").expect("accepted");
+    }
+    let expected = {
+        let projections = Projections::open_paused(log.clone()).expect("open");
+        projections.catch_up().expect("catch up");
+        projections.write_snapshots_as_format(SNAPSHOT_FORMAT - 1);
+        projections.snapshot().expect("snapshot");
+        let tree = projections.snapshot_tree();
+        let written = tree.get(b"V").expect("read").expect("a format");
+        assert_eq!(&written[..], &(SNAPSHOT_FORMAT - 1).to_be_bytes()[..]);
         ProjectionName::ALL
             .iter()
             .map(|name| projections.dump(*name))
