@@ -84,8 +84,8 @@ pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Most recent events the shared live feed keeps converted for subscribers near the head.
 /// A subscriber further behind reads the log itself.
 pub const LIVE_FEED_EVENTS: usize = 4_096;
-/// The live feed also keeps at most this many bytes of envelopes (by encoded size), dropping
-/// the oldest first (never the newest one).
+/// The live feed also keeps at most this many bytes of encoded answers (both forms of each
+/// event: with and without its typed body), dropping the oldest first (never the newest one).
 pub const LIVE_FEED_BYTES: usize = 32 * 1024 * 1024;
 
 /// The EventStoreService implementation.
