@@ -219,16 +219,13 @@ fn a_reopen_restores_positions_and_replays_only_the_tail() {
 
 #[test]
 fn a_damaged_snapshot_is_discarded_and_the_read_models_rebuilt() {
-    let (_dir, log) = temp_log();
-    for command in setup().iter().chain(&[statement(0), progress(0)]) {
-        record(&log, command, "analyst").expect("accepted");
-    }
+    let (_dir, log) = recorded_log();
     let expected = {
         let projections = Projections::open_paused(log.clone()).expect("open");
         projections.catch_up().expect("catch up");
         projections.snapshot().expect("snapshot");
-        // Cut the first chunk of records in the middle. (Closing writes no chunk: nothing
-        // changed since this snapshot.)
+        // Cut the first chunk of records in the middle. (Closing appends a chunk of its own;
+        // the damaged first one still fails the load.)
         let tree = projections.snapshot_tree();
         let (key, value) = tree
             .scan_prefix(b"c")
@@ -238,37 +235,17 @@ fn a_damaged_snapshot_is_discarded_and_the_read_models_rebuilt() {
         let mut damaged = value.to_vec();
         damaged.truncate(damaged.len() / 2);
         tree.insert(&key, damaged).expect("damage");
-        ProjectionName::ALL
-            .iter()
-            .map(|name| projections.dump(*name))
-            .collect::<Vec<_>>()
+        dumps(&projections)
     };
 
-    let projections = Projections::open_paused(log.clone()).expect("reopen");
-    assert!(
-        matches!(projections.snapshot_load(), SnapshotLoad::Discarded(_)),
-        "{:?}",
-        projections.snapshot_load()
-    );
-    for name in ProjectionName::ALL {
-        assert_eq!(projections.checkpoint(name), 0);
-    }
-    projections.catch_up().expect("catch up");
-    let rebuilt: Vec<_> = ProjectionName::ALL
-        .iter()
-        .map(|name| projections.dump(*name))
-        .collect();
-    assert!(rebuilt == expected, "rebuilt from the log after the discard");
+    assert_discarded_and_rebuilt(&log, &expected);
 }
 
 /// A snapshot written in another format (an earlier build's) is discarded on open and the read
 /// models are rebuilt from the log: how a new snapshot format reaches an existing directory.
 #[test]
 fn a_snapshot_of_another_format_is_discarded_and_the_read_models_rebuilt() {
-    let (_dir, log) = temp_log();
-    for command in setup().iter().chain(&[statement(0), progress(0)]) {
-        record(&log, command, "analyst").expect("accepted");
-    }
+    let (_dir, log) = recorded_log();
     let expected = {
         let projections = Projections::open_paused(log.clone()).expect("open");
         projections.catch_up().expect("catch up");
@@ -277,12 +254,23 @@ fn a_snapshot_of_another_format_is_discarded_and_the_read_models_rebuilt() {
         let tree = projections.snapshot_tree();
         let written = tree.get(b"V").expect("read").expect("a format");
         assert_eq!(&written[..], &(SNAPSHOT_FORMAT - 1).to_be_bytes()[..]);
-        ProjectionName::ALL
-            .iter()
-            .map(|name| projections.dump(*name))
-            .collect::<Vec<_>>()
+        dumps(&projections)
     };
 
+    assert_discarded_and_rebuilt(&log, &expected);
+}
+
+/// Every read model's dump.
+fn dumps(projections: &Projections) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    ProjectionName::ALL
+        .iter()
+        .map(|name| projections.dump(*name))
+        .collect()
+}
+
+/// Reopens the read models over `log`: their snapshot is discarded, every one starts at 0, and
+/// once caught up they equal `expected`.
+fn assert_discarded_and_rebuilt(log: &Log, expected: &[Vec<(Vec<u8>, Vec<u8>)>]) {
     let projections = Projections::open_paused(log.clone()).expect("reopen");
     assert!(
         matches!(projections.snapshot_load(), SnapshotLoad::Discarded(_)),
@@ -293,9 +281,17 @@ fn a_snapshot_of_another_format_is_discarded_and_the_read_models_rebuilt() {
         assert_eq!(projections.checkpoint(name), 0);
     }
     projections.catch_up().expect("catch up");
-    let rebuilt: Vec<_> = ProjectionName::ALL
-        .iter()
-        .map(|name| projections.dump(*name))
-        .collect();
-    assert!(rebuilt == expected, "rebuilt from the log after the discard");
+    assert!(
+        dumps(&projections) == expected,
+        "rebuilt from the log after the discard"
+    );
+}
+
+/// A log holding the setup, a statement and a progress report.
+fn recorded_log() -> (tempfile::TempDir, Log) {
+    let (dir, log) = temp_log();
+    for command in setup().iter().chain(&[statement(0), progress(0)]) {
+        record(&log, command, "analyst").expect("accepted");
+    }
+    (dir, log)
 }
