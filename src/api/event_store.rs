@@ -198,11 +198,17 @@ struct FeedEvent {
 impl FeedEvent {
     fn new(record: RecordedEvent) -> FeedEvent {
         let key = record.envelope().without_payload();
-        let message = convert::envelope_into_pb(record, true);
-        let untyped = Frame::encode(pb::subscribe_response::Message::Event(
-            convert::envelope_without_typed(&message),
-        ));
-        let typed = Frame::encode(pb::subscribe_response::Message::Event(message));
+        let mut response = pb::SubscribeResponse {
+            message: Some(pb::subscribe_response::Message::Event(convert::envelope_into_pb(
+                record, true,
+            ))),
+        };
+        let typed = Frame::of(&response);
+        // The same answer without the typed event: every other field as it is, nothing copied.
+        if let Some(pb::subscribe_response::Message::Event(envelope)) = &mut response.message {
+            envelope.event = None;
+        }
+        let untyped = Frame::of(&response);
         FeedEvent {
             bytes: typed.bytes().len() + untyped.bytes().len(),
             key,

@@ -13,10 +13,9 @@
 //! service is answered by the generated server, unchanged.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use prost::bytes::BufMut as _;
+use prost::bytes::{BufMut as _, Bytes};
 use prost::Message as _;
 use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::codegen::{http, BoxFuture, Service};
@@ -34,15 +33,19 @@ pub const SUBSCRIBE_PATH: &str = "/dipledger.v1.EventStoreService/Subscribe";
 
 /// One encoded `SubscribeResponse`, shared (cloning it copies a pointer, not the bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame(Arc<[u8]>);
+pub struct Frame(Bytes);
 
 impl Frame {
     /// Encodes `message` once.
     pub fn encode(message: pb::subscribe_response::Message) -> Frame {
-        let response = pb::SubscribeResponse {
+        Frame::of(&pb::SubscribeResponse {
             message: Some(message),
-        };
-        Frame(response.encode_to_vec().into())
+        })
+    }
+
+    /// Encodes `response` once.
+    pub fn of(response: &pb::SubscribeResponse) -> Frame {
+        Frame(Bytes::from(response.encode_to_vec()))
     }
 
     /// The encoded bytes.

@@ -52,33 +52,6 @@ pub fn envelope_into_pb(event: RecordedEvent, typed: bool) -> pb::EventEnvelope 
     }
 }
 
-/// A copy of `envelope` without the typed event (`omit_typed_body`): copies every other field
-/// and never touches the typed body, which is the costly part of a deep clone.
-pub fn envelope_without_typed(envelope: &pb::EventEnvelope) -> pb::EventEnvelope {
-    // Every field is listed (no `..`), so a field added to EventEnvelope fails to compile here
-    // instead of being silently dropped.
-    pb::EventEnvelope {
-        position: envelope.position,
-        stream_id: envelope.stream_id.clone(),
-        stream_version: envelope.stream_version,
-        event_id: envelope.event_id.clone(),
-        event_type: envelope.event_type.clone(),
-        schema_version: envelope.schema_version,
-        command_id: envelope.command_id.clone(),
-        occurred_at: envelope.occurred_at,
-        recorded_at: envelope.recorded_at,
-        recorded_by: envelope.recorded_by.clone(),
-        correlation_id: envelope.correlation_id.clone(),
-        causation_id: envelope.causation_id.clone(),
-        tags: envelope.tags.clone(),
-        payload: envelope.payload.clone(),
-        event: None,
-        leaf_hash: envelope.leaf_hash.clone(),
-        leaf_input: envelope.leaf_input.clone(),
-        chain_hash: envelope.chain_hash.clone(),
-    }
-}
-
 /// A UUID in its hyphenated lower-case text form, written straight into the string (no
 /// formatter machinery).
 fn uuid_to_pb(id: Uuid) -> String {
