@@ -2,14 +2,14 @@
 //! every stream, the later events that corrected or retracted earlier ones (its
 //! back-references), so that a history page reads only its own events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
-use super::history::BackReference;
+use super::history::{back_reference, BackReference};
 use super::runner::{Change, Projection};
 use super::store::{
     decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, uuid_key, Current, Dirty,
@@ -58,10 +58,11 @@ pub(crate) struct DirectoryModel {
     dirty_parties: Dirty<String>,
     /// Sources changed since the last snapshot.
     dirty_sources: Dirty<uuid::Uuid>,
-    /// Each stream's back-references, in stream-version order.
-    back_references: HashMap<String, Vec<BackReference>>,
-    /// Back-references added since the last snapshot (they are only ever added).
-    unsaved_references: Vec<(String, BackReference)>,
+    /// Each stream's back-references, in stream-version (so also position) order.
+    back_references: BTreeMap<String, Vec<BackReference>>,
+    /// The snapshot holds every back-reference recorded at or before this position (they are
+    /// only ever added, in log order).
+    references_saved_through: u64,
 }
 
 /// The snapshot key of a back-reference: `r` stream-id 0x00 by-version(8). Stream ids never
@@ -154,15 +155,20 @@ impl DirectoryModel {
             .collect()
     }
 
-    fn add_reference(&mut self, stream_id: &str, reference: BackReference) {
-        let references = self.back_references.entry(stream_id.to_owned()).or_default();
-        assert!(
-            references
-                .last()
-                .is_none_or(|last| last.by_version < reference.by_version),
-            "back-references of a stream arrive in version order"
-        );
-        references.push(reference);
+    /// Appends a back-reference of `stream_id`; false (and nothing added) unless it follows the
+    /// stream's last one in version order.
+    fn add_reference(&mut self, stream_id: &str, reference: BackReference) -> bool {
+        let references = match self.back_references.get_mut(stream_id) {
+            Some(references) => references,
+            None => self.back_references.entry(stream_id.to_owned()).or_default(),
+        };
+        let in_order = references.last().is_none_or(|last| {
+            last.by_version < reference.by_version && last.by_position < reference.by_position
+        });
+        if in_order {
+            references.push(reference);
+        }
+        in_order
     }
 
     /// One party as of `at`.
@@ -223,16 +229,15 @@ impl DirectoryModel {
 impl Projection for DirectoryModel {
     fn apply(&mut self, change: &Change<'_>) {
         let position = change.envelope.position;
-        if let Some((target, retracts)) = change.refers_to {
+        if let Some((target, retracts)) = back_reference(change.event) {
             let reference = BackReference {
                 by_version: change.envelope.stream_version,
                 by_position: position,
                 target,
                 retracts,
             };
-            self.add_reference(&change.envelope.stream_id, reference);
-            self.unsaved_references
-                .push((change.envelope.stream_id.clone(), reference));
+            let added = self.add_reference(&change.envelope.stream_id, reference);
+            assert!(added, "a stream's events are applied in version order");
         }
         match &**change.after {
             AggregateState::Party(after) => {
@@ -268,26 +273,23 @@ impl Projection for DirectoryModel {
         for uuid in uuids {
             out.put_entity([&b"s"[..], uuid.as_bytes()].concat(), &self.sources[&uuid]);
         }
-        for (stream_id, reference) in std::mem::take(&mut self.unsaved_references) {
-            out.put(
-                reference_key(&stream_id, reference.by_version),
-                crate::encoding::encode(&reference),
-            );
+        let saved_through = self.references_saved_through;
+        for (stream_id, references) in &self.back_references {
+            let unsaved = references.partition_point(|reference| reference.by_position <= saved_through);
+            for reference in &references[unsaved..] {
+                out.put(
+                    reference_key(stream_id, reference.by_version),
+                    crate::encoding::encode(reference),
+                );
+                self.references_saved_through = self.references_saved_through.max(reference.by_position);
+            }
         }
     }
 
     fn unsave(&mut self) {
         self.dirty_parties.mark_all();
         self.dirty_sources.mark_all();
-        self.unsaved_references = self
-            .back_references
-            .iter()
-            .flat_map(|(stream_id, references)| {
-                references
-                    .iter()
-                    .map(move |reference| (stream_id.clone(), *reference))
-            })
-            .collect();
+        self.references_saved_through = 0;
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
@@ -310,11 +312,11 @@ impl Projection for DirectoryModel {
                 if reference_key(stream_id, reference.by_version) != key {
                     return Err(malformed());
                 }
-                let references = self.back_references.entry(stream_id.to_owned()).or_default();
-                match references.binary_search_by_key(&reference.by_version, |r| r.by_version) {
-                    Ok(index) => references[index] = reference,
-                    Err(index) => references.insert(index, reference),
+                // Written in log order, so each stream's in version order.
+                if !self.add_reference(stream_id, reference) {
+                    return Err(malformed());
                 }
+                self.references_saved_through = self.references_saved_through.max(reference.by_position);
             }
             _ => {
                 return Err(ProjectionError::DataLoss(
@@ -349,18 +351,14 @@ impl Projection for DirectoryModel {
                 crate::encoding::encode(&(current.first_position, row)),
             ))
         });
-        let mut references: Vec<(Vec<u8>, Vec<u8>)> = self
-            .back_references
-            .iter()
-            .flat_map(|(stream_id, references)| {
-                references.iter().map(move |reference| {
-                    let mut key = reference_key(stream_id, reference.by_version);
-                    key[0] = b'R';
-                    (key, crate::encoding::encode(reference))
-                })
+        // Stream ids in order, 0x00 after each: the keys come in order.
+        let references = self.back_references.iter().flat_map(|(stream_id, references)| {
+            references.iter().map(move |reference| {
+                let mut key = reference_key(stream_id, reference.by_version);
+                key[0] = b'R';
+                (key, crate::encoding::encode(reference))
             })
-            .collect();
-        references.sort();
+        });
         // In key order: `P` < `R` < `S`.
         parties.chain(references).chain(sources).collect()
     }

@@ -244,13 +244,12 @@ pub(crate) fn history(
     } else {
         None
     };
-    if let (Some(next_version), Some(first)) = (next_version, entries.first()) {
+    if let Some(next_version) = next_version {
         // Corrections and retractions after the page, from the read model's back-references.
-        let first = first.stream_version;
         for reference in later_references(next_version - 1) {
             debug_assert!(reference.by_version >= next_version && reference.by_position <= at);
             let target = (reference.target, reference.retracts);
-            mark_reference(&mut entries, first, target, reference.by_version);
+            mark_reference(&mut entries, from_version, target, reference.by_version);
         }
     }
     Ok((entries, next_version))

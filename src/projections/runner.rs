@@ -86,8 +86,8 @@ pub(crate) struct Change<'a> {
     pub envelope: &'a Envelope,
     pub before: &'a AggregateState,
     pub after: &'a Arc<AggregateState>,
-    /// The version the event corrects or retracts, and whether it retracts.
-    pub refers_to: Option<(u64, bool)>,
+    /// The event, decoded.
+    pub event: &'a DomainEvent,
 }
 
 /// A read model: applies changes to its in-memory structures.
@@ -506,17 +506,17 @@ impl Engine {
             for recorded in chunk {
                 let envelope = recorded.envelope();
                 let event = decode(envelope)?;
-                let refers_to = super::history::back_reference(&event);
-                changes.push((envelope, refers_to, states.advance(&self.log, envelope, &event)?));
+                let (before, after) = states.advance(&self.log, envelope, &event)?;
+                changes.push((envelope, event, before, after));
             }
             let last = chunk.last().map_or(lowest, |event| event.position());
             let mut model = self.model.write().expect("model lock");
-            for (envelope, refers_to, (before, after)) in &changes {
+            for (envelope, event, before, after) in &changes {
                 let change = Change {
                     envelope,
                     before,
                     after,
-                    refers_to: *refers_to,
+                    event,
                 };
                 for name in &selected {
                     if model.position(*name) < envelope.position {
