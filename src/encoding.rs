@@ -63,6 +63,19 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// Decodes exactly one value from `bytes`, borrowing its strings and byte strings from them
+/// (no allocation for them); leftover bytes are an error.
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, read) = bincode::serde::borrow_decode_from_slice(bytes, CONFIG)
+        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    if read != bytes.len() {
+        return Err(DecodeError::TrailingBytes {
+            trailing: bytes.len() - read,
+        });
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, Violations};
 use super::frames::Frame;
+use super::pages;
 use super::pb;
 use super::pb::event_store_service_server::EventStoreService;
 use super::status;
@@ -529,42 +530,15 @@ impl EventStoreService for EventStore {
         Ok(Response::new(response))
     }
 
+    /// The server answers ReadAll through `api::frames` (the page encoded straight from the
+    /// stored records); this is the same page decoded back, for a generated
+    /// `EventStoreServiceServer` used directly.
     async fn read_all(
         &self,
         request: Request<pb::ReadAllRequest>,
     ) -> Result<Response<pb::ReadAllResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let direction = convert::direction_from_pb(request.direction, "direction", &mut violations);
-        let filter = convert::filter_from_pb(request.filter, "filter", &mut violations);
-        let limit = page_limit(request.limit, &mut violations);
-        violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
-        let log = self.log.clone();
-        let response = blocking(move || {
-            let from = match (request.from_position, direction) {
-                (Some(from), _) => from,
-                (None, Direction::Forwards) => 1,
-                (None, Direction::Backwards) => log.head(),
-            };
-            let page = log
-                .read_all(from, direction, limit, &filter)
-                .map_err(status::from_log_error)?;
-            let (events, left_out) =
-                convert_page(page.events, !request.omit_typed_body, request.include_leaf_input);
-            let (next_position, reached_end) = match left_out {
-                // Continue at the first event left out of the page.
-                Some(position) => (position, false),
-                None => (page.next_position, page.reached_end),
-            };
-            Ok(pb::ReadAllResponse {
-                events,
-                next_position,
-                head: page.head,
-                reached_end,
-            })
-        })
-        .await?;
-        Ok(Response::new(response))
+        let frame = self.read_all_frame(request.into_inner()).await?;
+        Ok(Response::new(frame.decode_as()?))
     }
 
     type ExportStream = super::export::ExportStream;
@@ -599,6 +573,36 @@ impl EventStoreService for EventStore {
 }
 
 impl EventStore {
+    /// One ReadAll page (docs/api.md, ReadAll), encoded.
+    pub async fn read_all_frame(&self, request: pb::ReadAllRequest) -> Result<Frame, Status> {
+        let mut violations = Violations::new();
+        let direction = convert::direction_from_pb(request.direction, "direction", &mut violations);
+        let filter = convert::filter_from_pb(request.filter, "filter", &mut violations);
+        let limit = page_limit(request.limit, &mut violations);
+        violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
+        let log = self.log.clone();
+        blocking(move || {
+            let from_position = match (request.from_position, direction) {
+                (Some(from), _) => from,
+                (None, Direction::Forwards) => 1,
+                (None, Direction::Backwards) => log.head(),
+            };
+            let page = pages::ReadAll {
+                from_position,
+                direction,
+                limit,
+                filter,
+                typed: !request.omit_typed_body,
+                leaf_input: request.include_leaf_input,
+                max_bytes: MAX_PAGE_BYTES,
+            };
+            pages::read_all_page(&log, &page)
+                .map(Frame::from_encoded)
+                .map_err(status::from_log_error)
+        })
+        .await
+    }
+
     /// Starts a subscription (docs/api.md, Subscribe): its answers, encoded.
     pub fn subscribe_frames(&self, request: pb::SubscribeRequest) -> Result<FrameStream, Status> {
         let mut violations = Violations::new();

@@ -1,25 +1,28 @@
-//! Subscribe answers encoded once: [`Frame`] is an encoded `SubscribeResponse`, and
-//! [`EventStoreRoutes`] serves `EventStoreService.Subscribe` with [`FrameCodec`], which writes
-//! frames as they are instead of encoding a prost message per subscriber.
+//! Answers sent already encoded: [`Frame`] is the bytes of one answer message, and
+//! [`EventStoreRoutes`] serves `EventStoreService.Subscribe` and `EventStoreService.ReadAll`
+//! with [`FrameCodec`], which writes frames as they are instead of encoding a prost message.
 //!
 //! Why: with many subscribers at the head every live event went to each of them as its own
 //! deep copy of the converted envelope, encoded again per subscriber; under 100 subscribers at
 //! 2,000 events/s that copy and encoding were about a fifth of the server's CPU
 //! (docs/benchmarks.md). The live feed now encodes each event once (with and without its
-//! typed body) and every subscriber sends the same shared bytes.
+//! typed body) and every subscriber sends the same shared bytes. A ReadAll page is written
+//! straight from the stored records (`api::pages`): building a message of owned strings per
+//! event, then encoding it, was over half of the server's CPU in a replay.
 //!
 //! The wire is unchanged: a frame's bytes are exactly what prost encodes for the message, so
 //! clients generated from proto/ decode it like any other answer. Every other method of the
 //! service is answered by the generated server, unchanged.
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 use prost::bytes::{BufMut as _, Bytes};
 use prost::Message as _;
 use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::codegen::{http, BoxFuture, Service};
-use tonic::server::{NamedService, ServerStreamingService};
+use tonic::server::{NamedService, ServerStreamingService, UnaryService};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstDecoder;
 
@@ -28,10 +31,13 @@ use super::pb;
 use super::pb::event_store_service_server::EventStoreServiceServer;
 use super::server::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 
-/// The route served here instead of by the generated server.
+/// The routes served here instead of by the generated server.
 pub const SUBSCRIBE_PATH: &str = "/dipledger.v1.EventStoreService/Subscribe";
+/// See [`SUBSCRIBE_PATH`].
+pub const READ_ALL_PATH: &str = "/dipledger.v1.EventStoreService/ReadAll";
 
-/// One encoded `SubscribeResponse`, shared (cloning it copies a pointer, not the bytes).
+/// One encoded answer (a `SubscribeResponse` unless said otherwise), shared (cloning it copies
+/// a pointer, not the bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame(Bytes);
 
@@ -48,22 +54,37 @@ impl Frame {
         Frame(Bytes::from(response.encode_to_vec()))
     }
 
+    /// Bytes already encoded as a message.
+    pub fn from_encoded(bytes: Vec<u8>) -> Frame {
+        Frame(Bytes::from(bytes))
+    }
+
     /// The encoded bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
 
-    /// The message back (for callers of the generated trait method, and tests).
+    /// The subscription answer back (for callers of the generated trait method, and tests).
     pub fn decode(&self) -> Result<pb::SubscribeResponse, Status> {
-        pb::SubscribeResponse::decode(self.bytes()).map_err(|error| {
-            Status::internal(format!("an encoded subscription answer does not decode: {error}"))
-        })
+        self.decode_as()
+    }
+
+    /// The message back, as `M`.
+    pub fn decode_as<M: prost::Message + Default>(&self) -> Result<M, Status> {
+        M::decode(self.bytes())
+            .map_err(|error| Status::internal(format!("an encoded answer does not decode: {error}")))
     }
 }
 
-/// Decodes a `SubscribeRequest` as prost does; encodes [`Frame`]s by copying their bytes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FrameCodec;
+/// Decodes a request `Q` as prost does; encodes [`Frame`]s by copying their bytes.
+#[derive(Debug)]
+pub struct FrameCodec<Q>(PhantomData<fn() -> Q>);
+
+impl<Q> Default for FrameCodec<Q> {
+    fn default() -> Self {
+        FrameCodec(PhantomData)
+    }
+}
 
 /// The encoding half of [`FrameCodec`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,11 +100,11 @@ impl Encoder for FrameEncoder {
     }
 }
 
-impl Codec for FrameCodec {
+impl<Q: prost::Message + Default + Send + 'static> Codec for FrameCodec<Q> {
     type Encode = Frame;
-    type Decode = pb::SubscribeRequest;
+    type Decode = Q;
     type Encoder = FrameEncoder;
-    type Decoder = ProstDecoder<pb::SubscribeRequest>;
+    type Decoder = ProstDecoder<Q>;
 
     fn encoder(&mut self) -> FrameEncoder {
         FrameEncoder
@@ -94,8 +115,8 @@ impl Codec for FrameCodec {
     }
 }
 
-/// `EventStoreService` as served: Subscribe through [`FrameCodec`], everything else through
-/// the generated server.
+/// `EventStoreService` as served: Subscribe and ReadAll through [`FrameCodec`], everything
+/// else through the generated server.
 #[derive(Clone)]
 pub struct EventStoreRoutes {
     store: EventStore,
@@ -130,14 +151,41 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != SUBSCRIBE_PATH {
-            return self.generated.call(request);
+        let store = self.store.clone();
+        match request.uri().path() {
+            SUBSCRIBE_PATH => Box::pin(async move {
+                let method = SubscribeMethod(store);
+                Ok(grpc().server_streaming(method, request).await)
+            }),
+            READ_ALL_PATH => Box::pin(async move {
+                let method = ReadAllMethod(store);
+                Ok(grpc().unary(method, request).await)
+            }),
+            _ => self.generated.call(request),
         }
-        let method = SubscribeMethod(self.store.clone());
+    }
+}
+
+/// A method answered with frames, under the server's message size limits.
+fn grpc<Q: prost::Message + Default + Send + 'static>() -> tonic::server::Grpc<FrameCodec<Q>> {
+    tonic::server::Grpc::new(FrameCodec::default())
+        .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), Some(MAX_RESPONSE_BYTES))
+}
+
+/// ReadAll as a unary method answering one encoded page.
+struct ReadAllMethod(EventStore);
+
+impl UnaryService<pb::ReadAllRequest> for ReadAllMethod {
+    type Response = Frame;
+    type Future = BoxFuture<Response<Frame>, Status>;
+
+    fn call(&mut self, request: Request<pb::ReadAllRequest>) -> Self::Future {
+        let store = self.0.clone();
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(FrameCodec)
-                .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), Some(MAX_RESPONSE_BYTES));
-            Ok(grpc.server_streaming(method, request).await)
+            store
+                .read_all_frame(request.into_inner())
+                .await
+                .map(Response::new)
         })
     }
 }

@@ -10,8 +10,11 @@
 //! - [`event_store`]: `EventStoreService` (ReadStream, ReadAll, Subscribe) over the log.
 //! - [`decode_errors`]: the layer that maps tonic's own request-decoding errors (a message over
 //!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
-//! - [`frames`]: Subscribe served with each live event encoded once for every subscriber
-//!   (the rest of `EventStoreService` through the generated server).
+//! - [`frames`]: Subscribe served with each live event encoded once for every subscriber, and
+//!   ReadAll with pages encoded by [`pages`] (the rest of `EventStoreService` through the
+//!   generated server).
+//! - [`pages`]: ReadAll pages written straight from the stored records, with [`wire`] (protobuf
+//!   fields written by hand, as prost writes them).
 //! - [`export`]: `EventStoreService.Export`, the offline export streamed in chunks.
 //! - [`health`]: gRPC health per service (commands NOT_SERVING while the writer is poisoned,
 //!   queries while the read models replay).
@@ -32,11 +35,13 @@ pub mod health;
 pub mod metrics;
 pub mod monitor;
 pub mod observe;
+pub mod pages;
 pub mod query;
 pub mod server;
 pub mod status;
 pub mod tls;
 pub mod tokens;
+pub mod wire;
 
 /// The generated protobuf messages and gRPC services of package `dipledger.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

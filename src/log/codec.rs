@@ -15,7 +15,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::envelope::{Envelope, Hash, RecordedEvent};
+use super::envelope::{Envelope, EnvelopeRef, Hash, RecordedEvent};
 use super::error::{LogError, LogResult};
 use super::limits::MAX_RECORD_BYTES;
 
@@ -157,24 +157,52 @@ pub fn split_chunk(first_position: u64, chunk: &[u8]) -> LogResult<Vec<&[u8]>> {
     Ok(records)
 }
 
-/// Checks and decodes the record stored at `position`; its envelope must claim that position.
-pub fn decode_record(position: u64, bytes: &[u8]) -> LogResult<RecordedEvent> {
+/// A checked record read in place: its envelope borrows from the record's bytes.
+#[derive(Debug, Clone)]
+pub struct RecordView<'a> {
+    /// The envelope, decoded without copying its texts or payload.
+    pub envelope: EnvelopeRef<'a>,
+    /// The canonical envelope bytes (the leaf input).
+    pub body: &'a [u8],
+    /// Stored leaf hash.
+    pub leaf_hash: Hash,
+    /// Stored chain hash.
+    pub chain_hash: Hash,
+}
+
+impl RecordView<'_> {
+    /// The owned event.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent::new(self.envelope.to_owned(), self.leaf_hash, self.chain_hash)
+    }
+}
+
+/// Checks the record stored at `position` and decodes its envelope in place; the envelope must
+/// claim that position. The same checks as [`decode_record`].
+pub fn view_record(position: u64, bytes: &[u8]) -> LogResult<RecordView<'_>> {
     let checked = check_record(position, bytes)?;
-    let envelope: Envelope = crate::encoding::decode(checked.body).map_err(|error| LogError::DataLoss {
-        position,
-        reason: format!("envelope does not decode: {error}"),
-    })?;
+    let envelope: EnvelopeRef<'_> =
+        crate::encoding::decode_borrowed(checked.body).map_err(|error| LogError::DataLoss {
+            position,
+            reason: format!("envelope does not decode: {error}"),
+        })?;
     if envelope.position != position {
         return Err(LogError::DataLoss {
             position,
             reason: format!("record claims position {}", envelope.position),
         });
     }
-    Ok(RecordedEvent::new(
+    Ok(RecordView {
         envelope,
-        checked.leaf_hash,
-        checked.chain_hash,
-    ))
+        body: checked.body,
+        leaf_hash: checked.leaf_hash,
+        chain_hash: checked.chain_hash,
+    })
+}
+
+/// Checks and decodes the record stored at `position`; its envelope must claim that position.
+pub fn decode_record(position: u64, bytes: &[u8]) -> LogResult<RecordedEvent> {
+    view_record(position, bytes).map(|view| view.to_recorded())
 }
 
 #[cfg(test)]
@@ -211,6 +239,31 @@ mod tests {
         let checked = check_record(7, &bytes).unwrap();
         assert_eq!(event.leaf_hash(), &leaf_hash(checked.body));
         assert_eq!(chain, chain_hash(&GENESIS_CHAIN_HASH, event.leaf_hash()));
+    }
+
+    #[test]
+    fn a_record_read_in_place_has_every_field_of_the_owned_envelope() {
+        let mut variants = vec![envelope()];
+        let mut other = envelope();
+        other.correlation_id = Some(Uuid::from_u128(9));
+        other.causation_id = None;
+        other.tags = vec![];
+        other.payload = vec![];
+        other.recorded_by = String::new();
+        variants.push(other);
+        let mut many = envelope();
+        many.tags = vec!["a".into(), String::new(), "topic:security".into()];
+        many.payload = vec![0xff; 3000];
+        many.stream_id = "commitment-é".into();
+        variants.push(many);
+        for envelope in variants {
+            let (bytes, chain) = encode_record(&envelope, &GENESIS_CHAIN_HASH).unwrap();
+            let view = view_record(7, &bytes).unwrap();
+            assert_eq!(view.envelope.to_owned(), envelope);
+            assert_eq!(view.chain_hash, chain);
+            assert_eq!(view.body, check_record(7, &bytes).unwrap().body);
+            assert_eq!(view.leaf_hash, leaf_hash(view.body));
+        }
     }
 
     #[test]

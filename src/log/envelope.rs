@@ -366,6 +366,64 @@ pub struct Envelope {
     pub payload: Vec<u8>,
 }
 
+/// A stored envelope read in place: the same fields as [`Envelope`] in the same encoding, with
+/// its texts and payload borrowed from the record's bytes instead of copied (reads that only
+/// pass the event on, such as a replay, allocate nothing per text).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EnvelopeRef<'a> {
+    /// Global position, dense from 1.
+    pub position: u64,
+    /// The stream (entity) the event belongs to.
+    pub stream_id: &'a str,
+    /// Version within the stream, dense from 1.
+    pub stream_version: u64,
+    /// UUID v7 assigned at append.
+    pub event_id: Uuid,
+    /// Stable event type name.
+    pub event_type: &'a str,
+    /// Schema version of the payload.
+    pub schema_version: u16,
+    /// The command that produced the event (idempotency key).
+    pub command_id: Uuid,
+    /// Valid time, with precision.
+    pub occurred_at: OccurredAt,
+    /// Transaction time.
+    pub recorded_at: Timestamp,
+    /// The principal that sent the command.
+    pub recorded_by: &'a str,
+    /// Optional correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// Optional causation id.
+    pub causation_id: Option<Uuid>,
+    /// Filterable labels.
+    #[serde(borrow)]
+    pub tags: Vec<&'a str>,
+    /// The encoded domain event.
+    pub payload: &'a [u8],
+}
+
+impl EnvelopeRef<'_> {
+    /// The owned envelope.
+    pub fn to_owned(&self) -> Envelope {
+        Envelope {
+            position: self.position,
+            stream_id: self.stream_id.to_owned(),
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: self.event_type.to_owned(),
+            schema_version: self.schema_version,
+            command_id: self.command_id,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            recorded_by: self.recorded_by.to_owned(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            tags: self.tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
 impl Envelope {
     /// A copy of every field but the payload (left empty), for what only filters on envelopes:
     /// the payload, most of an event's bytes, is not copied.
@@ -456,13 +514,22 @@ impl EventFilter {
 
     /// Whether an envelope passes.
     pub fn matches(&self, envelope: &Envelope) -> bool {
-        (self.event_types.is_empty() || self.event_types.contains(&envelope.event_type))
+        self.admits(&envelope.event_type, &envelope.stream_id, &envelope.tags)
+    }
+
+    /// Whether an envelope read in place passes (the same rule as [`EventFilter::matches`]).
+    pub fn matches_ref(&self, envelope: &EnvelopeRef<'_>) -> bool {
+        self.admits(envelope.event_type, envelope.stream_id, &envelope.tags)
+    }
+
+    fn admits(&self, event_type: &str, stream_id: &str, tags: &[impl AsRef<str>]) -> bool {
+        (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
             && (self.stream_prefixes.is_empty()
                 || self
                     .stream_prefixes
                     .iter()
-                    .any(|p| envelope.stream_id.starts_with(p.as_str())))
-            && (self.tags.is_empty() || envelope.tags.iter().any(|tag| self.tags.contains(tag)))
+                    .any(|p| stream_id.starts_with(p.as_str())))
+            && (self.tags.is_empty() || tags.iter().any(|tag| self.tags.iter().any(|t| t == tag.as_ref())))
     }
 }
 

@@ -47,12 +47,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 pub use clock::{Clock, SystemClock};
+pub use codec::RecordView;
 pub use envelope::{
-    AppendRequest, AppendResult, Direction, Envelope, EventDraft, EventFilter, ExpectedVersion, Hash,
-    ReadAllPage, RecordedEvent,
+    AppendRequest, AppendResult, Direction, Envelope, EnvelopeRef, EventDraft, EventFilter, ExpectedVersion,
+    Hash, ReadAllPage, RecordedEvent,
 };
 pub use error::{LogError, LogResult};
 pub use proofs::Leaf;
+pub use reader::ScanEnd;
 pub use recovery::VerifyReport;
 
 use limits::*;
@@ -599,6 +601,27 @@ impl Log {
         );
         release_sled_garbage();
         page
+    }
+
+    /// One page of the whole log, each matching event shown to `visit` read in place (no copy of
+    /// its texts or payload); see [`reader::scan_all`] for how the page ends.
+    pub fn scan_all(
+        &self,
+        (from_position, direction): (u64, Direction),
+        limit: usize,
+        filter: &EventFilter,
+        visit: &mut dyn FnMut(&RecordView<'_>) -> std::ops::ControlFlow<()>,
+    ) -> LogResult<ScanEnd> {
+        let end = reader::scan_all(
+            &self.inner.tree,
+            self.head(),
+            (from_position, direction),
+            limit,
+            filter,
+            visit,
+        );
+        release_sled_garbage();
+        end
     }
 
     /// The version of `stream_id` as last applied to sled, when the log remembers it (a stream

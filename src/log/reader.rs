@@ -4,7 +4,9 @@
 
 use uuid::Uuid;
 
-use super::codec::{decode_record, split_chunk};
+use std::ops::ControlFlow;
+
+use super::codec::{decode_record, split_chunk, view_record, RecordView};
 use super::envelope::{AppendResult, Direction, EventFilter, Hash, ReadAllPage, RecordedEvent};
 use super::error::{LogError, LogResult};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
@@ -43,6 +45,10 @@ impl Chunk {
     fn record(&self, position: u64) -> LogResult<RecordedEvent> {
         let (offset, length) = self.records[(position - self.first_position) as usize];
         decode_record(position, &self.bytes[offset..offset + length])
+    }
+
+    fn view(&self, position: u64) -> LogResult<RecordView<'_>> {
+        view_record(position, self.raw(position))
     }
 
     /// The raw bytes of the record at `position`.
@@ -95,6 +101,11 @@ impl<'a> RecordCursor<'a> {
     /// The checked record at `position`.
     pub fn read(&mut self, position: u64) -> LogResult<RecordedEvent> {
         self.load(position)?.record(position)
+    }
+
+    /// The checked record at `position`, read in place (valid until the cursor moves).
+    pub fn view(&mut self, position: u64) -> LogResult<RecordView<'_>> {
+        self.load(position)?.view(position)
     }
 
     /// The stored bytes of the record at `position` (framing checked, contents not).
@@ -227,17 +238,31 @@ pub fn read_stream(
     Ok(events)
 }
 
-/// One page of the whole log from `from_position` (inclusive) in `direction`, filtered.
-/// Forwards, `from_position` may be `durable_head + 1` (an empty, caught-up page); anything
-/// beyond is out of range. Backwards, `from_position` must be at most the head; 0 reads nothing.
-pub fn read_all(
+/// Where a scan of the whole log ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// The next position to examine.
+    pub next_position: u64,
+    /// The durable head the scan was bounded by.
+    pub head: u64,
+    /// True when the scan reached the end in its direction.
+    pub reached_end: bool,
+}
+
+/// One page of the whole log from `from_position` (inclusive) in `direction`: every checked
+/// record that passes `filter` is shown to `visit`, read in place, until `limit` were taken (capped
+/// at MAX_READ_PAGE_EVENTS), MAX_SCANNED_PER_PAGE were examined, or `visit` answers `Break`,
+/// which leaves that event out and ends the page at it. Forwards, `from_position` may be
+/// `durable_head + 1` (an empty, caught-up page); anything beyond is out of range. Backwards,
+/// `from_position` must be at most the head; 0 reads nothing.
+pub fn scan_all(
     tree: &sled::Tree,
     durable_head: u64,
-    from_position: u64,
-    direction: Direction,
+    (from_position, direction): (u64, Direction),
     limit: usize,
     filter: &EventFilter,
-) -> LogResult<ReadAllPage> {
+    visit: &mut dyn FnMut(&RecordView<'_>) -> ControlFlow<()>,
+) -> LogResult<ScanEnd> {
     let limit = limit.clamp(1, MAX_READ_PAGE_EVENTS);
     let beyond = match direction {
         Direction::Forwards => from_position > durable_head.saturating_add(1),
@@ -249,8 +274,7 @@ pub fn read_all(
             head: durable_head,
         });
     }
-    let mut events = Vec::new();
-    let mut scanned = 0usize;
+    let (mut taken, mut scanned) = (0usize, 0usize);
     let mut cursor = RecordCursor::new(tree);
     let mut position = match direction {
         Direction::Forwards => from_position.max(1),
@@ -260,10 +284,13 @@ pub fn read_all(
         Direction::Forwards => position <= durable_head,
         Direction::Backwards => position >= 1,
     };
-    while in_range(position) && events.len() < limit && scanned < MAX_SCANNED_PER_PAGE {
-        let event = cursor.read(position)?;
-        if filter.matches(event.envelope()) {
-            events.push(event);
+    while in_range(position) && taken < limit && scanned < MAX_SCANNED_PER_PAGE {
+        let view = cursor.view(position)?;
+        if filter.matches_ref(&view.envelope) {
+            if visit(&view).is_break() {
+                break;
+            }
+            taken += 1;
         }
         scanned += 1;
         position = match direction {
@@ -271,10 +298,38 @@ pub fn read_all(
             Direction::Backwards => position - 1,
         };
     }
-    Ok(ReadAllPage {
-        events,
+    Ok(ScanEnd {
         next_position: position,
         head: durable_head,
         reached_end: !in_range(position),
+    })
+}
+
+/// One page of the whole log, as owned events ([`scan_all`] taking every event it is shown).
+pub fn read_all(
+    tree: &sled::Tree,
+    durable_head: u64,
+    from_position: u64,
+    direction: Direction,
+    limit: usize,
+    filter: &EventFilter,
+) -> LogResult<ReadAllPage> {
+    let mut events = Vec::new();
+    let end = scan_all(
+        tree,
+        durable_head,
+        (from_position, direction),
+        limit,
+        filter,
+        &mut |view| {
+            events.push(view.to_recorded());
+            ControlFlow::Continue(())
+        },
+    )?;
+    Ok(ReadAllPage {
+        events,
+        next_position: end.next_position,
+        head: end.head,
+        reached_end: end.reached_end,
     })
 }

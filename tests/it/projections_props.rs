@@ -1,11 +1,15 @@
 //! Property tests: for random command sequences, every read model at its checkpoint equals a
 //! fresh fold of the events up to that position (also as of earlier positions, through paged
 //! lists); a rebuild writes exactly what incremental application wrote; a runner stopped after
-//! k batches and reopened continues to the same state, with nothing applied twice.
+//! k batches and reopened continues to the same state, with nothing applied twice. And, over the
+//! same random logs of every kind of event, a ReadAll page written straight from the stored
+//! records is byte for byte the encoding of the message built field by field.
 
 use std::collections::BTreeMap;
 
 use crate::support::projections::*;
+use dipledger::api::pages::{read_all_page, ReadAll};
+use dipledger::api::{convert, pb};
 use dipledger::domain::commitment::AssessmentStage;
 use dipledger::domain::commitment::{
     self, CommitmentDetails, CommitmentKind, CooperationKind, PartyScore, Specificity,
@@ -16,7 +20,7 @@ use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
 use dipledger::domain::DomainCommand;
-use dipledger::log::Log;
+use dipledger::log::{Direction, EventFilter, Log};
 use dipledger::projections::relations::pair_key;
 use dipledger::projections::{
     AsOf, CommitmentFilter, MeetingFilter, MeetingStatusView, Page, PageRequest, ProjectionError,
@@ -745,6 +749,77 @@ proptest! {
             projections.rebuild(name, &mut |_, _| {}).expect("rebuild");
         }
         prop_assert_eq!(snapshot(&projections), continued);
+    }
+}
+
+/// The reference for a ReadAll page: the owned events converted to their messages (each with its
+/// leaf input when asked), cut where the envelopes would pass `max_bytes`, and encoded by prost.
+fn reference_page(log: &Log, request: &ReadAll) -> Vec<u8> {
+    use prost::Message as _;
+    let page = log
+        .read_all(
+            request.from_position,
+            request.direction,
+            request.limit,
+            &request.filter,
+        )
+        .expect("read_all");
+    let (mut events, mut bytes) = (Vec::new(), 0);
+    let (mut next_position, mut reached_end) = (page.next_position, page.reached_end);
+    for event in page.events {
+        let position = event.position();
+        let input = dipledger::encoding::encode(event.envelope());
+        let mut envelope = convert::envelope_into_pb(event, request.typed);
+        if request.leaf_input {
+            envelope.leaf_input = input;
+        }
+        let len = envelope.encoded_len();
+        if !events.is_empty() && bytes + len > request.max_bytes {
+            (next_position, reached_end) = (position, false);
+            break;
+        }
+        bytes += len;
+        events.push(envelope);
+    }
+    pb::ReadAllResponse {
+        events,
+        next_position,
+        head: page.head,
+        reached_end,
+    }
+    .encode_to_vec()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_read_all_page_written_from_the_records_is_the_bytes_of_its_message(
+        ops in proptest::collection::vec(op(), 1..40),
+        pages in proptest::collection::vec(
+            (0.0f64..1.0, any::<bool>(), 1usize..50, 0usize..4, any::<bool>(), any::<bool>(), 0usize..6_000),
+            1..8,
+        ),
+    ) {
+        let (_dir, log) = temp_log();
+        populate(&log, &ops);
+        let head = log.head();
+        for (at, forwards, limit, filter, typed, leaf_input, max_bytes) in pages {
+            let (direction, from_position) = if forwards {
+                (Direction::Forwards, 1 + ((head as f64) * at) as u64)
+            } else {
+                (Direction::Backwards, ((head as f64) * at) as u64)
+            };
+            let filter = match filter {
+                0 => EventFilter::default(),
+                1 => EventFilter { event_types: vec!["MeetingHeld".into(), "StatementRecorded".into()], ..EventFilter::default() },
+                2 => EventFilter { stream_prefixes: vec!["commitment-".into()], ..EventFilter::default() },
+                _ => EventFilter { tags: vec![format!("party:{}", PARTIES[0])], ..EventFilter::default() },
+            };
+            let request = ReadAll { from_position, direction, limit, filter, typed, leaf_input, max_bytes };
+            let written = read_all_page(&log, &request).expect("page");
+            prop_assert_eq!(written, reference_page(&log, &request), "{:?}", request);
+        }
     }
 }
 

@@ -25,7 +25,8 @@
 //!   read-model views and status enums. The views stay with their aggregate rather than in
 //!   `views`: they are built from the aggregate's details messages, which so stay private to
 //!   its file.
-//! - `events`: log envelopes ([`envelope_into_pb`], with or without the typed event) and
+//! - `events`: log envelopes ([`envelope_into_pb`], with or without the typed event, and
+//!   [`encode_envelope`], its bytes written straight from a stored record) and
 //!   [`event_to_pb`], which dispatches to each aggregate.
 //! - `views`: the QueryService answers that are no single aggregate's: timeline items (a meeting
 //!   or a commitment) and audit-trail entries (any stream's event, with its cited sources).
@@ -55,7 +56,7 @@ pub use common::{
     proto_field_path, required_occurred_at, required_timestamp, timestamp_from_pb, timestamp_to_pb,
     uuid_from_pb, CommandRequest, Violations, MAX_FILTER_ENTRIES,
 };
-pub use events::{envelope_into_pb, envelope_to_pb, event_to_pb};
+pub use events::{encode_envelope, envelope_into_pb, envelope_to_pb, event_to_pb};
 pub use meeting::{meeting_status_from_pb, meeting_status_to_pb, meeting_to_pb};
 pub use official::{contacts_to_pb, official_to_pb, post_holder_to_pb};
 pub use party::party_to_pb;

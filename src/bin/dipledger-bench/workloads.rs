@@ -71,6 +71,10 @@ pub struct LoadConfig {
     /// during the whole run (checked to receive everything).
     #[arg(long, default_value_t = 0)]
     pub live_subscribers: usize,
+    /// Only replay the log already there (W4, typed and raw), writing nothing: for repeated
+    /// measurements of the read path on one server.
+    #[arg(long)]
+    pub replay_only: bool,
     /// The server's pid, to report its peak RSS (Linux).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -764,6 +768,15 @@ impl LiveSubscribers {
 pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
     set_credentials(config)?;
     let channel = connect(&config.target).await?;
+    if config.replay_only {
+        let (typed, head) = replay(channel.clone(), false).await?;
+        let raw = replay(channel, true).await?.0;
+        return Ok(LoadReport {
+            workloads: vec![typed, raw],
+            head,
+            server_peak_rss_mib: config.server_pid.and_then(peak_rss_of),
+        });
+    }
     // Idle subscribers never read: they get a connection of their own, since HTTP/2 flow control
     // would otherwise stall every other stream on a shared one once their windows fill.
     let idle_channel = connect(&config.target).await?;

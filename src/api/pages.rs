@@ -1,0 +1,79 @@
+//! ReadAll pages written straight from the stored records: each event is read in place
+//! (`Log::scan_all`), its envelope encoded from the record's bytes (`convert::encode_envelope`)
+//! and the page message written around them by hand, so a replay builds no message of owned
+//! strings per event and encodes nothing twice. The bytes are exactly prost's encoding of the
+//! `ReadAllResponse` built from `convert::envelope_into_pb` (tested against it).
+
+use std::ops::ControlFlow;
+
+use super::convert;
+use super::event_store::MAX_PAGE_BYTES;
+use super::server::MAX_RESPONSE_BYTES;
+use super::wire::{put_bool, put_field, put_uint};
+use crate::log::limits::{MAX_READ_PAGE_EVENTS, MAX_RECORD_BYTES};
+use crate::log::{Direction, EventFilter, Log, LogResult};
+
+// A page's first event is always taken, so the budget must hold the largest record; and a full
+// page (budget, plus each event's field key and length, plus the page's own fields) must fit in
+// the largest answer the server encodes.
+const _: () = assert!(MAX_RECORD_BYTES <= MAX_PAGE_BYTES);
+const _: () = assert!(MAX_PAGE_BYTES + MAX_READ_PAGE_EVENTS * 8 + 64 <= MAX_RESPONSE_BYTES);
+
+/// What one ReadAll page asks for, validated.
+#[derive(Debug, Clone)]
+pub struct ReadAll {
+    /// The first position to examine.
+    pub from_position: u64,
+    /// Which way.
+    pub direction: Direction,
+    /// Most events in the page.
+    pub limit: usize,
+    /// Which events.
+    pub filter: EventFilter,
+    /// With the typed event (false: `omit_typed_body`).
+    pub typed: bool,
+    /// With each event's leaf input (`include_leaf_input`).
+    pub leaf_input: bool,
+    /// Envelope bytes after which the page stops adding events: [`MAX_PAGE_BYTES`] on the
+    /// server.
+    pub max_bytes: usize,
+}
+
+/// The encoded `ReadAllResponse` of one page. Events are added until the page holds `limit`,
+/// or until the next would take the envelopes past `max_bytes` (a page always holds at least
+/// one); then `next_position` is that event's position.
+pub fn read_all_page(log: &Log, request: &ReadAll) -> LogResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut envelope = Vec::with_capacity(1_024);
+    let (mut bytes, mut taken) = (0usize, 0usize);
+    let end = log.scan_all(
+        (request.from_position, request.direction),
+        request.limit,
+        &request.filter,
+        &mut |record| {
+            envelope.clear();
+            convert::encode_envelope(record, request.typed, request.leaf_input, &mut envelope);
+            if taken > 0 && bytes + envelope.len() > request.max_bytes {
+                return ControlFlow::Break(());
+            }
+            if taken == 0 {
+                // The first event's size stands for the others: one allocation for the page
+                // instead of a doubling (and a copy of everything so far) every few events.
+                out.reserve(
+                    request
+                        .limit
+                        .saturating_mul(envelope.len() + 4)
+                        .min(request.max_bytes),
+                );
+            }
+            bytes += envelope.len();
+            taken += 1;
+            put_field(1, &envelope, &mut out);
+            ControlFlow::Continue(())
+        },
+    )?;
+    put_uint(2, end.next_position, &mut out);
+    put_uint(3, end.head, &mut out);
+    put_bool(4, end.reached_end, &mut out);
+    Ok(out)
+}
