@@ -538,9 +538,11 @@ impl Log {
         Ok((WriteOp { requests, reply }, answer))
     }
 
-    /// The durable head: the last acknowledged position (0 for an empty log).
+    /// The durable head: the last acknowledged position (0 for an empty log). Set before the
+    /// commit's callers are answered, so a caller reads its own write; [`Log::watch_head`]
+    /// follows just after the answers.
     pub fn head(&self) -> u64 {
-        *self.inner.head.borrow()
+        self.inner.shared.applied.load(Ordering::SeqCst)
     }
 
     /// A receiver that changes whenever the durable head moves. Subscribers and projections wait

@@ -78,7 +78,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Arc<super::FaultSlot>,
     /// Counters for operators and benchmarks.
     pub(crate) stats: WriterStats,
-    /// The last position applied to sled (durable or not).
+    /// The last position applied to sled, which is the durable head: a commit is applied only
+    /// after its journal frame's fdatasync, and its callers answered after that.
     pub(crate) applied: AtomicU64,
     /// The last position sled holds durably (its last flush, or what was recovered on open).
     pub(crate) checkpointed: AtomicU64,
@@ -534,6 +535,7 @@ impl Syncer {
             }
         }
         self.answer(commit.outcomes, failure);
+        self.publish_head();
     }
 
     /// Poisons the writer with `error`; returns the cause it now reports.
@@ -579,12 +581,20 @@ impl Syncer {
         stats.commits.fetch_add(1, Ordering::Relaxed);
         let before = self.shared.applied.swap(head, Ordering::SeqCst);
         stats.events.fetch_add(head - before, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Tells the head's watchers (read-model runner, live feed) that it moved. After the
+    /// callers are answered: waking a watcher is a system call that would otherwise delay every
+    /// answer, and nothing a caller does next waits for it (reads take the head from `applied`,
+    /// set before the answers).
+    fn publish_head(&self) {
+        let head = self.shared.applied.load(Ordering::SeqCst);
         self.head_sender.send_if_modified(|current| {
             let moved = *current < head;
             *current = (*current).max(head);
             moved
         });
-        Ok(())
     }
 
     /// Answers one commit's callers: with `failure` (the poison that refused or failed it) instead of success when it has one.
