@@ -49,6 +49,7 @@
 //! ring, checkpoints, limits), which reads best beside them.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -748,38 +749,45 @@ impl Subscription {
         let page = blocking(move || {
             // An unfiltered page examines exactly SUBSCRIPTION_PAGE_EVENTS records (the log's own
             // filtered pages may scan far more before returning), so the checkpoint cadence and
-            // the work per page stay bounded.
-            let read =
-                |limit: usize| log.read_all(cursor, Direction::Forwards, limit, &EventFilter::default());
+            // the work per page stay bounded. Each matching event is encoded from the record read
+            // in place (`pages::event_frame`).
+            let read = |limit: usize| {
+                let mut frames = Vec::new();
+                let end = log.scan_all(
+                    (cursor, Direction::Forwards),
+                    limit,
+                    &EventFilter::default(),
+                    &mut |record| {
+                        if filter.matches_ref(&record.envelope) {
+                            frames.push((record.envelope.position, pages::event_frame(record, typed)));
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )?;
+                Ok((frames, end))
+            };
             // Damage inside the page: deliver the intact events before it first; the next page
             // starts at the damage and ends the subscription with DATA_LOSS naming it.
-            let page = match read(SUBSCRIPTION_PAGE_EVENTS) {
+            match read(SUBSCRIPTION_PAGE_EVENTS) {
                 Err(LogError::DataLoss { position, .. }) if position > cursor => {
                     read((position - cursor) as usize)
                 }
                 other => other,
             }
-            .map_err(status::from_log_error)?;
-            let examined = page.events.len() as u64;
-            let events: Vec<_> = page
-                .events
-                .into_iter()
-                .filter(|event| filter.matches(event.envelope()))
-                .map(|event| convert::envelope_into_pb(event, typed))
-                .collect();
-            Ok((events, examined, page.next_position, page.head))
+            .map_err(status::from_log_error)
         })
         .await
         .map_err(Stop::Failed)?;
-        let (events, examined, next_position, page_head) = page;
-        self.feed.read_from_log.fetch_add(examined, Ordering::Relaxed);
-        for event in events {
-            let position = event.position;
-            self.send(pb::subscribe_response::Message::Event(event)).await?;
+        let (frames, end) = page;
+        self.feed
+            .read_from_log
+            .fetch_add(end.next_position - cursor, Ordering::Relaxed);
+        for (position, frame) in frames {
+            self.send_frame(frame).await?;
             self.reported = position;
         }
-        self.cursor = next_position;
-        Ok(page_head)
+        self.cursor = end.next_position;
+        Ok(end.head)
     }
 
     async fn checkpoint(&mut self) -> Result<(), Stop> {

@@ -1,4 +1,4 @@
-//! ReadAll pages written straight from the stored records: each event is read in place
+//! ReadAll pages (and a subscription's catch-up events) written straight from the stored records: each event is read in place
 //! (`Log::scan_all`), its envelope encoded from the record's bytes (`convert::encode_envelope`)
 //! and the page message written around them by hand, so a replay builds no message of owned
 //! strings per event and encodes nothing twice. The bytes are exactly prost's encoding of the
@@ -8,10 +8,11 @@ use std::ops::ControlFlow;
 
 use super::convert;
 use super::event_store::MAX_PAGE_BYTES;
+use super::frames::Frame;
 use super::server::MAX_RESPONSE_BYTES;
 use super::wire::{put_bool, put_field, put_uint};
 use crate::log::limits::{MAX_READ_PAGE_EVENTS, MAX_RECORD_BYTES};
-use crate::log::{Direction, EventFilter, Log, LogResult};
+use crate::log::{Direction, EventFilter, Log, LogResult, RecordView};
 
 // A page's first event is always taken, so the budget must hold the largest record; and a full
 // page (budget, plus each event's field key and length, plus the page's own fields) must fit in
@@ -76,4 +77,52 @@ pub fn read_all_page(log: &Log, request: &ReadAll) -> LogResult<Vec<u8>> {
     put_uint(3, end.head, &mut out);
     put_bool(4, end.reached_end, &mut out);
     Ok(out)
+}
+
+/// The encoded `SubscribeResponse` carrying `record`'s envelope (field 1 of its `message`), as
+/// a subscription's catch-up sends it: written from the record like a ReadAll page's events.
+pub fn event_frame(record: &RecordView<'_>, typed: bool) -> Frame {
+    let mut envelope = Vec::with_capacity(record.body.len() + 160);
+    convert::encode_envelope(record, typed, false, &mut envelope);
+    let mut out = Vec::with_capacity(envelope.len() + 4);
+    put_field(1, &envelope, &mut out);
+    Frame::from_encoded(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::pb;
+    use crate::log::codec::{encode_record, view_record, GENESIS_CHAIN_HASH};
+    use crate::log::Envelope;
+    use crate::time::{OccurredAt, Precision, Timestamp};
+
+    #[test]
+    fn an_event_frame_is_the_bytes_of_its_subscription_answer() {
+        let envelope = Envelope {
+            position: 9,
+            stream_id: "party-LBY".into(),
+            stream_version: 2,
+            event_id: uuid::Uuid::from_u128(1),
+            event_type: "PartyCorrected".into(),
+            schema_version: 1,
+            command_id: uuid::Uuid::from_u128(2),
+            occurred_at: OccurredAt::new(Timestamp::from_unix_micros(7), Precision::Day),
+            recorded_at: Timestamp::from_unix_micros(8),
+            recorded_by: "alice".into(),
+            correlation_id: None,
+            causation_id: None,
+            tags: vec!["party:LBY".into()],
+            payload: vec![1, 2, 3],
+        };
+        let (bytes, _) = encode_record(&envelope, &GENESIS_CHAIN_HASH).unwrap();
+        let view = view_record(9, &bytes).unwrap();
+        for typed in [false, true] {
+            let expected = Frame::encode(pb::subscribe_response::Message::Event(convert::envelope_into_pb(
+                view.to_recorded(),
+                typed,
+            )));
+            assert_eq!(event_frame(&view, typed), expected);
+        }
+    }
 }

@@ -463,6 +463,45 @@ async fn replay(channel: Conn, omit_typed_body: bool) -> anyhow::Result<(LoadRes
     ))
 }
 
+/// The whole log through a subscription from the start, raw, until it reports CaughtUp.
+async fn replay_by_subscription(channel: Conn) -> anyhow::Result<LoadResult> {
+    let mut store = EventStoreServiceClient::new(channel);
+    let started = Instant::now();
+    let mut stream = store
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::FromStart(pb::SubscribeFromStart {})),
+            filter: None,
+            omit_typed_body: true,
+        })
+        .await?
+        .into_inner();
+    let mut events = 0u64;
+    let mut last = 0u64;
+    while let Some(answer) = stream.message().await? {
+        match answer.message {
+            Some(pb::subscribe_response::Message::Event(event)) => {
+                if event.position != last + 1 {
+                    bail!("subscription replay: position {} after {last}", event.position);
+                }
+                last = event.position;
+                events += 1;
+            }
+            Some(pb::subscribe_response::Message::CaughtUp(_)) => break,
+            _ => {}
+        }
+        if started.elapsed() > WORKLOAD_TIME_LIMIT {
+            break;
+        }
+    }
+    Ok(result(
+        "W4 replay through Subscribe, raw",
+        events,
+        started.elapsed().as_secs_f64(),
+        Vec::new(),
+        String::new(),
+    ))
+}
+
 async fn delivery_latency(target: &str, world: &Arc<World>, events: usize) -> anyhow::Result<LoadResult> {
     let mut store = EventStoreServiceClient::new(connect(target).await?);
     let mut stream = store
@@ -770,9 +809,10 @@ pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
     let channel = connect(&config.target).await?;
     if config.replay_only {
         let (typed, head) = replay(channel.clone(), false).await?;
-        let raw = replay(channel, true).await?.0;
+        let raw = replay(channel.clone(), true).await?.0;
+        let subscribed = replay_by_subscription(channel).await?;
         return Ok(LoadReport {
-            workloads: vec![typed, raw],
+            workloads: vec![typed, raw, subscribed],
             head,
             server_peak_rss_mib: config.server_pid.and_then(peak_rss_of),
         });
