@@ -54,7 +54,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use prost::Message as _;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
@@ -66,6 +65,7 @@ use super::pages;
 use super::pb;
 use super::pb::event_store_service_server::EventStoreService;
 use super::status;
+use super::wire::{put_bool, put_uint};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EventFilter, Log, LogError, RecordedEvent};
 
@@ -392,32 +392,6 @@ fn page_limit(limit: u32, violations: &mut Violations) -> usize {
     }
 }
 
-/// Converts events (consuming them; with the typed event unless `typed` is false) until the page
-/// reaches [`MAX_PAGE_BYTES`] (always at least one). Returns the envelopes and, when the page
-/// was cut short, the position of the first event left out.
-fn convert_page(
-    events: Vec<RecordedEvent>,
-    typed: bool,
-    leaf_input: bool,
-) -> (Vec<pb::EventEnvelope>, Option<u64>) {
-    let mut bytes = 0;
-    let mut out = Vec::with_capacity(events.len());
-    for event in events {
-        let position = event.position();
-        // The stored body is the deterministic encoding of the envelope: the same bytes.
-        let input = leaf_input.then(|| crate::encoding::encode(event.envelope()));
-        let mut envelope = convert::envelope_into_pb(event, typed);
-        envelope.leaf_input = input.unwrap_or_default();
-        let len = envelope.encoded_len();
-        if !out.is_empty() && bytes + len > MAX_PAGE_BYTES {
-            return (out, Some(position));
-        }
-        bytes += len;
-        out.push(envelope);
-    }
-    (out, None)
-}
-
 type SubscribeStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
 
@@ -469,66 +443,15 @@ impl EventStoreService for EventStore {
         Ok(Response::new(pb::ReadAccessLogResponse { entries }))
     }
 
+    /// The server answers ReadStream through `api::frames` (the page encoded straight from the
+    /// stored records); this is the same page decoded back, for a generated
+    /// `EventStoreServiceServer` used directly.
     async fn read_stream(
         &self,
         request: Request<pb::ReadStreamRequest>,
     ) -> Result<Response<pb::ReadStreamResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let direction = convert::direction_from_pb(request.direction, "direction", &mut violations);
-        if request.from_version == Some(0) {
-            violations.add("from_version", "versions start at 1");
-        }
-        if request.stream_id.is_empty() {
-            violations.add("stream_id", "is required");
-        }
-        let limit = page_limit(request.limit, &mut violations);
-        violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
-        let log = self.log.clone();
-        let response = blocking(move || {
-            let stream_id = request.stream_id;
-            let current = log.stream_version(&stream_id).map_err(status::from_log_error)?;
-            if current == 0 {
-                return Err(status::not_found(&stream_id));
-            }
-            let from = match (request.from_version, direction) {
-                (Some(from), _) => from,
-                (None, Direction::Forwards) => 1,
-                (None, Direction::Backwards) => current,
-            };
-            let past_end = match direction {
-                Direction::Forwards => from > current + 1,
-                Direction::Backwards => from > current,
-            };
-            if past_end {
-                return Err(status::version_out_of_range(&stream_id, from, current));
-            }
-            let events = log
-                .read_stream(&stream_id, from, direction, limit)
-                .map_err(status::from_log_error)?;
-            let (envelopes, _) = convert_page(events, !request.omit_typed_body, request.include_leaf_input);
-            let next_version = match (envelopes.last(), direction) {
-                (Some(last), Direction::Forwards) => last.stream_version + 1,
-                (Some(last), Direction::Backwards) => last.stream_version - 1,
-                (None, _) => from,
-            };
-            let reached_end = match direction {
-                Direction::Forwards => next_version > current,
-                Direction::Backwards => next_version == 0,
-            };
-            Ok(pb::ReadStreamResponse {
-                events: envelopes,
-                stream_version: current,
-                next_version: if reached_end && direction == Direction::Forwards {
-                    current + 1
-                } else {
-                    next_version
-                },
-                reached_end,
-            })
-        })
-        .await?;
-        Ok(Response::new(response))
+        let frame = self.read_stream_frame(request.into_inner()).await?;
+        Ok(Response::new(frame.decode_as()?))
     }
 
     /// The server answers ReadAll through `api::frames` (the page encoded straight from the
@@ -574,6 +497,70 @@ impl EventStoreService for EventStore {
 }
 
 impl EventStore {
+    /// One ReadStream page (docs/api.md, ReadStream), encoded.
+    pub async fn read_stream_frame(&self, request: pb::ReadStreamRequest) -> Result<Frame, Status> {
+        let mut violations = Violations::new();
+        let direction = convert::direction_from_pb(request.direction, "direction", &mut violations);
+        if request.from_version == Some(0) {
+            violations.add("from_version", "versions start at 1");
+        }
+        if request.stream_id.is_empty() {
+            violations.add("stream_id", "is required");
+        }
+        let limit = page_limit(request.limit, &mut violations);
+        violations.finish(()).map_err(|v| status::invalid_argument(&v))?;
+        let log = self.log.clone();
+        blocking(move || {
+            let stream_id = request.stream_id;
+            let current = log.stream_version(&stream_id).map_err(status::from_log_error)?;
+            if current == 0 {
+                return Err(status::not_found(&stream_id));
+            }
+            let from = match (request.from_version, direction) {
+                (Some(from), _) => from,
+                (None, Direction::Forwards) => 1,
+                (None, Direction::Backwards) => current,
+            };
+            let past_end = match direction {
+                Direction::Forwards => from > current + 1,
+                Direction::Backwards => from > current,
+            };
+            if past_end {
+                return Err(status::version_out_of_range(&stream_id, from, current));
+            }
+            let page = pages::ReadStream {
+                stream_id: &stream_id,
+                from_version: from,
+                direction,
+                limit,
+                typed: !request.omit_typed_body,
+                leaf_input: request.include_leaf_input,
+                max_bytes: MAX_PAGE_BYTES,
+            };
+            let mut out = Vec::new();
+            let last = pages::stream_events(&log, &page, &mut out).map_err(status::from_log_error)?;
+            let next_version = match (last, direction) {
+                (Some(last), Direction::Forwards) => last + 1,
+                (Some(last), Direction::Backwards) => last - 1,
+                (None, _) => from,
+            };
+            let reached_end = match direction {
+                Direction::Forwards => next_version > current,
+                Direction::Backwards => next_version == 0,
+            };
+            let next_version = if reached_end && direction == Direction::Forwards {
+                current + 1
+            } else {
+                next_version
+            };
+            put_uint(2, current, &mut out);
+            put_uint(3, next_version, &mut out);
+            put_bool(4, reached_end, &mut out);
+            Ok(Frame::from_encoded(out))
+        })
+        .await
+    }
+
     /// One ReadAll page (docs/api.md, ReadAll), encoded.
     pub async fn read_all_frame(&self, request: pb::ReadAllRequest) -> Result<Frame, Status> {
         let mut violations = Violations::new();

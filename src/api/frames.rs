@@ -1,6 +1,6 @@
 //! Answers sent already encoded: [`Frame`] is the bytes of one answer message, and
-//! [`EventStoreRoutes`] serves `EventStoreService.Subscribe` and `EventStoreService.ReadAll`
-//! with [`FrameCodec`], which writes frames as they are instead of encoding a prost message.
+//! [`EventStoreRoutes`] serves `EventStoreService.Subscribe`, `ReadAll` and `ReadStream` with
+//! [`FrameCodec`], which writes frames as they are instead of encoding a prost message.
 //!
 //! Why: with many subscribers at the head every live event went to each of them as its own
 //! deep copy of the converted envelope, encoded again per subscriber; under 100 subscribers at
@@ -35,6 +35,8 @@ use super::server::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 pub const SUBSCRIBE_PATH: &str = "/dipledger.v1.EventStoreService/Subscribe";
 /// See [`SUBSCRIBE_PATH`].
 pub const READ_ALL_PATH: &str = "/dipledger.v1.EventStoreService/ReadAll";
+/// See [`SUBSCRIBE_PATH`].
+pub const READ_STREAM_PATH: &str = "/dipledger.v1.EventStoreService/ReadStream";
 
 /// One encoded answer (a `SubscribeResponse` unless said otherwise), shared (cloning it copies
 /// a pointer, not the bytes).
@@ -115,8 +117,8 @@ impl<Q: prost::Message + Default + Send + 'static> Codec for FrameCodec<Q> {
     }
 }
 
-/// `EventStoreService` as served: Subscribe and ReadAll through [`FrameCodec`], everything
-/// else through the generated server.
+/// `EventStoreService` as served: Subscribe, ReadAll and ReadStream through [`FrameCodec`],
+/// everything else through the generated server.
 #[derive(Clone)]
 pub struct EventStoreRoutes {
     store: EventStore,
@@ -161,6 +163,10 @@ where
                 let method = ReadAllMethod(store);
                 Ok(grpc().unary(method, request).await)
             }),
+            READ_STREAM_PATH => Box::pin(async move {
+                let method = ReadStreamMethod(store);
+                Ok(grpc().unary(method, request).await)
+            }),
             _ => self.generated.call(request),
         }
     }
@@ -170,6 +176,24 @@ where
 fn grpc<Q: prost::Message + Default + Send + 'static>() -> tonic::server::Grpc<FrameCodec<Q>> {
     tonic::server::Grpc::new(FrameCodec::default())
         .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), Some(MAX_RESPONSE_BYTES))
+}
+
+/// ReadStream as a unary method answering one encoded page.
+struct ReadStreamMethod(EventStore);
+
+impl UnaryService<pb::ReadStreamRequest> for ReadStreamMethod {
+    type Response = Frame;
+    type Future = BoxFuture<Response<Frame>, Status>;
+
+    fn call(&mut self, request: Request<pb::ReadStreamRequest>) -> Self::Future {
+        let store = self.0.clone();
+        Box::pin(async move {
+            store
+                .read_stream_frame(request.into_inner())
+                .await
+                .map(Response::new)
+        })
+    }
 }
 
 /// ReadAll as a unary method answering one encoded page.

@@ -1,4 +1,5 @@
-//! ReadAll pages (and a subscription's catch-up events) written straight from the stored records: each event is read in place
+//! ReadAll and ReadStream pages (and a subscription's catch-up events) written straight from the
+//! stored records: each event is read in place
 //! (`Log::scan_all`), its envelope encoded from the record's bytes (`convert::encode_envelope`)
 //! and the page message written around them by hand, so a replay builds no message of owned
 //! strings per event and encodes nothing twice. The bytes are exactly prost's encoding of the
@@ -77,6 +78,50 @@ pub fn read_all_page(log: &Log, request: &ReadAll) -> LogResult<Vec<u8>> {
     put_uint(3, end.head, &mut out);
     put_bool(4, end.reached_end, &mut out);
     Ok(out)
+}
+
+/// What one ReadStream page asks for, validated; the page's own fields (the stream's version,
+/// where to continue) are the caller's.
+#[derive(Debug, Clone)]
+pub struct ReadStream<'a> {
+    /// The stream.
+    pub stream_id: &'a str,
+    /// The first version to read.
+    pub from_version: u64,
+    /// Which way.
+    pub direction: Direction,
+    /// Most events in the page.
+    pub limit: usize,
+    /// With the typed event (false: `omit_typed_body`).
+    pub typed: bool,
+    /// With each event's leaf input (`include_leaf_input`).
+    pub leaf_input: bool,
+    /// Envelope bytes after which the page stops adding events, as for ReadAll.
+    pub max_bytes: usize,
+}
+
+/// Appends a ReadStream page's events to `out` (field 1 of `ReadStreamResponse`, one per event,
+/// cut as a ReadAll page is cut); returns the stream version of the last one, if any.
+pub fn stream_events(log: &Log, request: &ReadStream<'_>, out: &mut Vec<u8>) -> LogResult<Option<u64>> {
+    let mut envelope = Vec::with_capacity(1_024);
+    let (mut bytes, mut last) = (0usize, None);
+    log.scan_stream(
+        request.stream_id,
+        (request.from_version, request.direction),
+        request.limit,
+        &mut |record| {
+            envelope.clear();
+            convert::encode_envelope(record, request.typed, request.leaf_input, &mut envelope);
+            if last.is_some() && bytes + envelope.len() > request.max_bytes {
+                return ControlFlow::Break(());
+            }
+            bytes += envelope.len();
+            last = Some(record.envelope.stream_version);
+            put_field(1, &envelope, out);
+            ControlFlow::Continue(())
+        },
+    )?;
+    Ok(last)
 }
 
 /// The encoded `SubscribeResponse` carrying `record`'s envelope (field 1 of its `message`), as

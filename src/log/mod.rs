@@ -577,12 +577,34 @@ impl Log {
             &self.inner.tree,
             self.head(),
             stream_id,
-            from_version,
-            direction,
+            (from_version, direction),
             limit,
         );
         release_sled_garbage();
         events
+    }
+
+    /// The same events as [`Log::read_stream`], each shown to `visit` read in place (no copy of
+    /// its texts or payload); `Break` leaves that event out and ends the page. Returns how many
+    /// were taken.
+    pub fn scan_stream(
+        &self,
+        stream_id: &str,
+        (from_version, direction): (u64, Direction),
+        limit: usize,
+        visit: &mut dyn FnMut(&RecordView<'_>) -> std::ops::ControlFlow<()>,
+    ) -> LogResult<usize> {
+        envelope::validate_stream_id(stream_id)?;
+        let taken = reader::scan_stream(
+            &self.inner.tree,
+            self.head(),
+            stream_id,
+            (from_version, direction),
+            limit,
+            visit,
+        );
+        release_sled_garbage();
+        taken
     }
 
     /// One page of the whole log from `from_position` in `direction`, filtered.

@@ -175,25 +175,60 @@ pub fn stored_command(tree: &sled::Tree, command_id: Uuid) -> LogResult<Option<(
 }
 
 /// Up to `limit` (capped at MAX_READ_PAGE_EVENTS) events of one stream starting at version
-/// `from_version` (inclusive), in `direction`. Backwards from `u64::MAX` starts at the end.
+/// `from_version` (inclusive), in `direction`, as owned events ([`scan_stream`] taking every
+/// event it is shown). Backwards from `u64::MAX` starts at the end.
 pub fn read_stream(
     tree: &sled::Tree,
     durable_head: u64,
     stream_id: &str,
-    from_version: u64,
-    direction: Direction,
+    (from_version, direction): (u64, Direction),
     limit: usize,
 ) -> LogResult<Vec<RecordedEvent>> {
-    let limit = limit.min(MAX_READ_PAGE_EVENTS);
     let mut events = Vec::new();
+    scan_stream(
+        tree,
+        durable_head,
+        stream_id,
+        (from_version, direction),
+        limit,
+        &mut |view| {
+            events.push(view.to_recorded());
+            ControlFlow::Continue(())
+        },
+    )?;
+    Ok(events)
+}
+
+/// Shows `visit` the checked records of one stream from version `from_version` (inclusive) in
+/// `direction`, each read in place, until `limit` (capped at MAX_READ_PAGE_EVENTS) were taken
+/// or `visit` answers `Break` (that event left out). Backwards from `u64::MAX` starts at the
+/// end. Returns how many were taken.
+pub fn scan_stream(
+    tree: &sled::Tree,
+    durable_head: u64,
+    stream_id: &str,
+    (from_version, direction): (u64, Direction),
+    limit: usize,
+    visit: &mut dyn FnMut(&RecordView<'_>) -> ControlFlow<()>,
+) -> LogResult<usize> {
+    let limit = limit.min(MAX_READ_PAGE_EVENTS);
+    let mut taken = 0;
     if limit == 0 {
-        return Ok(events);
+        return Ok(taken);
     }
     let prefix = keys::stream_index_prefix(stream_id);
     let at_version = keys::stream_index_key(stream_id, from_version);
     let mut end = prefix.clone();
     *end.last_mut().expect("prefix ends with 0x00") = 1;
     let mut cursor = RecordCursor::new(tree);
+    // Shows one record; true when the page is complete.
+    let mut take = |cursor: &mut RecordCursor<'_>, position: u64| -> LogResult<bool> {
+        if visit(&cursor.view(position)?).is_break() {
+            return Ok(true);
+        }
+        taken += 1;
+        Ok(taken >= limit)
+    };
     match direction {
         Direction::Forwards => {
             // The run holding `from_version` starts at or before it.
@@ -209,8 +244,7 @@ pub fn read_stream(
                     if position > durable_head {
                         break 'runs; // not acknowledged yet; nothing later is either
                     }
-                    events.push(cursor.read(position)?);
-                    if events.len() >= limit {
+                    if take(&mut cursor, position)? {
                         break 'runs;
                     }
                 }
@@ -227,15 +261,14 @@ pub fn read_stream(
                     if position > durable_head {
                         continue; // not acknowledged yet; older versions are
                     }
-                    events.push(cursor.read(position)?);
-                    if events.len() >= limit {
+                    if take(&mut cursor, position)? {
                         break 'back;
                     }
                 }
             }
         }
     }
-    Ok(events)
+    Ok(taken)
 }
 
 /// Where a scan of the whole log ended.

@@ -2,13 +2,13 @@
 //! fresh fold of the events up to that position (also as of earlier positions, through paged
 //! lists); a rebuild writes exactly what incremental application wrote; a runner stopped after
 //! k batches and reopened continues to the same state, with nothing applied twice. And, over the
-//! same random logs of every kind of event, a ReadAll page written straight from the stored
-//! records is byte for byte the encoding of the message built field by field.
+//! same random logs of every kind of event, a ReadAll or ReadStream page written straight from
+//! the stored records is byte for byte the encoding of the message built field by field.
 
 use std::collections::BTreeMap;
 
 use crate::support::projections::*;
-use dipledger::api::pages::{read_all_page, ReadAll};
+use dipledger::api::pages::{read_all_page, stream_events, ReadAll, ReadStream};
 use dipledger::api::{convert, pb};
 use dipledger::domain::commitment::AssessmentStage;
 use dipledger::domain::commitment::{
@@ -794,7 +794,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
-    fn a_read_all_page_written_from_the_records_is_the_bytes_of_its_message(
+    fn pages_written_from_the_records_are_the_bytes_of_their_messages(
         ops in proptest::collection::vec(op(), 1..40),
         pages in proptest::collection::vec(
             (0.0f64..1.0, any::<bool>(), 1usize..50, 0usize..4, any::<bool>(), any::<bool>(), 0usize..6_000),
@@ -819,8 +819,60 @@ proptest! {
             let request = ReadAll { from_position, direction, limit, filter, typed, leaf_input, max_bytes };
             let written = read_all_page(&log, &request).expect("page");
             prop_assert_eq!(written, reference_page(&log, &request), "{:?}", request);
+            // A ReadStream page of a stream of the log, from a version inside it.
+            let all = log.read_all(1, Direction::Forwards, 4_096, &EventFilter::default()).expect("read_all");
+            let event = &all.events[((all.events.len() - 1) as f64 * at) as usize];
+            let request = ReadStream {
+                stream_id: &event.envelope().stream_id,
+                from_version: event.envelope().stream_version,
+                direction,
+                limit,
+                typed,
+                leaf_input,
+                max_bytes,
+            };
+            let mut written = Vec::new();
+            let last = stream_events(&log, &request, &mut written).expect("stream page");
+            let (expected, expected_last) = reference_stream_events(&log, &request);
+            prop_assert_eq!(written, expected, "{:?}", request);
+            prop_assert_eq!(last, expected_last);
         }
     }
+}
+
+/// The reference for a ReadStream page's events: owned events converted to their messages, cut
+/// like a ReadAll page, encoded by prost (the page's other fields left at their defaults, so
+/// the bytes are the events alone); and the last event's version.
+fn reference_stream_events(log: &Log, request: &ReadStream<'_>) -> (Vec<u8>, Option<u64>) {
+    use prost::Message as _;
+    let events = log
+        .read_stream(
+            request.stream_id,
+            request.from_version,
+            request.direction,
+            request.limit,
+        )
+        .expect("read_stream");
+    let (mut out, mut bytes) = (Vec::new(), 0);
+    for event in events {
+        let input = dipledger::encoding::encode(event.envelope());
+        let mut envelope = convert::envelope_into_pb(event, request.typed);
+        if request.leaf_input {
+            envelope.leaf_input = input;
+        }
+        let len = envelope.encoded_len();
+        if !out.is_empty() && bytes + len > request.max_bytes {
+            break;
+        }
+        bytes += len;
+        out.push(envelope);
+    }
+    let last = out.last().map(|envelope| envelope.stream_version);
+    let page = pb::ReadStreamResponse {
+        events: out,
+        ..Default::default()
+    };
+    (page.encode_to_vec(), last)
 }
 
 #[test]
