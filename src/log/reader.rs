@@ -63,16 +63,42 @@ impl Chunk {
 pub struct RecordCursor<'a> {
     tree: &'a sled::Tree,
     chunk: Option<Chunk>,
+    /// The chunks after `chunk`, in key order (made by the first forward step past a chunk).
+    following: Option<sled::Iter>,
 }
 
 impl<'a> RecordCursor<'a> {
     /// A cursor over `tree`.
     pub fn new(tree: &'a sled::Tree) -> RecordCursor<'a> {
-        RecordCursor { tree, chunk: None }
+        RecordCursor {
+            tree,
+            chunk: None,
+            following: None,
+        }
     }
 
     fn load(&mut self, position: u64) -> LogResult<&Chunk> {
         let cached = self.chunk.as_ref().is_some_and(|chunk| chunk.holds(position));
+        let follows = self.chunk.as_ref().is_some_and(|chunk| chunk.end() == position);
+        if follows {
+            // Reading forwards: chunks are keyed by their first position and hold consecutive
+            // positions, so the next one, if stored, is keyed by this position and is the next
+            // key after the current chunk's. One forward iterator kept across chunks costs a
+            // fraction of sled's reverse range scan per chunk (which was most of a replay's
+            // reads; docs/benchmarks.md 000l). Any other key there is a gap: looked up below.
+            let key = keys::event_key(position);
+            let following = self
+                .following
+                .get_or_insert_with(|| self.tree.range(key..=keys::event_key(u64::MAX)));
+            if let Some(entry) = following.next() {
+                let (found, bytes) = entry.map_err(chunk_damage(position))?;
+                if found == key {
+                    self.chunk = Some(Chunk::parse(position, bytes)?);
+                    return Ok(self.chunk.as_ref().expect("chunk just loaded"));
+                }
+            }
+            self.following = None;
+        }
         if !cached {
             let missing = || LogError::DataLoss {
                 position,
@@ -83,17 +109,14 @@ impl<'a> RecordCursor<'a> {
                 .range(keys::event_key(1)..=keys::event_key(position))
                 .next_back()
                 .ok_or_else(missing)?
-                .map_err(|error| {
-                    LogError::damage_at(error, position, || {
-                        format!("the chunk holding position {position}")
-                    })
-                })?;
+                .map_err(chunk_damage(position))?;
             let first = keys::position_of_event_key(&key).ok_or_else(missing)?;
             let chunk = Chunk::parse(first, bytes)?;
             if !chunk.holds(position) {
                 return Err(missing());
             }
             self.chunk = Some(chunk);
+            self.following = None;
         }
         Ok(self.chunk.as_ref().expect("chunk just loaded"))
     }
@@ -111,6 +134,15 @@ impl<'a> RecordCursor<'a> {
     /// The stored bytes of the record at `position` (framing checked, contents not).
     pub fn raw(&mut self, position: u64) -> LogResult<Vec<u8>> {
         Ok(self.load(position)?.raw(position).to_vec())
+    }
+}
+
+/// A sled error reading the chunk that holds `position`.
+fn chunk_damage(position: u64) -> impl Fn(sled::Error) -> LogError {
+    move |error| {
+        LogError::damage_at(error, position, || {
+            format!("the chunk holding position {position}")
+        })
     }
 }
 

@@ -652,6 +652,40 @@ fn a_flipped_byte_in_a_record_is_reported_as_data_loss_and_never_returned() {
 }
 
 #[test]
+fn a_missing_chunk_met_while_reading_forwards_is_data_loss_at_its_first_position() {
+    // One commit per event: one chunk each, so a forward read steps from chunk to chunk.
+    let (_dir, log) = temp_log();
+    for _ in 0..20 {
+        log.append_blocking(request("s", ExpectedVersion::Any, 1))
+            .unwrap();
+    }
+    let all = || log.read_all(1, Direction::Forwards, 100, &EventFilter::default());
+    assert_eq!(all().unwrap().events.len(), 20);
+    log.raw_tree()
+        .remove(dipledger::log::keys::event_key(9))
+        .unwrap()
+        .expect("position 9 starts a chunk");
+    assert!(matches!(all(), Err(LogError::DataLoss { position: 9, .. })));
+    assert!(matches!(
+        log.read_stream("s", 1, Direction::Forwards, 100),
+        Err(LogError::DataLoss { position: 9, .. })
+    ));
+    let before = log
+        .read_all(1, Direction::Forwards, 8, &EventFilter::default())
+        .unwrap();
+    assert_eq!(before.events.len(), 8, "records before the gap still read");
+    let after = log
+        .read_all(10, Direction::Forwards, 100, &EventFilter::default())
+        .unwrap();
+    let positions: Vec<u64> = after.events.iter().map(|event| event.position()).collect();
+    assert_eq!(
+        positions,
+        (10..=20).collect::<Vec<_>>(),
+        "records after the gap still read"
+    );
+}
+
+#[test]
 fn maximum_size_events_never_go_to_unsynced_blob_files() {
     let (dir, log) = temp_log();
     for _ in 0..4 {
