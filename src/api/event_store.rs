@@ -30,8 +30,9 @@
 //! that stops reading fills the channel (and HTTP/2 flow control windows), the reader then waits
 //! on `send`, and the ring moves on without it; once the client reads again the subscriber
 //! continues at its cursor, from the log if the ring has moved past it. Memory is therefore
-//! bounded by construction: the ring (shared), plus per subscriber one page (at most 256 records
-//! of at most `MAX_RECORD_BYTES` = 80 KiB, or 256 shared ring entries) plus 64 messages plus the
+//! bounded by construction: the ring (shared), plus per subscriber one page (at most 256 encoded
+//! events, each its record's texts and payload (at most `MAX_RECORD_BYTES` = 80 KiB) plus its
+//! typed body when asked for, or 256 shared ring entries) plus 64 messages plus the
 //! transport's buffers, whatever the client does and however far behind it is. Events are never
 //! lost or skipped, since the log itself is the buffer.
 //!
@@ -531,6 +532,7 @@ impl EventStore {
             let page = pages::ReadStream {
                 stream_id: &stream_id,
                 from_version: from,
+                up_to_version: current,
                 direction,
                 limit,
                 typed: !request.omit_typed_body,

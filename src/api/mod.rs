@@ -11,10 +11,10 @@
 //! - [`decode_errors`]: the layer that maps tonic's own request-decoding errors (a message over
 //!   the size limit, bytes that are not protobuf) to RESOURCE_EXHAUSTED and INVALID_ARGUMENT.
 //! - [`frames`]: Subscribe served with each live event encoded once for every subscriber, and
-//!   ReadAll with pages encoded by [`pages`] (the rest of `EventStoreService` through the
-//!   generated server).
-//! - [`pages`]: ReadAll pages written straight from the stored records, with [`wire`] (protobuf
-//!   fields written by hand, as prost writes them).
+//!   ReadAll and ReadStream with pages encoded by [`pages`] (the rest of `EventStoreService`
+//!   through the generated server).
+//! - [`pages`]: ReadAll and ReadStream pages and catch-up events written straight from the stored
+//!   records, with [`wire`] (protobuf fields written by hand, as prost writes them).
 //! - [`export`]: `EventStoreService.Export`, the offline export streamed in chunks.
 //! - [`health`]: gRPC health per service (commands NOT_SERVING while the writer is poisoned,
 //!   queries while the read models replay).

@@ -21,6 +21,11 @@ use crate::log::{Direction, EventFilter, Log, LogResult, RecordView};
 const _: () = assert!(MAX_RECORD_BYTES <= MAX_PAGE_BYTES);
 const _: () = assert!(MAX_PAGE_BYTES + MAX_READ_PAGE_EVENTS * 8 + 64 <= MAX_RESPONSE_BYTES);
 
+/// Most bytes a page reserves up front from its first event's size; past it the page grows as
+/// needed (a page's spare capacity is held until it is sent).
+pub const PAGE_RESERVE_BYTES: usize = 2 * 1024 * 1024;
+const _: () = assert!(PAGE_RESERVE_BYTES <= MAX_PAGE_BYTES);
+
 /// What one ReadAll page asks for, validated.
 #[derive(Debug, Clone)]
 pub struct ReadAll {
@@ -58,14 +63,15 @@ pub fn read_all_page(log: &Log, request: &ReadAll) -> LogResult<Vec<u8>> {
             if taken > 0 && bytes + envelope.len() > request.max_bytes {
                 return ControlFlow::Break(());
             }
-            if taken == 0 {
-                // The first event's size stands for the others: one allocation for the page
-                // instead of a doubling (and a copy of everything so far) every few events.
+            if taken == 0 && request.filter.is_empty() {
+                // Unfiltered, the first event's size stands for the others: one allocation for
+                // the page instead of a doubling (and a copy of everything so far) every few
+                // events. Not for a filtered page, which may take a few events out of many.
                 out.reserve(
                     request
                         .limit
                         .saturating_mul(envelope.len() + 4)
-                        .min(request.max_bytes),
+                        .min(PAGE_RESERVE_BYTES),
                 );
             }
             bytes += envelope.len();
@@ -88,6 +94,9 @@ pub struct ReadStream<'a> {
     pub stream_id: &'a str,
     /// The first version to read.
     pub from_version: u64,
+    /// The stream's version the answer states: an event after it (committed since it was
+    /// read) ends the page, so the page never holds an event past the version it reports.
+    pub up_to_version: u64,
     /// Which way.
     pub direction: Direction,
     /// Most events in the page.
@@ -101,7 +110,8 @@ pub struct ReadStream<'a> {
 }
 
 /// Appends a ReadStream page's events to `out` (field 1 of `ReadStreamResponse`, one per event,
-/// cut as a ReadAll page is cut); returns the stream version of the last one, if any.
+/// cut as a ReadAll page is cut, and ended by an event past `up_to_version`); returns the stream
+/// version of the last one, if any.
 pub fn stream_events(log: &Log, request: &ReadStream<'_>, out: &mut Vec<u8>) -> LogResult<Option<u64>> {
     let mut envelope = Vec::with_capacity(1_024);
     let (mut bytes, mut last) = (0usize, None);
@@ -110,6 +120,9 @@ pub fn stream_events(log: &Log, request: &ReadStream<'_>, out: &mut Vec<u8>) -> 
         (request.from_version, request.direction),
         request.limit,
         &mut |record| {
+            if record.envelope.stream_version > request.up_to_version {
+                return ControlFlow::Break(());
+            }
             envelope.clear();
             convert::encode_envelope(record, request.typed, request.leaf_input, &mut envelope);
             if last.is_some() && bytes + envelope.len() > request.max_bytes {

@@ -546,7 +546,9 @@ impl Log {
     }
 
     /// A receiver that changes whenever the durable head moves. Subscribers and projections wait
-    /// on it when caught up (never on sled's watchers, which block writers when they lag).
+    /// on it when caught up (never on sled's watchers, which block writers when they lag). It
+    /// moves just after the commit's callers are answered, so it may lag [`Log::head`] briefly;
+    /// wait on it for "past my position", and read the head itself from `head`.
     pub fn watch_head(&self) -> watch::Receiver<u64> {
         self.inner.head.clone()
     }

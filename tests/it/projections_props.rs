@@ -797,14 +797,14 @@ proptest! {
     fn pages_written_from_the_records_are_the_bytes_of_their_messages(
         ops in proptest::collection::vec(op(), 1..40),
         pages in proptest::collection::vec(
-            (0.0f64..1.0, any::<bool>(), 1usize..50, 0usize..4, any::<bool>(), any::<bool>(), 0usize..6_000),
+            (0.0f64..1.0, any::<bool>(), 1usize..50, 0usize..4, any::<bool>(), any::<bool>(), 0usize..6_000, 0u64..6),
             1..8,
         ),
     ) {
         let (_dir, log) = temp_log();
         populate(&log, &ops);
         let head = log.head();
-        for (at, forwards, limit, filter, typed, leaf_input, max_bytes) in pages {
+        for (at, forwards, limit, filter, typed, leaf_input, max_bytes, ahead) in pages {
             let (direction, from_position) = if forwards {
                 (Direction::Forwards, 1 + ((head as f64) * at) as u64)
             } else {
@@ -819,12 +819,15 @@ proptest! {
             let request = ReadAll { from_position, direction, limit, filter, typed, leaf_input, max_bytes };
             let written = read_all_page(&log, &request).expect("page");
             prop_assert_eq!(written, reference_page(&log, &request), "{:?}", request);
-            // A ReadStream page of a stream of the log, from a version inside it.
+            // A ReadStream page of the log's longest stream, from a version inside it.
             let all = log.read_all(1, Direction::Forwards, 4_096, &EventFilter::default()).expect("read_all");
-            let event = &all.events[((all.events.len() - 1) as f64 * at) as usize];
+            let longest = all.events.iter().max_by_key(|event| event.envelope().stream_version).expect("events");
+            let (stream_id, versions) = (&longest.envelope().stream_id, longest.envelope().stream_version);
+            let from_version = 1 + ((versions - 1) as f64 * at) as u64;
             let request = ReadStream {
-                stream_id: &event.envelope().stream_id,
-                from_version: event.envelope().stream_version,
+                stream_id,
+                from_version,
+                up_to_version: from_version + ahead,
                 direction,
                 limit,
                 typed,
@@ -840,8 +843,8 @@ proptest! {
     }
 }
 
-/// The reference for a ReadStream page's events: owned events converted to their messages, cut
-/// like a ReadAll page, encoded by prost (the page's other fields left at their defaults, so
+/// The reference for a ReadStream page's events: owned events converted to their messages, ended
+/// by the first past `up_to_version`, cut like a ReadAll page, encoded by prost (the page's other fields left at their defaults, so
 /// the bytes are the events alone); and the last event's version.
 fn reference_stream_events(log: &Log, request: &ReadStream<'_>) -> (Vec<u8>, Option<u64>) {
     use prost::Message as _;
@@ -855,6 +858,9 @@ fn reference_stream_events(log: &Log, request: &ReadStream<'_>) -> (Vec<u8>, Opt
         .expect("read_stream");
     let (mut out, mut bytes) = (Vec::new(), 0);
     for event in events {
+        if event.envelope().stream_version > request.up_to_version {
+            break;
+        }
         let input = dipledger::encoding::encode(event.envelope());
         let mut envelope = convert::envelope_into_pb(event, request.typed);
         if request.leaf_input {
