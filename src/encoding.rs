@@ -53,25 +53,23 @@ impl bincode::enc::write::Writer for VecWriter<'_> {
 
 /// Decodes exactly one value from `bytes`; leftover bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, CONFIG)
-        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    if read != bytes.len() {
-        return Err(DecodeError::TrailingBytes {
-            trailing: bytes.len() - read,
-        });
-    }
-    Ok(value)
+    whole(bincode::serde::decode_from_slice(bytes, CONFIG), bytes.len())
 }
 
 /// Decodes exactly one value from `bytes`, borrowing its strings and byte strings from them
 /// (no allocation for them); leftover bytes are an error.
 pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
-    let (value, read) = bincode::serde::borrow_decode_from_slice(bytes, CONFIG)
-        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    if read != bytes.len() {
-        return Err(DecodeError::TrailingBytes {
-            trailing: bytes.len() - read,
-        });
+    whole(
+        bincode::serde::borrow_decode_from_slice(bytes, CONFIG),
+        bytes.len(),
+    )
+}
+
+/// A value decoded from `len` bytes, if it took all of them.
+fn whole<T>(decoded: Result<(T, usize), bincode::error::DecodeError>, len: usize) -> Result<T, DecodeError> {
+    let (value, read) = decoded.map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    if read != len {
+        return Err(DecodeError::TrailingBytes { trailing: len - read });
     }
     Ok(value)
 }

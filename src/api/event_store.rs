@@ -10,9 +10,9 @@
 //!
 //! Live feed: near the head, subscribers share one `LiveFeed` instead of each reading and
 //! converting the same new records. One task per service (started by the first Subscribe) waits
-//! on [`Log::watch_head`]; when the durable head moves it reads the new records once, converts
-//! each once into a `pb::EventEnvelope` and encodes that once as a `SubscribeResponse` with and
-//! once without the typed event ([`Frame`]s, shared through an `Arc`), keeps the most recent
+//! on [`Log::watch_head`]; when the durable head moves it reads the new records once and encodes
+//! each once as a `SubscribeResponse` with and once without the typed event, straight from the
+//! record like every other read (`pages::event_frame`; [`Frame`]s, shared through an `Arc`), keeps the most recent
 //! [`LIVE_FEED_EVENTS`] (and at most [`LIVE_FEED_BYTES`] encoded bytes) in a ring, and then
 //! publishes how far it got. Subscribers wait on that publication. A subscriber whose cursor
 //! lies inside the ring takes a page of up to [`SUBSCRIPTION_PAGE_EVENTS`] shared events from
@@ -68,7 +68,7 @@ use super::pb::event_store_service_server::EventStoreService;
 use super::status;
 use super::wire::{put_bool, put_uint};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
-use crate::log::{Direction, Envelope, EventFilter, Log, LogError, RecordedEvent};
+use crate::log::{Direction, Envelope, EnvelopeRef, EventFilter, Log, LogError, RecordView};
 
 /// Default most concurrent subscriptions per server.
 pub const MAX_SUBSCRIPTIONS: usize = 1_024;
@@ -199,22 +199,16 @@ struct FeedEvent {
 }
 
 impl FeedEvent {
-    fn new(record: RecordedEvent) -> FeedEvent {
-        let key = record.envelope().without_payload();
-        let mut response = pb::SubscribeResponse {
-            message: Some(pb::subscribe_response::Message::Event(convert::envelope_into_pb(
-                record, true,
-            ))),
-        };
-        let typed = Frame::of(&response);
-        // The same answer without the typed event: every other field as it is, nothing copied.
-        if let Some(pb::subscribe_response::Message::Event(envelope)) = &mut response.message {
-            envelope.event = None;
-        }
-        let untyped = Frame::of(&response);
+    fn new(record: &RecordView<'_>) -> FeedEvent {
+        let typed = pages::event_frame(record, true);
+        let untyped = pages::event_frame(record, false);
         FeedEvent {
             bytes: typed.bytes().len() + untyped.bytes().len(),
-            key,
+            key: EnvelopeRef {
+                payload: &[],
+                ..record.envelope.clone()
+            }
+            .to_owned(),
             typed,
             untyped,
         }
@@ -325,15 +319,18 @@ impl LiveFeedTask {
                 let log = self.log.clone();
                 let from = fed + 1;
                 let page = blocking(move || {
-                    let page = log
-                        .read_all(
-                            from,
-                            Direction::Forwards,
-                            SUBSCRIPTION_PAGE_EVENTS,
-                            &EventFilter::default(),
-                        )
-                        .map_err(status::from_log_error)?;
-                    Ok(page.events.into_iter().map(FeedEvent::new).collect::<Vec<_>>())
+                    let mut events = Vec::new();
+                    log.scan_all(
+                        (from, Direction::Forwards),
+                        SUBSCRIPTION_PAGE_EVENTS,
+                        &EventFilter::default(),
+                        &mut |record| {
+                            events.push(FeedEvent::new(record));
+                            ControlFlow::Continue(())
+                        },
+                    )
+                    .map_err(status::from_log_error)?;
+                    Ok(events)
                 })
                 .await;
                 match page {
@@ -539,8 +536,8 @@ impl EventStore {
                 leaf_input: request.include_leaf_input,
                 max_bytes: MAX_PAGE_BYTES,
             };
-            let mut out = Vec::new();
-            let last = pages::stream_events(&log, &page, &mut out).map_err(status::from_log_error)?;
+            let (mut out, last) = pages::stream_events(&log, &page).map_err(status::from_log_error)?;
+            // The page holds no version past `current`, so forwards it ends at `current + 1`.
             let next_version = match (last, direction) {
                 (Some(last), Direction::Forwards) => last + 1,
                 (Some(last), Direction::Backwards) => last - 1,
@@ -549,11 +546,6 @@ impl EventStore {
             let reached_end = match direction {
                 Direction::Forwards => next_version > current,
                 Direction::Backwards => next_version == 0,
-            };
-            let next_version = if reached_end && direction == Direction::Forwards {
-                current + 1
-            } else {
-                next_version
             };
             put_uint(2, current, &mut out);
             put_uint(3, next_version, &mut out);

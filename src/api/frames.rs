@@ -160,11 +160,15 @@ where
                 Ok(grpc().server_streaming(method, request).await)
             }),
             READ_ALL_PATH => Box::pin(async move {
-                let method = ReadAllMethod(store);
+                let method = PageMethod(store, |store, request| {
+                    Box::pin(async move { store.read_all_frame(request).await })
+                });
                 Ok(grpc().unary(method, request).await)
             }),
             READ_STREAM_PATH => Box::pin(async move {
-                let method = ReadStreamMethod(store);
+                let method = PageMethod(store, |store, request| {
+                    Box::pin(async move { store.read_stream_frame(request).await })
+                });
                 Ok(grpc().unary(method, request).await)
             }),
             _ => self.generated.call(request),
@@ -178,39 +182,17 @@ fn grpc<Q: prost::Message + Default + Send + 'static>() -> tonic::server::Grpc<F
         .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), Some(MAX_RESPONSE_BYTES))
 }
 
-/// ReadStream as a unary method answering one encoded page.
-struct ReadStreamMethod(EventStore);
+/// A unary method answering one encoded page (ReadAll, ReadStream): the store and the method
+/// of it that reads the page.
+struct PageMethod<Q>(EventStore, fn(EventStore, Q) -> BoxFuture<Frame, Status>);
 
-impl UnaryService<pb::ReadStreamRequest> for ReadStreamMethod {
+impl<Q: Send + 'static> UnaryService<Q> for PageMethod<Q> {
     type Response = Frame;
     type Future = BoxFuture<Response<Frame>, Status>;
 
-    fn call(&mut self, request: Request<pb::ReadStreamRequest>) -> Self::Future {
-        let store = self.0.clone();
-        Box::pin(async move {
-            store
-                .read_stream_frame(request.into_inner())
-                .await
-                .map(Response::new)
-        })
-    }
-}
-
-/// ReadAll as a unary method answering one encoded page.
-struct ReadAllMethod(EventStore);
-
-impl UnaryService<pb::ReadAllRequest> for ReadAllMethod {
-    type Response = Frame;
-    type Future = BoxFuture<Response<Frame>, Status>;
-
-    fn call(&mut self, request: Request<pb::ReadAllRequest>) -> Self::Future {
-        let store = self.0.clone();
-        Box::pin(async move {
-            store
-                .read_all_frame(request.into_inner())
-                .await
-                .map(Response::new)
-        })
+    fn call(&mut self, request: Request<Q>) -> Self::Future {
+        let page = (self.1)(self.0.clone(), request.into_inner());
+        Box::pin(async move { page.await.map(Response::new) })
     }
 }
 

@@ -46,40 +46,74 @@ pub struct ReadAll {
     pub max_bytes: usize,
 }
 
+/// The events of one page as they are written: field 1 of the page message, one per event,
+/// until the next would take the envelopes past `max_bytes` (a page always holds at least one).
+struct PageEvents {
+    out: Vec<u8>,
+    envelope: Vec<u8>,
+    bytes: usize,
+    taken: usize,
+    typed: bool,
+    leaf_input: bool,
+    max_bytes: usize,
+    /// Events the first one's size is taken to stand for when sizing the page (0: none).
+    expected: usize,
+}
+
+impl PageEvents {
+    fn new(typed: bool, leaf_input: bool, max_bytes: usize, expected: usize) -> PageEvents {
+        PageEvents {
+            out: Vec::new(),
+            envelope: Vec::with_capacity(1_024),
+            bytes: 0,
+            taken: 0,
+            typed,
+            leaf_input,
+            max_bytes,
+            expected,
+        }
+    }
+
+    /// Adds `record`'s envelope; `Break` when it would take the page past its budget (left out:
+    /// the page ends before it).
+    fn push(&mut self, record: &RecordView<'_>) -> ControlFlow<()> {
+        self.envelope.clear();
+        convert::encode_envelope(record, self.typed, self.leaf_input, &mut self.envelope);
+        let len = self.envelope.len();
+        if self.taken > 0 && self.bytes + len > self.max_bytes {
+            return ControlFlow::Break(());
+        }
+        if self.taken == 0 {
+            // The first event's size stands for the expected others: one allocation for the
+            // page instead of a doubling (and a copy of everything so far) every few events.
+            self.out
+                .reserve(self.expected.saturating_mul(len + 4).min(PAGE_RESERVE_BYTES));
+        }
+        self.bytes += len;
+        self.taken += 1;
+        put_field(1, &self.envelope, &mut self.out);
+        ControlFlow::Continue(())
+    }
+}
+
 /// The encoded `ReadAllResponse` of one page. Events are added until the page holds `limit`,
 /// or until the next would take the envelopes past `max_bytes` (a page always holds at least
 /// one); then `next_position` is that event's position.
 pub fn read_all_page(log: &Log, request: &ReadAll) -> LogResult<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut envelope = Vec::with_capacity(1_024);
-    let (mut bytes, mut taken) = (0usize, 0usize);
+    // A filtered page may take a few events out of many: sized as it goes.
+    let expected = if request.filter.is_empty() {
+        request.limit
+    } else {
+        0
+    };
+    let mut events = PageEvents::new(request.typed, request.leaf_input, request.max_bytes, expected);
     let end = log.scan_all(
         (request.from_position, request.direction),
         request.limit,
         &request.filter,
-        &mut |record| {
-            envelope.clear();
-            convert::encode_envelope(record, request.typed, request.leaf_input, &mut envelope);
-            if taken > 0 && bytes + envelope.len() > request.max_bytes {
-                return ControlFlow::Break(());
-            }
-            if taken == 0 && request.filter.is_empty() {
-                // Unfiltered, the first event's size stands for the others: one allocation for
-                // the page instead of a doubling (and a copy of everything so far) every few
-                // events. Not for a filtered page, which may take a few events out of many.
-                out.reserve(
-                    request
-                        .limit
-                        .saturating_mul(envelope.len() + 4)
-                        .min(PAGE_RESERVE_BYTES),
-                );
-            }
-            bytes += envelope.len();
-            taken += 1;
-            put_field(1, &envelope, &mut out);
-            ControlFlow::Continue(())
-        },
+        &mut |record| events.push(record),
     )?;
+    let mut out = events.out;
     put_uint(2, end.next_position, &mut out);
     put_uint(3, end.head, &mut out);
     put_bool(4, end.reached_end, &mut out);
@@ -109,32 +143,32 @@ pub struct ReadStream<'a> {
     pub max_bytes: usize,
 }
 
-/// Appends a ReadStream page's events to `out` (field 1 of `ReadStreamResponse`, one per event,
-/// cut as a ReadAll page is cut, and ended by an event past `up_to_version`); returns the stream
-/// version of the last one, if any.
-pub fn stream_events(log: &Log, request: &ReadStream<'_>, out: &mut Vec<u8>) -> LogResult<Option<u64>> {
-    let mut envelope = Vec::with_capacity(1_024);
-    let (mut bytes, mut last) = (0usize, None);
+/// A ReadStream page's events, encoded (field 1 of `ReadStreamResponse`, one per event, cut as
+/// a ReadAll page is cut, and ended by an event past `up_to_version`), and the stream version of
+/// the last one, if any. The page's own fields are the caller's to append.
+pub fn stream_events(log: &Log, request: &ReadStream<'_>) -> LogResult<(Vec<u8>, Option<u64>)> {
+    let mut events = PageEvents::new(
+        request.typed,
+        request.leaf_input,
+        request.max_bytes,
+        request.limit,
+    );
+    let mut last = None;
     log.scan_stream(
         request.stream_id,
         (request.from_version, request.direction),
         request.limit,
         &mut |record| {
-            if record.envelope.stream_version > request.up_to_version {
+            let version = record.envelope.stream_version;
+            if version > request.up_to_version {
                 return ControlFlow::Break(());
             }
-            envelope.clear();
-            convert::encode_envelope(record, request.typed, request.leaf_input, &mut envelope);
-            if last.is_some() && bytes + envelope.len() > request.max_bytes {
-                return ControlFlow::Break(());
-            }
-            bytes += envelope.len();
-            last = Some(record.envelope.stream_version);
-            put_field(1, &envelope, out);
+            events.push(record)?;
+            last = Some(version);
             ControlFlow::Continue(())
         },
     )?;
-    Ok(last)
+    Ok((events.out, last))
 }
 
 /// The encoded `SubscribeResponse` carrying `record`'s envelope (field 1 of its `message`), as

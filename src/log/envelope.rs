@@ -424,29 +424,6 @@ impl EnvelopeRef<'_> {
     }
 }
 
-impl Envelope {
-    /// A copy of every field but the payload (left empty), for what only filters on envelopes:
-    /// the payload, most of an event's bytes, is not copied.
-    pub fn without_payload(&self) -> Envelope {
-        Envelope {
-            position: self.position,
-            stream_id: self.stream_id.clone(),
-            stream_version: self.stream_version,
-            event_id: self.event_id,
-            event_type: self.event_type.clone(),
-            schema_version: self.schema_version,
-            command_id: self.command_id,
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            recorded_by: self.recorded_by.clone(),
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            tags: self.tags.clone(),
-            payload: Vec::new(),
-        }
-    }
-}
-
 /// An event read back from the log: its envelope and the hashes stored with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {

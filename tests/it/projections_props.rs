@@ -834,8 +834,7 @@ proptest! {
                 leaf_input,
                 max_bytes,
             };
-            let mut written = Vec::new();
-            let last = stream_events(&log, &request, &mut written).expect("stream page");
+            let (written, last) = stream_events(&log, &request).expect("stream page");
             let (expected, expected_last) = reference_stream_events(&log, &request);
             prop_assert_eq!(written, expected, "{:?}", request);
             prop_assert_eq!(last, expected_last);
