@@ -20,7 +20,7 @@ use dipledger::domain::official::{self, OfficeTerm};
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
 use dipledger::domain::source::{self, SourceDetails};
 use dipledger::domain::DomainCommand;
-use dipledger::log::{Direction, EventFilter, Log};
+use dipledger::log::{Direction, EventFilter, Log, RecordedEvent};
 use dipledger::projections::relations::pair_key;
 use dipledger::projections::{
     AsOf, CommitmentFilter, MeetingFilter, MeetingStatusView, Page, PageRequest, ProjectionError,
@@ -752,6 +752,34 @@ proptest! {
     }
 }
 
+/// Events as their messages built field by field (each with its leaf input when asked), cut
+/// where the envelopes would pass `max_bytes` (at least one kept); and the position of the first
+/// one left out, if any.
+fn reference_messages(
+    events: impl IntoIterator<Item = RecordedEvent>,
+    typed: bool,
+    leaf_input: bool,
+    max_bytes: usize,
+) -> (Vec<pb::EventEnvelope>, Option<u64>) {
+    use prost::Message as _;
+    let (mut out, mut bytes) = (Vec::new(), 0);
+    for event in events {
+        let position = event.position();
+        let input = dipledger::encoding::encode(event.envelope());
+        let mut envelope = convert::envelope_into_pb(event, typed);
+        if leaf_input {
+            envelope.leaf_input = input;
+        }
+        let len = envelope.encoded_len();
+        if !out.is_empty() && bytes + len > max_bytes {
+            return (out, Some(position));
+        }
+        bytes += len;
+        out.push(envelope);
+    }
+    (out, None)
+}
+
 /// The reference for a ReadAll page: the owned events converted to their messages (each with its
 /// leaf input when asked), cut where the envelopes would pass `max_bytes`, and encoded by prost.
 fn reference_page(log: &Log, request: &ReadAll) -> Vec<u8> {
@@ -764,23 +792,12 @@ fn reference_page(log: &Log, request: &ReadAll) -> Vec<u8> {
             &request.filter,
         )
         .expect("read_all");
-    let (mut events, mut bytes) = (Vec::new(), 0);
-    let (mut next_position, mut reached_end) = (page.next_position, page.reached_end);
-    for event in page.events {
-        let position = event.position();
-        let input = dipledger::encoding::encode(event.envelope());
-        let mut envelope = convert::envelope_into_pb(event, request.typed);
-        if request.leaf_input {
-            envelope.leaf_input = input;
-        }
-        let len = envelope.encoded_len();
-        if !events.is_empty() && bytes + len > request.max_bytes {
-            (next_position, reached_end) = (position, false);
-            break;
-        }
-        bytes += len;
-        events.push(envelope);
-    }
+    let (events, left_out) =
+        reference_messages(page.events, request.typed, request.leaf_input, request.max_bytes);
+    let (next_position, reached_end) = match left_out {
+        Some(position) => (position, false),
+        None => (page.next_position, page.reached_end),
+    };
     pb::ReadAllResponse {
         events,
         next_position,
@@ -855,23 +872,10 @@ fn reference_stream_events(log: &Log, request: &ReadStream<'_>) -> (Vec<u8>, Opt
             request.limit,
         )
         .expect("read_stream");
-    let (mut out, mut bytes) = (Vec::new(), 0);
-    for event in events {
-        if event.envelope().stream_version > request.up_to_version {
-            break;
-        }
-        let input = dipledger::encoding::encode(event.envelope());
-        let mut envelope = convert::envelope_into_pb(event, request.typed);
-        if request.leaf_input {
-            envelope.leaf_input = input;
-        }
-        let len = envelope.encoded_len();
-        if !out.is_empty() && bytes + len > request.max_bytes {
-            break;
-        }
-        bytes += len;
-        out.push(envelope);
-    }
+    let events = events
+        .into_iter()
+        .take_while(|event| event.envelope().stream_version <= request.up_to_version);
+    let (out, _) = reference_messages(events, request.typed, request.leaf_input, request.max_bytes);
     let last = out.last().map(|envelope| envelope.stream_version);
     let page = pb::ReadStreamResponse {
         events: out,
