@@ -243,10 +243,17 @@ impl Projections {
             .write_snapshot_format(format);
     }
 
-    /// Test hook: the snapshot tree in the read models' own sled database.
+    /// Test hook: the snapshot's meta tree in the read models' own sled database.
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn snapshot_tree(&self) -> sled::Tree {
         self.shared.engine.lock().expect("engine lock").snapshot_tree()
+    }
+
+    /// Test hook: the snapshot's chunk trees as (generation, chunk, tree), in that order; each
+    /// holds its records under one key.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn snapshot_chunks(&self) -> Vec<(u64, u64, sled::Tree)> {
+        self.shared.engine.lock().expect("engine lock").snapshot_chunks()
     }
 
     /// Applies at most one batch of up to `batch` events to every read model that is behind.

@@ -458,6 +458,17 @@ impl Engine {
         self.snapshots.tree().clone()
     }
 
+    /// The snapshot's chunk trees as (generation, chunk, tree), in order (a test hook).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn snapshot_chunks(&self) -> Vec<(u64, u64, sled::Tree)> {
+        self.snapshots.chunks()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn snapshots_db(&self) -> sled::Db {
+        self.snapshots.db()
+    }
+
     /// Test hook: later snapshots are written as format `format`.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn write_snapshot_format(&mut self, format: u32) {

@@ -482,7 +482,7 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
         "meeting as of an earlier position: p50 {} µs, p99 {} µs; 100 meetings of a party: p50 {} µs, p99 {} µs",
         as_of_micros.0, as_of_micros.1, list_micros.0, list_micros.1
     ));
-    let snapshot_bytes = snapshot_size(&projections.snapshot_tree())?;
+    let snapshot_bytes = snapshot_size(&projections)?;
     drop(projections);
     say(&format!(
         "adding {} meetings between P00 and P01 and a {HISTORY_STREAM_EVENTS}-event stream; queries under a writer at {WRITER_COMMANDS_PER_SECOND} commands/s",
@@ -580,11 +580,14 @@ fn resident_mib() -> f64 {
 }
 
 /// Key and value bytes of the snapshot tree.
-fn snapshot_size(tree: &sled::Tree) -> ProjectionResult<u64> {
+fn snapshot_size(projections: &Projections) -> ProjectionResult<u64> {
+    let chunks = projections.snapshot_chunks().into_iter().map(|(_, _, tree)| tree);
     let mut bytes = 0;
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        bytes += (key.len() + value.len()) as u64;
+    for tree in chunks.chain([projections.snapshot_tree()]) {
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            bytes += (key.len() + value.len()) as u64;
+        }
     }
     Ok(bytes)
 }
