@@ -14,8 +14,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_correction, check_retraction, party_tag, push_unique, topic_tag, CommitmentId, MeetingId,
-    OfficialId, Provenance, Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN, MAX_TEXT_LEN,
+    check_correction, check_retraction, party_tag, push_exact, push_unique, topic_tag, CommitmentId,
+    MeetingId, OfficialId, Provenance, Validator, MAX_NAME_LEN, MAX_OFFICIALS_PER_LIST, MAX_REASON_LEN,
+    MAX_TEXT_LEN,
 };
 use super::error::Rejection;
 use crate::time::OccurredAt;
@@ -1225,18 +1226,24 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.details_version = version;
             state.made_at = Some(occurred_at);
         }
-        Event::CommitmentReaffirmed(event) => state.reaffirmations.push(Entry {
-            version,
-            occurred_at,
-            text: event.text.clone(),
-            parties: event.reaffirmed_by.clone(),
-        }),
-        Event::CommitmentProgressReported(event) => state.progress.push(Arc::new(Entry {
-            version,
-            occurred_at,
-            text: Some(event.summary.clone()),
-            parties: Vec::new(),
-        })),
+        Event::CommitmentReaffirmed(event) => push_exact(
+            &mut state.reaffirmations,
+            Entry {
+                version,
+                occurred_at,
+                text: event.text.clone(),
+                parties: event.reaffirmed_by.clone(),
+            },
+        ),
+        Event::CommitmentProgressReported(event) => push_exact(
+            &mut state.progress,
+            Arc::new(Entry {
+                version,
+                occurred_at,
+                text: Some(event.summary.clone()),
+                parties: Vec::new(),
+            }),
+        ),
         Event::CommitmentFulfilled(event) => {
             state.terminal = Some((CommitmentStatus::Fulfilled, occurred_at));
             state.closing_text = Some(event.summary.clone());
@@ -1254,21 +1261,24 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.superseded_by = Some(event.superseded_by);
             state.closing_text = event.reason.clone();
         }
-        Event::ComplianceAssessed(event) => state.assessments.push(Assessment {
-            version,
-            stage: event.stage,
-            assessor: event.assessor.clone(),
-            rationale: event.rationale.clone(),
-            scores: event.scores.clone(),
-            occurred_at,
-        }),
+        Event::ComplianceAssessed(event) => push_exact(
+            &mut state.assessments,
+            Assessment {
+                version,
+                stage: event.stage,
+                assessor: event.assessor.clone(),
+                rationale: event.rationale.clone(),
+                scores: event.scores.clone(),
+                occurred_at,
+            },
+        ),
         Event::CommitmentCorrected(event) => {
             state.details = Some(event.details.clone());
             state.details_version = version;
         }
         Event::CommitmentEventRetracted(event) => {
             let retracted = event.retracts_version;
-            state.retracted_versions.push(retracted);
+            push_exact(&mut state.retracted_versions, retracted);
             state.reaffirmations.retain(|entry| entry.version != retracted);
             state.progress.retain(|entry| entry.version != retracted);
             state

@@ -422,8 +422,10 @@ fn event_type_name(code: u8) -> &'static str {
 impl EventTypes {
     /// Appends the type of the next event.
     pub(crate) fn push(&mut self, name: &'static str) {
-        self.0
-            .push(event_type_code(name).expect("an event type of this crate"));
+        crate::domain::common::push_exact(
+            &mut self.0,
+            event_type_code(name).expect("an event type of this crate"),
+        );
     }
 
     /// Events folded.

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_correction, check_retraction, country_tag, party_tag, push_unique, topic_tag, MeetingId,
-    OfficialId, Provenance, TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN,
+    check_correction, check_retraction, country_tag, party_tag, push_exact, push_unique, topic_tag,
+    MeetingId, OfficialId, Provenance, TimeWindow, Validator, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_REASON_LEN,
     MAX_TEXT_LEN,
 };
 use super::error::Rejection;
@@ -1204,20 +1204,23 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
         Event::StatementRecorded(event) => {
             state.statements_recorded += 1;
-            state.statements.push(Arc::new(Statement {
-                version,
-                speaker: event.speaker.clone(),
-                text: event.text.clone(),
-                verbatim: event.verbatim,
-                occurred_at: event.provenance.occurred_at,
-            }));
+            push_exact(
+                &mut state.statements,
+                Arc::new(Statement {
+                    version,
+                    speaker: event.speaker.clone(),
+                    text: event.text.clone(),
+                    verbatim: event.verbatim,
+                    occurred_at: event.provenance.occurred_at,
+                }),
+            );
         }
         Event::MeetingCorrected(event) => {
             state.details = Some(event.details.clone());
             state.details_version = version;
         }
         Event::MeetingEventRetracted(event) => {
-            state.retracted_versions.push(event.retracts_version);
+            push_exact(&mut state.retracted_versions, event.retracts_version);
             state
                 .statements
                 .retain(|statement| statement.version != event.retracts_version);

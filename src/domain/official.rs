@@ -606,12 +606,15 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.name = event.name.clone();
             state.name_version = version;
         }
-        Event::OfficialAppointed(event) => state.offices.push(Office {
-            tenure_version: version,
-            term: event.office.clone(),
-            attested_at: event.provenance.occurred_at,
-            ended: None,
-        }),
+        Event::OfficialAppointed(event) => crate::domain::common::push_exact(
+            &mut state.offices,
+            Office {
+                tenure_version: version,
+                term: event.office.clone(),
+                attested_at: event.provenance.occurred_at,
+                ended: None,
+            },
+        ),
         Event::TenureEnded(event) => {
             if let Some(office) = state
                 .offices
@@ -626,7 +629,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.name_version = version;
         }
         Event::OfficialEventRetracted(event) => {
-            state.retracted_versions.push(event.retracts_version);
+            crate::domain::common::push_exact(&mut state.retracted_versions, event.retracts_version);
             let retracted_type = usize::try_from(event.retracts_version)
                 .ok()
                 .and_then(|version| version.checked_sub(1))

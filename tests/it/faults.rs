@@ -1063,8 +1063,10 @@ async fn enospc_at_the_checkpoint_poisons_later_writes_and_loses_nothing_acknowl
     fault_at(FaultPoint::Checkpoint, std::io::ErrorKind::StorageFull).await;
 }
 
-/// A data directory holding the news report, with its read models caught up and snapshotted.
-fn news_report_with_snapshot(dir: &Path) {
+/// A data directory holding the news report, with its read models caught up and snapshotted;
+/// returns 32 bytes from the middle of the snapshot's first chunk as stored (compressed, so no
+/// text of the report is sure to appear in it verbatim).
+fn news_report_with_snapshot(dir: &Path) -> Vec<u8> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let log = Log::open(LogConfig::new(dir)).unwrap();
@@ -1073,28 +1075,31 @@ fn news_report_with_snapshot(dir: &Path) {
         let projections = dipledger::projections::Projections::open_paused(log.clone()).unwrap();
         projections.catch_up().unwrap();
         projections.snapshot().unwrap();
-        drop(projections);
+        let chunks = projections.snapshot_chunks();
+        let (_, _, first) = chunks.first().expect("a chunk");
+        let stored = first.get(b"r").unwrap().expect("its records");
+        assert!(stored.len() > 64, "a chunk of more than 64 bytes");
+        let middle = stored[stored.len() / 2..stored.len() / 2 + 32].to_vec();
+        drop((chunks, projections));
         // Opened once more, sled writes its own snapshot of its page table; from then on it
         // reads the pages it needs and refuses damaged ones (without it, recovery scans sled's
         // whole log and silently stops at the first damaged message: a shorter snapshot).
         drop(dipledger::projections::Projections::open_paused(log).unwrap());
-    });
+        middle
+    })
 }
 
-/// Flips a byte of every copy of a text the read-model snapshots hold, in sled's own file.
-fn damage_read_model_file(dir: &Path) {
+/// Flips a byte of every copy of `stored` (bytes of a snapshot chunk) in sled's own file.
+fn damage_read_model_file(dir: &Path, stored: &[u8]) {
     let file = dir.join("readmodels").join("db");
-    assert!(
-        flip_marker(&file, b"National Security Adviser") > 0,
-        "the text is in the snapshot"
-    );
+    assert!(flip_marker(&file, stored) > 0, "the chunk is in sled's file");
 }
 
 #[test]
 fn a_damaged_read_model_file_is_moved_aside_with_a_warning_and_rebuild_repairs_offline() {
     let dir = tempfile::tempdir().expect("temp dir");
-    news_report_with_snapshot(dir.path());
-    damage_read_model_file(dir.path());
+    let stored = news_report_with_snapshot(dir.path());
+    damage_read_model_file(dir.path(), &stored);
     // verify checks the log, then names the damaged read model (and repairs nothing).
     let verified = dipledger(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
     let stdout = text(&verified.stdout);
@@ -1161,8 +1166,8 @@ fn a_damaged_read_model_file_is_moved_aside_with_a_warning_and_rebuild_repairs_o
 fn a_server_over_a_damaged_read_model_file_warns_rebuilds_and_serves() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("temp dir");
-    news_report_with_snapshot(dir.path());
-    damage_read_model_file(dir.path());
+    let stored = news_report_with_snapshot(dir.path());
+    damage_read_model_file(dir.path(), &stored);
     let mut child = Command::new(env!("CARGO_BIN_EXE_dipledger"))
         .args([
             "serve",
