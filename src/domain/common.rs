@@ -506,6 +506,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn push_exact_leaves_no_spare_room_where_a_plain_push_would() {
+        let mut exact: Vec<u64> = Vec::new();
+        let mut plain: Vec<u64> = Vec::new();
+        for value in 0..9 {
+            push_exact(&mut exact, value);
+            plain.push(value);
+            assert_eq!(exact.capacity(), exact.len());
+        }
+        assert_eq!(exact, plain);
+        assert!(plain.capacity() > plain.len(), "the amortized push this replaces");
+    }
+
+
+    #[test]
     fn party_codes() {
         for good in ["LBY", "FRA", "EU", "UN", "UNSC", "GNU-LBY", "G7"] {
             assert_eq!(check_party_code(good), Ok(()), "{good}");
