@@ -518,7 +518,6 @@ mod tests {
         assert!(plain.capacity() > plain.len(), "the amortized push this replaces");
     }
 
-
     #[test]
     fn party_codes() {
         for good in ["LBY", "FRA", "EU", "UN", "UNSC", "GNU-LBY", "G7"] {

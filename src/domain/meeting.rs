@@ -600,6 +600,51 @@ impl Statement {
     pub fn occurred_at(&self) -> OccurredAt {
         self.occurred_at
     }
+
+    /// The statement kept encoded (see [`StoredStatement`]).
+    fn stored(&self) -> StoredStatement {
+        StoredStatement {
+            version: self.version,
+            encoded: crate::encoding::encode(self).into(),
+        }
+    }
+}
+
+/// A statement as a meeting's state keeps it: its version, and the statement encoded (the
+/// bytes a read-model snapshot stores for it) in one shared allocation. A state is cloned for
+/// every event folded, so statements are shared, not copied; and one allocation of ~150 bytes
+/// replaces a struct, its text and its speaker's code (~250 bytes in three allocations, 110 MB
+/// of the read models at 1,000,000 generated events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredStatement {
+    version: u64,
+    encoded: Arc<[u8]>,
+}
+
+impl StoredStatement {
+    /// Reads a statement back from the bytes [`StoredStatement::encoded`] gave.
+    pub fn from_encoded(bytes: &[u8]) -> Result<StoredStatement, crate::encoding::DecodeError> {
+        let statement: Statement = crate::encoding::decode(bytes)?;
+        Ok(StoredStatement {
+            version: statement.version,
+            encoded: bytes.into(),
+        })
+    }
+
+    /// Version of the `StatementRecorded` event.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The statement encoded.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// The statement.
+    pub fn decode(&self) -> Statement {
+        crate::encoding::decode(&self.encoded).expect("a stored statement was encoded or checked here")
+    }
 }
 
 /// A meeting as recorded. `Default` is "no meeting yet". Serialized for read-model snapshots
@@ -618,11 +663,11 @@ pub struct State {
     cancellation_reason: Option<String>,
     cancelled_by: Vec<String>,
     postponement_reason: Option<String>,
-    /// Each statement behind an `Arc`, so folding one more event into a clone of the state
-    /// copies a pointer per statement, not its text (a meeting at its 500 statements cost a
-    /// deep copy of all of them for every later event).
+    /// Each statement encoded behind an `Arc`, so folding one more event into a clone of the
+    /// state copies a pointer per statement, not its text (a meeting at its 500 statements cost
+    /// a deep copy of all of them for every later event).
     #[serde(skip)]
-    statements: Vec<Arc<Statement>>,
+    statements: Vec<StoredStatement>,
     statements_recorded: usize,
     retracted_versions: Vec<u64>,
     event_types: crate::domain::event::EventTypes,
@@ -690,15 +735,20 @@ impl State {
         self.postponement_reason.as_deref()
     }
 
-    /// Statements not retracted, in the order recorded.
-    pub fn statements(&self) -> &[Arc<Statement>] {
+    /// Statements not retracted, in the order recorded (decoded afresh on each call).
+    pub fn statements(&self) -> Vec<Statement> {
+        self.statements.iter().map(StoredStatement::decode).collect()
+    }
+
+    /// Statements not retracted, in the order recorded, as kept.
+    pub fn stored_statements(&self) -> &[StoredStatement] {
         &self.statements
     }
 
     /// The state with `statements` in effect (a snapshot's statements, read back in version
     /// order, after the rest of the state was deserialized).
-    pub fn with_statements(mut self, statements: Vec<Statement>) -> State {
-        self.statements = statements.into_iter().map(Arc::new).collect();
+    pub fn with_statements(mut self, statements: Vec<StoredStatement>) -> State {
+        self.statements = statements;
         self
     }
 
@@ -1204,16 +1254,14 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
         Event::StatementRecorded(event) => {
             state.statements_recorded += 1;
-            push_exact(
-                &mut state.statements,
-                Arc::new(Statement {
-                    version,
-                    speaker: event.speaker.clone(),
-                    text: event.text.clone(),
-                    verbatim: event.verbatim,
-                    occurred_at: event.provenance.occurred_at,
-                }),
-            );
+            let statement = Statement {
+                version,
+                speaker: event.speaker.clone(),
+                text: event.text.clone(),
+                verbatim: event.verbatim,
+                occurred_at: event.provenance.occurred_at,
+            };
+            push_exact(&mut state.statements, statement.stored());
         }
         Event::MeetingCorrected(event) => {
             state.details = Some(event.details.clone());

@@ -10,7 +10,7 @@ use super::store::{
     item_id, item_uuid, restore_entity, row_at, uuid_key, Current, Dirty, Entry, Index, Snapshot,
 };
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
-use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, Statement};
+use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, StoredStatement};
 use crate::domain::AggregateState;
 use crate::log::Log;
 use crate::time::{OccurredAt, Timestamp};
@@ -121,7 +121,7 @@ impl MeetingRow {
         let mut row = MeetingRow::outline(state)?;
         row.statements = state
             .statements()
-            .iter()
+            .into_iter()
             .map(|statement| StatementRow {
                 version: statement.version(),
                 speaker: statement.speaker().clone(),
@@ -305,7 +305,7 @@ pub(crate) struct MeetingsModel {
     /// Newest statement version in the snapshot, by meeting.
     statements_saved: Map<uuid::Uuid, u64>,
     /// Statements read by a restore, attached by `finish_restore`.
-    restored_statements: Map<uuid::Uuid, Vec<Statement>>,
+    restored_statements: Map<uuid::Uuid, Vec<StoredStatement>>,
 }
 
 impl MeetingsModel {
@@ -389,11 +389,8 @@ impl Projection for MeetingsModel {
             let saved = self.statements_saved.get(&uuid).copied().unwrap_or(0);
             let statement_key = |version: u64| [&b"s"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
             let mut newest = saved;
-            for statement in state.statements().iter().filter(|s| s.version() > saved) {
-                out.put(
-                    statement_key(statement.version()),
-                    crate::encoding::encode(&**statement),
-                );
+            for statement in state.stored_statements().iter().filter(|s| s.version() > saved) {
+                out.put(statement_key(statement.version()), statement.encoded().to_vec());
                 newest = newest.max(statement.version());
             }
             for version in state.retracted_versions().iter().filter(|v| **v <= saved) {
@@ -414,7 +411,7 @@ impl Projection for MeetingsModel {
             }
             Some((b's', rest)) if rest.len() == 24 => {
                 let uuid = uuid_key(&rest[..16])?;
-                let statement: Statement = crate::encoding::decode(value).map_err(|error| {
+                let statement = StoredStatement::from_encoded(value).map_err(|error| {
                     super::ProjectionError::DataLoss(format!("read-model snapshot: statement: {error}"))
                 })?;
                 let saved = self.statements_saved.entry(uuid).or_insert(0);

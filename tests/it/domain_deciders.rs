@@ -1195,6 +1195,38 @@ fn meeting_state_follows_corrections_and_retractions() {
     assert_eq!(state.status(), Some(meeting::MeetingStatus::Held));
 }
 
+#[test]
+fn a_stored_statement_reads_back_what_was_recorded_and_refuses_damaged_bytes() {
+    let commands = [held(), statement("LBY", None), statement("FRA", None)];
+    let mut state = AggregateState::empty_for(&commands[0]);
+    for command in &commands {
+        for event in decide_command(&state, command).expect("accepted") {
+            state = evolve_state(state, &event);
+        }
+    }
+    let AggregateState::Meeting(state) = state else {
+        panic!()
+    };
+    let stored = state.stored_statements();
+    let decoded = state.statements();
+    assert_eq!(stored.len(), 2);
+    for (kept, statement) in stored.iter().zip(&decoded) {
+        assert_eq!(kept.version(), statement.version());
+        assert_eq!(&kept.decode(), statement);
+        let read_back = meeting::StoredStatement::from_encoded(kept.encoded()).expect("reads back");
+        assert_eq!(&read_back, kept);
+    }
+    assert_eq!(decoded[1].speaker().party, "FRA");
+    let encoded = stored[0].encoded();
+    assert!(meeting::StoredStatement::from_encoded(&encoded[..encoded.len() - 1]).is_err());
+    let mut longer = encoded.to_vec();
+    longer.push(0);
+    assert!(meeting::StoredStatement::from_encoded(&longer).is_err());
+    // A state restored from its stored statements equals the folded one.
+    let restored = state.clone().with_statements(stored.to_vec());
+    assert_eq!(restored, state);
+}
+
 // ---- commitment -----------------------------------------------------------------------------
 
 fn c(command: commitment::Command) -> DomainCommand {
