@@ -382,25 +382,64 @@ impl Snapshot<'_> {
     }
 }
 
-/// Full values a [`Tally`] keeps: one after every this many deltas.
-pub const TALLY_CHECKPOINT_EVERY: usize = 32;
+/// Full values a [`Tally`] keeps: one after every this many deltas. As of a position a tally
+/// adds at most this many deltas to a full value (a few components each: microseconds);
+/// a full value of a relation holds every month and topic, so fewer of them is less memory.
+pub const TALLY_CHECKPOINT_EVERY: usize = 128;
 
-/// Nonzero amounts by component, ascending by component.
-type Components = Box<[(u32, i64)]>;
+/// Components and amounts in parallel arrays (12 bytes a component), cut into values by the
+/// end offsets kept beside them: no allocation per delta or per full value.
+#[derive(Default)]
+struct Flat {
+    components: Vec<u32>,
+    amounts: Vec<i64>,
+    /// `ends[i]` is one past the last component of value `i`.
+    ends: Vec<u32>,
+}
+
+impl Flat {
+    fn push(&mut self, value: impl Iterator<Item = (u32, i64)>) {
+        for (component, amount) in value {
+            self.components.push(component);
+            self.amounts.push(amount);
+        }
+        let end = u32::try_from(self.components.len()).expect("fewer than 2^32 tally components");
+        self.ends.push(end);
+    }
+
+    fn get(&self, index: usize) -> impl Iterator<Item = (u32, i64)> + '_ {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before] as usize);
+        let end = self.ends[index] as usize;
+        self.components[start..end]
+            .iter()
+            .copied()
+            .zip(self.amounts[start..end].iter().copied())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
 
 /// Signed counts by component, changed by deltas at log positions.
 #[derive(Default)]
 pub(crate) struct Tally {
     latest: BTreeMap<u32, i64>,
-    deltas: Vec<(u64, Components)>,
-    /// `checkpoints[i]` is the value after the first `(i + 1) * TALLY_CHECKPOINT_EVERY` deltas.
-    checkpoints: Vec<Components>,
+    /// Position of each delta, in log order.
+    positions: Vec<u64>,
+    /// The deltas: nonzero amounts by component, ascending by component.
+    deltas: Flat,
+    /// Value `i` is the full value after the first `(i + 1) * TALLY_CHECKPOINT_EVERY` deltas.
+    checkpoints: Flat,
     /// Deltas already in a snapshot.
     saved: usize,
 }
 
-fn add_into(value: &mut BTreeMap<u32, i64>, delta: &[(u32, i64)]) {
-    for &(component, amount) in delta {
+fn add_into(value: &mut BTreeMap<u32, i64>, delta: impl Iterator<Item = (u32, i64)>) {
+    for (component, amount) in delta {
         let entry = value.entry(component).or_insert(0);
         *entry += amount;
         if *entry == 0 {
@@ -420,35 +459,35 @@ impl Tally {
         if delta.is_empty() {
             return;
         }
-        self.push(position, delta.into_iter().collect());
+        self.push(position, &delta);
     }
 
-    fn push(&mut self, position: u64, delta: Components) {
+    fn push(&mut self, position: u64, delta: &BTreeMap<u32, i64>) {
         assert!(
-            self.deltas.last().is_none_or(|(last, _)| *last <= position),
+            self.positions.last().is_none_or(|last| *last <= position),
             "tally deltas come in log order"
         );
-        add_into(&mut self.latest, &delta);
-        self.deltas.push((position, delta));
-        if self.deltas.len() % TALLY_CHECKPOINT_EVERY == 0 {
-            self.checkpoints
-                .push(self.latest.iter().map(|(c, v)| (*c, *v)).collect());
+        add_into(&mut self.latest, delta.iter().map(|(c, v)| (*c, *v)));
+        self.positions.push(position);
+        self.deltas.push(delta.iter().map(|(c, v)| (*c, *v)));
+        if self.positions.len() % TALLY_CHECKPOINT_EVERY == 0 {
+            self.checkpoints.push(self.latest.iter().map(|(c, v)| (*c, *v)));
         }
     }
 
     /// The value as of `at`.
     pub(crate) fn at(&self, at: u64) -> BTreeMap<u32, i64> {
-        let applied = self.deltas.partition_point(|(position, _)| *position <= at);
-        if applied == self.deltas.len() {
+        let applied = self.positions.partition_point(|position| *position <= at);
+        if applied == self.positions.len() {
             return self.latest.clone();
         }
         let whole = applied / TALLY_CHECKPOINT_EVERY;
         let mut value: BTreeMap<u32, i64> = match whole {
             0 => BTreeMap::new(),
-            _ => self.checkpoints[whole - 1].iter().copied().collect(),
+            _ => self.checkpoints.get(whole - 1).collect(),
         };
-        for (_, delta) in &self.deltas[whole * TALLY_CHECKPOINT_EVERY..applied] {
-            add_into(&mut value, delta);
+        for index in whole * TALLY_CHECKPOINT_EVERY..applied {
+            add_into(&mut value, self.deltas.get(index));
         }
         value
     }
@@ -460,20 +499,20 @@ impl Tally {
 
     /// Whether deltas were added since the last snapshot.
     pub(crate) fn unsaved(&self) -> bool {
-        self.saved < self.deltas.len()
+        self.saved < self.positions.len()
     }
 
     /// Writes the deltas added since the last snapshot: `key` seq(8) -> (position, [(component
     /// name, amount)]).
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, key: &[u8], names: &Interner) {
-        for (seq, (position, delta)) in self.deltas.iter().enumerate().skip(self.saved) {
-            let named: Vec<(&str, i64)> = delta.iter().map(|(c, v)| (names.name(*c), *v)).collect();
+        for seq in self.saved..self.positions.len() {
+            let named: Vec<(&str, i64)> = self.deltas.get(seq).map(|(c, v)| (names.name(c), v)).collect();
             out.put(
                 [key, &(seq as u64).to_be_bytes()].concat(),
-                crate::encoding::encode(&(*position, named)),
+                crate::encoding::encode(&(self.positions[seq], named)),
             );
         }
-        self.saved = self.deltas.len();
+        self.saved = self.positions.len();
     }
 
     /// Restores the delta number `seq` written by [`Tally::save`].
@@ -482,30 +521,33 @@ impl Tally {
             crate::encoding::decode(value).map_err(|error| {
                 ProjectionError::DataLoss(format!("read-model snapshot: tally delta: {error}"))
             })?;
-        let in_order = self.deltas.last().is_none_or(|(last, _)| *last <= position);
-        if seq != self.deltas.len() as u64 || !in_order || named.iter().any(|(_, amount)| *amount == 0) {
+        let in_order = self.positions.last().is_none_or(|last| *last <= position);
+        if seq != self.positions.len() as u64 || !in_order || named.iter().any(|(_, amount)| *amount == 0) {
             return Err(ProjectionError::DataLoss(
                 "read-model snapshot: tally deltas out of order".into(),
             ));
         }
-        let delta: Components = named
-            .iter()
-            .map(|(name, amount)| (names.intern(name), *amount))
-            .collect();
-        self.push(position, delta);
-        self.saved = self.deltas.len();
+        let mut delta = BTreeMap::new();
+        for (name, amount) in &named {
+            if delta.insert(names.intern(name), *amount).is_some() {
+                return Err(ProjectionError::DataLoss(
+                    "read-model snapshot: a tally delta names a component twice".into(),
+                ));
+            }
+        }
+        self.push(position, &delta);
+        self.saved = self.positions.len();
         Ok(())
     }
 
     /// The deltas as bytes: (position, then (component name, amount) pairs) per delta.
     pub(crate) fn dump(&self, names: &Interner) -> Vec<u8> {
-        let deltas: Vec<(u64, Vec<(&str, i64)>)> = self
-            .deltas
-            .iter()
-            .map(|(position, delta)| {
-                let mut named: Vec<(&str, i64)> = delta.iter().map(|(c, v)| (names.name(*c), *v)).collect();
+        let deltas: Vec<(u64, Vec<(&str, i64)>)> = (0..self.positions.len())
+            .map(|index| {
+                let mut named: Vec<(&str, i64)> =
+                    self.deltas.get(index).map(|(c, v)| (names.name(c), v)).collect();
                 named.sort();
-                (*position, named)
+                (self.positions[index], named)
             })
             .collect();
         crate::encoding::encode(&deltas)
@@ -888,7 +930,7 @@ mod tests {
         let mut tally = Tally::default();
         let mut expected = vec![BTreeMap::new()];
         let mut value: BTreeMap<u32, i64> = BTreeMap::new();
-        for position in 1..=200u64 {
+        for position in 1..=(3 * TALLY_CHECKPOINT_EVERY as u64 + 50) {
             let mut next = value.clone();
             *next.entry(a).or_insert(0) += (position % 3) as i64 - 1;
             if position % 7 == 0 {
@@ -902,6 +944,9 @@ mod tests {
         for (position, value) in expected.iter().enumerate() {
             assert_eq!(&tally.at(position as u64), value, "at {position}");
         }
-        assert!(!tally.checkpoints.is_empty());
+        assert!(
+            tally.checkpoints.len() >= 2,
+            "positions past more than one full value"
+        );
     }
 }
