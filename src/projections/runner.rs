@@ -480,6 +480,11 @@ impl Engine {
         self.snapshots.force_base();
     }
 
+    #[cfg(test)]
+    pub(crate) fn set_max_appended_chunks(&mut self, chunks: u64) {
+        self.snapshots.set_max_appended_chunks(chunks);
+    }
+
     pub(crate) fn snapshot_stats(&self) -> SnapshotStats {
         self.snapshots.stats()
     }

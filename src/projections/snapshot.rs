@@ -47,6 +47,12 @@ pub const SNAPSHOT_FORMAT: u32 = 5;
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Bytes appended since the base below which no new base is written, however small the base.
 pub const MIN_BASE_BYTES: u64 = 16 * 1024 * 1024;
+/// Chunks appended to a generation after which the next snapshot is a new base, whatever their
+/// bytes. Every chunk is a sled tree, and sled rewrites its list of trees for each one it
+/// creates: a snapshot of a few changes every [`SNAPSHOT_INTERVAL`] would otherwise add a tree
+/// each time until the appended bytes reached a large base's (thousands of trees). At one
+/// snapshot every 5 s this is a base at most every ~85 minutes.
+pub const MAX_APPENDED_CHUNKS: u64 = 1_024;
 
 /// Page cache of the read models' sled database, which holds only snapshot chunks: written once,
 /// read once when the server starts, so caching them buys nothing.
@@ -236,16 +242,19 @@ struct Meta {
     next_chunk: u64,
     base_bytes: u64,
     appended_bytes: u64,
+    /// Chunks of the base (the rest of the generation's chunks were appended).
+    base_chunks: u64,
 }
 
 impl Meta {
-    fn encode(&self) -> [u8; 32] {
-        let mut bytes = [0u8; 32];
+    fn encode(&self) -> [u8; 40] {
+        let mut bytes = [0u8; 40];
         for (slot, value) in bytes.chunks_exact_mut(8).zip([
             self.generation,
             self.next_chunk,
             self.base_bytes,
             self.appended_bytes,
+            self.base_chunks,
         ]) {
             slot.copy_from_slice(&value.to_be_bytes());
         }
@@ -253,7 +262,7 @@ impl Meta {
     }
 
     fn decode(bytes: &[u8]) -> Option<Meta> {
-        if bytes.len() != 32 {
+        if bytes.len() != 40 {
             return None;
         }
         let field =
@@ -263,6 +272,7 @@ impl Meta {
             next_chunk: field(1),
             base_bytes: field(2),
             appended_bytes: field(3),
+            base_chunks: field(4),
         })
     }
 }
@@ -291,6 +301,8 @@ pub(crate) struct Snapshots {
     /// The format written: [`SNAPSHOT_FORMAT`], other only through a test hook (an earlier
     /// build's snapshot).
     format: u32,
+    /// [`MAX_APPENDED_CHUNKS`] unless a test lowers it.
+    max_appended_chunks: u64,
 }
 
 impl Drop for Snapshots {
@@ -445,6 +457,7 @@ impl Snapshots {
             deferring: false,
             stats: SnapshotStats::default(),
             format: SNAPSHOT_FORMAT,
+            max_appended_chunks: MAX_APPENDED_CHUNKS,
         };
         Ok((snapshots, load))
     }
@@ -476,6 +489,12 @@ impl Snapshots {
         self.meta.appended_bytes = u64::MAX;
     }
 
+    /// Lowers [`MAX_APPENDED_CHUNKS`] (tests).
+    #[cfg(test)]
+    pub(crate) fn set_max_appended_chunks(&mut self, chunks: u64) {
+        self.max_appended_chunks = chunks;
+    }
+
     /// Appends what changed in `model` since the last snapshot, with every position; writes a
     /// new base instead when the appended bytes outgrew the current one. Takes the changes under
     /// the model's write lock (ids, index entries, tally deltas, new statements) and encodes the
@@ -498,7 +517,10 @@ impl Snapshots {
             return Ok(());
         }
         self.deferring = false;
-        let result = if self.meta.appended_bytes >= self.meta.base_bytes.max(MIN_BASE_BYTES) {
+        let appended_chunks = self.meta.next_chunk.saturating_sub(self.meta.base_chunks);
+        let result = if self.meta.appended_bytes >= self.meta.base_bytes.max(MIN_BASE_BYTES)
+            || appended_chunks >= self.max_appended_chunks
+        {
             self.write_base(model)
         } else {
             self.append(model)
@@ -550,6 +572,7 @@ impl Snapshots {
             next_chunk,
             base_bytes: bytes,
             appended_bytes: 0,
+            base_chunks: next_chunk,
         })?;
         drop_chunks(&self.db, |(chunk_generation, _)| chunk_generation == old)?;
         self.count(bytes, true);
@@ -818,6 +841,41 @@ mod tests {
                 .any(|name| debris.iter().any(|cut| name.as_ref() == cut)),
             "the chunks past the meta were dropped"
         );
+    }
+
+    #[test]
+    fn a_generation_takes_at_most_max_appended_chunks_before_a_new_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(LogConfig::new(dir.path()).journal_segments(8 * 1024 * 1024, 8)).unwrap();
+        crate::testing::projections_bench::fill(&log, 2_000, None).unwrap();
+        let projections = Projections::open_paused(log.clone()).unwrap();
+        projections
+            .shared
+            .engine
+            .lock()
+            .unwrap()
+            .set_max_appended_chunks(3);
+        // Twenty small snapshots, each appending one chunk: a base every three appends keeps
+        // the chunk trees few, where the appended bytes alone (far below MIN_BASE_BYTES) never
+        // would.
+        for _ in 0..20 {
+            projections.step(100).unwrap();
+            projections.snapshot().unwrap();
+            let chunks = projections.snapshot_chunks();
+            assert!(chunks.len() <= 4, "{} chunk trees", chunks.len());
+            let generation = chunks[0].0;
+            assert!(chunks
+                .iter()
+                .all(|(chunk_generation, _, _)| *chunk_generation == generation));
+        }
+        let stats = projections.snapshot_stats();
+        assert_eq!(stats.written, 20);
+        assert!(stats.bases >= 5, "{} bases", stats.bases);
+        let before = dumps(&projections);
+        drop(projections);
+        let reopened = Projections::open_paused(log.clone()).unwrap();
+        assert!(matches!(reopened.snapshot_load(), SnapshotLoad::Loaded { .. }));
+        assert!(dumps(&reopened) == before);
     }
 
     #[test]
