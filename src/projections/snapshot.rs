@@ -794,12 +794,18 @@ mod tests {
         assert!(is_data_loss(&packed[..3]));
     }
 
-    /// A log of 3,000 generated events with every read model caught up and snapshotted.
-    fn snapshotted() -> (tempfile::TempDir, Log, Projections) {
+    /// A log of `events` generated events and its read models, opened paused at position 0.
+    fn filled(events: u64) -> (tempfile::TempDir, Log, Projections) {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(LogConfig::new(dir.path()).journal_segments(8 * 1024 * 1024, 8)).unwrap();
-        crate::testing::projections_bench::fill(&log, 3_000, None).unwrap();
+        crate::testing::projections_bench::fill(&log, events, None).unwrap();
         let projections = Projections::open_paused(log.clone()).unwrap();
+        (dir, log, projections)
+    }
+
+    /// A log of 3,000 generated events with every read model caught up and snapshotted.
+    fn snapshotted() -> (tempfile::TempDir, Log, Projections) {
+        let (dir, log, projections) = filled(3_000);
         projections.catch_up().unwrap();
         projections.snapshot().unwrap();
         (dir, log, projections)
@@ -845,10 +851,7 @@ mod tests {
 
     #[test]
     fn a_generation_takes_at_most_max_appended_chunks_before_a_new_base() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(LogConfig::new(dir.path()).journal_segments(8 * 1024 * 1024, 8)).unwrap();
-        crate::testing::projections_bench::fill(&log, 2_000, None).unwrap();
-        let projections = Projections::open_paused(log.clone()).unwrap();
+        let (_dir, log, projections) = filled(2_000);
         projections
             .shared
             .engine
@@ -898,10 +901,7 @@ mod tests {
 
     #[test]
     fn a_new_base_replaces_the_old_generation_and_reopens_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(LogConfig::new(dir.path()).journal_segments(8 * 1024 * 1024, 8)).unwrap();
-        crate::testing::projections_bench::fill(&log, 3_000, None).unwrap();
-        let projections = Projections::open_paused(log.clone()).unwrap();
+        let (_dir, log, projections) = filled(3_000);
         projections.step(1_000).unwrap();
         projections.snapshot().unwrap(); // appended to generation 0
         projections.shared.engine.lock().unwrap().force_base();

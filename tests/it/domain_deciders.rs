@@ -1167,24 +1167,29 @@ fn provenance_validation_table() {
     ]);
 }
 
-#[test]
-fn meeting_state_follows_corrections_and_retractions() {
-    let commands = [
-        held(),
-        statement("LBY", None),
-        statement("FRA", None),
-        retract_meeting(2),
-        correct_meeting(1),
-    ];
+/// The meeting state after deciding and folding `commands` in order (each must be accepted).
+fn fold_meeting(commands: &[DomainCommand]) -> meeting::State {
     let mut state = AggregateState::empty_for(&commands[0]);
-    for command in &commands {
+    for command in commands {
         for event in decide_command(&state, command).expect("accepted") {
             state = evolve_state(state, &event);
         }
     }
     let AggregateState::Meeting(state) = state else {
-        panic!()
+        panic!("a meeting's commands fold into a meeting state")
     };
+    state
+}
+
+#[test]
+fn meeting_state_follows_corrections_and_retractions() {
+    let state = fold_meeting(&[
+        held(),
+        statement("LBY", None),
+        statement("FRA", None),
+        retract_meeting(2),
+        correct_meeting(1),
+    ]);
     assert_eq!(state.version(), 5);
     assert_eq!(state.statements().len(), 1);
     assert_eq!(state.statements()[0].speaker().party, "FRA");
@@ -1197,16 +1202,7 @@ fn meeting_state_follows_corrections_and_retractions() {
 
 #[test]
 fn a_stored_statement_reads_back_what_was_recorded_and_refuses_damaged_bytes() {
-    let commands = [held(), statement("LBY", None), statement("FRA", None)];
-    let mut state = AggregateState::empty_for(&commands[0]);
-    for command in &commands {
-        for event in decide_command(&state, command).expect("accepted") {
-            state = evolve_state(state, &event);
-        }
-    }
-    let AggregateState::Meeting(state) = state else {
-        panic!()
-    };
+    let state = fold_meeting(&[held(), statement("LBY", None), statement("FRA", None)]);
     let stored = state.stored_statements();
     let decoded = state.statements();
     assert_eq!(stored.len(), 2);
