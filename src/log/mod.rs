@@ -574,16 +574,12 @@ impl Log {
         direction: Direction,
         limit: usize,
     ) -> LogResult<Vec<RecordedEvent>> {
-        envelope::validate_stream_id(stream_id)?;
-        let events = reader::read_stream(
-            &self.inner.tree,
-            self.head(),
-            stream_id,
-            (from_version, direction),
-            limit,
-        );
-        release_sled_garbage();
-        events
+        let mut events = Vec::new();
+        self.scan_stream(stream_id, (from_version, direction), limit, &mut |view| {
+            events.push(view.to_recorded());
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(events)
     }
 
     /// The same events as [`Log::read_stream`], each shown to `visit` read in place (no copy of

@@ -206,31 +206,6 @@ pub fn stored_command(tree: &sled::Tree, command_id: Uuid) -> LogResult<Option<(
     Ok(Some((record.fingerprint, result)))
 }
 
-/// Up to `limit` (capped at MAX_READ_PAGE_EVENTS) events of one stream starting at version
-/// `from_version` (inclusive), in `direction`, as owned events ([`scan_stream`] taking every
-/// event it is shown). Backwards from `u64::MAX` starts at the end.
-pub fn read_stream(
-    tree: &sled::Tree,
-    durable_head: u64,
-    stream_id: &str,
-    (from_version, direction): (u64, Direction),
-    limit: usize,
-) -> LogResult<Vec<RecordedEvent>> {
-    let mut events = Vec::new();
-    scan_stream(
-        tree,
-        durable_head,
-        stream_id,
-        (from_version, direction),
-        limit,
-        &mut |view| {
-            events.push(view.to_recorded());
-            ControlFlow::Continue(())
-        },
-    )?;
-    Ok(events)
-}
-
 /// Shows `visit` the checked records of one stream from version `from_version` (inclusive) in
 /// `direction`, each read in place, until `limit` (capped at MAX_READ_PAGE_EVENTS) were taken
 /// or `visit` answers `Break` (that event left out). Backwards from `u64::MAX` starts at the

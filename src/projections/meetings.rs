@@ -390,7 +390,7 @@ impl Projection for MeetingsModel {
             let statement_key = |version: u64| [&b"s"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
             let mut newest = saved;
             for statement in state.stored_statements().iter().filter(|s| s.version() > saved) {
-                out.put(statement_key(statement.version()), statement.encoded().to_vec());
+                out.put(statement_key(statement.version()), statement.encoded());
                 newest = newest.max(statement.version());
             }
             for version in state.retracted_versions().iter().filter(|v| **v <= saved) {

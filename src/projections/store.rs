@@ -365,9 +365,9 @@ pub(crate) struct Snapshot<'a> {
 }
 
 impl Snapshot<'_> {
-    /// Puts `key` (after the letter) -> `value`.
-    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.records.put(self.letter, &key, &value);
+    /// Puts `key` (after the letter) -> `value` (copied into the records).
+    pub(crate) fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.records.put(self.letter, key.as_ref(), value.as_ref());
     }
 
     /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, outside the
