@@ -118,14 +118,13 @@ impl EventStore {
     /// A service over `log` allowing `max_subscriptions` concurrent subscriptions; every
     /// subscription ends when `shutdown` becomes true.
     pub fn new(log: Log, max_subscriptions: usize, shutdown: watch::Receiver<bool>) -> EventStore {
-        let (publisher, published) = watch::channel(log.head());
+        // One reading of the head for both: the feed's task continues from what it publishes,
+        // so the ring must start right after it.
+        let head = log.head();
+        let (publisher, published) = watch::channel(head);
         EventStore {
             feed: Arc::new(LiveFeed {
-                ring: RwLock::new(Ring {
-                    first: log.head() + 1,
-                    events: VecDeque::new(),
-                    bytes: 0,
-                }),
+                ring: RwLock::new(Ring::starting_at(head + 1)),
                 published,
                 publisher: Mutex::new(Some(publisher)),
                 converted: AtomicU64::new(0),
@@ -239,8 +238,7 @@ impl LiveFeed {
     /// Up to `max` shared events from position `cursor` on, when the ring holds `cursor`.
     fn take(&self, cursor: u64, max: usize) -> Option<Vec<Arc<FeedEvent>>> {
         let ring = self.ring.read().expect("live feed lock");
-        let end = ring.first + ring.events.len() as u64;
-        if cursor < ring.first || cursor >= end {
+        if cursor < ring.first || cursor >= ring.end() {
             return None;
         }
         let start = (cursor - ring.first) as usize;
@@ -253,25 +251,60 @@ impl LiveFeed {
 
     /// Empties the ring; it continues at position `first`.
     fn restart(&self, first: u64) {
-        let mut ring = self.ring.write().expect("live feed lock");
-        ring.first = first;
-        ring.events.clear();
-        ring.bytes = 0;
+        self.ring.write().expect("live feed lock").restart(first);
     }
 
     /// Appends the events following the ring's last one, dropping the oldest beyond the bounds.
     fn push(&self, events: Vec<FeedEvent>) {
         let mut ring = self.ring.write().expect("live feed lock");
         for event in events {
-            debug_assert_eq!(event.key.position, ring.first + ring.events.len() as u64);
-            ring.bytes += event.bytes;
-            ring.events.push_back(Arc::new(event));
+            ring.push(event);
         }
-        while ring.events.len() > LIVE_FEED_EVENTS || (ring.bytes > LIVE_FEED_BYTES && ring.events.len() > 1)
+    }
+}
+
+impl Ring {
+    fn starting_at(first: u64) -> Ring {
+        Ring {
+            first,
+            events: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The position the next event must have.
+    fn end(&self) -> u64 {
+        self.first + self.events.len() as u64
+    }
+
+    fn restart(&mut self, first: u64) {
+        *self = Ring::starting_at(first);
+    }
+
+    /// Appends `event`, then drops the oldest events beyond [`LIVE_FEED_EVENTS`] and
+    /// [`LIVE_FEED_BYTES`]. An event that does not follow the last one restarts the ring at it
+    /// (reported: the feed's task reads pages that follow the ring, so this is not expected):
+    /// the ring stays contiguous whatever happens, and a subscriber before its new first
+    /// position reads from the log. Nothing here panics, as the ring's lock would be poisoned
+    /// for every subscriber (a `debug_assert` here once did that in a test run).
+    fn push(&mut self, event: FeedEvent) {
+        let position = event.key.position;
+        if position != self.end() {
+            tracing::error!(
+                expected = self.end(),
+                position,
+                "live feed: a gap in the ring, restarted"
+            );
+            self.restart(position);
+        }
+        self.bytes += event.bytes;
+        self.events.push_back(Arc::new(event));
+        while self.events.len() > LIVE_FEED_EVENTS || (self.bytes > LIVE_FEED_BYTES && self.events.len() > 1)
         {
-            let oldest = ring.events.pop_front().expect("non-empty ring");
-            ring.bytes -= oldest.bytes;
-            ring.first += 1;
+            if let Some(oldest) = self.events.pop_front() {
+                self.bytes -= oldest.bytes;
+                self.first += 1;
+            }
         }
     }
 }
@@ -792,5 +825,74 @@ impl Subscription {
             sent = self.sender.send(Ok(frame)) => sent.map_err(|_| Stop::Quiet),
             _ = self.shutdown.wait_for(|stopping| *stopping) => Err(Stop::Failed(status::shutting_down())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{OccurredAt, Precision, Timestamp};
+    use uuid::Uuid;
+
+    /// A feed event at `position` of `bytes` bytes (its frames are empty: only the ring's
+    /// bookkeeping is under test).
+    fn event(position: u64, bytes: usize) -> FeedEvent {
+        FeedEvent {
+            key: Envelope {
+                position,
+                stream_id: "meeting-1".into(),
+                stream_version: position,
+                event_id: Uuid::from_u128(position.into()),
+                event_type: "MeetingHeld".into(),
+                schema_version: 1,
+                command_id: Uuid::from_u128(1),
+                occurred_at: OccurredAt::new(Timestamp::from_unix_micros(5), Precision::Day),
+                recorded_at: Timestamp::from_unix_micros(9),
+                recorded_by: "alice".into(),
+                correlation_id: None,
+                causation_id: None,
+                tags: Vec::new(),
+                payload: Vec::new(),
+            },
+            typed: Frame::from_encoded(Vec::new()),
+            untyped: Frame::from_encoded(Vec::new()),
+            bytes,
+        }
+    }
+
+    fn positions(ring: &Ring) -> Vec<u64> {
+        ring.events.iter().map(|event| event.key.position).collect()
+    }
+
+    #[test]
+    fn the_ring_stays_contiguous_through_a_gap_and_its_bounds() {
+        let mut ring = Ring::starting_at(5);
+        ring.push(event(5, 10));
+        ring.push(event(6, 10));
+        assert_eq!((ring.first, ring.end(), ring.bytes), (5, 7, 20));
+        // A gap (never expected from the feed's task): the ring restarts at the event, so no
+        // subscriber takes position 9 where it asked for 7.
+        ring.push(event(9, 10));
+        assert_eq!((ring.first, positions(&ring), ring.bytes), (9, vec![9], 10));
+        // Going back restarts too.
+        ring.push(event(3, 10));
+        assert_eq!((ring.first, positions(&ring)), (3, vec![3]));
+        // The byte bound drops the oldest but never the newest.
+        ring.push(event(4, LIVE_FEED_BYTES));
+        assert_eq!(
+            (ring.first, positions(&ring), ring.bytes),
+            (4, vec![4], LIVE_FEED_BYTES)
+        );
+        ring.push(event(5, LIVE_FEED_BYTES + 1));
+        assert_eq!((ring.first, positions(&ring)), (5, vec![5]));
+        // The event bound.
+        let mut ring = Ring::starting_at(1);
+        for position in 1..=LIVE_FEED_EVENTS as u64 + 3 {
+            ring.push(event(position, 1));
+        }
+        assert_eq!(
+            (ring.first, ring.end(), ring.bytes),
+            (4, LIVE_FEED_EVENTS as u64 + 4, LIVE_FEED_EVENTS)
+        );
     }
 }
