@@ -256,6 +256,12 @@ impl Projections {
         self.shared.engine.lock().expect("engine lock").snapshot_chunks()
     }
 
+    /// Test hook: how many steps so far read the log on a second thread while applying.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn pipelined_steps(&self) -> u64 {
+        self.shared.engine.lock().expect("engine lock").pipelined_steps()
+    }
+
     /// Applies at most one batch of up to `batch` events to every read model that is behind.
     /// Returns the number of events read (0 when every read model is at the head).
     pub fn step(&self, batch: usize) -> ProjectionResult<usize> {

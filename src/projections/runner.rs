@@ -7,6 +7,9 @@
 //! dropped and rebuilt alone while the others stay where they are; the engine reads from the
 //! lowest position and skips, per read model, events it already applied. Events are applied in
 //! chunks of [`APPLY_CHUNK`] under the model's write lock, so a query waits at most one chunk.
+//! A large step (a rebuild, a catch-up) reads, decodes and folds its chunks on a second thread
+//! while the runner applies the one before ([`PIPELINE_MIN_EVENTS`]); only the runner changes
+//! the read models.
 
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -24,7 +27,7 @@ use super::store::Map;
 use super::store::{fold_stream, Snapshot};
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
-use crate::log::{Direction, Envelope, EventFilter, Log};
+use crate::log::{Direction, Envelope, EventFilter, Log, RecordedEvent};
 
 /// Events read by one runner step.
 pub const EVENTS_PER_BATCH: usize = MAX_READ_PAGE_EVENTS;
@@ -392,6 +395,104 @@ pub(crate) struct StepOutcome {
     pub head: u64,
 }
 
+/// Below this many events behind the head a step reads and applies on one thread: starting
+/// a second costs more than the overlap saves on a few chunks.
+pub const PIPELINE_MIN_EVENTS: usize = 2 * APPLY_CHUNK;
+/// Chunks read ahead of the one being applied (bounds a pipelined step's extra memory).
+pub const PIPELINE_DEPTH: usize = 2;
+const _: () = assert!(PIPELINE_MIN_EVENTS <= EVENTS_PER_BATCH && PIPELINE_DEPTH >= 1);
+
+/// Up to [`APPLY_CHUNK`] events read from the log, each with its decoded event and the states of
+/// its entity before and after it.
+struct FoldedChunk {
+    events: Vec<RecordedEvent>,
+    folded: Vec<(DomainEvent, Arc<AggregateState>, Arc<AggregateState>)>,
+}
+
+/// Reads a step's events a chunk at a time and folds them into the entity states.
+struct ChunkReader<'a> {
+    log: &'a Log,
+    states: &'a mut StateMap,
+    /// The next position to read.
+    next: u64,
+    /// Events the step may still read.
+    left: usize,
+    /// The log's head as of the last read.
+    head: u64,
+}
+
+impl ChunkReader<'_> {
+    /// The next chunk, `None` once the step has read its events or reached the head.
+    fn next(&mut self) -> ProjectionResult<Option<FoldedChunk>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let limit = self.left.min(APPLY_CHUNK);
+        let page = self
+            .log
+            .read_all(self.next, Direction::Forwards, limit, &EventFilter::default())?;
+        self.head = page.head;
+        let Some(last) = page.events.last() else {
+            return Ok(None);
+        };
+        self.next = last.position() + 1;
+        self.left -= page.events.len();
+        let mut folded = Vec::with_capacity(page.events.len());
+        for recorded in &page.events {
+            let envelope = recorded.envelope();
+            let event = decode(envelope)?;
+            let (before, after) = self.states.advance(self.log, envelope, &event)?;
+            folded.push((event, before, after));
+        }
+        Ok(Some(FoldedChunk {
+            events: page.events,
+            folded,
+        }))
+    }
+}
+
+/// Applies folded chunks to the selected read models, one hold of the model's write lock each.
+struct Applier<'a> {
+    model: &'a RwLock<Model>,
+    progress: &'a [Arc<Progress>],
+    selected: &'a [ProjectionName],
+    /// Events applied so far.
+    applied: usize,
+}
+
+impl Applier<'_> {
+    fn apply(&mut self, chunk: &FoldedChunk) {
+        let Some(last) = chunk.events.last().map(RecordedEvent::position) else {
+            return;
+        };
+        let mut model = self.model.write().expect("model lock");
+        for (recorded, (event, before, after)) in chunk.events.iter().zip(&chunk.folded) {
+            let envelope = recorded.envelope();
+            let change = Change {
+                envelope,
+                before,
+                after,
+                event,
+            };
+            for name in self.selected {
+                if model.position(*name) < envelope.position {
+                    model.part_mut(*name).apply(&change);
+                }
+            }
+        }
+        for name in self.selected {
+            let position = &mut model.positions[name.index()];
+            *position = (*position).max(last);
+        }
+        let positions = model.positions;
+        drop(model);
+        for name in self.selected {
+            self.progress[name.index()].set(positions[name.index()]);
+        }
+        self.applied += chunk.events.len();
+    }
+}
+
 /// Drives the read models. Owned behind a mutex by the facade; the follow thread and rebuilds
 /// take turns. Queries read the model under its read lock.
 pub(crate) struct Engine {
@@ -403,6 +504,8 @@ pub(crate) struct Engine {
     /// States for the steps of one read model being rebuilt from position 1.
     rebuild_states: StateMap,
     snapshots: Snapshots,
+    /// Steps that read on a second thread (for tests: see `step`).
+    pipelined_steps: u64,
 }
 
 impl Engine {
@@ -439,6 +542,7 @@ impl Engine {
             states,
             rebuild_states: StateMap::default(),
             snapshots,
+            pipelined_steps: 0,
         };
         Ok((engine, load))
     }
@@ -450,6 +554,12 @@ impl Engine {
 
     pub(crate) fn set_snapshot_interval(&mut self, interval: Duration) {
         self.snapshots.interval = interval;
+    }
+
+    /// Steps so far that read on a second thread (a test hook).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn pipelined_steps(&self) -> u64 {
+        self.pipelined_steps
     }
 
     /// The snapshot tree (a test hook).
@@ -498,7 +608,10 @@ impl Engine {
     }
 
     /// Reads up to `batch` events from the lowest position of the selected read models (all
-    /// when `only` is `None`) and applies them.
+    /// when `only` is `None`) and applies them, [`APPLY_CHUNK`] at a time. When the step may
+    /// cover more than one chunk and at least [`PIPELINE_MIN_EVENTS`] wait, the chunks are
+    /// read, decoded and folded on a second thread while this one applies the chunk before
+    /// (the read models themselves are only ever changed by this thread, in log order).
     pub(crate) fn step(
         &mut self,
         only: Option<ProjectionName>,
@@ -510,56 +623,62 @@ impl Engine {
             .collect();
         let lowest = self.model.read().expect("model lock").lowest(&selected);
         let batch = batch.clamp(1, MAX_READ_PAGE_EVENTS);
-        let page = self
-            .log
-            .read_all(lowest + 1, Direction::Forwards, batch, &EventFilter::default())?;
-        let states = match only {
-            None => &mut self.states,
-            Some(_) => &mut self.rebuild_states,
+        let pipelined =
+            batch > APPLY_CHUNK && self.log.head().saturating_sub(lowest) >= PIPELINE_MIN_EVENTS as u64;
+        self.pipelined_steps += u64::from(pipelined);
+        let mut reader = ChunkReader {
+            log: &self.log,
+            states: match only {
+                None => &mut self.states,
+                Some(_) => &mut self.rebuild_states,
+            },
+            next: lowest + 1,
+            left: batch,
+            head: lowest,
         };
-        for chunk in page.events.chunks(APPLY_CHUNK) {
-            let mut changes = Vec::with_capacity(chunk.len());
-            for recorded in chunk {
-                let envelope = recorded.envelope();
-                let event = decode(envelope)?;
-                let (before, after) = states.advance(&self.log, envelope, &event)?;
-                changes.push((envelope, event, before, after));
-            }
-            let last = chunk.last().map_or(lowest, |event| event.position());
-            let mut model = self.model.write().expect("model lock");
-            for (envelope, event, before, after) in &changes {
-                let change = Change {
-                    envelope,
-                    before,
-                    after,
-                    event,
-                };
-                for name in &selected {
-                    if model.position(*name) < envelope.position {
-                        model.part_mut(*name).apply(&change);
+        let mut applier = Applier {
+            model: &self.model,
+            progress: &self.progress,
+            selected: &selected,
+            applied: 0,
+        };
+        let head = if pipelined {
+            std::thread::scope(|scope| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+                let producer = scope.spawn(move || -> ProjectionResult<u64> {
+                    while let Some(chunk) = reader.next()? {
+                        if sender.send(chunk).is_err() {
+                            break;
+                        }
                     }
+                    Ok(reader.head)
+                });
+                // Ends when the reader is done or has failed (its sender dropped); every chunk
+                // it read before is applied either way.
+                for chunk in receiver {
+                    applier.apply(&chunk);
                 }
+                producer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })?
+        } else {
+            while let Some(chunk) = reader.next()? {
+                applier.apply(&chunk);
             }
-            for name in &selected {
-                let position = &mut model.positions[name.index()];
-                *position = (*position).max(last);
-            }
-            let positions = model.positions;
-            drop(model);
-            for name in &selected {
-                self.progress[name.index()].set(positions[name.index()]);
-            }
-        }
-        if self.snapshots.applied(page.events.len()) {
+            reader.head
+        };
+        let applied = applier.applied;
+        if self.snapshots.applied(applied) {
             self.snapshot()?;
         }
         // The page's read released its own garbage; this covers a snapshot written above.
         crate::log::release_sled_garbage();
         let model = self.model.read().expect("model lock");
         Ok(StepOutcome {
-            applied: page.events.len(),
+            applied,
             position: model.lowest(&selected),
-            head: page.head,
+            head,
         })
     }
 

@@ -42,6 +42,7 @@ mod log_model;
 mod log_upgrade;
 mod projections_consistency;
 mod projections_news;
+mod projections_pipeline;
 mod projections_props;
 mod projections_snapshot;
 mod readme;
