@@ -421,7 +421,18 @@ struct ChunkReader<'a> {
     head: u64,
 }
 
-impl ChunkReader<'_> {
+impl<'a> ChunkReader<'a> {
+    /// A reader of up to `batch` events after position `lowest`.
+    fn new(log: &'a Log, states: &'a mut StateMap, lowest: u64, batch: usize) -> ChunkReader<'a> {
+        ChunkReader {
+            log,
+            states,
+            next: lowest + 1,
+            left: batch,
+            head: lowest,
+        }
+    }
+
     /// The next chunk, `None` once the step has read its events or reached the head.
     fn next(&mut self) -> ProjectionResult<Option<FoldedChunk>> {
         if self.left == 0 {
@@ -449,6 +460,36 @@ impl ChunkReader<'_> {
             folded,
         }))
     }
+}
+
+/// Runs `reader` on a second thread while `applier` applies what it has read, chunk by chunk
+/// in order; returns the log's head as of the last read, or the reader's error after every
+/// chunk it read before it was applied. `None` when the thread cannot be started (nothing was
+/// read: the caller reads on its own thread instead).
+fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<ProjectionResult<u64>> {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+        let producer = std::thread::Builder::new()
+            .name("dipledger-read-ahead".into())
+            .spawn_scoped(scope, move || -> ProjectionResult<u64> {
+                while let Some(chunk) = reader.next()? {
+                    if sender.send(chunk).is_err() {
+                        break;
+                    }
+                }
+                Ok(reader.head)
+            })
+            .ok()?;
+        // Ends when the reader is done or has failed (its sender dropped).
+        for chunk in receiver {
+            applier.apply(&chunk);
+        }
+        Some(
+            producer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
+    })
 }
 
 /// Applies folded chunks to the selected read models, one hold of the model's write lock each.
@@ -625,16 +666,9 @@ impl Engine {
         let batch = batch.clamp(1, MAX_READ_PAGE_EVENTS);
         let pipelined =
             batch > APPLY_CHUNK && self.log.head().saturating_sub(lowest) >= PIPELINE_MIN_EVENTS as u64;
-        self.pipelined_steps += u64::from(pipelined);
-        let mut reader = ChunkReader {
-            log: &self.log,
-            states: match only {
-                None => &mut self.states,
-                Some(_) => &mut self.rebuild_states,
-            },
-            next: lowest + 1,
-            left: batch,
-            head: lowest,
+        let states = match only {
+            None => &mut self.states,
+            Some(_) => &mut self.rebuild_states,
         };
         let mut applier = Applier {
             model: &self.model,
@@ -642,31 +676,26 @@ impl Engine {
             selected: &selected,
             applied: 0,
         };
-        let head = if pipelined {
-            std::thread::scope(|scope| {
-                let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
-                let producer = scope.spawn(move || -> ProjectionResult<u64> {
-                    while let Some(chunk) = reader.next()? {
-                        if sender.send(chunk).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(reader.head)
-                });
-                // Ends when the reader is done or has failed (its sender dropped); every chunk
-                // it read before is applied either way.
-                for chunk in receiver {
+        let read_ahead = if pipelined {
+            read_ahead(
+                ChunkReader::new(&self.log, &mut *states, lowest, batch),
+                &mut applier,
+            )
+        } else {
+            None
+        };
+        let head = match read_ahead {
+            Some(head) => {
+                self.pipelined_steps += 1;
+                head?
+            }
+            None => {
+                let mut reader = ChunkReader::new(&self.log, states, lowest, batch);
+                while let Some(chunk) = reader.next()? {
                     applier.apply(&chunk);
                 }
-                producer
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })?
-        } else {
-            while let Some(chunk) = reader.next()? {
-                applier.apply(&chunk);
+                reader.head
             }
-            reader.head
         };
         let applied = applier.applied;
         if self.snapshots.applied(applied) {
