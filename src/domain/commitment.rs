@@ -682,7 +682,9 @@ impl Assessment {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     commitment_id: Option<CommitmentId>,
-    details: Option<CommitmentDetails>,
+    /// Behind an `Arc`: folding an event into a clone of the state shares them (most events
+    /// do not change them), and comparing two states' details is a pointer comparison then.
+    details: Option<Arc<CommitmentDetails>>,
     details_version: u64,
     made_at: Option<OccurredAt>,
     reaffirmations: Vec<Entry>,
@@ -710,7 +712,13 @@ impl State {
 
     /// The details in effect (after corrections).
     pub fn details(&self) -> Option<&CommitmentDetails> {
-        self.details.as_ref()
+        self.details.as_deref()
+    }
+
+    /// Whether `other` has the same details: a pointer comparison when `other` was folded from
+    /// this state by events that kept them (most events), field by field otherwise.
+    pub fn same_details(&self, other: &State) -> bool {
+        self.details == other.details
     }
 
     /// When it was made.
@@ -1222,7 +1230,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
     state.commitment_id = Some(event.commitment_id());
     match event {
         Event::CommitmentRecorded(event) => {
-            state.details = Some(event.details.clone());
+            state.details = Some(Arc::new(event.details.clone()));
             state.details_version = version;
             state.made_at = Some(occurred_at);
         }
@@ -1273,7 +1281,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             },
         ),
         Event::CommitmentCorrected(event) => {
-            state.details = Some(event.details.clone());
+            state.details = Some(Arc::new(event.details.clone()));
             state.details_version = version;
         }
         Event::CommitmentEventRetracted(event) => {

@@ -655,7 +655,9 @@ pub struct State {
     meeting_id: Option<MeetingId>,
     status: Option<MeetingStatus>,
     proposed_by: Vec<String>,
-    details: Option<MeetingDetails>,
+    /// Behind an `Arc`: folding an event into a clone of the state shares them (most events
+    /// do not change them), and comparing two states' details is a pointer comparison then.
+    details: Option<Arc<MeetingDetails>>,
     details_version: u64,
     window: Option<TimeWindow>,
     held_at: Option<OccurredAt>,
@@ -696,7 +698,13 @@ impl State {
 
     /// The details in effect (latest of proposal, schedule, held record or correction).
     pub fn details(&self) -> Option<&MeetingDetails> {
-        self.details.as_ref()
+        self.details.as_deref()
+    }
+
+    /// Whether `other` has the same details: a pointer comparison when `other` was folded from
+    /// this state by events that kept them (most events), field by field otherwise.
+    pub fn same_details(&self, other: &State) -> bool {
+        self.details == other.details
     }
 
     /// Version of the event whose details are in effect.
@@ -1218,13 +1226,13 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         Event::MeetingProposed(event) => {
             state.status = Some(MeetingStatus::Proposed);
             state.proposed_by = event.proposed_by.clone();
-            state.details = Some(event.details.clone());
+            state.details = Some(Arc::new(event.details.clone()));
             state.details_version = version;
             state.window = event.proposed_window;
         }
         Event::MeetingScheduled(event) => {
             state.status = Some(MeetingStatus::Scheduled);
-            state.details = Some(event.details.clone());
+            state.details = Some(Arc::new(event.details.clone()));
             state.details_version = version;
             state.window = Some(event.window);
         }
@@ -1247,7 +1255,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         Event::MeetingHeld(event) => {
             state.status = Some(MeetingStatus::Held);
             state.clear_put_off();
-            state.details = Some(event.details.clone());
+            state.details = Some(Arc::new(event.details.clone()));
             state.details_version = version;
             state.held_at = Some(event.provenance.occurred_at);
             state.ended_at = event.ended_at;
@@ -1264,7 +1272,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             push_exact(&mut state.statements, statement.stored());
         }
         Event::MeetingCorrected(event) => {
-            state.details = Some(event.details.clone());
+            state.details = Some(Arc::new(event.details.clone()));
             state.details_version = version;
         }
         Event::MeetingEventRetracted(event) => {

@@ -335,7 +335,7 @@ impl ComplianceRow {
 pub(crate) fn same_outline(before: &State, after: &State) -> bool {
     before.status() == after.status()
         && before.made_at() == after.made_at()
-        && before.details() == after.details()
+        && before.same_details(after)
 }
 
 const ASSESSED: &str = "assessed";

@@ -177,7 +177,7 @@ pub(crate) fn same_outline(before: &State, after: &State) -> bool {
         && before.held_at() == after.held_at()
         && before.window() == after.window()
         && before.ended_at() == after.ended_at()
-        && before.details() == after.details()
+        && before.same_details(after)
 }
 
 /// The index memberships of a meeting's state (none if the meeting does not exist).
