@@ -333,9 +333,7 @@ impl ComplianceRow {
 /// Whether two states of a commitment are listed alike (status, details, when made): what they
 /// differ in, if anything, no index reads.
 pub(crate) fn same_outline(before: &State, after: &State) -> bool {
-    before.status() == after.status()
-        && before.made_at() == after.made_at()
-        && before.same_details(after)
+    before.status() == after.status() && before.made_at() == after.made_at() && before.same_details(after)
 }
 
 const ASSESSED: &str = "assessed";
