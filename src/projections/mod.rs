@@ -352,6 +352,12 @@ impl Projections {
         self.shared.model.read().expect("model lock").part(name).dump()
     }
 
+    /// [`Projections::dump`] of every read model, in [`ProjectionName::ALL`] order.
+    #[doc(hidden)]
+    pub fn dump_all(&self) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+        ProjectionName::ALL.iter().map(|name| self.dump(*name)).collect()
+    }
+
     /// Waits as `options` say, then runs `read` on the model under its read lock at the
     /// position the answer is based on (for latest reads, the lowest position of `names` as
     /// it is under the lock, so nothing moves while `read` runs).

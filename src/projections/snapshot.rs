@@ -766,13 +766,6 @@ mod tests {
     use crate::log::LogConfig;
     use crate::projections::Projections;
 
-    fn dumps(projections: &Projections) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
-        ProjectionName::ALL
-            .iter()
-            .map(|name| projections.dump(*name))
-            .collect()
-    }
-
     #[test]
     fn chunks_unpack_to_their_records_and_damaged_ones_are_data_loss() {
         let records: Vec<u8> = (0..100_000u32).flat_map(|n| (n % 1000).to_be_bytes()).collect();
@@ -834,11 +827,11 @@ mod tests {
                 .insert(CHUNK_RECORDS_KEY, &b"not records"[..])
                 .unwrap();
         }
-        let before = dumps(&projections);
+        let before = projections.dump_all();
         drop((chunks, db, projections));
         let reopened = Projections::open_paused(log.clone()).unwrap();
         assert!(matches!(reopened.snapshot_load(), SnapshotLoad::Loaded { .. }));
-        assert!(dumps(&reopened) == before);
+        assert!(reopened.dump_all() == before);
         let db = reopened.shared.engine.lock().unwrap().snapshots_db();
         assert!(
             !db.tree_names()
@@ -873,11 +866,11 @@ mod tests {
         let stats = projections.snapshot_stats();
         assert_eq!(stats.written, 20);
         assert!(stats.bases >= 5, "{} bases", stats.bases);
-        let before = dumps(&projections);
+        let before = projections.dump_all();
         drop(projections);
         let reopened = Projections::open_paused(log.clone()).unwrap();
         assert!(matches!(reopened.snapshot_load(), SnapshotLoad::Loaded { .. }));
-        assert!(dumps(&reopened) == before);
+        assert!(reopened.dump_all() == before);
     }
 
     #[test]
@@ -920,19 +913,19 @@ mod tests {
             [1].into_iter().collect(),
             "the old generation is gone"
         );
-        let before = dumps(&projections);
+        let before = projections.dump_all();
         let head = log.head();
         drop(projections);
         let reopened = Projections::open_paused(log.clone()).unwrap();
         assert!(matches!(reopened.snapshot_load(), SnapshotLoad::Loaded { .. }));
         assert_eq!(reopened.checkpoint(ProjectionName::Meetings), head);
         assert!(
-            dumps(&reopened) == before,
+            reopened.dump_all() == before,
             "base plus appended records restore exactly"
         );
         for name in ProjectionName::ALL {
             reopened.rebuild(name, &mut |_, _| {}).unwrap();
         }
-        assert!(dumps(&reopened) == before, "and equal a rebuild");
+        assert!(reopened.dump_all() == before, "and equal a rebuild");
     }
 }

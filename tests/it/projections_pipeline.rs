@@ -14,13 +14,6 @@ use uuid::Uuid;
 /// corrections and retractions (the benchmark's shapes), over many chunks.
 const EVENTS: u64 = 3_000;
 
-fn dumps(projections: &Projections) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
-    ProjectionName::ALL
-        .iter()
-        .map(|name| projections.dump(*name))
-        .collect()
-}
-
 #[test]
 fn a_pipelined_rebuild_equals_steps_of_one_chunk() {
     let (_dir, log) = temp_log();
@@ -29,7 +22,7 @@ fn a_pipelined_rebuild_equals_steps_of_one_chunk() {
     // A step of one chunk never starts a second thread.
     while projections.step(APPLY_CHUNK).expect("step") > 0 {}
     assert_eq!(projections.pipelined_steps(), 0);
-    let one_thread = dumps(&projections);
+    let one_thread = projections.dump_all();
     for name in ProjectionName::ALL {
         let reached = projections.rebuild(name, &mut |_, _| {}).expect("rebuild");
         assert_eq!(reached, log.head());
@@ -38,7 +31,7 @@ fn a_pipelined_rebuild_equals_steps_of_one_chunk() {
         projections.pipelined_steps() >= ProjectionName::ALL.len() as u64,
         "every rebuild read on a second thread"
     );
-    assert_eq!(dumps(&projections), one_thread);
+    assert_eq!(projections.dump_all(), one_thread);
 }
 
 #[test]

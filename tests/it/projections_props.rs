@@ -678,13 +678,6 @@ impl SortKey for dipledger::projections::MeetingRow {
     }
 }
 
-fn snapshot(projections: &Projections) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
-    ProjectionName::ALL
-        .iter()
-        .map(|name| projections.dump(*name))
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -707,14 +700,14 @@ proptest! {
         }
         let earlier = ((head as f64) * as_of_fraction) as u64;
         assert_equals_fold(&projections, &log, earlier);
-        let incremental = snapshot(&projections);
+        let incremental = projections.dump_all();
         let mut reports = Vec::new();
         for name in ProjectionName::ALL {
             let reached = projections.rebuild(name, &mut |position, head| reports.push((position, head))).expect("rebuild");
             prop_assert_eq!(reached, head);
         }
         prop_assert!(reports.iter().all(|(position, of)| position <= of));
-        prop_assert_eq!(snapshot(&projections), incremental);
+        prop_assert_eq!(projections.dump_all(), incremental);
     }
 
     #[test]
@@ -744,11 +737,11 @@ proptest! {
         assert_equals_fold(&projections, &log, resumed);
         projections.catch_up().expect("catch up");
         assert_equals_fold(&projections, &log, head);
-        let continued = snapshot(&projections);
+        let continued = projections.dump_all();
         for name in ProjectionName::ALL {
             projections.rebuild(name, &mut |_, _| {}).expect("rebuild");
         }
-        prop_assert_eq!(snapshot(&projections), continued);
+        prop_assert_eq!(projections.dump_all(), continued);
     }
 }
 

@@ -232,7 +232,7 @@ fn a_damaged_snapshot_is_discarded_and_the_read_models_rebuilt() {
         let mut damaged = value.to_vec();
         damaged.truncate(damaged.len() / 2);
         first.insert(&key, damaged).expect("damage");
-        dumps(&projections)
+        projections.dump_all()
     };
 
     assert_discarded_and_rebuilt(&log, &expected);
@@ -251,20 +251,13 @@ fn a_snapshot_of_another_format_is_discarded_and_the_read_models_rebuilt() {
         let tree = projections.snapshot_tree();
         let written = tree.get(b"V").expect("read").expect("a format");
         assert_eq!(&written[..], &(SNAPSHOT_FORMAT - 1).to_be_bytes()[..]);
-        dumps(&projections)
+        projections.dump_all()
     };
 
     assert_discarded_and_rebuilt(&log, &expected);
 }
 
 /// Every read model's dump.
-fn dumps(projections: &Projections) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
-    ProjectionName::ALL
-        .iter()
-        .map(|name| projections.dump(*name))
-        .collect()
-}
-
 /// Reopens the read models over `log`: their snapshot is discarded, every one starts at 0, and
 /// once caught up they equal `expected`.
 fn assert_discarded_and_rebuilt(log: &Log, expected: &[Vec<(Vec<u8>, Vec<u8>)>]) {
@@ -279,7 +272,7 @@ fn assert_discarded_and_rebuilt(log: &Log, expected: &[Vec<(Vec<u8>, Vec<u8>)>])
     }
     projections.catch_up().expect("catch up");
     assert!(
-        dumps(&projections) == expected,
+        projections.dump_all() == expected,
         "rebuilt from the log after the discard"
     );
 }
