@@ -301,10 +301,12 @@ impl Ring {
         self.events.push_back(Arc::new(event));
         while self.events.len() > LIVE_FEED_EVENTS || (self.bytes > LIVE_FEED_BYTES && self.events.len() > 1)
         {
-            if let Some(oldest) = self.events.pop_front() {
-                self.bytes -= oldest.bytes;
-                self.first += 1;
-            }
+            // Both bounds leave at least one event; `break` rather than spin if that changed.
+            let Some(oldest) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(oldest.bytes);
+            self.first += 1;
         }
     }
 }
