@@ -565,91 +565,9 @@ impl MeetingStatus {
     }
 }
 
-/// A statement recorded on the meeting and not retracted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Statement {
-    version: u64,
-    speaker: Speaker,
-    text: String,
-    verbatim: bool,
-    occurred_at: OccurredAt,
-}
-
-impl Statement {
-    /// Version of the `StatementRecorded` event (the statement's id within the meeting).
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// Who spoke.
-    pub fn speaker(&self) -> &Speaker {
-        &self.speaker
-    }
-
-    /// What was said.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// Whether the text is verbatim.
-    pub fn verbatim(&self) -> bool {
-        self.verbatim
-    }
-
-    /// When it was said.
-    pub fn occurred_at(&self) -> OccurredAt {
-        self.occurred_at
-    }
-
-    /// The statement kept encoded (see [`StoredStatement`]).
-    fn stored(&self) -> StoredStatement {
-        StoredStatement {
-            version: self.version,
-            encoded: crate::encoding::encode(self).into(),
-        }
-    }
-}
-
-/// A statement as a meeting's state keeps it: its version, and the statement encoded (the
-/// bytes a read-model snapshot stores for it) in one shared allocation. A state is cloned for
-/// every event folded, so statements are shared, not copied; and one allocation of ~150 bytes
-/// replaces a struct, its text and its speaker's code (~250 bytes in three allocations, 110 MB
-/// of the read models at 1,000,000 generated events).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredStatement {
-    version: u64,
-    encoded: Arc<[u8]>,
-}
-
-impl StoredStatement {
-    /// Reads a statement back from the bytes [`StoredStatement::encoded`] gave.
-    pub fn from_encoded(bytes: &[u8]) -> Result<StoredStatement, crate::encoding::DecodeError> {
-        let statement: Statement = crate::encoding::decode(bytes)?;
-        Ok(StoredStatement {
-            version: statement.version,
-            encoded: bytes.into(),
-        })
-    }
-
-    /// Version of the `StatementRecorded` event.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// The statement encoded.
-    pub fn encoded(&self) -> &[u8] {
-        &self.encoded
-    }
-
-    /// The statement.
-    pub fn decode(&self) -> Statement {
-        crate::encoding::decode(&self.encoded).expect("a stored statement was encoded or checked here")
-    }
-}
-
-/// A meeting as recorded. `Default` is "no meeting yet". Serialized for read-model snapshots
-/// *without its statements*, which a snapshot keeps one per key (so a new statement costs its
-/// own bytes, not a rewrite of all of them); [`State::with_statements`] puts them back.
+/// A meeting as recorded. `Default` is "no meeting yet". Statements are not kept here: their
+/// texts stay in the log, and which of them are in effect follows from the event types and the
+/// retractions ([`State::statement_versions`]); a read model reads their texts from the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     meeting_id: Option<MeetingId>,
@@ -665,11 +583,6 @@ pub struct State {
     cancellation_reason: Option<String>,
     cancelled_by: Vec<String>,
     postponement_reason: Option<String>,
-    /// Each statement encoded behind an `Arc`, so folding one more event into a clone of the
-    /// state copies a pointer per statement, not its text (a meeting at its 500 statements cost
-    /// a deep copy of all of them for every later event).
-    #[serde(skip)]
-    statements: Vec<StoredStatement>,
     statements_recorded: usize,
     retracted_versions: Vec<u64>,
     event_types: crate::domain::event::EventTypes,
@@ -743,21 +656,15 @@ impl State {
         self.postponement_reason.as_deref()
     }
 
-    /// Statements not retracted, in the order recorded (decoded afresh on each call).
-    pub fn statements(&self) -> Vec<Statement> {
-        self.statements.iter().map(StoredStatement::decode).collect()
-    }
-
-    /// Statements not retracted, in the order recorded, as kept.
-    pub fn stored_statements(&self) -> &[StoredStatement] {
-        &self.statements
-    }
-
-    /// The state with `statements` in effect (a snapshot's statements, read back in version
-    /// order, after the rest of the state was deserialized).
-    pub fn with_statements(mut self, statements: Vec<StoredStatement>) -> State {
-        self.statements = statements;
-        self
+    /// Stream versions of the statements in effect (recorded and not retracted), ascending.
+    pub fn statement_versions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.event_types
+            .iter()
+            .zip(1u64..)
+            .filter(|(event_type, version)| {
+                *event_type == "StatementRecorded" && !self.retracted_versions.contains(version)
+            })
+            .map(|(_, version)| version)
     }
 
     /// Forgets why the meeting was last postponed or cancelled (it has moved on; history keeps it).
@@ -1260,16 +1167,8 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.held_at = Some(event.provenance.occurred_at);
             state.ended_at = event.ended_at;
         }
-        Event::StatementRecorded(event) => {
+        Event::StatementRecorded(_) => {
             state.statements_recorded += 1;
-            let statement = Statement {
-                version,
-                speaker: event.speaker.clone(),
-                text: event.text.clone(),
-                verbatim: event.verbatim,
-                occurred_at: event.provenance.occurred_at,
-            };
-            push_exact(&mut state.statements, statement.stored());
         }
         Event::MeetingCorrected(event) => {
             state.details = Some(Arc::new(event.details.clone()));
@@ -1277,9 +1176,6 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
         Event::MeetingEventRetracted(event) => {
             push_exact(&mut state.retracted_versions, event.retracts_version);
-            state
-                .statements
-                .retain(|statement| statement.version != event.retracts_version);
         }
     }
     state

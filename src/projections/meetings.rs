@@ -3,15 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::ProjectionResult;
+use super::error::{ProjectionError, ProjectionResult};
 use super::runner::{Change, Projection};
 use super::store::Map;
 use super::store::{
-    item_id, item_uuid, restore_entity, row_at, uuid_key, Current, Dirty, Entry, Index, Snapshot,
+    item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Dirty, Entry, Index, Snapshot,
 };
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
-use crate::domain::meeting::{MeetingDetails, MeetingStatus, Speaker, State, StoredStatement};
-use crate::domain::AggregateState;
+use crate::domain::meeting::{self, MeetingDetails, MeetingStatus, Speaker, State};
+use crate::domain::{AggregateState, DomainEvent};
 use crate::log::Log;
 use crate::time::{OccurredAt, Timestamp};
 
@@ -116,23 +116,16 @@ pub struct MeetingRow {
 }
 
 impl MeetingRow {
-    /// The row for a folded meeting state (None if the meeting does not exist).
-    pub fn from_state(state: &State, last_position: u64) -> Option<MeetingRow> {
-        let mut row = MeetingRow::outline(state)?;
-        row.statements = state
-            .statements()
-            .into_iter()
-            .map(|statement| StatementRow {
-                version: statement.version(),
-                speaker: statement.speaker().clone(),
-                text: statement.text().to_owned(),
-                verbatim: statement.verbatim(),
-                occurred_at: statement.occurred_at(),
-            })
-            .collect();
+    /// The row for a folded meeting state (None if the meeting does not exist), its statements'
+    /// texts read from the log.
+    pub fn read(log: &Log, state: &State, last_position: u64) -> ProjectionResult<Option<MeetingRow>> {
+        let Some(mut row) = MeetingRow::outline(state) else {
+            return Ok(None);
+        };
+        row.statements = read_statements(log, row.meeting_id, state)?;
         row.retracted_versions = state.retracted_versions().to_vec();
         row.last_position = last_position;
-        Some(row)
+        Ok(Some(row))
     }
 
     /// The row without its statements and retractions: what relation and contact counts read
@@ -178,6 +171,82 @@ pub(crate) fn same_outline(before: &State, after: &State) -> bool {
         && before.window() == after.window()
         && before.ended_at() == after.ended_at()
         && before.same_details(after)
+}
+
+/// The statements in effect of a meeting's state, read from its stream in the log: one scan
+/// from the first statement to the last (a meeting's events are usually in a few log chunks).
+/// A statement the state names that the log does not hold as one is data loss.
+fn read_statements(log: &Log, meeting_id: MeetingId, state: &State) -> ProjectionResult<Vec<StatementRow>> {
+    let wanted: Vec<u64> = state.statement_versions().collect();
+    let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+        return Ok(Vec::new());
+    };
+    let stream_id = meeting_id.stream_id();
+    let mut rows = Vec::with_capacity(wanted.len());
+    let mut failure = None;
+    let mut next = first;
+    while next <= last && failure.is_none() {
+        let limit = usize::try_from(last - next + 1)
+            .unwrap_or(usize::MAX)
+            .min(crate::log::limits::MAX_READ_PAGE_EVENTS);
+        let taken = log.scan_stream(
+            &stream_id,
+            (next, crate::log::Direction::Forwards),
+            limit,
+            &mut |view| {
+                let envelope = &view.envelope;
+                next = envelope.stream_version + 1;
+                if wanted.binary_search(&envelope.stream_version).is_err() {
+                    return std::ops::ControlFlow::Continue(());
+                }
+                match statement_row(envelope) {
+                    Ok(row) => {
+                        rows.push(row);
+                        std::ops::ControlFlow::Continue(())
+                    }
+                    Err(error) => {
+                        failure = Some(error);
+                        std::ops::ControlFlow::Break(())
+                    }
+                }
+            },
+        )?;
+        if taken == 0 {
+            break;
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if rows.len() != wanted.len() {
+        return Err(ProjectionError::DataLoss(format!(
+            "{stream_id}: {} of its {} statements are in the log",
+            rows.len(),
+            wanted.len()
+        )));
+    }
+    Ok(rows)
+}
+
+/// The statement row of a `StatementRecorded` event read in place.
+fn statement_row(envelope: &crate::log::EnvelopeRef<'_>) -> ProjectionResult<StatementRow> {
+    let event = crate::domain::decode_event(envelope.event_type, envelope.schema_version, envelope.payload)
+        .map_err(|error| {
+        ProjectionError::DataLoss(format!("event at position {}: {error}", envelope.position))
+    })?;
+    let DomainEvent::Meeting(meeting::Event::StatementRecorded(event)) = event else {
+        return Err(ProjectionError::DataLoss(format!(
+            "event at position {}: a {} where the meeting's state has a statement",
+            envelope.position, envelope.event_type
+        )));
+    };
+    Ok(StatementRow {
+        version: envelope.stream_version,
+        speaker: event.speaker,
+        text: event.text,
+        verbatim: event.verbatim,
+        occurred_at: event.provenance.occurred_at,
+    })
 }
 
 /// The index memberships of a meeting's state (none if the meeting does not exist).
@@ -302,10 +371,6 @@ pub(crate) struct MeetingsModel {
     index: Index,
     /// Meetings changed since the last snapshot.
     dirty: Dirty<uuid::Uuid>,
-    /// Newest statement version in the snapshot, by meeting.
-    statements_saved: Map<uuid::Uuid, u64>,
-    /// Statements read by a restore, attached by `finish_restore`.
-    restored_statements: Map<uuid::Uuid, Vec<StoredStatement>>,
 }
 
 impl MeetingsModel {
@@ -316,17 +381,29 @@ impl MeetingsModel {
         meeting_id: MeetingId,
         at: u64,
     ) -> ProjectionResult<Option<MeetingRow>> {
+        self.get_if(log, meeting_id, at, |_| true)
+    }
+
+    /// The meeting as of position `at` if its outline passes `keep` (its statements are read
+    /// from the log only then).
+    fn get_if(
+        &self,
+        log: &Log,
+        meeting_id: MeetingId,
+        at: u64,
+        keep: impl FnOnce(&MeetingRow) -> bool,
+    ) -> ProjectionResult<Option<MeetingRow>> {
         let current = self.rows.get(&meeting_id.uuid());
-        row_at(
-            log,
-            &meeting_id.stream_id(),
-            current,
-            at,
-            |state, last| match state {
-                AggregateState::Meeting(state) => MeetingRow::from_state(state, last),
-                _ => None,
-            },
-        )
+        let Some((state, last)) = state_at(log, &meeting_id.stream_id(), current, at)? else {
+            return Ok(None);
+        };
+        let AggregateState::Meeting(state) = &*state else {
+            return Ok(None);
+        };
+        match MeetingRow::outline(state) {
+            Some(outline) if keep(&outline) => MeetingRow::read(log, state, last),
+            _ => Ok(None),
+        }
     }
 
     /// One page of meetings matching `filter` as of `at`, in order of valid time.
@@ -344,9 +421,9 @@ impl MeetingsModel {
         self.index
             .scan(index, &value, (from, to), at, token, limit, |id, sort| {
                 let meeting_id = MeetingId::from_uuid(item_uuid(id));
-                Ok(self
-                    .get(log, meeting_id, at)?
-                    .filter(|row| row.sort_key() == sort && filter.matches(row)))
+                self.get_if(log, meeting_id, at, |row| {
+                    row.sort_key() == sort && filter.matches(row)
+                })
             })
     }
 }
@@ -376,28 +453,14 @@ impl Projection for MeetingsModel {
         self.dirty.mark(uuid);
     }
 
-    /// `E` uuid -> the state without statements; `s` uuid version(8) -> one statement (only
-    /// new ones are written, retracted ones removed); `I` -> index entries.
+    /// `E` uuid -> the state (statements are named by it and read from the log); `I` -> index
+    /// entries.
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
-            let AggregateState::Meeting(state) = &*current.state else {
-                continue;
-            };
-            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
-            let saved = self.statements_saved.get(&uuid).copied().unwrap_or(0);
-            let statement_key = |version: u64| [&b"s"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
-            let mut newest = saved;
-            for statement in state.stored_statements().iter().filter(|s| s.version() > saved) {
-                out.put(statement_key(statement.version()), statement.encoded());
-                newest = newest.max(statement.version());
-            }
-            for version in state.retracted_versions().iter().filter(|v| **v <= saved) {
-                out.remove(statement_key(*version));
-            }
-            if newest > 0 {
-                self.statements_saved.insert(uuid, newest);
+            if let AggregateState::Meeting(_) = &*current.state {
+                out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
             }
         }
         self.index.save(out, b"I");
@@ -409,18 +472,9 @@ impl Projection for MeetingsModel {
                 let current = restore_entity(value, AggregateState::Meeting)?;
                 self.rows.insert(uuid_key(id)?, current);
             }
-            Some((b's', rest)) if rest.len() == 24 => {
-                let uuid = uuid_key(&rest[..16])?;
-                let statement = StoredStatement::from_encoded(value).map_err(|error| {
-                    super::ProjectionError::DataLoss(format!("read-model snapshot: statement: {error}"))
-                })?;
-                let saved = self.statements_saved.entry(uuid).or_insert(0);
-                *saved = (*saved).max(statement.version());
-                self.restored_statements.entry(uuid).or_default().push(statement);
-            }
             Some((b'I', rest)) => self.index.restore(rest, value)?,
             _ => {
-                return Err(super::ProjectionError::DataLoss(
+                return Err(ProjectionError::DataLoss(
                     "read-model snapshot: unknown meetings key".into(),
                 ))
             }
@@ -428,41 +482,9 @@ impl Projection for MeetingsModel {
         Ok(())
     }
 
-    fn forget(&mut self, key: &[u8]) -> ProjectionResult<()> {
-        if let Some((b's', rest)) = key.split_first() {
-            if rest.len() == 24 {
-                let version = u64::from_be_bytes(rest[16..].try_into().expect("8 bytes"));
-                if let Some(statements) = self.restored_statements.get_mut(&uuid_key(&rest[..16])?) {
-                    statements.retain(|statement| statement.version() != version);
-                }
-                return Ok(());
-            }
-        }
-        Err(super::ProjectionError::DataLoss(
-            "read-model snapshot: unexpected meetings remove".into(),
-        ))
-    }
-
     fn unsave(&mut self) {
         self.dirty.mark_all();
-        self.statements_saved.clear();
         self.index.unsave();
-    }
-
-    fn finish_restore(&mut self) -> ProjectionResult<()> {
-        for (uuid, statements) in std::mem::take(&mut self.restored_statements) {
-            let current = self.rows.get_mut(&uuid).ok_or_else(|| {
-                super::ProjectionError::DataLoss(format!(
-                    "read-model snapshot: statements of unknown meeting {uuid}"
-                ))
-            })?;
-            let AggregateState::Meeting(state) = &*current.state else {
-                continue;
-            };
-            let state = state.clone().with_statements(statements);
-            current.state = std::sync::Arc::new(AggregateState::Meeting(state));
-        }
-        Ok(())
     }
 
     fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
@@ -479,9 +501,15 @@ impl Projection for MeetingsModel {
                 let AggregateState::Meeting(state) = &*current.state else {
                     return None;
                 };
-                let row = MeetingRow::from_state(state, current.last_position)?;
+                let mut row = MeetingRow::outline(state)?;
+                row.retracted_versions = state.retracted_versions().to_vec();
+                row.last_position = current.last_position;
+                let statements: Vec<u64> = state.statement_versions().collect();
                 let key = [&b"R"[..], uuid.as_bytes()].concat();
-                Some((key, crate::encoding::encode(&(current.first_position, row))))
+                Some((
+                    key,
+                    crate::encoding::encode(&(current.first_position, row, statements)),
+                ))
             })
             .collect();
         out.sort();

@@ -42,7 +42,8 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
 /// snapshots (100,000 did: half of a rebuild's time went to snapshot writes through sled).
 pub const SNAPSHOT_EVENTS: u64 = 1_000_000;
 /// The snapshot format this build writes and reads; any other is discarded and rebuilt.
-pub const SNAPSHOT_FORMAT: u32 = 5;
+/// 6: a meeting's statements are no longer stored (their texts are read from the log).
+pub const SNAPSHOT_FORMAT: u32 = 6;
 /// Size a chunk is cut at (a chunk holds whole records, so one large record makes it larger).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Bytes appended since the base below which no new base is written, however small the base.

@@ -1191,8 +1191,8 @@ fn meeting_state_follows_corrections_and_retractions() {
         correct_meeting(1),
     ]);
     assert_eq!(state.version(), 5);
-    assert_eq!(state.statements().len(), 1);
-    assert_eq!(state.statements()[0].speaker().party, "FRA");
+    // The statement at version 2 (LBY) is retracted; the one at version 3 (FRA) stays.
+    assert_eq!(state.statement_versions().collect::<Vec<_>>(), [3]);
     assert_eq!(state.details_version(), 5);
     assert!(state
         .details()
@@ -1201,26 +1201,17 @@ fn meeting_state_follows_corrections_and_retractions() {
 }
 
 #[test]
-fn a_stored_statement_reads_back_what_was_recorded_and_refuses_damaged_bytes() {
+fn a_meeting_state_names_its_statements_in_effect_by_version() {
     let state = fold_meeting(&[held(), statement("LBY", None), statement("FRA", None)]);
-    let stored = state.stored_statements();
-    let decoded = state.statements();
-    assert_eq!(stored.len(), 2);
-    for (kept, statement) in stored.iter().zip(&decoded) {
-        assert_eq!(kept.version(), statement.version());
-        assert_eq!(&kept.decode(), statement);
-        let read_back = meeting::StoredStatement::from_encoded(kept.encoded()).expect("reads back");
-        assert_eq!(&read_back, kept);
-    }
-    assert_eq!(decoded[1].speaker().party, "FRA");
-    let encoded = stored[0].encoded();
-    assert!(meeting::StoredStatement::from_encoded(&encoded[..encoded.len() - 1]).is_err());
-    let mut longer = encoded.to_vec();
-    longer.push(0);
-    assert!(meeting::StoredStatement::from_encoded(&longer).is_err());
-    // A state restored from its stored statements equals the folded one.
-    let restored = state.clone().with_statements(stored.to_vec());
-    assert_eq!(restored, state);
+    assert_eq!(state.statement_versions().collect::<Vec<_>>(), [2, 3]);
+    let state = fold_meeting(&[
+        held(),
+        statement("LBY", None),
+        statement("FRA", None),
+        retract_meeting(3),
+    ]);
+    assert_eq!(state.statement_versions().collect::<Vec<_>>(), [2]);
+    assert_eq!(state.retracted_versions(), [3]);
 }
 
 // ---- commitment -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 use crate::support::domain::*;
 use dipledger::domain::cameo::{map_event, CONSULT, EXPRESS_INTENT_TO_COOPERATE, PLOVER_AGREE};
 use dipledger::domain::commitment::CommitmentStatus;
-use dipledger::domain::meeting::MeetingStatus;
+use dipledger::domain::meeting::{self, MeetingStatus};
 use dipledger::domain::official;
 use dipledger::domain::{decide_command, decode_event, evolve_state, AggregateState, DomainEvent, EntityRef};
 use dipledger::time::{OccurredAt, Precision};
@@ -143,9 +143,22 @@ fn the_report_builds_the_expected_state() {
         Some(OccurredAt::new(day(0).at(), Precision::Day))
     );
     assert_eq!(meeting.details(), Some(&held_details()));
-    assert_eq!(meeting.statements().len(), 1);
-    assert_eq!(meeting.statements()[0].speaker().official_id, Some(official_a()));
-    assert!(!meeting.statements()[0].verbatim());
+    // The state names its statement in effect; the text stays in the event.
+    assert_eq!(meeting.statement_versions().collect::<Vec<_>>(), [2]);
+    let statements: Vec<&meeting::StatementRecorded> = log
+        .iter()
+        .filter_map(|(stream, event)| match event {
+            DomainEvent::Meeting(meeting::Event::StatementRecorded(statement))
+                if *stream == meeting_id().stream_id() =>
+            {
+                Some(statement)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0].speaker.official_id, Some(official_a()));
+    assert!(!statements[0].verbatim);
     assert_eq!(meeting.version(), 2);
 
     let AggregateState::Commitment(commitment) = fold(&log, &commitment_id().stream_id()) else {

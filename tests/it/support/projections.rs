@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dipledger::domain::common::{Provenance, SourceCitation, SourceId};
+use dipledger::domain::meeting;
 use dipledger::domain::{
     decide_command, decode_event, evolve_state, AggregateState, DomainCommand, DomainEvent,
 };
 use dipledger::log::{AppendRequest, Direction, EventDraft, EventFilter, ExpectedVersion, Log, LogConfig};
 use dipledger::projections::commitments::ComplianceRow;
+use dipledger::projections::meetings::StatementRow;
 use dipledger::projections::officials::meeting_contacts;
 use dipledger::projections::relations::{commitment_contribution, meeting_contribution, RelationSummary};
 use dipledger::projections::{CommitmentRow, MeetingRow, OfficialRow};
@@ -116,6 +118,9 @@ pub struct Fold {
 
 pub fn fold(log: &Log, at: u64) -> Fold {
     let mut states: HashMap<String, (AggregateState, u64)> = HashMap::new();
+    // Each meeting's statements in effect, kept here from the events themselves (independently
+    // of the read model, which reads them back from the log by the versions its state names).
+    let mut statements: HashMap<String, BTreeMap<u64, StatementRow>> = HashMap::new();
     let mut next = 1;
     while next <= at {
         let page = log
@@ -133,6 +138,27 @@ pub fn fold(log: &Log, at: u64) -> Fold {
             let event: DomainEvent =
                 decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload)
                     .expect("decode");
+            match &event {
+                DomainEvent::Meeting(meeting::Event::StatementRecorded(recorded)) => {
+                    let row = StatementRow {
+                        version: envelope.stream_version,
+                        speaker: recorded.speaker.clone(),
+                        text: recorded.text.clone(),
+                        verbatim: recorded.verbatim,
+                        occurred_at: recorded.provenance.occurred_at,
+                    };
+                    statements
+                        .entry(envelope.stream_id.clone())
+                        .or_default()
+                        .insert(envelope.stream_version, row);
+                }
+                DomainEvent::Meeting(meeting::Event::MeetingEventRetracted(retracted)) => {
+                    if let Some(rows) = statements.get_mut(&envelope.stream_id) {
+                        rows.remove(&retracted.retracts_version);
+                    }
+                }
+                _ => {}
+            }
             let entry = states
                 .remove(&envelope.stream_id)
                 .unwrap_or((AggregateState::empty_for_event(&event), 0));
@@ -143,10 +169,17 @@ pub fn fold(log: &Log, at: u64) -> Fold {
         }
     }
     let mut fold = Fold::default();
-    for (state, position) in states.into_values() {
+    for (stream_id, (state, position)) in states {
         match state {
             AggregateState::Meeting(state) => {
-                let row = MeetingRow::from_state(&state, position).expect("meeting");
+                let row = MeetingRow::read(log, &state, position)
+                    .expect("statements read from the log")
+                    .expect("meeting");
+                let expected: Vec<StatementRow> = statements
+                    .remove(&stream_id)
+                    .map(|rows| rows.into_values().collect())
+                    .unwrap_or_default();
+                assert_eq!(row.statements, expected, "{stream_id}: statements in effect");
                 fold.meetings.insert(row.meeting_id.uuid(), row);
             }
             AggregateState::Commitment(state) => {
