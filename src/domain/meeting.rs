@@ -658,13 +658,20 @@ impl State {
 
     /// Stream versions of the statements in effect (recorded and not retracted), ascending.
     pub fn statement_versions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.statements_in_effect().map(|(_, version)| version)
+    }
+
+    /// The statements in effect as (ordinal among every statement recorded, retracted ones
+    /// included; stream version), ascending: what a reader that kept one entry per
+    /// `StatementRecorded` looks up.
+    pub fn statements_in_effect(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.event_types
             .iter()
             .zip(1u64..)
-            .filter(|(event_type, version)| {
-                *event_type == "StatementRecorded" && !self.retracted_versions.contains(version)
-            })
-            .map(|(_, version)| version)
+            .filter(|(event_type, _)| *event_type == "StatementRecorded")
+            .enumerate()
+            .filter(|(_, (_, version))| !self.retracted_versions.contains(version))
+            .map(|(ordinal, (_, version))| (ordinal, version))
     }
 
     /// Forgets why the meeting was last postponed or cancelled (it has moved on; history keeps it).

@@ -130,31 +130,42 @@ pub fn split_chunk(first_position: u64, chunk: &[u8]) -> LogResult<Vec<&[u8]>> {
     let mut offset = 0;
     while offset < chunk.len() {
         let position = first_position + records.len() as u64;
-        let rest = &chunk[offset..];
-        if rest.len() < HEADER_BYTES + TRAILER_BYTES {
-            return Err(LogError::DataLoss {
-                position,
-                reason: "chunk ends inside a record".into(),
-            });
-        }
-        let body_len = u32::from_be_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
-        let record_len = HEADER_BYTES + body_len + TRAILER_BYTES;
-        if record_len > rest.len() || record_len > MAX_RECORD_BYTES {
-            return Err(LogError::DataLoss {
-                position,
-                reason: format!("record length {record_len} is impossible here"),
-            });
-        }
-        records.push(&rest[..record_len]);
+        let record_len = framed_len(position, &chunk[offset..])?;
+        records.push(&chunk[offset..offset + record_len]);
         offset += record_len;
     }
     if records.is_empty() {
-        return Err(LogError::DataLoss {
-            position: first_position,
-            reason: "empty chunk".into(),
-        });
+        return Err(empty_chunk(first_position));
     }
     Ok(records)
+}
+
+/// The length of the record at `position` that `rest` (the rest of a chunk, not empty) starts
+/// with, from its framing alone.
+pub fn framed_len(position: u64, rest: &[u8]) -> LogResult<usize> {
+    if rest.len() < HEADER_BYTES + TRAILER_BYTES {
+        return Err(LogError::DataLoss {
+            position,
+            reason: "chunk ends inside a record".into(),
+        });
+    }
+    let body_len = u32::from_be_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+    let record_len = HEADER_BYTES + body_len + TRAILER_BYTES;
+    if record_len > rest.len() || record_len > MAX_RECORD_BYTES {
+        return Err(LogError::DataLoss {
+            position,
+            reason: format!("record length {record_len} is impossible here"),
+        });
+    }
+    Ok(record_len)
+}
+
+/// The error for a stored chunk with no record in it.
+pub fn empty_chunk(first_position: u64) -> LogError {
+    LogError::DataLoss {
+        position: first_position,
+        reason: "empty chunk".into(),
+    }
 }
 
 /// A checked record read in place: its envelope borrows from the record's bytes.
@@ -168,6 +179,22 @@ pub struct RecordView<'a> {
     pub leaf_hash: Hash,
     /// Stored chain hash.
     pub chain_hash: Hash,
+    /// Where the record is stored, when it was read from the log (not from loose bytes).
+    pub location: Option<RecordLocation>,
+}
+
+/// Where a record is stored: the first position of the sled chunk that holds it, and its byte
+/// offset in that chunk. Chunks are written once and never rewritten, so a reader that kept
+/// this can fetch the record with one exact sled lookup (no reverse scan for its chunk, no walk
+/// through the chunk); it is a hint, checked on use (a record that is not there is looked up
+/// by its position instead: a log replayed from its journal after a crash may chunk
+/// differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordLocation {
+    /// Key (first position) of the chunk.
+    pub chunk_start: u64,
+    /// Byte offset of the record in the chunk.
+    pub offset: u32,
 }
 
 impl RecordView<'_> {
@@ -197,6 +224,7 @@ pub fn view_record(position: u64, bytes: &[u8]) -> LogResult<RecordView<'_>> {
         body: checked.body,
         leaf_hash: checked.leaf_hash,
         chain_hash: checked.chain_hash,
+        location: None,
     })
 }
 

@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 pub use clock::{Clock, SystemClock};
-pub use codec::RecordView;
+pub use codec::{RecordLocation, RecordView};
 pub use envelope::{
     AppendRequest, AppendResult, Direction, Envelope, EnvelopeRef, EventDraft, EventFilter, ExpectedVersion,
     Hash, ReadAllPage, RecordedEvent,
@@ -644,6 +644,18 @@ impl Log {
         );
         release_sled_garbage();
         end
+    }
+
+    /// The records at `records` (position and where a reader saw it stored), each shown to
+    /// `visit` read in place, in the order given, until `visit` answers `Break`.
+    pub fn scan_located(
+        &self,
+        records: &[(u64, RecordLocation)],
+        visit: &mut dyn FnMut(&RecordView<'_>) -> std::ops::ControlFlow<()>,
+    ) -> LogResult<()> {
+        let scanned = reader::scan_located(&self.inner.tree, self.head(), records, visit);
+        release_sled_garbage();
+        scanned
     }
 
     /// The version of `stream_id` as last applied to sled, when the log remembers it (a stream

@@ -6,55 +6,71 @@ use uuid::Uuid;
 
 use std::ops::ControlFlow;
 
-use super::codec::{decode_record, split_chunk, view_record, RecordView};
+use super::codec::{decode_record, empty_chunk, framed_len, view_record, RecordLocation, RecordView};
 use super::envelope::{AppendResult, Direction, EventFilter, Hash, ReadAllPage, RecordedEvent};
 use super::error::{LogError, LogResult};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::limits::{MAX_READ_PAGE_EVENTS, MAX_SCANNED_PER_PAGE};
 
-/// A chunk fetched from sled, split into its records.
+/// A chunk fetched from sled, its records found by walking their framing only as far as a read
+/// needs (a read of one record near a chunk's start does not touch the rest of it: under list
+/// queries that walk was a sixth of the time, docs/benchmarks.md 000o).
 struct Chunk {
     first_position: u64,
     bytes: sled::IVec,
-    /// (offset, length) of each record in `bytes`.
+    /// (offset, length) of the records found so far, in position order.
     records: Vec<(usize, usize)>,
+    /// Where the walk stopped: the offset after the last record found.
+    walked: usize,
 }
 
 impl Chunk {
-    fn parse(first_position: u64, bytes: sled::IVec) -> LogResult<Chunk> {
-        let base = bytes.as_ptr() as usize;
-        let records = split_chunk(first_position, &bytes)?
-            .into_iter()
-            .map(|record| (record.as_ptr() as usize - base, record.len()))
-            .collect();
+    fn new(first_position: u64, bytes: sled::IVec) -> LogResult<Chunk> {
+        if bytes.is_empty() {
+            return Err(empty_chunk(first_position));
+        }
         Ok(Chunk {
             first_position,
             bytes,
-            records,
+            records: Vec::new(),
+            walked: 0,
         })
     }
 
-    fn end(&self) -> u64 {
-        self.first_position + self.records.len() as u64
+    /// Where the record at `position` is in `bytes`, if the chunk holds it.
+    fn find(&mut self, position: u64) -> LogResult<Option<(usize, usize)>> {
+        let Some(index) = position.checked_sub(self.first_position) else {
+            return Ok(None);
+        };
+        while (self.records.len() as u64) <= index && self.walked < self.bytes.len() {
+            let at = self.first_position + self.records.len() as u64;
+            let length = framed_len(at, &self.bytes[self.walked..])?;
+            self.records.push((self.walked, length));
+            self.walked += length;
+        }
+        Ok(usize::try_from(index)
+            .ok()
+            .and_then(|index| self.records.get(index).copied()))
     }
 
-    fn holds(&self, position: u64) -> bool {
-        (self.first_position..self.end()).contains(&position)
+    /// The position after the chunk's last record (walks the rest of it).
+    fn end(&mut self) -> LogResult<u64> {
+        self.find(u64::MAX)?;
+        Ok(self.first_position + self.records.len() as u64)
     }
 
-    fn record(&self, position: u64) -> LogResult<RecordedEvent> {
-        let (offset, length) = self.records[(position - self.first_position) as usize];
-        decode_record(position, &self.bytes[offset..offset + length])
-    }
-
-    fn view(&self, position: u64) -> LogResult<RecordView<'_>> {
-        view_record(position, self.raw(position))
-    }
-
-    /// The raw bytes of the record at `position`.
-    fn raw(&self, position: u64) -> &[u8] {
-        let (offset, length) = self.records[(position - self.first_position) as usize];
+    fn slice(&self, (offset, length): (usize, usize)) -> &[u8] {
         &self.bytes[offset..offset + length]
+    }
+
+    /// The checked record at `position`, found at `found`, with its location.
+    fn view(&self, position: u64, found: (usize, usize)) -> LogResult<RecordView<'_>> {
+        let mut view = view_record(position, self.slice(found))?;
+        view.location = Some(RecordLocation {
+            chunk_start: self.first_position,
+            offset: u32::try_from(found.0).expect("a chunk is far smaller than 4 GiB"),
+        });
+        Ok(view)
     }
 }
 
@@ -77,9 +93,15 @@ impl<'a> RecordCursor<'a> {
         }
     }
 
-    fn load(&mut self, position: u64) -> LogResult<&Chunk> {
-        let cached = self.chunk.as_ref().is_some_and(|chunk| chunk.holds(position));
-        let follows = self.chunk.as_ref().is_some_and(|chunk| chunk.end() == position);
+    /// The chunk holding `position` and where the record is in it.
+    fn load(&mut self, position: u64) -> LogResult<(&Chunk, (usize, usize))> {
+        let mut follows = false;
+        if let Some(chunk) = self.chunk.as_mut() {
+            if let Some(found) = chunk.find(position)? {
+                return Ok((self.chunk.as_ref().expect("chunk kept"), found));
+            }
+            follows = chunk.end()? == position;
+        }
         if follows {
             // Reading forwards: chunks are keyed by their first position and hold consecutive
             // positions, so the next one, if stored, is keyed by this position and is the next
@@ -93,47 +115,94 @@ impl<'a> RecordCursor<'a> {
             if let Some(entry) = following.next() {
                 let (found, bytes) = entry.map_err(chunk_damage(position))?;
                 if found == key {
-                    self.chunk = Some(Chunk::parse(position, bytes)?);
-                    return Ok(self.chunk.as_ref().expect("chunk just loaded"));
+                    return self.keep(Chunk::new(position, bytes)?, position);
                 }
             }
             self.following = None;
         }
-        if !cached {
-            let missing = || LogError::DataLoss {
-                position,
-                reason: "record is missing".into(),
-            };
-            let (key, bytes) = self
-                .tree
-                .range(keys::event_key(1)..=keys::event_key(position))
-                .next_back()
-                .ok_or_else(missing)?
-                .map_err(chunk_damage(position))?;
-            let first = keys::position_of_event_key(&key).ok_or_else(missing)?;
-            let chunk = Chunk::parse(first, bytes)?;
-            if !chunk.holds(position) {
-                return Err(missing());
-            }
-            self.chunk = Some(chunk);
-            self.following = None;
-        }
-        Ok(self.chunk.as_ref().expect("chunk just loaded"))
+        let (key, bytes) = self
+            .tree
+            .range(keys::event_key(1)..=keys::event_key(position))
+            .next_back()
+            .ok_or_else(|| missing_record(position))?
+            .map_err(chunk_damage(position))?;
+        let first = keys::position_of_event_key(&key).ok_or_else(|| missing_record(position))?;
+        self.following = None;
+        self.keep(Chunk::new(first, bytes)?, position)
+    }
+
+    /// Keeps `chunk` as the cursor's chunk; where the record at `position` is in it.
+    fn keep(&mut self, mut chunk: Chunk, position: u64) -> LogResult<(&Chunk, (usize, usize))> {
+        let found = chunk.find(position)?.ok_or_else(|| missing_record(position))?;
+        Ok((self.chunk.insert(chunk), found))
     }
 
     /// The checked record at `position`.
     pub fn read(&mut self, position: u64) -> LogResult<RecordedEvent> {
-        self.load(position)?.record(position)
+        let (chunk, found) = self.load(position)?;
+        decode_record(position, chunk.slice(found))
     }
 
     /// The checked record at `position`, read in place (valid until the cursor moves).
     pub fn view(&mut self, position: u64) -> LogResult<RecordView<'_>> {
-        self.load(position)?.view(position)
+        let (chunk, found) = self.load(position)?;
+        chunk.view(position, found)
+    }
+
+    /// Shows `visit` the checked record at `position`, fetched at `location` (one exact sled
+    /// lookup, or none when the cursor holds that chunk); by its position when the record is
+    /// not there (see [`RecordLocation`]).
+    pub fn visit_at<R>(
+        &mut self,
+        position: u64,
+        location: RecordLocation,
+        visit: &mut dyn FnMut(&RecordView<'_>) -> R,
+    ) -> LogResult<R> {
+        if let Some(found) = self.located(position, location)? {
+            let chunk = self.chunk.as_ref().expect("the located chunk is kept");
+            if let Ok(view) = chunk.view(position, found) {
+                return Ok(visit(&view));
+            }
+        }
+        Ok(visit(&self.view(position)?))
+    }
+
+    /// Keeps the chunk `location` names; where the record is in it, if its framing is there.
+    fn located(&mut self, position: u64, location: RecordLocation) -> LogResult<Option<(usize, usize)>> {
+        let held = self
+            .chunk
+            .as_ref()
+            .is_some_and(|chunk| chunk.first_position == location.chunk_start);
+        if !held {
+            let key = keys::event_key(location.chunk_start);
+            let Some(bytes) = self.tree.get(key).map_err(chunk_damage(position))? else {
+                return Ok(None);
+            };
+            self.chunk = Some(Chunk::new(location.chunk_start, bytes)?);
+            self.following = None;
+        }
+        let chunk = self.chunk.as_ref().expect("chunk just kept");
+        let offset = location.offset as usize;
+        Ok(chunk
+            .bytes
+            .get(offset..)
+            .filter(|rest| !rest.is_empty())
+            .and_then(|rest| framed_len(position, rest).ok())
+            .map(|length| (offset, length)))
     }
 
     /// The stored bytes of the record at `position` (framing checked, contents not).
     pub fn raw(&mut self, position: u64) -> LogResult<Vec<u8>> {
-        Ok(self.load(position)?.raw(position).to_vec())
+        let (chunk, found) = self.load(position)?;
+        Ok(chunk.slice(found).to_vec())
+    }
+}
+
+/// The error for a position no stored chunk holds.
+fn missing_record(position: u64) -> LogError {
+    LogError::DataLoss {
+        position,
+        reason: "record is missing".into(),
     }
 }
 
@@ -206,6 +275,10 @@ pub fn stored_command(tree: &sled::Tree, command_id: Uuid) -> LogResult<Option<(
     Ok(Some((record.fingerprint, result)))
 }
 
+/// A forward stream scan from at most this version finds its first run by skipping the runs
+/// before it (at most this many, each one sled step forwards) instead of a reverse range scan.
+const FORWARD_RUN_SKIP_VERSIONS: u64 = 16;
+
 /// Shows `visit` the checked records of one stream from version `from_version` (inclusive) in
 /// `direction`, each read in place, until `limit` (capped at MAX_READ_PAGE_EVENTS) were taken
 /// or `visit` answers `Break` (that event left out). Backwards from `u64::MAX` starts at the
@@ -238,10 +311,20 @@ pub fn scan_stream(
     };
     match direction {
         Direction::Forwards => {
-            // The run holding `from_version` starts at or before it.
-            let start = match tree.range(prefix.clone()..=at_version).next_back() {
-                Some(entry) => entry.map_err(index_damage(stream_id))?.0.to_vec(),
-                None => prefix.clone(),
+            // The run holding `from_version` starts at or before it. Near a stream's start the
+            // runs before it (fewer than `from_version`) are skipped forwards, and a run that
+            // starts exactly at it is found by its key: both without sled's reverse scan, which
+            // copies a whole leaf (a third of a list page's time once statements were read
+            // from the log, docs/benchmarks.md 000o).
+            let start = if from_version <= FORWARD_RUN_SKIP_VERSIONS {
+                prefix.clone()
+            } else if tree.contains_key(&at_version)? {
+                at_version.clone()
+            } else {
+                match tree.range(prefix.clone()..=at_version).next_back() {
+                    Some(entry) => entry.map_err(index_damage(stream_id))?.0.to_vec(),
+                    None => prefix.clone(),
+                }
             };
             'runs: for entry in tree.range(start..end) {
                 let (key, value) = entry.map_err(index_damage(stream_id))?;
@@ -276,6 +359,30 @@ pub fn scan_stream(
         }
     }
     Ok(taken)
+}
+
+/// Shows `visit` the checked records at `records` (position, location), in the order given,
+/// until it answers `Break`; one cursor for all, so records sharing a chunk share one lookup.
+/// Every position must be at most `durable_head`.
+pub fn scan_located(
+    tree: &sled::Tree,
+    durable_head: u64,
+    records: &[(u64, RecordLocation)],
+    visit: &mut dyn FnMut(&RecordView<'_>) -> ControlFlow<()>,
+) -> LogResult<()> {
+    let mut cursor = RecordCursor::new(tree);
+    for &(position, location) in records {
+        if position == 0 || position > durable_head {
+            return Err(LogError::OutOfRange {
+                requested: position,
+                head: durable_head,
+            });
+        }
+        if cursor.visit_at(position, location, visit)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Where a scan of the whole log ended.

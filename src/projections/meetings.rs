@@ -12,7 +12,7 @@ use super::store::{
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{self, MeetingDetails, MeetingStatus, Speaker, State};
 use crate::domain::{AggregateState, DomainEvent};
-use crate::log::Log;
+use crate::log::{Log, RecordLocation};
 use crate::time::{OccurredAt, Timestamp};
 
 const IDX_ALL: u8 = b'a';
@@ -119,13 +119,19 @@ impl MeetingRow {
     /// The row for a folded meeting state (None if the meeting does not exist), its statements'
     /// texts read from the log.
     pub fn read(log: &Log, state: &State, last_position: u64) -> ProjectionResult<Option<MeetingRow>> {
-        let Some(mut row) = MeetingRow::outline(state) else {
+        let Some(row) = MeetingRow::outline(state) else {
             return Ok(None);
         };
-        row.statements = read_statements(log, row.meeting_id, state)?;
-        row.retracted_versions = state.retracted_versions().to_vec();
-        row.last_position = last_position;
-        Ok(Some(row))
+        let statements = read_statements(log, row.meeting_id, state)?;
+        Ok(Some(row.completed(state, last_position, statements)))
+    }
+
+    /// The outline completed with its statements, retractions and last position.
+    fn completed(mut self, state: &State, last_position: u64, statements: Vec<StatementRow>) -> MeetingRow {
+        self.statements = statements;
+        self.retracted_versions = state.retracted_versions().to_vec();
+        self.last_position = last_position;
+        self
     }
 
     /// The row without its statements and retractions: what relation and contact counts read
@@ -226,6 +232,60 @@ fn read_statements(log: &Log, meeting_id: MeetingId, state: &State) -> Projectio
         )));
     }
     Ok(rows)
+}
+
+/// The statements in effect of a meeting's state, each read from where the read model saw it
+/// stored (`located`: one per statement recorded, in order; an as-of state uses a prefix).
+fn read_located_statements(
+    log: &Log,
+    meeting_id: MeetingId,
+    state: &State,
+    located: &[StatementAt],
+) -> ProjectionResult<Vec<StatementRow>> {
+    let mut records = Vec::new();
+    let mut versions = Vec::new();
+    for (ordinal, version) in state.statements_in_effect() {
+        let at = located.get(ordinal).ok_or_else(|| {
+            ProjectionError::DataLoss(format!(
+                "{}: statement {ordinal} was never located",
+                meeting_id.stream_id()
+            ))
+        })?;
+        records.push(at.located());
+        versions.push(version);
+    }
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stream_id = meeting_id.stream_id();
+    let mut rows = Vec::with_capacity(records.len());
+    let mut failure = None;
+    log.scan_located(&records, &mut |view| {
+        let envelope = &view.envelope;
+        let expected = versions[rows.len()];
+        let row = if envelope.stream_version == expected && envelope.stream_id == stream_id {
+            statement_row(envelope)
+        } else {
+            Err(ProjectionError::DataLoss(format!(
+                "event at position {}: not statement {expected} of {stream_id}",
+                envelope.position
+            )))
+        };
+        match row {
+            Ok(row) => {
+                rows.push(row);
+                std::ops::ControlFlow::Continue(())
+            }
+            Err(error) => {
+                failure = Some(error);
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    })?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(rows),
+    }
 }
 
 /// The statement row of a `StatementRecorded` event read in place.
@@ -364,6 +424,56 @@ impl MeetingFilter {
     }
 }
 
+/// Where one statement is stored in the log: its position and its record's location, packed
+/// in 16 bytes (the chunk's first position as a distance back from the statement's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct StatementAt {
+    position: u64,
+    chunk_back: u32,
+    offset: u32,
+}
+
+impl StatementAt {
+    fn new(position: u64, location: RecordLocation) -> StatementAt {
+        StatementAt {
+            position,
+            // A chunk holds at most a few hundred records; a distance that does not fit makes
+            // a location that is not there, which a read finds by position instead.
+            chunk_back: u32::try_from(position.saturating_sub(location.chunk_start)).unwrap_or(u32::MAX),
+            offset: location.offset,
+        }
+    }
+
+    fn located(self) -> (u64, RecordLocation) {
+        let location = RecordLocation {
+            chunk_start: self.position.saturating_sub(u64::from(self.chunk_back)),
+            offset: self.offset,
+        };
+        (self.position, location)
+    }
+
+    fn encode(self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.position.to_be_bytes());
+        bytes[8..12].copy_from_slice(&self.chunk_back.to_be_bytes());
+        bytes[12..].copy_from_slice(&self.offset.to_be_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> ProjectionResult<StatementAt> {
+        let bytes: &[u8; 16] = bytes
+            .try_into()
+            .map_err(|_| ProjectionError::DataLoss("read-model snapshot: statement location".into()))?;
+        let word =
+            |range: std::ops::Range<usize>| u32::from_be_bytes(bytes[range].try_into().expect("4 bytes"));
+        Ok(StatementAt {
+            position: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            chunk_back: word(8..12),
+            offset: word(12..16),
+        })
+    }
+}
+
 /// The meetings read model.
 #[derive(Default)]
 pub(crate) struct MeetingsModel {
@@ -371,6 +481,14 @@ pub(crate) struct MeetingsModel {
     index: Index,
     /// Meetings changed since the last snapshot.
     dirty: Dirty<uuid::Uuid>,
+    /// Where each meeting's statements are in the log: one per `StatementRecorded`, in stream
+    /// order, retracted ones too (the state says which are in effect). Their texts are read
+    /// from there; this is 16 bytes a statement instead of the statement.
+    statements: Map<uuid::Uuid, Vec<StatementAt>>,
+    /// Statements (meeting, ordinal) located since the last snapshot.
+    statements_dirty: Dirty<(uuid::Uuid, u32)>,
+    /// Statement locations read by a restore, put in order by `finish_restore`.
+    restored_statements: Map<uuid::Uuid, Vec<(u32, StatementAt)>>,
 }
 
 impl MeetingsModel {
@@ -401,7 +519,14 @@ impl MeetingsModel {
             return Ok(None);
         };
         match MeetingRow::outline(state) {
-            Some(outline) if keep(&outline) => MeetingRow::read(log, state, last),
+            Some(outline) if keep(&outline) => {
+                let located = self
+                    .statements
+                    .get(&meeting_id.uuid())
+                    .map_or(&[][..], Vec::as_slice);
+                let statements = read_located_statements(log, meeting_id, state, located)?;
+                Ok(Some(outline.completed(state, last, statements)))
+            }
             _ => Ok(None),
         }
     }
@@ -438,6 +563,16 @@ impl Projection for MeetingsModel {
         let Some(meeting_id) = after.meeting_id() else {
             return;
         };
+        if let DomainEvent::Meeting(meeting::Event::StatementRecorded(_)) = change.event {
+            let uuid = meeting_id.uuid();
+            let located = self.statements.entry(uuid).or_default();
+            let ordinal = u32::try_from(located.len()).expect("statements per meeting are limited");
+            crate::domain::common::push_exact(
+                located,
+                StatementAt::new(change.envelope.position, change.location),
+            );
+            self.statements_dirty.mark((uuid, ordinal));
+        }
         if after.status().is_none() || after.details().is_none() {
             return;
         }
@@ -453,7 +588,8 @@ impl Projection for MeetingsModel {
         self.dirty.mark(uuid);
     }
 
-    /// `E` uuid -> the state (statements are named by it and read from the log); `I` -> index
+    /// `E` uuid -> the state; `s` uuid ordinal(4) -> where that statement is in the log (only
+    /// new ones are written: 16 bytes per statement, whatever the meeting's size); `I` -> index
     /// entries.
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
@@ -461,6 +597,20 @@ impl Projection for MeetingsModel {
             let current = &self.rows[&uuid];
             if let AggregateState::Meeting(_) = &*current.state {
                 out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
+            }
+        }
+        let every = self
+            .statements
+            .iter()
+            .flat_map(|(uuid, located)| (0..located.len() as u32).map(move |ordinal| (*uuid, ordinal)));
+        for (uuid, ordinal) in self.statements_dirty.take_ids(every) {
+            if let Some(at) = self
+                .statements
+                .get(&uuid)
+                .and_then(|located| located.get(ordinal as usize))
+            {
+                let key = [&b"s"[..], uuid.as_bytes(), &ordinal.to_be_bytes()].concat();
+                out.put(key, at.encode());
             }
         }
         self.index.save(out, b"I");
@@ -471,6 +621,14 @@ impl Projection for MeetingsModel {
             Some((b'E', id)) => {
                 let current = restore_entity(value, AggregateState::Meeting)?;
                 self.rows.insert(uuid_key(id)?, current);
+            }
+            Some((b's', rest)) if rest.len() == 20 => {
+                let ordinal = u32::from_be_bytes(rest[16..].try_into().expect("4 bytes"));
+                let at = StatementAt::decode(value)?;
+                self.restored_statements
+                    .entry(uuid_key(&rest[..16])?)
+                    .or_default()
+                    .push((ordinal, at));
             }
             Some((b'I', rest)) => self.index.restore(rest, value)?,
             _ => {
@@ -484,7 +642,31 @@ impl Projection for MeetingsModel {
 
     fn unsave(&mut self) {
         self.dirty.mark_all();
+        self.statements_dirty.mark_all();
         self.index.unsave();
+    }
+
+    fn finish_restore(&mut self) -> ProjectionResult<()> {
+        for (uuid, mut restored) in std::mem::take(&mut self.restored_statements) {
+            if !self.rows.contains_key(&uuid) {
+                return Err(ProjectionError::DataLoss(format!(
+                    "read-model snapshot: statements of unknown meeting {uuid}"
+                )));
+            }
+            restored.sort_unstable_by_key(|(ordinal, _)| *ordinal);
+            if restored
+                .iter()
+                .zip(0u32..)
+                .any(|((ordinal, _), expected)| *ordinal != expected)
+            {
+                return Err(ProjectionError::DataLoss(format!(
+                    "read-model snapshot: statements of meeting {uuid} are not dense"
+                )));
+            }
+            self.statements
+                .insert(uuid, restored.into_iter().map(|(_, at)| at).collect());
+        }
+        Ok(())
     }
 
     fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
@@ -505,11 +687,10 @@ impl Projection for MeetingsModel {
                 row.retracted_versions = state.retracted_versions().to_vec();
                 row.last_position = current.last_position;
                 let statements: Vec<u64> = state.statement_versions().collect();
+                let located = self.statements.get(uuid).cloned().unwrap_or_default();
                 let key = [&b"R"[..], uuid.as_bytes()].concat();
-                Some((
-                    key,
-                    crate::encoding::encode(&(current.first_position, row, statements)),
-                ))
+                let value = (current.first_position, row, statements, located);
+                Some((key, crate::encoding::encode(&value)))
             })
             .collect();
         out.sort();

@@ -27,7 +27,8 @@ use super::store::Map;
 use super::store::{fold_stream, Snapshot};
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
-use crate::log::{Direction, Envelope, EventFilter, Log, RecordedEvent};
+use crate::log::{Direction, Envelope, EventFilter, Log, RecordLocation, RecordedEvent};
+use std::ops::ControlFlow;
 
 /// Events read by one runner step.
 pub const EVENTS_PER_BATCH: usize = MAX_READ_PAGE_EVENTS;
@@ -87,6 +88,8 @@ impl ProjectionName {
 /// One event with the state of its entity before and after it.
 pub(crate) struct Change<'a> {
     pub envelope: &'a Envelope,
+    /// Where the event is stored in the log (for a read model that reads it back later).
+    pub location: RecordLocation,
     pub before: &'a AggregateState,
     pub after: &'a Arc<AggregateState>,
     /// The event, decoded.
@@ -406,6 +409,7 @@ const _: () = assert!(PIPELINE_MIN_EVENTS <= EVENTS_PER_BATCH && PIPELINE_DEPTH 
 /// its entity before and after it.
 struct FoldedChunk {
     events: Vec<RecordedEvent>,
+    locations: Vec<RecordLocation>,
     folded: Vec<(DomainEvent, Arc<AggregateState>, Arc<AggregateState>)>,
 }
 
@@ -439,24 +443,44 @@ impl<'a> ChunkReader<'a> {
             return Ok(None);
         }
         let limit = self.left.min(APPLY_CHUNK);
-        let page = self
-            .log
-            .read_all(self.next, Direction::Forwards, limit, &EventFilter::default())?;
-        self.head = page.head;
-        let Some(last) = page.events.last() else {
+        let mut events = Vec::with_capacity(limit);
+        let mut locations = Vec::with_capacity(limit);
+        let mut unlocated = None;
+        let end = self.log.scan_all(
+            (self.next, Direction::Forwards),
+            limit,
+            &EventFilter::default(),
+            &mut |view| {
+                let Some(location) = view.location else {
+                    unlocated = Some(view.envelope.position);
+                    return ControlFlow::Break(());
+                };
+                events.push(view.to_recorded());
+                locations.push(location);
+                ControlFlow::Continue(())
+            },
+        )?;
+        if let Some(position) = unlocated {
+            return Err(ProjectionError::DataLoss(format!(
+                "event at position {position}: read without its location"
+            )));
+        }
+        self.head = end.head;
+        let Some(last) = events.last() else {
             return Ok(None);
         };
         self.next = last.position() + 1;
-        self.left -= page.events.len();
-        let mut folded = Vec::with_capacity(page.events.len());
-        for recorded in &page.events {
+        self.left -= events.len();
+        let mut folded = Vec::with_capacity(events.len());
+        for recorded in &events {
             let envelope = recorded.envelope();
             let event = decode(envelope)?;
             let (before, after) = self.states.advance(self.log, envelope, &event)?;
             folded.push((event, before, after));
         }
         Ok(Some(FoldedChunk {
-            events: page.events,
+            events,
+            locations,
             folded,
         }))
     }
@@ -507,10 +531,12 @@ impl Applier<'_> {
             return;
         };
         let mut model = self.model.write().expect("model lock");
-        for (recorded, (event, before, after)) in chunk.events.iter().zip(&chunk.folded) {
+        let located = chunk.events.iter().zip(&chunk.locations);
+        for ((recorded, location), (event, before, after)) in located.zip(&chunk.folded) {
             let envelope = recorded.envelope();
             let change = Change {
                 envelope,
+                location: *location,
                 before,
                 after,
                 event,

@@ -780,3 +780,73 @@ fn a_transaction_larger_than_a_journal_frame_is_refused_before_anything_is_writt
     }
     assert_eq!(log.head(), 3, "nothing of the refused transaction was written");
 }
+
+#[test]
+fn a_record_is_read_at_its_location_and_by_its_position_when_the_location_is_wrong() {
+    let (_dir, log) = temp_log();
+    for stream in ["meeting-a", "meeting-b", "meeting-c"] {
+        log.append_blocking(request(stream, ExpectedVersion::NoStream, 4))
+            .unwrap();
+    }
+    let mut located = Vec::new();
+    log.scan_all(
+        (1, Direction::Forwards),
+        100,
+        &EventFilter::default(),
+        &mut |view| {
+            let location = view.location.expect("a record read from the log has a location");
+            located.push((view.envelope.position, location, view.envelope.event_id));
+            std::ops::ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(located.len(), 12);
+    let read = |records: &[(u64, dipledger::log::RecordLocation)]| {
+        let mut seen = Vec::new();
+        log.scan_located(records, &mut |view| {
+            seen.push((view.envelope.position, view.envelope.event_id));
+            std::ops::ControlFlow::Continue(())
+        })
+        .map(|()| seen)
+    };
+    let expected: Vec<(u64, Uuid)> = located.iter().map(|(p, _, id)| (*p, *id)).collect();
+    let exact: Vec<_> = located.iter().map(|(p, l, _)| (*p, *l)).collect();
+    assert_eq!(read(&exact).unwrap(), expected);
+    // Each kind of wrong location: another record's offset in the right chunk, an offset past
+    // the chunk, a chunk that does not exist, another chunk. The record comes by its position.
+    let (first_chunk, second_offset) = (located[0].1.chunk_start, located[1].1.offset);
+    let wrong = [
+        |l: dipledger::log::RecordLocation, o: u32, _: u64| dipledger::log::RecordLocation {
+            offset: l.offset ^ o,
+            ..l
+        },
+        |l: dipledger::log::RecordLocation, _: u32, _: u64| dipledger::log::RecordLocation {
+            offset: 1 << 30,
+            ..l
+        },
+        |_: dipledger::log::RecordLocation, _: u32, _: u64| dipledger::log::RecordLocation {
+            chunk_start: 1 << 40,
+            offset: 0,
+        },
+        |_: dipledger::log::RecordLocation, o: u32, c: u64| dipledger::log::RecordLocation {
+            chunk_start: c,
+            offset: o,
+        },
+    ];
+    for (kind, wrong) in wrong.iter().enumerate() {
+        let records: Vec<_> = located
+            .iter()
+            .map(|(p, l, _)| (*p, wrong(*l, second_offset.max(1), first_chunk)))
+            .collect();
+        assert_eq!(read(&records).unwrap(), expected, "wrong location of kind {kind}");
+    }
+    // A position past the head is out of range, whatever the location.
+    let past = [(13, located[0].1)];
+    assert!(matches!(
+        read(&past),
+        Err(LogError::OutOfRange {
+            requested: 13,
+            head: 12
+        })
+    ));
+}
