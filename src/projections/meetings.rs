@@ -188,10 +188,9 @@ fn read_statements(log: &Log, meeting_id: MeetingId, state: &State) -> Projectio
         return Ok(Vec::new());
     };
     let stream_id = meeting_id.stream_id();
-    let mut rows = Vec::with_capacity(wanted.len());
-    let mut failure = None;
+    let mut collected = Collected::default();
     let mut next = first;
-    while next <= last && failure.is_none() {
+    while next <= last && collected.failure.is_none() {
         let limit = usize::try_from(last - next + 1)
             .unwrap_or(usize::MAX)
             .min(crate::log::limits::MAX_READ_PAGE_EVENTS);
@@ -205,25 +204,14 @@ fn read_statements(log: &Log, meeting_id: MeetingId, state: &State) -> Projectio
                 if wanted.binary_search(&envelope.stream_version).is_err() {
                     return std::ops::ControlFlow::Continue(());
                 }
-                match statement_row(envelope) {
-                    Ok(row) => {
-                        rows.push(row);
-                        std::ops::ControlFlow::Continue(())
-                    }
-                    Err(error) => {
-                        failure = Some(error);
-                        std::ops::ControlFlow::Break(())
-                    }
-                }
+                collected.take(statement_row(envelope))
             },
         )?;
         if taken == 0 {
             break;
         }
     }
-    if let Some(error) = failure {
-        return Err(error);
-    }
+    let rows = collected.finish()?;
     if rows.len() != wanted.len() {
         return Err(ProjectionError::DataLoss(format!(
             "{stream_id}: {} of its {} statements are in the log",
@@ -258,11 +246,10 @@ fn read_located_statements(
         return Ok(Vec::new());
     }
     let stream_id = meeting_id.stream_id();
-    let mut rows = Vec::with_capacity(records.len());
-    let mut failure = None;
+    let mut collected = Collected::default();
     log.scan_located(&records, &mut |view| {
         let envelope = &view.envelope;
-        let expected = versions[rows.len()];
+        let expected = versions[collected.rows.len()];
         let row = if envelope.stream_version == expected && envelope.stream_id == stream_id {
             statement_row(envelope)
         } else {
@@ -271,20 +258,40 @@ fn read_located_statements(
                 envelope.position
             )))
         };
+        collected.take(row)
+    })?;
+    collected.finish()
+}
+
+/// Statement rows read one by one from records shown to a visitor, and the first failure,
+/// which ends the read.
+#[derive(Default)]
+struct Collected {
+    rows: Vec<StatementRow>,
+    failure: Option<ProjectionError>,
+}
+
+impl Collected {
+    /// Keeps a row, or the failure (and asks the read to stop).
+    fn take(&mut self, row: ProjectionResult<StatementRow>) -> std::ops::ControlFlow<()> {
         match row {
             Ok(row) => {
-                rows.push(row);
+                self.rows.push(row);
                 std::ops::ControlFlow::Continue(())
             }
             Err(error) => {
-                failure = Some(error);
+                self.failure = Some(error);
                 std::ops::ControlFlow::Break(())
             }
         }
-    })?;
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(rows),
+    }
+
+    /// The rows, or the failure.
+    fn finish(self) -> ProjectionResult<Vec<StatementRow>> {
+        match self.failure {
+            Some(error) => Err(error),
+            None => Ok(self.rows),
+        }
     }
 }
 
