@@ -102,51 +102,48 @@ struct IndexKey {
     id: ItemId,
 }
 
-/// The last interval `[from, to)` of log positions during which an index membership held
-/// (`to == OPEN` while it still holds), 16 bytes kept inline in the index's B-tree. A membership
-/// lost and regained (rare: a status or a correction going back) also has earlier intervals,
-/// kept apart in [`Index::earlier`] and flagged by the top bit of `from`, so the common entry
-/// costs 48 bytes instead of 56 with an enum of one or many intervals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Last {
-    from: u64,
-    to: u64,
+/// The intervals `[from, to)` of log positions during which an index membership held,
+/// ascending and disjoint; the last one is open (`to == OPEN`) while it still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Validity {
+    One((u64, u64)),
+    Many(Vec<(u64, u64)>),
 }
 
-/// The flag in [`Last::from`] that says earlier intervals exist (log positions stay far below).
-const HAS_EARLIER: u64 = 1 << 63;
-const _: () = assert!(std::mem::size_of::<Last>() == 16 && OPEN > HAS_EARLIER);
-
-impl Last {
-    fn opened(position: u64, has_earlier: bool) -> Last {
-        assert!(position < HAS_EARLIER, "a log position below 2^63");
-        let flag = if has_earlier { HAS_EARLIER } else { 0 };
-        Last {
-            from: position | flag,
-            to: OPEN,
+impl Validity {
+    fn intervals(&self) -> &[(u64, u64)] {
+        match self {
+            Validity::One(interval) => std::slice::from_ref(interval),
+            Validity::Many(intervals) => intervals,
         }
     }
 
-    fn from(self) -> u64 {
-        self.from & !HAS_EARLIER
+    fn contains(&self, at: u64) -> bool {
+        self.intervals().iter().any(|&(from, to)| from <= at && at < to)
     }
 
-    fn has_earlier(self) -> bool {
-        self.from & HAS_EARLIER != 0
+    fn is_open(&self) -> bool {
+        self.intervals().last().is_some_and(|&(_, to)| to == OPEN)
     }
 
-    fn contains(self, at: u64) -> bool {
-        self.from() <= at && at < self.to
-    }
-
-    fn is_open(self) -> bool {
-        self.to == OPEN
+    fn open(&mut self, position: u64) {
+        if self.is_open() {
+            return;
+        }
+        match self {
+            Validity::One(interval) => *self = Validity::Many(vec![*interval, (position, OPEN)]),
+            Validity::Many(intervals) => intervals.push((position, OPEN)),
+        }
     }
 
     fn close(&mut self, position: u64) {
-        if self.is_open() {
-            assert!(self.from() < position, "an interval closes after it opens");
-            self.to = position;
+        let last = match self {
+            Validity::One(interval) => interval,
+            Validity::Many(intervals) => intervals.last_mut().expect("a validity has an interval"),
+        };
+        if last.1 == OPEN {
+            assert!(last.0 < position, "an interval closes after it opens");
+            last.1 = position;
         }
     }
 }
@@ -155,9 +152,7 @@ impl Last {
 /// its validity intervals. Entries are never removed: a membership that ends is closed.
 #[derive(Default)]
 pub(crate) struct Index {
-    entries: BTreeMap<IndexKey, Last>,
-    /// The closed intervals before the last one, of the entries flagged to have them.
-    earlier: Map<IndexKey, Vec<(u64, u64)>>,
+    entries: BTreeMap<IndexKey, Validity>,
     values: Interner,
     /// Entries changed since the last snapshot.
     dirty: Dirty<IndexKey>,
@@ -177,8 +172,8 @@ impl Index {
                 sort: entry.2,
                 id,
             };
-            if let Some(last) = self.entries.get_mut(&key) {
-                last.close(position);
+            if let Some(validity) = self.entries.get_mut(&key) {
+                validity.close(position);
                 self.dirty.mark(key);
             }
         }
@@ -189,16 +184,10 @@ impl Index {
                 sort: entry.2,
                 id,
             };
-            let earlier = &mut self.earlier;
             self.entries
                 .entry(key)
-                .and_modify(|last| {
-                    if !last.is_open() {
-                        earlier.entry(key).or_default().push((last.from(), last.to));
-                        *last = Last::opened(position, true);
-                    }
-                })
-                .or_insert(Last::opened(position, false));
+                .and_modify(|validity| validity.open(position))
+                .or_insert(Validity::One((position, OPEN)));
             self.dirty.mark(key);
         }
     }
@@ -215,19 +204,16 @@ impl Index {
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
         match self.dirty.take() {
             Changed::All => {
-                for (key, last) in &self.entries {
-                    out.put(
-                        [prefix, &self.key_bytes(key)].concat(),
-                        self.intervals_bytes(key, *last),
-                    );
+                for (key, validity) in &self.entries {
+                    out.put([prefix, &self.key_bytes(key)].concat(), intervals_bytes(validity));
                 }
             }
             Changed::Keys(keys) => {
                 for key in keys {
-                    let last = self.entries[&key];
+                    let validity = &self.entries[&key];
                     out.put(
                         [prefix, &self.key_bytes(&key)].concat(),
-                        self.intervals_bytes(&key, last),
+                        intervals_bytes(validity),
                     );
                 }
             }
@@ -266,20 +252,11 @@ impl Index {
             sort: unsortable(rest),
             id,
         };
-        let Some((&(from, to), earlier)) = intervals.split_last() else {
-            return Err(malformed());
+        let validity = match intervals.len() {
+            1 => Validity::One(intervals[0]),
+            _ => Validity::Many(intervals),
         };
-        if from >= HAS_EARLIER {
-            return Err(malformed());
-        }
-        let mut last = Last::opened(from, !earlier.is_empty());
-        last.to = to;
-        if earlier.is_empty() {
-            self.earlier.remove(&key);
-        } else {
-            self.earlier.insert(key, earlier.to_vec());
-        }
-        self.entries.insert(key, last);
+        self.entries.insert(key, validity);
         Ok(())
     }
 
@@ -327,9 +304,9 @@ impl Index {
         }
         let mut items = Vec::new();
         let mut scanned = 0;
-        for (key, last) in self.entries.range((start, end)) {
+        for (key, validity) in self.entries.range((start, end)) {
             scanned += 1;
-            if self.holds(key, *last, at) {
+            if validity.contains(at) {
                 if let Some(item) = accept(&key.id, key.sort)? {
                     items.push(item);
                 }
@@ -347,10 +324,10 @@ impl Index {
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = self
             .entries
             .iter()
-            .map(|(key, last)| {
+            .map(|(key, validity)| {
                 (
                     [&b"I"[..], &self.key_bytes(key)].concat(),
-                    self.intervals_bytes(key, *last),
+                    intervals_bytes(validity),
                 )
             })
             .collect();
@@ -363,30 +340,14 @@ impl Index {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+}
 
-    /// Whether the membership `key` (whose last interval is `last`) held at `at`.
-    fn holds(&self, key: &IndexKey, last: Last, at: u64) -> bool {
-        last.contains(at)
-            || (last.has_earlier()
-                && self
-                    .earlier
-                    .get(key)
-                    .is_some_and(|earlier| earlier.iter().any(|&(from, to)| from <= at && at < to)))
-    }
-
-    /// Every interval of the membership `key`, ascending, as (from, to) big-endian pairs.
-    fn intervals_bytes(&self, key: &IndexKey, last: Last) -> Vec<u8> {
-        let earlier = match last.has_earlier() {
-            true => self.earlier.get(key).map_or(&[][..], Vec::as_slice),
-            false => &[][..],
-        };
-        earlier
-            .iter()
-            .copied()
-            .chain(std::iter::once((last.from(), last.to)))
-            .flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
-            .collect()
-    }
+fn intervals_bytes(validity: &Validity) -> Vec<u8> {
+    validity
+        .intervals()
+        .iter()
+        .flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
+        .collect()
 }
 
 fn u64_at(bytes: &[u8]) -> u64 {
