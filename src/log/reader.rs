@@ -311,15 +311,12 @@ pub fn scan_stream(
     };
     match direction {
         Direction::Forwards => {
-            // The run holding `from_version` starts at or before it. Near a stream's start the
-            // runs before it (fewer than `from_version`) are skipped forwards, and a run that
-            // starts exactly at it is found by its key: both without sled's reverse scan, which
-            // copies a whole leaf (a third of a list page's time once statements were read
-            // from the log, docs/benchmarks.md 000o).
+            // The run holding `from_version` starts at or before it. Near a stream's start (a
+            // fold from version 1, an early history page) the runs before it, fewer than
+            // `from_version`, are skipped forwards instead of sled's reverse scan, which copies a
+            // whole leaf (docs/benchmarks.md 000o).
             let start = if from_version <= FORWARD_RUN_SKIP_VERSIONS {
                 prefix.clone()
-            } else if tree.contains_key(&at_version)? {
-                at_version.clone()
             } else {
                 match tree.range(prefix.clone()..=at_version).next_back() {
                     Some(entry) => entry.map_err(index_damage(stream_id))?.0.to_vec(),

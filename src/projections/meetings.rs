@@ -116,14 +116,15 @@ pub struct MeetingRow {
 }
 
 impl MeetingRow {
-    /// The row for a folded meeting state (None if the meeting does not exist), its statements'
-    /// texts read from the log.
-    pub fn read(log: &Log, state: &State, last_position: u64) -> ProjectionResult<Option<MeetingRow>> {
-        let Some(row) = MeetingRow::outline(state) else {
-            return Ok(None);
-        };
-        let statements = read_statements(log, row.meeting_id, state)?;
-        Ok(Some(row.completed(state, last_position, statements)))
+    /// The row for a folded meeting state (None if the meeting does not exist) with
+    /// `statements`, the ones its state names as in effect (their texts are the log's: the read
+    /// model reads them where it saw them stored).
+    pub fn from_state(
+        state: &State,
+        last_position: u64,
+        statements: Vec<StatementRow>,
+    ) -> Option<MeetingRow> {
+        Some(MeetingRow::outline(state)?.completed(state, last_position, statements))
     }
 
     /// The outline completed with its statements, retractions and last position.
@@ -179,49 +180,6 @@ pub(crate) fn same_outline(before: &State, after: &State) -> bool {
         && before.same_details(after)
 }
 
-/// The statements in effect of a meeting's state, read from its stream in the log: one scan
-/// from the first statement to the last (a meeting's events are usually in a few log chunks).
-/// A statement the state names that the log does not hold as one is data loss.
-fn read_statements(log: &Log, meeting_id: MeetingId, state: &State) -> ProjectionResult<Vec<StatementRow>> {
-    let wanted: Vec<u64> = state.statement_versions().collect();
-    let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
-        return Ok(Vec::new());
-    };
-    let stream_id = meeting_id.stream_id();
-    let mut collected = Collected::default();
-    let mut next = first;
-    while next <= last && collected.failure.is_none() {
-        let limit = usize::try_from(last - next + 1)
-            .unwrap_or(usize::MAX)
-            .min(crate::log::limits::MAX_READ_PAGE_EVENTS);
-        let taken = log.scan_stream(
-            &stream_id,
-            (next, crate::log::Direction::Forwards),
-            limit,
-            &mut |view| {
-                let envelope = &view.envelope;
-                next = envelope.stream_version + 1;
-                if wanted.binary_search(&envelope.stream_version).is_err() {
-                    return std::ops::ControlFlow::Continue(());
-                }
-                collected.take(statement_row(envelope))
-            },
-        )?;
-        if taken == 0 {
-            break;
-        }
-    }
-    let rows = collected.finish()?;
-    if rows.len() != wanted.len() {
-        return Err(ProjectionError::DataLoss(format!(
-            "{stream_id}: {} of its {} statements are in the log",
-            rows.len(),
-            wanted.len()
-        )));
-    }
-    Ok(rows)
-}
-
 /// The statements in effect of a meeting's state, each read from where the read model saw it
 /// stored (`located`: one per statement recorded, in order; an as-of state uses a prefix).
 fn read_located_statements(
@@ -246,10 +204,11 @@ fn read_located_statements(
         return Ok(Vec::new());
     }
     let stream_id = meeting_id.stream_id();
-    let mut collected = Collected::default();
+    let mut rows = Vec::with_capacity(records.len());
+    let mut failure = None;
     log.scan_located(&records, &mut |view| {
         let envelope = &view.envelope;
-        let expected = versions[collected.rows.len()];
+        let expected = versions[rows.len()];
         let row = if envelope.stream_version == expected && envelope.stream_id == stream_id {
             statement_row(envelope)
         } else {
@@ -258,40 +217,20 @@ fn read_located_statements(
                 envelope.position
             )))
         };
-        collected.take(row)
-    })?;
-    collected.finish()
-}
-
-/// Statement rows read one by one from records shown to a visitor, and the first failure,
-/// which ends the read.
-#[derive(Default)]
-struct Collected {
-    rows: Vec<StatementRow>,
-    failure: Option<ProjectionError>,
-}
-
-impl Collected {
-    /// Keeps a row, or the failure (and asks the read to stop).
-    fn take(&mut self, row: ProjectionResult<StatementRow>) -> std::ops::ControlFlow<()> {
         match row {
             Ok(row) => {
-                self.rows.push(row);
+                rows.push(row);
                 std::ops::ControlFlow::Continue(())
             }
             Err(error) => {
-                self.failure = Some(error);
+                failure = Some(error);
                 std::ops::ControlFlow::Break(())
             }
         }
-    }
-
-    /// The rows, or the failure.
-    fn finish(self) -> ProjectionResult<Vec<StatementRow>> {
-        match self.failure {
-            Some(error) => Err(error),
-            None => Ok(self.rows),
-        }
+    })?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(rows),
     }
 }
 
@@ -432,7 +371,7 @@ impl MeetingFilter {
 }
 
 /// Where one statement is stored in the log: its position and its record's location, packed
-/// in 16 bytes (the chunk's first position as a distance back from the statement's).
+/// in 16 bytes in memory (the chunk's first position as a distance back from the statement's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct StatementAt {
     position: u64,
@@ -457,27 +396,6 @@ impl StatementAt {
             offset: self.offset,
         };
         (self.position, location)
-    }
-
-    fn encode(self) -> [u8; 16] {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.position.to_be_bytes());
-        bytes[8..12].copy_from_slice(&self.chunk_back.to_be_bytes());
-        bytes[12..].copy_from_slice(&self.offset.to_be_bytes());
-        bytes
-    }
-
-    fn decode(bytes: &[u8]) -> ProjectionResult<StatementAt> {
-        let bytes: &[u8; 16] = bytes
-            .try_into()
-            .map_err(|_| ProjectionError::DataLoss("read-model snapshot: statement location".into()))?;
-        let word =
-            |range: std::ops::Range<usize>| u32::from_be_bytes(bytes[range].try_into().expect("4 bytes"));
-        Ok(StatementAt {
-            position: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-            chunk_back: word(8..12),
-            offset: word(12..16),
-        })
     }
 }
 
@@ -617,7 +535,7 @@ impl Projection for MeetingsModel {
                 .and_then(|located| located.get(ordinal as usize))
             {
                 let key = [&b"s"[..], uuid.as_bytes(), &ordinal.to_be_bytes()].concat();
-                out.put(key, at.encode());
+                out.put(key, crate::encoding::encode(at));
             }
         }
         self.index.save(out, b"I");
@@ -631,7 +549,9 @@ impl Projection for MeetingsModel {
             }
             Some((b's', rest)) if rest.len() == 20 => {
                 let ordinal = u32::from_be_bytes(rest[16..].try_into().expect("4 bytes"));
-                let at = StatementAt::decode(value)?;
+                let at: StatementAt = crate::encoding::decode(value).map_err(|error| {
+                    ProjectionError::DataLoss(format!("read-model snapshot: statement location: {error}"))
+                })?;
                 self.restored_statements
                     .entry(uuid_key(&rest[..16])?)
                     .or_default()
@@ -690,9 +610,9 @@ impl Projection for MeetingsModel {
                 let AggregateState::Meeting(state) = &*current.state else {
                     return None;
                 };
-                let mut row = MeetingRow::outline(state)?;
-                row.retracted_versions = state.retracted_versions().to_vec();
-                row.last_position = current.last_position;
+                // Statements as the versions in effect and where they are stored (the texts
+                // are the log's).
+                let row = MeetingRow::from_state(state, current.last_position, Vec::new())?;
                 let statements: Vec<u64> = state.statement_versions().collect();
                 let located = self.statements.get(uuid).cloned().unwrap_or_default();
                 let key = [&b"R"[..], uuid.as_bytes()].concat();

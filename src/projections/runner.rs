@@ -405,13 +405,18 @@ pub const PIPELINE_MIN_EVENTS: usize = 2 * APPLY_CHUNK;
 pub const PIPELINE_DEPTH: usize = 2;
 const _: () = assert!(PIPELINE_MIN_EVENTS <= EVENTS_PER_BATCH && PIPELINE_DEPTH >= 1);
 
-/// Up to [`APPLY_CHUNK`] events read from the log, each with its decoded event and the states of
-/// its entity before and after it.
-struct FoldedChunk {
-    events: Vec<RecordedEvent>,
-    locations: Vec<RecordLocation>,
-    folded: Vec<(DomainEvent, Arc<AggregateState>, Arc<AggregateState>)>,
+/// One event read from the log: where it is stored, the event decoded, and the states of its
+/// entity before and after it.
+struct Folded {
+    recorded: RecordedEvent,
+    location: RecordLocation,
+    event: DomainEvent,
+    before: Arc<AggregateState>,
+    after: Arc<AggregateState>,
 }
+
+/// Up to [`APPLY_CHUNK`] events read from the log and folded, in log order.
+type FoldedChunk = Vec<Folded>;
 
 /// Reads a step's events a chunk at a time and folds them into the entity states.
 struct ChunkReader<'a> {
@@ -443,8 +448,7 @@ impl<'a> ChunkReader<'a> {
             return Ok(None);
         }
         let limit = self.left.min(APPLY_CHUNK);
-        let mut events = Vec::with_capacity(limit);
-        let mut locations = Vec::with_capacity(limit);
+        let mut read = Vec::with_capacity(limit);
         let mut unlocated = None;
         let end = self.log.scan_all(
             (self.next, Direction::Forwards),
@@ -455,8 +459,7 @@ impl<'a> ChunkReader<'a> {
                     unlocated = Some(view.envelope.position);
                     return ControlFlow::Break(());
                 };
-                events.push(view.to_recorded());
-                locations.push(location);
+                read.push((view.to_recorded(), location));
                 ControlFlow::Continue(())
             },
         )?;
@@ -466,23 +469,25 @@ impl<'a> ChunkReader<'a> {
             )));
         }
         self.head = end.head;
-        let Some(last) = events.last() else {
+        let Some((last, _)) = read.last() else {
             return Ok(None);
         };
         self.next = last.position() + 1;
-        self.left -= events.len();
-        let mut folded = Vec::with_capacity(events.len());
-        for recorded in &events {
+        self.left -= read.len();
+        let mut folded = Vec::with_capacity(read.len());
+        for (recorded, location) in read {
             let envelope = recorded.envelope();
             let event = decode(envelope)?;
             let (before, after) = self.states.advance(self.log, envelope, &event)?;
-            folded.push((event, before, after));
+            folded.push(Folded {
+                recorded,
+                location,
+                event,
+                before,
+                after,
+            });
         }
-        Ok(Some(FoldedChunk {
-            events,
-            locations,
-            folded,
-        }))
+        Ok(Some(folded))
     }
 }
 
@@ -527,19 +532,18 @@ struct Applier<'a> {
 
 impl Applier<'_> {
     fn apply(&mut self, chunk: &FoldedChunk) {
-        let Some(last) = chunk.events.last().map(RecordedEvent::position) else {
+        let Some(last) = chunk.last().map(|folded| folded.recorded.position()) else {
             return;
         };
         let mut model = self.model.write().expect("model lock");
-        let located = chunk.events.iter().zip(&chunk.locations);
-        for ((recorded, location), (event, before, after)) in located.zip(&chunk.folded) {
-            let envelope = recorded.envelope();
+        for folded in chunk {
+            let envelope = folded.recorded.envelope();
             let change = Change {
                 envelope,
-                location: *location,
-                before,
-                after,
-                event,
+                location: folded.location,
+                before: &folded.before,
+                after: &folded.after,
+                event: &folded.event,
             };
             for name in self.selected {
                 if model.position(*name) < envelope.position {
@@ -556,7 +560,7 @@ impl Applier<'_> {
         for name in self.selected {
             self.progress[name.index()].set(positions[name.index()]);
         }
-        self.applied += chunk.events.len();
+        self.applied += chunk.len();
     }
 }
 

@@ -172,14 +172,17 @@ pub fn fold(log: &Log, at: u64) -> Fold {
     for (stream_id, (state, position)) in states {
         match state {
             AggregateState::Meeting(state) => {
-                let row = MeetingRow::read(log, &state, position)
-                    .expect("statements read from the log")
-                    .expect("meeting");
-                let expected: Vec<StatementRow> = statements
+                let in_effect: Vec<StatementRow> = statements
                     .remove(&stream_id)
                     .map(|rows| rows.into_values().collect())
                     .unwrap_or_default();
-                assert_eq!(row.statements, expected, "{stream_id}: statements in effect");
+                let named: Vec<u64> = in_effect.iter().map(|row| row.version).collect();
+                assert_eq!(
+                    state.statement_versions().collect::<Vec<_>>(),
+                    named,
+                    "{stream_id}: the state names the statements in effect"
+                );
+                let row = MeetingRow::from_state(&state, position, in_effect).expect("meeting");
                 fold.meetings.insert(row.meeting_id.uuid(), row);
             }
             AggregateState::Commitment(state) => {
