@@ -265,6 +265,15 @@ pub fn batch_of(writes: Vec<Write>) -> sled::Batch {
 /// One sled write: a key and its value.
 pub type Write = (Vec<u8>, Vec<u8>);
 
+/// Splits a commit's writes (in [`commit_writes`] order) into what readers need before its
+/// callers are answered (records, stream runs, tiles) and what may follow the answers: the
+/// command records and, last, the head metadata, which marks the commit whole in sled.
+pub fn split_late_writes(writes: Vec<Write>) -> (Vec<Write>, Vec<Write>) {
+    writes
+        .into_iter()
+        .partition(|(key, _)| key[0] != COMMAND_PREFIX && key != META_HEAD_KEY)
+}
+
 /// The writes of [`commit_batch`] in order: the chunks, the entries, the head last (a commit
 /// applied as plain inserts is complete once its head is).
 pub fn commit_writes(

@@ -73,6 +73,9 @@ pub enum FaultPoint {
     /// Applying a small commit's writes to sled (plain inserts), after half of them: a crash in
     /// the middle of the apply leaves sled holding part of a journaled commit.
     SledApplyHalfway,
+    /// Writing a commit's command records and head metadata to sled, after its callers were
+    /// answered.
+    SledCommandRecords,
     /// The checkpointer's sled flush and fsync.
     Checkpoint,
 }
@@ -375,6 +378,7 @@ impl Log {
             tree: std::sync::Mutex::new(merkle),
             ..Shared::default()
         });
+        shared.visible.store(head.position, Ordering::SeqCst);
         shared.applied.store(head.position, Ordering::SeqCst);
         shared.checkpointed.store(head.position, Ordering::SeqCst);
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
@@ -542,7 +546,7 @@ impl Log {
     /// commit's callers are answered, so a caller reads its own write; [`Log::watch_head`]
     /// follows just after the answers.
     pub fn head(&self) -> u64 {
-        self.inner.shared.applied.load(Ordering::SeqCst)
+        self.inner.shared.visible.load(Ordering::SeqCst)
     }
 
     /// A receiver that changes whenever the durable head moves. Subscribers and projections wait
@@ -693,6 +697,18 @@ impl Log {
     /// the original result. The ledger asks this before deciding, so that a retry is answered
     /// with the original result even after the entity has moved on.
     pub fn find_command(&self, command_id: Uuid) -> LogResult<Option<(Hash, AppendResult)>> {
+        // The commit answered last may not have its command records in sled yet: ask it first
+        // (it clears its map only once they are there).
+        let answered = self
+            .inner
+            .shared
+            .answered_commands
+            .lock()
+            .expect("answered commands");
+        if let Some(found) = answered.get(&command_id) {
+            return Ok(Some(found.clone()));
+        }
+        drop(answered);
         let head = self.head();
         match reader::stored_command(&self.inner.tree, command_id)? {
             Some((fingerprint, result)) if result.last_position() <= head => Ok(Some((fingerprint, result))),
@@ -719,6 +735,7 @@ impl Log {
 
     /// Scans the whole log: every record, the chain, the indexes. For `dipledger verify`.
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> LogResult<VerifyReport> {
+        self.inner.shared.wait_whole();
         recovery::verify(&self.inner.tree, progress)
     }
 
@@ -773,6 +790,7 @@ impl Log {
     /// Test hook: direct access to the sled tree, to damage records in corruption tests.
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn raw_tree(&self) -> &sled::Tree {
+        self.inner.shared.wait_whole();
         self.tree()
     }
 

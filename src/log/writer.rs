@@ -5,8 +5,10 @@
 //! against the stream heads and command ids (its own group first, then its cache, then sled),
 //! encodes and chains the records, packs them into chunks, and builds the group's journal frame
 //! part and its sled writes. It then writes the frame with one `write` and one `fdatasync`, and
-//! only then applies the writes to sled (in memory: sled is not flushed here), moves the durable
-//! head and answers the callers, before it takes the next group. Staging the next group while
+//! only then applies the records, stream runs and tiles to sled (in memory: sled is not flushed
+//! here), moves the durable head and answers the callers; then it writes the commit's command
+//! records and head metadata (which no reader needs; a retry's lookup finds the answered
+//! commit's ids in memory meanwhile), before it takes the next group. Staging the next group while
 //! the previous one syncs, on a second thread, measured slower on this two-core machine (the
 //! hand-over's wake-ups cost more than the overlap saved: docs/benchmarks.md, section 000i).
 //!
@@ -78,9 +80,19 @@ pub(crate) struct Shared {
     pub(crate) faults: Arc<super::FaultSlot>,
     /// Counters for operators and benchmarks.
     pub(crate) stats: WriterStats,
-    /// The last position applied to sled, which is the durable head: a commit is applied only
-    /// after its journal frame's fdatasync, and its callers answered after that.
+    /// The durable head readers see: the last position whose records and stream runs are in
+    /// sled. A commit's records are applied only after its journal frame's fdatasync, and its
+    /// callers answered after that.
+    pub(crate) visible: AtomicU64,
+    /// The last position applied to sled whole, command records and head metadata included
+    /// (at most one commit behind `visible`): what a checkpoint may declare durable.
     pub(crate) applied: AtomicU64,
+    /// The command records of the commit answered but not yet written to sled (between
+    /// `visible` and `applied`), so a retry of one finds it meanwhile ([`Log::find_command`]).
+    pub(crate) answered_commands: Mutex<HashMap<Uuid, (Hash, AppendResult)>>,
+    /// Callers of [`Shared::wait_whole`] waiting for `applied` to reach `visible`.
+    pub(crate) whole_waiters: Mutex<usize>,
+    pub(crate) whole: std::sync::Condvar,
     /// The last position sled holds durably (its last flush, or what was recovered on open).
     pub(crate) checkpointed: AtomicU64,
     /// The Merkle tree as far as applied (tiles completed go into each commit's batch).
@@ -118,6 +130,27 @@ pub(crate) struct WriterStats {
 }
 
 impl Shared {
+    /// Waits until every answered commit is whole in sled (command records and head metadata
+    /// written), or the writer is poisoned: for what reads sled's own head (`verify`, tests
+    /// looking at the raw tree). At most one commit's late writes away.
+    pub(crate) fn wait_whole(&self) {
+        let mut waiters = self.whole_waiters.lock().expect("whole waiters");
+        *waiters += 1;
+        while self.applied.load(Ordering::SeqCst) < self.visible.load(Ordering::SeqCst)
+            && self.poisoned().is_none()
+        {
+            waiters = self.whole.wait(waiters).expect("whole waiters");
+        }
+        *waiters -= 1;
+    }
+
+    /// Wakes [`Shared::wait_whole`]'s callers, if any (no system call otherwise).
+    fn wake_whole(&self) {
+        if *self.whole_waiters.lock().expect("whole waiters") > 0 {
+            self.whole.notify_all();
+        }
+    }
+
     pub(crate) fn poisoned(&self) -> Option<String> {
         self.poison.lock().expect("poison lock").clone()
     }
@@ -156,6 +189,8 @@ struct StagedCommit {
     head: u64,
     /// The streams the commit wrote, with their versions after it.
     stream_heads: Vec<(String, u64)>,
+    /// The commands the commit records, by id.
+    commands: HashMap<Uuid, (Hash, AppendResult)>,
     outcomes: Vec<(Reply, LogResult<Vec<AppendResult>>)>,
 }
 
@@ -271,6 +306,7 @@ impl Writer {
             writes: Vec::new(),
             head,
             stream_heads: Vec::new(),
+            commands: HashMap::new(),
             outcomes,
         };
         if let Some(cause) = self.shared.poisoned() {
@@ -313,6 +349,7 @@ impl Writer {
             writes,
             head: self.head.position,
             stream_heads,
+            commands: group.commands,
             outcomes,
         }
     }
@@ -517,8 +554,10 @@ struct Syncer {
 }
 
 impl Syncer {
-    /// Journals the commit's frame part (one write, one fdatasync), then applies it to sled and
-    /// answers its callers; once poisoned, answers them with the poison.
+    /// Journals the commit's frame part (one write, one fdatasync), applies its records and
+    /// stream runs to sled, answers its callers, and only then writes its command records and
+    /// head metadata (half of a commit's sled keys, off the callers' wait); once poisoned,
+    /// answers them with the poison.
     fn process(&mut self, mut commit: StagedCommit) {
         // This commit's own fate: refused if the writer was poisoned before its write, failed if
         // its write, fdatasync or apply fails. A poison that arrives once it is applied (a
@@ -529,13 +568,35 @@ impl Syncer {
                 failure = Some(self.fail(&error));
             }
         }
+        let (visible, late) = keys::split_late_writes(commit.writes);
         if failure.is_none() {
-            if let Err(error) = self.apply(commit.writes, commit.head, commit.stream_heads) {
+            if let Err(error) = self.apply_visible(visible, commit.head, commit.stream_heads) {
                 failure = Some(self.fail(&error));
             }
         }
+        let answered = failure.is_none() && !late.is_empty();
+        if answered {
+            *self.shared.answered_commands.lock().expect("answered commands") = commit.commands;
+        }
         self.answer(commit.outcomes, failure);
         self.publish_head();
+        if answered {
+            match self.apply_late(late, commit.head) {
+                Ok(()) => self
+                    .shared
+                    .answered_commands
+                    .lock()
+                    .expect("answered commands")
+                    .clear(),
+                // The callers have their answers and the journal holds the commit, which the
+                // reopen's replay writes whole. Until then its command ids stay findable here;
+                // later commits are refused.
+                Err(error) => {
+                    self.fail(&error);
+                }
+            }
+            self.shared.wake_whole();
+        }
     }
 
     /// Poisons the writer with `error`; returns the cause it now reports.
@@ -544,36 +605,45 @@ impl Syncer {
         self.shared.poisoned().unwrap_or_else(|| error.to_string())
     }
 
-    /// Applies one journaled commit's writes to sled, then moves the durable head to it.
-    fn apply(&self, writes: Vec<keys::Write>, head: u64, stream_heads: Vec<(String, u64)>) -> LogResult<()> {
+    /// Applies one journaled commit's records, stream runs and tiles to sled, then moves the
+    /// head readers see to it.
+    fn apply_visible(
+        &self,
+        writes: Vec<keys::Write>,
+        head: u64,
+        stream_heads: Vec<(String, u64)>,
+    ) -> LogResult<()> {
         if writes.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         #[cfg(any(test, feature = "test-hooks"))]
         self.shared.faults.fail(super::FaultPoint::SledApply)?;
-        if writes.len() <= MAX_INSERTS_UNBATCHED {
-            #[cfg(any(test, feature = "test-hooks"))]
-            let mut halfway = self.shared.faults.fail(super::FaultPoint::SledApplyHalfway).err();
-            #[cfg(any(test, feature = "test-hooks"))]
-            let stop_at = writes.len() / 2;
-            for (_index, (key, value)) in writes.into_iter().enumerate() {
-                #[cfg(any(test, feature = "test-hooks"))]
-                if _index == stop_at {
-                    if let Some(error) = halfway.take() {
-                        return Err(error.into());
-                    }
-                }
-                self.tree.insert(key, value)?;
-            }
-        } else {
-            self.tree.apply_batch(keys::batch_of(writes))?;
-        }
+        #[cfg(any(test, feature = "test-hooks"))]
+        let halfway = self.shared.faults.fail(super::FaultPoint::SledApplyHalfway).err();
+        #[cfg(not(any(test, feature = "test-hooks")))]
+        let halfway = None;
+        self.insert_all(writes, halfway)?;
         self.shared.tree.lock().expect("tree lock").trim(head);
         remember_versions(
             &mut self.shared.stream_versions.lock().expect("stream versions"),
             stream_heads,
         );
+        self.shared
+            .stats
+            .apply_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.shared.visible.store(head, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Writes an answered commit's command records and, last, its head metadata; then a
+    /// checkpoint may declare it durable in sled.
+    fn apply_late(&self, writes: Vec<keys::Write>, head: u64) -> LogResult<()> {
+        let started = Instant::now();
+        #[cfg(any(test, feature = "test-hooks"))]
+        self.shared.faults.fail(super::FaultPoint::SledCommandRecords)?;
+        self.insert_all(writes, None)?;
         let stats = &self.shared.stats;
         stats
             .apply_micros
@@ -584,12 +654,33 @@ impl Syncer {
         Ok(())
     }
 
+    /// Writes `writes` in order: as plain inserts when few (failing with `halfway` after half of
+    /// them, a test hook), else as one batch. Neither needs to be atomic: the journal holds the
+    /// commit, and a commit sled holds without its head is replayed whole on open.
+    fn insert_all(&self, writes: Vec<keys::Write>, halfway: Option<std::io::Error>) -> LogResult<()> {
+        if writes.len() > MAX_INSERTS_UNBATCHED {
+            self.tree.apply_batch(keys::batch_of(writes))?;
+            return Ok(());
+        }
+        let stop_at = writes.len() / 2;
+        let mut halfway = halfway;
+        for (index, (key, value)) in writes.into_iter().enumerate() {
+            if index == stop_at {
+                if let Some(error) = halfway.take() {
+                    return Err(error.into());
+                }
+            }
+            self.tree.insert(key, value)?;
+        }
+        Ok(())
+    }
+
     /// Tells the head's watchers (read-model runner, live feed) that it moved. After the
     /// callers are answered: waking a watcher is a system call that would otherwise delay every
     /// answer, and nothing a caller does next waits for it (reads take the head from `applied`,
     /// set before the answers).
     fn publish_head(&self) {
-        let head = self.shared.applied.load(Ordering::SeqCst);
+        let head = self.shared.visible.load(Ordering::SeqCst);
         self.head_sender.send_if_modified(|current| {
             let moved = *current < head;
             *current = (*current).max(head);

@@ -573,6 +573,59 @@ fn a_commit_cut_short_in_sled_is_invisible_and_replayed_whole_from_the_journal()
     assert!(log.verify(&mut |_, _| {}).is_ok());
 }
 
+#[test]
+fn a_commit_answered_before_its_command_records_reach_sled_keeps_its_command_id() {
+    use dipledger::log::FaultPoint;
+    let (dir, log) = temp_log();
+    log.append_blocking(request("s", ExpectedVersion::Any, 2))
+        .unwrap();
+    // The first commit's own second step must be done before the fault is armed (verify waits
+    // for it), or the fault would hit that one.
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+    let answered = request("s", ExpectedVersion::Exact(2), 3);
+    let command_key = dipledger::log::keys::command_key(answered.command_id());
+    // The command records and the head metadata are written after the callers are answered:
+    // the caller has its success although that write fails.
+    log.inject_fault(FaultPoint::SledCommandRecords, std::io::ErrorKind::Other);
+    let result = log.append_blocking(answered.clone()).unwrap();
+    assert_eq!((result.first_position(), result.last_position()), (3, 5));
+    assert_eq!(log.head(), 5, "an answered commit is visible");
+    assert_eq!(
+        log.read_stream("s", 1, Direction::Forwards, 100).unwrap().len(),
+        5
+    );
+    assert!(
+        log.raw_tree().get(command_key).unwrap().is_none(),
+        "the fault hit: the command record is not in sled"
+    );
+    assert!(
+        matches!(
+            log.append_blocking(request("t", ExpectedVersion::Any, 1)),
+            Err(LogError::Poisoned { .. })
+        ),
+        "the failed write poisons the writer"
+    );
+    let (fingerprint, found) = log
+        .find_command(answered.command_id())
+        .unwrap()
+        .expect("the answered command is found before the reopen");
+    assert_eq!(fingerprint, answered.fingerprint());
+    assert_eq!(found.first_position(), 3);
+    drop(log);
+    // The journal holds the commit; the reopen writes its command records.
+    let log = reopen(&dir);
+    assert_eq!(log.head(), 5);
+    assert!(log.raw_tree().get(command_key).unwrap().is_some());
+    let retried = log.append_blocking(answered).unwrap();
+    assert_eq!(
+        (retried.first_position(), retried.last_position()),
+        (3, 5),
+        "the retry is answered with the original result"
+    );
+    assert_eq!(log.head(), 5, "the retry wrote nothing");
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
 #[tokio::test]
 async fn the_head_notification_moves_with_each_commit() {
     let (_dir, log) = temp_log();
