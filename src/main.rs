@@ -218,6 +218,11 @@ struct ServeArgs {
     /// subscriptions and health go on.
     #[arg(long, default_value = "256MiB", value_parser = dipledger::log::disk::parse_size)]
     min_free_disk: u64,
+    /// sled's page cache for the log (bytes, or with K, M, G), between 8 MiB and 16 GiB. sled
+    /// counts a page by its size on disk; a page of small keys takes more in memory, so the
+    /// process holds more than this (docs/operations.md, "Memory").
+    #[arg(long, default_value = "120MiB", value_parser = parse_log_cache)]
+    log_cache: u64,
     /// Most concurrent subscriptions.
     #[arg(long, default_value_t = dipledger::api::event_store::MAX_SUBSCRIPTIONS)]
     max_subscriptions: usize,
@@ -453,6 +458,20 @@ fn tls_options(args: &ServeArgs) -> anyhow::Result<Option<dipledger::api::server
     }))
 }
 
+/// `--log-cache`: a size within the log cache's bounds.
+fn parse_log_cache(text: &str) -> Result<u64, String> {
+    use dipledger::log::limits::{MAX_CACHE_CAPACITY_BYTES, MIN_CACHE_CAPACITY_BYTES};
+    let bytes = dipledger::log::disk::parse_size(text)?;
+    if !(MIN_CACHE_CAPACITY_BYTES..=MAX_CACHE_CAPACITY_BYTES).contains(&bytes) {
+        return Err(format!(
+            "{bytes} bytes is outside {} MiB to {} GiB",
+            MIN_CACHE_CAPACITY_BYTES >> 20,
+            MAX_CACHE_CAPACITY_BYTES >> 30
+        ));
+    }
+    Ok(bytes)
+}
+
 /// `serve`: the gRPC server on a data directory until SIGINT or SIGTERM.
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_format)?;
@@ -461,6 +480,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> anyhow::Result<E
         listen: args.listen,
         data_dir: args.data_dir,
         min_free_disk: args.min_free_disk,
+        log_cache_bytes: args.log_cache,
         options: dipledger::api::server::ServerOptions {
             max_subscriptions: args.max_subscriptions,
             snapshot_interval: std::time::Duration::from_millis(args.snapshot_interval_ms),

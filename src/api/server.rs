@@ -257,6 +257,8 @@ pub struct ServerConfig {
     /// Least free disk space under the data directory to open and to accept writes (see
     /// `LogConfig::min_free_disk`).
     pub min_free_disk: u64,
+    /// sled's page-cache size for the log (see `LogConfig::cache_capacity_bytes`).
+    pub log_cache_bytes: u64,
     /// Server tunables.
     pub options: ServerOptions,
     /// How often the log's checkpointer flushes sled (see `LogConfig::checkpoint_interval`).
@@ -271,6 +273,7 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             min_free_disk: crate::log::limits::DEFAULT_MIN_FREE_DISK_BYTES,
+            log_cache_bytes: crate::log::limits::DEFAULT_CACHE_CAPACITY_BYTES,
             options: ServerOptions::default(),
             checkpoint_interval: crate::log::limits::CHECKPOINT_INTERVAL,
             insecure: false,
@@ -357,7 +360,8 @@ async fn start(config: &ServerConfig) -> Result<(Log, TcpListener, Option<TcpLis
     }
     let log_config = LogConfig::new(&data_dir)
         .checkpoint_interval(config.checkpoint_interval)
-        .min_free_disk(config.min_free_disk);
+        .min_free_disk(config.min_free_disk)
+        .cache_capacity_bytes(config.log_cache_bytes);
     let log = tokio::task::spawn_blocking(move || Log::open(log_config))
         .await?
         .map_err(|source| ServerError::OpenLog {

@@ -74,6 +74,13 @@ pub const FREE_DISK_RECHECK_INTERVAL: std::time::Duration = std::time::Duration:
 /// less. With the read-model snapshots' cache, the server's sled caches come to 128 MiB (checked
 /// where both are known, `projections::snapshot`).
 pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 120 * 1024 * 1024;
+/// Least sled page cache of the log (`serve --log-cache`): below a few leaves per cache shard
+/// (sled has 256) every read of a stream run or command record goes to disk.
+pub const MIN_CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest sled page cache of the log (`serve --log-cache`).
+pub const MAX_CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+const _: () = assert!(MIN_CACHE_CAPACITY_BYTES <= DEFAULT_CACHE_CAPACITY_BYTES);
+const _: () = assert!(DEFAULT_CACHE_CAPACITY_BYTES <= MAX_CACHE_CAPACITY_BYTES);
 /// sled segment size. sled writes any page larger than a quarter of a segment to a separate
 /// blob file that it never fsyncs; with 8 MiB segments that threshold is 2 MiB, above the largest
 /// leaf page the log can build (sled splits leaves above 16 entries: 17 x MAX_STORED_CHUNK_BYTES).

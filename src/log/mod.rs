@@ -198,9 +198,10 @@ impl LogConfig {
         self.free_space_probe = probe;
         self
     }
-    /// Sets sled's page-cache size in bytes.
+    /// Sets sled's page-cache size in bytes, held within MIN_CACHE_CAPACITY_BYTES and
+    /// MAX_CACHE_CAPACITY_BYTES.
     pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
-        self.cache_capacity_bytes = bytes;
+        self.cache_capacity_bytes = bytes.clamp(MIN_CACHE_CAPACITY_BYTES, MAX_CACHE_CAPACITY_BYTES);
         self
     }
     /// Sets the clock that stamps `recorded_at`.
@@ -854,5 +855,27 @@ mod release_tests {
         );
         drop(go_release);
         idle.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn the_page_cache_is_held_within_its_bounds() {
+        let cache = |bytes| {
+            LogConfig::new("unused")
+                .cache_capacity_bytes(bytes)
+                .cache_capacity_bytes
+        };
+        assert_eq!(cache(0), MIN_CACHE_CAPACITY_BYTES);
+        assert_eq!(cache(MIN_CACHE_CAPACITY_BYTES - 1), MIN_CACHE_CAPACITY_BYTES);
+        assert_eq!(cache(DEFAULT_CACHE_CAPACITY_BYTES), DEFAULT_CACHE_CAPACITY_BYTES);
+        assert_eq!(cache(u64::MAX), MAX_CACHE_CAPACITY_BYTES);
+        assert_eq!(
+            LogConfig::new("unused").cache_capacity_bytes,
+            DEFAULT_CACHE_CAPACITY_BYTES
+        );
     }
 }

@@ -373,3 +373,40 @@ async fn tail_resumes_across_a_server_restart_and_json_carries_the_event_body() 
         .await
         .unwrap();
 }
+
+#[test]
+fn a_log_cache_outside_its_bounds_is_refused_naming_the_flag() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    for size in ["7MiB", "17GiB", "lots"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_dipledger"))
+            .args(["serve", "--log-cache", size, "--data-dir", data.to_str().unwrap()])
+            .output()
+            .expect("run dipledger serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--log-cache"), "{stderr}");
+        assert!(stderr.contains("8 MiB to 16 GiB") || size == "lots", "{stderr}");
+        assert!(!data.exists(), "nothing is opened before the flags are checked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_runs_with_the_smallest_log_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        work.path(),
+        &[
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-cache",
+            "8MiB",
+        ],
+        &[],
+    );
+    record_sources(&served.uri, 0..50).await;
+    assert_eq!(get_party(&served.uri).await.code(), tonic::Code::NotFound);
+    tokio::task::spawn_blocking(move || served.stop()).await.unwrap();
+}

@@ -493,7 +493,7 @@ impl Drop for Tmpfs {
 /// A log config that fits an 8 MiB disk (the smallest journal segments).
 fn small_config(dir: &Path) -> LogConfig {
     LogConfig::new(dir)
-        .cache_capacity_bytes(4 * 1024 * 1024)
+        .cache_capacity_bytes(dipledger::log::limits::MIN_CACHE_CAPACITY_BYTES)
         .journal_segments(dipledger::log::limits::MIN_JOURNAL_SEGMENT_BYTES, 2)
 }
 

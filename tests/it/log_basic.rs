@@ -15,7 +15,7 @@ use uuid::Uuid;
 fn reopen_with(dir: &std::path::Path, segment_bytes: u64, segments: usize) -> Log {
     Log::open(
         LogConfig::new(dir)
-            .cache_capacity_bytes(4 * 1024 * 1024)
+            .cache_capacity_bytes(dipledger::log::limits::MIN_CACHE_CAPACITY_BYTES)
             .journal_segments(segment_bytes, segments),
     )
     .unwrap()
@@ -458,7 +458,7 @@ fn large_commits_from_many_appenders_fit_a_two_segment_journal() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(
         LogConfig::new(dir.path())
-            .cache_capacity_bytes(4 * 1024 * 1024)
+            .cache_capacity_bytes(dipledger::log::limits::MIN_CACHE_CAPACITY_BYTES)
             .journal_segments(MIN_JOURNAL_SEGMENT_BYTES, 2),
     )
     .unwrap();
