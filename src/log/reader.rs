@@ -74,6 +74,17 @@ impl Chunk {
     }
 }
 
+/// Bytes a forward read takes from one sled iterator before it makes a new one. sled's cache
+/// learns of page accesses in batches of 64 per shard (256 shards), and an iterator touches each
+/// leaf once: a replay of the whole log through one iterator kept every leaf it read, ~290 MB
+/// at 1,000,000 events whatever the cache's size (docs/benchmarks.md 000q). A new iterator
+/// descends from the root, an access counted for the leaf it lands in, so pages read and not
+/// yet counted stay below ~256 x 64 x (this + one chunk): ~380 MiB with chunks of
+/// MAX_CHUNK_BYTES (only records over it, up to 80 KiB each, raise it). The descent (~1-2 µs)
+/// is paid once per this many bytes.
+pub(crate) const SCAN_RECOUNT_BYTES: usize = 8 * 1024;
+const _: () = assert!(SCAN_RECOUNT_BYTES <= super::codec::MAX_CHUNK_BYTES);
+
 /// Random access to records that keeps the last chunk it fetched, so reading neighbouring
 /// positions costs one sled lookup per chunk, not per record.
 pub struct RecordCursor<'a> {
@@ -81,6 +92,8 @@ pub struct RecordCursor<'a> {
     chunk: Option<Chunk>,
     /// The chunks after `chunk`, in key order (made by the first forward step past a chunk).
     following: Option<sled::Iter>,
+    /// Bytes taken from `following` since it was made (see SCAN_RECOUNT_BYTES).
+    followed_bytes: usize,
 }
 
 impl<'a> RecordCursor<'a> {
@@ -90,6 +103,7 @@ impl<'a> RecordCursor<'a> {
             tree,
             chunk: None,
             following: None,
+            followed_bytes: 0,
         }
     }
 
@@ -108,12 +122,18 @@ impl<'a> RecordCursor<'a> {
             // key after the current chunk's. One forward iterator kept across chunks costs a
             // fraction of sled's reverse range scan per chunk (which was most of a replay's
             // reads; docs/benchmarks.md 000l). Any other key there is a gap: looked up below.
+            // Made afresh after SCAN_RECOUNT_BYTES, so sled's cache sees the leaves read.
+            if self.followed_bytes >= SCAN_RECOUNT_BYTES {
+                self.following = None;
+            }
             let key = keys::event_key(position);
-            let following = self
-                .following
-                .get_or_insert_with(|| self.tree.range(key..=keys::event_key(u64::MAX)));
+            let following = self.following.get_or_insert_with(|| {
+                self.followed_bytes = 0;
+                self.tree.range(key..=keys::event_key(u64::MAX))
+            });
             if let Some(entry) = following.next() {
                 let (found, bytes) = entry.map_err(chunk_damage(position))?;
+                self.followed_bytes += bytes.len();
                 if found == key {
                     return self.keep(Chunk::new(position, bytes)?, position);
                 }
@@ -476,4 +496,55 @@ pub fn read_all(
         head: end.head,
         reached_end: end.reached_end,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::limits::MAX_STORED_CHUNK_BYTES;
+    use crate::log::{AppendRequest, EventDraft, ExpectedVersion, Log, LogConfig};
+    use crate::time::{OccurredAt, Precision, Timestamp};
+
+    /// One request of `events` events of 1 KiB payload each to stream `test-<stream>`.
+    fn request(stream: usize, events: usize) -> AppendRequest {
+        let draft = EventDraft {
+            event_type: "Tested".into(),
+            schema_version: 1,
+            occurred_at: OccurredAt::new(Timestamp::from_unix_micros(1_700_000_000_000_000), Precision::Day),
+            tags: Vec::new(),
+            payload: vec![7; 1024],
+        };
+        let events = vec![draft; events];
+        AppendRequest::new(
+            Uuid::now_v7(),
+            format!("test-{stream}"),
+            ExpectedVersion::Any,
+            "tester",
+            events,
+        )
+    }
+
+    #[test]
+    fn a_forward_read_renews_its_sled_iterator_after_scan_recount_bytes_and_reads_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(LogConfig::new(dir.path())).unwrap();
+        for stream in 0..100 {
+            log.append_blocking(request(stream, 3)).unwrap();
+        }
+        let head = log.head();
+        assert_eq!(head, 300);
+        let mut cursor = RecordCursor::new(&log.inner.tree);
+        let mut most_followed = 0;
+        for position in 1..=head {
+            assert_eq!(cursor.view(position).unwrap().envelope.position, position);
+            most_followed = most_followed.max(cursor.followed_bytes);
+        }
+        // ~300 KiB were read in 100 chunks: the iterator was used, and renewed each time it
+        // had given SCAN_RECOUNT_BYTES (one chunk more at most before the check).
+        assert!(most_followed >= SCAN_RECOUNT_BYTES, "{most_followed}");
+        assert!(
+            most_followed < SCAN_RECOUNT_BYTES + MAX_STORED_CHUNK_BYTES,
+            "{most_followed}"
+        );
+    }
 }
