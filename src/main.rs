@@ -221,7 +221,7 @@ struct ServeArgs {
     /// sled's page cache for the log (bytes, or with K, M, G), between 8 MiB and 16 GiB. sled
     /// counts a page by its size on disk; a page of small keys takes more in memory, so the
     /// process holds more than this (docs/operations.md, "Memory").
-    #[arg(long, default_value = "120MiB", value_parser = parse_log_cache)]
+    #[arg(long, default_value_t = dipledger::log::limits::DEFAULT_CACHE_CAPACITY_BYTES, value_parser = parse_log_cache)]
     log_cache: u64,
     /// Most concurrent subscriptions.
     #[arg(long, default_value_t = dipledger::api::event_store::MAX_SUBSCRIPTIONS)]

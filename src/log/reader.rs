@@ -75,15 +75,22 @@ impl Chunk {
 }
 
 /// Bytes a forward read takes from one sled iterator before it makes a new one. sled's cache
-/// learns of page accesses in batches of 64 per shard (256 shards), and an iterator touches each
-/// leaf once: a replay of the whole log through one iterator kept every leaf it read, ~290 MB
-/// at 1,000,000 events whatever the cache's size (docs/benchmarks.md 000q). A new iterator
-/// descends from the root, an access counted for the leaf it lands in, so pages read and not
-/// yet counted stay below ~256 x 64 x (this + one chunk): ~380 MiB with chunks of
+/// learns of page accesses in batches of 64 per shard (256 shards, below), and an iterator
+/// touches each leaf once: a replay of the whole log through one iterator kept every leaf it
+/// read, ~290 MB at 1,000,000 events whatever the cache's size (docs/benchmarks.md 000q). A new
+/// iterator descends from the root, an access counted for the leaf it lands in, so pages read
+/// and not yet counted stay below ~256 x 64 x (this + one chunk): ~380 MiB with chunks of
 /// MAX_CHUNK_BYTES (only records over it, up to 80 KiB each, raise it). The descent (~1-2 µs)
 /// is paid once per this many bytes.
 pub(crate) const SCAN_RECOUNT_BYTES: usize = 8 * 1024;
-const _: () = assert!(SCAN_RECOUNT_BYTES <= super::codec::MAX_CHUNK_BYTES);
+/// sled 0.34.7's LRU: its shards, and the accesses a shard queues before it looks at them.
+const SLED_LRU_SHARDS: usize = 256;
+const SLED_LRU_QUEUED_ACCESSES: usize = 64;
+/// The bound said above (and in docs/operations.md) holds for these constants.
+const _: () = assert!(
+    SLED_LRU_SHARDS * SLED_LRU_QUEUED_ACCESSES * (SCAN_RECOUNT_BYTES + super::codec::MAX_CHUNK_BYTES)
+        <= 384 * 1024 * 1024
+);
 
 /// Random access to records that keeps the last chunk it fetched, so reading neighbouring
 /// positions costs one sled lookup per chunk, not per record.
