@@ -20,7 +20,8 @@ fn config(dir: &Path, store: Arc<SimStore>) -> LogConfig {
     config
 }
 
-fn request(command_id: Uuid, stream: usize) -> AppendRequest {
+/// One request of one event (200-byte payload) to stream `test-<stream>`; also the reader's tests'.
+pub(super) fn request(command_id: Uuid, stream: usize) -> AppendRequest {
     let draft = EventDraft {
         event_type: "Tested".into(),
         schema_version: 1,

@@ -68,9 +68,10 @@ impl TreeState {
         self.push_upper(level + 1, root, tiles);
     }
 
-    /// Forgets the level-0 hashes of full tiles now stored in sled (all leaves below `applied`).
-    pub(crate) fn trim(&mut self, applied: u64) {
-        let stored = applied.min(self.size) / TILE_WIDTH * TILE_WIDTH;
+    /// Forgets the level-0 hashes of full tiles now stored in sled (all leaves up to `stored_head`,
+    /// the writer's visible head: tiles are written with a commit's records).
+    pub(crate) fn trim(&mut self, stored_head: u64) {
+        let stored = stored_head.min(self.size) / TILE_WIDTH * TILE_WIDTH;
         if stored > self.level0_start {
             self.level0.drain(..(stored - self.level0_start) as usize);
             self.level0_start = stored;

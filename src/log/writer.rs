@@ -677,7 +677,7 @@ impl Syncer {
 
     /// Tells the head's watchers (read-model runner, live feed) that it moved. After the
     /// callers are answered: waking a watcher is a system call that would otherwise delay every
-    /// answer, and nothing a caller does next waits for it (reads take the head from `applied`,
+    /// answer, and nothing a caller does next waits for it (reads take the head from `visible`,
     /// set before the answers).
     fn publish_head(&self) {
         let head = self.shared.visible.load(Ordering::SeqCst);
