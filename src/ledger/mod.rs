@@ -416,10 +416,13 @@ impl Ledger {
         loop {
             attempt += 1;
             let Decisions {
-                decided: decisions,
+                decided: mut decisions,
                 states,
             } = self.decide_blocking(envelopes.clone()).await?;
-            let requests: Vec<AppendRequest> = decisions.iter().filter_map(|d| d.request.clone()).collect();
+            // Which decisions append (their requests move into the transaction).
+            let appends: Vec<bool> = decisions.iter().map(|d| d.request.is_some()).collect();
+            let requests: Vec<AppendRequest> =
+                decisions.iter_mut().filter_map(|d| d.request.take()).collect();
             let results = if requests.is_empty() {
                 Vec::new()
             } else {
@@ -459,14 +462,15 @@ impl Ledger {
             };
             let expected: Vec<(u64, usize)> = decisions
                 .iter()
-                .filter(|d| d.request.is_some())
-                .map(|d| (d.version, d.event_count))
+                .zip(&appends)
+                .filter(|(_, appends)| **appends)
+                .map(|(d, _)| (d.version, d.event_count))
                 .collect();
             self.cache_if_as_decided(&expected, &results, states);
             let mut results = results.into_iter();
             let mut outcomes = Vec::with_capacity(decisions.len());
-            for decided in decisions {
-                let outcome = match (decided.request.is_some(), decided.replayed) {
+            for (decided, appends) in decisions.into_iter().zip(appends) {
+                let outcome = match (appends, decided.replayed) {
                     (true, _) => {
                         CommandOutcome::from_append(&results.next().expect("one result per request"))
                     }

@@ -361,6 +361,7 @@ pub fn restore_jsonl(
         return Err(RestoreError::NotEmpty(dir.display().to_string()));
     }
     let log = Log::open(LogConfig::new(dir))?;
+    log.forget_command_ceiling();
     let tree = log.tree().clone();
     let mut chain = GENESIS_CHAIN_HASH;
     let mut last_recorded_at = Timestamp::EPOCH;

@@ -46,6 +46,11 @@ pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_s
 /// ... and sooner once this many journal bytes were written since it was last woken, so that
 /// replay after a crash stays short and segments are freed before the writer needs them.
 pub const CHECKPOINT_JOURNAL_BYTES: u64 = DEFAULT_JOURNAL_SEGMENT_BYTES / 2;
+/// Answered commits whose command records and head metadata may wait for the late writer
+/// thread; the writer waits for room beyond it (back-pressure). Bounds how far `applied` (what
+/// a checkpoint may declare durable) trails the head readers see, and the answered commits'
+/// command ids held in memory meanwhile.
+pub const LATE_COMMITS_QUEUED: usize = 4;
 /// Appends that may wait in the writer's queue; further callers wait for room (back-pressure).
 pub const WRITE_QUEUE_CAPACITY: usize = 4_096;
 

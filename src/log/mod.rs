@@ -381,6 +381,9 @@ impl Log {
         });
         shared.visible.store(head.position, Ordering::SeqCst);
         shared.applied.store(head.position, Ordering::SeqCst);
+        shared
+            .command_ceiling
+            .store(reader::stored_command_ceiling(&tree)?, Ordering::SeqCst);
         shared.checkpointed.store(head.position, Ordering::SeqCst);
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let data_file = File::options()
@@ -710,6 +713,9 @@ impl Log {
             return Ok(Some(found.clone()));
         }
         drop(answered);
+        if self.inner.shared.certainly_new(command_id) {
+            return Ok(None);
+        }
         let head = self.head();
         match reader::stored_command(&self.inner.tree, command_id)? {
             Some((fingerprint, result)) if result.last_position() <= head => Ok(Some((fingerprint, result))),
@@ -738,6 +744,15 @@ impl Log {
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> LogResult<VerifyReport> {
         self.inner.shared.wait_whole();
         recovery::verify(&self.inner.tree, progress)
+    }
+
+    /// Restore writes command records around the writer: from then on every command lookup
+    /// asks sled.
+    pub(crate) fn forget_command_ceiling(&self) {
+        self.inner
+            .shared
+            .command_ceiling
+            .store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Flushes sled and fsyncs its data file (restore writes around the writer, then calls this).

@@ -278,6 +278,20 @@ pub fn stored_stream_version(tree: &sled::Tree, stream_id: &str) -> LogResult<u6
     Ok(last_stream_run(tree, stream_id)?.map_or(0, |run| run.last_version()))
 }
 
+/// The high 64 bits of the greatest command id stored (0 when none): the log's command ceiling
+/// on open (`Shared::command_ceiling`).
+pub(crate) fn stored_command_ceiling(tree: &sled::Tree) -> LogResult<u64> {
+    let Some(last) = tree.scan_prefix([keys::COMMAND_PREFIX]).next_back() else {
+        return Ok(0);
+    };
+    let (key, _) = last?;
+    let id: [u8; 16] = key[1..].try_into().map_err(|_| LogError::DataLoss {
+        position: 0,
+        reason: format!("a command record's key is {} bytes, not 17", key.len()),
+    })?;
+    Ok(super::writer::command_ceiling_of(Uuid::from_bytes(id)))
+}
+
 /// The stored outcome of a command: its fingerprint and original result.
 pub fn stored_command(tree: &sled::Tree, command_id: Uuid) -> LogResult<Option<(Hash, AppendResult)>> {
     let Some(bytes) = tree.get(keys::command_key(command_id))? else {

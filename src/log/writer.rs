@@ -1,16 +1,19 @@
-//! The single writer: group commit on one thread, checkpoints on another.
+//! The single writer: group commit on one thread, command records on a second, checkpoints on a
+//! third.
 //!
 //! The *writer* thread owns every append. It takes all requests queued while the previous commit
 //! was in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
-//! against the stream heads and command ids (its own group first, then its cache, then sled),
-//! encodes and chains the records, packs them into chunks, and builds the group's journal frame
-//! part and its sled writes. It then writes the frame with one `write` and one `fdatasync`, and
-//! only then applies the records, stream runs and tiles to sled (in memory: sled is not flushed
-//! here), moves the durable head and answers the callers; then it writes the commit's command
-//! records and head metadata (which no reader needs; a retry's lookup finds the answered
-//! commit's ids in memory meanwhile), before it takes the next group. Staging the next group while
-//! the previous one syncs, on a second thread, measured slower on this two-core machine (the
-//! hand-over's wake-ups cost more than the overlap saved: docs/benchmarks.md, section 000i).
+//! against the stream heads and command ids (its own group first, then its cache, then the
+//! command ceiling, the answered commits and sled), encodes and chains the records, packs them
+//! into chunks, and builds the group's journal frame part and its sled writes. It then writes the
+//! frame with one `write` and one `fdatasync`, and only then applies the records, stream runs and
+//! tiles to sled (in memory: sled is not flushed here), moves the durable head and answers the
+//! callers; then it hands the commit's command records and head metadata (which no reader needs;
+//! a retry's lookup finds the answered commits' ids in memory meanwhile) to the *late writer*
+//! thread and takes the next group. Staging the next group while the previous one syncs, on a
+//! second thread, measured slower on this two-core machine (the hand-over's wake-ups cost more
+//! than the overlap saved: docs/benchmarks.md, section 000i); the late writer's hand-over is off
+//! the answers' path.
 //!
 //! Sled is written only after the journal holds the commit, so everything sled holds past its
 //! last flush is also in the journal, and recovery's replay from sled's head rewrites the same
@@ -46,7 +49,9 @@ use super::envelope::{AppendRequest, AppendResult, Envelope, Hash};
 use super::error::{LogError, LogResult};
 use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
-use super::limits::{CHECKPOINT_JOURNAL_BYTES, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES};
+use super::limits::{
+    CHECKPOINT_JOURNAL_BYTES, LATE_COMMITS_QUEUED, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES,
+};
 use super::reader;
 use crate::time::Timestamp;
 
@@ -85,11 +90,18 @@ pub(crate) struct Shared {
     /// callers answered after that.
     pub(crate) visible: AtomicU64,
     /// The last position applied to sled whole, command records and head metadata included
-    /// (at most one commit behind `visible`): what a checkpoint may declare durable.
+    /// (at most LATE_COMMITS_QUEUED + 1 commits behind `visible`, written by the late writer):
+    /// what a checkpoint may declare durable.
     pub(crate) applied: AtomicU64,
-    /// The command records of the commit answered but not yet written to sled (between
-    /// `visible` and `applied`), so a retry of one finds it meanwhile ([`Log::find_command`]).
+    /// The command records of the commits answered but not yet written to sled (between
+    /// `applied` and `visible`), so a retry of one finds them meanwhile ([`Log::find_command`],
+    /// the writer's own check).
     pub(crate) answered_commands: Mutex<HashMap<Uuid, (Hash, AppendResult)>>,
+    /// At least the high 64 bits of every command id the log holds or the writer has staged
+    /// (u64::MAX when unknown): an id above it is not there, so looking up a new command (a
+    /// UUIDv7, above every earlier one but for clocks and races) skips sled. Set on open,
+    /// raised by the writer before it stages an id.
+    pub(crate) command_ceiling: AtomicU64,
     /// Callers of [`Shared::wait_whole`] waiting for `applied` to reach `visible`.
     pub(crate) whole_waiters: Mutex<usize>,
     pub(crate) whole: std::sync::Condvar,
@@ -102,6 +114,11 @@ pub(crate) struct Shared {
     /// apply, so never ahead of sled): the writer decides expected versions with it, and the
     /// ledger sees that a cached state is current without reading sled.
     pub(crate) stream_versions: Mutex<HashMap<String, u64>>,
+}
+
+/// What the command ceiling compares: the high 64 bits of the id, in the order of its sled key.
+pub(crate) fn command_ceiling_of(command_id: Uuid) -> u64 {
+    (command_id.as_u128() >> 64) as u64
 }
 
 /// Adds stream versions to the bounded map (cleared when they would not fit).
@@ -149,6 +166,11 @@ impl Shared {
         if *self.whole_waiters.lock().expect("whole waiters") > 0 {
             self.whole.notify_all();
         }
+    }
+
+    /// Whether `command_id` is certainly not in the log (above the command ceiling).
+    pub(crate) fn certainly_new(&self, command_id: Uuid) -> bool {
+        command_ceiling_of(command_id) > self.command_ceiling.load(Ordering::SeqCst)
     }
 
     pub(crate) fn poisoned(&self) -> Option<String> {
@@ -252,7 +274,18 @@ impl Writer {
             .name("dipledger-log-checkpoint".into())
             .spawn(move || checkpointer.run(wakes))
             .expect("spawn the log checkpoint thread");
+        let (late_commits, late_queue) = std_mpsc::sync_channel::<LateCommit>(LATE_COMMITS_QUEUED);
+        let late_writer = LateWriter {
+            tree: self.tree.clone(),
+            shared: self.shared.clone(),
+            failed: false,
+        };
+        let late_writer = std::thread::Builder::new()
+            .name("dipledger-log-late".into())
+            .spawn(move || late_writer.run(late_queue))
+            .expect("spawn the log's late writer thread");
         let mut syncer = Syncer {
+            late_commits,
             sled: self.sled.clone(),
             tree: self.tree.clone(),
             journal,
@@ -293,8 +326,11 @@ impl Writer {
                 super::release_sled_garbage();
             }
         }
-        // Dropping the syncer disconnects the checkpointer's wake channel, which ends that thread.
+        // Dropping the syncer disconnects the late writer's queue (which ends that thread once
+        // it has written every answered commit) and the checkpointer's wake channel (which ends
+        // that one); both are joined before the log's last flush.
         drop(syncer);
+        let _ = late_writer.join();
         let _ = checkpointer.join();
     }
 
@@ -467,6 +503,10 @@ impl Writer {
                     op.last_run = Some((stream_id.clone(), op.entries.len() - 1, run));
                 }
             }
+            // Before the id can be found anywhere: lookups trust the ceiling.
+            self.shared
+                .command_ceiling
+                .fetch_max(command_ceiling_of(command_id), Ordering::SeqCst);
             let command_record = CommandRecord {
                 first_position,
                 count: count as u32,
@@ -509,6 +549,16 @@ impl Writer {
         {
             return Ok(Some(found.clone()));
         }
+        if self.shared.certainly_new(command_id) {
+            return Ok(None);
+        }
+        // Answered commits whose command records the late writer has not written yet: looked up
+        // before sled, which it writes before it forgets them here.
+        let answered = self.shared.answered_commands.lock().expect("answered commands");
+        if let Some(found) = answered.get(&command_id) {
+            return Ok(Some(found.clone()));
+        }
+        drop(answered);
         reader::stored_command(&self.tree, command_id)
     }
 
@@ -543,6 +593,8 @@ impl Writer {
 /// The writer's second half: makes a staged commit durable in the journal, applies it to sled
 /// and answers its callers.
 struct Syncer {
+    /// Answered commits' command records and head metadata, for the late writer.
+    late_commits: std_mpsc::SyncSender<LateCommit>,
     sled: Arc<SledFiles>,
     tree: sled::Tree,
     journal: JournalWriter,
@@ -555,9 +607,9 @@ struct Syncer {
 
 impl Syncer {
     /// Journals the commit's frame part (one write, one fdatasync), applies its records and
-    /// stream runs to sled, answers its callers, and only then writes its command records and
-    /// head metadata (half of a commit's sled keys, off the callers' wait); once poisoned,
-    /// answers them with the poison.
+    /// stream runs to sled, answers its callers, and only then hands its command records and
+    /// head metadata (half of a commit's sled keys, which no reader needs) to the late writer,
+    /// off the callers' wait and off this thread; once poisoned, answers them with the poison.
     fn process(&mut self, mut commit: StagedCommit) {
         // This commit's own fate: refused if the writer was poisoned before its write, failed if
         // its write, fdatasync or apply fails. A poison that arrives once it is applied (a
@@ -575,27 +627,29 @@ impl Syncer {
             }
         }
         let answered = failure.is_none() && !late.is_empty();
+        let mut command_ids = Vec::new();
         if answered {
-            *self.shared.answered_commands.lock().expect("answered commands") = commit.commands;
+            // Findable from here until the late writer has put them in sled.
+            command_ids.extend(commit.commands.keys().copied());
+            self.shared
+                .answered_commands
+                .lock()
+                .expect("answered commands")
+                .extend(commit.commands);
         }
         self.answer(commit.outcomes, failure);
         self.publish_head();
         if answered {
-            match self.apply_late(late, commit.head) {
-                Ok(()) => self
-                    .shared
-                    .answered_commands
-                    .lock()
-                    .expect("answered commands")
-                    .clear(),
-                // The callers have their answers and the journal holds the commit, which the
-                // reopen's replay writes whole. Until then its command ids stay findable here;
-                // later commits are refused.
-                Err(error) => {
-                    self.fail(&error);
-                }
-            }
-            self.shared.wake_whole();
+            let late = LateCommit {
+                writes: late,
+                head: commit.head,
+                command_ids,
+            };
+            // Waits while LATE_COMMITS_QUEUED commits are queued (back-pressure). The late
+            // writer only stops at shutdown, after this thread.
+            self.late_commits
+                .send(late)
+                .expect("the late writer outlives the syncer");
         }
     }
 
@@ -634,23 +688,6 @@ impl Syncer {
             .apply_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.shared.visible.store(head, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// Writes an answered commit's command records and, last, its head metadata; then a
-    /// checkpoint may declare it durable in sled.
-    fn apply_late(&self, writes: Vec<keys::Write>, head: u64) -> LogResult<()> {
-        let started = Instant::now();
-        #[cfg(any(test, feature = "test-hooks"))]
-        self.shared.faults.fail(super::FaultPoint::SledCommandRecords)?;
-        self.insert_all(writes, None)?;
-        let stats = &self.shared.stats;
-        stats
-            .apply_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        let before = self.shared.applied.swap(head, Ordering::SeqCst);
-        stats.events.fetch_add(head - before, Ordering::Relaxed);
         Ok(())
     }
 
@@ -737,6 +774,88 @@ impl Syncer {
             .sync_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         stats.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// An answered commit's writes that no reader needs: its command records and, last, its head
+/// metadata.
+struct LateCommit {
+    writes: Vec<keys::Write>,
+    head: u64,
+    command_ids: Vec<Uuid>,
+}
+
+/// Writes answered commits' command records and head metadata to sled, in commit order, on a
+/// thread of its own: the writer stages, journals and applies the next commit meanwhile (under
+/// W3 these writes were ~27% of the writer thread's time). Until a commit's records are in
+/// sled its command ids are found in `Shared::answered_commands`; only then does `applied`
+/// (what a checkpoint may declare durable) move to it.
+struct LateWriter {
+    tree: sled::Tree,
+    shared: Arc<Shared>,
+    /// Set by a failed write: nothing later is written, so `applied` never passes a commit
+    /// whose command records are missing (the reopen's journal replay writes them all).
+    failed: bool,
+}
+
+impl LateWriter {
+    /// Writes every commit queued, in order, until the syncer drops the queue.
+    fn run(mut self, commits: std_mpsc::Receiver<LateCommit>) {
+        loop {
+            let commit = match commits.try_recv() {
+                Ok(commit) => commit,
+                Err(std_mpsc::TryRecvError::Empty) => {
+                    // About to wait: free what the inserts so far replaced.
+                    super::release_sled_garbage();
+                    match commits.recv() {
+                        Ok(commit) => commit,
+                        Err(_) => return,
+                    }
+                }
+                Err(std_mpsc::TryRecvError::Disconnected) => return,
+            };
+            self.write(commit);
+            self.shared.wake_whole();
+        }
+    }
+
+    /// Writes one commit's late writes as plain inserts (a batch would take sled's exclusive
+    /// lock, stalling the writer's own inserts and every reader), then forgets its command ids
+    /// and moves `applied` to it. On failure poisons the writer and keeps the ids findable.
+    fn write(&mut self, commit: LateCommit) {
+        if self.failed {
+            return;
+        }
+        let started = Instant::now();
+        if let Err(error) = self.insert_each(commit.writes) {
+            self.failed = true;
+            // The callers have their answers and the journal holds the commit, which the
+            // reopen's replay writes whole. Until then its command ids stay findable; later
+            // commits are refused.
+            self.shared.poison(&error.to_string());
+            return;
+        }
+        let mut answered = self.shared.answered_commands.lock().expect("answered commands");
+        for command_id in &commit.command_ids {
+            answered.remove(command_id);
+        }
+        drop(answered);
+        let stats = &self.shared.stats;
+        stats
+            .apply_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        let before = self.shared.applied.swap(commit.head, Ordering::SeqCst);
+        stats.events.fetch_add(commit.head - before, Ordering::Relaxed);
+    }
+
+    fn insert_each(&self, writes: Vec<keys::Write>) -> LogResult<()> {
+        #[cfg(any(test, feature = "test-hooks"))]
+        self.shared.faults.fail(super::FaultPoint::SledCommandRecords)?;
+        for (key, value) in writes {
+            self.tree.insert(key, value)?;
+        }
         Ok(())
     }
 }

@@ -106,6 +106,32 @@ fn a_retried_command_returns_the_original_result_and_appends_nothing() {
 }
 
 #[test]
+fn retries_are_found_whatever_order_the_command_ids_come_in() {
+    // The log skips sled for an id above every id it holds (a new UUIDv7): ids chosen by
+    // clients in any order must still be found, before and after a reopen.
+    let (dir, log) = temp_log();
+    let with_id = |id: u128| {
+        let events = vec![draft(id as u64 % 1_000, 32)];
+        AppendRequest::new(Uuid::from_u128(id), "s", ExpectedVersion::Any, "tester", events)
+    };
+    let highest = with_id(u128::MAX - 7);
+    let lowest = with_id(1);
+    let newer_request = request("s", ExpectedVersion::Any, 1);
+    let first = log.append_blocking(highest.clone()).unwrap();
+    let newer = log.append_blocking(newer_request.clone()).unwrap();
+    let second = log.append_blocking(lowest.clone()).unwrap();
+    let check = |log: &Log| {
+        assert_eq!(log.append_blocking(highest.clone()).unwrap(), first);
+        assert_eq!(log.append_blocking(lowest.clone()).unwrap(), second);
+        assert_eq!(log.append_blocking(newer_request.clone()).unwrap(), newer);
+        assert_eq!(log.head(), 3, "no retry appended anything");
+    };
+    check(&log);
+    drop(log);
+    check(&reopen(&dir));
+}
+
+#[test]
 fn a_command_id_reused_for_a_different_request_is_rejected() {
     let (_dir, log) = temp_log();
     let original = request("s", ExpectedVersion::Any, 1);

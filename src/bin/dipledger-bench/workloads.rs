@@ -7,7 +7,7 @@
 //!
 //! - W1: 1 client, one event per request.
 //! - W2: 16 clients, one event per request, over 1,000 entities.
-//! - W3: 4 clients, `SubmitBatch` of 100 commands.
+//! - W3: 4 clients, `SubmitBatch` of 100 commands to one entity (`--w3-spread`: to 100).
 //! - W4: replay of the whole log through `ReadAll` pages.
 //! - W5: a subscriber's delivery latency while one writer appends 2,000 events/s: from the
 //!   writer's acknowledgement to the subscriber's receipt (0 when the event arrived first).
@@ -58,6 +58,10 @@ pub struct LoadConfig {
     /// W3 batches of 100 (all clients together).
     #[arg(long = "w3", default_value_t = 400)]
     pub w3_batches: usize,
+    /// W3 sends each batch's 100 commands to 100 entities instead of one (the shape measured
+    /// as W3 until 2026-12-04).
+    #[arg(long)]
+    pub w3_spread: bool,
     /// W5 events (appended at 2,000/s).
     #[arg(long = "w5", default_value_t = 4_000)]
     pub w5_events: usize,
@@ -175,6 +179,13 @@ impl World {
             reason: "load test".into(),
             details: details(format!("Party {code} v{}", version + 1)),
         }
+    }
+
+    /// A correction of the version `later` corrections after the one this client knows.
+    fn correction_after(&self, code: &str, later: u64) -> pb::CorrectPartyRequest {
+        let mut correction = self.correction(code, None);
+        correction.corrects_version += later;
+        correction
     }
 
     fn recorded(&self, code: &str, version: u64) {
@@ -339,11 +350,16 @@ async fn singles(
     ))
 }
 
+/// W3: `clients` clients each send `SubmitBatch`es of 100 commands, one at a time. Each batch
+/// goes to one entity (100 corrections in a row, as the peers' W3 appends 100 events to one
+/// stream), the client's entities in turn; `spread` sends each batch's commands to 100
+/// different entities instead (100 stream-index entries per batch rather than one).
 async fn batches(
     target: &str,
     world: &Arc<World>,
     clients: usize,
     batches: usize,
+    spread: bool,
 ) -> anyhow::Result<LoadResult> {
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -359,14 +375,19 @@ async fn batches(
                 if started.elapsed() > WORKLOAD_TIME_LIMIT {
                     break;
                 }
-                let codes: Vec<&String> = (0..100)
-                    .map(|k| &entities[(i * 100 + k) % entities.len()])
-                    .collect();
+                let codes: Vec<&String> = match spread {
+                    true => (0..100)
+                        .map(|k| &entities[(i * 100 + k) % entities.len()])
+                        .collect(),
+                    false => vec![&entities[i % entities.len()]; 100],
+                };
                 let batch = codes
                     .iter()
-                    .map(|code| pb::BatchCommand {
+                    .enumerate()
+                    .map(|(k, code)| pb::BatchCommand {
                         command: Some(pb::batch_command::Command::CorrectParty(
-                            world.correction(code, None),
+                            // On one entity the k-th correction corrects the one before it.
+                            world.correction_after(code, if spread { 0 } else { k as u64 }),
                         )),
                     })
                     .collect();
@@ -389,7 +410,10 @@ async fn batches(
     }
     let events = latencies.len() as u64 * 100;
     Ok(result(
-        "W3 4 clients x batches of 100",
+        match spread {
+            true => "W3 4 clients x batches of 100, spread",
+            false => "W3 4 clients x batches of 100",
+        },
         events,
         started.elapsed().as_secs_f64(),
         latencies,
@@ -853,7 +877,7 @@ pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadReport> {
             config.w2_requests,
         )
         .await?,
-        batches(&config.target, &world, 4, config.w3_batches).await?,
+        batches(&config.target, &world, 4, config.w3_batches, config.w3_spread).await?,
     ];
     let (replayed, head) = replay(channel.clone(), false).await?;
     workloads.push(replayed);
