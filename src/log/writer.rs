@@ -90,7 +90,8 @@ pub(crate) struct Shared {
     /// callers answered after that.
     pub(crate) visible: AtomicU64,
     /// The last position applied to sled whole, command records and head metadata included
-    /// (at most LATE_COMMITS_QUEUED + 1 commits behind `visible`, written by the late writer):
+    /// (at most LATE_COMMITS_QUEUED + 2 commits behind `visible`: those queued, the one being
+    /// written, the one being handed over; written by the late writer):
     /// what a checkpoint may declare durable.
     pub(crate) applied: AtomicU64,
     /// The command records of the commits answered but not yet written to sled (between
