@@ -23,6 +23,7 @@ pub mod encoding;
 pub mod ledger;
 pub mod log;
 pub mod merkle;
+mod priority;
 pub mod projections;
 pub mod sample;
 #[cfg(any(test, feature = "test-hooks"))]

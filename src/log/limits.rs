@@ -51,6 +51,9 @@ pub const CHECKPOINT_JOURNAL_BYTES: u64 = DEFAULT_JOURNAL_SEGMENT_BYTES / 2;
 /// a checkpoint may declare durable) trails the head readers see, and the answered commits'
 /// command ids held in memory meanwhile.
 pub const LATE_COMMITS_QUEUED: usize = 4;
+/// The late writer thread's nice value: on a saturated machine it yields to the writer and the
+/// request threads; once LATE_COMMITS_QUEUED commits wait for it, the writer waits too.
+pub const LATE_WRITER_NICE: i32 = 5;
 /// Appends that may wait in the writer's queue; further callers wait for room (back-pressure).
 pub const WRITE_QUEUE_CAPACITY: usize = 4_096;
 

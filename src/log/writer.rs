@@ -50,7 +50,8 @@ use super::error::{LogError, LogResult};
 use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::limits::{
-    CHECKPOINT_JOURNAL_BYTES, LATE_COMMITS_QUEUED, MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES,
+    CHECKPOINT_JOURNAL_BYTES, LATE_COMMITS_QUEUED, LATE_WRITER_NICE, MAX_EVENTS_PER_COMMIT,
+    STREAM_HEAD_CACHE_ENTRIES,
 };
 use super::reader;
 use crate::time::Timestamp;
@@ -803,6 +804,7 @@ struct LateWriter {
 impl LateWriter {
     /// Writes every commit queued, in order, until the syncer drops the queue.
     fn run(mut self, commits: std_mpsc::Receiver<LateCommit>) {
+        crate::priority::lower_this_thread(LATE_WRITER_NICE);
         loop {
             let commit = match commits.try_recv() {
                 Ok(commit) => commit,

@@ -896,16 +896,6 @@ pub const RUNNER_COALESCE: std::time::Duration = std::time::Duration::from_milli
 /// The runner thread's nice value: it yields the CPU to the write path and the API.
 pub const RUNNER_NICE: i32 = 10;
 
-/// Lowers the calling thread's scheduling priority (Linux: nice applies per thread).
-fn lower_priority() {
-    // SAFETY: setpriority with PRIO_PROCESS and the calling thread's id only changes this
-    // thread's nice value; it has no memory effects. Failure leaves the priority as it was.
-    unsafe {
-        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, thread, RUNNER_NICE);
-    }
-}
-
 /// The runner thread: step until caught up, then wait for the head to move (or stop), and let
 /// RUNNER_COALESCE pass so the next step covers everything that arrived meanwhile.
 /// What the runner asks before each step; false stops it (the test hook [`RunnerGate`]).
@@ -944,7 +934,7 @@ impl RunnerGate {
 }
 
 fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: BeforeStep) {
-    lower_priority();
+    crate::priority::lower_this_thread(RUNNER_NICE);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
