@@ -701,20 +701,11 @@ impl Log {
     /// the original result. The ledger asks this before deciding, so that a retry is answered
     /// with the original result even after the entity has moved on.
     pub fn find_command(&self, command_id: Uuid) -> LogResult<Option<(Hash, AppendResult)>> {
-        // The commit answered last may not have its command records in sled yet: ask it first
-        // (it clears its map only once they are there).
-        let answered = self
-            .inner
-            .shared
-            .answered_commands
-            .lock()
-            .expect("answered commands");
-        if let Some(found) = answered.get(&command_id) {
-            return Ok(Some(found.clone()));
-        }
-        drop(answered);
-        if self.inner.shared.certainly_new(command_id) {
-            return Ok(None);
+        // Answered commits may not have their command records in sled yet: memory first.
+        match self.inner.shared.command_in_memory(command_id) {
+            writer::InMemory::New => return Ok(None),
+            writer::InMemory::Answered(found) => return Ok(Some(found)),
+            writer::InMemory::AskSled => {}
         }
         let head = self.head();
         match reader::stored_command(&self.inner.tree, command_id)? {

@@ -96,9 +96,10 @@ pub(crate) struct Shared {
     /// what a checkpoint may declare durable.
     pub(crate) applied: AtomicU64,
     /// The command records of the commits answered but not yet written to sled (between
-    /// `applied` and `visible`), so a retry of one finds them meanwhile ([`Log::find_command`],
-    /// the writer's own check).
-    pub(crate) answered_commands: Mutex<HashMap<Uuid, (Hash, AppendResult)>>,
+    /// `applied` and `visible`), one map per commit in commit order, so a retry of one finds
+    /// them meanwhile ([`Shared::command_in_memory`]). A commit's map moves in whole and the
+    /// late writer pops it once written: no per-command work on the writer thread.
+    pub(crate) answered_commands: Mutex<std::collections::VecDeque<AnsweredCommit>>,
     /// At least the high 64 bits of every command id the log holds or the writer has staged
     /// (u64::MAX when unknown): an id above it is not there, so looking up a new command (a
     /// UUIDv7, above every earlier one but for clocks and races) skips sled. Set on open,
@@ -116,6 +117,23 @@ pub(crate) struct Shared {
     /// apply, so never ahead of sled): the writer decides expected versions with it, and the
     /// ledger sees that a cached state is current without reading sled.
     pub(crate) stream_versions: Mutex<HashMap<String, u64>>,
+}
+
+/// An answered commit's command records by id, with its head (to check the late writer pops
+/// the commit it wrote).
+pub(crate) struct AnsweredCommit {
+    head: u64,
+    commands: HashMap<Uuid, (Hash, AppendResult)>,
+}
+
+/// What memory alone knows of a command id.
+pub(crate) enum InMemory {
+    /// Above the command ceiling: not in the log.
+    New,
+    /// Answered, its command record not yet in sled.
+    Answered((Hash, AppendResult)),
+    /// Ask sled.
+    AskSled,
 }
 
 /// What the command ceiling compares: the high 64 bits of the id, in the order of its sled key.
@@ -151,7 +169,8 @@ pub(crate) struct WriterStats {
 impl Shared {
     /// Waits until every answered commit is whole in sled (command records and head metadata
     /// written), or the writer is poisoned: for what reads sled's own head (`verify`, tests
-    /// looking at the raw tree). At most one commit's late writes away.
+    /// looking at the raw tree), and for the journal before a checkpoint that must free a
+    /// segment. At most LATE_COMMITS_QUEUED + 2 commits' late writes away.
     pub(crate) fn wait_whole(&self) {
         let mut waiters = self.whole_waiters.lock().expect("whole waiters");
         *waiters += 1;
@@ -170,9 +189,22 @@ impl Shared {
         }
     }
 
-    /// Whether `command_id` is certainly not in the log (above the command ceiling).
-    pub(crate) fn certainly_new(&self, command_id: Uuid) -> bool {
-        command_ceiling_of(command_id) > self.command_ceiling.load(Ordering::SeqCst)
+    /// The command ceiling, then the answered commits not yet in sled: the lookup of a command
+    /// id before sled, for the ledger ([`Log::find_command`]) and the writer alike. The ceiling
+    /// is raised before an id is staged and the late writer pops a commit only after its
+    /// records are in sled, so whatever is not found here is in sled if anywhere.
+    pub(crate) fn command_in_memory(&self, command_id: Uuid) -> InMemory {
+        if command_ceiling_of(command_id) > self.command_ceiling.load(Ordering::SeqCst) {
+            return InMemory::New;
+        }
+        let answered = self.answered_commands.lock().expect("answered commands");
+        match answered
+            .iter()
+            .find_map(|commit| commit.commands.get(&command_id))
+        {
+            Some(found) => InMemory::Answered(found.clone()),
+            None => InMemory::AskSled,
+        }
     }
 
     pub(crate) fn poisoned(&self) -> Option<String> {
@@ -551,17 +583,11 @@ impl Writer {
         {
             return Ok(Some(found.clone()));
         }
-        if self.shared.certainly_new(command_id) {
-            return Ok(None);
+        match self.shared.command_in_memory(command_id) {
+            InMemory::New => Ok(None),
+            InMemory::Answered(found) => Ok(Some(found)),
+            InMemory::AskSled => reader::stored_command(&self.tree, command_id),
         }
-        // Answered commits whose command records the late writer has not written yet: looked up
-        // before sled, which it writes before it forgets them here.
-        let answered = self.shared.answered_commands.lock().expect("answered commands");
-        if let Some(found) = answered.get(&command_id) {
-            return Ok(Some(found.clone()));
-        }
-        drop(answered);
-        reader::stored_command(&self.tree, command_id)
     }
 
     fn stream_version(&mut self, stream_id: &str, group: &Staged, op: &Staged) -> LogResult<u64> {
@@ -629,15 +655,16 @@ impl Syncer {
             }
         }
         let answered = failure.is_none() && !late.is_empty();
-        let mut command_ids = Vec::new();
         if answered {
             // Findable from here until the late writer has put them in sled.
-            command_ids.extend(commit.commands.keys().copied());
             self.shared
                 .answered_commands
                 .lock()
                 .expect("answered commands")
-                .extend(commit.commands);
+                .push_back(AnsweredCommit {
+                    head: commit.head,
+                    commands: commit.commands,
+                });
         }
         self.answer(commit.outcomes, failure);
         self.publish_head();
@@ -645,7 +672,6 @@ impl Syncer {
             let late = LateCommit {
                 writes: late,
                 head: commit.head,
-                command_ids,
             };
             // Waits while LATE_COMMITS_QUEUED commits are queued (back-pressure). The late
             // writer only stops at shutdown, after this thread.
@@ -757,9 +783,13 @@ impl Syncer {
             }
             let (sled, shared) = (&self.sled, &self.shared);
             let checkpointed = shared.checkpointed.load(Ordering::SeqCst);
-            let written = self
-                .journal
-                .write(&parts[from..to], checkpointed, &mut || checkpoint(sled, shared))?;
+            let written = self.journal.write(&parts[from..to], checkpointed, &mut || {
+                // The segment to free holds answered commits whose command records the
+                // late writer may still be writing: a checkpoint declares only what it
+                // wrote durable, so wait for it first (rare: the journal is full).
+                shared.wait_whole();
+                checkpoint(sled, shared)
+            })?;
             self.shared
                 .stats
                 .journal_bytes
@@ -785,7 +815,6 @@ impl Syncer {
 struct LateCommit {
     writes: Vec<keys::Write>,
     head: u64,
-    command_ids: Vec<Uuid>,
 }
 
 /// Writes answered commits' command records and head metadata to sled, in commit order, on a
@@ -839,11 +868,17 @@ impl LateWriter {
             self.shared.poison(&error.to_string());
             return;
         }
-        let mut answered = self.shared.answered_commands.lock().expect("answered commands");
-        for command_id in &commit.command_ids {
-            answered.remove(command_id);
-        }
-        drop(answered);
+        let written = self
+            .shared
+            .answered_commands
+            .lock()
+            .expect("answered commands")
+            .pop_front();
+        assert_eq!(
+            written.map(|answered| answered.head),
+            Some(commit.head),
+            "the late writer forgets the commit it wrote"
+        );
         let stats = &self.shared.stats;
         stats
             .apply_micros

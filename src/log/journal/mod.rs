@@ -199,7 +199,13 @@ impl JournalWriter {
             return self.create_segment();
         }
         let durable = checkpoint()?;
-        Ok(find(&self.segments, durable).expect("a checkpoint frees every segment but the active one"))
+        // A checkpoint frees every segment but the active one, unless sled's durable position
+        // lags what was journaled (a writer poisoned meanwhile): an error, not a panic.
+        find(&self.segments, durable).ok_or_else(|| {
+            io::Error::other(format!(
+                "no journal segment is free: sled is durable only to {durable}"
+            ))
+        })
     }
 
     fn create_segment(&mut self) -> io::Result<usize> {
