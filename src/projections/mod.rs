@@ -33,6 +33,7 @@ pub mod consistency;
 pub mod directory;
 pub mod error;
 pub mod history;
+pub mod index;
 pub mod meetings;
 pub mod names;
 pub mod officials;

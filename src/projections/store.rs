@@ -5,7 +5,7 @@
 //! - an entity as of P is its latest state if its last event is at or before P, else its stream
 //!   folded up to P from the log ([`state_at`]);
 //! - an index membership carries the intervals `[from, to)` of positions during which it held
-//!   ([`Validity`]), so a list as of P takes the entries whose interval contains P;
+//!   ([`super::index`]), so a list as of P takes the entries whose interval contains P;
 //! - an aggregate is a [`Tally`] of signed counts changed by deltas at positions, with the full
 //!   value kept every [`TALLY_CHECKPOINT_EVERY`] deltas, so as of P is a binary search plus at
 //!   most that many additions.
@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// The hash set of the read models (see [`Map`]).
 pub(crate) type Set<K> = HashSet<K, foldhash::fast::RandomState>;
-use std::ops::Bound;
 use std::sync::Arc;
+
+pub(crate) use super::index::Index;
 
 use super::error::{ProjectionError, ProjectionResult};
 use crate::domain::{evolve_state, AggregateState};
@@ -93,262 +94,6 @@ pub(crate) fn item_uuid(id: &ItemId) -> uuid::Uuid {
 
 /// One index membership a row has: (index, value, sort key).
 pub(crate) type Entry = (u8, String, i64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct IndexKey {
-    index: u8,
-    value: u32,
-    sort: i64,
-    id: ItemId,
-}
-
-/// The intervals `[from, to)` of log positions during which an index membership held,
-/// ascending and disjoint; the last one is open (`to == OPEN`) while it still holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Validity {
-    One((u64, u64)),
-    Many(Vec<(u64, u64)>),
-}
-
-impl Validity {
-    fn intervals(&self) -> &[(u64, u64)] {
-        match self {
-            Validity::One(interval) => std::slice::from_ref(interval),
-            Validity::Many(intervals) => intervals,
-        }
-    }
-
-    fn contains(&self, at: u64) -> bool {
-        self.intervals().iter().any(|&(from, to)| from <= at && at < to)
-    }
-
-    fn is_open(&self) -> bool {
-        self.intervals().last().is_some_and(|&(_, to)| to == OPEN)
-    }
-
-    fn open(&mut self, position: u64) {
-        if self.is_open() {
-            return;
-        }
-        match self {
-            Validity::One(interval) => *self = Validity::Many(vec![*interval, (position, OPEN)]),
-            Validity::Many(intervals) => intervals.push((position, OPEN)),
-        }
-    }
-
-    fn close(&mut self, position: u64) {
-        let last = match self {
-            Validity::One(interval) => interval,
-            Validity::Many(intervals) => intervals.last_mut().expect("a validity has an interval"),
-        };
-        if last.1 == OPEN {
-            assert!(last.0 < position, "an interval closes after it opens");
-            last.1 = position;
-        }
-    }
-}
-
-/// Index memberships of one read model, ordered by (index, value, sort key, item id), each with
-/// its validity intervals. Entries are never removed: a membership that ends is closed.
-#[derive(Default)]
-pub(crate) struct Index {
-    entries: BTreeMap<IndexKey, Validity>,
-    values: Interner,
-    /// Entries changed since the last snapshot.
-    dirty: Dirty<IndexKey>,
-}
-
-impl Index {
-    /// Records that item `id` had the memberships `old` before `position` and has `new` from
-    /// it on: the ones it lost are closed at `position`, the ones it gained opened.
-    pub(crate) fn update(&mut self, id: ItemId, old: &[Entry], new: &[Entry], position: u64) {
-        for entry in old.iter().filter(|entry| !new.contains(entry)) {
-            let Some(value) = self.values.get(&entry.1) else {
-                continue;
-            };
-            let key = IndexKey {
-                index: entry.0,
-                value,
-                sort: entry.2,
-                id,
-            };
-            if let Some(validity) = self.entries.get_mut(&key) {
-                validity.close(position);
-                self.dirty.mark(key);
-            }
-        }
-        for entry in new.iter().filter(|entry| !old.contains(entry)) {
-            let key = IndexKey {
-                index: entry.0,
-                value: self.values.intern(&entry.1),
-                sort: entry.2,
-                id,
-            };
-            self.entries
-                .entry(key)
-                .and_modify(|validity| validity.open(position))
-                .or_insert(Validity::One((position, OPEN)));
-            self.dirty.mark(key);
-        }
-    }
-
-    fn key_bytes(&self, key: &IndexKey) -> Vec<u8> {
-        let mut bytes = token_prefix(key.index, self.values.name(key.value));
-        bytes.extend_from_slice(&sortable(key.sort));
-        bytes.extend_from_slice(&key.id);
-        bytes
-    }
-
-    /// Writes the entries changed since the last snapshot: `prefix` index value 0x00 sort(8)
-    /// id(17) -> the intervals as (from, to) big-endian pairs.
-    pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
-        match self.dirty.take() {
-            Changed::All => {
-                for (key, validity) in &self.entries {
-                    out.put([prefix, &self.key_bytes(key)].concat(), intervals_bytes(validity));
-                }
-            }
-            Changed::Keys(keys) => {
-                for key in keys {
-                    let validity = &self.entries[&key];
-                    out.put(
-                        [prefix, &self.key_bytes(&key)].concat(),
-                        intervals_bytes(validity),
-                    );
-                }
-            }
-        }
-    }
-
-    /// Marks every entry unsaved.
-    pub(crate) fn unsave(&mut self) {
-        self.dirty.mark_all();
-    }
-
-    /// Restores one entry written by [`Index::save`] (`key` without its prefix).
-    pub(crate) fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
-        let malformed = || ProjectionError::DataLoss("read-model snapshot: malformed index entry".into());
-        let (&index, rest) = key.split_first().ok_or_else(malformed)?;
-        let end = rest.iter().position(|byte| *byte == 0).ok_or_else(malformed)?;
-        let name = std::str::from_utf8(&rest[..end]).map_err(|_| malformed())?;
-        let rest = &rest[end + 1..];
-        if rest.len() != 8 + 17 || value.is_empty() || value.len() % 16 != 0 {
-            return Err(malformed());
-        }
-        let mut id = [0u8; 17];
-        id.copy_from_slice(&rest[8..]);
-        let intervals: Vec<(u64, u64)> = value
-            .chunks_exact(16)
-            .map(|pair| (u64_at(&pair[..8]), u64_at(&pair[8..])))
-            .collect();
-        let ordered = intervals.iter().all(|(from, to)| from < to)
-            && intervals.windows(2).all(|pair| pair[0].1 <= pair[1].0);
-        if !ordered {
-            return Err(malformed());
-        }
-        let key = IndexKey {
-            index,
-            value: self.values.intern(name),
-            sort: unsortable(rest),
-            id,
-        };
-        let validity = match intervals.len() {
-            1 => Validity::One(intervals[0]),
-            _ => Validity::Many(intervals),
-        };
-        self.entries.insert(key, validity);
-        Ok(())
-    }
-
-    /// One page of the items of (`index`, `value`) with sort keys in `from..=to` whose
-    /// membership holds at `at`, resuming after `token`. `accept(id, sort)` builds the item (or
-    /// refuses it). Returns the items and the token of the next page.
-    #[allow(clippy::too_many_arguments)] // an index value, a range, a position, a page, a builder
-    pub(crate) fn scan<T>(
-        &self,
-        index: u8,
-        value: &str,
-        (from, to): (i64, i64),
-        at: u64,
-        token: Option<&str>,
-        limit: usize,
-        mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<T>>,
-    ) -> ProjectionResult<(Vec<T>, Option<String>)> {
-        let limit = page_size(limit)?;
-        let prefix = token_prefix(index, value);
-        let resume = match token {
-            Some(token) => Some(decode_resume(&prefix, token)?),
-            None => None,
-        };
-        if from > to {
-            return Ok((Vec::new(), None));
-        }
-        let Some(value_id) = self.values.get(value) else {
-            return Ok((Vec::new(), None));
-        };
-        let key = |sort, id| IndexKey {
-            index,
-            value: value_id,
-            sort,
-            id,
-        };
-        let mut start = Bound::Included(key(from, [0; 17]));
-        if let Some((sort, id)) = resume {
-            if (sort, id) >= (from, [0; 17]) {
-                start = Bound::Excluded(key(sort, id));
-            }
-        }
-        let end = Bound::Included(key(to, [0xFF; 17]));
-        if matches!((&start, &end), (Bound::Excluded(s), Bound::Included(e)) if s >= e) {
-            return Ok((Vec::new(), None));
-        }
-        let mut items = Vec::new();
-        let mut scanned = 0;
-        for (key, validity) in self.entries.range((start, end)) {
-            scanned += 1;
-            if validity.contains(at) {
-                if let Some(item) = accept(&key.id, key.sort)? {
-                    items.push(item);
-                }
-            }
-            if items.len() == limit || scanned == MAX_SCANNED_PER_PAGE {
-                return Ok((items, Some(encode_token(&prefix, key.sort, &key.id))));
-            }
-        }
-        Ok((items, None))
-    }
-
-    /// Every entry as (key, value) bytes, in key order: `I` index value 0x00 sort(8) id(17) ->
-    /// the intervals as (from, to) big-endian pairs.
-    pub(crate) fn dump(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = self
-            .entries
-            .iter()
-            .map(|(key, validity)| {
-                (
-                    [&b"I"[..], &self.key_bytes(key)].concat(),
-                    intervals_bytes(validity),
-                )
-            })
-            .collect();
-        entries.sort();
-        out.extend(entries);
-    }
-
-    /// Entries held (one per membership ever gained).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-fn intervals_bytes(validity: &Validity) -> Vec<u8> {
-    validity
-        .intervals()
-        .iter()
-        .flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
-        .collect()
-}
 
 fn u64_at(bytes: &[u8]) -> u64 {
     let mut array = [0u8; 8];
@@ -780,7 +525,7 @@ pub(crate) fn token_prefix(index: u8, value: &str) -> Vec<u8> {
 }
 
 /// A page token: the list's prefix, then the sort key and id of the last entry examined (hex).
-fn encode_token(prefix: &[u8], sort: i64, id: &ItemId) -> String {
+pub(crate) fn encode_token(prefix: &[u8], sort: i64, id: &ItemId) -> String {
     let mut bytes = prefix.to_vec();
     bytes.extend_from_slice(&sortable(sort));
     bytes.extend_from_slice(id);
@@ -809,7 +554,7 @@ pub(crate) fn invalid_token(reason: &str) -> ProjectionError {
     }
 }
 
-fn decode_resume(prefix: &[u8], token: &str) -> ProjectionResult<(i64, ItemId)> {
+pub(crate) fn decode_resume(prefix: &[u8], token: &str) -> ProjectionResult<(i64, ItemId)> {
     let bytes = decode_token(token)?;
     let Some(rest) = bytes.strip_prefix(prefix) else {
         return Err(invalid_token("belongs to another query"));
@@ -888,52 +633,6 @@ mod tests {
                 assert_eq!((field, reason.as_str()), ("page_token", "too long"))
             }
             other => panic!("expected a refused page token, got {other:?}"),
-        }
-    }
-
-    fn listed(index: &Index, value: &str, at: u64) -> Vec<(i64, u8)> {
-        index
-            .scan(b'x', value, (i64::MIN, i64::MAX), at, None, 0, |id, sort| {
-                Ok(Some((sort, id[0])))
-            })
-            .unwrap()
-            .0
-    }
-
-    #[test]
-    fn index_memberships_hold_exactly_in_their_intervals() {
-        let mut index = Index::default();
-        let entry = |value: &str, sort| (b'x', value.to_owned(), sort);
-        // Item 1 joins "a" at 10 (sort 5), moves to sort 6 at 20, leaves "a" for "b" at 30,
-        // comes back to "a" (sort 6) at 40.
-        index.update([1; 17], &[], &[entry("a", 5)], 10);
-        index.update([1; 17], &[entry("a", 5)], &[entry("a", 6)], 20);
-        index.update([1; 17], &[entry("a", 6)], &[entry("b", 6)], 30);
-        index.update([1; 17], &[entry("b", 6)], &[entry("a", 6)], 40);
-        assert_eq!(listed(&index, "a", 9), vec![]);
-        assert_eq!(listed(&index, "a", 10), vec![(5, 1)]);
-        assert_eq!(listed(&index, "a", 19), vec![(5, 1)]);
-        assert_eq!(listed(&index, "a", 20), vec![(6, 1)]);
-        assert_eq!(listed(&index, "a", 30), vec![]);
-        assert_eq!(listed(&index, "b", 35), vec![(6, 1)]);
-        assert_eq!(listed(&index, "b", 40), vec![]);
-        assert_eq!(listed(&index, "a", 40), vec![(6, 1)]);
-        assert_eq!(listed(&index, "a", OPEN - 1), vec![(6, 1)]);
-        assert_eq!(index.len(), 3);
-        // Restored from its own records, the index holds the same intervals, the regained
-        // membership's earlier one included.
-        let mut dumped = Vec::new();
-        index.dump(&mut dumped);
-        let mut restored = Index::default();
-        for (key, value) in &dumped {
-            restored.restore(&key[1..], value).unwrap();
-        }
-        let mut again = Vec::new();
-        restored.dump(&mut again);
-        assert_eq!(again, dumped);
-        for at in [9, 10, 19, 20, 29, 30, 35, 40, OPEN - 1] {
-            assert_eq!(listed(&restored, "a", at), listed(&index, "a", at), "a at {at}");
-            assert_eq!(listed(&restored, "b", at), listed(&index, "b", at), "b at {at}");
         }
     }
 
