@@ -32,8 +32,10 @@ pub const RECENT_SHARE: usize = 8;
 pub const SLOT_GROWTH_SHARE: usize = 8;
 /// The least a list's slots grow by when full.
 pub const MIN_SLOT_GROWTH: usize = 4;
-/// A long list keeps the sort key of every this many slots in `fences`, so a search touches a
-/// small array and then one run of this many slots, instead of halving megabytes of slots.
+/// A list keeps the place of every this many slots in `fences`, and of every this many fences
+/// in `tops`: a search halves `tops` (a few kilobytes, in the processor's cache), then walks
+/// one run of this many fences and one run of this many slots, each contiguous, instead of
+/// halving megabytes of slots with a cache miss at nearly every step.
 pub const FENCE_EVERY: usize = 16;
 /// The bit of a slot's `from` that says earlier intervals are kept in `earlier` (log positions
 /// stay far below it).
@@ -209,12 +211,13 @@ impl<'a> Held<'a> {
     }
 }
 
-/// One list's slots, sorted by place, the sort key of every [`FENCE_EVERY`]th slot, and how
-/// many of its entries are in `recent`.
+/// One list's slots, sorted by place, the place of every [`FENCE_EVERY`]th slot (`fences`) and
+/// of every [`FENCE_EVERY`]th fence (`tops`), and how many of its entries are in `recent`.
 #[derive(Default)]
 struct List {
     slots: Vec<Slot>,
-    fences: Vec<i64>,
+    fences: Vec<Order>,
+    tops: Vec<Order>,
     recent: usize,
 }
 
@@ -230,27 +233,22 @@ impl List {
 
     /// The index of the first slot at or after `at`.
     fn first_at_or_after(&self, at: Order) -> usize {
-        let (low, high) = self.between(at.0);
-        low + self.slots[low..high].partition_point(|slot| slot.order() < at)
+        self.first_where(|order| order < at)
     }
 
     /// The index of the first slot after `at`.
     fn first_after(&self, at: Order) -> usize {
-        let (low, high) = self.between(at.0);
-        low + self.slots[low..high].partition_point(|slot| slot.order() <= at)
+        self.first_where(|order| order <= at)
     }
 
-    /// The slots where sort key `sort` can be, from the fences: every run before the last run
-    /// starting below `sort` holds smaller keys, every run starting above it larger ones.
-    fn between(&self, sort: i64) -> (usize, usize) {
-        let below = self.fences.partition_point(|&fence| fence < sort);
-        let up_to = self.fences.partition_point(|&fence| fence <= sort);
-        let low = below.saturating_sub(1) * FENCE_EVERY;
-        let high = match up_to == self.fences.len() {
-            true => self.slots.len(),
-            false => up_to * FENCE_EVERY,
-        };
-        (low, high)
+    /// The index of the first slot whose place is not `before`, for a `before` true of a prefix
+    /// of the places. Each level says which run of [`FENCE_EVERY`] entries of the level below
+    /// the prefix ends in: the runs before the last marker it holds for hold only such places,
+    /// a run from a marker it does not hold for holds none.
+    fn first_where(&self, before: impl Fn(Order) -> bool) -> usize {
+        let top = self.tops.partition_point(|&order| before(order));
+        let run = count_in_run(&self.fences, top, |&order| before(order));
+        count_in_run(&self.slots, run, |slot| before(slot.order()))
     }
 
     /// Puts `slot` at `at`, growing the slots by a share of their length when full.
@@ -260,22 +258,30 @@ impl List {
             self.slots.reserve_exact(growth);
         }
         self.slots.insert(at, slot);
-        match at + 1 == self.slots.len() {
-            true if at % FENCE_EVERY == 0 => self.fences.push(slot.sort),
-            true => {}
-            false => self.refence(),
+        if at + 1 < self.slots.len() {
+            return self.refence();
+        }
+        if at % FENCE_EVERY == 0 {
+            self.fences.push(slot.order());
+            if (self.fences.len() - 1) % FENCE_EVERY == 0 {
+                self.tops.push(slot.order());
+            }
         }
     }
 
-    /// Recomputes the fences from the slots.
+    /// Recomputes the fences and tops from the slots.
     fn refence(&mut self) {
-        self.fences = self
-            .slots
-            .iter()
-            .step_by(FENCE_EVERY)
-            .map(|slot| slot.sort)
-            .collect();
+        self.fences = self.slots.iter().step_by(FENCE_EVERY).map(Slot::order).collect();
+        self.tops = self.fences.iter().step_by(FENCE_EVERY).copied().collect();
     }
+}
+
+/// How many entries of `level` hold for `before` (a prefix), given that `markers` of the
+/// entries at every [`FENCE_EVERY`]th place do: only the run after the last of them is walked.
+fn count_in_run<T>(level: &[T], markers: usize, before: impl Fn(&T) -> bool) -> usize {
+    let low = markers.saturating_sub(1) * FENCE_EVERY;
+    let high = (markers * FENCE_EVERY).min(level.len());
+    low + level[low..high].iter().take_while(|entry| before(entry)).count()
 }
 
 /// Index memberships of one read model, ordered by (index, value, sort key, item id), each with
@@ -312,15 +318,12 @@ impl Index {
 
     /// Closes `key`'s open interval at `position`; false if there is no such entry.
     fn close(&mut self, key: IndexKey, position: u64) -> bool {
-        if let Some(validity) = self.recent.get_mut(&key) {
-            validity.close(position);
-            return true;
-        }
         let Some(list) = self.lists.get_mut(&key.list()) else {
             return false;
         };
         let Ok(at) = list.find(key.place()) else {
-            return false;
+            let in_recent = (list.recent > 0).then(|| self.recent.get_mut(&key)).flatten();
+            return in_recent.map(|validity| validity.close(position)).is_some();
         };
         let slot = &mut list.slots[at];
         if slot.to == OPEN {
@@ -332,11 +335,11 @@ impl Index {
 
     /// Opens an interval of `key` at `position` (a new entry, or one that held before).
     fn open(&mut self, key: IndexKey, position: u64) {
-        if let Some(validity) = self.recent.get_mut(&key) {
+        let list = self.lists.entry(key.list()).or_default();
+        if let Some(validity) = (list.recent > 0).then(|| self.recent.get_mut(&key)).flatten() {
             validity.open(position);
             return;
         }
-        let list = self.lists.entry(key.list()).or_default();
         match list.find(key.place()) {
             Ok(at) => {
                 let slot = &mut list.slots[at];
@@ -362,11 +365,11 @@ impl Index {
 
     /// Sets `key`'s intervals (a snapshot's record), adding the entry if it is new.
     fn set(&mut self, key: IndexKey, validity: Validity) {
-        if let Some(held) = self.recent.get_mut(&key) {
+        let list = self.lists.entry(key.list()).or_default();
+        if let Some(held) = (list.recent > 0).then(|| self.recent.get_mut(&key)).flatten() {
             *held = validity;
             return;
         }
-        let list = self.lists.entry(key.list()).or_default();
         match list.find(key.place()) {
             Ok(at) => {
                 self.earlier.remove(&key);
@@ -378,12 +381,11 @@ impl Index {
 
     /// The intervals of `key`, if it is an entry.
     fn held(&self, key: &IndexKey) -> Option<Held<'_>> {
-        if let Some(validity) = self.recent.get(key) {
-            return Some(Held::of(validity));
-        }
         let list = self.lists.get(&key.list())?;
-        let at = list.find(key.place()).ok()?;
-        Some(self.held_in_slot(list.list_key(key.list(), at)))
+        match list.find(key.place()) {
+            Ok(at) => Some(self.held_in_slot(list.list_key(key.list(), at))),
+            Err(_) => self.recent.get(key).map(Held::of),
+        }
     }
 
     fn held_in_slot(&self, (key, slot): (IndexKey, &Slot)) -> Held<'_> {
@@ -572,13 +574,9 @@ impl Index {
                 .slots
                 .windows(2)
                 .all(|pair| pair[0].order() < pair[1].order()));
-            let fences: Vec<i64> = list
-                .slots
-                .iter()
-                .step_by(FENCE_EVERY)
-                .map(|slot| slot.sort)
-                .collect();
-            assert_eq!(list.fences, fences);
+            let fences: Vec<Order> = list.slots.iter().step_by(FENCE_EVERY).map(Slot::order).collect();
+            let tops: Vec<Order> = fences.iter().step_by(FENCE_EVERY).copied().collect();
+            assert_eq!((&list.fences, &list.tops), (&fences, &tops));
             let range = IndexKey::at(of, FIRST_PLACE)..=IndexKey::at(of, LAST_PLACE);
             assert_eq!(self.recent.range(range).count(), list.recent);
             for slot in &list.slots {
