@@ -2,19 +2,16 @@
 //! meetings of party FRA") holds, in (sort key, item id) order, each with the intervals of log
 //! positions during which it held. Entries are never removed: a membership that ends is closed.
 //!
-//! Two tiers keep an entry small (an index holds a few entries per item, millions in all):
-//! - a list's `slots`: a sorted vector of packed 41-byte [`Slot`]s (sort key, the last interval,
-//!   item id), no node or pointer per entry. A short list (under [`SMALL_LIST_SLOTS`]) and an
-//!   entry past a list's end are inserted here directly;
-//! - `recent`: one ordered map shared by every list, for entries inserted into the middle of a
-//!   long list. A list takes its recent entries into its slots in one merge once they pass a
-//!   [`RECENT_SHARE`]th of it, so an entry is copied a bounded number of times on average
-//!   (about `RECENT_SHARE + 1`) and `recent` holds at most about that share of the index.
+//! Laid out for size (an index holds a few entries per item, millions in all): a list is a
+//! sequence of sorted chunks of packed 41-byte [`Slot`]s (sort key, the last interval, item id),
+//! at most [`CHUNK_SLOTS`] each, with the first place of every chunk in `firsts`: no node or
+//! pointer per entry. An insert moves at most a chunk's slots; a full chunk splits in two, and
+//! an entry past the list's end starts a new chunk instead (so a list that grows at its end,
+//! as most do, keeps full chunks). A chunk's capacity grows by an eighth, not by doubling.
 //!
 //! A membership that held, ended and held again keeps its earlier intervals in `earlier` (rare;
 //! a slot says it has some with the top bit of its `from`).
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::error::{ProjectionError, ProjectionResult};
@@ -23,27 +20,21 @@ use super::store::{
     Interner, ItemId, Map, Snapshot, MAX_SCANNED_PER_PAGE, OPEN,
 };
 
-/// A list shorter than this takes every insert into its slots (moving at most this many).
-pub const SMALL_LIST_SLOTS: usize = 64;
-/// A long list merges its recent entries once they are more than 1/this of its slots.
-pub const RECENT_SHARE: usize = 8;
-/// A list's slots grow by 1/this of their length (at least [`MIN_SLOT_GROWTH`]) when full: at
-/// most that share of a list is spare capacity, instead of the half a doubling leaves.
-pub const SLOT_GROWTH_SHARE: usize = 8;
-/// The least a list's slots grow by when full.
-pub const MIN_SLOT_GROWTH: usize = 4;
-/// A list keeps the place of every this many slots in `fences`, and of every this many fences
-/// in `tops`: a search halves `tops` (a few kilobytes, in the processor's cache), then walks
-/// one run of this many fences and one run of this many slots, each contiguous, instead of
-/// halving megabytes of slots with a cache miss at nearly every step.
-pub const FENCE_EVERY: usize = 16;
+/// The most slots a chunk holds (10 KiB of slots): an insert moves at most this many, a search
+/// halves at most this many after the list's `firsts`.
+pub const CHUNK_SLOTS: usize = 256;
+/// A chunk's capacity grows by 1/this of its length (at least [`MIN_CHUNK_GROWTH`]) when full:
+/// at most about that share of a chunk is spare, instead of the half a doubling leaves.
+pub const CHUNK_GROWTH_SHARE: usize = 8;
+/// The least a chunk's capacity grows by when full.
+pub const MIN_CHUNK_GROWTH: usize = 4;
 /// The bit of a slot's `from` that says earlier intervals are kept in `earlier` (log positions
 /// stay far below it).
 const EARLIER: u64 = 1 << 63;
 
 const _: () = assert!(
-    SMALL_LIST_SLOTS >= RECENT_SHARE,
-    "a list that merges is not short"
+    CHUNK_SLOTS >= 2 * MIN_CHUNK_GROWTH,
+    "a chunk splits into two non-empty halves"
 );
 const _: () = assert!(std::mem::size_of::<Slot>() == 41, "a slot is packed");
 
@@ -59,10 +50,6 @@ struct IndexKey {
 impl IndexKey {
     fn list(&self) -> (u8, u32) {
         (self.index, self.value)
-    }
-
-    fn place(&self) -> (i64, ItemId) {
-        (self.sort, self.id)
     }
 
     fn order(&self) -> Order {
@@ -95,45 +82,7 @@ const LAST_PLACE: (i64, ItemId) = (i64::MAX, [0xFF; 17]);
 /// The first place a list can hold.
 const FIRST_PLACE: (i64, ItemId) = (i64::MIN, [0; 17]);
 
-/// The intervals `[from, to)` of log positions during which a membership held, ascending and
-/// disjoint; the last one is open (`to == OPEN`) while it still holds. In `recent` only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Validity {
-    One((u64, u64)),
-    Many(Vec<(u64, u64)>),
-}
-
-impl Validity {
-    fn intervals(&self) -> &[(u64, u64)] {
-        match self {
-            Validity::One(interval) => std::slice::from_ref(interval),
-            Validity::Many(intervals) => intervals,
-        }
-    }
-
-    fn open(&mut self, position: u64) {
-        if self.intervals().last().is_some_and(|&(_, to)| to == OPEN) {
-            return;
-        }
-        match self {
-            Validity::One(interval) => *self = Validity::Many(vec![*interval, (position, OPEN)]),
-            Validity::Many(intervals) => intervals.push((position, OPEN)),
-        }
-    }
-
-    fn close(&mut self, position: u64) {
-        let last = match self {
-            Validity::One(interval) => interval,
-            Validity::Many(intervals) => intervals.last_mut().expect("a validity has an interval"),
-        };
-        if last.1 == OPEN {
-            assert!(last.0 < position, "an interval closes after it opens");
-            last.1 = position;
-        }
-    }
-}
-
-/// An entry in a list's slots: its place and its last interval, packed (41 bytes).
+/// An entry in a list: its place and its last interval, packed (41 bytes).
 #[repr(C, packed)]
 #[derive(Clone, Copy)]
 struct Slot {
@@ -182,22 +131,14 @@ impl Slot {
     }
 }
 
-/// The intervals of one entry, wherever it is kept: the earlier ones and the last.
+/// The intervals of one entry: the earlier ones and the last.
 #[derive(Clone, Copy)]
 struct Held<'a> {
     before: &'a [(u64, u64)],
     last: (u64, u64),
 }
 
-impl<'a> Held<'a> {
-    fn of(validity: &'a Validity) -> Held<'a> {
-        let (&last, before) = validity
-            .intervals()
-            .split_last()
-            .expect("a validity has an interval");
-        Held { before, last }
-    }
-
+impl Held<'_> {
     fn contains(&self, at: u64) -> bool {
         let within = |&(from, to): &(u64, u64)| from <= at && at < to;
         within(&self.last) || self.before.iter().any(within)
@@ -211,77 +152,86 @@ impl<'a> Held<'a> {
     }
 }
 
-/// One list's slots, sorted by place, the place of every [`FENCE_EVERY`]th slot (`fences`) and
-/// of every [`FENCE_EVERY`]th fence (`tops`), and how many of its entries are in `recent`.
+/// Where a slot is in a list: its chunk and its index in the chunk.
+type At = (usize, usize);
+
+/// One list's chunks (each sorted, non-empty, every one before the next) and the place of each
+/// chunk's first slot.
 #[derive(Default)]
 struct List {
-    slots: Vec<Slot>,
-    fences: Vec<Order>,
-    tops: Vec<Order>,
-    recent: usize,
+    chunks: Vec<Vec<Slot>>,
+    firsts: Vec<Order>,
 }
 
 impl List {
-    /// Where `place` is in the slots (`Ok`), or where it would go (`Err`).
-    fn find(&self, place: (i64, ItemId)) -> Result<usize, usize> {
-        let at = self.first_at_or_after(order(place.0, &place.1));
-        match self.slots.get(at) {
-            Some(slot) if slot.place() == place => Ok(at),
-            _ => Err(at),
+    /// Where the first slot whose place is not `before` is (or would go), for a `before` true
+    /// of a prefix of the places: the last chunk whose first place is `before` holds it, or its
+    /// end does (or the first chunk, when none is).
+    fn first_where(&self, before: impl Fn(Order) -> bool) -> At {
+        let chunk = self
+            .firsts
+            .partition_point(|&first| before(first))
+            .saturating_sub(1);
+        let index = self
+            .chunks
+            .get(chunk)
+            .map_or(0, |slots| slots.partition_point(|slot| before(slot.order())));
+        (chunk, index)
+    }
+
+    /// Where `at` is (`Ok`), or where it would go (`Err`). The first slot at or after `at` may
+    /// be the next chunk's first ([`List::first_where`] answers the end of the chunk before).
+    fn find(&self, at: Order) -> Result<At, At> {
+        let (chunk, index) = self.first_where(|order| order < at);
+        let next = match self.chunks.get(chunk) {
+            Some(slots) if index == slots.len() && chunk + 1 < self.chunks.len() => (chunk + 1, 0),
+            _ => (chunk, index),
+        };
+        match self.chunks.get(next.0).and_then(|slots| slots.get(next.1)) {
+            Some(slot) if slot.order() == at => Ok(next),
+            _ => Err((chunk, index)),
         }
     }
 
-    /// The index of the first slot at or after `at`.
-    fn first_at_or_after(&self, at: Order) -> usize {
-        self.first_where(|order| order < at)
+    fn slot_mut(&mut self, (chunk, index): At) -> &mut Slot {
+        &mut self.chunks[chunk][index]
     }
 
-    /// The index of the first slot after `at`.
-    fn first_after(&self, at: Order) -> usize {
-        self.first_where(|order| order <= at)
-    }
-
-    /// The index of the first slot whose place is not `before`, for a `before` true of a prefix
-    /// of the places. Each level says which run of [`FENCE_EVERY`] entries of the level below
-    /// the prefix ends in: the runs before the last marker it holds for hold only such places,
-    /// a run from a marker it does not hold for holds none.
-    fn first_where(&self, before: impl Fn(Order) -> bool) -> usize {
-        let top = self.tops.partition_point(|&order| before(order));
-        let run = count_in_run(&self.fences, top, |&order| before(order));
-        count_in_run(&self.slots, run, |slot| before(slot.order()))
-    }
-
-    /// Puts `slot` at `at`, growing the slots by a share of their length when full.
-    fn insert(&mut self, at: usize, slot: Slot) {
-        if self.slots.len() == self.slots.capacity() {
-            let growth = (self.slots.len() / SLOT_GROWTH_SHARE).max(MIN_SLOT_GROWTH);
-            self.slots.reserve_exact(growth);
+    /// Puts `slot` at `at` (from [`List::find`]), splitting a chunk that outgrows
+    /// [`CHUNK_SLOTS`]; past the end of a full last chunk it starts a new one.
+    fn insert(&mut self, (chunk, index): At, slot: Slot) {
+        let past_end = chunk + 1 >= self.chunks.len()
+            && self
+                .chunks
+                .get(chunk)
+                .is_none_or(|slots| index == slots.len() && slots.len() == CHUNK_SLOTS);
+        if past_end {
+            self.chunks.push(vec![slot]);
+            self.firsts.push(slot.order());
+            return;
         }
-        self.slots.insert(at, slot);
-        if at + 1 < self.slots.len() {
-            return self.refence();
+        let slots = &mut self.chunks[chunk];
+        if slots.len() == slots.capacity() {
+            slots.reserve_exact((slots.len() / CHUNK_GROWTH_SHARE).max(MIN_CHUNK_GROWTH));
         }
-        if at % FENCE_EVERY == 0 {
-            self.fences.push(slot.order());
-            if (self.fences.len() - 1) % FENCE_EVERY == 0 {
-                self.tops.push(slot.order());
-            }
+        slots.insert(index, slot);
+        if index == 0 {
+            self.firsts[chunk] = slot.order();
+        }
+        if slots.len() > CHUNK_SLOTS {
+            let right = slots.split_off(slots.len() / 2);
+            slots.shrink_to_fit();
+            self.firsts.insert(chunk + 1, right[0].order());
+            self.chunks.insert(chunk + 1, right);
         }
     }
 
-    /// Recomputes the fences and tops from the slots.
-    fn refence(&mut self) {
-        self.fences = self.slots.iter().step_by(FENCE_EVERY).map(Slot::order).collect();
-        self.tops = self.fences.iter().step_by(FENCE_EVERY).copied().collect();
+    /// The slots from `at` on, in order.
+    fn from(&self, (chunk, index): At) -> impl Iterator<Item = &Slot> + '_ {
+        let chunks = self.chunks.get(chunk..).unwrap_or(&[]);
+        let skip = chunks.first().map_or(0, |first| index.min(first.len()));
+        chunks.iter().flatten().skip(skip)
     }
-}
-
-/// How many entries of `level` hold for `before` (a prefix), given that `markers` of the
-/// entries at every [`FENCE_EVERY`]th place do: only the run after the last of them is walked.
-fn count_in_run<T>(level: &[T], markers: usize, before: impl Fn(&T) -> bool) -> usize {
-    let low = markers.saturating_sub(1) * FENCE_EVERY;
-    let high = (markers * FENCE_EVERY).min(level.len());
-    low + level[low..high].iter().take_while(|entry| before(entry)).count()
 }
 
 /// Index memberships of one read model, ordered by (index, value, sort key, item id), each with
@@ -289,7 +239,6 @@ fn count_in_run<T>(level: &[T], markers: usize, before: impl Fn(&T) -> bool) -> 
 #[derive(Default)]
 pub(crate) struct Index {
     lists: Map<(u8, u32), List>,
-    recent: BTreeMap<IndexKey, Validity>,
     earlier: Map<IndexKey, Vec<(u64, u64)>>,
     values: Interner,
     /// Entries changed since the last snapshot.
@@ -321,11 +270,10 @@ impl Index {
         let Some(list) = self.lists.get_mut(&key.list()) else {
             return false;
         };
-        let Ok(at) = list.find(key.place()) else {
-            let in_recent = (list.recent > 0).then(|| self.recent.get_mut(&key)).flatten();
-            return in_recent.map(|validity| validity.close(position)).is_some();
+        let Ok(at) = list.find(key.order()) else {
+            return false;
         };
-        let slot = &mut list.slots[at];
+        let slot = list.slot_mut(at);
         if slot.to == OPEN {
             assert!(slot.last().0 < position, "an interval closes after it opens");
             slot.to = position;
@@ -336,13 +284,9 @@ impl Index {
     /// Opens an interval of `key` at `position` (a new entry, or one that held before).
     fn open(&mut self, key: IndexKey, position: u64) {
         let list = self.lists.entry(key.list()).or_default();
-        if let Some(validity) = (list.recent > 0).then(|| self.recent.get_mut(&key)).flatten() {
-            validity.open(position);
-            return;
-        }
-        match list.find(key.place()) {
+        match list.find(key.order()) {
             Ok(at) => {
-                let slot = &mut list.slots[at];
+                let slot = list.slot_mut(at);
                 if slot.to != OPEN {
                     self.earlier.entry(key).or_default().push(slot.last());
                     *slot = Slot {
@@ -352,43 +296,30 @@ impl Index {
                     };
                 }
             }
-            Err(at) => place(
-                list,
-                at,
-                key,
-                Validity::One((position, OPEN)),
-                &mut self.recent,
-                &mut self.earlier,
-            ),
+            Err(at) => list.insert(at, Slot::new(key, &[(position, OPEN)], &mut self.earlier)),
         }
     }
 
     /// Sets `key`'s intervals (a snapshot's record), adding the entry if it is new.
-    fn set(&mut self, key: IndexKey, validity: Validity) {
+    fn set(&mut self, key: IndexKey, intervals: &[(u64, u64)]) {
         let list = self.lists.entry(key.list()).or_default();
-        if let Some(held) = (list.recent > 0).then(|| self.recent.get_mut(&key)).flatten() {
-            *held = validity;
-            return;
-        }
-        match list.find(key.place()) {
+        match list.find(key.order()) {
             Ok(at) => {
                 self.earlier.remove(&key);
-                list.slots[at] = Slot::new(key, validity.intervals(), &mut self.earlier);
+                *list.slot_mut(at) = Slot::new(key, intervals, &mut self.earlier);
             }
-            Err(at) => place(list, at, key, validity, &mut self.recent, &mut self.earlier),
+            Err(at) => list.insert(at, Slot::new(key, intervals, &mut self.earlier)),
         }
     }
 
     /// The intervals of `key`, if it is an entry.
     fn held(&self, key: &IndexKey) -> Option<Held<'_>> {
         let list = self.lists.get(&key.list())?;
-        match list.find(key.place()) {
-            Ok(at) => Some(self.held_in_slot(list.list_key(key.list(), at))),
-            Err(_) => self.recent.get(key).map(Held::of),
-        }
+        let (chunk, index) = list.find(key.order()).ok()?;
+        Some(self.held_in_slot(*key, &list.chunks[chunk][index]))
     }
 
-    fn held_in_slot(&self, (key, slot): (IndexKey, &Slot)) -> Held<'_> {
+    fn held_in_slot(&self, key: IndexKey, slot: &Slot) -> Held<'_> {
         let before = match slot.has_earlier() {
             true => self
                 .earlier
@@ -402,48 +333,37 @@ impl Index {
         }
     }
 
-    /// The entries of `list` from `start` to `end` (inclusive) in order, from both tiers.
+    /// The entries of `list` from `start` to `end` (inclusive) in order.
     fn entries(
         &self,
         list: (u8, u32),
         start: Bound<(i64, ItemId)>,
         end: (i64, ItemId),
     ) -> impl Iterator<Item = (IndexKey, Held<'_>)> + '_ {
-        let slots: &[Slot] = self.lists.get(&list).map_or(&[], |list| &list.slots);
-        let first = match (self.lists.get(&list), start) {
-            (None, _) => 0,
-            (Some(list), Bound::Included(place)) => list.first_at_or_after(order(place.0, &place.1)),
-            (Some(list), Bound::Excluded(place)) => list.first_after(order(place.0, &place.1)),
-            (_, Bound::Unbounded) => unreachable!("a list's entries start at a place"),
-        };
-        let last = order(end.0, &end.1);
-        let mut slots = slots[first..]
-            .iter()
-            .take_while(move |slot| slot.order() <= last)
-            .map(move |slot| (IndexKey::at(list, slot.place()), slot))
-            .peekable();
-        let bounds = (
-            start.map(|place| IndexKey::at(list, place)),
-            Bound::Included(IndexKey::at(list, end)),
-        );
-        let mut recent = self.recent.range(bounds).peekable();
-        std::iter::from_fn(move || {
-            let take_slot = match (slots.peek(), recent.peek()) {
-                (Some((slot_key, _)), Some((recent_key, _))) => slot_key < *recent_key,
-                (slot, _) => slot.is_some(),
+        let slots = self.lists.get(&list).map(|held| {
+            let at = match start {
+                Bound::Included(place) => held.first_where(|order| order < self::order(place.0, &place.1)),
+                Bound::Excluded(place) => held.first_where(|order| order <= self::order(place.0, &place.1)),
+                Bound::Unbounded => (0, 0),
             };
-            match take_slot {
-                true => slots.next().map(|entry| (entry.0, self.held_in_slot(entry))),
-                false => recent.next().map(|(key, validity)| (*key, Held::of(validity))),
-            }
-        })
+            held.from(at)
+        });
+        let last = order(end.0, &end.1);
+        slots
+            .into_iter()
+            .flatten()
+            .take_while(move |slot| slot.order() <= last)
+            .map(move |slot| {
+                let key = IndexKey::at(list, slot.place());
+                (key, self.held_in_slot(key, slot))
+            })
     }
 
     /// Every entry, list by list.
     fn every(&self) -> impl Iterator<Item = (IndexKey, Held<'_>)> + '_ {
         self.lists
             .keys()
-            .flat_map(|&list| self.entries(list, Bound::Included(FIRST_PLACE), LAST_PLACE))
+            .flat_map(|&list| self.entries(list, Bound::Unbounded, LAST_PLACE))
     }
 
     fn key_bytes(&self, key: &IndexKey) -> Vec<u8> {
@@ -498,11 +418,7 @@ impl Index {
             return Err(malformed());
         }
         let key = IndexKey::at((index, self.values.intern(name)), (unsortable(rest), id));
-        let validity = match intervals.len() {
-            1 => Validity::One(intervals[0]),
-            _ => Validity::Many(intervals),
-        };
-        self.set(key, validity);
+        self.set(key, &intervals);
         Ok(())
     }
 
@@ -565,24 +481,23 @@ impl Index {
         out.extend(entries);
     }
 
-    /// Asserts what the tiers keep true: slots strictly ordered, fences at every
-    /// [`FENCE_EVERY`]th slot, each list's count of its recent entries, the earlier flags.
+    /// Asserts what the chunks keep true: non-empty, at most [`CHUNK_SLOTS`], strictly ordered
+    /// within and across chunks, `firsts` their first places; the earlier flags.
     #[cfg(test)]
     fn check(&self) {
         for (&of, list) in &self.lists {
+            assert_eq!(list.chunks.len(), list.firsts.len());
             assert!(list
-                .slots
-                .windows(2)
-                .all(|pair| pair[0].order() < pair[1].order()));
-            let fences: Vec<Order> = list.slots.iter().step_by(FENCE_EVERY).map(Slot::order).collect();
-            let tops: Vec<Order> = fences.iter().step_by(FENCE_EVERY).copied().collect();
-            assert_eq!((&list.fences, &list.tops), (&fences, &tops));
-            let range = IndexKey::at(of, FIRST_PLACE)..=IndexKey::at(of, LAST_PLACE);
-            assert_eq!(self.recent.range(range).count(), list.recent);
-            for slot in &list.slots {
+                .chunks
+                .iter()
+                .all(|slots| !slots.is_empty() && slots.len() <= CHUNK_SLOTS));
+            let firsts: Vec<Order> = list.chunks.iter().map(|slots| slots[0].order()).collect();
+            assert_eq!(list.firsts, firsts);
+            let all: Vec<Order> = list.chunks.iter().flatten().map(Slot::order).collect();
+            assert!(all.windows(2).all(|pair| pair[0] < pair[1]));
+            for slot in list.chunks.iter().flatten() {
                 let key = IndexKey::at(of, slot.place());
                 assert_eq!(slot.has_earlier(), self.earlier.contains_key(&key));
-                assert!(!self.recent.contains_key(&key), "an entry is in one tier");
             }
         }
     }
@@ -590,63 +505,11 @@ impl Index {
     /// Entries held (one per membership ever gained).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lists.values().map(|list| list.slots.len()).sum::<usize>() + self.recent.len()
+        self.lists
+            .values()
+            .map(|list| list.chunks.iter().map(Vec::len).sum::<usize>())
+            .sum()
     }
-}
-
-impl List {
-    /// The key and slot at `at` of this list, `list`.
-    fn list_key(&self, list: (u8, u32), at: usize) -> (IndexKey, &Slot) {
-        let slot = &self.slots[at];
-        (IndexKey::at(list, slot.place()), slot)
-    }
-}
-
-/// Adds the new entry `key` at `at` of its list's slots, or to `recent` (merging the list's
-/// recent entries into its slots once they pass their share).
-fn place(
-    list: &mut List,
-    at: usize,
-    key: IndexKey,
-    validity: Validity,
-    recent: &mut BTreeMap<IndexKey, Validity>,
-    earlier: &mut Map<IndexKey, Vec<(u64, u64)>>,
-) {
-    if at == list.slots.len() || list.slots.len() < SMALL_LIST_SLOTS {
-        list.insert(at, Slot::new(key, validity.intervals(), earlier));
-        return;
-    }
-    recent.insert(key, validity);
-    list.recent += 1;
-    if list.recent * RECENT_SHARE > list.slots.len() {
-        merge(list, key.list(), recent, earlier);
-    }
-}
-
-/// Moves the recent entries of `list` (whose key is `of`) into its slots, in order.
-fn merge(
-    list: &mut List,
-    of: (u8, u32),
-    recent: &mut BTreeMap<IndexKey, Validity>,
-    earlier: &mut Map<IndexKey, Vec<(u64, u64)>>,
-) {
-    let range = IndexKey::at(of, FIRST_PLACE)..=IndexKey::at(of, LAST_PLACE);
-    let keys: Vec<IndexKey> = recent.range(range).map(|(key, _)| *key).collect();
-    assert_eq!(keys.len(), list.recent, "a list counts its recent entries");
-    let mut merged = Vec::with_capacity(list.slots.len() + keys.len());
-    let mut old = list.slots.iter().copied().peekable();
-    for key in keys {
-        let validity = recent.remove(&key).expect("a key just listed is held");
-        let next = key.order();
-        while let Some(slot) = old.next_if(|slot| slot.order() < next) {
-            merged.push(slot);
-        }
-        merged.push(Slot::new(key, validity.intervals(), earlier));
-    }
-    merged.extend(old);
-    list.slots = merged;
-    list.refence();
-    list.recent = 0;
 }
 
 fn u64_at(bytes: &[u8]) -> u64 {
@@ -657,6 +520,8 @@ fn u64_at(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn listed(index: &Index, value: &str, at: u64) -> Vec<(i64, u8)> {
@@ -765,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn both_tiers_answer_like_a_naive_index_through_merges_reopenings_and_restores() {
+    fn chunked_lists_answer_like_a_naive_index_through_splits_reopenings_and_restores() {
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move |below: u64| {
             rng ^= rng << 13;
@@ -774,7 +639,7 @@ mod tests {
             rng % below
         };
         let values = ["long", "other", "short"];
-        let ids: Vec<ItemId> = (0..600u64)
+        let ids: Vec<ItemId> = (0..1_500u64)
             .map(|n| {
                 let mut id = [0u8; 17];
                 id[1..9].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
@@ -783,8 +648,7 @@ mod tests {
             .collect();
         let (mut index, mut reference) = (Index::default(), Reference::default());
         let mut current: Vec<Vec<Entry>> = vec![Vec::new(); ids.len()];
-        let mut recent_seen = 0;
-        for position in 1..=6_000u64 {
+        for position in 1..=9_000u64 {
             let item = next(ids.len() as u64) as usize;
             // Sort keys from a small range: ties are ordered by item id, inserts land mid-list.
             let mut new: Vec<Entry> = Vec::new();
@@ -797,7 +661,6 @@ mod tests {
             index.update(ids[item], &current[item], &new, position);
             reference.update(ids[item], &current[item], &new, position);
             current[item] = new;
-            recent_seen = recent_seen.max(index.recent.len());
             if position % 100 == 0 {
                 index.check();
             }
@@ -813,11 +676,12 @@ mod tests {
                 }
             }
         }
-        assert!(recent_seen > 0, "inserts went to the recent tier");
         let long = &index.lists[&(b'x', index.values.get("long").unwrap())];
+        assert!(long.chunks.len() > 3, "the long list has several chunks");
+        let (_, inner) = long.chunks.split_last().unwrap();
         assert!(
-            long.slots.len() > SMALL_LIST_SLOTS,
-            "the long list merged into its slots"
+            inner.iter().any(|slots| slots.len() < CHUNK_SLOTS),
+            "chunks were split in the middle, not only started at the end"
         );
         assert!(!index.earlier.is_empty(), "memberships were regained");
         let mut dumped = Vec::new();
@@ -850,7 +714,7 @@ mod tests {
             restored.dump(&mut again);
             assert_eq!(again, dumped);
             for value in values {
-                for at in [1, 2_000, 5_999, OPEN - 1] {
+                for at in [1, 2_000, 8_999, OPEN - 1] {
                     assert_eq!(
                         paged(&restored, value, at),
                         reference.listed(value, at),
