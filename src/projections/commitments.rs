@@ -343,7 +343,7 @@ const SCORE_SUM: &str = "score_sum";
 #[derive(Default)]
 pub(crate) struct CommitmentsModel {
     rows: Map<uuid::Uuid, Current>,
-    index: super::store::Index,
+    index: super::index::Index,
     compliance: Map<String, Tally>,
     names: Interner,
     /// Commitments changed since the last snapshot.

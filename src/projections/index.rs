@@ -16,8 +16,8 @@ use std::ops::Bound;
 
 use super::error::{ProjectionError, ProjectionResult};
 use super::store::{
-    decode_resume, encode_token, page_size, sortable, token_prefix, unsortable, Changed, Dirty, Entry,
-    Interner, ItemId, Map, Snapshot, MAX_SCANNED_PER_PAGE, OPEN,
+    decode_resume, encode_token, page_size, sortable, token_prefix, u64_at, unsortable, Changed, Dirty,
+    Entry, Interner, ItemId, Map, Snapshot, MAX_SCANNED_PER_PAGE, OPEN,
 };
 
 /// The most slots a chunk holds (10 KiB of slots): an insert moves at most this many, a search
@@ -33,8 +33,8 @@ pub const MIN_CHUNK_GROWTH: usize = 4;
 const EARLIER: u64 = 1 << 63;
 
 const _: () = assert!(
-    CHUNK_SLOTS >= 2 * MIN_CHUNK_GROWTH,
-    "a chunk splits into two non-empty halves"
+    CHUNK_SLOTS >= 2,
+    "a chunk that outgrows it splits into two non-empty halves"
 );
 const _: () = assert!(std::mem::size_of::<Slot>() == 41, "a slot is packed");
 
@@ -342,8 +342,14 @@ impl Index {
     ) -> impl Iterator<Item = (IndexKey, Held<'_>)> + '_ {
         let slots = self.lists.get(&list).map(|held| {
             let at = match start {
-                Bound::Included(place) => held.first_where(|order| order < self::order(place.0, &place.1)),
-                Bound::Excluded(place) => held.first_where(|order| order <= self::order(place.0, &place.1)),
+                Bound::Included((sort, id)) => {
+                    let start = order(sort, &id);
+                    held.first_where(|order| order < start)
+                }
+                Bound::Excluded((sort, id)) => {
+                    let start = order(sort, &id);
+                    held.first_where(|order| order <= start)
+                }
                 Bound::Unbounded => (0, 0),
             };
             held.from(at)
@@ -510,12 +516,6 @@ impl Index {
             .map(|list| list.chunks.iter().map(Vec::len).sum::<usize>())
             .sum()
     }
-}
-
-fn u64_at(bytes: &[u8]) -> u64 {
-    let mut array = [0u8; 8];
-    array.copy_from_slice(&bytes[..8]);
-    u64::from_be_bytes(array)
 }
 
 #[cfg(test)]

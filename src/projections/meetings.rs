@@ -4,11 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ProjectionError, ProjectionResult};
+use super::index::Index;
 use super::runner::{Change, Projection};
 use super::store::Map;
-use super::store::{
-    item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Dirty, Entry, Index, Snapshot,
-};
+use super::store::{item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Dirty, Entry, Snapshot};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{self, MeetingDetails, MeetingStatus, Speaker, State};
 use crate::domain::{AggregateState, DomainEvent};

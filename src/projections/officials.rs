@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
+use super::index::Index;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
 use super::store::Map;
 use super::store::{
-    item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Index, Interner,
+    item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Interner,
     Snapshot, Tally,
 };
 use crate::domain::common::OfficialId;

@@ -22,8 +22,6 @@ pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
-pub(crate) use super::index::Index;
-
 use super::error::{ProjectionError, ProjectionResult};
 use crate::domain::{evolve_state, AggregateState};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
@@ -95,7 +93,8 @@ pub(crate) fn item_uuid(id: &ItemId) -> uuid::Uuid {
 /// One index membership a row has: (index, value, sort key).
 pub(crate) type Entry = (u8, String, i64);
 
-fn u64_at(bytes: &[u8]) -> u64 {
+/// A big-endian u64 from the first 8 bytes.
+pub(crate) fn u64_at(bytes: &[u8]) -> u64 {
     let mut array = [0u8; 8];
     array.copy_from_slice(&bytes[..8]);
     u64::from_be_bytes(array)
