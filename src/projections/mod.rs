@@ -40,6 +40,7 @@ pub mod officials;
 pub mod relations;
 pub mod runner;
 pub mod snapshot;
+mod snapshot_writer;
 pub mod store;
 
 use std::sync::{Arc, Mutex, RwLock};

@@ -618,9 +618,9 @@ impl Engine {
         Ok((engine, load))
     }
 
-    /// Writes a snapshot of what changed since the last one.
+    /// Writes a snapshot of what changed since the last one, and waits until it is written.
     pub(crate) fn snapshot(&mut self) -> ProjectionResult<()> {
-        self.snapshots.save(&self.model)
+        self.snapshots.save(&self.model, true)
     }
 
     pub(crate) fn set_snapshot_interval(&mut self, interval: Duration) {
@@ -659,6 +659,11 @@ impl Engine {
     #[cfg(test)]
     pub(crate) fn force_base(&mut self) {
         self.snapshots.force_base();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
     }
 
     #[cfg(test)]
@@ -728,11 +733,10 @@ impl Engine {
             }
         };
         let applied = applier.applied;
+        // A due snapshot's records are taken here and written on the snapshot's own thread.
         if self.snapshots.applied(applied) {
-            self.snapshot()?;
+            self.snapshots.save(&self.model, false)?;
         }
-        // The page's read released its own garbage; this covers a snapshot written above.
-        crate::log::release_sled_garbage();
         let model = self.model.read().expect("model lock");
         Ok(StepOutcome {
             applied,

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{ProjectionError, ProjectionResult};
 use super::runner::{Model, ProjectionName};
+use super::snapshot_writer::{Ready, Records, Writer, CLEAR, PUT, REMOVE};
 use super::store::Snapshot;
 use crate::log::Log;
 
@@ -75,14 +76,11 @@ pub const DISCARDED_READ_MODELS_DIR: &str = "readmodels.discarded";
 
 const TREE: &str = "snapshot";
 const VERSION_KEY: &[u8] = b"V";
-const META_KEY: &[u8] = b"m";
+pub(super) const META_KEY: &[u8] = b"m";
 const CHUNK_PREFIX: u8 = b'c';
 /// The one key of a chunk's tree.
 pub(crate) const CHUNK_RECORDS_KEY: &[u8] = b"r";
 const POSITION_KEY: &[u8] = b"P";
-const PUT: u8 = 0;
-const REMOVE: u8 = 1;
-const CLEAR: u8 = 2;
 
 /// The letter that starts every snapshot key of a read model.
 fn letter(name: ProjectionName) -> u8 {
@@ -101,7 +99,7 @@ fn name_of(letter_byte: u8) -> Option<ProjectionName> {
         .find(|name| letter(*name) == letter_byte)
 }
 
-fn chunk_key(generation: u64, chunk: u64) -> [u8; 17] {
+pub(super) fn chunk_key(generation: u64, chunk: u64) -> [u8; 17] {
     let mut key = [0u8; 17];
     key[0] = CHUNK_PREFIX;
     key[1..9].copy_from_slice(&generation.to_be_bytes());
@@ -143,108 +141,15 @@ pub struct SnapshotStats {
     pub deferred: u64,
 }
 
-/// The records of one snapshot, cut into chunks and written to the tree as they fill.
-pub(crate) struct Records {
-    db: sled::Db,
-    generation: u64,
-    next_chunk: u64,
-    buffer: Vec<u8>,
-    /// Record bytes written (before compression).
-    bytes: u64,
-    error: Option<sled::Error>,
-    /// Entities to encode once the model's lock is released.
-    deferred: Vec<(u8, Vec<u8>, super::store::Current)>,
-}
-
-impl Records {
-    fn new(db: sled::Db, generation: u64, next_chunk: u64) -> Records {
-        Records {
-            db,
-            generation,
-            next_chunk,
-            buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
-            bytes: 0,
-            error: None,
-            deferred: Vec::new(),
-        }
-    }
-
-    pub(crate) fn defer(&mut self, letter: u8, key: Vec<u8>, current: super::store::Current) {
-        self.deferred.push((letter, key, current));
-    }
-
-    /// Encodes the deferred entities (call without the model's lock).
-    fn encode_deferred(&mut self) {
-        for (letter, key, current) in std::mem::take(&mut self.deferred) {
-            self.put(letter, &key, &super::store::entity_value(&current));
-        }
-    }
-
-    fn record(&mut self, tag: u8, letter: u8, key: &[u8], value: Option<&[u8]>) {
-        self.buffer.push(tag);
-        self.buffer.push(letter);
-        if tag != CLEAR {
-            self.buffer.extend_from_slice(&(key.len() as u32).to_be_bytes());
-            self.buffer.extend_from_slice(key);
-        }
-        if let Some(value) = value {
-            self.buffer.extend_from_slice(&(value.len() as u32).to_be_bytes());
-            self.buffer.extend_from_slice(value);
-        }
-        if self.buffer.len() >= CHUNK_BYTES {
-            self.flush();
-        }
-    }
-
-    pub(crate) fn put(&mut self, letter: u8, key: &[u8], value: &[u8]) {
-        self.record(PUT, letter, key, Some(value));
-    }
-
-    pub(crate) fn remove(&mut self, letter: u8, key: &[u8]) {
-        self.record(REMOVE, letter, key, None);
-    }
-
-    fn clear(&mut self, letter: u8) {
-        self.record(CLEAR, letter, &[], None);
-    }
-
-    fn flush(&mut self) {
-        if self.buffer.is_empty() || self.error.is_some() {
-            return;
-        }
-        let key = chunk_key(self.generation, self.next_chunk);
-        self.bytes += self.buffer.len() as u64;
-        let packed = pack(&self.buffer);
-        self.buffer.clear();
-        let written = self
-            .db
-            .open_tree(key)
-            .and_then(|tree| tree.insert(CHUNK_RECORDS_KEY, packed));
-        match written {
-            Ok(_) => self.next_chunk += 1,
-            Err(error) => self.error = Some(error),
-        }
-    }
-
-    /// Writes the last chunk; the next chunk number, and the bytes written.
-    fn finish(mut self) -> ProjectionResult<(u64, u64)> {
-        self.flush();
-        match self.error {
-            Some(error) => Err(error.into()),
-            None => Ok((self.next_chunk, self.bytes)),
-        }
-    }
-}
-
 /// The current generation as the meta key records it.
 #[derive(Debug, Clone, Copy, Default)]
-struct Meta {
-    generation: u64,
-    next_chunk: u64,
-    base_bytes: u64,
-    appended_bytes: u64,
+pub(crate) struct Meta {
+    pub(super) generation: u64,
+    pub(super) next_chunk: u64,
+    pub(super) base_bytes: u64,
+    pub(super) appended_bytes: u64,
     /// Chunks of the base (the rest of the generation's chunks were appended).
-    base_chunks: u64,
+    pub(super) base_chunks: u64,
 }
 
 impl Meta {
@@ -278,40 +183,29 @@ impl Meta {
     }
 }
 
-/// The snapshot tree and when to write to it.
+/// The snapshot tree and when to write to it. The writes themselves are on the writer thread
+/// (`snapshot_writer.rs`).
 pub(crate) struct Snapshots {
-    /// The read models' own sled database (`<data dir>/readmodels`), kept open with the tree.
-    db: sled::Db,
-    tree: sled::Tree,
-    meta: Meta,
     /// Longest time between two snapshots ([`SNAPSHOT_INTERVAL`] unless configured).
     pub(crate) interval: Duration,
     last: Instant,
     events: u64,
     /// Read models reset since the last snapshot: a clear record goes first in the next one.
     cleared: Vec<ProjectionName>,
-    /// Set when a snapshot could not be written: none is written any more (the read models no
-    /// longer know which of their changes are on disk), and the meta was removed so the next
-    /// open rebuilds.
-    broken: bool,
     /// The log's free-space rule: below its minimum a snapshot waits (like a checkpoint).
     disk: std::sync::Arc<crate::log::disk::DiskGuard>,
     /// Whether the last snapshot due was deferred (the first deferral is said on stderr).
     deferring: bool,
-    stats: SnapshotStats,
+    /// Snapshots due while the disk was short of space (the rest of the counters are the
+    /// writer's).
+    deferred: u64,
     /// The format written: [`SNAPSHOT_FORMAT`], other only through a test hook (an earlier
     /// build's snapshot).
     format: u32,
     /// [`MAX_APPENDED_CHUNKS`] unless a test lowers it.
     max_appended_chunks: u64,
-}
-
-impl Drop for Snapshots {
-    /// Lets sled finish its in-flight IO now, so the database's file lock is released when the
-    /// read models close rather than whenever a background write completes.
-    fn drop(&mut self) {
-        let _ = self.db.flush();
-    }
+    /// Declared last: dropped after the rest, it finishes what was handed over and flushes.
+    writer: Writer,
 }
 
 /// The read models' own sled database under `<data dir>/readmodels`, with a page cache of
@@ -366,20 +260,20 @@ impl Snapshots {
     /// The snapshot tree (tests damage it; benchmarks measure it).
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn tree(&self) -> &sled::Tree {
-        &self.tree
+        self.writer.tree()
     }
 
     /// The chunk trees, in order of (generation, chunk) (tests damage them; benchmarks measure
     /// them).
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn chunks(&self) -> Vec<(u64, u64, sled::Tree)> {
-        chunk_trees(&self.db)
+        chunk_trees(self.writer.db())
     }
 
     /// The read models' sled database (tests write debris into it).
     #[cfg(test)]
     pub(crate) fn db(&self) -> sled::Db {
-        self.db.clone()
+        self.writer.db().clone()
     }
 
     /// Opens the snapshot tree and loads it into `model` (leaving `model` empty when there is
@@ -445,20 +339,18 @@ impl Snapshots {
         drop_chunks(&db, |(generation, chunk)| {
             generation != meta.generation || chunk >= meta.next_chunk
         })?;
+        let writer = Writer::start(db.clone(), tree.clone(), meta)?;
         let snapshots = Snapshots {
-            db,
-            tree,
-            meta,
             interval: SNAPSHOT_INTERVAL,
             last: Instant::now(),
             events: 0,
             cleared: Vec::new(),
-            broken: false,
             disk: log.disk_guard(),
             deferring: false,
-            stats: SnapshotStats::default(),
+            deferred: 0,
             format: SNAPSHOT_FORMAT,
             max_appended_chunks: MAX_APPENDED_CHUNKS,
+            writer,
         };
         Ok((snapshots, load))
     }
@@ -481,13 +373,17 @@ impl Snapshots {
     }
 
     pub(crate) fn stats(&self) -> SnapshotStats {
-        self.stats
+        SnapshotStats {
+            deferred: self.deferred,
+            ..self.writer.stats()
+        }
     }
 
     /// Makes the next snapshot a base (tests).
     #[cfg(test)]
     pub(crate) fn force_base(&mut self) {
-        self.meta.appended_bytes = u64::MAX;
+        self.writer.ready(true).expect("no failure");
+        self.writer.force_base();
     }
 
     /// Lowers [`MAX_APPENDED_CHUNKS`] (tests).
@@ -496,15 +392,25 @@ impl Snapshots {
         self.max_appended_chunks = chunks;
     }
 
-    /// Appends what changed in `model` since the last snapshot, with every position; writes a
-    /// new base instead when the appended bytes outgrew the current one. Takes the changes under
-    /// the model's write lock (ids, index entries, tally deltas, new statements) and encodes the
-    /// entity states after releasing it, so queries wait only for the first part. Below the
-    /// log's minimum of free disk space nothing is written (counted in `stats().deferred`).
-    pub(crate) fn save(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
-        if self.broken {
-            return Ok(());
-        }
+    /// The writer thread (tests hold it and make it fail).
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Takes what changed in `model` since the last snapshot, with every position, and hands
+    /// it to the writer thread to append; a new base instead when the appended bytes outgrew
+    /// the current one. The changes are taken under the model's write lock (ids, index
+    /// entries, tally deltas, the entities' `Arc`s); compressing, encoding the entities and
+    /// writing happen on the writer thread. With `wait`, waits for a snapshot in flight first
+    /// and for this one to be written; without, returns at once when one is in flight (the
+    /// snapshot stays due). Below the log's minimum of free disk space nothing is written
+    /// (counted in `stats().deferred`). A failed write of an earlier snapshot is returned here.
+    pub(crate) fn save(&mut self, model: &RwLock<Model>, wait: bool) -> ProjectionResult<()> {
+        let meta = match self.writer.ready(wait)? {
+            Ready::Idle(meta) => meta,
+            Ready::Busy | Ready::Broken => return Ok(()),
+        };
         // A snapshot on a full disk would fail (and leave the read models without one, or sled
         // debris); writes are refused meanwhile and the log keeps everything a replay needs, so
         // the snapshot waits for space, measured afresh each time one is due.
@@ -513,91 +419,51 @@ impl Snapshots {
                 eprintln!("dipledger: read-model snapshot deferred: {error}");
                 self.deferring = true;
             }
-            self.stats.deferred += 1;
+            self.deferred += 1;
             self.last = Instant::now();
             return Ok(());
         }
         self.deferring = false;
-        let appended_chunks = self.meta.next_chunk.saturating_sub(self.meta.base_chunks);
-        let result = if self.meta.appended_bytes >= self.meta.base_bytes.max(MIN_BASE_BYTES)
-            || appended_chunks >= self.max_appended_chunks
-        {
-            self.write_base(model)
-        } else {
-            self.append(model)
+        let appended_chunks = meta.next_chunk.saturating_sub(meta.base_chunks);
+        let base = meta.appended_bytes >= meta.base_bytes.max(MIN_BASE_BYTES)
+            || appended_chunks >= self.max_appended_chunks;
+        let mut records = match base {
+            true => self.writer.records(meta.generation + 1, 0),
+            false => self.writer.records(meta.generation, meta.next_chunk),
         };
-        if result.is_err() {
-            self.broken = true;
-            let _ = self.tree.remove(META_KEY);
-        }
-        self.last = Instant::now();
-        self.events = 0;
-        result
-    }
-
-    fn append(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
-        let mut records = Records::new(self.db.clone(), self.meta.generation, self.meta.next_chunk);
-        for name in self.cleared.drain(..) {
-            records.clear(letter(name));
-        }
-        write_changes(&mut model.write().expect("model lock"), &mut records);
-        records.encode_deferred();
-        let (next_chunk, bytes) = records.finish()?;
-        let meta = Meta {
-            next_chunk,
-            appended_bytes: self.meta.appended_bytes + bytes,
-            ..self.meta
-        };
-        self.commit(meta)?;
-        self.count(bytes, false);
-        Ok(())
-    }
-
-    /// Writes everything as a new generation, makes it current, removes the old one.
-    fn write_base(&mut self, model: &RwLock<Model>) -> ProjectionResult<()> {
-        let generation = self.meta.generation + 1;
-        self.cleared.clear();
-        let mut records = Records::new(self.db.clone(), generation, 0);
         {
             let mut model = model.write().expect("model lock");
-            for name in ProjectionName::ALL {
-                model.part_mut(name).unsave();
+            if base {
+                self.cleared.clear();
+                for name in ProjectionName::ALL {
+                    model.part_mut(name).unsave();
+                }
+            }
+            for name in self.cleared.drain(..) {
+                records.clear(letter(name));
             }
             write_changes(&mut model, &mut records);
         }
-        records.encode_deferred();
-        let (next_chunk, bytes) = records.finish()?;
-        let old = self.meta.generation;
-        self.commit(Meta {
-            generation,
-            next_chunk,
-            base_bytes: bytes,
-            appended_bytes: 0,
-            base_chunks: next_chunk,
-        })?;
-        drop_chunks(&self.db, |(chunk_generation, _)| chunk_generation == old)?;
-        self.count(bytes, true);
-        Ok(())
+        self.writer.finish(records, base, meta, self.format);
+        self.last = Instant::now();
+        self.events = 0;
+        match wait {
+            true => self.writer.ready(true).map(|_| ()),
+            false => Ok(()),
+        }
     }
+}
 
-    fn commit(&mut self, meta: Meta) -> ProjectionResult<()> {
-        let mut batch = sled::Batch::default();
-        batch.insert(VERSION_KEY, &self.format.to_be_bytes()[..]);
-        batch.insert(META_KEY, &meta.encode()[..]);
-        self.tree.apply_batch(batch)?;
-        self.meta = meta;
-        // Write sled's buffers out now: without it they pile up in memory between its timed
-        // flushes (hundreds of MiB during a rebuild). Not for durability: nothing waits on it.
-        self.tree.flush()?;
-        Ok(())
-    }
-
-    fn count(&mut self, bytes: u64, base: bool) {
-        self.stats.written += 1;
-        self.stats.bases += u64::from(base);
-        self.stats.last_bytes = bytes;
-        self.stats.total_bytes += bytes;
-    }
+/// Commits `meta` (with the format) to the snapshot tree, which makes its chunks current, and
+/// writes sled's buffers out: without that they pile up in memory between its timed flushes
+/// (hundreds of MiB during a rebuild). Not for durability: nothing waits on it.
+pub(super) fn commit_meta(tree: &sled::Tree, meta: &Meta, format: u32) -> ProjectionResult<()> {
+    let mut batch = sled::Batch::default();
+    batch.insert(VERSION_KEY, &format.to_be_bytes()[..]);
+    batch.insert(META_KEY, &meta.encode()[..]);
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    Ok(())
 }
 
 /// A chunk's records as stored: their length (u32 LE), then LZ4 (block format), as
@@ -605,7 +471,7 @@ impl Snapshots {
 /// prefixes, states their field layouts: compressed, a snapshot is about a sixth of the bytes,
 /// and on this class of machine every byte written costs CPU in the kernel's page cache (a
 /// third of a rebuild's samples before compression).
-fn pack(records: &[u8]) -> Vec<u8> {
+pub(super) fn pack(records: &[u8]) -> Vec<u8> {
     const _: () = assert!(
         CHUNK_BYTES < u32::MAX as usize / 2,
         "a chunk's length fits its u32"
@@ -643,7 +509,7 @@ fn chunk_of(name: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// Drops every chunk tree whose (generation, chunk) `garbage` selects.
-fn drop_chunks(db: &sled::Db, garbage: impl Fn((u64, u64)) -> bool) -> ProjectionResult<()> {
+pub(super) fn drop_chunks(db: &sled::Db, garbage: impl Fn((u64, u64)) -> bool) -> ProjectionResult<()> {
     for name in db.tree_names() {
         if chunk_of(&name).is_some_and(&garbage) {
             db.drop_tree(name)?;
@@ -840,6 +706,84 @@ mod tests {
                 .any(|name| debris.iter().any(|cut| name.as_ref() == cut)),
             "the chunks past the meta were dropped"
         );
+    }
+
+    #[test]
+    fn a_due_snapshot_is_written_on_its_own_thread_while_the_runner_goes_on() {
+        let (_dir, log, projections) = filled(3_000);
+        {
+            let mut engine = projections.shared.engine.lock().unwrap();
+            engine.set_snapshot_interval(Duration::ZERO);
+            engine.snapshots().writer().hold(true);
+        }
+        // Due after each step: the first step's records are taken and handed over; the writer
+        // is held, so nothing is written, and the runner goes on regardless.
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        for name in ProjectionName::ALL {
+            assert_eq!(projections.checkpoint(name), 2_000, "{name:?}");
+        }
+        assert_eq!(projections.snapshot_stats().written, 0);
+        assert!(
+            projections.snapshot_chunks().is_empty(),
+            "a chunk was written while held"
+        );
+        assert!(projections.snapshot_tree().get(META_KEY).unwrap().is_none());
+        // Released: the one in flight is written, then the explicit one (the second step's
+        // due snapshot was not started while the first was in flight).
+        projections
+            .shared
+            .engine
+            .lock()
+            .unwrap()
+            .snapshots()
+            .writer()
+            .hold(false);
+        projections.snapshot().unwrap();
+        assert_eq!(projections.snapshot_stats().written, 2);
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        projections.snapshot().unwrap();
+        let before = projections.dump_all();
+        drop(projections);
+        let reopened = Projections::open_paused(log.clone()).unwrap();
+        assert!(matches!(reopened.snapshot_load(), SnapshotLoad::Loaded { .. }));
+        assert_eq!(reopened.checkpoint(ProjectionName::Directory), 3_000);
+        assert!(reopened.dump_all() == before, "the snapshots restore exactly");
+    }
+
+    #[test]
+    fn a_failed_snapshot_write_is_reported_at_the_next_snapshot_and_the_next_open_rebuilds() {
+        let (_dir, log, projections) = filled(2_000);
+        {
+            let mut engine = projections.shared.engine.lock().unwrap();
+            engine.set_snapshot_interval(Duration::ZERO);
+            engine.snapshots().writer().fail_next_write();
+        }
+        // The due snapshot's first chunk fails on the writer thread, after the step returned.
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        let failure = projections.snapshot().expect_err("the failed write is reported");
+        assert!(
+            failure.to_string().contains("injected snapshot write failure"),
+            "{failure}"
+        );
+        // Reported once; from then on nothing is written and no meta is current.
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        projections
+            .snapshot()
+            .expect("broken snapshots are skipped, not errors");
+        assert_eq!(projections.snapshot_stats().written, 0);
+        assert!(projections.snapshot_tree().get(META_KEY).unwrap().is_none());
+        let before = projections.dump_all();
+        drop(projections);
+        let reopened = Projections::open_paused(log.clone()).unwrap();
+        assert_eq!(reopened.snapshot_load(), &SnapshotLoad::Empty);
+        assert_eq!(
+            reopened.checkpoint(ProjectionName::Meetings),
+            0,
+            "rebuilt from the log"
+        );
+        reopened.catch_up().unwrap();
+        assert!(reopened.dump_all() == before);
     }
 
     #[test]

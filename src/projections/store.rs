@@ -105,7 +105,7 @@ pub(crate) fn u64_at(bytes: &[u8]) -> u64 {
 /// record stream ([`super::snapshot`]).
 pub(crate) struct Snapshot<'a> {
     pub(crate) letter: u8,
-    pub(crate) records: &'a mut super::snapshot::Records,
+    pub(crate) records: &'a mut super::snapshot_writer::Records,
 }
 
 impl Snapshot<'_> {
@@ -114,8 +114,8 @@ impl Snapshot<'_> {
         self.records.put(self.letter, key.as_ref(), value.as_ref());
     }
 
-    /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, outside the
-    /// model's lock (the state is an immutable `Arc`, so what is encoded is what was current).
+    /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, on the
+    /// snapshot's writer thread (the state is an immutable `Arc`, so what is encoded is what was current).
     pub(crate) fn put_entity(&mut self, key: Vec<u8>, current: &Current) {
         self.records.defer(self.letter, key, current.clone());
     }

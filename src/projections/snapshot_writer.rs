@@ -1,0 +1,452 @@
+//! The snapshot's IO on a thread of its own (`dipledger-snapshot`).
+//!
+//! The runner takes a snapshot's records from the read models under the model's write lock
+//! (that part must see one consistent model) and hands each filled chunk to this thread, which
+//! compresses and writes it; the entity states, immutable `Arc`s, are encoded here too, then
+//! the meta is committed and sled flushed. So the runner goes back to applying events as soon
+//! as the records are taken, instead of waiting for the compression, sled's inserts and the
+//! flush (up to 0.3-0.7 s at 1,000,000 events, during which a query waiting for the read
+//! models to reach a position waited too).
+//!
+//! At most one snapshot is in flight: a snapshot due while the last one is still being written
+//! waits for a later step (the records it would take keep accumulating as unsaved changes), and
+//! an explicit snapshot waits for the thread to be idle first. The thread writes in the order it
+//! is given: a snapshot's chunks, then its meta, so a crash at any point leaves the previous
+//! meta current (see `snapshot.rs`). A write that fails breaks the snapshots for good (the
+//! meta is removed, so the next open rebuilds); the runner learns it at its next snapshot.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::error::{ProjectionError, ProjectionResult};
+use super::snapshot::{
+    chunk_key, commit_meta, drop_chunks, pack, Meta, SnapshotStats, CHUNK_BYTES, CHUNK_RECORDS_KEY,
+};
+use super::store::Current;
+
+/// Chunks a snapshot may have queued for the writer thread before the runner waits for it
+/// (each up to [`CHUNK_BYTES`] of records, uncompressed): bounds the memory a large snapshot
+/// (a base: hundreds of MiB of records at 1,000,000 events) holds in flight.
+pub const WRITER_QUEUE_CHUNKS: usize = 8;
+const _: () = assert!(WRITER_QUEUE_CHUNKS >= 1 && WRITER_QUEUE_CHUNKS * CHUNK_BYTES <= 64 * 1024 * 1024);
+
+/// One unit of work for the writer thread.
+enum Job {
+    /// A chunk of records to compress and write under `key`.
+    Chunk { key: [u8; 17], records: Vec<u8> },
+    /// The end of a snapshot: encode the deferred entities, write the last chunks, commit.
+    Finish(Box<Finish>),
+}
+
+/// The end of a snapshot as the runner hands it over.
+struct Finish {
+    records: Records,
+    /// A new base (the old generation is dropped once the new meta is committed).
+    base: bool,
+    /// The meta before this snapshot.
+    previous: Meta,
+    /// The format written.
+    format: u32,
+}
+
+/// Where a [`Records`]' filled chunks go.
+enum Out {
+    /// To the writer thread (on the runner, under the model's lock).
+    Queue(SyncSender<Job>),
+    /// Written now (on the writer thread); the first error stops the writes.
+    Write {
+        db: sled::Db,
+        error: Option<sled::Error>,
+    },
+}
+
+/// The records of one snapshot, cut into chunks as they fill.
+pub(crate) struct Records {
+    out: Out,
+    generation: u64,
+    next_chunk: u64,
+    buffer: Vec<u8>,
+    /// Record bytes (before compression).
+    bytes: u64,
+    /// Entities to encode on the writer thread.
+    deferred: Vec<(u8, Vec<u8>, Current)>,
+}
+
+pub(super) const PUT: u8 = 0;
+pub(super) const REMOVE: u8 = 1;
+pub(super) const CLEAR: u8 = 2;
+
+impl Records {
+    fn new(out: Out, generation: u64, next_chunk: u64) -> Records {
+        Records {
+            out,
+            generation,
+            next_chunk,
+            buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
+            bytes: 0,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Puts an entity whose value is encoded later, on the writer thread (the state is an
+    /// immutable `Arc`, so what is encoded is what was current).
+    pub(crate) fn defer(&mut self, letter: u8, key: Vec<u8>, current: Current) {
+        self.deferred.push((letter, key, current));
+    }
+
+    fn record(&mut self, tag: u8, letter: u8, key: &[u8], value: Option<&[u8]>) {
+        self.buffer.push(tag);
+        self.buffer.push(letter);
+        if tag != CLEAR {
+            self.buffer.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            self.buffer.extend_from_slice(key);
+        }
+        if let Some(value) = value {
+            self.buffer.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            self.buffer.extend_from_slice(value);
+        }
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.flush();
+        }
+    }
+
+    pub(crate) fn put(&mut self, letter: u8, key: &[u8], value: &[u8]) {
+        self.record(PUT, letter, key, Some(value));
+    }
+
+    pub(crate) fn remove(&mut self, letter: u8, key: &[u8]) {
+        self.record(REMOVE, letter, key, None);
+    }
+
+    pub(super) fn clear(&mut self, letter: u8) {
+        self.record(CLEAR, letter, &[], None);
+    }
+
+    /// Hands the filled buffer on as the next chunk.
+    fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let key = chunk_key(self.generation, self.next_chunk);
+        self.bytes += self.buffer.len() as u64;
+        self.next_chunk += 1;
+        match &mut self.out {
+            Out::Queue(jobs) => {
+                let records = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES + 4096));
+                // A writer gone (it only goes when the snapshots close) loses a snapshot: the
+                // `Finish` that follows is refused the same way and reported.
+                let _ = jobs.send(Job::Chunk { key, records });
+            }
+            Out::Write { db, error } => {
+                if error.is_none() {
+                    *error = write_chunk(db, key, &self.buffer).err();
+                }
+                self.buffer.clear();
+            }
+        }
+    }
+
+    /// On the writer thread: encodes the deferred entities and writes the last chunk; the next
+    /// chunk number and the record bytes.
+    fn finish(mut self, db: &sled::Db) -> ProjectionResult<(u64, u64)> {
+        self.out = Out::Write {
+            db: db.clone(),
+            error: None,
+        };
+        for (letter, key, current) in std::mem::take(&mut self.deferred) {
+            self.put(letter, &key, &super::store::entity_value(&current));
+        }
+        self.flush();
+        match self.out {
+            Out::Write {
+                error: Some(error), ..
+            } => Err(error.into()),
+            _ => Ok((self.next_chunk, self.bytes)),
+        }
+    }
+}
+
+/// Compresses and writes one chunk as a tree of its own.
+fn write_chunk(db: &sled::Db, key: [u8; 17], records: &[u8]) -> sled::Result<()> {
+    db.open_tree(key)?.insert(CHUNK_RECORDS_KEY, pack(records))?;
+    Ok(())
+}
+
+/// What the runner and the writer thread share.
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a snapshot is finished.
+    idle: Condvar,
+    /// Test hook: while true the thread waits before each job.
+    #[cfg(test)]
+    held: Mutex<bool>,
+    #[cfg(test)]
+    released: Condvar,
+    /// Test hook: the next chunk written, or the snapshot's finish, fails.
+    #[cfg(test)]
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+/// The committed side of the snapshots, as the writer thread leaves it.
+#[derive(Default)]
+struct State {
+    /// Snapshots handed over and not yet finished (0 or 1).
+    in_flight: u32,
+    /// The meta last committed.
+    meta: Meta,
+    stats: SnapshotStats,
+    /// Why the last snapshot failed, until the runner is told.
+    failure: Option<ProjectionError>,
+    /// A snapshot failed: none is written any more, and the meta was removed.
+    broken: bool,
+}
+
+/// The writer thread and its queue.
+pub(crate) struct Writer {
+    /// The read models' own sled database (`<data dir>/readmodels`) and its snapshot tree,
+    /// kept open with the thread.
+    db: sled::Db,
+    #[cfg(any(test, feature = "test-hooks"))]
+    tree: sled::Tree,
+    jobs: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// The committed meta when the writer is idle and the snapshots are not broken.
+pub(crate) enum Ready {
+    Idle(Meta),
+    /// A snapshot is still being written (only when not waiting).
+    Busy,
+    Broken,
+}
+
+impl Writer {
+    /// Starts the thread over `db` and `tree` (the snapshot tree), with the meta `meta` current.
+    pub(crate) fn start(db: sled::Db, tree: sled::Tree, meta: Meta) -> ProjectionResult<Writer> {
+        let (jobs, queue) = sync_channel(WRITER_QUEUE_CHUNKS);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                meta,
+                ..State::default()
+            }),
+            idle: Condvar::new(),
+            #[cfg(test)]
+            held: Mutex::new(false),
+            #[cfg(test)]
+            released: Condvar::new(),
+            #[cfg(test)]
+            fail_next: std::sync::atomic::AtomicBool::new(false),
+        });
+        let thread = {
+            let (db, shared) = (db.clone(), shared.clone());
+            #[cfg(any(test, feature = "test-hooks"))]
+            let tree = tree.clone();
+            std::thread::Builder::new()
+                .name("dipledger-snapshot".into())
+                .spawn(move || run(&db, &tree, &shared, queue))
+                .map_err(crate::log::LogError::from)?
+        };
+        Ok(Writer {
+            db,
+            #[cfg(any(test, feature = "test-hooks"))]
+            tree,
+            jobs: Some(jobs),
+            thread: Some(thread),
+            shared,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().expect("snapshot writer state")
+    }
+
+    /// Whether a snapshot may start now; with `wait`, after the one in flight is finished.
+    /// A failure not yet reported is returned (once).
+    pub(crate) fn ready(&self, wait: bool) -> ProjectionResult<Ready> {
+        let mut state = self.state();
+        while wait && state.in_flight > 0 {
+            state = self.shared.idle.wait(state).expect("snapshot writer state");
+        }
+        if let Some(failure) = state.failure.take() {
+            return Err(failure);
+        }
+        Ok(match (state.broken, state.in_flight) {
+            (true, _) => Ready::Broken,
+            (false, 0) => Ready::Idle(state.meta),
+            (false, _) => Ready::Busy,
+        })
+    }
+
+    /// Records for a snapshot of `generation` whose first chunk is `next_chunk`.
+    pub(crate) fn records(&self, generation: u64, next_chunk: u64) -> Records {
+        let jobs = self
+            .jobs
+            .clone()
+            .expect("the writer runs while the snapshots are open");
+        Records::new(Out::Queue(jobs), generation, next_chunk)
+    }
+
+    /// Hands the end of a snapshot over (its chunks already are).
+    pub(crate) fn finish(&self, records: Records, base: bool, previous: Meta, format: u32) {
+        self.state().in_flight += 1;
+        let finish = Box::new(Finish {
+            records,
+            base,
+            previous,
+            format,
+        });
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(Job::Finish(finish)));
+        if !matches!(sent, Some(Ok(()))) {
+            let mut state = self.state();
+            state.in_flight -= 1;
+            state.failure = Some(ProjectionError::Stopped("the snapshot writer stopped".into()));
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SnapshotStats {
+        self.state().stats
+    }
+
+    /// The database (tests and benchmarks look into it).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// The snapshot tree (tests damage it; benchmarks measure it).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Makes the next snapshot a base (tests).
+    #[cfg(test)]
+    pub(crate) fn force_base(&self) {
+        self.state().meta.appended_bytes = u64::MAX;
+    }
+
+    /// Holds the thread before its next job until released (tests).
+    #[cfg(test)]
+    pub(crate) fn hold(&self, held: bool) {
+        *self.shared.held.lock().unwrap() = held;
+        self.shared.released.notify_all();
+    }
+
+    /// Makes the next chunk write fail (tests).
+    #[cfg(test)]
+    pub(crate) fn fail_next_write(&self) {
+        self.shared
+            .fail_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Writer {
+    /// Finishes what was handed over, then lets sled finish its in-flight IO, so the database's
+    /// file lock is released when the read models close.
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = self.db.flush();
+    }
+}
+
+/// The thread's loop: jobs in order until the queue closes.
+fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) {
+    // The first failed chunk write of the snapshot in progress.
+    let mut error: Option<sled::Error> = None;
+    for job in queue {
+        #[cfg(test)]
+        {
+            let mut held = shared.held.lock().unwrap();
+            while *held {
+                held = shared.released.wait(held).unwrap();
+            }
+        }
+        match job {
+            Job::Chunk { key, records } => {
+                if error.is_none() {
+                    error = injected_failure(shared).or_else(|| write_chunk(db, key, &records).err());
+                }
+            }
+            Job::Finish(finish) => {
+                let result = match error.take().or_else(|| injected_failure(shared)) {
+                    Some(error) => Err(error.into()),
+                    None => complete(db, tree, *finish),
+                };
+                let mut state = shared.state.lock().expect("snapshot writer state");
+                match result {
+                    Ok((meta, bytes, base)) => {
+                        state.meta = meta;
+                        state.stats.written += 1;
+                        state.stats.bases += u64::from(base);
+                        state.stats.last_bytes = bytes;
+                        state.stats.total_bytes += bytes;
+                    }
+                    Err(failure) => {
+                        // The model no longer knows which of its changes are on disk: no
+                        // snapshot is written any more, and the next open rebuilds.
+                        let _ = tree.remove(super::snapshot::META_KEY);
+                        state.broken = true;
+                        state.failure = Some(failure);
+                    }
+                }
+                state.in_flight -= 1;
+                shared.idle.notify_all();
+                drop(state);
+                // This thread's deferred frees of sled's pages would wait for 64 more.
+                crate::log::release_sled_garbage();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+fn injected_failure(shared: &Shared) -> Option<sled::Error> {
+    shared
+        .fail_next
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+        .then(|| sled::Error::Unsupported("injected snapshot write failure".into()))
+}
+
+#[cfg(not(test))]
+fn injected_failure(_shared: &Shared) -> Option<sled::Error> {
+    None
+}
+
+/// Writes a snapshot's last chunks and commits its meta; (meta, record bytes, base).
+fn complete(db: &sled::Db, tree: &sled::Tree, finish: Finish) -> ProjectionResult<(Meta, u64, bool)> {
+    let Finish {
+        records,
+        base,
+        previous,
+        format,
+    } = finish;
+    let generation = records.generation;
+    let (next_chunk, bytes) = records.finish(db)?;
+    let meta = match base {
+        true => Meta {
+            generation,
+            next_chunk,
+            base_bytes: bytes,
+            appended_bytes: 0,
+            base_chunks: next_chunk,
+        },
+        false => Meta {
+            next_chunk,
+            appended_bytes: previous.appended_bytes.saturating_add(bytes),
+            ..previous
+        },
+    };
+    commit_meta(tree, &meta, format)?;
+    if base {
+        drop_chunks(db, |(chunk_generation, _)| {
+            chunk_generation == previous.generation
+        })?;
+    }
+    Ok((meta, bytes, base))
+}
