@@ -424,13 +424,8 @@ impl Snapshots {
             return Ok(());
         }
         self.deferring = false;
-        let appended_chunks = meta.next_chunk.saturating_sub(meta.base_chunks);
-        let base = meta.appended_bytes >= meta.base_bytes.max(MIN_BASE_BYTES)
-            || appended_chunks >= self.max_appended_chunks;
-        let mut records = match base {
-            true => self.writer.records(meta.generation + 1, 0),
-            false => self.writer.records(meta.generation, meta.next_chunk),
-        };
+        let (generation, first_chunk, base) = next_snapshot(&meta, self.max_appended_chunks);
+        let mut records = self.writer.records(generation, first_chunk);
         {
             let mut model = model.write().expect("model lock");
             if base {
@@ -451,6 +446,25 @@ impl Snapshots {
             true => self.writer.ready(true).map(|_| ()),
             false => Ok(()),
         }
+    }
+}
+
+/// Where the next snapshot goes after `meta`: (generation, first chunk, whether it is a base).
+/// The first snapshot of an empty generation holds everything (the read models were opened
+/// without a snapshot, so nothing of them is saved), and is a base of that generation: counted
+/// as appended, the next snapshot, however small its changes, would outgrow the empty base and
+/// rewrite everything, which at 1,000,000 events held the model's lock for up to a second a
+/// few seconds after a rebuild. Otherwise a new generation once the appended bytes outgrow the
+/// base or the appended chunks reach `max_appended_chunks`.
+fn next_snapshot(meta: &Meta, max_appended_chunks: u64) -> (u64, u64, bool) {
+    if meta.next_chunk == 0 {
+        return (meta.generation, 0, true);
+    }
+    let appended_chunks = meta.next_chunk.saturating_sub(meta.base_chunks);
+    match meta.appended_bytes >= meta.base_bytes.max(MIN_BASE_BYTES) || appended_chunks >= max_appended_chunks
+    {
+        true => (meta.generation + 1, 0, true),
+        false => (meta.generation, meta.next_chunk, false),
     }
 }
 
@@ -787,6 +801,39 @@ mod tests {
     }
 
     #[test]
+    fn the_first_snapshot_of_a_generation_is_its_base_and_later_ones_append_until_they_outgrow_it() {
+        let mib = 1024 * 1024;
+        let meta = |generation, next_chunk, base_chunks, base_bytes, appended_bytes| Meta {
+            generation,
+            next_chunk,
+            base_bytes,
+            appended_bytes,
+            base_chunks,
+        };
+        let max = MAX_APPENDED_CHUNKS;
+        // (meta before, expected (generation, first chunk, base))
+        let table = [
+            // Nothing written yet (opened without a snapshot): a base of this generation.
+            (meta(0, 0, 0, 0, 0), (0, 0, true)),
+            (meta(4, 0, 0, 0, 0), (4, 0, true)),
+            // A 300 MiB base: a small change appends after it.
+            (meta(0, 300, 300, 300 * mib, 0), (0, 300, false)),
+            (meta(0, 310, 300, 300 * mib, 10 * mib), (0, 310, false)),
+            // Appended bytes reach the base: a new generation.
+            (meta(0, 600, 300, 300 * mib, 300 * mib), (1, 0, true)),
+            // A small base: appends up to MIN_BASE_BYTES first.
+            (meta(2, 3, 1, mib, 8 * mib), (2, 3, false)),
+            (meta(2, 30, 1, mib, MIN_BASE_BYTES), (3, 0, true)),
+            // Too many appended chunks, however small.
+            (meta(5, 1 + max - 1, 1, 100 * mib, mib), (5, max, false)),
+            (meta(5, 1 + max, 1, 100 * mib, mib), (6, 0, true)),
+        ];
+        for (before, expected) in table {
+            assert_eq!(next_snapshot(&before, max), expected, "{before:?}");
+        }
+    }
+
+    #[test]
     fn a_generation_takes_at_most_max_appended_chunks_before_a_new_base() {
         let (_dir, log, projections) = filled(2_000);
         projections
@@ -840,14 +887,14 @@ mod tests {
     fn a_new_base_replaces_the_old_generation_and_reopens_exactly() {
         let (_dir, log, projections) = filled(3_000);
         projections.step(1_000).unwrap();
-        projections.snapshot().unwrap(); // appended to generation 0
+        projections.snapshot().unwrap(); // the first: a base of generation 0
         projections.shared.engine.lock().unwrap().force_base();
         projections.step(1_000).unwrap();
         projections.snapshot().unwrap(); // a base: generation 1
         projections.step(1_000).unwrap();
         projections.snapshot().unwrap(); // appended to generation 1
         let stats = projections.snapshot_stats();
-        assert_eq!((stats.written, stats.bases), (3, 1));
+        assert_eq!((stats.written, stats.bases), (3, 2));
         let generations: std::collections::BTreeSet<u64> = projections
             .snapshot_chunks()
             .iter()

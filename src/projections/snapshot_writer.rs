@@ -443,7 +443,7 @@ fn complete(db: &sled::Db, tree: &sled::Tree, finish: Finish) -> ProjectionResul
         },
     };
     commit_meta(tree, &meta, format)?;
-    if base {
+    if base && generation != previous.generation {
         drop_chunks(db, |(chunk_generation, _)| {
             chunk_generation == previous.generation
         })?;
