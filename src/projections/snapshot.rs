@@ -139,6 +139,11 @@ pub struct SnapshotStats {
     /// Snapshots due while the disk was below the log's minimum of free space
     /// (`--min-free-disk`), and so not written (the next one is tried an interval later).
     pub deferred: u64,
+    /// How long the last snapshot held the model's write lock to take its records, µs: the
+    /// time every query and the runner waited for it.
+    pub last_hold_micros: u64,
+    /// The longest such hold since open, µs.
+    pub longest_hold_micros: u64,
 }
 
 /// The current generation as the meta key records it.
@@ -199,6 +204,9 @@ pub(crate) struct Snapshots {
     /// Snapshots due while the disk was short of space (the rest of the counters are the
     /// writer's).
     deferred: u64,
+    /// The model lock's holds: the last and the longest, µs.
+    last_hold_micros: u64,
+    longest_hold_micros: u64,
     /// The format written: [`SNAPSHOT_FORMAT`], other only through a test hook (an earlier
     /// build's snapshot).
     format: u32,
@@ -348,6 +356,8 @@ impl Snapshots {
             disk: log.disk_guard(),
             deferring: false,
             deferred: 0,
+            last_hold_micros: 0,
+            longest_hold_micros: 0,
             format: SNAPSHOT_FORMAT,
             max_appended_chunks: MAX_APPENDED_CHUNKS,
             writer,
@@ -375,6 +385,8 @@ impl Snapshots {
     pub(crate) fn stats(&self) -> SnapshotStats {
         SnapshotStats {
             deferred: self.deferred,
+            last_hold_micros: self.last_hold_micros,
+            longest_hold_micros: self.longest_hold_micros,
             ..self.writer.stats()
         }
     }
@@ -428,6 +440,7 @@ impl Snapshots {
         let mut records = self.writer.records(generation, first_chunk);
         {
             let mut model = model.write().expect("model lock");
+            let held = Instant::now();
             if base {
                 self.cleared.clear();
                 for name in ProjectionName::ALL {
@@ -438,6 +451,8 @@ impl Snapshots {
                 records.clear(letter(name));
             }
             write_changes(&mut model, &mut records);
+            self.last_hold_micros = held.elapsed().as_micros() as u64;
+            self.longest_hold_micros = self.longest_hold_micros.max(self.last_hold_micros);
         }
         self.writer.finish(records, base, meta, self.format);
         self.last = Instant::now();

@@ -349,6 +349,10 @@ pub struct UnderWriter {
     pub as_of_micros: Percentiles,
     /// The whole history of a [`HISTORY_STREAM_EVENTS`]-event stream (pages of 500).
     pub history_micros: Percentiles,
+    /// Read-model snapshots written while the relation and history queries ran.
+    pub snapshots_during_relation_and_history: u64,
+    /// The longest of them held the model's write lock this long (µs).
+    pub longest_snapshot_hold_micros: u64,
 }
 
 /// Adds the pair's meetings and the long history stream to `log`, then times the queries of
@@ -379,14 +383,27 @@ fn time_under_writer(log: &Log, config: &BenchConfig) -> ProjectionResult<UnderW
     let timed = time_queries_with_writer(log, &projections, &history_stream, config.queries);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writer_commands_per_second = writer.join().expect("the writer thread does not panic")?;
-    let (relation_micros, list_micros, as_of_micros, history_micros) = timed?;
+    let timed = timed?;
     Ok(UnderWriter {
         writer_commands_per_second,
-        relation_micros,
-        list_micros,
-        as_of_micros,
-        history_micros,
+        relation_micros: timed.relation,
+        list_micros: timed.list,
+        as_of_micros: timed.as_of,
+        history_micros: timed.history,
+        snapshots_during_relation_and_history: timed.snapshots.0,
+        longest_snapshot_hold_micros: timed.snapshots.1,
     })
+}
+
+/// What [`time_queries_with_writer`] measured.
+struct Timed {
+    relation: Percentiles,
+    list: Percentiles,
+    as_of: Percentiles,
+    history: Percentiles,
+    /// Snapshots written during the relation and history queries, and the longest time one held
+    /// the model's lock (µs).
+    snapshots: (u64, u64),
 }
 
 /// The four query kinds of [`UnderWriter`], `queries` times each, interleaved.
@@ -395,10 +412,18 @@ fn time_queries_with_writer(
     projections: &Projections,
     history_stream: &str,
     queries: usize,
-) -> ProjectionResult<(Percentiles, Percentiles, Percentiles, Percentiles)> {
+) -> ProjectionResult<Timed> {
     let (mut relation, mut history) = (Vec::new(), Vec::new());
     let options = ReadOptions::latest();
+    let mut snapshots = projections.snapshot_stats();
+    let (mut taken, mut longest_hold) = (0, 0);
     for _ in 0..queries.max(1) {
+        let stats = projections.snapshot_stats();
+        if stats.written != snapshots.written {
+            taken += stats.written - snapshots.written;
+            longest_hold = longest_hold.max(stats.last_hold_micros);
+            snapshots = stats;
+        }
         let started = Instant::now();
         projections.relation("P00", "P01", &PageRequest::first(RELATION_PAGE), &options)?;
         relation.push(started.elapsed().as_micros() as u64);
@@ -422,7 +447,13 @@ fn time_queries_with_writer(
         debug_assert_eq!(entries, HISTORY_STREAM_EVENTS);
     }
     let (as_of, list) = time_queries(log, projections, queries)?;
-    Ok((percentiles(relation), list, as_of, percentiles(history)))
+    Ok(Timed {
+        relation: percentiles(relation),
+        list,
+        as_of,
+        history: percentiles(history),
+        snapshots: (taken, longest_hold),
+    })
 }
 
 /// Appends generated entities until `events` events are written.
