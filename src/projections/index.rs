@@ -23,11 +23,6 @@ use super::store::{
 /// The most slots a chunk holds (10 KiB of slots): an insert moves at most this many, a search
 /// halves at most this many after the list's `firsts`.
 pub const CHUNK_SLOTS: usize = 256;
-/// A chunk's capacity grows by 1/this of its length (at least [`MIN_CHUNK_GROWTH`]) when full:
-/// at most about that share of a chunk is spare, instead of the half a doubling leaves.
-pub const CHUNK_GROWTH_SHARE: usize = 8;
-/// The least a chunk's capacity grows by when full.
-pub const MIN_CHUNK_GROWTH: usize = 4;
 /// The bit of a slot's `from` that says earlier intervals are kept in `earlier` (log positions
 /// stay far below it).
 const EARLIER: u64 = 1 << 63;
@@ -211,9 +206,7 @@ impl List {
             return;
         }
         let slots = &mut self.chunks[chunk];
-        if slots.len() == slots.capacity() {
-            slots.reserve_exact((slots.len() / CHUNK_GROWTH_SHARE).max(MIN_CHUNK_GROWTH));
-        }
+        super::store::reserve_one(slots);
         slots.insert(index, slot);
         if index == 0 {
             self.firsts[chunk] = slot.order();
