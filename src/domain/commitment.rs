@@ -691,13 +691,31 @@ pub struct State {
     /// Each report behind an `Arc`: a clone of the state copies pointers, not summaries.
     #[serde(skip)]
     progress: Vec<Arc<Entry>>,
+    assessments: Vec<Assessment>,
+    /// What only closed or corrected commitments have (the terminal status, a closing text, a
+    /// successor, retractions), boxed: every commitment's state would otherwise carry its 96
+    /// bytes. `None`
+    /// whenever all of it is empty, so equal states compare equal.
+    rare: Option<Box<Rare>>,
+    event_types: crate::domain::event::EventTypes,
+}
+
+/// The fields of a commitment's [`State`] that most commitments never set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+struct Rare {
     terminal: Option<(CommitmentStatus, OccurredAt)>,
     superseded_by: Option<CommitmentId>,
     closing_text: Option<String>,
-    assessments: Vec<Assessment>,
     retracted_versions: Vec<u64>,
-    event_types: crate::domain::event::EventTypes,
 }
+
+/// What a commitment without [`Rare`] fields reads.
+static NO_RARE: Rare = Rare {
+    terminal: None,
+    superseded_by: None,
+    closing_text: None,
+    retracted_versions: Vec::new(),
+};
 
 impl State {
     /// Whether the commitment exists.
@@ -731,7 +749,7 @@ impl State {
         if !self.exists() {
             return None;
         }
-        if let Some((status, _)) = self.terminal {
+        if let Some((status, _)) = self.rare().terminal {
             return Some(status);
         }
         if !self.progress.is_empty() {
@@ -745,17 +763,17 @@ impl State {
 
     /// When it reached its terminal status.
     pub fn closed_at(&self) -> Option<OccurredAt> {
-        self.terminal.map(|(_, occurred_at)| occurred_at)
+        self.rare().terminal.map(|(_, occurred_at)| occurred_at)
     }
 
     /// The fulfilment summary or lapse/withdrawal/supersession reason.
     pub fn closing_text(&self) -> Option<&str> {
-        self.closing_text.as_deref()
+        self.rare().closing_text.as_deref()
     }
 
     /// The commitment that superseded this one.
     pub fn superseded_by(&self) -> Option<CommitmentId> {
-        self.superseded_by
+        self.rare().superseded_by
     }
 
     /// Reaffirmations not retracted.
@@ -782,7 +800,20 @@ impl State {
 
     /// Versions of events retracted so far.
     pub fn retracted_versions(&self) -> &[u64] {
-        &self.retracted_versions
+        &self.rare().retracted_versions
+    }
+
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    /// Changes the rare fields, boxing them only while one is set.
+    fn change_rare(&mut self, change: impl FnOnce(&mut Rare)) {
+        let rare = self.rare.get_or_insert_with(Box::default);
+        change(rare);
+        if **rare == NO_RARE {
+            self.rare = None;
+        }
     }
 
     /// Number of events folded so far (the stream version).
@@ -1206,7 +1237,7 @@ fn decide_retract_commitment_event(
     }
     check_retraction(
         &state.event_types,
-        &state.retracted_versions,
+        state.retracted_versions(),
         retracts_version,
         &[
             "CommitmentReaffirmed",
@@ -1253,21 +1284,29 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             }),
         ),
         Event::CommitmentFulfilled(event) => {
-            state.terminal = Some((CommitmentStatus::Fulfilled, occurred_at));
-            state.closing_text = Some(event.summary.clone());
+            state.change_rare(|rare| {
+                rare.terminal = Some((CommitmentStatus::Fulfilled, occurred_at));
+                rare.closing_text = Some(event.summary.clone());
+            });
         }
         Event::CommitmentLapsed(event) => {
-            state.terminal = Some((CommitmentStatus::Lapsed, occurred_at));
-            state.closing_text = Some(event.reason.clone());
+            state.change_rare(|rare| {
+                rare.terminal = Some((CommitmentStatus::Lapsed, occurred_at));
+                rare.closing_text = Some(event.reason.clone());
+            });
         }
         Event::CommitmentWithdrawn(event) => {
-            state.terminal = Some((CommitmentStatus::Withdrawn, occurred_at));
-            state.closing_text = Some(event.reason.clone());
+            state.change_rare(|rare| {
+                rare.terminal = Some((CommitmentStatus::Withdrawn, occurred_at));
+                rare.closing_text = Some(event.reason.clone());
+            });
         }
         Event::CommitmentSuperseded(event) => {
-            state.terminal = Some((CommitmentStatus::Superseded, occurred_at));
-            state.superseded_by = Some(event.superseded_by);
-            state.closing_text = event.reason.clone();
+            state.change_rare(|rare| {
+                rare.terminal = Some((CommitmentStatus::Superseded, occurred_at));
+                rare.superseded_by = Some(event.superseded_by);
+                rare.closing_text = event.reason.clone();
+            });
         }
         Event::ComplianceAssessed(event) => push_exact(
             &mut state.assessments,
@@ -1286,7 +1325,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
         Event::CommitmentEventRetracted(event) => {
             let retracted = event.retracts_version;
-            push_exact(&mut state.retracted_versions, retracted);
+            state.change_rare(|rare| push_exact(&mut rare.retracted_versions, retracted));
             state.reaffirmations.retain(|entry| entry.version != retracted);
             state.progress.retain(|entry| entry.version != retracted);
             state

@@ -580,13 +580,30 @@ pub struct State {
     window: Option<TimeWindow>,
     held_at: Option<OccurredAt>,
     ended_at: Option<Timestamp>,
+    /// What few meetings have (a reason to be put off, retractions), boxed: every meeting's
+    /// state, one per meeting in the read models, would otherwise carry its 96 bytes. `None`
+    /// whenever all of it is empty, so equal states compare equal.
+    rare: Option<Box<Rare>>,
+    statements_recorded: usize,
+    event_types: crate::domain::event::EventTypes,
+}
+
+/// The fields of a meeting's [`State`] that most meetings never set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+struct Rare {
     cancellation_reason: Option<String>,
     cancelled_by: Vec<String>,
     postponement_reason: Option<String>,
-    statements_recorded: usize,
     retracted_versions: Vec<u64>,
-    event_types: crate::domain::event::EventTypes,
 }
+
+/// What a meeting without [`Rare`] fields reads.
+static NO_RARE: Rare = Rare {
+    cancellation_reason: None,
+    cancelled_by: Vec::new(),
+    postponement_reason: None,
+    retracted_versions: Vec::new(),
+};
 
 impl State {
     /// Whether the meeting exists.
@@ -643,17 +660,17 @@ impl State {
 
     /// Why it was cancelled, if it is cancelled and the reason was reported.
     pub fn cancellation_reason(&self) -> Option<&str> {
-        self.cancellation_reason.as_deref()
+        self.rare().cancellation_reason.as_deref()
     }
 
     /// Who cancelled it, if it is cancelled (empty: not reported).
     pub fn cancelled_by(&self) -> &[String] {
-        &self.cancelled_by
+        &self.rare().cancelled_by
     }
 
     /// Why it was postponed, if it is postponed and the reason was reported.
     pub fn postponement_reason(&self) -> Option<&str> {
-        self.postponement_reason.as_deref()
+        self.rare().postponement_reason.as_deref()
     }
 
     /// Stream versions of the statements in effect (recorded and not retracted), ascending.
@@ -670,20 +687,38 @@ impl State {
             .zip(1u64..)
             .filter(|(event_type, _)| *event_type == "StatementRecorded")
             .enumerate()
-            .filter(|(_, (_, version))| !self.retracted_versions.contains(version))
+            .filter(|(_, (_, version))| !self.rare().retracted_versions.contains(version))
             .map(|(ordinal, (_, version))| (ordinal, version))
     }
 
     /// Forgets why the meeting was last postponed or cancelled (it has moved on; history keeps it).
     fn clear_put_off(&mut self) {
-        self.cancellation_reason = None;
-        self.cancelled_by.clear();
-        self.postponement_reason = None;
+        if self.rare.is_none() {
+            return;
+        }
+        self.change_rare(|rare| {
+            rare.cancellation_reason = None;
+            rare.cancelled_by.clear();
+            rare.postponement_reason = None;
+        });
     }
 
     /// Versions of events retracted so far.
     pub fn retracted_versions(&self) -> &[u64] {
-        &self.retracted_versions
+        &self.rare().retracted_versions
+    }
+
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    /// Changes the rare fields, boxing them only while one is set.
+    fn change_rare(&mut self, change: impl FnOnce(&mut Rare)) {
+        let rare = self.rare.get_or_insert_with(Box::default);
+        change(rare);
+        if **rare == NO_RARE {
+            self.rare = None;
+        }
     }
 
     /// Number of events folded so far (the stream version).
@@ -1119,7 +1154,7 @@ fn decide_retract_meeting_event(
     }
     check_retraction(
         &state.event_types,
-        &state.retracted_versions,
+        state.retracted_versions(),
         retracts_version,
         &["StatementRecorded"],
     )?;
@@ -1158,13 +1193,15 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         Event::MeetingPostponed(event) => {
             state.status = Some(MeetingStatus::Postponed);
             state.clear_put_off();
-            state.postponement_reason = event.reason.clone();
+            state.change_rare(|rare| rare.postponement_reason = event.reason.clone());
         }
         Event::MeetingCancelled(event) => {
             state.status = Some(MeetingStatus::Cancelled);
             state.clear_put_off();
-            state.cancellation_reason = event.reason.clone();
-            state.cancelled_by = event.cancelled_by.clone();
+            state.change_rare(|rare| {
+                rare.cancellation_reason = event.reason.clone();
+                rare.cancelled_by = event.cancelled_by.clone();
+            });
         }
         Event::MeetingHeld(event) => {
             state.status = Some(MeetingStatus::Held);
@@ -1182,7 +1219,7 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.details_version = version;
         }
         Event::MeetingEventRetracted(event) => {
-            push_exact(&mut state.retracted_versions, event.retracts_version);
+            state.change_rare(|rare| push_exact(&mut rare.retracted_versions, event.retracts_version));
         }
     }
     state

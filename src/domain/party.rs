@@ -144,7 +144,10 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     code: Option<String>,
-    details: Option<PartyDetails>,
+    /// Boxed: the enum of every entity's state is as large as its largest variant, and a
+    /// party's or source's details inline would make every meeting's and commitment's state
+    /// that large.
+    details: Option<Box<PartyDetails>>,
     details_version: u64,
     event_types: crate::domain::event::EventTypes,
 }
@@ -162,7 +165,7 @@ impl State {
 
     /// The details in effect (after corrections).
     pub fn details(&self) -> Option<&PartyDetails> {
-        self.details.as_ref()
+        self.details.as_deref()
     }
 
     /// Number of events folded so far (the stream version).
@@ -283,11 +286,11 @@ pub fn evolve(mut state: State, event: &Event) -> State {
     match event {
         Event::PartyRegistered(event) => {
             state.code = Some(event.code.clone());
-            state.details = Some(event.details.clone());
+            state.details = Some(Box::new(event.details.clone()));
             state.details_version = version;
         }
         Event::PartyCorrected(event) => {
-            state.details = Some(event.details.clone());
+            state.details = Some(Box::new(event.details.clone()));
             state.details_version = version;
         }
     }

@@ -126,7 +126,10 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     source_id: Option<SourceId>,
-    details: Option<SourceDetails>,
+    /// Boxed: the enum of every entity's state is as large as its largest variant, and a
+    /// party's or source's details inline would make every meeting's and commitment's state
+    /// that large.
+    details: Option<Box<SourceDetails>>,
     details_version: u64,
     event_types: crate::domain::event::EventTypes,
 }
@@ -144,7 +147,7 @@ impl State {
 
     /// The details in effect (after corrections).
     pub fn details(&self) -> Option<&SourceDetails> {
-        self.details.as_ref()
+        self.details.as_deref()
     }
 
     /// Number of events folded so far (the stream version).
@@ -267,11 +270,11 @@ pub fn evolve(mut state: State, event: &Event) -> State {
     match event {
         Event::SourceRegistered(event) => {
             state.source_id = Some(event.source_id);
-            state.details = Some(event.details.clone());
+            state.details = Some(Box::new(event.details.clone()));
             state.details_version = version;
         }
         Event::SourceCorrected(event) => {
-            state.details = Some(event.details.clone());
+            state.details = Some(Box::new(event.details.clone()));
             state.details_version = version;
         }
     }

@@ -44,7 +44,8 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
 pub const SNAPSHOT_EVENTS: u64 = 1_000_000;
 /// The snapshot format this build writes and reads; any other is discarded and rebuilt.
 /// 6: a meeting's statements are no longer stored (their texts are read from the log).
-pub const SNAPSHOT_FORMAT: u32 = 6;
+/// 7: a meeting's and a commitment's rarely set fields are one optional group of their own.
+pub const SNAPSHOT_FORMAT: u32 = 7;
 /// Size a chunk is cut at (a chunk holds whole records, so one large record makes it larger).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Bytes appended since the base below which no new base is written, however small the base.
