@@ -692,10 +692,10 @@ pub struct State {
     #[serde(skip)]
     progress: Vec<Arc<Entry>>,
     assessments: Vec<Assessment>,
-    /// What only closed or corrected commitments have (the terminal status, a closing text, a
-    /// successor, retractions), boxed: every commitment's state would otherwise carry its 96
-    /// bytes. `None`
-    /// whenever all of it is empty, so equal states compare equal.
+    /// What only closed commitments, or those with a retraction, have (the terminal status, a
+    /// closing text, a successor, retractions), boxed: every commitment's state would
+    /// otherwise carry its 96 bytes. `None` whenever all of it is empty, so equal states
+    /// compare equal.
     rare: Option<Box<Rare>>,
     event_types: crate::domain::event::EventTypes,
 }

@@ -7,7 +7,8 @@
 //! sled sees a few large values per snapshot instead of a key per row (sled inserts, not our
 //! code, would dominate otherwise), and a crash between the chunks and the meta leaves the
 //! previous snapshot current. Every [`SNAPSHOT_INTERVAL`] or [`SNAPSHOT_EVENTS`] applied events
-//! the runner appends what changed since the last snapshot, with every read model's position.
+//! the runner takes what changed since the last snapshot, with every read model's position, and
+//! the thread `dipledger-snapshot` appends it (`snapshot_writer.rs`).
 //! When the appended bytes outgrow the generation's base, a new generation is written with
 //! everything (a *base*) and the old one removed, so opening reads at most about twice the
 //! model's size. On open the records of the current generation are applied in order and the log
@@ -20,7 +21,7 @@
 //! it consolidates or splits it, so 1 MiB chunks sharing one tree were written ~3 times over
 //! and their copies were a third of a rebuild's CPU; a tree per chunk is written once. The tree
 //! `snapshot` holds `V` -> format version (u32 BE) and `m` -> (generation, next chunk, base
-//! bytes, bytes appended since the base), u64 BE each.
+//! bytes, bytes appended since the base, chunks of the base), u64 BE each.
 //! A record: tag (0 put, 1 remove, 2 clear), the read model's letter (`M`eetings,
 //! `C`ommitments, `R`elations, `O`fficials, `D`irectory), then for put and remove the key
 //! (u32 BE length, bytes), then for put the value (u32 BE length, bytes). Key `P` of a read
@@ -76,7 +77,7 @@ pub const READ_MODELS_DIR: &str = "readmodels";
 pub const DISCARDED_READ_MODELS_DIR: &str = "readmodels.discarded";
 
 const TREE: &str = "snapshot";
-const VERSION_KEY: &[u8] = b"V";
+pub(super) const VERSION_KEY: &[u8] = b"V";
 pub(super) const META_KEY: &[u8] = b"m";
 const CHUNK_PREFIX: u8 = b'c';
 /// The one key of a chunk's tree.
@@ -205,6 +206,8 @@ pub(crate) struct Snapshots {
     /// Snapshots due while the disk was short of space (the rest of the counters are the
     /// writer's).
     deferred: u64,
+    /// Set once the read models stopped tracking their changes after the snapshots broke.
+    untracked: bool,
     /// The model lock's holds: the last and the longest, µs.
     last_hold_micros: u64,
     longest_hold_micros: u64,
@@ -357,6 +360,7 @@ impl Snapshots {
             disk: log.disk_guard(),
             deferring: false,
             deferred: 0,
+            untracked: false,
             last_hold_micros: 0,
             longest_hold_micros: 0,
             format: SNAPSHOT_FORMAT,
@@ -422,7 +426,19 @@ impl Snapshots {
     pub(crate) fn save(&mut self, model: &RwLock<Model>, wait: bool) -> ProjectionResult<()> {
         let meta = match self.writer.ready(wait)? {
             Ready::Idle(meta) => meta,
-            Ready::Busy | Ready::Broken => return Ok(()),
+            Ready::Busy => return Ok(()),
+            Ready::Broken => {
+                // Nothing will be saved again: stop tracking changes key by key, or the change
+                // sets would grow with every event until restart.
+                if !self.untracked {
+                    let mut model = model.write().expect("model lock");
+                    for name in ProjectionName::ALL {
+                        model.part_mut(name).unsave();
+                    }
+                    self.untracked = true;
+                }
+                return Ok(());
+            }
         };
         // A snapshot on a full disk would fail (and leave the read models without one, or sled
         // debris); writes are refused meanwhile and the log keeps everything a replay needs, so
@@ -741,6 +757,17 @@ mod tests {
     #[test]
     fn a_due_snapshot_is_written_on_its_own_thread_while_the_runner_goes_on() {
         let (_dir, log, projections) = filled(3_000);
+        /// Releases the writer however the test ends (a failed assertion would otherwise hang
+        /// in the close's wait for it instead of failing).
+        struct Release<'a>(&'a Projections);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if let Ok(engine) = self.0.shared.engine.lock() {
+                    engine.snapshots().writer().hold(false);
+                }
+            }
+        }
+        let release = Release(&projections);
         {
             let mut engine = projections.shared.engine.lock().unwrap();
             engine.set_snapshot_interval(Duration::ZERO);
@@ -761,14 +788,7 @@ mod tests {
         assert!(projections.snapshot_tree().get(META_KEY).unwrap().is_none());
         // Released: the one in flight is written, then the explicit one (the second step's
         // due snapshot was not started while the first was in flight).
-        projections
-            .shared
-            .engine
-            .lock()
-            .unwrap()
-            .snapshots()
-            .writer()
-            .hold(false);
+        drop(release);
         projections.snapshot().unwrap();
         assert_eq!(projections.snapshot_stats().written, 2);
         assert_eq!(projections.step(1_000).unwrap(), 1_000);
@@ -812,6 +832,31 @@ mod tests {
             0,
             "rebuilt from the log"
         );
+        reopened.catch_up().unwrap();
+        assert!(reopened.dump_all() == before);
+    }
+
+    #[test]
+    fn a_panic_on_the_writer_thread_is_reported_instead_of_waited_for() {
+        let (_dir, log, projections) = filled(2_000);
+        {
+            let mut engine = projections.shared.engine.lock().unwrap();
+            engine.set_snapshot_interval(Duration::ZERO);
+            engine.snapshots().writer().panic_next_job();
+        }
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        let failure = projections.snapshot().expect_err("the panic is reported");
+        assert!(failure.to_string().contains("panicked"), "{failure}");
+        // From then on nothing is written, the read models go on, and a reopen rebuilds.
+        assert_eq!(projections.step(1_000).unwrap(), 1_000);
+        projections
+            .snapshot()
+            .expect("broken snapshots are skipped, not errors");
+        assert_eq!(projections.snapshot_stats().written, 0);
+        let before = projections.dump_all();
+        drop(projections);
+        let reopened = Projections::open_paused(log.clone()).unwrap();
+        assert_eq!(reopened.snapshot_load(), &SnapshotLoad::Empty);
         reopened.catch_up().unwrap();
         assert!(reopened.dump_all() == before);
     }

@@ -6,7 +6,8 @@
 //! the meta is committed and sled flushed. So the runner goes back to applying events as soon
 //! as the records are taken, instead of waiting for the compression, sled's inserts and the
 //! flush (up to 0.3-0.7 s at 1,000,000 events, during which a query waiting for the read
-//! models to reach a position waited too).
+//! models to reach a position waited too). A base, larger than the queue, still makes the
+//! runner wait under the lock while the thread catches up (docs/ARCHITECTURE.md).
 //!
 //! At most one snapshot is in flight: a snapshot due while the last one is still being written
 //! waits for a later step (the records it would take keep accumulating as unsaved changes), and
@@ -134,8 +135,8 @@ impl Records {
         match &mut self.out {
             Out::Queue(jobs) => {
                 let records = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES + 4096));
-                // A writer gone (it only goes when the snapshots close) loses a snapshot: the
-                // `Finish` that follows is refused the same way and reported.
+                // A writer gone (when the snapshots close, or after a panic) loses a snapshot:
+                // the `Finish` that follows is refused the same way and reported.
                 let _ = jobs.send(Job::Chunk { key, records });
             }
             Out::Write { db, error } => {
@@ -186,6 +187,9 @@ struct Shared {
     /// Test hook: the next chunk written, or the snapshot's finish, fails.
     #[cfg(test)]
     fail_next: std::sync::atomic::AtomicBool,
+    /// Test hook: the thread panics at its next job.
+    #[cfg(test)]
+    panic_next: std::sync::atomic::AtomicBool,
 }
 
 /// The committed side of the snapshots, as the writer thread leaves it.
@@ -238,6 +242,8 @@ impl Writer {
             released: Condvar::new(),
             #[cfg(test)]
             fail_next: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            panic_next: std::sync::atomic::AtomicBool::new(false),
         });
         let thread = {
             let (db, shared) = (db.clone(), shared.clone());
@@ -258,8 +264,13 @@ impl Writer {
         })
     }
 
+    /// The shared state (a writer that panicked holding it left it consistent: see
+    /// [`Unwinding`]).
     fn state(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().expect("snapshot writer state")
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether a snapshot may start now; with `wait`, after the one in flight is finished.
@@ -267,7 +278,11 @@ impl Writer {
     pub(crate) fn ready(&self, wait: bool) -> ProjectionResult<Ready> {
         let mut state = self.state();
         while wait && state.in_flight > 0 {
-            state = self.shared.idle.wait(state).expect("snapshot writer state");
+            state = self
+                .shared
+                .idle
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         if let Some(failure) = state.failure.take() {
             return Err(failure);
@@ -301,6 +316,7 @@ impl Writer {
         if !matches!(sent, Some(Ok(()))) {
             let mut state = self.state();
             state.in_flight -= 1;
+            state.broken = true;
             state.failure = Some(ProjectionError::Stopped("the snapshot writer stopped".into()));
         }
     }
@@ -341,6 +357,14 @@ impl Writer {
             .fail_next
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// Makes the thread panic at its next job (tests).
+    #[cfg(test)]
+    pub(crate) fn panic_next_job(&self) {
+        self.shared
+            .panic_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Drop for Writer {
@@ -355,8 +379,43 @@ impl Drop for Writer {
     }
 }
 
+/// Marks the snapshots broken after `failure`: the model no longer knows which of its changes
+/// are on disk, so no snapshot is written any more, and the meta and format are removed, so the
+/// next open finds no snapshot and rebuilds (the meta first: a crash between the two leaves a
+/// format without a meta, which the open discards).
+fn break_snapshots(tree: &sled::Tree, state: &mut State, failure: ProjectionError) {
+    let _ = tree.remove(super::snapshot::META_KEY);
+    let _ = tree.remove(super::snapshot::VERSION_KEY);
+    state.broken = true;
+    state.failure = Some(failure);
+}
+
+/// Set while the writer thread runs: if it unwinds (a panic in sled or an encoding), the
+/// snapshots are broken and whoever waits for it is woken and told, instead of waiting forever.
+struct Unwinding<'a> {
+    tree: &'a sled::Tree,
+    shared: &'a Shared,
+}
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut state = match self.shared.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let failure = ProjectionError::Stopped("the snapshot writer panicked".into());
+        break_snapshots(self.tree, &mut state, failure);
+        state.in_flight = 0;
+        self.shared.idle.notify_all();
+    }
+}
+
 /// The thread's loop: jobs in order until the queue closes.
 fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) {
+    let _unwinding = Unwinding { tree, shared };
     // The first failed chunk write of the snapshot in progress.
     let mut error: Option<sled::Error> = None;
     for job in queue {
@@ -365,6 +424,10 @@ fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) 
             let mut held = shared.held.lock().unwrap();
             while *held {
                 held = shared.released.wait(held).unwrap();
+            }
+            drop(held);
+            if shared.panic_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                panic!("injected snapshot writer panic");
             }
         }
         match job {
@@ -387,13 +450,7 @@ fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) 
                         state.stats.last_bytes = bytes;
                         state.stats.total_bytes += bytes;
                     }
-                    Err(failure) => {
-                        // The model no longer knows which of its changes are on disk: no
-                        // snapshot is written any more, and the next open rebuilds.
-                        let _ = tree.remove(super::snapshot::META_KEY);
-                        state.broken = true;
-                        state.failure = Some(failure);
-                    }
+                    Err(failure) => break_snapshots(tree, &mut state, failure),
                 }
                 state.in_flight -= 1;
                 shared.idle.notify_all();

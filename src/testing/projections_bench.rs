@@ -446,6 +446,11 @@ fn time_queries_with_writer(
         history.push(started.elapsed().as_micros() as u64);
         debug_assert_eq!(entries, HISTORY_STREAM_EVENTS);
     }
+    let stats = projections.snapshot_stats();
+    if stats.written != snapshots.written {
+        taken += stats.written - snapshots.written;
+        longest_hold = longest_hold.max(stats.last_hold_micros);
+    }
     let (as_of, list) = time_queries(log, projections, queries)?;
     Ok(Timed {
         relation: percentiles(relation),
