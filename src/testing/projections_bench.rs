@@ -505,6 +505,10 @@ pub fn run(dir: &Path, config: &BenchConfig, say: &mut dyn FnMut(&str)) -> Proje
     say(&format!(
         "rebuilt in {rebuild_seconds:.2} s: {events_per_second:.0} events/s; resident memory +{read_model_mib:.0} MiB"
     ));
+    say(&format!(
+        "the longest snapshot taken during the rebuild held the model's lock {} µs",
+        projections.snapshot_stats().longest_hold_micros
+    ));
     let mut micros_per_event = Vec::new();
     for name in ProjectionName::ALL {
         let started = Instant::now();
