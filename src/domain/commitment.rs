@@ -696,7 +696,7 @@ pub struct State {
     /// closing text, a successor, retractions), boxed: every commitment's state would
     /// otherwise carry its 96 bytes. `None` whenever all of it is empty, so equal states
     /// compare equal.
-    rare: Option<Box<Rare>>,
+    rare: crate::domain::common::Rarely<Rare>,
     event_types: crate::domain::event::EventTypes,
 }
 
@@ -716,6 +716,12 @@ static NO_RARE: Rare = Rare {
     closing_text: None,
     retracted_versions: Vec::new(),
 };
+
+impl crate::domain::common::Sparse for Rare {
+    fn empty() -> &'static Rare {
+        &NO_RARE
+    }
+}
 
 impl State {
     /// Whether the commitment exists.
@@ -749,7 +755,7 @@ impl State {
         if !self.exists() {
             return None;
         }
-        if let Some((status, _)) = self.rare().terminal {
+        if let Some((status, _)) = self.rare.get().terminal {
             return Some(status);
         }
         if !self.progress.is_empty() {
@@ -763,17 +769,17 @@ impl State {
 
     /// When it reached its terminal status.
     pub fn closed_at(&self) -> Option<OccurredAt> {
-        self.rare().terminal.map(|(_, occurred_at)| occurred_at)
+        self.rare.get().terminal.map(|(_, occurred_at)| occurred_at)
     }
 
     /// The fulfilment summary or lapse/withdrawal/supersession reason.
     pub fn closing_text(&self) -> Option<&str> {
-        self.rare().closing_text.as_deref()
+        self.rare.get().closing_text.as_deref()
     }
 
     /// The commitment that superseded this one.
     pub fn superseded_by(&self) -> Option<CommitmentId> {
-        self.rare().superseded_by
+        self.rare.get().superseded_by
     }
 
     /// Reaffirmations not retracted.
@@ -800,20 +806,7 @@ impl State {
 
     /// Versions of events retracted so far.
     pub fn retracted_versions(&self) -> &[u64] {
-        &self.rare().retracted_versions
-    }
-
-    fn rare(&self) -> &Rare {
-        self.rare.as_deref().unwrap_or(&NO_RARE)
-    }
-
-    /// Changes the rare fields, boxing them only while one is set.
-    fn change_rare(&mut self, change: impl FnOnce(&mut Rare)) {
-        let rare = self.rare.get_or_insert_with(Box::default);
-        change(rare);
-        if **rare == NO_RARE {
-            self.rare = None;
-        }
+        &self.rare.get().retracted_versions
     }
 
     /// Number of events folded so far (the stream version).
@@ -1284,25 +1277,25 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             }),
         ),
         Event::CommitmentFulfilled(event) => {
-            state.change_rare(|rare| {
+            state.rare.change(|rare| {
                 rare.terminal = Some((CommitmentStatus::Fulfilled, occurred_at));
                 rare.closing_text = Some(event.summary.clone());
             });
         }
         Event::CommitmentLapsed(event) => {
-            state.change_rare(|rare| {
+            state.rare.change(|rare| {
                 rare.terminal = Some((CommitmentStatus::Lapsed, occurred_at));
                 rare.closing_text = Some(event.reason.clone());
             });
         }
         Event::CommitmentWithdrawn(event) => {
-            state.change_rare(|rare| {
+            state.rare.change(|rare| {
                 rare.terminal = Some((CommitmentStatus::Withdrawn, occurred_at));
                 rare.closing_text = Some(event.reason.clone());
             });
         }
         Event::CommitmentSuperseded(event) => {
-            state.change_rare(|rare| {
+            state.rare.change(|rare| {
                 rare.terminal = Some((CommitmentStatus::Superseded, occurred_at));
                 rare.superseded_by = Some(event.superseded_by);
                 rare.closing_text = event.reason.clone();
@@ -1325,7 +1318,9 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         }
         Event::CommitmentEventRetracted(event) => {
             let retracted = event.retracts_version;
-            state.change_rare(|rare| push_exact(&mut rare.retracted_versions, retracted));
+            state
+                .rare
+                .change(|rare| push_exact(&mut rare.retracted_versions, retracted));
             state.reaffirmations.retain(|entry| entry.version != retracted);
             state.progress.retain(|entry| entry.version != retracted);
             state

@@ -501,6 +501,41 @@ pub(crate) fn push_exact<T>(list: &mut Vec<T>, item: T) {
     list.push(item);
 }
 
+/// A group of a state's fields that most entities of its kind never set (see [`Rarely`]).
+pub(crate) trait Sparse: Default + PartialEq + Sized + 'static {
+    /// The group with nothing set.
+    fn empty() -> &'static Self;
+}
+
+/// Fields of a state that most entities of its kind never set, boxed, and absent while all of
+/// them are empty (so equal states compare and encode alike). Every entity's state is one
+/// allocation in the read models; a group most never set costs them 8 bytes instead of its
+/// size. Encoded as an `Option` of the group.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Rarely<T>(Option<Box<T>>);
+
+impl<T: Sparse> Rarely<T> {
+    /// The group (the empty one when absent).
+    pub(crate) fn get(&self) -> &T {
+        self.0.as_deref().unwrap_or(T::empty())
+    }
+
+    /// Whether nothing of the group is set.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Changes the group, boxing it only while something of it is set.
+    pub(crate) fn change(&mut self, change: impl FnOnce(&mut T)) {
+        let group = self.0.get_or_insert_with(Box::default);
+        change(group);
+        if **group == *T::empty() {
+            self.0 = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -583,7 +583,7 @@ pub struct State {
     /// What few meetings have (a reason to be put off, retractions), boxed: every meeting's
     /// state, one per meeting in the read models, would otherwise carry its 96 bytes. `None`
     /// whenever all of it is empty, so equal states compare equal.
-    rare: Option<Box<Rare>>,
+    rare: crate::domain::common::Rarely<Rare>,
     statements_recorded: usize,
     event_types: crate::domain::event::EventTypes,
 }
@@ -604,6 +604,12 @@ static NO_RARE: Rare = Rare {
     postponement_reason: None,
     retracted_versions: Vec::new(),
 };
+
+impl crate::domain::common::Sparse for Rare {
+    fn empty() -> &'static Rare {
+        &NO_RARE
+    }
+}
 
 impl State {
     /// Whether the meeting exists.
@@ -660,17 +666,17 @@ impl State {
 
     /// Why it was cancelled, if it is cancelled and the reason was reported.
     pub fn cancellation_reason(&self) -> Option<&str> {
-        self.rare().cancellation_reason.as_deref()
+        self.rare.get().cancellation_reason.as_deref()
     }
 
     /// Who cancelled it, if it is cancelled (empty: not reported).
     pub fn cancelled_by(&self) -> &[String] {
-        &self.rare().cancelled_by
+        &self.rare.get().cancelled_by
     }
 
     /// Why it was postponed, if it is postponed and the reason was reported.
     pub fn postponement_reason(&self) -> Option<&str> {
-        self.rare().postponement_reason.as_deref()
+        self.rare.get().postponement_reason.as_deref()
     }
 
     /// Stream versions of the statements in effect (recorded and not retracted), ascending.
@@ -687,16 +693,16 @@ impl State {
             .zip(1u64..)
             .filter(|(event_type, _)| *event_type == "StatementRecorded")
             .enumerate()
-            .filter(|(_, (_, version))| !self.rare().retracted_versions.contains(version))
+            .filter(|(_, (_, version))| !self.rare.get().retracted_versions.contains(version))
             .map(|(ordinal, (_, version))| (ordinal, version))
     }
 
     /// Forgets why the meeting was last postponed or cancelled (it has moved on; history keeps it).
     fn clear_put_off(&mut self) {
-        if self.rare.is_none() {
+        if self.rare.is_empty() {
             return;
         }
-        self.change_rare(|rare| {
+        self.rare.change(|rare| {
             rare.cancellation_reason = None;
             rare.cancelled_by.clear();
             rare.postponement_reason = None;
@@ -705,20 +711,7 @@ impl State {
 
     /// Versions of events retracted so far.
     pub fn retracted_versions(&self) -> &[u64] {
-        &self.rare().retracted_versions
-    }
-
-    fn rare(&self) -> &Rare {
-        self.rare.as_deref().unwrap_or(&NO_RARE)
-    }
-
-    /// Changes the rare fields, boxing them only while one is set.
-    fn change_rare(&mut self, change: impl FnOnce(&mut Rare)) {
-        let rare = self.rare.get_or_insert_with(Box::default);
-        change(rare);
-        if **rare == NO_RARE {
-            self.rare = None;
-        }
+        &self.rare.get().retracted_versions
     }
 
     /// Number of events folded so far (the stream version).
@@ -1193,12 +1186,14 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         Event::MeetingPostponed(event) => {
             state.status = Some(MeetingStatus::Postponed);
             state.clear_put_off();
-            state.change_rare(|rare| rare.postponement_reason = event.reason.clone());
+            state
+                .rare
+                .change(|rare| rare.postponement_reason = event.reason.clone());
         }
         Event::MeetingCancelled(event) => {
             state.status = Some(MeetingStatus::Cancelled);
             state.clear_put_off();
-            state.change_rare(|rare| {
+            state.rare.change(|rare| {
                 rare.cancellation_reason = event.reason.clone();
                 rare.cancelled_by = event.cancelled_by.clone();
             });
@@ -1219,7 +1214,9 @@ pub fn evolve(mut state: State, event: &Event) -> State {
             state.details_version = version;
         }
         Event::MeetingEventRetracted(event) => {
-            state.change_rare(|rare| push_exact(&mut rare.retracted_versions, event.retracts_version));
+            state
+                .rare
+                .change(|rare| push_exact(&mut rare.retracted_versions, event.retracts_version));
         }
     }
     state

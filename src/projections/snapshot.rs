@@ -801,22 +801,23 @@ mod tests {
         assert!(reopened.dump_all() == before, "the snapshots restore exactly");
     }
 
-    #[test]
-    fn a_failed_snapshot_write_is_reported_at_the_next_snapshot_and_the_next_open_rebuilds() {
+    /// A failure injected into the writer thread during a due snapshot: reported once by the
+    /// next snapshot (its message containing `reported`), nothing written from then on, the
+    /// read models going on, and the next open finding no snapshot and rebuilding.
+    fn writer_failure_is_reported_once_and_the_next_open_rebuilds(
+        inject: impl FnOnce(&super::Writer),
+        reported: &str,
+    ) {
         let (_dir, log, projections) = filled(2_000);
         {
             let mut engine = projections.shared.engine.lock().unwrap();
             engine.set_snapshot_interval(Duration::ZERO);
-            engine.snapshots().writer().fail_next_write();
+            inject(engine.snapshots().writer());
         }
-        // The due snapshot's first chunk fails on the writer thread, after the step returned.
+        // The due snapshot fails on the writer thread, after the step returned.
         assert_eq!(projections.step(1_000).unwrap(), 1_000);
-        let failure = projections.snapshot().expect_err("the failed write is reported");
-        assert!(
-            failure.to_string().contains("injected snapshot write failure"),
-            "{failure}"
-        );
-        // Reported once; from then on nothing is written and no meta is current.
+        let failure = projections.snapshot().expect_err("the failure is reported");
+        assert!(failure.to_string().contains(reported), "{failure}");
         assert_eq!(projections.step(1_000).unwrap(), 1_000);
         projections
             .snapshot()
@@ -837,28 +838,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_snapshot_write_is_reported_at_the_next_snapshot_and_the_next_open_rebuilds() {
+        writer_failure_is_reported_once_and_the_next_open_rebuilds(
+            |writer| writer.fail_next_write(),
+            "injected snapshot write failure",
+        );
+    }
+
+    #[test]
     fn a_panic_on_the_writer_thread_is_reported_instead_of_waited_for() {
-        let (_dir, log, projections) = filled(2_000);
-        {
-            let mut engine = projections.shared.engine.lock().unwrap();
-            engine.set_snapshot_interval(Duration::ZERO);
-            engine.snapshots().writer().panic_next_job();
-        }
-        assert_eq!(projections.step(1_000).unwrap(), 1_000);
-        let failure = projections.snapshot().expect_err("the panic is reported");
-        assert!(failure.to_string().contains("panicked"), "{failure}");
-        // From then on nothing is written, the read models go on, and a reopen rebuilds.
-        assert_eq!(projections.step(1_000).unwrap(), 1_000);
-        projections
-            .snapshot()
-            .expect("broken snapshots are skipped, not errors");
-        assert_eq!(projections.snapshot_stats().written, 0);
-        let before = projections.dump_all();
-        drop(projections);
-        let reopened = Projections::open_paused(log.clone()).unwrap();
-        assert_eq!(reopened.snapshot_load(), &SnapshotLoad::Empty);
-        reopened.catch_up().unwrap();
-        assert!(reopened.dump_all() == before);
+        writer_failure_is_reported_once_and_the_next_open_rebuilds(
+            |writer| writer.panic_next_job(),
+            "panicked",
+        );
     }
 
     #[test]
