@@ -416,6 +416,8 @@ impl Drop for Unwinding<'_> {
 /// The thread's loop: jobs in order until the queue closes.
 fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) {
     let _unwinding = Unwinding { tree, shared };
+    // Derived data, like the runner's work: it yields the CPU to the write path and the API.
+    crate::priority::lower_this_thread(super::RUNNER_NICE);
     // The first failed chunk write of the snapshot in progress.
     let mut error: Option<sled::Error> = None;
     for job in queue {
