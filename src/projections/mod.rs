@@ -951,6 +951,7 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: Bef
     };
     let mut head = shared.log.watch_head();
     let hurry = shared.progress[0].hurry();
+    let snapshot_finished = shared.engine.lock().expect("engine lock").snapshot_finished();
     loop {
         if *stop.borrow() || !before_step(&stop) {
             return;
@@ -976,6 +977,8 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: Bef
                     }
                     moved
                 } => changed,
+                // A snapshot due while the last was written is taken by a step (of no events).
+                _ = snapshot_finished.notified() => false,
                 _ = stop.changed() => true,
             }
         });

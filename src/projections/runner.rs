@@ -712,6 +712,12 @@ impl Engine {
         self.snapshots.stats()
     }
 
+    /// Notified each time a snapshot is finished: the runner then steps, so a snapshot that
+    /// fell due meanwhile is taken.
+    pub(crate) fn snapshot_finished(&self) -> Arc<tokio::sync::Notify> {
+        self.snapshots.finished()
+    }
+
     pub(crate) fn model(&self) -> Arc<RwLock<Model>> {
         self.model.clone()
     }

@@ -409,6 +409,11 @@ impl Snapshots {
         self.max_appended_chunks = chunks;
     }
 
+    /// Notified each time a snapshot is finished.
+    pub(crate) fn finished(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.writer.finished()
+    }
+
     /// The writer thread (tests hold it and make it fail).
     #[cfg(test)]
     pub(crate) fn writer(&self) -> &Writer {
@@ -850,6 +855,49 @@ mod tests {
         writer_failure_is_reported_once_and_the_next_open_rebuilds(
             |writer| writer.panic_next_job(),
             "panicked",
+        );
+    }
+
+    #[test]
+    fn a_snapshot_due_while_another_is_written_is_taken_when_it_is_done_without_a_new_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(LogConfig::new(dir.path()).journal_segments(8 * 1024 * 1024, 8)).unwrap();
+        crate::testing::projections_bench::fill(&log, 2_000, None).unwrap();
+        let gate = crate::projections::RunnerGate::default();
+        let projections = Projections::open_gated(log.clone(), Duration::ZERO, gate.clone()).unwrap();
+        let written = {
+            let engine = projections.shared.engine.lock().unwrap();
+            engine.snapshots().writer().hold(true);
+            engine.snapshots().writer().written_waiter()
+        };
+        let reach = |position: u64| {
+            for name in ProjectionName::ALL {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                projections.shared.progress[name.index()]
+                    .wait_blocking(position, deadline)
+                    .unwrap();
+            }
+        };
+        // The runner catches up (a snapshot taken, held on the writer), then one more entity's
+        // events arrive (a snapshot due, not taken while the first is in flight).
+        gate.open();
+        reach(2_000);
+        crate::testing::projections_bench::fill_from(&log, 1_000_000, 20, None).unwrap();
+        reach(log.head());
+        assert!(!written(1, Duration::ZERO), "written while held");
+        // Released, with no event after it: the first is written, then the second is taken.
+        projections
+            .shared
+            .engine
+            .lock()
+            .unwrap()
+            .snapshots()
+            .writer()
+            .hold(false);
+        assert!(
+            written(2, Duration::from_secs(30)),
+            "the snapshot due meanwhile was not taken: {:?}",
+            projections.snapshot_stats()
         );
     }
 

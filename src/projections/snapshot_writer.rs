@@ -179,6 +179,9 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a snapshot is finished.
     idle: Condvar,
+    /// Notified when a snapshot is finished, for the runner: a snapshot that fell due while
+    /// this one was in flight is taken then, not at the next event (a quiet server has none).
+    finished: Arc<tokio::sync::Notify>,
     /// Test hook: while true the thread waits before each job.
     #[cfg(test)]
     held: Mutex<bool>,
@@ -236,6 +239,7 @@ impl Writer {
                 ..State::default()
             }),
             idle: Condvar::new(),
+            finished: Arc::new(tokio::sync::Notify::new()),
             #[cfg(test)]
             held: Mutex::new(false),
             #[cfg(test)]
@@ -323,6 +327,26 @@ impl Writer {
 
     pub(crate) fn stats(&self) -> SnapshotStats {
         self.state().stats
+    }
+
+    /// Notified each time a snapshot is finished (see `Shared::finished`).
+    pub(crate) fn finished(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.finished.clone()
+    }
+
+    /// Waits up to `timeout` until `count` snapshots are written; whether they were (tests:
+    /// without the engine's lock, which the runner needs to take them).
+    #[cfg(test)]
+    pub(crate) fn written_waiter(&self) -> impl Fn(u64, std::time::Duration) -> bool {
+        let shared = self.shared.clone();
+        move |count, timeout| {
+            let state = shared.state.lock().unwrap();
+            let (state, _) = shared
+                .idle
+                .wait_timeout_while(state, timeout, |state| state.stats.written < count)
+                .unwrap();
+            state.stats.written >= count
+        }
     }
 
     /// The database (tests and benchmarks look into it).
@@ -457,6 +481,7 @@ fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) 
                 state.in_flight -= 1;
                 shared.idle.notify_all();
                 drop(state);
+                shared.finished.notify_one();
                 // This thread's deferred frees of sled's pages would wait for 64 more.
                 crate::log::release_sled_garbage();
             }
