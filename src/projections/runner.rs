@@ -25,6 +25,7 @@ use super::relations::RelationsModel;
 use super::snapshot::{SnapshotLoad, SnapshotStats, Snapshots};
 use super::store::Map;
 use super::store::{fold_stream, Snapshot};
+use crate::domain::common::{CommitmentId, EntityId, MeetingId, OfficialId, SourceId};
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EventFilter, Log, RecordLocation, RecordedEvent};
@@ -363,13 +364,21 @@ enum StreamKey {
     Other(Box<str>),
 }
 
-/// The kinds of stream ids that end in a UUID, by the index [`StreamKey::Id`] keeps.
-const UUID_STREAM_KINDS: [&str; 4] = ["meeting-", "commitment-", "official-", "source-"];
+/// The prefixes of the stream ids that end in a UUID, by the index [`StreamKey::Id`] keeps.
+const UUID_STREAM_KINDS: [&str; 4] = [
+    <MeetingId as EntityId>::STREAM_PREFIX,
+    <CommitmentId as EntityId>::STREAM_PREFIX,
+    <OfficialId as EntityId>::STREAM_PREFIX,
+    <SourceId as EntityId>::STREAM_PREFIX,
+];
 
 impl StreamKey {
     fn of(stream_id: &str) -> StreamKey {
         for (kind, prefix) in UUID_STREAM_KINDS.iter().enumerate() {
-            let Some(rest) = stream_id.strip_prefix(prefix) else {
+            let Some(rest) = stream_id
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('-'))
+            else {
                 continue;
             };
             let mut canonical = [0u8; uuid::fmt::Hyphenated::LENGTH];

@@ -476,7 +476,7 @@ impl Snapshots {
             self.last_hold_micros = held.elapsed().as_micros() as u64;
             self.longest_hold_micros = self.longest_hold_micros.max(self.last_hold_micros);
         }
-        self.writer.finish(records, base, meta, self.format);
+        self.writer.finish(records, base, self.format);
         self.last = Instant::now();
         self.events = 0;
         match wait {
@@ -490,7 +490,7 @@ impl Snapshots {
 /// The first snapshot of an empty generation holds everything (the read models were opened
 /// without a snapshot, so nothing of them is saved), and is a base of that generation: counted
 /// as appended, the next snapshot, however small its changes, would outgrow the empty base and
-/// rewrite everything, which at 1,000,000 events held the model's lock for up to a second a
+/// rewrite everything, which at 1,000,000 events held the model's lock for about half a second (533 ms measured) a
 /// few seconds after a rebuild. Otherwise a new generation once the appended bytes outgrow the
 /// base or the appended chunks reach `max_appended_chunks`.
 fn next_snapshot(meta: &Meta, max_appended_chunks: u64) -> (u64, u64, bool) {

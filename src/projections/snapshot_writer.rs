@@ -5,9 +5,9 @@
 //! compresses and writes it; the entity states, immutable `Arc`s, are encoded here too, then
 //! the meta is committed and sled flushed. So the runner goes back to applying events as soon
 //! as the records are taken, instead of waiting for the compression, sled's inserts and the
-//! flush (up to 0.3-0.7 s at 1,000,000 events, during which a query waiting for the read
-//! models to reach a position waited too). A base, larger than the queue, still makes the
-//! runner wait under the lock while the thread catches up (docs/ARCHITECTURE.md).
+//! flush (and a query waiting for the read models to reach a position with it). A base, larger
+//! than the queue, still makes the runner wait under the lock while the thread catches up
+//! (docs/ARCHITECTURE.md).
 //!
 //! At most one snapshot is in flight: a snapshot due while the last one is still being written
 //! waits for a later step (the records it would take keep accumulating as unsaved changes), and
@@ -40,13 +40,12 @@ enum Job {
     Finish(Box<Finish>),
 }
 
-/// The end of a snapshot as the runner hands it over.
+/// The end of a snapshot as the runner hands it over (the meta it follows is the writer's
+/// current one: only one snapshot is in flight).
 struct Finish {
     records: Records,
     /// A new base (the old generation is dropped once the new meta is committed).
     base: bool,
-    /// The meta before this snapshot.
-    previous: Meta,
     /// The format written.
     format: u32,
 }
@@ -198,8 +197,8 @@ struct Shared {
 /// The committed side of the snapshots, as the writer thread leaves it.
 #[derive(Default)]
 struct State {
-    /// Snapshots handed over and not yet finished (0 or 1).
-    in_flight: u32,
+    /// A snapshot was handed over and is not finished yet.
+    in_flight: bool,
     /// The meta last committed.
     meta: Meta,
     stats: SnapshotStats,
@@ -281,7 +280,7 @@ impl Writer {
     /// A failure not yet reported is returned (once).
     pub(crate) fn ready(&self, wait: bool) -> ProjectionResult<Ready> {
         let mut state = self.state();
-        while wait && state.in_flight > 0 {
+        while wait && state.in_flight {
             state = self
                 .shared
                 .idle
@@ -293,8 +292,8 @@ impl Writer {
         }
         Ok(match (state.broken, state.in_flight) {
             (true, _) => Ready::Broken,
-            (false, 0) => Ready::Idle(state.meta),
-            (false, _) => Ready::Busy,
+            (false, false) => Ready::Idle(state.meta),
+            (false, true) => Ready::Busy,
         })
     }
 
@@ -308,18 +307,17 @@ impl Writer {
     }
 
     /// Hands the end of a snapshot over (its chunks already are).
-    pub(crate) fn finish(&self, records: Records, base: bool, previous: Meta, format: u32) {
-        self.state().in_flight += 1;
+    pub(crate) fn finish(&self, records: Records, base: bool, format: u32) {
+        self.state().in_flight = true;
         let finish = Box::new(Finish {
             records,
             base,
-            previous,
             format,
         });
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(Job::Finish(finish)));
         if !matches!(sent, Some(Ok(()))) {
             let mut state = self.state();
-            state.in_flight -= 1;
+            state.in_flight = false;
             state.broken = true;
             state.failure = Some(ProjectionError::Stopped("the snapshot writer stopped".into()));
         }
@@ -432,7 +430,7 @@ impl Drop for Unwinding<'_> {
         };
         let failure = ProjectionError::Stopped("the snapshot writer panicked".into());
         break_snapshots(self.tree, &mut state, failure);
-        state.in_flight = 0;
+        state.in_flight = false;
         self.shared.idle.notify_all();
     }
 }
@@ -463,9 +461,10 @@ fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) 
                 }
             }
             Job::Finish(finish) => {
+                let previous = shared.state.lock().expect("snapshot writer state").meta;
                 let result = match error.take().or_else(|| injected_failure(shared)) {
                     Some(error) => Err(error.into()),
-                    None => complete(db, tree, *finish),
+                    None => complete(db, tree, *finish, previous),
                 };
                 let mut state = shared.state.lock().expect("snapshot writer state");
                 match result {
@@ -478,7 +477,7 @@ fn run(db: &sled::Db, tree: &sled::Tree, shared: &Shared, queue: Receiver<Job>) 
                     }
                     Err(failure) => break_snapshots(tree, &mut state, failure),
                 }
-                state.in_flight -= 1;
+                state.in_flight = false;
                 shared.idle.notify_all();
                 drop(state);
                 shared.finished.notify_one();
@@ -502,12 +501,17 @@ fn injected_failure(_shared: &Shared) -> Option<sled::Error> {
     None
 }
 
-/// Writes a snapshot's last chunks and commits its meta; (meta, record bytes, base).
-fn complete(db: &sled::Db, tree: &sled::Tree, finish: Finish) -> ProjectionResult<(Meta, u64, bool)> {
+/// Writes a snapshot's last chunks and commits its meta after `previous`; (meta, record
+/// bytes, base).
+fn complete(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    finish: Finish,
+    previous: Meta,
+) -> ProjectionResult<(Meta, u64, bool)> {
     let Finish {
         records,
         base,
-        previous,
         format,
     } = finish;
     let generation = records.generation;
