@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
+use super::kept::Kept;
 use super::runner::{Change, Projection};
 use super::store::Map;
 use super::store::{
@@ -330,6 +331,22 @@ impl ComplianceRow {
     }
 }
 
+/// The snapshot records of a commitment's progress reports after version `saved`: `r` uuid
+/// version(8) -> one report, and a remove of each retracted version at or before `saved` (a
+/// report saved earlier; a remove of a key never put is ignored on restore).
+pub(crate) fn report_records(uuid: &uuid::Uuid, state: &AggregateState, saved: u64, out: &mut Snapshot<'_>) {
+    let AggregateState::Commitment(state) = state else {
+        return;
+    };
+    let report_key = |version: u64| [&b"r"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
+    for report in state.progress_reports().iter().filter(|r| r.version() > saved) {
+        out.put(report_key(report.version()), crate::encoding::encode(&**report));
+    }
+    for version in state.retracted_versions().iter().filter(|v| **v <= saved) {
+        out.remove(report_key(*version));
+    }
+}
+
 /// Whether two states of a commitment are listed alike (status, details, when made): what they
 /// differ in, if anything, no index reads.
 pub(crate) fn same_outline(before: &State, after: &State) -> bool {
@@ -450,7 +467,7 @@ impl CommitmentsModel {
 impl Projection for CommitmentsModel {
     fn apply(&mut self, change: &Change<'_>) {
         let (AggregateState::Commitment(before), AggregateState::Commitment(after)) =
-            (change.before, &**change.after)
+            (change.before, change.after)
         else {
             return;
         };
@@ -461,7 +478,7 @@ impl Projection for CommitmentsModel {
             return;
         };
         let uuid = commitment_id.uuid();
-        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        let current = Current::advanced(self.rows.get(&uuid), change.kept.clone(), position);
         self.rows.insert(uuid, current);
         self.dirty.mark(uuid);
         let listed_alike = same_outline(before, after);
@@ -504,23 +521,11 @@ impl Projection for CommitmentsModel {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
-            let AggregateState::Commitment(state) = &*current.state else {
-                continue;
-            };
             out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
             let saved = self.reports_saved.get(&uuid).copied().unwrap_or(0);
-            let report_key = |version: u64| [&b"r"[..], uuid.as_bytes(), &version.to_be_bytes()].concat();
-            let mut newest = saved;
-            for report in state.progress_reports().iter().filter(|r| r.version() > saved) {
-                out.put(report_key(report.version()), crate::encoding::encode(&**report));
-                newest = newest.max(report.version());
-            }
-            for version in state.retracted_versions().iter().filter(|v| **v <= saved) {
-                out.remove(report_key(*version));
-            }
-            if newest > 0 {
-                self.reports_saved.insert(uuid, newest);
-            }
+            out.put_reports(uuid, &current.state, saved);
+            // Every report up to the state's version is in this snapshot once it is written.
+            self.reports_saved.insert(uuid, current.state.version());
         }
         self.index.save(out, b"I");
         for (party, tally) in self.compliance.iter_mut().filter(|(_, tally)| tally.unsaved()) {
@@ -594,16 +599,16 @@ impl Projection for CommitmentsModel {
                     "read-model snapshot: reports of unknown commitment {uuid}"
                 ))
             })?;
-            let AggregateState::Commitment(state) = &*current.state else {
+            let AggregateState::Commitment(state) = &*current.state.state() else {
                 continue;
             };
             let state = state.clone().with_progress_reports(reports);
-            current.state = std::sync::Arc::new(AggregateState::Commitment(state));
+            current.state = Kept::cold(&AggregateState::Commitment(state));
         }
         Ok(())
     }
 
-    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<Kept>)>) {
         for (uuid, current) in &self.rows {
             out.push((CommitmentId::from_uuid(*uuid).stream_id(), current.state.clone()));
         }
@@ -614,7 +619,7 @@ impl Projection for CommitmentsModel {
             .rows
             .iter()
             .filter_map(|(uuid, current)| {
-                let AggregateState::Commitment(state) = &*current.state else {
+                let AggregateState::Commitment(state) = &*current.state.state() else {
                     return None;
                 };
                 let row = CommitmentRow::from_state(state, current.last_position)?;

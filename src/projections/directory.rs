@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::history::{back_reference, BackReference};
+use super::kept::Kept;
 use super::runner::{Change, Projection};
 use super::store::{
     decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, uuid_key, Current, Dirty,
@@ -239,12 +240,12 @@ impl Projection for DirectoryModel {
             let added = self.add_reference(&change.envelope.stream_id, reference);
             assert!(added, "a stream's events are applied in version order");
         }
-        match &**change.after {
+        match change.after {
             AggregateState::Party(after) => {
                 let Some(code) = after.code().filter(|_| after.details().is_some()) else {
                     return;
                 };
-                let current = Current::advanced(self.parties.get(code), change.after.clone(), position);
+                let current = Current::advanced(self.parties.get(code), change.kept.clone(), position);
                 self.parties.insert(code.to_owned(), current);
                 self.dirty_parties.mark(code.to_owned());
             }
@@ -253,7 +254,7 @@ impl Projection for DirectoryModel {
                     return;
                 };
                 let uuid = source_id.uuid();
-                let current = Current::advanced(self.sources.get(&uuid), change.after.clone(), position);
+                let current = Current::advanced(self.sources.get(&uuid), change.kept.clone(), position);
                 self.sources.insert(uuid, current);
                 self.dirty_sources.mark(uuid);
             }
@@ -327,7 +328,7 @@ impl Projection for DirectoryModel {
         Ok(())
     }
 
-    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<Kept>)>) {
         for (code, current) in &self.parties {
             out.push((party_stream_id(code), current.state.clone()));
         }
@@ -338,14 +339,14 @@ impl Projection for DirectoryModel {
 
     fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let parties = self.parties.iter().filter_map(|(code, current)| {
-            let row = party_row(&current.state, current.last_position)?;
+            let row = party_row(&current.state.state(), current.last_position)?;
             Some((
                 [&b"P"[..], code.as_bytes()].concat(),
                 crate::encoding::encode(&(current.first_position, row)),
             ))
         });
         let sources = self.sources.iter().filter_map(|(uuid, current)| {
-            let row = source_row(&current.state, current.last_position)?;
+            let row = source_row(&current.state.state(), current.last_position)?;
             Some((
                 [&b"S"[..], uuid.as_bytes()].concat(),
                 crate::encoding::encode(&(current.first_position, row)),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ProjectionError, ProjectionResult};
 use super::index::Index;
+use super::kept::Kept;
 use super::runner::{Change, Projection};
 use super::store::Map;
 use super::store::{item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Dirty, Entry, Snapshot};
@@ -479,8 +480,7 @@ impl MeetingsModel {
 
 impl Projection for MeetingsModel {
     fn apply(&mut self, change: &Change<'_>) {
-        let (AggregateState::Meeting(before), AggregateState::Meeting(after)) =
-            (change.before, &**change.after)
+        let (AggregateState::Meeting(before), AggregateState::Meeting(after)) = (change.before, change.after)
         else {
             return;
         };
@@ -507,7 +507,7 @@ impl Projection for MeetingsModel {
             self.index
                 .update(item_id(0, &uuid), &index_entries(before), &new, position);
         }
-        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        let current = Current::advanced(self.rows.get(&uuid), change.kept.clone(), position);
         self.rows.insert(uuid, current);
         self.dirty.mark(uuid);
     }
@@ -519,9 +519,7 @@ impl Projection for MeetingsModel {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
-            if let AggregateState::Meeting(_) = &*current.state {
-                out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
-            }
+            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
         }
         let every = self
             .statements
@@ -595,7 +593,7 @@ impl Projection for MeetingsModel {
         Ok(())
     }
 
-    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<Kept>)>) {
         for (uuid, current) in &self.rows {
             out.push((MeetingId::from_uuid(*uuid).stream_id(), current.state.clone()));
         }
@@ -606,7 +604,7 @@ impl Projection for MeetingsModel {
             .rows
             .iter()
             .filter_map(|(uuid, current)| {
-                let AggregateState::Meeting(state) = &*current.state else {
+                let AggregateState::Meeting(state) = &*current.state.state() else {
                     return None;
                 };
                 // Statements as the versions in effect and where they are stored (the texts

@@ -34,6 +34,7 @@ pub mod directory;
 pub mod error;
 pub mod history;
 pub mod index;
+pub mod kept;
 pub mod meetings;
 pub mod names;
 pub mod officials;
@@ -256,6 +257,23 @@ impl Projections {
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn snapshot_chunks(&self) -> Vec<(u64, u64, sled::Tree)> {
         self.shared.engine.lock().expect("engine lock").snapshot_chunks()
+    }
+
+    /// Test hook: the runner keeps at most `capacity` entity states decoded (instead of
+    /// [`kept::HOT_STATES`]); the others are packed.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn keep_hot_states(&self, capacity: usize) {
+        self.shared
+            .engine
+            .lock()
+            .expect("engine lock")
+            .keep_hot_states(capacity);
+    }
+
+    /// Test hook: the entity states the runner holds, and how many of them are decoded.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn held_states(&self) -> (usize, usize) {
+        self.shared.engine.lock().expect("engine lock").held_states()
     }
 
     /// Test hook: how many steps so far read the log on a second thread while applying.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ProjectionResult;
 use super::index::Index;
+use super::kept::Kept;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
 use super::store::Map;
@@ -256,7 +257,7 @@ impl OfficialsModel {
         let uuid = new.official_id.uuid();
         self.index
             .update(item_id(0, &uuid), &old_entries, &new.index_entries(), position);
-        let current = Current::advanced(self.rows.get(&uuid), change.after.clone(), position);
+        let current = Current::advanced(self.rows.get(&uuid), change.kept.clone(), position);
         self.rows.insert(uuid, current);
         self.dirty.mark(uuid);
     }
@@ -305,7 +306,7 @@ impl OfficialsModel {
 
 impl Projection for OfficialsModel {
     fn apply(&mut self, change: &Change<'_>) {
-        match (change.before, &**change.after) {
+        match (change.before, change.after) {
             (AggregateState::Official(before), AggregateState::Official(after)) => {
                 self.apply_official(change, before, after);
             }
@@ -359,7 +360,7 @@ impl Projection for OfficialsModel {
         Ok(())
     }
 
-    fn states(&self, out: &mut Vec<(String, std::sync::Arc<AggregateState>)>) {
+    fn states(&self, out: &mut Vec<(String, std::sync::Arc<Kept>)>) {
         for (uuid, current) in &self.rows {
             out.push((OfficialId::from_uuid(*uuid).stream_id(), current.state.clone()));
         }
@@ -370,7 +371,7 @@ impl Projection for OfficialsModel {
             .rows
             .iter()
             .filter_map(|(uuid, current)| {
-                let AggregateState::Official(state) = &*current.state else {
+                let AggregateState::Official(state) = &*current.state.state() else {
                     return None;
                 };
                 let row = OfficialRow::from_state(state, current.last_position)?;

@@ -428,7 +428,7 @@ impl RelationsModel {
 impl Projection for RelationsModel {
     fn apply(&mut self, change: &Change<'_>) {
         let position = change.envelope.position;
-        match (change.before, &**change.after) {
+        match (change.before, change.after) {
             (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
                 if super::meetings::same_outline(before, after) {
                     return;

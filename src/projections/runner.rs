@@ -11,6 +11,7 @@
 //! while the runner applies the one before ([`PIPELINE_MIN_EVENTS`]); only the runner changes
 //! the read models.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use super::commitments::CommitmentsModel;
 use super::directory::DirectoryModel;
 use super::error::{ProjectionError, ProjectionResult};
+use super::kept::{Kept, HOT_STATES};
 use super::meetings::MeetingsModel;
 use super::officials::OfficialsModel;
 use super::relations::RelationsModel;
@@ -92,7 +94,9 @@ pub(crate) struct Change<'a> {
     /// Where the event is stored in the log (for a read model that reads it back later).
     pub location: RecordLocation,
     pub before: &'a AggregateState,
-    pub after: &'a Arc<AggregateState>,
+    pub after: &'a AggregateState,
+    /// The state after the event as the read models keep it (shared with the runner's map).
+    pub kept: &'a Arc<Kept>,
     /// The event, decoded.
     pub event: &'a DomainEvent,
 }
@@ -123,7 +127,7 @@ pub(crate) trait Projection: Send + Sync {
         Ok(())
     }
     /// The entity states the read model holds, by stream (to seed the runner's state map).
-    fn states(&self, _out: &mut Vec<(String, Arc<AggregateState>)>) {}
+    fn states(&self, _out: &mut Vec<(String, Arc<Kept>)>) {}
 }
 
 /// Every read model and how far each has got.
@@ -347,10 +351,28 @@ impl Progress {
     }
 }
 
-/// The latest state of every entity the runner has folded, by stream.
-#[derive(Default)]
+/// The latest state of every entity the runner has folded, by stream. The last [`HOT_STATES`]
+/// states it folded are kept decoded; an older one still current is packed (see
+/// [`super::kept`]).
 struct StateMap {
-    states: Map<StreamKey, Arc<AggregateState>>,
+    states: Map<StreamKey, Arc<Kept>>,
+    /// The states folded last, oldest first, with their streams.
+    hot: VecDeque<(StreamKey, Arc<Kept>)>,
+    /// How many `hot` holds at most: [`HOT_STATES`] (tests set fewer).
+    capacity: usize,
+}
+
+impl Default for StateMap {
+    fn default() -> Self {
+        StateMap::seeded(Vec::new(), HOT_STATES)
+    }
+}
+
+impl Drop for StateMap {
+    /// Packs the states it kept decoded (the read models hold them on).
+    fn drop(&mut self) {
+        while self.cool_oldest() {}
+    }
 }
 
 /// A stream id as the state map keys it. The stream ids of meetings, commitments, officials
@@ -401,11 +423,11 @@ impl StateMap {
         log: &Log,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> ProjectionResult<(Arc<AggregateState>, Arc<AggregateState>)> {
+    ) -> ProjectionResult<(Arc<AggregateState>, Arc<AggregateState>, Arc<Kept>)> {
         let wanted = envelope.stream_version - 1;
         let key = StreamKey::of(&envelope.stream_id);
-        let before = match self.states.get(&key) {
-            Some(state) if state.version() == wanted => state.clone(),
+        let before = match self.states.get(&key).map(|kept| kept.state()) {
+            Some(state) if state.version() == wanted => state,
             _ if wanted == 0 => Arc::new(AggregateState::empty_for_event(event)),
             _ => match fold_stream(log, &envelope.stream_id, wanted, u64::MAX)? {
                 Some((state, _)) if state.version() == wanted => Arc::new(state),
@@ -418,8 +440,50 @@ impl StateMap {
             },
         };
         let after = Arc::new(evolve_state((*before).clone(), event));
-        self.states.insert(key, after.clone());
-        Ok((before, after))
+        let kept = Kept::hot(after.clone());
+        self.states.insert(key.clone(), kept.clone());
+        self.hot.push_back((key, kept.clone()));
+        while self.hot.len() > self.capacity {
+            self.cool_oldest();
+        }
+        Ok((before, after, kept))
+    }
+
+    /// Takes the oldest state off the hot list and packs it if it is still its stream's
+    /// (a later one replaced it otherwise, and it is dropped once the read models let go of it).
+    /// False when the list is empty.
+    fn cool_oldest(&mut self) -> bool {
+        let Some((key, kept)) = self.hot.pop_front() else {
+            return false;
+        };
+        if self
+            .states
+            .get(&key)
+            .is_some_and(|current| Arc::ptr_eq(current, &kept))
+        {
+            kept.cool();
+        }
+        true
+    }
+
+    /// The states seeded from a snapshot's (packed: nothing is hot after a restore).
+    fn seeded(seeds: Vec<(String, Arc<Kept>)>, capacity: usize) -> StateMap {
+        StateMap {
+            states: seeds
+                .into_iter()
+                .map(|(stream_id, kept)| (StreamKey::of(&stream_id), kept))
+                .collect(),
+            hot: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Keeps at most `capacity` states decoded from now on.
+    fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        while self.hot.len() > capacity {
+            self.cool_oldest();
+        }
     }
 }
 
@@ -456,6 +520,7 @@ struct Folded {
     event: DomainEvent,
     before: Arc<AggregateState>,
     after: Arc<AggregateState>,
+    kept: Arc<Kept>,
 }
 
 /// Up to [`APPLY_CHUNK`] events read from the log and folded, in log order.
@@ -521,13 +586,14 @@ impl<'a> ChunkReader<'a> {
         for (recorded, location) in read {
             let envelope = recorded.envelope();
             let event = decode(envelope)?;
-            let (before, after) = self.states.advance(self.log, envelope, &event)?;
+            let (before, after, kept) = self.states.advance(self.log, envelope, &event)?;
             folded.push(Folded {
                 recorded,
                 location,
                 event,
                 before,
                 after,
+                kept,
             });
         }
         Ok(Some(folded))
@@ -586,6 +652,7 @@ impl Applier<'_> {
                 location: folded.location,
                 before: &folded.before,
                 after: &folded.after,
+                kept: &folded.kept,
                 event: &folded.event,
             };
             for name in self.selected {
@@ -634,12 +701,7 @@ impl Engine {
         for name in ProjectionName::ALL {
             model.part(name).states(&mut seeds);
         }
-        let states = StateMap {
-            states: seeds
-                .into_iter()
-                .map(|(stream_id, state)| (StreamKey::of(&stream_id), state))
-                .collect(),
-        };
+        let states = StateMap::seeded(seeds, HOT_STATES);
         let hurry = Arc::new(tokio::sync::Notify::new());
         let progress = ProjectionName::ALL
             .iter()
@@ -677,6 +739,20 @@ impl Engine {
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn pipelined_steps(&self) -> u64 {
         self.pipelined_steps
+    }
+
+    /// Keeps at most `capacity` entity states decoded (a test hook).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn keep_hot_states(&mut self, capacity: usize) {
+        self.states.set_capacity(capacity);
+        self.rebuild_states.set_capacity(capacity);
+    }
+
+    /// The entity states the runner holds, and how many of them are decoded (a test hook).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn held_states(&self) -> (usize, usize) {
+        let hot = self.states.states.values().filter(|kept| kept.is_hot()).count();
+        (self.states.states.len(), hot)
     }
 
     /// The snapshot tree (a test hook).
@@ -807,7 +883,7 @@ impl Engine {
             model.part_mut(name).unsave();
         }
         self.snapshots.cleared(name);
-        self.rebuild_states = StateMap::default();
+        self.rebuild_states = StateMap::seeded(Vec::new(), self.states.capacity);
         self.progress[name.index()].set(0);
     }
 }

@@ -69,8 +69,22 @@ pub(crate) struct Records {
     buffer: Vec<u8>,
     /// Record bytes (before compression).
     bytes: u64,
-    /// Entities to encode on the writer thread.
-    deferred: Vec<(u8, Vec<u8>, Current)>,
+    /// Records to encode on the writer thread, with their read model's letter.
+    deferred: Vec<(u8, Deferred)>,
+}
+
+/// A record encoded on the writer thread, from states that are immutable `Arc`s (so what is
+/// encoded is what was current when the snapshot was taken).
+pub(crate) enum Deferred {
+    /// An entity's value under a key.
+    Entity(Vec<u8>, Current),
+    /// A commitment's progress reports after version `saved`, and the removes of the ones at or
+    /// before it retracted since.
+    Reports {
+        uuid: uuid::Uuid,
+        state: std::sync::Arc<super::kept::Kept>,
+        saved: u64,
+    },
 }
 
 pub(super) const PUT: u8 = 0;
@@ -89,10 +103,9 @@ impl Records {
         }
     }
 
-    /// Puts an entity whose value is encoded later, on the writer thread (the state is an
-    /// immutable `Arc`, so what is encoded is what was current).
-    pub(crate) fn defer(&mut self, letter: u8, key: Vec<u8>, current: Current) {
-        self.deferred.push((letter, key, current));
+    /// Adds a record to encode later, on the writer thread.
+    pub(crate) fn defer(&mut self, letter: u8, record: Deferred) {
+        self.deferred.push((letter, record));
     }
 
     fn record(&mut self, tag: u8, letter: u8, key: &[u8], value: Option<&[u8]>) {
@@ -154,8 +167,19 @@ impl Records {
             db: db.clone(),
             error: None,
         };
-        for (letter, key, current) in std::mem::take(&mut self.deferred) {
-            self.put(letter, &key, &super::store::entity_value(&current));
+        for (letter, record) in std::mem::take(&mut self.deferred) {
+            match record {
+                Deferred::Entity(key, current) => {
+                    self.put(letter, &key, &super::store::entity_value(&current))
+                }
+                Deferred::Reports { uuid, state, saved } => {
+                    let mut out = super::store::Snapshot {
+                        letter,
+                        records: &mut self,
+                    };
+                    super::commitments::report_records(&uuid, &state.state(), saved, &mut out);
+                }
+            }
         }
         self.flush();
         match self.out {

@@ -23,6 +23,7 @@ pub(crate) type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::error::{ProjectionError, ProjectionResult};
+use super::kept::Kept;
 use crate::domain::{evolve_state, AggregateState};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Log};
@@ -117,7 +118,19 @@ impl Snapshot<'_> {
     /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, on the
     /// snapshot's writer thread (the state is an immutable `Arc`, so what is encoded is what was current).
     pub(crate) fn put_entity(&mut self, key: Vec<u8>, current: &Current) {
-        self.records.defer(self.letter, key, current.clone());
+        let record = super::snapshot_writer::Deferred::Entity(key, current.clone());
+        self.records.defer(self.letter, record);
+    }
+
+    /// Puts a commitment's progress reports after version `saved` (and removes the ones at or
+    /// before it retracted since), read from `state` on the snapshot's writer thread.
+    pub(crate) fn put_reports(&mut self, uuid: uuid::Uuid, state: &Arc<Kept>, saved: u64) {
+        let record = super::snapshot_writer::Deferred::Reports {
+            uuid,
+            state: state.clone(),
+            saved,
+        };
+        self.records.defer(self.letter, record);
     }
 
     /// Removes `key` (after the letter).
@@ -322,8 +335,9 @@ impl Tally {
 /// The latest state of one entity, and where its events are in the log.
 #[derive(Debug, Clone)]
 pub(crate) struct Current {
-    /// The state after its last event (shared with the runner's state map).
-    pub state: Arc<AggregateState>,
+    /// The state after its last event (shared with the runner's state map, which decides when
+    /// it is packed).
+    pub state: Arc<Kept>,
     /// Position of its first event.
     pub first_position: u64,
     /// Position of its last event.
@@ -332,7 +346,7 @@ pub(crate) struct Current {
 
 impl Current {
     /// The entity after one more event at `position`.
-    pub(crate) fn advanced(previous: Option<&Current>, state: Arc<AggregateState>, position: u64) -> Current {
+    pub(crate) fn advanced(previous: Option<&Current>, state: Arc<Kept>, position: u64) -> Current {
         Current {
             state,
             first_position: previous.map_or(position, |current| current.first_position),
@@ -400,14 +414,9 @@ impl<K: Eq + std::hash::Hash> Dirty<K> {
 
 /// The snapshot value of an entity: (first position, last position, state).
 pub(crate) fn entity_value(current: &Current) -> Vec<u8> {
-    let positions = (current.first_position, current.last_position);
-    match &*current.state {
-        AggregateState::Party(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
-        AggregateState::Official(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
-        AggregateState::Source(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
-        AggregateState::Meeting(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
-        AggregateState::Commitment(state) => crate::encoding::encode(&(positions.0, positions.1, state)),
-    }
+    current
+        .state
+        .snapshot_value(current.first_position, current.last_position)
 }
 
 /// Decodes a snapshot value written by [`entity_value`] into a [`Current`] (checked: positions
@@ -425,7 +434,7 @@ pub(crate) fn restore_entity<S: serde::de::DeserializeOwned>(
         ));
     }
     Ok(Current {
-        state: Arc::new(state),
+        state: Kept::cold(&state),
         first_position,
         last_position,
     })
@@ -459,7 +468,7 @@ pub(crate) fn state_at(
 ) -> ProjectionResult<Option<(Arc<AggregateState>, u64)>> {
     let Some(current) = current else { return Ok(None) };
     if current.last_position <= at {
-        return Ok(Some((current.state.clone(), current.last_position)));
+        return Ok(Some((current.state.state(), current.last_position)));
     }
     if current.first_position > at {
         return Ok(None);

@@ -254,6 +254,13 @@ fn entity(n: u64, pair: Option<(usize, usize)>) -> (String, Vec<DomainEvent>) {
     (commitment_id.stream_id(), events)
 }
 
+/// A few generated streams: meetings with and without statements and corrections, and
+/// commitments with progress reports.
+#[cfg(test)]
+pub(crate) fn sample_streams() -> Vec<(String, Vec<DomainEvent>)> {
+    [0, 3, 6, 7, 11].into_iter().map(|n| entity(n, None)).collect()
+}
+
 /// The events of a meeting held between P00 and P01 with `statements` statements.
 fn long_meeting(n: u64, statements: usize) -> (String, Vec<DomainEvent>) {
     let meeting_id = MeetingId::from_uuid(Uuid::from_u128(0x30_0000_0000 + u128::from(n)));

@@ -1,0 +1,218 @@
+//! An entity's latest state as the read models keep it: decoded while it is hot (the runner
+//! folded an event of it lately), packed into its encoded bytes once it is cold.
+//!
+//! Why: decoded, a state is a tree of allocations (details, party codes, topics, entries, each
+//! a `String` or a `Vec`): ~500-950 bytes an entity, ~135 MB of the read models at 1,000,000
+//! events. Packed it is one allocation of its encoding, ~150-300 bytes. The runner keeps the
+//! last [`HOT_STATES`] states it folded decoded (see the runner's state map), so the next event
+//! of a stream being written decodes nothing; a query of a cold entity decodes it (a few
+//! microseconds) and does not keep the result.
+//!
+//! The packed form is `kind(1) state_len(4, little-endian) state reports`: `state` is the
+//! state's snapshot encoding, so a snapshot copies it instead of encoding again; `reports` is
+//! a commitment's progress reports (which its snapshot encoding leaves out, see
+//! [`crate::domain::commitment::State`]), empty for the other kinds.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::domain::commitment::{self, Entry};
+use crate::domain::{meeting, official, party, source, AggregateState};
+
+/// Decoded states the runner keeps hot: the latest this many it folded (a stream written in a
+/// burst, such as a meeting's statements, decodes its state once). ~1 KiB each at most.
+pub const HOT_STATES: usize = 4_096;
+
+const PARTY: u8 = 0;
+const OFFICIAL: u8 = 1;
+const SOURCE: u8 = 2;
+const MEETING: u8 = 3;
+const COMMITMENT: u8 = 4;
+/// Bytes before the state in the packed form: its kind and its length.
+const HEADER: usize = 5;
+
+/// One entity's latest state: decoded, packed, or (between a pack and the drop of the decoded
+/// one) both. Immutable in meaning: packing changes how it is held, never what it holds.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    /// The state's stream version (events folded).
+    version: u64,
+    hot: Mutex<Option<Arc<AggregateState>>>,
+    packed: OnceLock<Box<[u8]>>,
+}
+
+impl Kept {
+    /// A state kept decoded.
+    pub(crate) fn hot(state: Arc<AggregateState>) -> Arc<Kept> {
+        Arc::new(Kept {
+            version: state.version(),
+            hot: Mutex::new(Some(state)),
+            packed: OnceLock::new(),
+        })
+    }
+
+    /// A state kept packed (a restored one: it is cold until its stream is written again).
+    pub(crate) fn cold(state: &AggregateState) -> Arc<Kept> {
+        let kept = Kept {
+            version: state.version(),
+            hot: Mutex::new(None),
+            packed: OnceLock::new(),
+        };
+        let _ = kept.packed.set(pack(state));
+        Arc::new(kept)
+    }
+
+    /// The state, decoded (the kept one while hot; decoded afresh, and not kept, when cold).
+    pub(crate) fn state(&self) -> Arc<AggregateState> {
+        if let Some(state) = self.decoded() {
+            return state;
+        }
+        let packed = self
+            .packed
+            .get()
+            .expect("a state without its decoded form is packed");
+        Arc::new(unpack(packed))
+    }
+
+    fn decoded(&self) -> Option<Arc<AggregateState>> {
+        self.hot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Packs the state (unless it is) and drops its decoded form.
+    pub(crate) fn cool(&self) {
+        let Some(state) = self.decoded() else {
+            return;
+        };
+        self.packed.get_or_init(|| pack(&state));
+        *self.hot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    /// The state's stream version (without decoding it).
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether the decoded form is kept.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn is_hot(&self) -> bool {
+        self.decoded().is_some()
+    }
+
+    /// The entity's snapshot value: (first position, last position, state) encoded; the packed
+    /// state's bytes are copied, not encoded again.
+    pub(crate) fn snapshot_value(&self, first_position: u64, last_position: u64) -> Vec<u8> {
+        let mut value = crate::encoding::encode(&(first_position, last_position));
+        match (self.packed.get(), self.decoded()) {
+            (Some(packed), _) => value.extend_from_slice(state_bytes(packed)),
+            (None, Some(state)) => encode_state(&state, &mut value),
+            (None, None) => unreachable!("a kept state is decoded or packed"),
+        }
+        value
+    }
+}
+
+/// Appends the snapshot encoding of `state` (the kind's own state, no enum tag).
+fn encode_state(state: &AggregateState, out: &mut Vec<u8>) {
+    match state {
+        AggregateState::Party(state) => crate::encoding::encode_into(state, out),
+        AggregateState::Official(state) => crate::encoding::encode_into(state, out),
+        AggregateState::Source(state) => crate::encoding::encode_into(state, out),
+        AggregateState::Meeting(state) => crate::encoding::encode_into(state, out),
+        AggregateState::Commitment(state) => crate::encoding::encode_into(state, out),
+    }
+}
+
+fn kind(state: &AggregateState) -> u8 {
+    match state {
+        AggregateState::Party(_) => PARTY,
+        AggregateState::Official(_) => OFFICIAL,
+        AggregateState::Source(_) => SOURCE,
+        AggregateState::Meeting(_) => MEETING,
+        AggregateState::Commitment(_) => COMMITMENT,
+    }
+}
+
+/// The packed form of `state` (the module's text gives its layout).
+fn pack(state: &AggregateState) -> Box<[u8]> {
+    let mut out = vec![kind(state), 0, 0, 0, 0];
+    encode_state(state, &mut out);
+    let state_len = u32::try_from(out.len() - HEADER).expect("a state encodes in far less than 4 GiB");
+    out[1..HEADER].copy_from_slice(&state_len.to_le_bytes());
+    if let AggregateState::Commitment(state) = state {
+        let reports: Vec<&Entry> = state.progress_reports().iter().map(|report| &**report).collect();
+        crate::encoding::encode_into(&reports, &mut out);
+    }
+    out.into_boxed_slice()
+}
+
+fn state_bytes(packed: &[u8]) -> &[u8] {
+    let state_len = u32::from_le_bytes(packed[1..HEADER].try_into().expect("4 bytes")) as usize;
+    &packed[HEADER..HEADER + state_len]
+}
+
+/// The state `packed` holds. The bytes were encoded by [`pack`] in this process: a failure to
+/// decode them is a bug, not damaged input.
+fn unpack(packed: &[u8]) -> AggregateState {
+    let state = state_bytes(packed);
+    let rest = &packed[HEADER + state.len()..];
+    fn decoded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+        crate::encoding::decode(bytes).expect("a packed state decodes")
+    }
+    let unpacked = match packed[0] {
+        PARTY => AggregateState::Party(decoded::<party::State>(state)),
+        OFFICIAL => AggregateState::Official(decoded::<official::State>(state)),
+        SOURCE => AggregateState::Source(decoded::<source::State>(state)),
+        MEETING => AggregateState::Meeting(decoded::<meeting::State>(state)),
+        COMMITMENT => {
+            let reports: Vec<Entry> = decoded(rest);
+            let state: commitment::State = decoded(state);
+            AggregateState::Commitment(state.with_progress_reports(reports))
+        }
+        other => unreachable!("packed state of unknown kind {other}"),
+    };
+    assert!(
+        packed[0] == COMMITMENT || rest.is_empty(),
+        "only a commitment packs more than its state"
+    );
+    unpacked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::projections_bench::sample_streams;
+
+    #[test]
+    fn a_cooled_state_reads_back_equal_and_snapshots_byte_for_byte_like_a_hot_one() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for (_, events) in sample_streams() {
+            let mut state = AggregateState::empty_for_event(&events[0]);
+            for event in &events {
+                state = crate::domain::evolve_state(state, event);
+            }
+            kinds.insert(kind(&state));
+            if let AggregateState::Commitment(commitment) = &state {
+                assert!(
+                    !commitment.progress_reports().is_empty(),
+                    "the sample reports progress"
+                );
+            }
+            let state = Arc::new(state);
+            let kept = Kept::hot(state.clone());
+            let hot_value = kept.snapshot_value(3, 9);
+            let mut expected = crate::encoding::encode(&(3u64, 9u64));
+            encode_state(&state, &mut expected);
+            assert_eq!(hot_value, expected);
+            kept.cool();
+            assert!(!kept.is_hot());
+            assert_eq!(*kept.state(), *state, "unpacked equal, progress reports included");
+            assert_eq!(kept.snapshot_value(3, 9), hot_value);
+            let restored = Kept::cold(&state);
+            assert_eq!(*restored.state(), *state);
+            assert_eq!(restored.snapshot_value(3, 9), hot_value);
+        }
+        assert!(kinds.contains(&MEETING) && kinds.contains(&COMMITMENT));
+    }
+}
