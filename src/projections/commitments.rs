@@ -130,7 +130,7 @@ pub struct CommitmentRow {
     pub made_at: Option<OccurredAt>,
     /// Reaffirmations in effect.
     pub reaffirmations: Vec<EntryRow>,
-    /// Progress reports in effect.
+    /// Progress reports in effect (left out of a list's rows: see `progress_report_count`).
     pub progress_reports: Vec<EntryRow>,
     /// When it was closed (terminal status).
     pub closed_at: Option<OccurredAt>,
@@ -140,12 +140,28 @@ pub struct CommitmentRow {
     pub superseded_by: Option<CommitmentId>,
     /// Assessments in effect.
     pub assessments: Vec<AssessmentRow>,
+    /// How many progress reports are in effect, also when the row leaves them out: a list's
+    /// rows (a page of commitments, a relation's timeline) carry the count only, so a page's
+    /// size does not grow with the reports of each commitment (up to
+    /// `MAX_PROGRESS_REPORTS_PER_COMMITMENT` of `MAX_TEXT_LEN` characters each).
+    pub progress_report_count: u32,
     /// Stream versions retracted.
     pub retracted_versions: Vec<u64>,
     /// Events folded (stream version).
     pub stream_version: u64,
     /// Log position of the last event folded.
     pub last_position: u64,
+}
+
+fn assessment_row(assessment: &crate::domain::commitment::Assessment) -> AssessmentRow {
+    AssessmentRow {
+        version: assessment.version(),
+        stage: assessment.stage(),
+        assessor: assessment.assessor().to_owned(),
+        rationale: assessment.rationale().to_owned(),
+        scores: assessment.scores().to_vec(),
+        occurred_at: assessment.occurred_at(),
+    }
 }
 
 fn entry_rows<E: std::borrow::Borrow<crate::domain::commitment::Entry>>(entries: &[E]) -> Vec<EntryRow> {
@@ -167,6 +183,11 @@ impl CommitmentRow {
         CommitmentRow::from_state_with(state, last_position, true)
     }
 
+    /// The row as a list gives it: its progress reports counted, not listed.
+    pub(crate) fn listed(state: &State, last_position: u64) -> Option<CommitmentRow> {
+        CommitmentRow::from_state_with(state, last_position, false)
+    }
+
     fn from_state_with(state: &State, last_position: u64, reports: bool) -> Option<CommitmentRow> {
         Some(CommitmentRow {
             commitment_id: state.commitment_id()?,
@@ -182,18 +203,9 @@ impl CommitmentRow {
             closed_at: state.closed_at(),
             closing_text: state.closing_text().map(str::to_owned),
             superseded_by: state.superseded_by(),
-            assessments: state
-                .assessments()
-                .iter()
-                .map(|assessment| AssessmentRow {
-                    version: assessment.version(),
-                    stage: assessment.stage(),
-                    assessor: assessment.assessor().to_owned(),
-                    rationale: assessment.rationale().to_owned(),
-                    scores: assessment.scores().to_vec(),
-                    occurred_at: assessment.occurred_at(),
-                })
-                .collect(),
+            assessments: state.assessments().iter().map(assessment_row).collect(),
+            progress_report_count: u32::try_from(state.progress_reports().len())
+                .expect("progress reports per commitment are limited"),
             retracted_versions: state.retracted_versions().to_vec(),
             stream_version: state.version(),
             last_position,
@@ -379,6 +391,26 @@ impl CommitmentsModel {
         commitment_id: CommitmentId,
         at: u64,
     ) -> ProjectionResult<Option<CommitmentRow>> {
+        self.row(log, commitment_id, at, CommitmentRow::from_state)
+    }
+
+    /// The commitment as of position `at` as a list gives it (`CommitmentRow::listed`).
+    pub(crate) fn get_listed(
+        &self,
+        log: &Log,
+        commitment_id: CommitmentId,
+        at: u64,
+    ) -> ProjectionResult<Option<CommitmentRow>> {
+        self.row(log, commitment_id, at, CommitmentRow::listed)
+    }
+
+    fn row(
+        &self,
+        log: &Log,
+        commitment_id: CommitmentId,
+        at: u64,
+        build: fn(&State, u64) -> Option<CommitmentRow>,
+    ) -> ProjectionResult<Option<CommitmentRow>> {
         let current = self.rows.get(&commitment_id.uuid());
         row_at(
             log,
@@ -386,7 +418,7 @@ impl CommitmentsModel {
             current,
             at,
             |state, last| match state {
-                AggregateState::Commitment(state) => CommitmentRow::from_state(state, last),
+                AggregateState::Commitment(state) => build(state, last),
                 _ => None,
             },
         )
@@ -408,7 +440,7 @@ impl CommitmentsModel {
             .scan(index, &value, (from, to), at, token, limit, |id, sort| {
                 let commitment_id = CommitmentId::from_uuid(item_uuid(id));
                 Ok(self
-                    .get(log, commitment_id, at)?
+                    .get_listed(log, commitment_id, at)?
                     .filter(|row| row.sort_key() == sort && filter.matches(row)))
             })
     }
@@ -426,7 +458,7 @@ impl CommitmentsModel {
         self.index
             .scan(IDX_DUE, "", (i64::MIN, to), at, token, limit, |id, sort| {
                 let commitment_id = CommitmentId::from_uuid(item_uuid(id));
-                Ok(self.get(log, commitment_id, at)?.filter(|row| {
+                Ok(self.get_listed(log, commitment_id, at)?.filter(|row| {
                     row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
                 }))
             })

@@ -80,6 +80,11 @@ pub struct StatementRow {
     pub occurred_at: OccurredAt,
 }
 
+/// A statement count as a row's (statements are limited far below 2^32).
+fn statement_count(len: usize) -> u32 {
+    u32::try_from(len).expect("statements per meeting are limited")
+}
+
 /// A meeting as the ledger says it is, corrections and retractions applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingRow {
@@ -105,8 +110,13 @@ pub struct MeetingRow {
     pub cancelled_by: Vec<String>,
     /// Why it was postponed, if it is.
     pub postponement_reason: Option<String>,
-    /// Statements in effect.
+    /// Statements in effect (left out of a list's rows: see `statement_count`).
     pub statements: Vec<StatementRow>,
+    /// How many statements are in effect, also when the row leaves them out: a list's rows (a
+    /// page of meetings, a relation's timeline) carry the count only, so a page's size does not
+    /// grow with what was said at each meeting (up to `MAX_STATEMENTS_PER_MEETING` statements
+    /// of `MAX_TEXT_LEN` characters each).
+    pub statement_count: u32,
     /// Stream versions retracted.
     pub retracted_versions: Vec<u64>,
     /// Events folded (stream version).
@@ -129,10 +139,19 @@ impl MeetingRow {
 
     /// The outline completed with its statements, retractions and last position.
     fn completed(mut self, state: &State, last_position: u64, statements: Vec<StatementRow>) -> MeetingRow {
+        self.statement_count = statement_count(statements.len());
         self.statements = statements;
         self.retracted_versions = state.retracted_versions().to_vec();
         self.last_position = last_position;
         self
+    }
+
+    /// The outline completed as a list gives it: its statements counted, not listed.
+    fn listed(self, state: &State, last_position: u64) -> MeetingRow {
+        let in_effect = state.statements_in_effect().count();
+        let mut row = self.completed(state, last_position, Vec::new());
+        row.statement_count = statement_count(in_effect);
+        row
     }
 
     /// The row without its statements and retractions: what relation and contact counts read
@@ -151,6 +170,7 @@ impl MeetingRow {
             cancelled_by: state.cancelled_by().to_vec(),
             postponement_reason: state.postponement_reason().map(str::to_owned),
             statements: Vec::new(),
+            statement_count: 0,
             retracted_versions: Vec::new(),
             stream_version: state.version(),
             last_position: 0,
@@ -399,6 +419,13 @@ impl StatementAt {
     }
 }
 
+/// Whether a row lists its statements (read from the log) or only counts them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Statements {
+    Read,
+    Counted,
+}
+
 /// The meetings read model.
 #[derive(Default)]
 pub(crate) struct MeetingsModel {
@@ -424,17 +451,28 @@ impl MeetingsModel {
         meeting_id: MeetingId,
         at: u64,
     ) -> ProjectionResult<Option<MeetingRow>> {
-        self.get_if(log, meeting_id, at, |_| true)
+        self.get_if(log, meeting_id, at, |_| true, Statements::Read)
+    }
+
+    /// The meeting as of position `at` as a list gives it (`MeetingRow::listed`).
+    pub(crate) fn get_listed(
+        &self,
+        log: &Log,
+        meeting_id: MeetingId,
+        at: u64,
+    ) -> ProjectionResult<Option<MeetingRow>> {
+        self.get_if(log, meeting_id, at, |_| true, Statements::Counted)
     }
 
     /// The meeting as of position `at` if its outline passes `keep` (its statements are read
-    /// from the log only then).
+    /// from the log only then, and only if `statements` says so).
     fn get_if(
         &self,
         log: &Log,
         meeting_id: MeetingId,
         at: u64,
         keep: impl FnOnce(&MeetingRow) -> bool,
+        statements: Statements,
     ) -> ProjectionResult<Option<MeetingRow>> {
         let current = self.rows.get(&meeting_id.uuid());
         let Some((state, last)) = state_at(log, &meeting_id.stream_id(), current, at)? else {
@@ -443,17 +481,18 @@ impl MeetingsModel {
         let AggregateState::Meeting(state) = &*state else {
             return Ok(None);
         };
-        match MeetingRow::outline(state) {
-            Some(outline) if keep(&outline) => {
-                let located = self
-                    .statements
-                    .get(&meeting_id.uuid())
-                    .map_or(&[][..], Vec::as_slice);
-                let statements = read_located_statements(log, meeting_id, state, located)?;
-                Ok(Some(outline.completed(state, last, statements)))
-            }
-            _ => Ok(None),
+        let Some(outline) = MeetingRow::outline(state).filter(|outline| keep(outline)) else {
+            return Ok(None);
+        };
+        if statements == Statements::Counted {
+            return Ok(Some(outline.listed(state, last)));
         }
+        let located = self
+            .statements
+            .get(&meeting_id.uuid())
+            .map_or(&[][..], Vec::as_slice);
+        let statements = read_located_statements(log, meeting_id, state, located)?;
+        Ok(Some(outline.completed(state, last, statements)))
     }
 
     /// One page of meetings matching `filter` as of `at`, in order of valid time.
@@ -471,9 +510,8 @@ impl MeetingsModel {
         self.index
             .scan(index, &value, (from, to), at, token, limit, |id, sort| {
                 let meeting_id = MeetingId::from_uuid(item_uuid(id));
-                self.get_if(log, meeting_id, at, |row| {
-                    row.sort_key() == sort && filter.matches(row)
-                })
+                let keep = |row: &MeetingRow| row.sort_key() == sort && filter.matches(row);
+                self.get_if(log, meeting_id, at, keep, Statements::Counted)
             })
     }
 }

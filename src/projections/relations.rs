@@ -363,11 +363,11 @@ impl RelationsModel {
                 let uuid = item_uuid(item);
                 match item[0] {
                     ITEM_MEETING => Ok(meetings
-                        .get(log, MeetingId::from_uuid(uuid), at)?
+                        .get_listed(log, MeetingId::from_uuid(uuid), at)?
                         .filter(|row| row.sort_key() == sort && meeting_involves(row, &pair))
                         .map(TimelineItem::Meeting)),
                     ITEM_COMMITMENT => Ok(commitments
-                        .get(log, CommitmentId::from_uuid(uuid), at)?
+                        .get_listed(log, CommitmentId::from_uuid(uuid), at)?
                         .filter(|row| row.sort_key() == sort && involves(&row.parties(), &pair))
                         .map(TimelineItem::Commitment)),
                     _ => Ok(None),

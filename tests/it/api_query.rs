@@ -435,3 +435,106 @@ async fn a_well_formed_party_code_no_one_registered_is_not_found_in_every_query_
         "{status:?}"
     );
 }
+
+/// A list's rows count the statements and progress reports they leave out (so a page's size
+/// does not grow with them: 500 of 4,000 characters each are allowed per meeting and per
+/// commitment); the single answer lists them, as many as the list counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_count_statements_and_progress_reports_and_single_answers_list_them() {
+    use dipledger::domain::commitment;
+    let harness = Harness::start().await;
+    let (mut queries, ledger, _) = news_report(&harness).await;
+    let mut last = 0;
+    for n in 0..3 {
+        last = record(
+            &ledger,
+            DomainCommand::Commitment(commitment::Command::ReportCommitmentProgress {
+                commitment_id: sample::commitment_id(),
+                summary: format!("Progress {n}: the working group met."),
+                provenance: cite("progress"),
+            }),
+        )
+        .await;
+    }
+    let page = queries
+        .list_meetings(pb::ListMeetingsRequest {
+            party: Some("LBY".into()),
+            options: at_least(last),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = page
+        .meetings
+        .iter()
+        .find(|m| m.meeting_id == meeting_id().to_string())
+        .unwrap();
+    assert!(listed.statements.is_empty(), "a list leaves the statements out");
+    assert_eq!(listed.statement_count, 1);
+    let single = queries
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: meeting_id().to_string(),
+            options: at_least(last),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .meeting
+        .unwrap();
+    assert_eq!(single.statements.len(), 1);
+    assert_eq!(single.statement_count, 1);
+
+    let page = queries
+        .list_commitments(pb::ListCommitmentsRequest {
+            party: Some("FRA".into()),
+            options: at_least(last),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = &page.commitments[0];
+    assert!(
+        listed.progress_reports.is_empty(),
+        "a list leaves the reports out"
+    );
+    assert_eq!(listed.progress_report_count, 3);
+    let single = queries
+        .get_commitment(pb::GetCommitmentRequest {
+            commitment_id: sample::commitment_id().to_string(),
+            options: at_least(last),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .commitment
+        .unwrap();
+    assert_eq!(single.progress_reports.len(), 3);
+    assert_eq!(single.progress_report_count, 3);
+
+    let relation = queries
+        .get_bilateral_relation(pb::GetBilateralRelationRequest {
+            party_a: "LBY".into(),
+            party_b: "FRA".into(),
+            page: None,
+            options: at_least(last),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for item in &relation.timeline {
+        match &item.item {
+            Some(pb::timeline_item_view::Item::Meeting(m)) => {
+                assert!(m.statements.is_empty());
+                assert_eq!(m.statement_count, 1);
+            }
+            Some(pb::timeline_item_view::Item::Commitment(c)) => {
+                assert!(c.progress_reports.is_empty());
+                assert_eq!(c.progress_report_count, 3);
+            }
+            None => panic!("an empty timeline item"),
+        }
+    }
+    assert_eq!(relation.timeline.len(), 2);
+}

@@ -462,5 +462,6 @@ pub fn commitment_to_pb(row: &CommitmentRow) -> pb::CommitmentView {
         retracted_versions: row.retracted_versions.clone(),
         stream_version: row.stream_version,
         last_position: row.last_position,
+        progress_report_count: row.progress_report_count,
     }
 }

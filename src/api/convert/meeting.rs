@@ -460,5 +460,6 @@ pub fn meeting_to_pb(row: &MeetingRow, names: &Names) -> pb::MeetingView {
         stream_version: row.stream_version,
         last_position: row.last_position,
         participants: participants_to_pb(row, names),
+        statement_count: row.statement_count,
     }
 }

@@ -31,6 +31,7 @@ fn meeting_json(m: &pb::MeetingView) -> Value {
             "text": s.text,
             "verbatim": s.verbatim,
         })).collect::<Vec<_>>(),
+        "statement_count": m.statement_count,
         "stream_version": m.stream_version,
     })
 }
@@ -70,6 +71,7 @@ pub(super) fn commitment_json(c: &pb::CommitmentView) -> Value {
         "due_by": timestamp(details.due_by.as_ref().and_then(|d| d.at.as_ref())),
         "made_at": timestamp(c.made_at.as_ref().and_then(|d| d.at.as_ref())),
         "reaffirmations": c.reaffirmations.len(),
+        "progress_reports": c.progress_report_count,
         "assessments": c.assessments.iter().map(|a| json!({
             "stage": pb::AssessmentStage::try_from(a.stage).map(|s| s.as_str_name()).unwrap_or("?"),
             "assessor": a.assessor,
