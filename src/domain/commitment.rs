@@ -23,6 +23,12 @@ use crate::time::OccurredAt;
 
 /// Most progress reports kept on one commitment (retracted ones count too).
 pub const MAX_PROGRESS_REPORTS_PER_COMMITMENT: usize = 500;
+/// Most reaffirmations kept on one commitment (retracted ones count too): a commitment's state,
+/// and its answer, hold every one with its text.
+pub const MAX_REAFFIRMATIONS_PER_COMMITMENT: usize = 500;
+/// Most compliance assessments kept on one commitment (retracted ones count too), for the same
+/// reason.
+pub const MAX_ASSESSMENTS_PER_COMMITMENT: usize = 500;
 
 /// Whether the commitment is first made in the recorded source or restates an earlier one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -849,6 +855,28 @@ fn not_found(commitment_id: CommitmentId) -> Rejection {
     }
 }
 
+/// Rejects another event of `event_type` once the commitment has `limit` of them (retracted
+/// ones count too), with the rule `code` naming them as `what`.
+fn below_limit(
+    state: &State,
+    event_type: &str,
+    limit: usize,
+    (code, what): (&'static str, &str),
+) -> Result<(), Rejection> {
+    let recorded = state
+        .event_types
+        .iter()
+        .filter(|name| *name == event_type)
+        .count();
+    if recorded >= limit {
+        return Err(Rejection::rule(
+            code,
+            format!("a commitment keeps at most {limit} {what}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Rejects unless the commitment exists and is open (not terminal).
 fn require_open(state: &State, commitment_id: CommitmentId, what: &str) -> Result<(), Rejection> {
     let Some(status) = state.status() else {
@@ -999,6 +1027,12 @@ fn decide_reaffirm_commitment(
     validator.optional_text("text", text, MAX_TEXT_LEN);
     validator.finish()?;
     require_open(state, commitment_id, "reaffirmed")?;
+    below_limit(
+        state,
+        "CommitmentReaffirmed",
+        MAX_REAFFIRMATIONS_PER_COMMITMENT,
+        ("commitment.too_many_reaffirmations", "reaffirmations"),
+    )?;
     let committing = state
         .details
         .as_ref()
@@ -1031,17 +1065,12 @@ fn decide_report_commitment_progress(
     validator.required_text("summary", summary, MAX_TEXT_LEN);
     validator.finish()?;
     require_open(state, commitment_id, "progressed")?;
-    let reported = state
-        .event_types
-        .iter()
-        .filter(|name| *name == "CommitmentProgressReported")
-        .count();
-    if reported >= MAX_PROGRESS_REPORTS_PER_COMMITMENT {
-        return Err(Rejection::rule(
-            "commitment.too_many_progress_reports",
-            format!("a commitment keeps at most {MAX_PROGRESS_REPORTS_PER_COMMITMENT} progress reports"),
-        ));
-    }
+    below_limit(
+        state,
+        "CommitmentProgressReported",
+        MAX_PROGRESS_REPORTS_PER_COMMITMENT,
+        ("commitment.too_many_progress_reports", "progress reports"),
+    )?;
     Ok(vec![Event::CommitmentProgressReported(
         CommitmentProgressReported {
             commitment_id,
@@ -1165,6 +1194,12 @@ fn decide_assess_compliance(
     let Some(details) = &state.details else {
         return Err(not_found(commitment_id));
     };
+    below_limit(
+        state,
+        "ComplianceAssessed",
+        MAX_ASSESSMENTS_PER_COMMITMENT,
+        ("commitment.too_many_assessments", "assessments"),
+    )?;
     if let Some(outsider) = scores
         .iter()
         .find(|score| !details.committing_parties.contains(&score.party))

@@ -1677,6 +1677,50 @@ fn commitment_status_is_derived_from_unretracted_entries() {
 }
 
 #[test]
+fn reaffirmations_and_assessments_of_a_commitment_stop_at_their_limits() {
+    use dipledger::domain::commitment::{MAX_ASSESSMENTS_PER_COMMITMENT, MAX_REAFFIRMATIONS_PER_COMMITMENT};
+    let given = |command: DomainCommand, times: usize| -> Vec<DomainCommand> {
+        std::iter::once(record_commitment())
+            .chain(std::iter::repeat_n(command, times))
+            .collect()
+    };
+    let reaffirmed = || reaffirm(&["LBY"]);
+    let assessed = || assess(&[("LBY", 1)]);
+    check(&[
+        (
+            "the last reaffirmation allowed",
+            given(reaffirmed(), MAX_REAFFIRMATIONS_PER_COMMITMENT - 1),
+            reaffirmed(),
+            Then::Events(&["CommitmentReaffirmed"]),
+        ),
+        (
+            "one reaffirmation past the limit",
+            given(reaffirmed(), MAX_REAFFIRMATIONS_PER_COMMITMENT),
+            reaffirmed(),
+            Then::Rule("commitment.too_many_reaffirmations"),
+        ),
+        (
+            "the last assessment allowed",
+            given(assessed(), MAX_ASSESSMENTS_PER_COMMITMENT - 1),
+            assessed(),
+            Then::Events(&["ComplianceAssessed"]),
+        ),
+        (
+            "one assessment past the limit",
+            given(assessed(), MAX_ASSESSMENTS_PER_COMMITMENT),
+            assessed(),
+            Then::Rule("commitment.too_many_assessments"),
+        ),
+        (
+            "reaffirmations do not count against assessments",
+            given(reaffirmed(), MAX_REAFFIRMATIONS_PER_COMMITMENT),
+            assessed(),
+            Then::Events(&["ComplianceAssessed"]),
+        ),
+    ]);
+}
+
+#[test]
 fn a_state_of_another_aggregate_is_rejected_not_panicked() {
     let state = AggregateState::empty_for(&register_party("LBY"));
     assert!(matches!(
