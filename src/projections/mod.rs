@@ -760,22 +760,16 @@ impl Projections {
         } else {
             page.limit
         };
-        let head = self.shared.log.head();
-        let at = match options.get_as_of() {
-            AsOf::Latest => head,
-            AsOf::Position(position) if position > head => {
-                return Err(ProjectionError::OutOfRange {
-                    requested: position,
-                    head,
-                })
-            }
-            AsOf::Position(position) => position,
-            AsOf::Time(time) => self.shared.log.position_at_time(time)?,
+        // Sources are described, and later corrections marked, from the directory read model
+        // as of the position read: as of a position, wait (within the query's deadline) until
+        // the directory has got there; latest, read at the directory's position, as every
+        // read-model answer does (after `min_position`), rather than wait for it to reach the
+        // log's head, which under a steady writer it only ever trails.
+        let at = match self.resolve(&[ProjectionName::Directory], options)? {
+            Some(fixed) => fixed,
+            None => self.shared.progress[ProjectionName::Directory.index()].get(),
         };
-        // Sources are described from the directory read model as of the same position: wait
-        // (within the query's deadline) until it has got there, and honour min_position.
-        let fixed = self.resolve(&[ProjectionName::Directory], &options.as_of(AsOf::Position(at)))?;
-        let directory_at = fixed.unwrap_or(at);
+        let directory_at = at;
         let log = &self.shared.log;
         // The model's lock is taken per distinct source described, not across the log reads, so
         // a long history does not hold the runner (and the queries queued behind it) back.

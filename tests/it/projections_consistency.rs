@@ -233,3 +233,54 @@ fn list_pages_follow_tokens() {
     assert_eq!(seen, codes);
     assert_eq!(pages, 3);
 }
+
+/// A latest history is as of the directory read model's position, like every read-model
+/// answer: it does not wait for the log's head (which a steady writer keeps moving), and
+/// `min_position` still makes it wait for a client's own write.
+#[test]
+fn a_latest_history_reads_at_the_directory_and_waits_only_for_min_position() {
+    let (_dir, log) = log_with_source();
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    let registered = register(&log, "AAA");
+    projections.catch_up().expect("catch up");
+    let correction = DomainCommand::Party(party::Command::CorrectParty {
+        code: "AAA".into(),
+        corrects_version: 1,
+        reason: "name".into(),
+        details: PartyDetails {
+            kind: PartyKind::State,
+            name: "State AAA, corrected".into(),
+            iso_alpha2: None,
+            iso_alpha3: None,
+            wikidata_qid: None,
+            cameo_code: None,
+        },
+        provenance: cite_on(day(0), None),
+    });
+    let corrected = record(&log, &correction, "tester").expect("accepted");
+    assert!(corrected > registered && log.head() == corrected);
+    // The runner is paused: the directory is at `registered`, the log's head past it.
+    let latest = ReadOptions::latest().wait(Duration::from_millis(50));
+    let page = projections
+        .history("party-AAA", &PageRequest::first(10), &latest)
+        .expect("a latest history does not wait for the head");
+    assert_eq!(page.based_on_position(), registered);
+    assert_eq!(
+        page.items().len(),
+        1,
+        "the correction is past the directory's position"
+    );
+    assert!(page.items()[0].corrected_by.is_none());
+    let own_write = latest.min_position(corrected);
+    assert!(matches!(
+        projections.history("party-AAA", &PageRequest::first(10), &own_write),
+        Err(ProjectionError::Unavailable { .. })
+    ));
+    projections.catch_up().expect("catch up");
+    let page = projections
+        .history("party-AAA", &PageRequest::first(10), &own_write)
+        .expect("history");
+    assert_eq!(page.based_on_position(), corrected);
+    assert_eq!(page.items().len(), 2);
+    assert_eq!(page.items()[0].corrected_by, Some(2));
+}
