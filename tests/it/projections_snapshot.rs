@@ -287,3 +287,44 @@ fn recorded_log() -> (tempfile::TempDir, Log) {
     }
     (dir, log)
 }
+
+/// The runner keeps at most its capacity of states decoded (the ones it folded last); every
+/// other state is packed, and a reopen restores every state packed. The answers are the same
+/// whichever way a state is held (the property tests run with every state packed).
+#[test]
+fn the_runner_keeps_only_its_last_states_decoded_and_a_reopen_starts_them_all_packed() {
+    let (_dir, log) = temp_log();
+    for command in setup() {
+        record(&log, &command, "analyst").expect("accepted");
+    }
+    let reference = Projections::open_paused(log.clone()).expect("open");
+    reference.catch_up().expect("catch up");
+    let decoded: Vec<_> = ProjectionName::ALL
+        .iter()
+        .map(|name| reference.dump(*name))
+        .collect();
+    let (held, hot) = reference.held_states();
+    assert_eq!(hot, held, "fewer states than HOT_STATES: all decoded");
+    drop(reference);
+
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    assert_eq!(projections.held_states().1, 0, "restored states start packed");
+    projections.keep_hot_states(2);
+    for n in 0..3 {
+        record(&log, &statement(n), "analyst").expect("accepted");
+        record(&log, &progress(n), "analyst").expect("accepted");
+    }
+    projections.catch_up().expect("catch up");
+    let (held, hot) = projections.held_states();
+    assert!(held > 2, "{held} states");
+    assert_eq!(hot, 2, "the meeting and the commitment folded last");
+    projections.keep_hot_states(0);
+    assert_eq!(projections.held_states().1, 0);
+    for (name, before) in ProjectionName::ALL.iter().zip(&decoded) {
+        let now = projections.dump(*name);
+        // The statements and reports added since change the meetings and commitments only.
+        if matches!(name, ProjectionName::Directory | ProjectionName::Officials) {
+            assert!(&now == before, "{name:?}");
+        }
+    }
+}
