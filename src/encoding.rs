@@ -56,6 +56,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     whole(bincode::serde::decode_from_slice(bytes, CONFIG), bytes.len())
 }
 
+/// Largest entity state the read models decode (a snapshot's, or one packed in memory): a
+/// commitment at every per-entity limit (500 reaffirmations and 500 assessments of 4,000-byte
+/// texts, 32 parties each) encodes in ~4.4 MB, over [`MAX_DECODED_BYTES`]; tested with
+/// margin in `projections::kept`. The bytes are the same: a limit only bounds decoding.
+pub const MAX_STATE_BYTES: usize = 16 * 1024 * 1024;
+
+const STATE_CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_STATE_BYTES>,
+> = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
+
+/// Decodes exactly one entity state (see [`MAX_STATE_BYTES`]); leftover bytes are an error.
+pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    whole(
+        bincode::serde::decode_from_slice(bytes, STATE_CONFIG),
+        bytes.len(),
+    )
+}
+
 /// Decodes exactly one value from `bytes`, borrowing its strings and byte strings from them
 /// (no allocation for them); leftover bytes are an error.
 pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {

@@ -143,7 +143,7 @@ pub struct CommitmentRow {
     /// How many progress reports are in effect, also when the row leaves them out: a list's
     /// rows (a page of commitments, a relation's timeline) carry the count only, so a page's
     /// size does not grow with the reports of each commitment (up to
-    /// `MAX_PROGRESS_REPORTS_PER_COMMITMENT` of `MAX_TEXT_LEN` characters each).
+    /// `MAX_PROGRESS_REPORTS_PER_COMMITMENT` of `MAX_TEXT_LEN` bytes each).
     pub progress_report_count: u32,
     /// Stream versions retracted.
     pub retracted_versions: Vec<u64>,
@@ -377,7 +377,9 @@ pub(crate) struct CommitmentsModel {
     names: Interner,
     /// Commitments changed since the last snapshot.
     dirty: Dirty<uuid::Uuid>,
-    /// Newest progress report version in the snapshot, by commitment.
+    /// By commitment, a version up to which every progress report in effect is in the
+    /// snapshot: the state's version when a snapshot wrote it, the newest report's when one
+    /// was restored (no report of the state lies between the two).
     reports_saved: Map<uuid::Uuid, u64>,
     /// Progress reports read by a restore, attached by `finish_restore`.
     restored_reports: Map<uuid::Uuid, Vec<crate::domain::commitment::Entry>>,

@@ -104,7 +104,11 @@ impl Kept {
     /// state's bytes are copied, not encoded again.
     pub(crate) fn snapshot_value(&self, first_position: u64, last_position: u64) -> Vec<u8> {
         let mut value = crate::encoding::encode(&(first_position, last_position));
-        match (self.packed.get(), self.decoded()) {
+        // The decoded form first: `cool` packs before it drops it, so once it is gone the
+        // packed form is there (read the other way round, a `cool` between the two reads
+        // would find neither).
+        let decoded = self.decoded();
+        match (self.packed.get(), decoded) {
             (Some(packed), _) => value.extend_from_slice(state_bytes(packed)),
             (None, Some(state)) => encode_state(&state, &mut value),
             (None, None) => unreachable!("a kept state is decoded or packed"),
@@ -158,7 +162,7 @@ fn unpack(packed: &[u8]) -> AggregateState {
     let state = state_bytes(packed);
     let rest = &packed[HEADER + state.len()..];
     fn decoded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
-        crate::encoding::decode(bytes).expect("a packed state decodes")
+        crate::encoding::decode_state(bytes).expect("a packed state decodes")
     }
     let unpacked = match packed[0] {
         PARTY => AggregateState::Party(decoded::<party::State>(state)),
@@ -214,5 +218,101 @@ mod tests {
             assert_eq!(restored.snapshot_value(3, 9), hot_value);
         }
         assert!(kinds.contains(&MEETING) && kinds.contains(&COMMITMENT));
+    }
+
+    /// A commitment at every per-entity limit: 32 committing parties of 12 characters, 500
+    /// reaffirmations, 500 assessments and 500 progress reports of the longest texts.
+    fn largest_commitment() -> AggregateState {
+        use crate::domain::commitment::{
+            AssessmentStage, CommitmentDetails, CommitmentKind, CommitmentProgressReported,
+            CommitmentReaffirmed, CommitmentRecorded, ComplianceAssessed, CooperationKind, Event, PartyScore,
+            Specificity, MAX_ASSESSMENTS_PER_COMMITMENT, MAX_PROGRESS_REPORTS_PER_COMMITMENT,
+            MAX_REAFFIRMATIONS_PER_COMMITMENT,
+        };
+        use crate::domain::common::{
+            CommitmentId, MAX_NAME_LEN, MAX_PARTIES_PER_LIST, MAX_TEXT_LEN, PARTY_CODE_LEN,
+        };
+        let commitment_id = CommitmentId::from_uuid(uuid::Uuid::from_u128(7));
+        let parties: Vec<String> = (0..MAX_PARTIES_PER_LIST)
+            .map(|n| format!("P{n:0width$}", width = PARTY_CODE_LEN.end() - 1))
+            .collect();
+        let text = "x".repeat(MAX_TEXT_LEN);
+        let provenance = crate::sample::cite("the source");
+        let mut events = vec![Event::CommitmentRecorded(CommitmentRecorded {
+            commitment_id,
+            details: CommitmentDetails {
+                kind: CommitmentKind::New,
+                committing_parties: parties.clone(),
+                voiced_by: vec![],
+                counterparties: vec![],
+                text: text.clone(),
+                verbatim: false,
+                topics: vec!["security".into()],
+                specificity: Specificity::Specific,
+                cooperation: CooperationKind::Diplomatic,
+                due_by: None,
+                made_at_meeting: None,
+            },
+            provenance: provenance.clone(),
+        })];
+        let reaffirmed = Event::CommitmentReaffirmed(CommitmentReaffirmed {
+            commitment_id,
+            reaffirmed_by: parties.clone(),
+            voiced_by: vec![],
+            at_meeting: None,
+            text: Some(text.clone()),
+            provenance: provenance.clone(),
+        });
+        let assessed = Event::ComplianceAssessed(ComplianceAssessed {
+            commitment_id,
+            stage: AssessmentStage::Interim,
+            assessor: "a".repeat(MAX_NAME_LEN),
+            rationale: text.clone(),
+            scores: parties
+                .iter()
+                .map(|party| PartyScore {
+                    party: party.clone(),
+                    score: 1,
+                })
+                .collect(),
+            provenance: provenance.clone(),
+        });
+        let reported = Event::CommitmentProgressReported(CommitmentProgressReported {
+            commitment_id,
+            summary: text,
+            provenance,
+        });
+        events.extend(std::iter::repeat_n(reaffirmed, MAX_REAFFIRMATIONS_PER_COMMITMENT));
+        events.extend(std::iter::repeat_n(assessed, MAX_ASSESSMENTS_PER_COMMITMENT));
+        events.extend(std::iter::repeat_n(reported, MAX_PROGRESS_REPORTS_PER_COMMITMENT));
+        let state = events
+            .iter()
+            .fold(commitment::State::default(), commitment::evolve);
+        AggregateState::Commitment(state)
+    }
+
+    #[test]
+    fn a_commitment_at_every_limit_packs_unpacks_and_restores_from_its_snapshot_value() {
+        let state = Arc::new(largest_commitment());
+        let kept = Kept::hot(state.clone());
+        kept.cool();
+        assert_eq!(*kept.state(), *state);
+        let value = kept.snapshot_value(1, 1_501);
+        assert!(
+            value.len() > crate::encoding::MAX_DECODED_BYTES,
+            "{} bytes: past the general decoding limit, which is why states have their own",
+            value.len()
+        );
+        assert!(
+            value.len() < crate::encoding::MAX_STATE_BYTES / 2,
+            "{} bytes",
+            value.len()
+        );
+        let restored = crate::projections::store::restore_entity(&value, AggregateState::Commitment).unwrap();
+        let AggregateState::Commitment(expected) = &*state else {
+            unreachable!()
+        };
+        let expected = expected.clone().with_progress_reports(Vec::new());
+        assert_eq!(*restored.state.state(), AggregateState::Commitment(expected));
     }
 }

@@ -115,7 +115,7 @@ pub struct MeetingRow {
     /// How many statements are in effect, also when the row leaves them out: a list's rows (a
     /// page of meetings, a relation's timeline) carry the count only, so a page's size does not
     /// grow with what was said at each meeting (up to `MAX_STATEMENTS_PER_MEETING` statements
-    /// of `MAX_TEXT_LEN` characters each).
+    /// of `MAX_TEXT_LEN` bytes each).
     pub statement_count: u32,
     /// Stream versions retracted.
     pub retracted_versions: Vec<u64>,

@@ -315,9 +315,17 @@ impl Projections {
         let target = self.shared.log.head();
         progress(0, target);
         loop {
-            let outcome = engine.step(Some(name), EVENTS_PER_BATCH)?;
+            let outcome = engine.step(Some(name), EVENTS_PER_BATCH);
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    engine.finish_rebuild();
+                    return Err(error);
+                }
+            };
             progress(outcome.position, outcome.head.max(target));
             if outcome.applied == 0 || outcome.position >= target {
+                engine.finish_rebuild();
                 return Ok(outcome.position);
             }
         }
@@ -736,8 +744,9 @@ impl Projections {
     /// The audit trail of one entity (stream id such as `meeting-<uuid>` or `party-LBY`): its
     /// events from `from_version`, at most `limit` ([`history::MAX_HISTORY_PAGE`]), with who
     /// recorded them, when, from which sources, and later corrections and retractions. The
-    /// page token is the next stream version (decimal). Latest means the log head; sources are
-    /// described as the directory knew them at the answer's position (or its checkpoint).
+    /// page token is the next stream version (decimal). Latest means the directory read
+    /// model's position, as for every answer; sources are described, and later corrections
+    /// marked, as the directory knew them at the answer's position.
     pub fn history(
         &self,
         stream_id: &str,

@@ -886,6 +886,13 @@ impl Engine {
         self.rebuild_states = StateMap::seeded(Vec::new(), self.states.capacity);
         self.progress[name.index()].set(0);
     }
+
+    /// Drops the states of a rebuild once it is done: its map duplicated every entity's key,
+    /// and its hot states would stay decoded in the rebuilt read model (dropping the map packs
+    /// them). The rebuilt read model keeps its own `Kept`s until each entity's next event.
+    pub(crate) fn finish_rebuild(&mut self) {
+        self.rebuild_states = StateMap::seeded(Vec::new(), self.states.capacity);
+    }
 }
 
 #[cfg(test)]

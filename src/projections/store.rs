@@ -425,7 +425,7 @@ pub(crate) fn restore_entity<S: serde::de::DeserializeOwned>(
     value: &[u8],
     wrap: impl FnOnce(S) -> AggregateState,
 ) -> ProjectionResult<Current> {
-    let (first_position, last_position, state): (u64, u64, S) = crate::encoding::decode(value)
+    let (first_position, last_position, state): (u64, u64, S) = crate::encoding::decode_state(value)
         .map_err(|error| ProjectionError::DataLoss(format!("read-model snapshot: entity: {error}")))?;
     let state = wrap(state);
     if first_position == 0 || first_position > last_position || !state.exists() {

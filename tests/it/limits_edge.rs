@@ -409,6 +409,12 @@ async fn an_event_the_read_models_cannot_decode_is_data_loss_in_entity_history()
     let status = query
         .get_entity_history(pb::GetEntityHistoryRequest {
             stream_id: "party-BAD".into(),
+            // A latest history reads at the directory's position: wait for it to have been
+            // through the damaged event (it stops there), as a client reading its write would.
+            options: Some(pb::ReadOptions {
+                min_position: 1,
+                as_of: None,
+            }),
             ..Default::default()
         })
         .await
