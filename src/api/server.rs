@@ -70,6 +70,10 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// Largest response message the server encodes (ReadAll/ReadStream pages stop adding events at
 /// `event_store::MAX_PAGE_BYTES`, below this).
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+const _: () = assert!(
+    crate::projections::store::MAX_PAGE_BYTES + crate::encoding::MAX_STATE_BYTES <= MAX_RESPONSE_BYTES,
+    "a list page ends past MAX_PAGE_BYTES by at most one row, which is no larger than its state"
+);
 /// How long shutdown waits for open requests and streams before dropping connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 

@@ -183,6 +183,34 @@ impl CommitmentRow {
         CommitmentRow::from_state_with(state, last_position, true)
     }
 
+    /// About how many bytes the row encodes to (what a page of rows is bounded by, see
+    /// `store::MAX_PAGE_BYTES`): its texts and codes, and a fixed share for the rest.
+    pub fn approximate_bytes(&self) -> usize {
+        const FIXED: usize = 2_048;
+        const PER_ITEM: usize = 64;
+        let entry = |entry: &EntryRow| {
+            PER_ITEM
+                + entry.text.as_ref().map_or(0, String::len)
+                + entry.parties.iter().map(|party| party.len() + 2).sum::<usize>()
+        };
+        let assessment = |assessment: &AssessmentRow| {
+            PER_ITEM
+                + assessment.assessor.len()
+                + assessment.rationale.len()
+                + assessment
+                    .scores
+                    .iter()
+                    .map(|score| score.party.len() + 4)
+                    .sum::<usize>()
+        };
+        FIXED
+            + self.details.text.len()
+            + self.closing_text.as_ref().map_or(0, String::len)
+            + self.reaffirmations.iter().map(entry).sum::<usize>()
+            + self.progress_reports.iter().map(entry).sum::<usize>()
+            + self.assessments.iter().map(assessment).sum::<usize>()
+    }
+
     /// The row as a list gives it: its progress reports counted, not listed.
     pub(crate) fn listed(state: &State, last_position: u64) -> Option<CommitmentRow> {
         CommitmentRow::from_state_with(state, last_position, false)
@@ -359,6 +387,12 @@ pub(crate) fn report_records(uuid: &uuid::Uuid, state: &AggregateState, saved: u
     }
 }
 
+/// A row with its approximate bytes (see [`CommitmentRow::approximate_bytes`]).
+pub(crate) fn weighed(row: CommitmentRow) -> (CommitmentRow, usize) {
+    let bytes = row.approximate_bytes();
+    (row, bytes)
+}
+
 /// Whether two states of a commitment are listed alike (status, details, when made): what they
 /// differ in, if anything, no index reads.
 pub(crate) fn same_outline(before: &State, after: &State) -> bool {
@@ -439,11 +473,12 @@ impl CommitmentsModel {
         let from = filter.made_from.map_or(i64::MIN, Timestamp::unix_micros);
         let to = filter.made_to.map_or(i64::MAX, Timestamp::unix_micros);
         self.index
-            .scan(index, &value, (from, to), at, token, limit, |id, sort| {
+            .scan_weighed(index, &value, (from, to), at, token, limit, |id, sort| {
                 let commitment_id = CommitmentId::from_uuid(item_uuid(id));
                 Ok(self
                     .get_listed(log, commitment_id, at)?
-                    .filter(|row| row.sort_key() == sort && filter.matches(row)))
+                    .filter(|row| row.sort_key() == sort && filter.matches(row))
+                    .map(weighed))
             })
     }
 
@@ -458,11 +493,12 @@ impl CommitmentsModel {
     ) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
         let to = on.unix_micros().saturating_sub(1);
         self.index
-            .scan(IDX_DUE, "", (i64::MIN, to), at, token, limit, |id, sort| {
+            .scan_weighed(IDX_DUE, "", (i64::MIN, to), at, token, limit, |id, sort| {
                 let commitment_id = CommitmentId::from_uuid(item_uuid(id));
-                Ok(self.get_listed(log, commitment_id, at)?.filter(|row| {
+                let row = self.get_listed(log, commitment_id, at)?.filter(|row| {
                     row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
-                }))
+                });
+                Ok(row.map(weighed))
             })
     }
 

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use super::error::{ProjectionError, ProjectionResult};
 use super::store::{
     decode_resume, encode_token, page_size, sortable, token_prefix, u64_at, unsortable, Changed, Dirty,
-    Entry, Interner, ItemId, Map, Snapshot, MAX_SCANNED_PER_PAGE, OPEN,
+    Entry, Interner, ItemId, Map, Snapshot, MAX_PAGE_BYTES, MAX_SCANNED_PER_PAGE, OPEN,
 };
 
 /// The most slots a chunk holds (10 KiB of slots): an insert moves at most this many, a search
@@ -429,11 +429,29 @@ impl Index {
         &self,
         index: u8,
         value: &str,
-        (from, to): (i64, i64),
+        range: (i64, i64),
         at: u64,
         token: Option<&str>,
         limit: usize,
         mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<T>>,
+    ) -> ProjectionResult<(Vec<T>, Option<String>)> {
+        let weightless = |id: &ItemId, sort| Ok(accept(id, sort)?.map(|item| (item, 0)));
+        self.scan_weighed(index, value, range, at, token, limit, weightless)
+    }
+
+    /// [`Index::scan`] for items whose size varies widely: `accept` also gives each item's
+    /// approximate encoded bytes, and the page ends (with a token) once its items reach
+    /// [`MAX_PAGE_BYTES`], whatever the page size asked.
+    #[allow(clippy::too_many_arguments)] // an index value, a range, a position, a page, a builder
+    pub(crate) fn scan_weighed<T>(
+        &self,
+        index: u8,
+        value: &str,
+        (from, to): (i64, i64),
+        at: u64,
+        token: Option<&str>,
+        limit: usize,
+        mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<(T, usize)>>,
     ) -> ProjectionResult<(Vec<T>, Option<String>)> {
         let limit = page_size(limit)?;
         let prefix = token_prefix(index, value);
@@ -455,14 +473,15 @@ impl Index {
         if matches!(start, Bound::Excluded(place) if place >= end) {
             return Ok((Vec::new(), None));
         }
-        let mut items = Vec::new();
+        let (mut items, mut bytes) = (Vec::new(), 0);
         for (scanned, (key, held)) in self.entries((index, value_id), start, end).enumerate() {
             if held.contains(at) {
-                if let Some(item) = accept(&key.id, key.sort)? {
+                if let Some((item, weight)) = accept(&key.id, key.sort)? {
                     items.push(item);
+                    bytes += weight;
                 }
             }
-            if items.len() == limit || scanned + 1 == MAX_SCANNED_PER_PAGE {
+            if items.len() == limit || scanned + 1 == MAX_SCANNED_PER_PAGE || bytes >= MAX_PAGE_BYTES {
                 return Ok((items, Some(encode_token(&prefix, key.sort, &key.id))));
             }
         }

@@ -352,7 +352,7 @@ impl RelationsModel {
             .get(&pair)
             .map(|tally| RelationSummary::of_components(&tally.at(at), &self.names))
             .unwrap_or_default();
-        let (timeline, next_page_token) = self.timeline.scan(
+        let (timeline, next_page_token) = self.timeline.scan_weighed(
             IDX_TIMELINE,
             &pair,
             (i64::MIN, i64::MAX),
@@ -362,14 +362,16 @@ impl RelationsModel {
             |item, sort| {
                 let uuid = item_uuid(item);
                 match item[0] {
+                    // A meeting's listed row is bounded (its statements are left out).
                     ITEM_MEETING => Ok(meetings
                         .get_listed(log, MeetingId::from_uuid(uuid), at)?
                         .filter(|row| row.sort_key() == sort && meeting_involves(row, &pair))
-                        .map(TimelineItem::Meeting)),
+                        .map(|row| (TimelineItem::Meeting(row), 0))),
                     ITEM_COMMITMENT => Ok(commitments
                         .get_listed(log, CommitmentId::from_uuid(uuid), at)?
                         .filter(|row| row.sort_key() == sort && involves(&row.parties(), &pair))
-                        .map(TimelineItem::Commitment)),
+                        .map(super::commitments::weighed)
+                        .map(|(row, bytes)| (TimelineItem::Commitment(row), bytes))),
                     _ => Ok(None),
                 }
             },

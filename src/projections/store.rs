@@ -530,6 +530,13 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// Most index entries one list page examines before it returns (possibly short) with a token,
 /// so a selective filter or an old as-of position cannot make one query scan without bound.
 pub const MAX_SCANNED_PER_PAGE: usize = 20_000;
+/// Most bytes of rows one list page of commitments (or a relation's timeline) holds, as the
+/// rows estimate themselves: a page ends early, with a token, once it reaches them. A
+/// commitment keeps up to 500 reaffirmations and 500 assessments with their texts (~4.4 MB at
+/// every limit), so 500 such rows would be far past a response's 32 MiB
+/// (`api::server::MAX_RESPONSE_BYTES`); a page is at most this plus one row.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Longest page token accepted, in characters.
 pub const MAX_PAGE_TOKEN_CHARS: usize = 1_024;
 

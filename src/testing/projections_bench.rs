@@ -320,8 +320,9 @@ fn fill_long_meetings(log: &Log, meetings: u64, statements: usize) -> Projection
     Ok(())
 }
 
-/// Appends one new entity's events in one request.
-fn append_entity(log: &Log, stream: String, events: &[DomainEvent]) -> ProjectionResult<()> {
+/// Appends one new entity's events in one request (no command is decided: tests use it to
+/// build entities at their limits quickly).
+pub fn append_entity(log: &Log, stream: String, events: &[DomainEvent]) -> ProjectionResult<()> {
     log.append_transaction_blocking(vec![new_stream_request(stream, events)])?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::projections::*;
 use dipledger::domain::party::{self, PartyDetails, PartyKind};
-use dipledger::domain::DomainCommand;
+use dipledger::domain::{DomainCommand, DomainEvent};
 use dipledger::projections::consistency::MAX_WAIT;
 use dipledger::projections::history::MAX_HISTORY_PAGE;
 use dipledger::projections::store::{MAX_PAGE_SIZE, MAX_PAGE_TOKEN_CHARS};
@@ -283,4 +283,91 @@ fn a_latest_history_reads_at_the_directory_and_waits_only_for_min_position() {
     assert_eq!(page.based_on_position(), corrected);
     assert_eq!(page.items().len(), 2);
     assert_eq!(page.items()[0].corrected_by, Some(2));
+}
+
+/// A page of commitments ends, with a token, once its rows reach `MAX_PAGE_BYTES`, whatever the
+/// page size asked: a commitment keeps up to 500 reaffirmations and 500 assessments with their
+/// texts, and 500 such rows would be far past a response's limit.
+#[test]
+fn a_page_of_large_commitments_ends_at_max_page_bytes() {
+    use dipledger::domain::commitment::{
+        self, CommitmentDetails, CommitmentKind, CommitmentReaffirmed, CommitmentRecorded, CooperationKind,
+        Specificity,
+    };
+    use dipledger::domain::common::{CommitmentId, MAX_TEXT_LEN};
+    use dipledger::projections::store::MAX_PAGE_BYTES;
+    use dipledger::projections::CommitmentFilter;
+    let (_dir, log) = temp_log();
+    let commitments = 4;
+    for n in 0..commitments {
+        let commitment_id = CommitmentId::from_uuid(uuid::Uuid::from_u128(0xC000 + n));
+        let mut events = vec![DomainEvent::Commitment(commitment::Event::CommitmentRecorded(
+            CommitmentRecorded {
+                commitment_id,
+                details: CommitmentDetails {
+                    kind: CommitmentKind::New,
+                    committing_parties: vec!["LBY".into(), "FRA".into()],
+                    voiced_by: vec![],
+                    counterparties: vec![],
+                    text: "cooperate".into(),
+                    verbatim: false,
+                    topics: vec![],
+                    specificity: Specificity::Specific,
+                    cooperation: CooperationKind::Diplomatic,
+                    due_by: None,
+                    made_at_meeting: None,
+                },
+                provenance: cite_on(day(0), None),
+            },
+        ))];
+        let reaffirmed =
+            DomainEvent::Commitment(commitment::Event::CommitmentReaffirmed(CommitmentReaffirmed {
+                commitment_id,
+                reaffirmed_by: vec!["LBY".into()],
+                voiced_by: vec![],
+                at_meeting: None,
+                text: Some("x".repeat(MAX_TEXT_LEN)),
+                provenance: cite_on(day(0), None),
+            }));
+        events.extend(std::iter::repeat_n(reaffirmed, 400));
+        dipledger::testing::projections_bench::append_entity(&log, commitment_id.stream_id(), &events)
+            .expect("append");
+    }
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    projections.catch_up().expect("catch up");
+    let filter = CommitmentFilter::default();
+    let first = projections
+        .commitments(&filter, &PageRequest::first(100), &ReadOptions::latest())
+        .expect("list");
+    let row_bytes = first.items()[0].approximate_bytes();
+    assert!(row_bytes > 1_600_000, "{row_bytes}");
+    let per_page = MAX_PAGE_BYTES.div_ceil(row_bytes);
+    assert!(per_page < commitments as usize, "the rows do not fit one page");
+    assert_eq!(
+        first.items().len(),
+        per_page,
+        "the page ends at the first row past the bytes"
+    );
+    let token = first.next_page_token().expect("a token for the rest").to_owned();
+    let rest = projections
+        .commitments(
+            &filter,
+            &PageRequest {
+                limit: 100,
+                token: Some(token),
+            },
+            &ReadOptions::latest(),
+        )
+        .expect("next page");
+    assert_eq!(first.items().len() + rest.items().len(), commitments as usize);
+    assert!(rest.next_page_token().is_none());
+    let mut ids: Vec<_> = first
+        .items()
+        .iter()
+        .chain(rest.items())
+        .map(|row| row.commitment_id)
+        .collect();
+    ids.sort_by_key(|id| id.uuid());
+    ids.dedup();
+    assert_eq!(ids.len(), commitments as usize, "every commitment once, in order");
 }
