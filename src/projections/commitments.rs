@@ -12,11 +12,11 @@ use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::kept::Kept;
 use super::runner::{Change, Projection};
-use super::store::Map;
 use super::store::{
     item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Interner,
     Snapshot, Tally,
 };
+use super::store::{ItemId, Map};
 use crate::domain::commitment::{AssessmentStage, CommitmentDetails, CommitmentStatus, PartyScore, State};
 use crate::domain::common::CommitmentId;
 use crate::domain::AggregateState;
@@ -387,12 +387,6 @@ pub(crate) fn report_records(uuid: &uuid::Uuid, state: &AggregateState, saved: u
     }
 }
 
-/// A row with its approximate bytes (see [`CommitmentRow::approximate_bytes`]).
-pub(crate) fn weighed(row: CommitmentRow) -> (CommitmentRow, usize) {
-    let bytes = row.approximate_bytes();
-    (row, bytes)
-}
-
 /// Whether two states of a commitment are listed alike (status, details, when made): what they
 /// differ in, if anything, no index reads.
 pub(crate) fn same_outline(before: &State, after: &State) -> bool {
@@ -472,14 +466,15 @@ impl CommitmentsModel {
         let (index, value) = filter.index();
         let from = filter.made_from.map_or(i64::MIN, Timestamp::unix_micros);
         let to = filter.made_to.map_or(i64::MAX, Timestamp::unix_micros);
+        let accept = |id: &ItemId, sort| {
+            let commitment_id = CommitmentId::from_uuid(item_uuid(id));
+            Ok(self
+                .get_listed(log, commitment_id, at)?
+                .filter(|row| row.sort_key() == sort && filter.matches(row)))
+        };
+        let weigh = CommitmentRow::approximate_bytes;
         self.index
-            .scan_weighed(index, &value, (from, to), at, token, limit, |id, sort| {
-                let commitment_id = CommitmentId::from_uuid(item_uuid(id));
-                Ok(self
-                    .get_listed(log, commitment_id, at)?
-                    .filter(|row| row.sort_key() == sort && filter.matches(row))
-                    .map(weighed))
-            })
+            .scan_weighed(index, &value, (from, to), at, token, limit, accept, weigh)
     }
 
     /// Commitments open and past their due date on `on`, as of `at`, by due date.
@@ -492,14 +487,15 @@ impl CommitmentsModel {
         limit: usize,
     ) -> ProjectionResult<(Vec<CommitmentRow>, Option<String>)> {
         let to = on.unix_micros().saturating_sub(1);
+        let accept = |id: &ItemId, sort| {
+            let commitment_id = CommitmentId::from_uuid(item_uuid(id));
+            Ok(self.get_listed(log, commitment_id, at)?.filter(|row| {
+                row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
+            }))
+        };
+        let weigh = CommitmentRow::approximate_bytes;
         self.index
-            .scan_weighed(IDX_DUE, "", (i64::MIN, to), at, token, limit, |id, sort| {
-                let commitment_id = CommitmentId::from_uuid(item_uuid(id));
-                let row = self.get_listed(log, commitment_id, at)?.filter(|row| {
-                    row.details.due_by.map(|due| due.at().unix_micros()) == Some(sort) && row.overdue_on(on)
-                });
-                Ok(row.map(weighed))
-            })
+            .scan_weighed(IDX_DUE, "", (i64::MIN, to), at, token, limit, accept, weigh)
     }
 
     /// A party's compliance as of `at`.

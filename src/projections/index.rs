@@ -433,14 +433,13 @@ impl Index {
         at: u64,
         token: Option<&str>,
         limit: usize,
-        mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<T>>,
+        accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<T>>,
     ) -> ProjectionResult<(Vec<T>, Option<String>)> {
-        let weightless = |id: &ItemId, sort| Ok(accept(id, sort)?.map(|item| (item, 0)));
-        self.scan_weighed(index, value, range, at, token, limit, weightless)
+        self.scan_weighed(index, value, range, at, token, limit, accept, |_| 0)
     }
 
-    /// [`Index::scan`] for items whose size varies widely: `accept` also gives each item's
-    /// approximate encoded bytes, and the page ends (with a token) once its items reach
+    /// [`Index::scan`] for items whose size varies widely: `weigh` gives an item's approximate
+    /// encoded bytes, and the page ends (with a token) once its items reach
     /// [`MAX_PAGE_BYTES`], whatever the page size asked.
     #[allow(clippy::too_many_arguments)] // an index value, a range, a position, a page, a builder
     pub(crate) fn scan_weighed<T>(
@@ -451,7 +450,8 @@ impl Index {
         at: u64,
         token: Option<&str>,
         limit: usize,
-        mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<(T, usize)>>,
+        mut accept: impl FnMut(&ItemId, i64) -> ProjectionResult<Option<T>>,
+        weigh: impl Fn(&T) -> usize,
     ) -> ProjectionResult<(Vec<T>, Option<String>)> {
         let limit = page_size(limit)?;
         let prefix = token_prefix(index, value);
@@ -476,9 +476,9 @@ impl Index {
         let (mut items, mut bytes) = (Vec::new(), 0);
         for (scanned, (key, held)) in self.entries((index, value_id), start, end).enumerate() {
             if held.contains(at) {
-                if let Some((item, weight)) = accept(&key.id, key.sort)? {
+                if let Some(item) = accept(&key.id, key.sort)? {
+                    bytes += weigh(&item);
                     items.push(item);
-                    bytes += weight;
                 }
             }
             if items.len() == limit || scanned + 1 == MAX_SCANNED_PER_PAGE || bytes >= MAX_PAGE_BYTES {

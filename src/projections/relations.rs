@@ -302,6 +302,15 @@ pub enum TimelineItem {
 }
 
 impl TimelineItem {
+    /// About how many bytes the item encodes to: a commitment's estimate; a meeting's listed
+    /// row is bounded (its statements are left out), counted as nothing.
+    pub fn approximate_bytes(&self) -> usize {
+        match self {
+            TimelineItem::Meeting(_) => 0,
+            TimelineItem::Commitment(row) => row.approximate_bytes(),
+        }
+    }
+
     /// When it happened (meeting held or planned; commitment made).
     pub fn occurred_at(&self) -> Option<Timestamp> {
         match self {
@@ -362,19 +371,18 @@ impl RelationsModel {
             |item, sort| {
                 let uuid = item_uuid(item);
                 match item[0] {
-                    // A meeting's listed row is bounded (its statements are left out).
                     ITEM_MEETING => Ok(meetings
                         .get_listed(log, MeetingId::from_uuid(uuid), at)?
                         .filter(|row| row.sort_key() == sort && meeting_involves(row, &pair))
-                        .map(|row| (TimelineItem::Meeting(row), 0))),
+                        .map(TimelineItem::Meeting)),
                     ITEM_COMMITMENT => Ok(commitments
                         .get_listed(log, CommitmentId::from_uuid(uuid), at)?
                         .filter(|row| row.sort_key() == sort && involves(&row.parties(), &pair))
-                        .map(super::commitments::weighed)
-                        .map(|(row, bytes)| (TimelineItem::Commitment(row), bytes))),
+                        .map(TimelineItem::Commitment)),
                     _ => Ok(None),
                 }
             },
+            TimelineItem::approximate_bytes,
         )?;
         Ok(Relation {
             pair: name,

@@ -426,8 +426,8 @@ impl StateMap {
     ) -> ProjectionResult<(Arc<AggregateState>, Arc<AggregateState>, Arc<Kept>)> {
         let wanted = envelope.stream_version - 1;
         let key = StreamKey::of(&envelope.stream_id);
-        let before = match self.states.get(&key).map(|kept| kept.state()) {
-            Some(state) if state.version() == wanted => state,
+        let before = match self.states.get(&key) {
+            Some(kept) if kept.version() == wanted => kept.state(),
             _ if wanted == 0 => Arc::new(AggregateState::empty_for_event(event)),
             _ => match fold_stream(log, &envelope.stream_id, wanted, u64::MAX)? {
                 Some((state, _)) if state.version() == wanted => Arc::new(state),
@@ -883,13 +883,14 @@ impl Engine {
             model.part_mut(name).unsave();
         }
         self.snapshots.cleared(name);
-        self.rebuild_states = StateMap::seeded(Vec::new(), self.states.capacity);
+        self.finish_rebuild();
         self.progress[name.index()].set(0);
     }
 
-    /// Drops the states of a rebuild once it is done: its map duplicated every entity's key,
-    /// and its hot states would stay decoded in the rebuilt read model (dropping the map packs
-    /// them). The rebuilt read model keeps its own `Kept`s until each entity's next event.
+    /// Drops the states of a rebuild, before it starts and once it is done: its map duplicates
+    /// every entity's key, and its hot states would stay decoded in the rebuilt read model
+    /// (dropping the map packs them). The rebuilt read model keeps its own `Kept`s until each
+    /// entity's next event.
     pub(crate) fn finish_rebuild(&mut self) {
         self.rebuild_states = StateMap::seeded(Vec::new(), self.states.capacity);
     }
