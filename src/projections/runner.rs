@@ -176,6 +176,17 @@ impl Model {
         }
     }
 
+    /// Every read model, in [`ProjectionName::ALL`] order.
+    fn parts_mut(&mut self) -> [(ProjectionName, &mut dyn Projection); 5] {
+        [
+            (ProjectionName::Meetings, &mut self.meetings),
+            (ProjectionName::Commitments, &mut self.commitments),
+            (ProjectionName::Relations, &mut self.relations),
+            (ProjectionName::Officials, &mut self.officials),
+            (ProjectionName::Directory, &mut self.directory),
+        ]
+    }
+
     pub(crate) fn reset(&mut self, name: ProjectionName) {
         match name {
             ProjectionName::Meetings => self.meetings = MeetingsModel::default(),
@@ -602,11 +613,14 @@ impl<'a> ChunkReader<'a> {
 
 /// Runs `reader` on a second thread while `applier` applies what it has read, chunk by chunk
 /// in order; returns the log's head as of the last read, or the reader's error after every
-/// chunk it read before it was applied. `None` when the thread cannot be started (nothing was
-/// read: the caller reads on its own thread instead).
+/// chunk it read before it was applied. Applied chunks go back to the reader's thread to be
+/// dropped there (their events and states were allocated there, and the applying thread is
+/// the busier one). `None` when the thread cannot be started (nothing was read: the caller
+/// reads on its own thread instead).
 fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<ProjectionResult<u64>> {
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+        let (applied_sender, applied) = std::sync::mpsc::channel::<FoldedChunk>();
         let producer = std::thread::Builder::new()
             .name("dipledger-read-ahead".into())
             .spawn_scoped(scope, move || -> ProjectionResult<u64> {
@@ -614,6 +628,7 @@ fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<
                     if sender.send(chunk).is_err() {
                         break;
                     }
+                    applied.try_iter().for_each(drop);
                 }
                 Ok(reader.head)
             })
@@ -621,6 +636,8 @@ fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<
         // Ends when the reader is done or has failed (its sender dropped).
         for chunk in receiver {
             applier.apply(&chunk);
+            // The reader may have finished: then the chunk is dropped here.
+            let _ = applied_sender.send(chunk);
         }
         Some(
             producer
@@ -628,6 +645,29 @@ fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         )
     })
+}
+
+/// A read model a chunk is applied to, with its position before the chunk.
+type Part<'a> = (u64, &'a mut dyn Projection);
+
+/// Applies every event of `chunk` past a part's position to that part, in log order.
+fn apply_each(chunk: &FoldedChunk, parts: &mut [Part<'_>]) {
+    for folded in chunk {
+        let envelope = folded.recorded.envelope();
+        let change = Change {
+            envelope,
+            location: folded.location,
+            before: &folded.before,
+            after: &folded.after,
+            kept: &folded.kept,
+            event: &folded.event,
+        };
+        for (position, part) in parts.iter_mut() {
+            if *position < envelope.position {
+                part.apply(&change);
+            }
+        }
+    }
 }
 
 /// Applies folded chunks to the selected read models, one hold of the model's write lock each.
@@ -645,22 +685,15 @@ impl Applier<'_> {
             return;
         };
         let mut model = self.model.write().expect("model lock");
-        for folded in chunk {
-            let envelope = folded.recorded.envelope();
-            let change = Change {
-                envelope,
-                location: folded.location,
-                before: &folded.before,
-                after: &folded.after,
-                kept: &folded.kept,
-                event: &folded.event,
-            };
-            for name in self.selected {
-                if model.position(*name) < envelope.position {
-                    model.part_mut(*name).apply(&change);
-                }
-            }
-        }
+        let positions = model.positions;
+        let mut parts: Vec<Part<'_>> = model
+            .parts_mut()
+            .into_iter()
+            .filter(|(name, _)| self.selected.contains(name))
+            .map(|(name, part)| (positions[name.index()], part))
+            .collect();
+        apply_each(chunk, &mut parts);
+        drop(parts);
         for name in self.selected {
             let position = &mut model.positions[name.index()];
             *position = (*position).max(last);
