@@ -97,6 +97,13 @@ impl Slot {
         order(self.sort, &self.id)
     }
 
+    /// Whether the slot's place is before `at` (`self.order() < at`, reading the rest of the
+    /// place only when the sort keys are equal: a search mostly decides on them).
+    fn precedes(&self, at: Order) -> bool {
+        let sort = self.sort;
+        sort < at.0 || (sort == at.0 && self.order() < at)
+    }
+
     fn last(&self) -> (u64, u64) {
         (self.from & !EARLIER, self.to)
     }
@@ -177,7 +184,11 @@ impl List {
     /// Where `at` is (`Ok`), or where it would go (`Err`). The first slot at or after `at` may
     /// be the next chunk's first ([`List::first_where`] answers the end of the chunk before).
     fn find(&self, at: Order) -> Result<At, At> {
-        let (chunk, index) = self.first_where(|order| order < at);
+        let chunk = self.firsts.partition_point(|first| *first < at).saturating_sub(1);
+        let index = self
+            .chunks
+            .get(chunk)
+            .map_or(0, |slots| slots.partition_point(|slot| slot.precedes(at)));
         let next = match self.chunks.get(chunk) {
             Some(slots) if index == slots.len() && chunk + 1 < self.chunks.len() => (chunk + 1, 0),
             _ => (chunk, index),

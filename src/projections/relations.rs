@@ -392,27 +392,22 @@ impl RelationsModel {
         })
     }
 
-    /// Replaces what one meeting or commitment contributes to its pairs: `old` before
-    /// `position`, `new` from it on (contributions by pair, and the item's sort key).
-    fn update(
-        &mut self,
-        position: u64,
-        item: [u8; 17],
-        old: (BTreeMap<String, RelationSummary>, i64),
-        new: (BTreeMap<String, RelationSummary>, i64),
-    ) {
+    /// Replaces what one meeting or commitment contributes to its pairs at `position`: `delta`
+    /// says what it contributed before and what it contributes from `position` on.
+    fn update(&mut self, position: u64, delta: &RelationDelta) {
+        let RelationDelta { item, old, new } = delta;
         let (old_contribution, old_sort) = old;
         let (new_contribution, new_sort) = new;
-        let entries = |contribution: &BTreeMap<String, RelationSummary>, sort| -> Vec<Entry> {
+        let entries = |contribution: &BTreeMap<String, RelationSummary>, sort: &i64| -> Vec<Entry> {
             contribution
                 .keys()
-                .map(|pair| (IDX_TIMELINE, pair.clone(), sort))
+                .map(|pair| (IDX_TIMELINE, pair.clone(), *sort))
                 .collect()
         };
         self.timeline.update(
-            item,
-            &entries(&old_contribution, old_sort),
-            &entries(&new_contribution, new_sort),
+            *item,
+            &entries(old_contribution, old_sort),
+            &entries(new_contribution, new_sort),
             position,
         );
         let empty = RelationSummary::default();
@@ -435,49 +430,60 @@ impl RelationsModel {
     }
 }
 
+/// What one change of a meeting or a commitment does to the relations: what the item
+/// contributed to its pairs, and its sort key, before the change and after it. A function of
+/// the entity's states alone, so the runner computes it while it reads ahead, off the thread
+/// that applies (the contributions are most of the relations' applying work).
+pub(crate) struct RelationDelta {
+    item: [u8; 17],
+    old: (BTreeMap<String, RelationSummary>, i64),
+    new: (BTreeMap<String, RelationSummary>, i64),
+}
+
+/// The relations' delta of a change from `before` to `after`; `None` when the relations do not
+/// change (another kind of entity, an event that leaves the contributions as they were).
+pub(crate) fn relation_delta(before: &AggregateState, after: &AggregateState) -> Option<RelationDelta> {
+    match (before, after) {
+        (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
+            if super::meetings::same_outline(before, after) {
+                return None;
+            }
+            let new = MeetingRow::outline(after)?;
+            let old = MeetingRow::outline(before);
+            Some(RelationDelta {
+                item: item_id(ITEM_MEETING, &new.meeting_id.uuid()),
+                old: (
+                    old.as_ref().map(meeting_contribution).unwrap_or_default(),
+                    old.as_ref().map_or(i64::MIN, MeetingRow::sort_key),
+                ),
+                new: (meeting_contribution(&new), new.sort_key()),
+            })
+        }
+        (AggregateState::Commitment(before), AggregateState::Commitment(after)) => {
+            if super::commitments::same_outline(before, after)
+                && before.reaffirmations() == after.reaffirmations()
+            {
+                return None;
+            }
+            let new = CommitmentRow::outline(after)?;
+            let old = CommitmentRow::outline(before);
+            Some(RelationDelta {
+                item: item_id(ITEM_COMMITMENT, &new.commitment_id.uuid()),
+                old: (
+                    old.as_ref().map(commitment_contribution).unwrap_or_default(),
+                    old.as_ref().map_or(i64::MIN, CommitmentRow::sort_key),
+                ),
+                new: (commitment_contribution(&new), new.sort_key()),
+            })
+        }
+        _ => None,
+    }
+}
+
 impl Projection for RelationsModel {
     fn apply(&mut self, change: &Change<'_>) {
-        let position = change.envelope.position;
-        match (change.before, change.after) {
-            (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
-                if super::meetings::same_outline(before, after) {
-                    return;
-                }
-                let Some(new) = MeetingRow::outline(after) else {
-                    return;
-                };
-                let old = MeetingRow::outline(before);
-                self.update(
-                    position,
-                    item_id(ITEM_MEETING, &new.meeting_id.uuid()),
-                    (
-                        old.as_ref().map(meeting_contribution).unwrap_or_default(),
-                        old.as_ref().map_or(i64::MIN, MeetingRow::sort_key),
-                    ),
-                    (meeting_contribution(&new), new.sort_key()),
-                );
-            }
-            (AggregateState::Commitment(before), AggregateState::Commitment(after)) => {
-                if super::commitments::same_outline(before, after)
-                    && before.reaffirmations() == after.reaffirmations()
-                {
-                    return;
-                }
-                let Some(new) = CommitmentRow::outline(after) else {
-                    return;
-                };
-                let old = CommitmentRow::outline(before);
-                self.update(
-                    position,
-                    item_id(ITEM_COMMITMENT, &new.commitment_id.uuid()),
-                    (
-                        old.as_ref().map(commitment_contribution).unwrap_or_default(),
-                        old.as_ref().map_or(i64::MIN, CommitmentRow::sort_key),
-                    ),
-                    (commitment_contribution(&new), new.sort_key()),
-                );
-            }
-            _ => {}
+        if let Some(delta) = change.relations {
+            self.update(change.envelope.position, delta);
         }
     }
 

@@ -23,7 +23,7 @@ use super::error::{ProjectionError, ProjectionResult};
 use super::kept::{Kept, HOT_STATES};
 use super::meetings::MeetingsModel;
 use super::officials::OfficialsModel;
-use super::relations::RelationsModel;
+use super::relations::{relation_delta, RelationDelta, RelationsModel};
 use super::snapshot::{SnapshotLoad, SnapshotStats, Snapshots};
 use super::store::Map;
 use super::store::{fold_stream, Snapshot};
@@ -99,6 +99,9 @@ pub(crate) struct Change<'a> {
     pub kept: &'a Arc<Kept>,
     /// The event, decoded.
     pub event: &'a DomainEvent,
+    /// What the change does to the relations, when the relations read model is being stepped
+    /// (computed while the event was read: see [`RelationDelta`]).
+    pub relations: Option<&'a RelationDelta>,
 }
 
 /// A read model: applies changes to its in-memory structures.
@@ -532,6 +535,7 @@ struct Folded {
     before: Arc<AggregateState>,
     after: Arc<AggregateState>,
     kept: Arc<Kept>,
+    relations: Option<RelationDelta>,
 }
 
 /// Up to [`APPLY_CHUNK`] events read from the log and folded, in log order.
@@ -547,17 +551,26 @@ struct ChunkReader<'a> {
     left: usize,
     /// The log's head as of the last read.
     head: u64,
+    /// Whether the relations read model is stepped (then each event's [`RelationDelta`] is
+    /// computed as it is read).
+    relations: bool,
 }
 
 impl<'a> ChunkReader<'a> {
-    /// A reader of up to `batch` events after position `lowest`.
-    fn new(log: &'a Log, states: &'a mut StateMap, lowest: u64, batch: usize) -> ChunkReader<'a> {
+    /// A reader of up to `batch` events after position `lowest` for the read models `selected`.
+    fn new(
+        log: &'a Log,
+        states: &'a mut StateMap,
+        (lowest, batch): (u64, usize),
+        selected: &[ProjectionName],
+    ) -> ChunkReader<'a> {
         ChunkReader {
             log,
             states,
             next: lowest + 1,
             left: batch,
             head: lowest,
+            relations: selected.contains(&ProjectionName::Relations),
         }
     }
 
@@ -598,6 +611,7 @@ impl<'a> ChunkReader<'a> {
             let envelope = recorded.envelope();
             let event = decode(envelope)?;
             let (before, after, kept) = self.states.advance(self.log, envelope, &event)?;
+            let relations = self.relations.then(|| relation_delta(&before, &after)).flatten();
             folded.push(Folded {
                 recorded,
                 location,
@@ -605,6 +619,7 @@ impl<'a> ChunkReader<'a> {
                 before,
                 after,
                 kept,
+                relations,
             });
         }
         Ok(Some(folded))
@@ -624,21 +639,28 @@ fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<
         let producer = std::thread::Builder::new()
             .name("dipledger-read-ahead".into())
             .spawn_scoped(scope, move || -> ProjectionResult<u64> {
-                while let Some(chunk) = reader.next()? {
-                    if sender.send(chunk).is_err() {
-                        break;
+                let read = (|| -> ProjectionResult<u64> {
+                    while let Some(chunk) = reader.next()? {
+                        if sender.send(chunk).is_err() {
+                            break;
+                        }
+                        applied.try_iter().for_each(drop);
                     }
-                    applied.try_iter().for_each(drop);
-                }
-                Ok(reader.head)
+                    Ok(reader.head)
+                })();
+                // The applier ends once `sender` is gone; the chunks it applies meanwhile come back.
+                drop(sender);
+                applied.into_iter().for_each(drop);
+                read
             })
             .ok()?;
         // Ends when the reader is done or has failed (its sender dropped).
         for chunk in receiver {
             applier.apply(&chunk);
-            // The reader may have finished: then the chunk is dropped here.
+            // Only fails should the reader have panicked: then the chunk is dropped here.
             let _ = applied_sender.send(chunk);
         }
+        drop(applied_sender);
         Some(
             producer
                 .join()
@@ -661,6 +683,7 @@ fn apply_each(chunk: &FoldedChunk, parts: &mut [Part<'_>]) {
             after: &folded.after,
             kept: &folded.kept,
             event: &folded.event,
+            relations: folded.relations.as_ref(),
         };
         for (position, part) in parts.iter_mut() {
             if *position < envelope.position {
@@ -874,7 +897,7 @@ impl Engine {
         };
         let read_ahead = if pipelined {
             read_ahead(
-                ChunkReader::new(&self.log, &mut *states, lowest, batch),
+                ChunkReader::new(&self.log, &mut *states, (lowest, batch), &selected),
                 &mut applier,
             )
         } else {
@@ -886,7 +909,7 @@ impl Engine {
                 head?
             }
             None => {
-                let mut reader = ChunkReader::new(&self.log, states, lowest, batch);
+                let mut reader = ChunkReader::new(&self.log, states, (lowest, batch), &selected);
                 while let Some(chunk) = reader.next()? {
                     applier.apply(&chunk);
                 }
