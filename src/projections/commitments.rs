@@ -12,6 +12,7 @@ use super::error::ProjectionError;
 use super::error::ProjectionResult;
 use super::kept::Kept;
 use super::runner::{Change, Projection};
+use super::snapshot_writer::EntityKey;
 use super::store::{
     item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Interner,
     Snapshot, Tally,
@@ -587,7 +588,7 @@ impl Projection for CommitmentsModel {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
-            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
+            out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), current);
             let saved = self.reports_saved.get(&uuid).copied().unwrap_or(0);
             out.put_reports(uuid, &current.state, saved);
             // Every report up to the state's version is in this snapshot once it is written.

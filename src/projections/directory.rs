@@ -12,6 +12,7 @@ use super::error::ProjectionResult;
 use super::history::{back_reference, BackReference};
 use super::kept::Kept;
 use super::runner::{Change, Projection};
+use super::snapshot_writer::EntityKey;
 use super::store::{
     decode_token, encode_hex, invalid_token, page_size, restore_entity, row_at, uuid_key, Current, Dirty,
     Snapshot, MAX_SCANNED_PER_PAGE,
@@ -269,10 +270,10 @@ impl Projection for DirectoryModel {
         let codes = self.dirty_parties.take_ids(self.parties.keys().cloned());
         let uuids = self.dirty_sources.take_ids(self.sources.keys().copied());
         for code in codes {
-            out.put_entity([&b"p"[..], code.as_bytes()].concat(), &self.parties[&code]);
+            out.put_entity(EntityKey::new(b'p', code.as_bytes()), &self.parties[&code]);
         }
         for uuid in uuids {
-            out.put_entity([&b"s"[..], uuid.as_bytes()].concat(), &self.sources[&uuid]);
+            out.put_entity(EntityKey::new(b's', uuid.as_bytes()), &self.sources[&uuid]);
         }
         let saved_through = self.references_saved_through;
         for (stream_id, references) in &self.back_references {

@@ -7,6 +7,7 @@ use super::error::{ProjectionError, ProjectionResult};
 use super::index::Index;
 use super::kept::Kept;
 use super::runner::{Change, Projection};
+use super::snapshot_writer::EntityKey;
 use super::store::Map;
 use super::store::{item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Dirty, Entry, Snapshot};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
@@ -557,7 +558,7 @@ impl Projection for MeetingsModel {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
             let current = &self.rows[&uuid];
-            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), current);
+            out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), current);
         }
         let every = self
             .statements

@@ -10,6 +10,7 @@ use super::index::Index;
 use super::kept::Kept;
 use super::meetings::{MeetingRow, MeetingStatusView};
 use super::runner::{Change, Projection};
+use super::snapshot_writer::EntityKey;
 use super::store::Map;
 use super::store::{
     item_id, item_uuid, restore_entity, row_at, tally_key, uuid_key, Current, Dirty, Entry, Interner,
@@ -321,7 +322,7 @@ impl Projection for OfficialsModel {
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
         for uuid in ids {
-            out.put_entity([&b"E"[..], uuid.as_bytes()].concat(), &self.rows[&uuid]);
+            out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), &self.rows[&uuid]);
         }
         self.index.save(out, b"I");
         for (uuid, tally) in self.contacts.iter_mut().filter(|(_, tally)| tally.unsaved()) {

@@ -25,6 +25,7 @@ use super::snapshot::{
     chunk_key, commit_meta, drop_chunks, pack, Meta, SnapshotStats, CHUNK_BYTES, CHUNK_RECORDS_KEY,
 };
 use super::store::Current;
+use crate::domain::common::PARTY_CODE_LEN;
 
 /// Chunks a snapshot may have queued for the writer thread before the runner waits for it
 /// (each up to [`CHUNK_BYTES`] of records, uncompressed): bounds the memory a large snapshot
@@ -69,22 +70,63 @@ pub(crate) struct Records {
     buffer: Vec<u8>,
     /// Record bytes (before compression).
     bytes: u64,
-    /// Records to encode on the writer thread, with their read model's letter.
-    deferred: Vec<(u8, Deferred)>,
+    /// Records to encode on the writer thread (a base snapshot defers one per entity: ~240,000
+    /// at 1,000,000 events, held until the writer thread has encoded them).
+    deferred: Vec<Deferred>,
 }
 
 /// A record encoded on the writer thread, from states that are immutable `Arc`s (so what is
-/// encoded is what was current when the snapshot was taken).
+/// encoded is what was current when the snapshot was taken). Each holds its read model's letter.
 pub(crate) enum Deferred {
     /// An entity's value under a key.
-    Entity(Vec<u8>, Current),
+    Entity {
+        letter: u8,
+        key: EntityKey,
+        current: Current,
+    },
     /// A commitment's progress reports after version `saved`, and the removes of the ones at or
     /// before it retracted since.
     Reports {
+        letter: u8,
         uuid: uuid::Uuid,
         state: std::sync::Arc<super::kept::Kept>,
         saved: u64,
     },
+}
+
+/// The most bytes of an entity's snapshot key: a letter and a UUID, or a letter and a party
+/// code.
+pub(crate) const ENTITY_KEY_BYTES: usize = 17;
+const _: () = assert!(1 + 16 <= ENTITY_KEY_BYTES && 1 + *PARTY_CODE_LEN.end() <= ENTITY_KEY_BYTES);
+const _: () = assert!(
+    std::mem::size_of::<Deferred>() <= 48,
+    "a deferred record is held per entity while a base snapshot is written"
+);
+
+/// An entity's snapshot key, inline (a deferred record per entity would otherwise hold a heap
+/// copy of its key).
+#[derive(Clone, Copy)]
+pub(crate) struct EntityKey {
+    bytes: [u8; ENTITY_KEY_BYTES],
+    len: u8,
+}
+
+impl EntityKey {
+    /// The key `kind` + `id`.
+    pub(crate) fn new(kind: u8, id: &[u8]) -> EntityKey {
+        assert!(id.len() < ENTITY_KEY_BYTES, "an entity's id is a UUID or a party code");
+        let mut bytes = [0u8; ENTITY_KEY_BYTES];
+        bytes[0] = kind;
+        bytes[1..=id.len()].copy_from_slice(id);
+        EntityKey {
+            bytes,
+            len: id.len() as u8 + 1,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 pub(super) const PUT: u8 = 0;
@@ -104,8 +146,8 @@ impl Records {
     }
 
     /// Adds a record to encode later, on the writer thread.
-    pub(crate) fn defer(&mut self, letter: u8, record: Deferred) {
-        self.deferred.push((letter, record));
+    pub(crate) fn defer(&mut self, record: Deferred) {
+        self.deferred.push(record);
     }
 
     fn record(&mut self, tag: u8, letter: u8, key: &[u8], value: Option<&[u8]>) {
@@ -167,12 +209,17 @@ impl Records {
             db: db.clone(),
             error: None,
         };
-        for (letter, record) in std::mem::take(&mut self.deferred) {
+        for record in std::mem::take(&mut self.deferred) {
             match record {
-                Deferred::Entity(key, current) => {
-                    self.put(letter, &key, &super::store::entity_value(&current))
+                Deferred::Entity { letter, key, current } => {
+                    self.put(letter, key.as_bytes(), &super::store::entity_value(&current))
                 }
-                Deferred::Reports { uuid, state, saved } => {
+                Deferred::Reports {
+                    letter,
+                    uuid,
+                    state,
+                    saved,
+                } => {
                     let mut out = super::store::Snapshot {
                         letter,
                         records: &mut self,
@@ -331,7 +378,9 @@ impl Writer {
     }
 
     /// Hands the end of a snapshot over (its chunks already are).
-    pub(crate) fn finish(&self, records: Records, base: bool, format: u32) {
+    pub(crate) fn finish(&self, mut records: Records, base: bool, format: u32) {
+        // Held until the writer thread gets to them: not the slack of their growth as well.
+        records.deferred.shrink_to_fit();
         self.state().in_flight = true;
         let finish = Box::new(Finish {
             records,
@@ -561,4 +610,20 @@ fn complete(
         })?;
     }
     Ok((meta, bytes, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntityKey;
+
+    #[test]
+    fn entity_keys_hold_a_letter_and_a_uuid_or_the_longest_party_code_inline() {
+        let uuid = uuid::Uuid::now_v7();
+        let key = EntityKey::new(b'E', uuid.as_bytes());
+        assert_eq!(key.as_bytes(), [&b"E"[..], uuid.as_bytes()].concat());
+        let code = "A".repeat(*crate::domain::common::PARTY_CODE_LEN.end());
+        let key = EntityKey::new(b'p', code.as_bytes());
+        assert_eq!(key.as_bytes(), [&b"p"[..], code.as_bytes()].concat());
+        assert_eq!(EntityKey::new(b'p', b"FR").as_bytes(), b"pFR");
+    }
 }

@@ -117,20 +117,23 @@ impl Snapshot<'_> {
 
     /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, on the
     /// snapshot's writer thread (the state is an immutable `Arc`, so what is encoded is what was current).
-    pub(crate) fn put_entity(&mut self, key: Vec<u8>, current: &Current) {
-        let record = super::snapshot_writer::Deferred::Entity(key, current.clone());
-        self.records.defer(self.letter, record);
+    pub(crate) fn put_entity(&mut self, key: super::snapshot_writer::EntityKey, current: &Current) {
+        self.records.defer(super::snapshot_writer::Deferred::Entity {
+            letter: self.letter,
+            key,
+            current: current.clone(),
+        });
     }
 
     /// Puts a commitment's progress reports after version `saved` (and removes the ones at or
     /// before it retracted since), read from `state` on the snapshot's writer thread.
     pub(crate) fn put_reports(&mut self, uuid: uuid::Uuid, state: &Arc<Kept>, saved: u64) {
-        let record = super::snapshot_writer::Deferred::Reports {
+        self.records.defer(super::snapshot_writer::Deferred::Reports {
+            letter: self.letter,
             uuid,
             state: state.clone(),
             saved,
-        };
-        self.records.defer(self.letter, record);
+        });
     }
 
     /// Removes `key` (after the letter).
