@@ -5,6 +5,7 @@
 //! tally as of its position and one page of the timeline.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -396,8 +397,8 @@ impl RelationsModel {
     /// says what it contributed before and what it contributes from `position` on.
     fn update(&mut self, position: u64, delta: &RelationDelta) {
         let RelationDelta { item, old, new } = delta;
-        let (old_contribution, old_sort) = old;
-        let (new_contribution, new_sort) = new;
+        let (old_contribution, old_sort) = old.as_ref();
+        let (new_contribution, new_sort) = new.as_ref();
         let entries = |contribution: &BTreeMap<String, RelationSummary>, sort: &i64| -> Vec<Entry> {
             contribution
                 .keys()
@@ -430,54 +431,80 @@ impl RelationsModel {
     }
 }
 
+/// What a meeting or commitment contributes to its pairs, and its sort key.
+pub(crate) type Contribution = (BTreeMap<String, RelationSummary>, i64);
+
 /// What one change of a meeting or a commitment does to the relations: what the item
 /// contributed to its pairs, and its sort key, before the change and after it. A function of
 /// the entity's states alone, so the runner computes it while it reads ahead, off the thread
 /// that applies (the contributions are most of the relations' applying work).
 pub(crate) struct RelationDelta {
     item: [u8; 17],
-    old: (BTreeMap<String, RelationSummary>, i64),
-    new: (BTreeMap<String, RelationSummary>, i64),
+    old: Arc<Contribution>,
+    new: Arc<Contribution>,
 }
 
-/// The relations' delta of a change from `before` to `after`; `None` when the relations do not
-/// change (another kind of entity, an event that leaves the contributions as they were).
-pub(crate) fn relation_delta(before: &AggregateState, after: &AggregateState) -> Option<RelationDelta> {
-    match (before, after) {
+/// The last contribution computed, with the state it is of: an entity's next change starts
+/// from that state (its events mostly come together), so its contribution before the change is
+/// not computed again.
+#[derive(Default)]
+pub(crate) struct LastContribution(Option<(Arc<AggregateState>, Arc<Contribution>)>);
+
+/// The relations' delta of a change from `before_state` to `after_state`; `None` when the
+/// relations do not change (another kind of entity, an event that leaves the contributions as
+/// they were).
+pub(crate) fn relation_delta(
+    before_state: &Arc<AggregateState>,
+    after_state: &Arc<AggregateState>,
+    last: &mut LastContribution,
+) -> Option<RelationDelta> {
+    let known = match last.0.take() {
+        Some((state, contribution)) if Arc::ptr_eq(&state, before_state) => Some(contribution),
+        _ => None,
+    };
+    // An unchanged contribution holds on for the state after.
+    let mut unchanged = |known: Option<Arc<Contribution>>| {
+        last.0 = known.map(|contribution| (after_state.clone(), contribution));
+        None
+    };
+    let (item, old, new) = match (before_state.as_ref(), after_state.as_ref()) {
         (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
             if super::meetings::same_outline(before, after) {
-                return None;
+                return unchanged(known);
             }
             let new = MeetingRow::outline(after)?;
-            let old = MeetingRow::outline(before);
-            Some(RelationDelta {
-                item: item_id(ITEM_MEETING, &new.meeting_id.uuid()),
-                old: (
+            let old = known.unwrap_or_else(|| {
+                let old = MeetingRow::outline(before);
+                Arc::new((
                     old.as_ref().map(meeting_contribution).unwrap_or_default(),
                     old.as_ref().map_or(i64::MIN, MeetingRow::sort_key),
-                ),
-                new: (meeting_contribution(&new), new.sort_key()),
-            })
+                ))
+            });
+            let item = item_id(ITEM_MEETING, &new.meeting_id.uuid());
+            (item, old, (meeting_contribution(&new), new.sort_key()))
         }
         (AggregateState::Commitment(before), AggregateState::Commitment(after)) => {
             if super::commitments::same_outline(before, after)
                 && before.reaffirmations() == after.reaffirmations()
             {
-                return None;
+                return unchanged(known);
             }
             let new = CommitmentRow::outline(after)?;
-            let old = CommitmentRow::outline(before);
-            Some(RelationDelta {
-                item: item_id(ITEM_COMMITMENT, &new.commitment_id.uuid()),
-                old: (
+            let old = known.unwrap_or_else(|| {
+                let old = CommitmentRow::outline(before);
+                Arc::new((
                     old.as_ref().map(commitment_contribution).unwrap_or_default(),
                     old.as_ref().map_or(i64::MIN, CommitmentRow::sort_key),
-                ),
-                new: (commitment_contribution(&new), new.sort_key()),
-            })
+                ))
+            });
+            let item = item_id(ITEM_COMMITMENT, &new.commitment_id.uuid());
+            (item, old, (commitment_contribution(&new), new.sort_key()))
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    let new = Arc::new(new);
+    last.0 = Some((after_state.clone(), new.clone()));
+    Some(RelationDelta { item, old, new })
 }
 
 impl Projection for RelationsModel {

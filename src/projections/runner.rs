@@ -23,7 +23,7 @@ use super::error::{ProjectionError, ProjectionResult};
 use super::kept::{Kept, HOT_STATES};
 use super::meetings::MeetingsModel;
 use super::officials::OfficialsModel;
-use super::relations::{relation_delta, RelationDelta, RelationsModel};
+use super::relations::{relation_delta, LastContribution, RelationDelta, RelationsModel};
 use super::snapshot::{SnapshotLoad, SnapshotStats, Snapshots};
 use super::store::Map;
 use super::store::{fold_stream, Snapshot};
@@ -552,8 +552,8 @@ struct ChunkReader<'a> {
     /// The log's head as of the last read.
     head: u64,
     /// Whether the relations read model is stepped (then each event's [`RelationDelta`] is
-    /// computed as it is read).
-    relations: bool,
+    /// computed as it is read), and the last contribution computed.
+    relations: Option<LastContribution>,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -570,7 +570,9 @@ impl<'a> ChunkReader<'a> {
             next: lowest + 1,
             left: batch,
             head: lowest,
-            relations: selected.contains(&ProjectionName::Relations),
+            relations: selected
+                .contains(&ProjectionName::Relations)
+                .then(LastContribution::default),
         }
     }
 
@@ -611,7 +613,10 @@ impl<'a> ChunkReader<'a> {
             let envelope = recorded.envelope();
             let event = decode(envelope)?;
             let (before, after, kept) = self.states.advance(self.log, envelope, &event)?;
-            let relations = self.relations.then(|| relation_delta(&before, &after)).flatten();
+            let relations = self
+                .relations
+                .as_mut()
+                .and_then(|last| relation_delta(&before, &after, last));
             folded.push(Folded {
                 recorded,
                 location,

@@ -114,7 +114,10 @@ pub(crate) struct EntityKey {
 impl EntityKey {
     /// The key `kind` + `id`.
     pub(crate) fn new(kind: u8, id: &[u8]) -> EntityKey {
-        assert!(id.len() < ENTITY_KEY_BYTES, "an entity's id is a UUID or a party code");
+        assert!(
+            id.len() < ENTITY_KEY_BYTES,
+            "an entity's id is a UUID or a party code"
+        );
         let mut bytes = [0u8; ENTITY_KEY_BYTES];
         bytes[0] = kind;
         bytes[1..=id.len()].copy_from_slice(id);
