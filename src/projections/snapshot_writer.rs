@@ -97,7 +97,8 @@ pub(crate) enum Deferred {
 /// The most bytes of an entity's snapshot key: a letter and a UUID, or a letter and a party
 /// code.
 pub(crate) const ENTITY_KEY_BYTES: usize = 17;
-const _: () = assert!(1 + 16 <= ENTITY_KEY_BYTES && 1 + *PARTY_CODE_LEN.end() <= ENTITY_KEY_BYTES);
+// A letter, then a UUID (16 bytes) or a party code.
+const _: () = assert!(16 < ENTITY_KEY_BYTES && *PARTY_CODE_LEN.end() < ENTITY_KEY_BYTES);
 const _: () = assert!(
     std::mem::size_of::<Deferred>() <= 48,
     "a deferred record is held per entity while a base snapshot is written"
