@@ -297,8 +297,13 @@ impl Projection for DirectoryModel {
     fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
         match key.split_first() {
             Some((b'p', code)) => {
-                let code = String::from_utf8(code.to_vec())
-                    .map_err(|_| ProjectionError::DataLoss("read-model snapshot: malformed party".into()))?;
+                let malformed = || ProjectionError::DataLoss("read-model snapshot: malformed party".into());
+                // A party's snapshot key holds its code inline (`EntityKey`): a code the
+                // commands would refuse is damage, not a party.
+                if !crate::domain::common::PARTY_CODE_LEN.contains(&code.len()) {
+                    return Err(malformed());
+                }
+                let code = String::from_utf8(code.to_vec()).map_err(|_| malformed())?;
                 let current = restore_entity(value, AggregateState::Party)?;
                 self.parties.insert(code, current);
             }
@@ -363,5 +368,25 @@ impl Projection for DirectoryModel {
         });
         // In key order: `P` < `R` < `S`.
         parties.chain(references).chain(sources).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DirectoryModel;
+    use crate::projections::error::ProjectionError;
+    use crate::projections::runner::Projection;
+
+    #[test]
+    fn a_restored_party_whose_code_no_command_accepts_is_data_loss() {
+        let mut model = DirectoryModel::default();
+        for code in ["A".repeat(13), "A".to_owned()] {
+            let key = [&b"p"[..], code.as_bytes()].concat();
+            let error = model.restore(&key, b"").expect_err("not a party");
+            assert!(
+                matches!(&error, ProjectionError::DataLoss(message) if message.contains("malformed party")),
+                "{error}"
+            );
+        }
     }
 }

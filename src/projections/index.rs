@@ -181,8 +181,9 @@ impl List {
         (chunk, index)
     }
 
-    /// Where `at` is (`Ok`), or where it would go (`Err`). The first slot at or after `at` may
-    /// be the next chunk's first ([`List::first_where`] answers the end of the chunk before).
+    /// Where `at` is (`Ok`), or where it would go (`Err`). The last chunk whose first place is
+    /// before `at` is searched; the first slot at or after `at` may then be the next chunk's
+    /// first, past the end of the chunk searched.
     fn find(&self, at: Order) -> Result<At, At> {
         let chunk = self.firsts.partition_point(|first| *first < at).saturating_sub(1);
         let index = self

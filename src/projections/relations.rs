@@ -452,7 +452,7 @@ pub(crate) struct LastContribution(Option<(Arc<AggregateState>, Arc<Contribution
 
 /// The relations' delta of a change from `before_state` to `after_state`; `None` when the
 /// relations do not change (another kind of entity, an event that leaves the contributions as
-/// they were).
+/// they were, an entity whose state after has no outline yet).
 pub(crate) fn relation_delta(
     before_state: &Arc<AggregateState>,
     after_state: &Arc<AggregateState>,

@@ -78,7 +78,8 @@ pub struct BenchReport {
     pub events_per_second: f64,
     /// CPU time of the whole process (every thread, user and system) during the rebuild, µs per
     /// event: steadier than the wall time on a shared machine, and what the rebuild takes from a
-    /// server's write path.
+    /// server's write path. The snapshot thread's work after the rebuild returns (the end of its
+    /// base snapshot) is not in it.
     pub rebuild_cpu_micros_per_event: f64,
     /// Each read model rebuilt alone: (name, microseconds per event).
     pub micros_per_event: Vec<(&'static str, f64)>,
@@ -630,7 +631,6 @@ fn percentiles(mut latencies: Vec<u64>) -> Percentiles {
     )
 }
 
-/// Resident memory of this process, MiB (Linux; 0 elsewhere).
 /// User and system CPU time of this process so far, seconds (0 where `/proc` is missing).
 fn process_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -649,6 +649,7 @@ fn process_cpu_seconds() -> f64 {
 /// Linux's `USER_HZ`, the unit of `/proc/<pid>/stat`'s CPU times.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
+/// Resident memory of this process, MiB (Linux; 0 elsewhere).
 fn resident_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: f64 = statm
