@@ -314,21 +314,18 @@ impl Projections {
         engine.reset(name);
         let target = self.shared.log.head();
         progress(0, target);
-        loop {
-            let outcome = engine.step(Some(name), EVENTS_PER_BATCH);
-            let outcome = match outcome {
+        let rebuilt = loop {
+            let outcome = match engine.step(Some(name), EVENTS_PER_BATCH) {
                 Ok(outcome) => outcome,
-                Err(error) => {
-                    engine.finish_rebuild();
-                    return Err(error);
-                }
+                Err(error) => break Err(error),
             };
             progress(outcome.position, outcome.head.max(target));
             if outcome.applied == 0 || outcome.position >= target {
-                engine.finish_rebuild();
-                return Ok(outcome.position);
+                break Ok(outcome.position);
             }
-        }
+        };
+        engine.finish_rebuild();
+        rebuilt
     }
 
     /// The checkpoint of a read model: the last log position it has applied.
@@ -778,13 +775,12 @@ impl Projections {
             Some(fixed) => fixed,
             None => self.shared.progress[ProjectionName::Directory.index()].get(),
         };
-        let directory_at = at;
         let log = &self.shared.log;
         // The model's lock is taken per distinct source described, not across the log reads, so
         // a long history does not hold the runner (and the queries queued behind it) back.
         let describe = |citation: &SourceCitation| -> ProjectionResult<SourceRef> {
             let model = self.shared.model.read().expect("model lock");
-            let row = model.directory.source(log, citation.source_id, directory_at)?;
+            let row = model.directory.source(log, citation.source_id, at)?;
             Ok(SourceRef {
                 citation: citation.clone(),
                 url: row.as_ref().and_then(|row| row.details.url.clone()),

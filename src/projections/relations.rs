@@ -462,49 +462,46 @@ pub(crate) fn relation_delta(
         Some((state, contribution)) if Arc::ptr_eq(&state, before_state) => Some(contribution),
         _ => None,
     };
-    // An unchanged contribution holds on for the state after.
-    let mut unchanged = |known: Option<Arc<Contribution>>| {
-        last.0 = known.map(|contribution| (after_state.clone(), contribution));
-        None
-    };
-    let (item, old, new) = match (before_state.as_ref(), after_state.as_ref()) {
+    let same = match (before_state.as_ref(), after_state.as_ref()) {
         (AggregateState::Meeting(before), AggregateState::Meeting(after)) => {
-            if super::meetings::same_outline(before, after) {
-                return unchanged(known);
-            }
-            let new = MeetingRow::outline(after)?;
-            let old = known.unwrap_or_else(|| {
-                let old = MeetingRow::outline(before);
-                Arc::new((
-                    old.as_ref().map(meeting_contribution).unwrap_or_default(),
-                    old.as_ref().map_or(i64::MIN, MeetingRow::sort_key),
-                ))
-            });
-            let item = item_id(ITEM_MEETING, &new.meeting_id.uuid());
-            (item, old, (meeting_contribution(&new), new.sort_key()))
+            super::meetings::same_outline(before, after)
         }
         (AggregateState::Commitment(before), AggregateState::Commitment(after)) => {
-            if super::commitments::same_outline(before, after)
+            super::commitments::same_outline(before, after)
                 && before.reaffirmations() == after.reaffirmations()
-            {
-                return unchanged(known);
-            }
-            let new = CommitmentRow::outline(after)?;
-            let old = known.unwrap_or_else(|| {
-                let old = CommitmentRow::outline(before);
-                Arc::new((
-                    old.as_ref().map(commitment_contribution).unwrap_or_default(),
-                    old.as_ref().map_or(i64::MIN, CommitmentRow::sort_key),
-                ))
-            });
-            let item = item_id(ITEM_COMMITMENT, &new.commitment_id.uuid());
-            (item, old, (commitment_contribution(&new), new.sort_key()))
         }
         _ => return None,
     };
+    if same {
+        // An unchanged contribution holds on for the state after.
+        last.0 = known.map(|contribution| (after_state.clone(), contribution));
+        return None;
+    }
+    let (item, new) = item_contribution(after_state)?;
+    let old = known.unwrap_or_else(|| {
+        let old = item_contribution(before_state).map(|(_, contribution)| contribution);
+        Arc::new(old.unwrap_or((BTreeMap::new(), i64::MIN)))
+    });
     let new = Arc::new(new);
     last.0 = Some((after_state.clone(), new.clone()));
     Some(RelationDelta { item, old, new })
+}
+
+/// A meeting's or commitment's item id and contribution, once it has an outline.
+fn item_contribution(state: &AggregateState) -> Option<([u8; 17], Contribution)> {
+    match state {
+        AggregateState::Meeting(state) => {
+            let row = MeetingRow::outline(state)?;
+            let item = item_id(ITEM_MEETING, &row.meeting_id.uuid());
+            Some((item, (meeting_contribution(&row), row.sort_key())))
+        }
+        AggregateState::Commitment(state) => {
+            let row = CommitmentRow::outline(state)?;
+            let item = item_id(ITEM_COMMITMENT, &row.commitment_id.uuid());
+            Some((item, (commitment_contribution(&row), row.sort_key())))
+        }
+        _ => None,
+    }
 }
 
 impl Projection for RelationsModel {

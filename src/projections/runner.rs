@@ -561,7 +561,8 @@ impl<'a> ChunkReader<'a> {
     fn new(
         log: &'a Log,
         states: &'a mut StateMap,
-        (lowest, batch): (u64, usize),
+        lowest: u64,
+        batch: usize,
         selected: &[ProjectionName],
     ) -> ChunkReader<'a> {
         ChunkReader {
@@ -902,7 +903,7 @@ impl Engine {
         };
         let read_ahead = if pipelined {
             read_ahead(
-                ChunkReader::new(&self.log, &mut *states, (lowest, batch), &selected),
+                ChunkReader::new(&self.log, &mut *states, lowest, batch, &selected),
                 &mut applier,
             )
         } else {
@@ -914,7 +915,7 @@ impl Engine {
                 head?
             }
             None => {
-                let mut reader = ChunkReader::new(&self.log, states, (lowest, batch), &selected);
+                let mut reader = ChunkReader::new(&self.log, states, lowest, batch, &selected);
                 while let Some(chunk) = reader.next()? {
                     applier.apply(&chunk);
                 }
