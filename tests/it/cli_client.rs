@@ -26,7 +26,14 @@ async fn server_with_the_report() -> (Harness, u64) {
             .last_position()
             .unwrap();
     }
-    // Wait (bounded) until the read models have applied everything.
+    applied(&harness, last).await;
+    (harness, last)
+}
+
+/// Waits (bounded by the server's own deadline) until the read models have applied `position`:
+/// a read verb run as its own process asks for no minimum position, so it may answer before the
+/// runner has applied what the previous verb recorded.
+async fn applied(harness: &Harness, position: u64) {
     let mut queries = QueryServiceClient::new(harness.channel().await);
     queries
         .get_bilateral_relation(pb::GetBilateralRelationRequest {
@@ -34,13 +41,12 @@ async fn server_with_the_report() -> (Harness, u64) {
             party_b: "FRA".into(),
             page: None,
             options: Some(pb::ReadOptions {
-                min_position: last,
+                min_position: position,
                 as_of: None,
             }),
         })
         .await
         .unwrap();
-    (harness, last)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,10 +393,18 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
         "{}",
         String::from_utf8_lossy(&retracted.stderr)
     );
+    let printed = String::from_utf8_lossy(&retracted.stdout);
     assert!(
-        String::from_utf8_lossy(&retracted.stdout).contains(&format!("entity: {}", meeting_id().stream_id())),
+        printed.contains(&format!("entity: {}", meeting_id().stream_id())),
         "recording prints the stream id"
     );
+    let position = printed
+        .split("at position ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("recording prints its position: {printed}"));
+    applied(&harness, position).await;
     let history = run(&args(&["history", &bare, "--json", "--server", &server])).await;
     let document: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
     let entries = document["entries"].as_array().unwrap();
