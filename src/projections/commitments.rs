@@ -532,6 +532,10 @@ impl CommitmentsModel {
 }
 
 impl Projection for CommitmentsModel {
+    fn indexes(&mut self) -> Vec<&mut super::index::Index> {
+        vec![&mut self.index]
+    }
+
     fn apply(&mut self, change: &Change<'_>) {
         let (AggregateState::Commitment(before), AggregateState::Commitment(after)) =
             (change.before, change.after)

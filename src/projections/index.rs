@@ -11,6 +11,13 @@
 //!
 //! A membership that held, ended and held again keeps its earlier intervals in `earlier` (rare;
 //! a slot says it has some with the top bit of its `from`).
+//!
+//! Read models built aside (a rebuild from position 1, which no query sees until it is done)
+//! defer their updates ([`Index::defer`]): each is pushed to a list, and every
+//! [`MAX_DEFERRED_UPDATES`] (and when the build is done, [`Index::settle`]) they are sorted by
+//! entry, stably so an entry's updates keep their log order, and merged into the lists in one
+//! pass per list. Inserted one by one, a rebuild's entries land mid-list (sort keys are dates,
+//! not log order): a search and a move of half a chunk each, most of a rebuild's applying time.
 
 use std::ops::Bound;
 
@@ -26,6 +33,14 @@ pub const CHUNK_SLOTS: usize = 256;
 /// The bit of a slot's `from` that says earlier intervals are kept in `earlier` (log positions
 /// stay far below it).
 const EARLIER: u64 = 1 << 63;
+/// The most updates a deferring index holds before it merges them into its lists (48 bytes
+/// each: 24 MiB).
+pub const MAX_DEFERRED_UPDATES: usize = 1 << 19;
+
+const _: () = assert!(
+    std::mem::size_of::<Deferred>() <= 48,
+    "a deferred update is small"
+);
 
 const _: () = assert!(
     CHUNK_SLOTS >= 2,
@@ -133,6 +148,47 @@ impl Slot {
     }
 }
 
+/// One update of an entry: its interval opened, or closed, at a log position.
+#[derive(Clone, Copy)]
+struct Deferred {
+    key: IndexKey,
+    position: u64,
+    open: bool,
+}
+
+/// The slot of `key` after `updates` (in log order), from `slot` (None: not an entry yet). An
+/// open of a closed entry keeps its last interval in `earlier`; a close of an entry that is not
+/// there, or not open, changes nothing. None: still not an entry.
+fn replay(
+    earlier: &mut Map<IndexKey, Vec<(u64, u64)>>,
+    key: IndexKey,
+    mut slot: Option<Slot>,
+    updates: &[Deferred],
+) -> Option<Slot> {
+    for update in updates {
+        match (&mut slot, update.open) {
+            (None, true) => slot = Some(Slot::new(key, &[(update.position, OPEN)], earlier)),
+            (Some(held), true) if held.to != OPEN => {
+                earlier.entry(key).or_default().push(held.last());
+                *held = Slot {
+                    from: update.position | EARLIER,
+                    to: OPEN,
+                    ..*held
+                };
+            }
+            (Some(held), false) if held.to == OPEN => {
+                assert!(
+                    held.last().0 < update.position,
+                    "an interval closes after it opens"
+                );
+                held.to = update.position;
+            }
+            _ => {}
+        }
+    }
+    slot
+}
+
 /// The intervals of one entry: the earlier ones and the last.
 #[derive(Clone, Copy)]
 struct Held<'a> {
@@ -231,6 +287,22 @@ impl List {
         }
     }
 
+    /// Appends `slot`, which follows every slot held, filling chunks to [`CHUNK_SLOTS`].
+    fn push(&mut self, slot: Slot) {
+        if let Some(last) = self.chunks.last().and_then(|slots| slots.last()) {
+            assert!(last.order() < slot.order(), "a list is built in order");
+        }
+        match self.chunks.last_mut() {
+            Some(slots) if slots.len() < CHUNK_SLOTS => slots.push(slot),
+            _ => {
+                let mut slots = Vec::with_capacity(CHUNK_SLOTS);
+                slots.push(slot);
+                self.chunks.push(slots);
+                self.firsts.push(slot.order());
+            }
+        }
+    }
+
     /// The slots from `at` on, in order.
     fn from(&self, (chunk, index): At) -> impl Iterator<Item = &Slot> + '_ {
         let chunks = self.chunks.get(chunk..).unwrap_or(&[]);
@@ -248,6 +320,9 @@ pub(crate) struct Index {
     values: Interner,
     /// Entries changed since the last snapshot.
     dirty: Dirty<IndexKey>,
+    /// Updates not applied yet, in log order, while the index defers them (see the module's
+    /// text).
+    deferred: Option<Vec<Deferred>>,
 }
 
 impl Index {
@@ -259,54 +334,113 @@ impl Index {
                 continue;
             };
             let key = IndexKey::at((entry.0, value), (entry.2, id));
-            if self.close(key, position) {
-                self.dirty.mark(key);
-            }
+            self.apply(Deferred {
+                key,
+                position,
+                open: false,
+            });
         }
         for entry in new.iter().filter(|entry| !old.contains(entry)) {
             let key = IndexKey::at((entry.0, self.values.intern(&entry.1)), (entry.2, id));
-            self.open(key, position);
+            self.apply(Deferred {
+                key,
+                position,
+                open: true,
+            });
+        }
+    }
+
+    /// Applies `update` at once, or defers it (merging every deferred update once there are
+    /// [`MAX_DEFERRED_UPDATES`]).
+    fn apply(&mut self, update: Deferred) {
+        if let Some(deferred) = &mut self.deferred {
+            deferred.push(update);
+            if deferred.len() >= MAX_DEFERRED_UPDATES {
+                self.merge_deferred();
+            }
+            return;
+        }
+        let key = update.key;
+        let list = self.lists.entry(key.list()).or_default();
+        let updated = match list.find(key.order()) {
+            Ok(at) => {
+                let slot = replay(&mut self.earlier, key, Some(*list.slot_mut(at)), &[update]);
+                *list.slot_mut(at) = slot.expect("an entry stays one");
+                true
+            }
+            Err(at) => match replay(&mut self.earlier, key, None, &[update]) {
+                Some(slot) => {
+                    list.insert(at, slot);
+                    true
+                }
+                None => false,
+            },
+        };
+        if list.chunks.is_empty() {
+            self.lists.remove(&key.list());
+        }
+        if updated {
             self.dirty.mark(key);
         }
     }
 
-    /// Closes `key`'s open interval at `position`; false if there is no such entry.
-    fn close(&mut self, key: IndexKey, position: u64) -> bool {
-        let Some(list) = self.lists.get_mut(&key.list()) else {
-            return false;
-        };
-        let Ok(at) = list.find(key.order()) else {
-            return false;
-        };
-        let slot = list.slot_mut(at);
-        if slot.to == OPEN {
-            assert!(slot.last().0 < position, "an interval closes after it opens");
-            slot.to = position;
-        }
-        true
+    /// From now on, updates are held back and merged in batches (for read models no query
+    /// reads until [`Index::settle`]).
+    pub(crate) fn defer(&mut self) {
+        self.deferred.get_or_insert_with(Vec::new);
     }
 
-    /// Opens an interval of `key` at `position` (a new entry, or one that held before).
-    fn open(&mut self, key: IndexKey, position: u64) {
-        let list = self.lists.entry(key.list()).or_default();
-        match list.find(key.order()) {
-            Ok(at) => {
-                let slot = list.slot_mut(at);
-                if slot.to != OPEN {
-                    self.earlier.entry(key).or_default().push(slot.last());
-                    *slot = Slot {
-                        from: position | EARLIER,
-                        to: OPEN,
-                        ..*slot
-                    };
-                }
+    /// Merges every deferred update; later updates apply at once again.
+    pub(crate) fn settle(&mut self) {
+        self.merge_deferred();
+        self.deferred = None;
+    }
+
+    /// Whether no update waits (reads need it).
+    fn settled(&self) -> bool {
+        self.deferred.as_ref().is_none_or(Vec::is_empty)
+    }
+
+    /// Sorts the deferred updates by entry (stably: an entry's stay in log order) and merges
+    /// them into their lists, one pass per list.
+    fn merge_deferred(&mut self) {
+        let Some(deferred) = &mut self.deferred else {
+            return;
+        };
+        let mut updates = std::mem::take(deferred);
+        updates.sort_by_key(|update| update.key);
+        for run in updates.chunk_by(|a, b| a.key.list() == b.key.list()) {
+            self.merge_list(run);
+        }
+    }
+
+    /// Rebuilds one list from its slots and `run` (its updates, sorted by entry).
+    fn merge_list(&mut self, run: &[Deferred]) {
+        let of = run[0].key.list();
+        let old = self.lists.remove(&of).unwrap_or_default();
+        let mut slots = old.chunks.into_iter().flatten().peekable();
+        let mut merged = List::default();
+        for updates in run.chunk_by(|a, b| a.key == b.key) {
+            let key = updates[0].key;
+            let at = key.order();
+            while let Some(slot) = slots.next_if(|slot| slot.precedes(at)) {
+                merged.push(slot);
             }
-            Err(at) => list.insert(at, Slot::new(key, &[(position, OPEN)], &mut self.earlier)),
+            let found = slots.next_if(|slot| slot.order() == at);
+            if let Some(slot) = replay(&mut self.earlier, key, found, updates) {
+                merged.push(slot);
+                self.dirty.mark(key);
+            }
+        }
+        slots.for_each(|slot| merged.push(slot));
+        if !merged.chunks.is_empty() {
+            self.lists.insert(of, merged);
         }
     }
 
     /// Sets `key`'s intervals (a snapshot's record), adding the entry if it is new.
     fn set(&mut self, key: IndexKey, intervals: &[(u64, u64)]) {
+        assert!(self.settled(), "a restore does not meet deferred updates");
         let list = self.lists.entry(key.list()).or_default();
         match list.find(key.order()) {
             Ok(at) => {
@@ -319,6 +453,7 @@ impl Index {
 
     /// The intervals of `key`, if it is an entry.
     fn held(&self, key: &IndexKey) -> Option<Held<'_>> {
+        assert!(self.settled(), "an index is read once its updates are merged");
         let list = self.lists.get(&key.list())?;
         let (chunk, index) = list.find(key.order()).ok()?;
         Some(self.held_in_slot(*key, &list.chunks[chunk][index]))
@@ -345,6 +480,7 @@ impl Index {
         start: Bound<(i64, ItemId)>,
         end: (i64, ItemId),
     ) -> impl Iterator<Item = (IndexKey, Held<'_>)> + '_ {
+        assert!(self.settled(), "an index is read once its updates are merged");
         let slots = self.lists.get(&list).map(|held| {
             let at = match start {
                 Bound::Included((sort, id)) => {
@@ -651,6 +787,81 @@ mod tests {
                 None => return all,
             }
         }
+    }
+
+    #[test]
+    fn deferred_updates_merged_in_batches_equal_updates_applied_at_once() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |below: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % below
+        };
+        let ids: Vec<ItemId> = (0..800u64)
+            .map(|n| {
+                let mut id = [0u8; 17];
+                id[0] = (n % 3) as u8;
+                id[1..9].copy_from_slice(&n.wrapping_mul(0x2545_F491_4F6C_DD1D).to_be_bytes());
+                id
+            })
+            .collect();
+        let (mut at_once, mut deferred) = (Index::default(), Index::default());
+        deferred.defer();
+        let mut current: Vec<Vec<Entry>> = vec![Vec::new(); ids.len()];
+        let (mut merges, mut last_merge) = (0, 0);
+        for position in 1..=6_000u64 {
+            let item = next(ids.len() as u64) as usize;
+            // Few sort keys, few values: entries close, reopen and close again between merges.
+            let mut new: Vec<Entry> = Vec::new();
+            if next(4) != 0 {
+                new.push((b'x', "all".into(), next(30) as i64));
+            }
+            if next(2) == 0 {
+                new.push((b'y', ["a", "b", "c"][next(3) as usize].into(), next(3) as i64));
+            }
+            at_once.update(ids[item], &current[item], &new, position);
+            deferred.update(ids[item], &current[item], &new, position);
+            current[item] = new;
+            // Merges after 1 to ~1,500 updates; the lists grow between them.
+            if next(400) == 0 || position == 6_000 {
+                deferred.merge_deferred();
+                deferred.check();
+                merges += 1;
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                deferred.dump(&mut ours);
+                at_once.dump(&mut theirs);
+                assert_eq!(
+                    ours, theirs,
+                    "after the merge at {position} (the last at {last_merge})"
+                );
+                for value in ["all", "a", "b"] {
+                    let of = if value == "all" { b'x' } else { b'y' };
+                    for at in [1, position / 2, position - 1, position, OPEN - 1] {
+                        let list = |index: &Index| {
+                            let accept = |id: &ItemId, sort| Ok(Some((sort, *id)));
+                            index
+                                .scan(of, value, (i64::MIN, i64::MAX), at, None, 0, accept)
+                                .unwrap()
+                                .0
+                        };
+                        assert_eq!(list(&deferred), list(&at_once), "{value} at {at}");
+                    }
+                }
+                last_merge = position;
+            }
+        }
+        assert!(merges > 5, "several merges into lists already held");
+        assert!(!deferred.earlier.is_empty(), "memberships were regained");
+        deferred.settle();
+        assert!(deferred.deferred.is_none());
+        // Settled, it applies at once again, like the other.
+        at_once.update(ids[0], &current[0], &[], 6_001);
+        deferred.update(ids[0], &current[0], &[], 6_001);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        deferred.dump(&mut ours);
+        at_once.dump(&mut theirs);
+        assert_eq!(ours, theirs);
     }
 
     #[test]

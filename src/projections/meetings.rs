@@ -518,6 +518,10 @@ impl MeetingsModel {
 }
 
 impl Projection for MeetingsModel {
+    fn indexes(&mut self) -> Vec<&mut super::index::Index> {
+        vec![&mut self.index]
+    }
+
     fn apply(&mut self, change: &Change<'_>) {
         let (AggregateState::Meeting(before), AggregateState::Meeting(after)) = (change.before, change.after)
         else {

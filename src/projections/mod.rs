@@ -259,6 +259,17 @@ impl Projections {
         self.shared.engine.lock().expect("engine lock").snapshot_chunks()
     }
 
+    /// Test hook: empty read models over a log at least `events` long are built aside
+    /// (instead of from [`runner::ASIDE_MIN_EVENTS`] on).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn build_aside_from(&self, events: u64) {
+        self.shared
+            .engine
+            .lock()
+            .expect("engine lock")
+            .build_aside_from(events);
+    }
+
     /// Test hook: the runner keeps at most `capacity` entity states decoded (instead of
     /// [`kept::HOT_STATES`]); the others are packed.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -311,7 +322,7 @@ impl Projections {
     /// checkpoint restart from 0 (a `min_position` query waits). Returns the position reached.
     pub fn rebuild(&self, name: ProjectionName, progress: &mut dyn FnMut(u64, u64)) -> ProjectionResult<u64> {
         let mut engine = self.shared.engine.lock().expect("engine lock");
-        engine.reset(name);
+        engine.reset(name)?;
         let target = self.shared.log.head();
         progress(0, target);
         let rebuilt = loop {

@@ -306,6 +306,10 @@ impl OfficialsModel {
 }
 
 impl Projection for OfficialsModel {
+    fn indexes(&mut self) -> Vec<&mut super::index::Index> {
+        vec![&mut self.index]
+    }
+
     fn apply(&mut self, change: &Change<'_>) {
         match (change.before, change.after) {
             (AggregateState::Official(before), AggregateState::Official(after)) => {

@@ -505,6 +505,10 @@ fn item_contribution(state: &AggregateState) -> Option<([u8; 17], Contribution)>
 }
 
 impl Projection for RelationsModel {
+    fn indexes(&mut self) -> Vec<&mut super::index::Index> {
+        vec![&mut self.timeline]
+    }
+
     fn apply(&mut self, change: &Change<'_>) {
         if let Some(delta) = change.relations {
             self.update(change.envelope.position, delta);

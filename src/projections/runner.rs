@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::commitments::CommitmentsModel;
 use super::directory::DirectoryModel;
 use super::error::{ProjectionError, ProjectionResult};
+use super::index::Index;
 use super::kept::{Kept, HOT_STATES};
 use super::meetings::MeetingsModel;
 use super::officials::OfficialsModel;
@@ -131,6 +132,10 @@ pub(crate) trait Projection: Send + Sync {
     }
     /// The entity states the read model holds, by stream (to seed the runner's state map).
     fn states(&self, _out: &mut Vec<(String, Arc<Kept>)>) {}
+    /// The read model's indexes (to defer and settle their updates: see [`Model::defer_indexes`]).
+    fn indexes(&mut self) -> Vec<&mut Index> {
+        Vec::new()
+    }
 }
 
 /// Every read model and how far each has got.
@@ -188,6 +193,24 @@ impl Model {
             (ProjectionName::Officials, &mut self.officials),
             (ProjectionName::Directory, &mut self.directory),
         ]
+    }
+
+    /// Read models no query sees until they are done (built aside): everything unsaved (their
+    /// first snapshot is a base) and their index updates deferred.
+    fn aside() -> Model {
+        let mut model = Model::default();
+        for (_, part) in model.parts_mut() {
+            part.unsave();
+            part.indexes().into_iter().for_each(Index::defer);
+        }
+        model
+    }
+
+    /// Merges every deferred index update (the read models can be read again).
+    fn settle_indexes(&mut self) {
+        for (_, part) in self.parts_mut() {
+            part.indexes().into_iter().for_each(Index::settle);
+        }
     }
 
     pub(crate) fn reset(&mut self, name: ProjectionName) {
@@ -522,6 +545,11 @@ pub(crate) struct StepOutcome {
 /// Below this many events behind the head a step reads and applies on one thread: starting
 /// a second costs more than the overlap saves on a few chunks.
 pub const PIPELINE_MIN_EVENTS: usize = 2 * APPLY_CHUNK;
+/// Empty read models over a log at least this long (a start without a snapshot, `dipledger
+/// rebuild`) are built aside: queries read the empty ones until the built ones replace them
+/// whole, so their index updates can be merged in sorted batches instead of inserted one by one
+/// (about half a second of building; below it, answers from the partly built models come sooner).
+pub const ASIDE_MIN_EVENTS: u64 = 100_000;
 /// Chunks read ahead of the one being applied (bounds a pipelined step's extra memory).
 pub const PIPELINE_DEPTH: usize = 2;
 const _: () = assert!(PIPELINE_MIN_EVENTS <= EVENTS_PER_BATCH && PIPELINE_DEPTH >= 1);
@@ -551,19 +579,21 @@ struct ChunkReader<'a> {
     left: usize,
     /// The log's head as of the last read.
     head: u64,
-    /// Whether the relations read model is stepped (then each event's [`RelationDelta`] is
-    /// computed as it is read), and the last contribution computed.
+    /// Whether each event's [`RelationDelta`] is computed as it is read (the relations read
+    /// model is stepped, and the applying thread is the busier one), and the last contribution
+    /// computed.
     relations: Option<LastContribution>,
 }
 
 impl<'a> ChunkReader<'a> {
-    /// A reader of up to `batch` events after position `lowest` for the read models `selected`.
+    /// A reader of up to `batch` events after position `lowest`, computing the relations'
+    /// deltas when `relations` says so.
     fn new(
         log: &'a Log,
         states: &'a mut StateMap,
         lowest: u64,
         batch: usize,
-        selected: &[ProjectionName],
+        relations: Option<LastContribution>,
     ) -> ChunkReader<'a> {
         ChunkReader {
             log,
@@ -571,9 +601,7 @@ impl<'a> ChunkReader<'a> {
             next: lowest + 1,
             left: batch,
             head: lowest,
-            relations: selected
-                .contains(&ProjectionName::Relations)
-                .then(LastContribution::default),
+            relations,
         }
     }
 
@@ -661,8 +689,8 @@ fn read_ahead(mut reader: ChunkReader<'_>, applier: &mut Applier<'_>) -> Option<
             })
             .ok()?;
         // Ends when the reader is done or has failed (its sender dropped).
-        for chunk in receiver {
-            applier.apply(&chunk);
+        for mut chunk in receiver {
+            applier.apply(&mut chunk);
             // Only fails should the reader have panicked: then the chunk is dropped here.
             let _ = applied_sender.send(chunk);
         }
@@ -704,15 +732,25 @@ struct Applier<'a> {
     model: &'a RwLock<Model>,
     progress: &'a [Arc<Progress>],
     selected: &'a [ProjectionName],
+    /// Whether queries see what is applied (false for read models built aside).
+    publish: bool,
+    /// Whether each event's [`RelationDelta`] is computed here (the relations read model is
+    /// stepped, and the reading thread is the busier one), and the last contribution computed.
+    relations: Option<LastContribution>,
     /// Events applied so far.
     applied: usize,
 }
 
 impl Applier<'_> {
-    fn apply(&mut self, chunk: &FoldedChunk) {
+    fn apply(&mut self, chunk: &mut FoldedChunk) {
         let Some(last) = chunk.last().map(|folded| folded.recorded.position()) else {
             return;
         };
+        if let Some(contribution) = &mut self.relations {
+            for folded in chunk.iter_mut() {
+                folded.relations = relation_delta(&folded.before, &folded.after, contribution);
+            }
+        }
         let mut model = self.model.write().expect("model lock");
         let positions = model.positions;
         let mut parts: Vec<Part<'_>> = model
@@ -729,8 +767,10 @@ impl Applier<'_> {
         }
         let positions = model.positions;
         drop(model);
-        for name in self.selected {
-            self.progress[name.index()].set(positions[name.index()]);
+        if self.publish {
+            for name in self.selected {
+                self.progress[name.index()].set(positions[name.index()]);
+            }
         }
         self.applied += chunk.len();
     }
@@ -747,6 +787,11 @@ pub(crate) struct Engine {
     /// States for the steps of one read model being rebuilt from position 1.
     rebuild_states: StateMap,
     snapshots: Snapshots,
+    /// Read models being built from position 1 where no query sees them, and the events they
+    /// have applied (see `step`).
+    aside: Option<(RwLock<Model>, usize)>,
+    /// How far the log must be ahead of empty read models for them to be built aside.
+    aside_min_events: u64,
     /// Steps that read on a second thread (for tests: see `step`).
     pipelined_steps: u64,
 }
@@ -783,14 +828,60 @@ impl Engine {
             states,
             rebuild_states: StateMap::default(),
             snapshots,
+            aside: None,
+            aside_min_events: ASIDE_MIN_EVENTS,
             pipelined_steps: 0,
         };
         Ok((engine, load))
     }
 
-    /// Writes a snapshot of what changed since the last one, and waits until it is written.
+    /// Writes a snapshot of what changed since the last one, and waits until it is written
+    /// (read models being built aside are finished first: they are what there is to save).
     pub(crate) fn snapshot(&mut self) -> ProjectionResult<()> {
+        self.finish_aside()?;
         self.snapshots.save(&self.model, true)
+    }
+
+    /// Read models from a log at least `events` long are built aside when all are empty (a
+    /// test hook; [`ASIDE_MIN_EVENTS`] otherwise).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn build_aside_from(&mut self, events: u64) {
+        self.aside_min_events = events;
+    }
+
+    /// Starts building every read model aside when all of them are empty and the log holds at
+    /// least `aside_min_events`: queries keep reading the empty ones (at position 0, or
+    /// waiting for a `min_position`) until the built ones replace them whole.
+    fn start_aside(&mut self) {
+        if self.aside.is_some() || self.log.head() < self.aside_min_events.max(1) {
+            return;
+        }
+        let model = self.model.read().expect("model lock");
+        let empty = ProjectionName::ALL.iter().all(|name| model.position(*name) == 0);
+        drop(model);
+        if empty {
+            self.aside = Some((RwLock::new(Model::aside()), 0));
+        }
+    }
+
+    /// Puts the read models built aside in place of the ones queries read (their deferred
+    /// index updates merged first), tells waiting queries, and takes the snapshot that is due.
+    fn finish_aside(&mut self) -> ProjectionResult<()> {
+        let Some((aside, applied)) = self.aside.take() else {
+            return Ok(());
+        };
+        let mut built = aside.into_inner().expect("model lock");
+        built.settle_indexes();
+        let positions = built.positions;
+        let replaced = std::mem::replace(&mut *self.model.write().expect("model lock"), built);
+        drop(replaced);
+        for name in ProjectionName::ALL {
+            self.progress[name.index()].set(positions[name.index()]);
+        }
+        if self.snapshots.applied(applied) {
+            self.snapshots.save(&self.model, false)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn set_snapshot_interval(&mut self, interval: Duration) {
@@ -887,7 +978,18 @@ impl Engine {
             .into_iter()
             .filter(|name| only.is_none_or(|only| only == *name))
             .collect();
-        let lowest = self.model.read().expect("model lock").lowest(&selected);
+        if only.is_none() {
+            self.start_aside();
+        }
+        assert!(
+            only.is_none() || self.aside.is_none(),
+            "a reset finishes a build aside"
+        );
+        let model = match &self.aside {
+            Some((aside, _)) => aside,
+            None => &*self.model,
+        };
+        let lowest = model.read().expect("model lock").lowest(&selected);
         let batch = batch.clamp(1, MAX_READ_PAGE_EVENTS);
         let pipelined =
             batch > APPLY_CHUNK && self.log.head().saturating_sub(lowest) >= PIPELINE_MIN_EVENTS as u64;
@@ -895,15 +997,28 @@ impl Engine {
             None => &mut self.states,
             Some(_) => &mut self.rebuild_states,
         };
+        // The relations' deltas are computed on the busier thread's partner: ahead of the
+        // applying thread, except while building aside (its index updates are then cheap and
+        // the reading thread is the busier one).
+        let relations = selected.contains(&ProjectionName::Relations);
+        let ahead = relations && self.aside.is_none();
         let mut applier = Applier {
-            model: &self.model,
+            model,
             progress: &self.progress,
             selected: &selected,
+            publish: self.aside.is_none(),
+            relations: (relations && !ahead).then(LastContribution::default),
             applied: 0,
         };
         let read_ahead = if pipelined {
             read_ahead(
-                ChunkReader::new(&self.log, &mut *states, lowest, batch, &selected),
+                ChunkReader::new(
+                    &self.log,
+                    &mut *states,
+                    lowest,
+                    batch,
+                    ahead.then(LastContribution::default),
+                ),
                 &mut applier,
             )
         } else {
@@ -915,16 +1030,35 @@ impl Engine {
                 head?
             }
             None => {
-                let mut reader = ChunkReader::new(&self.log, states, lowest, batch, &selected);
-                while let Some(chunk) = reader.next()? {
-                    applier.apply(&chunk);
+                let mut reader = ChunkReader::new(
+                    &self.log,
+                    states,
+                    lowest,
+                    batch,
+                    ahead.then(LastContribution::default),
+                );
+                while let Some(mut chunk) = reader.next()? {
+                    applier.apply(&mut chunk);
                 }
                 reader.head
             }
         };
         let applied = applier.applied;
-        // A due snapshot's records are taken here and written on the snapshot's own thread.
-        if self.snapshots.applied(applied) {
+        if let Some((aside, aside_applied)) = &mut self.aside {
+            *aside_applied += applied;
+            let position = aside.read().expect("model lock").lowest(&selected);
+            // Done once a step read to the head it saw; until then no snapshot is due.
+            if applied == 0 || position >= head {
+                self.finish_aside()?;
+            } else {
+                return Ok(StepOutcome {
+                    applied,
+                    position,
+                    head,
+                });
+            }
+        } else if self.snapshots.applied(applied) {
+            // A due snapshot's records are taken here and written on the snapshot's own thread.
             self.snapshots.save(&self.model, false)?;
         }
         let model = self.model.read().expect("model lock");
@@ -937,7 +1071,8 @@ impl Engine {
 
     /// Empties one read model and sets its position to 0 (the caller then steps it forward
     /// with `step(Some(name), ..)`).
-    pub(crate) fn reset(&mut self, name: ProjectionName) {
+    pub(crate) fn reset(&mut self, name: ProjectionName) -> ProjectionResult<()> {
+        self.finish_aside()?;
         {
             let mut model = self.model.write().expect("model lock");
             model.reset(name);
@@ -947,6 +1082,7 @@ impl Engine {
         self.snapshots.cleared(name);
         self.finish_rebuild();
         self.progress[name.index()].set(0);
+        Ok(())
     }
 
     /// Drops the states of a rebuild, before it starts and once it is done: its map duplicates
