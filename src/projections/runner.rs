@@ -31,7 +31,7 @@ use super::store::{fold_stream, Snapshot};
 use crate::domain::common::{CommitmentId, EntityId, MeetingId, OfficialId, SourceId};
 use crate::domain::{decode_event, evolve_state, AggregateState, DomainEvent};
 use crate::log::limits::MAX_READ_PAGE_EVENTS;
-use crate::log::{Direction, Envelope, EventFilter, Log, RecordLocation, RecordedEvent};
+use crate::log::{Direction, Envelope, EnvelopeRef, EventFilter, Log, RecordLocation};
 use std::ops::ControlFlow;
 
 /// Events read by one runner step.
@@ -91,7 +91,7 @@ impl ProjectionName {
 
 /// One event with the state of its entity before and after it.
 pub(crate) struct Change<'a> {
-    pub envelope: &'a Envelope,
+    pub envelope: &'a Header,
     /// Where the event is stored in the log (for a read model that reads it back later).
     pub location: RecordLocation,
     pub before: &'a AggregateState,
@@ -458,7 +458,7 @@ impl StateMap {
     fn advance(
         &mut self,
         log: &Log,
-        envelope: &Envelope,
+        envelope: &Header,
         event: &DomainEvent,
     ) -> ProjectionResult<(Arc<AggregateState>, Arc<AggregateState>, Arc<Kept>)> {
         let wanted = envelope.stream_version - 1;
@@ -526,9 +526,41 @@ impl StateMap {
 
 /// Decodes the domain event of an envelope.
 pub(crate) fn decode(envelope: &Envelope) -> ProjectionResult<DomainEvent> {
-    decode_event(&envelope.event_type, envelope.schema_version, &envelope.payload).map_err(|error| {
-        ProjectionError::DataLoss(format!("event at position {}: {error}", envelope.position))
-    })
+    decode_at(
+        envelope.position,
+        &envelope.event_type,
+        envelope.schema_version,
+        &envelope.payload,
+    )
+}
+
+/// Decodes the domain event of the event at `position`.
+fn decode_at(
+    position: u64,
+    event_type: &str,
+    schema_version: u16,
+    payload: &[u8],
+) -> ProjectionResult<DomainEvent> {
+    decode_event(event_type, schema_version, payload)
+        .map_err(|error| ProjectionError::DataLoss(format!("event at position {position}: {error}")))
+}
+
+/// What the read models take from an event's envelope: the rest (the payload above all) is
+/// decoded where the record is read and not copied.
+pub(crate) struct Header {
+    pub position: u64,
+    pub stream_id: String,
+    pub stream_version: u64,
+}
+
+impl Header {
+    fn of(envelope: &EnvelopeRef<'_>) -> Header {
+        Header {
+            position: envelope.position,
+            stream_id: envelope.stream_id.to_owned(),
+            stream_version: envelope.stream_version,
+        }
+    }
 }
 
 /// What one step did.
@@ -536,7 +568,8 @@ pub(crate) fn decode(envelope: &Envelope) -> ProjectionResult<DomainEvent> {
 pub(crate) struct StepOutcome {
     /// Events read and applied (to at least one read model).
     pub applied: usize,
-    /// Lowest position of the stepped read models afterwards.
+    /// Lowest position of the stepped read models afterwards, as queries see them (0 while
+    /// they are built aside).
     pub position: u64,
     /// The log head seen.
     pub head: u64,
@@ -557,7 +590,7 @@ const _: () = assert!(PIPELINE_MIN_EVENTS <= EVENTS_PER_BATCH && PIPELINE_DEPTH 
 /// One event read from the log: where it is stored, the event decoded, and the states of its
 /// entity before and after it.
 struct Folded {
-    recorded: RecordedEvent,
+    header: Header,
     location: RecordLocation,
     event: DomainEvent,
     before: Arc<AggregateState>,
@@ -612,42 +645,49 @@ impl<'a> ChunkReader<'a> {
         }
         let limit = self.left.min(APPLY_CHUNK);
         let mut read = Vec::with_capacity(limit);
-        let mut unlocated = None;
+        let mut failed = None;
         let end = self.log.scan_all(
             (self.next, Direction::Forwards),
             limit,
             &EventFilter::default(),
             &mut |view| {
+                let envelope = &view.envelope;
                 let Some(location) = view.location else {
-                    unlocated = Some(view.envelope.position);
+                    failed = Some(ProjectionError::DataLoss(format!(
+                        "event at position {}: read without its location",
+                        envelope.position
+                    )));
                     return ControlFlow::Break(());
                 };
-                read.push((view.to_recorded(), location));
+                let (position, schema) = (envelope.position, envelope.schema_version);
+                match decode_at(position, envelope.event_type, schema, envelope.payload) {
+                    Ok(event) => read.push((Header::of(envelope), event, location)),
+                    Err(error) => {
+                        failed = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
                 ControlFlow::Continue(())
             },
         )?;
-        if let Some(position) = unlocated {
-            return Err(ProjectionError::DataLoss(format!(
-                "event at position {position}: read without its location"
-            )));
+        if let Some(error) = failed {
+            return Err(error);
         }
         self.head = end.head;
-        let Some((last, _)) = read.last() else {
+        let Some((last, _, _)) = read.last() else {
             return Ok(None);
         };
-        self.next = last.position() + 1;
+        self.next = last.position + 1;
         self.left -= read.len();
         let mut folded = Vec::with_capacity(read.len());
-        for (recorded, location) in read {
-            let envelope = recorded.envelope();
-            let event = decode(envelope)?;
-            let (before, after, kept) = self.states.advance(self.log, envelope, &event)?;
+        for (header, event, location) in read {
+            let (before, after, kept) = self.states.advance(self.log, &header, &event)?;
             let relations = self
                 .relations
                 .as_mut()
                 .and_then(|last| relation_delta(&before, &after, last));
             folded.push(Folded {
-                recorded,
+                header,
                 location,
                 event,
                 before,
@@ -709,7 +749,7 @@ type Part<'a> = (u64, &'a mut dyn Projection);
 /// Applies every event of `chunk` past a part's position to that part, in log order.
 fn apply_each(chunk: &FoldedChunk, parts: &mut [Part<'_>]) {
     for folded in chunk {
-        let envelope = folded.recorded.envelope();
+        let envelope = &folded.header;
         let change = Change {
             envelope,
             location: folded.location,
@@ -743,7 +783,7 @@ struct Applier<'a> {
 
 impl Applier<'_> {
     fn apply(&mut self, chunk: &mut FoldedChunk) {
-        let Some(last) = chunk.last().map(|folded| folded.recorded.position()) else {
+        let Some(last) = chunk.last().map(|folded| folded.header.position) else {
             return;
         };
         if let Some(contribution) = &mut self.relations {
@@ -1047,15 +1087,10 @@ impl Engine {
         if let Some((aside, aside_applied)) = &mut self.aside {
             *aside_applied += applied;
             let position = aside.read().expect("model lock").lowest(&selected);
-            // Done once a step read to the head it saw; until then no snapshot is due.
+            // Done once a step read to the head it saw; until then no snapshot is due, and the
+            // position said is the one queries see (0), so a caller steps on until it is done.
             if applied == 0 || position >= head {
                 self.finish_aside()?;
-            } else {
-                return Ok(StepOutcome {
-                    applied,
-                    position,
-                    head,
-                });
             }
         } else if self.snapshots.applied(applied) {
             // A due snapshot's records are taken here and written on the snapshot's own thread.
