@@ -408,7 +408,7 @@ impl Index {
             return;
         };
         let mut updates = std::mem::take(deferred);
-        updates.sort_by_key(|update| update.key);
+        updates.sort_by_key(|update| (update.key.list(), update.key.order()));
         for run in updates.chunk_by(|a, b| a.key.list() == b.key.list()) {
             self.merge_list(run);
         }
@@ -433,7 +433,10 @@ impl Index {
             }
         }
         slots.for_each(|slot| merged.push(slot));
-        if !merged.chunks.is_empty() {
+        // Every chunk but the last is full; the last keeps no room it does not use (most
+        // lists are short).
+        if let Some(last) = merged.chunks.last_mut() {
+            last.shrink_to_fit();
             self.lists.insert(of, merged);
         }
     }
