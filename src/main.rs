@@ -705,6 +705,16 @@ fn rebuild(data_dir: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     };
     let log = open_existing(data_dir, "rebuild", |config| config)?;
     let projections = Projections::open_paused(log)?;
+    if only.is_none() {
+        // Every read model in one pass over the log.
+        let bar = cli::progress::Progress::new("rebuilding every read model");
+        let position = projections.rebuild_all(&mut |done, total| bar.update(done, total))?;
+        bar.finish();
+        for name in names {
+            println!("rebuilt {} to position {position}", name.as_str());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     for name in names {
         let bar = cli::progress::Progress::new(&format!("rebuilding {}", name.as_str()));
         let position = projections.rebuild(name, &mut |done, total| bar.update(done, total))?;

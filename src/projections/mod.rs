@@ -339,6 +339,25 @@ impl Projections {
         rebuilt
     }
 
+    /// Drops every read model and rebuilds all of them from position 1 in one pass over the
+    /// log, calling `progress(position, head)` after every batch. From
+    /// [`runner::ASIDE_MIN_EVENTS`] events on they are built aside: queries see the empty read
+    /// models (a `min_position` query waits) until the rebuilt ones replace them whole.
+    /// Returns the position reached.
+    pub fn rebuild_all(&self, progress: &mut dyn FnMut(u64, u64)) -> ProjectionResult<u64> {
+        let mut engine = self.shared.engine.lock().expect("engine lock");
+        engine.reset_all()?;
+        let target = self.shared.log.head();
+        progress(0, target);
+        loop {
+            let outcome = engine.step(None, EVENTS_PER_BATCH)?;
+            progress(outcome.reached, outcome.head.max(target));
+            if outcome.applied == 0 || outcome.position >= target {
+                return Ok(outcome.position);
+            }
+        }
+    }
+
     /// The checkpoint of a read model: the last log position it has applied.
     pub fn checkpoint(&self, name: ProjectionName) -> u64 {
         self.shared.progress[name.index()].get()

@@ -571,6 +571,8 @@ pub(crate) struct StepOutcome {
     /// Lowest position of the stepped read models afterwards, as queries see them (0 while
     /// they are built aside).
     pub position: u64,
+    /// Lowest position the stepped read models reached, built aside or not (for progress).
+    pub reached: u64,
     /// The log head seen.
     pub head: u64,
 }
@@ -1084,6 +1086,7 @@ impl Engine {
             }
         };
         let applied = applier.applied;
+        let mut reached = None;
         if let Some((aside, aside_applied)) = &mut self.aside {
             *aside_applied += applied;
             let position = aside.read().expect("model lock").lowest(&selected);
@@ -1091,15 +1094,18 @@ impl Engine {
             // position said is the one queries see (0), so a caller steps on until it is done.
             if applied == 0 || position >= head {
                 self.finish_aside()?;
+            } else {
+                reached = Some(position);
             }
         } else if self.snapshots.applied(applied) {
             // A due snapshot's records are taken here and written on the snapshot's own thread.
             self.snapshots.save(&self.model, false)?;
         }
-        let model = self.model.read().expect("model lock");
+        let position = self.model.read().expect("model lock").lowest(&selected);
         Ok(StepOutcome {
             applied,
-            position: model.lowest(&selected),
+            position,
+            reached: reached.unwrap_or(position),
             head,
         })
     }
@@ -1117,6 +1123,16 @@ impl Engine {
         self.snapshots.cleared(name);
         self.finish_rebuild();
         self.progress[name.index()].set(0);
+        Ok(())
+    }
+
+    /// Empties every read model and forgets the runner's entity states, for a rebuild of all of
+    /// them from position 1 in one pass over the log (built aside when the log is long).
+    pub(crate) fn reset_all(&mut self) -> ProjectionResult<()> {
+        for name in ProjectionName::ALL {
+            self.reset(name)?;
+        }
+        self.states = StateMap::seeded(Vec::new(), self.states.capacity);
         Ok(())
     }
 
