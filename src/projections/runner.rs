@@ -132,7 +132,7 @@ pub(crate) trait Projection: Send + Sync {
     }
     /// The entity states the read model holds, by stream (to seed the runner's state map).
     fn states(&self, _out: &mut Vec<(String, Arc<Kept>)>) {}
-    /// The read model's indexes (to defer and settle their updates: see [`Model::defer_indexes`]).
+    /// The read model's indexes (to defer and settle their updates: see [`Model::aside`]).
     fn indexes(&mut self) -> Vec<&mut Index> {
         Vec::new()
     }
