@@ -100,28 +100,34 @@ impl RelationSummary {
     /// Goldstein months.
     fn components(&self, names: &mut Interner) -> BTreeMap<u32, i64> {
         let mut components = BTreeMap::new();
-        let mut put = |name: String, value: i64| {
+        let mut put = |name: &str, value: i64| {
             if value != 0 {
-                *components.entry(names.intern(&name)).or_insert(0) += value;
+                *components.entry(names.intern(name)).or_insert(0) += value;
             }
         };
-        put("#meetings".into(), self.meetings);
-        put("#planned".into(), self.meetings_planned);
-        put("#held".into(), self.meetings_held);
-        put("#postponed".into(), self.meetings_postponed);
-        put("#cancelled".into(), self.meetings_cancelled);
-        put("#commitments".into(), self.commitments);
-        put("#open".into(), self.commitments_open);
-        put("#fulfilled".into(), self.commitments_fulfilled);
-        put("#closed".into(), self.commitments_closed_otherwise);
-        for (topic, count) in &self.topics {
-            put(format!("t{topic}"), *count);
-        }
-        for (month, count) in &self.meetings_held_by_month {
-            put(format!("h{month}"), *count);
-        }
-        for (month, tenths) in &self.goldstein_tenths_by_month {
-            put(format!("g{month}"), *tenths);
+        put("#meetings", self.meetings);
+        put("#planned", self.meetings_planned);
+        put("#held", self.meetings_held);
+        put("#postponed", self.meetings_postponed);
+        put("#cancelled", self.meetings_cancelled);
+        put("#commitments", self.commitments);
+        put("#open", self.commitments_open);
+        put("#fulfilled", self.commitments_fulfilled);
+        put("#closed", self.commitments_closed_otherwise);
+        // One name buffer for the prefixed components (a summary has a few of each).
+        let mut name = String::new();
+        let prefixed = [
+            ('t', &self.topics),
+            ('h', &self.meetings_held_by_month),
+            ('g', &self.goldstein_tenths_by_month),
+        ];
+        for (prefix, values) in prefixed {
+            for (key, value) in values {
+                name.clear();
+                name.push(prefix);
+                name.push_str(key);
+                put(&name, *value);
+            }
         }
         components
     }
@@ -158,7 +164,7 @@ impl RelationSummary {
     }
 }
 
-fn dyad_tenths(mapping: Option<ExportMapping>, pair: &str) -> i64 {
+fn dyad_tenths(mapping: Option<&ExportMapping>, pair: &str) -> i64 {
     mapping.map_or(0, |mapping| {
         mapping
             .cameo
@@ -167,11 +173,20 @@ fn dyad_tenths(mapping: Option<ExportMapping>, pair: &str) -> i64 {
                 coding
                     .target
                     .as_ref()
-                    .is_some_and(|target| pair_key(&coding.source, target) == pair)
+                    .is_some_and(|target| is_pair(&coding.source, target, pair))
             })
             .map(|coding| (f64::from(coding.code.goldstein) * 10.0).round() as i64)
             .sum()
     })
+}
+
+/// Whether `pair` is `pair_key(a, b)`, without making the key.
+fn is_pair(a: &str, b: &str, pair: &str) -> bool {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    pair.len() == first.len() + 1 + second.len()
+        && pair.starts_with(first)
+        && pair.as_bytes()[first.len()] == b'/'
+        && pair.ends_with(second)
 }
 
 fn no_provenance(occurred_at: OccurredAt) -> Provenance {
@@ -229,7 +244,7 @@ pub fn meeting_contribution(row: &MeetingRow) -> BTreeMap<String, RelationSummar
         if let (Some(held_at), Some(mapping)) = (held, &mapping) {
             let month = month_of(held_at.at().unix_micros());
             summary.meetings_held_by_month.insert(month.clone(), 1);
-            let tenths = dyad_tenths(mapping.clone(), &pair);
+            let tenths = dyad_tenths(mapping.as_ref(), &pair);
             if tenths != 0 {
                 summary.goldstein_tenths_by_month.insert(month, tenths);
             }
@@ -252,6 +267,25 @@ pub fn commitment_contribution(row: &CommitmentRow) -> BTreeMap<String, Relation
             provenance: no_provenance(made_at),
         },
     )));
+    // Each reaffirmation's month and CAMEO mapping, for every pair.
+    let reaffirmed: Vec<(String, ExportMapping)> = row
+        .reaffirmations
+        .iter()
+        .map(|entry| {
+            let mapping = map_reaffirmation(
+                &CommitmentReaffirmed {
+                    commitment_id: row.commitment_id,
+                    reaffirmed_by: entry.parties.clone(),
+                    voiced_by: Vec::new(),
+                    at_meeting: None,
+                    text: None,
+                    provenance: no_provenance(entry.occurred_at),
+                },
+                &row.details,
+            );
+            (month_of(entry.occurred_at.at().unix_micros()), mapping)
+        })
+        .collect();
     for pair in pairs_of(&row.parties()) {
         let mut summary = RelationSummary {
             commitments: 1,
@@ -268,23 +302,10 @@ pub fn commitment_contribution(row: &CommitmentRow) -> BTreeMap<String, Relation
         let mut goldstein = BTreeMap::new();
         if row.made_at.is_some() {
             *goldstein.entry(month_of(made_at.at().unix_micros())).or_insert(0) +=
-                dyad_tenths(recorded.clone(), &pair);
+                dyad_tenths(recorded.as_ref(), &pair);
         }
-        for entry in &row.reaffirmations {
-            let mapping = map_reaffirmation(
-                &CommitmentReaffirmed {
-                    commitment_id: row.commitment_id,
-                    reaffirmed_by: entry.parties.clone(),
-                    voiced_by: Vec::new(),
-                    at_meeting: None,
-                    text: None,
-                    provenance: no_provenance(entry.occurred_at),
-                },
-                &row.details,
-            );
-            *goldstein
-                .entry(month_of(entry.occurred_at.at().unix_micros()))
-                .or_insert(0) += dyad_tenths(Some(mapping), &pair);
+        for (month, mapping) in &reaffirmed {
+            *goldstein.entry(month.clone()).or_insert(0) += dyad_tenths(Some(mapping), &pair);
         }
         goldstein.retain(|_, tenths| *tenths != 0);
         summary.goldstein_tenths_by_month = goldstein;
@@ -405,12 +426,15 @@ impl RelationsModel {
                 .map(|pair| (IDX_TIMELINE, pair.clone(), *sort))
                 .collect()
         };
-        self.timeline.update(
-            *item,
-            &entries(old_contribution, old_sort),
-            &entries(new_contribution, new_sort),
-            position,
-        );
+        // The timeline changes only with the pairs or the sort key.
+        if old_sort != new_sort || !old_contribution.keys().eq(new_contribution.keys()) {
+            self.timeline.update(
+                *item,
+                &entries(old_contribution, old_sort),
+                &entries(new_contribution, new_sort),
+                position,
+            );
+        }
         let empty = RelationSummary::default();
         let mut pairs: Vec<&String> = old_contribution.keys().chain(new_contribution.keys()).collect();
         pairs.sort();
@@ -564,6 +588,21 @@ impl Projection for RelationsModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pair_is_recognised_exactly_as_its_key_is_made() {
+        let codes = ["FRA", "LBY", "FR", "FRAA", "A/B", ""];
+        let pairs = [
+            "FRA/LBY", "LBY/FRA", "FR/ALBY", "FRA/LB", "A/B/FRA", "/FRA", "FRA/", "/",
+        ];
+        for a in codes {
+            for b in codes {
+                for pair in pairs.iter().copied().chain([pair_key(a, b).as_str()]) {
+                    assert_eq!(is_pair(a, b, pair), pair_key(a, b) == pair, "{a} {b} {pair}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn summaries_round_trip_through_tally_components() {
