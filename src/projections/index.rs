@@ -792,15 +792,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn deferred_updates_merged_in_batches_equal_updates_applied_at_once() {
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |below: u64| {
+    /// A small deterministic generator: each call gives a number below its argument.
+    fn generator(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut rng = seed;
+        move |below| {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
             rng % below
-        };
+        }
+    }
+
+    #[test]
+    fn deferred_updates_merged_in_batches_equal_updates_applied_at_once() {
+        let mut next = generator(0x9E37_79B9_7F4A_7C15u64);
         let ids: Vec<ItemId> = (0..800u64)
             .map(|n| {
                 let mut id = [0u8; 17];
@@ -869,13 +874,7 @@ mod tests {
 
     #[test]
     fn chunked_lists_answer_like_a_naive_index_through_splits_reopenings_and_restores() {
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |below: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % below
-        };
+        let mut next = generator(0x2545_F491_4F6C_DD1Du64);
         let values = ["long", "other", "short"];
         let ids: Vec<ItemId> = (0..1_500u64)
             .map(|n| {
