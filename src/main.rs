@@ -28,6 +28,11 @@ struct Cli {
     /// The CA (PEM) that an https:// server's certificate must chain to.
     #[arg(long, global = true, env = "DIPLEDGER_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Read verbs answer only once the read models have applied this log position (the server
+    /// waits up to 5 s, then answers UNAVAILABLE): pass the position a recording verb printed to
+    /// read your own write.
+    #[arg(long, global = true)]
+    min_position: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -379,6 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     cli::set_token(cli.token.as_deref())?;
     cli::set_ca_cert(cli.ca_cert.as_deref())?;
+    cli::set_min_position(cli.min_position);
     Ok(match cli.command {
         Command::Serve(args) => serve(&runtime, args)?,
         Command::Token(verb) => print(cli::token::token(verb)?),

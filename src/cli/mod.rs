@@ -41,6 +41,21 @@ pub fn set_token(token: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The log position read verbs wait for the read models to have applied (`--min-position`), set
+/// once by `main`; 0 waits for nothing.
+static MIN_POSITION: OnceLock<u64> = OnceLock::new();
+
+/// Sets the position read verbs wait for (read your own write: the position a recording verb
+/// printed).
+pub fn set_min_position(position: Option<u64>) {
+    let _ = MIN_POSITION.set(position.unwrap_or(0));
+}
+
+/// The position read verbs wait for (0: none).
+pub(crate) fn min_position() -> u64 {
+    MIN_POSITION.get().copied().unwrap_or(0)
+}
+
 /// The CA an https:// server's certificate must chain to (`--ca-cert`), set once by `main`.
 static CA_CERT: OnceLock<Option<Vec<u8>>> = OnceLock::new();
 

@@ -515,7 +515,8 @@ impl StateMap {
         }
     }
 
-    /// Keeps at most `capacity` states decoded from now on.
+    /// Keeps at most `capacity` states decoded from now on (a test hook's).
+    #[cfg(any(test, feature = "test-hooks"))]
     fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
         while self.hot.len() > capacity {

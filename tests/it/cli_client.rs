@@ -30,9 +30,7 @@ async fn server_with_the_report() -> (Harness, u64) {
     (harness, last)
 }
 
-/// Waits (bounded by the server's own deadline) until the read models have applied `position`:
-/// a read verb run as its own process asks for no minimum position, so it may answer before the
-/// runner has applied what the previous verb recorded.
+/// Waits (bounded by the server's own deadline) until the read models have applied `position`.
 async fn applied(harness: &Harness, position: u64) {
     let mut queries = QueryServiceClient::new(harness.channel().await);
     queries
@@ -398,14 +396,24 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
         printed.contains(&format!("entity: {}", meeting_id().stream_id())),
         "recording prints the stream id"
     );
-    let position = printed
+    let position: u64 = printed
         .split("at position ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|digits| digits.parse().ok())
         .unwrap_or_else(|| panic!("recording prints its position: {printed}"));
-    applied(&harness, position).await;
-    let history = run(&args(&["history", &bare, "--json", "--server", &server])).await;
+    // Read your own write: history waits until the read models have applied the retraction.
+    let position_text = position.to_string();
+    let history = run(&args(&[
+        "history",
+        &bare,
+        "--json",
+        "--min-position",
+        &position_text,
+        "--server",
+        &server,
+    ]))
+    .await;
     let document: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
     let entries = document["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
@@ -428,6 +436,45 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
     .await;
     assert!(!party.status.success());
     assert!(String::from_utf8_lossy(&party.stderr).contains("cannot be retracted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_verb_waits_for_its_min_position_and_names_it_when_it_is_not_reached() {
+    let (harness, last) = server_with_the_report().await;
+    let server = harness.server.uri();
+    let at = last.to_string();
+    let reached = run(&args(&[
+        "relation",
+        "LBY",
+        "FRA",
+        "--json",
+        "--min-position",
+        &at,
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(
+        reached.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reached.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&reached.stdout).unwrap();
+    assert!(answer["based_on_position"].as_u64().unwrap() >= last, "{answer}");
+    // Past the head the server waits its default wait, then says which position was wanted.
+    let beyond = (last + 1_000).to_string();
+    let refused = run(&args(&[
+        "history",
+        "party-LBY",
+        "--min-position",
+        &beyond,
+        "--server",
+        &server,
+    ]))
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&beyond), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

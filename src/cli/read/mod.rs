@@ -160,9 +160,16 @@ fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
     })
 }
 
-/// `--as-of`: a log position (digits) or an ISO 8601 instant (transaction time).
+/// `--as-of`: a log position (digits) or an ISO 8601 instant (transaction time); with
+/// `--min-position`, the position the read models must have applied first.
 pub fn read_options(as_of: Option<&str>) -> anyhow::Result<Option<pb::ReadOptions>> {
-    let Some(as_of) = as_of else { return Ok(None) };
+    let min_position = super::min_position();
+    let Some(as_of) = as_of else {
+        return Ok((min_position > 0).then_some(pb::ReadOptions {
+            min_position,
+            as_of: None,
+        }));
+    };
     let as_of = if let Ok(position) = as_of.parse::<u64>() {
         pb::read_options::AsOf::AsOfPosition(position)
     } else {
@@ -179,7 +186,7 @@ pub fn read_options(as_of: Option<&str>) -> anyhow::Result<Option<pb::ReadOption
         })
     };
     Ok(Some(pb::ReadOptions {
-        min_position: 0,
+        min_position,
         as_of: Some(as_of),
     }))
 }
