@@ -420,10 +420,11 @@ pub fn wrong_expected_version(stream_id: &str, expected: &str, current: u64) -> 
 /// The status of a read-model error.
 pub fn from_projection_error(error: ProjectionError) -> Status {
     match error {
-        ProjectionError::NotFound { what } => {
+        ProjectionError::NotFound { what, position } => {
             let what = echo(&what);
             let details = ErrorDetails::with_resource_info("entity", what.as_ref(), "", "does not exist");
-            bounded(Code::NotFound, format!("{what} not found"), details)
+            let message = crate::projections::error::not_found(&what, position);
+            bounded(Code::NotFound, message, details)
         }
         ProjectionError::Unavailable {
             projection,

@@ -6,10 +6,12 @@ use crate::log::LogError;
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     /// The entity does not exist (at the position asked for). Maps to NOT_FOUND.
-    #[error("{what} not found")]
+    #[error("{}", not_found(what, *position))]
     NotFound {
         /// What was looked up, e.g. `meeting <uuid>`.
         what: String,
+        /// The position the read models answered at (None: looked up in the log at its head).
+        position: Option<u64>,
     },
     /// The read model has not reached the position asked for before the deadline. Maps to
     /// UNAVAILABLE.
@@ -54,3 +56,12 @@ pub enum ProjectionError {
 
 /// Shorthand for results of the projections layer.
 pub type ProjectionResult<T> = Result<T, ProjectionError>;
+
+/// The message of a NOT_FOUND: what, and as of which position when a read model answered (so
+/// "not found" during a start's rebuild, or as of an early position, says when it held).
+pub fn not_found(what: &str, position: Option<u64>) -> String {
+    match position {
+        Some(position) => format!("{what} not found (as of position {position})"),
+        None => format!("{what} not found"),
+    }
+}

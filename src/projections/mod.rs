@@ -834,6 +834,7 @@ impl Projections {
             // No event of this entity at or before the position read: it does not exist (yet).
             return Err(ProjectionError::NotFound {
                 what: format!("entity {stream_id}"),
+                position: Some(at),
             });
         }
         Ok(Page {
@@ -876,6 +877,7 @@ impl Projections {
         }
         Err(ProjectionError::NotFound {
             what: format!("entity {id}"),
+            position: None,
         })
     }
 
@@ -933,7 +935,10 @@ fn found<T>(row: Option<T>, what: impl FnOnce() -> String, at: u64) -> Projectio
             value,
             based_on_position: at,
         }),
-        None => Err(ProjectionError::NotFound { what: what() }),
+        None => Err(ProjectionError::NotFound {
+            what: what(),
+            position: Some(at),
+        }),
     }
 }
 

@@ -195,6 +195,13 @@ async fn queries_fail_with_the_status_their_request_deserves() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    // Not found says as of when: an entity may exist later (or be applied later, during a start).
+    assert!(
+        missing
+            .message()
+            .ends_with(&format!(" not found (as of position {last})")),
+        "{missing:?}"
+    );
     let malformed = queries
         .get_meeting(pb::GetMeetingRequest {
             meeting_id: "not-a-uuid".into(),
@@ -285,6 +292,8 @@ async fn every_entity_is_named_by_its_bare_id_or_its_stream_id_and_nothing_else(
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    // A bare UUID is looked up in the log itself, at its head: no read model's position to name.
+    assert!(status.message().ends_with(" not found"), "{status:?}");
     let status = queries
         .get_meeting(pb::GetMeetingRequest {
             meeting_id: format!("commitment-{}", meeting),
