@@ -873,6 +873,41 @@ mod tests {
     }
 
     #[test]
+    fn a_deferring_index_merges_once_it_holds_max_deferred_updates() {
+        let mut index = Index::default();
+        index.defer();
+        let entries = |n: u64| -> Vec<Entry> {
+            vec![
+                (b'x', "all".into(), n as i64),
+                (b'y', "kind".into(), (n % 7) as i64),
+            ]
+        };
+        let id = |n: u64| {
+            let mut id = [0u8; 17];
+            id[1..9].copy_from_slice(&n.to_be_bytes());
+            id
+        };
+        let items = (MAX_DEFERRED_UPDATES / 2) as u64;
+        for n in 0..items - 1 {
+            index.update(id(n), &[], &entries(n), n + 1);
+        }
+        assert_eq!(
+            index.deferred.as_ref().map(Vec::len),
+            Some(MAX_DEFERRED_UPDATES - 2)
+        );
+        assert!(index.lists.is_empty(), "nothing merged below the limit");
+        index.update(id(items - 1), &[], &entries(items - 1), items);
+        assert_eq!(
+            index.deferred.as_ref().map(Vec::len),
+            Some(0),
+            "merged at the limit"
+        );
+        assert_eq!(index.len(), MAX_DEFERRED_UPDATES);
+        index.settle();
+        index.check();
+    }
+
+    #[test]
     fn chunked_lists_answer_like_a_naive_index_through_splits_reopenings_and_restores() {
         let mut next = generator(0x2545_F491_4F6C_DD1Du64);
         let values = ["long", "other", "short"];

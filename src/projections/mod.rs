@@ -321,22 +321,7 @@ impl Projections {
     /// head)` after every batch. Other read models keep serving; queries on this one see its
     /// checkpoint restart from 0 (a `min_position` query waits). Returns the position reached.
     pub fn rebuild(&self, name: ProjectionName, progress: &mut dyn FnMut(u64, u64)) -> ProjectionResult<u64> {
-        let mut engine = self.shared.engine.lock().expect("engine lock");
-        engine.reset(name)?;
-        let target = self.shared.log.head();
-        progress(0, target);
-        let rebuilt = loop {
-            let outcome = match engine.step(Some(name), EVENTS_PER_BATCH) {
-                Ok(outcome) => outcome,
-                Err(error) => break Err(error),
-            };
-            progress(outcome.position, outcome.head.max(target));
-            if outcome.applied == 0 || outcome.position >= target {
-                break Ok(outcome.position);
-            }
-        };
-        engine.finish_rebuild();
-        rebuilt
+        self.refold(Some(name), progress)
     }
 
     /// Drops every read model and rebuilds all of them from position 1 in one pass over the
@@ -345,17 +330,34 @@ impl Projections {
     /// models (a `min_position` query waits) until the rebuilt ones replace them whole.
     /// Returns the position reached.
     pub fn rebuild_all(&self, progress: &mut dyn FnMut(u64, u64)) -> ProjectionResult<u64> {
+        self.refold(None, progress)
+    }
+
+    /// Empties `only` (every read model when `None`) and steps it from position 1 to the head.
+    fn refold(
+        &self,
+        only: Option<ProjectionName>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> ProjectionResult<u64> {
         let mut engine = self.shared.engine.lock().expect("engine lock");
-        engine.reset_all()?;
+        match only {
+            Some(name) => engine.reset(name)?,
+            None => engine.reset_all()?,
+        }
         let target = self.shared.log.head();
         progress(0, target);
-        loop {
-            let outcome = engine.step(None, EVENTS_PER_BATCH)?;
+        let rebuilt = loop {
+            let outcome = match engine.step(only, EVENTS_PER_BATCH) {
+                Ok(outcome) => outcome,
+                Err(error) => break Err(error),
+            };
             progress(outcome.reached, outcome.head.max(target));
             if outcome.applied == 0 || outcome.position >= target {
-                return Ok(outcome.position);
+                break Ok(outcome.position);
             }
-        }
+        };
+        engine.finish_rebuild();
+        rebuilt
     }
 
     /// The checkpoint of a read model: the last log position it has applied.

@@ -201,7 +201,7 @@ fn involves<S: AsRef<str>>(parties: &[S], pair: &str) -> bool {
     parties.iter().enumerate().any(|(index, a)| {
         parties[index + 1..]
             .iter()
-            .any(|b| a.as_ref() != b.as_ref() && pair_key(a.as_ref(), b.as_ref()) == pair)
+            .any(|b| a.as_ref() != b.as_ref() && is_pair(a.as_ref(), b.as_ref(), pair))
     })
 }
 

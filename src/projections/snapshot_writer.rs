@@ -70,8 +70,9 @@ pub(crate) struct Records {
     buffer: Vec<u8>,
     /// Record bytes (before compression).
     bytes: u64,
-    /// Records to encode on the writer thread (a base snapshot defers one per entity: ~240,000
-    /// at 1,000,000 events, held until the writer thread has encoded them).
+    /// Records to encode on the writer thread (a base snapshot defers one per entity: ~525,000,
+    /// 25 MB, at the benchmark's 1,000,000 events, held until the writer thread has encoded
+    /// them; docs/benchmarks.md 000w).
     deferred: Vec<Deferred>,
 }
 
