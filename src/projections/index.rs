@@ -204,9 +204,17 @@ impl Held<'_> {
 
     /// The intervals as (from, to) big-endian pairs (the snapshot's value).
     fn bytes(&self) -> Vec<u8> {
-        let all = self.before.iter().chain(std::iter::once(&self.last));
-        all.flat_map(|(from, to)| from.to_be_bytes().into_iter().chain(to.to_be_bytes()))
-            .collect()
+        let mut bytes = Vec::new();
+        self.write(&mut bytes);
+        bytes
+    }
+
+    /// Appends [`Held::bytes`] to `out`.
+    fn write(&self, out: &mut Vec<u8>) {
+        for (from, to) in self.before.iter().chain(std::iter::once(&self.last)) {
+            out.extend_from_slice(&from.to_be_bytes());
+            out.extend_from_slice(&to.to_be_bytes());
+        }
     }
 }
 
@@ -517,25 +525,39 @@ impl Index {
     }
 
     fn key_bytes(&self, key: &IndexKey) -> Vec<u8> {
-        let mut bytes = token_prefix(key.index, self.values.name(key.value));
-        bytes.extend_from_slice(&sortable(key.sort));
-        bytes.extend_from_slice(&key.id);
+        let mut bytes = Vec::new();
+        self.write_key(key, &mut bytes);
         bytes
     }
 
+    /// Appends [`Index::key_bytes`] to `out`: index value 0x00 sort(8) id(17).
+    fn write_key(&self, key: &IndexKey, out: &mut Vec<u8>) {
+        out.push(key.index);
+        out.extend_from_slice(self.values.name(key.value).as_bytes());
+        out.push(0);
+        out.extend_from_slice(&sortable(key.sort));
+        out.extend_from_slice(&key.id);
+    }
+
     /// Writes the entries changed since the last snapshot: `prefix` index value 0x00 sort(8)
-    /// id(17) -> the intervals as (from, to) big-endian pairs.
+    /// id(17) -> the intervals as (from, to) big-endian pairs. A base writes millions of
+    /// entries under the model's lock, so each is put from two buffers made once.
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
-        match self.dirty.take() {
-            Changed::All => {
-                for (key, held) in self.every() {
-                    out.put([prefix, &self.key_bytes(&key)].concat(), held.bytes());
-                }
-            }
+        let changed = self.dirty.take();
+        let (mut key_bytes, mut value) = (Vec::new(), Vec::new());
+        let mut put = |out: &mut Snapshot<'_>, key: &IndexKey, held: Held<'_>| {
+            key_bytes.clear();
+            key_bytes.extend_from_slice(prefix);
+            self.write_key(key, &mut key_bytes);
+            value.clear();
+            held.write(&mut value);
+            out.put(&key_bytes, &value);
+        };
+        match changed {
+            Changed::All => self.every().for_each(|(key, held)| put(out, &key, held)),
             Changed::Keys(keys) => {
                 for key in keys {
-                    let held = self.held(&key).expect("a changed entry is held");
-                    out.put([prefix, &self.key_bytes(&key)].concat(), held.bytes());
+                    put(out, &key, self.held(&key).expect("a changed entry is held"));
                 }
             }
         }

@@ -568,14 +568,21 @@ impl Projection for MeetingsModel {
             .statements
             .iter()
             .flat_map(|(uuid, located)| (0..located.len() as u32).map(move |ordinal| (*uuid, ordinal)));
+        // A base puts every statement's location: from one buffer, not one allocation each.
+        let mut value = Vec::new();
         for (uuid, ordinal) in self.statements_dirty.take_ids(every) {
             if let Some(at) = self
                 .statements
                 .get(&uuid)
                 .and_then(|located| located.get(ordinal as usize))
             {
-                let key = [&b"s"[..], uuid.as_bytes(), &ordinal.to_be_bytes()].concat();
-                out.put(key, crate::encoding::encode(at));
+                let mut key = [0u8; 21];
+                key[0] = b's';
+                key[1..17].copy_from_slice(uuid.as_bytes());
+                key[17..].copy_from_slice(&ordinal.to_be_bytes());
+                value.clear();
+                crate::encoding::encode_into(at, &mut value);
+                out.put(key, &value);
             }
         }
         self.index.save(out, b"I");

@@ -65,7 +65,7 @@ pub use snapshot::{check_snapshots, SnapshotLoad, SnapshotStats};
 use crate::domain::common::{party_stream_id, CommitmentId, MeetingId, OfficialId, SourceCitation, SourceId};
 use crate::log::Log;
 use crate::time::Timestamp;
-use runner::{Engine, Model, Progress, EVENTS_PER_BATCH};
+use runner::{Engine, Model, Progress, WHOLE_STEP};
 
 /// One answer and the log position it is based on.
 #[derive(Debug, Clone, PartialEq)]
@@ -310,7 +310,7 @@ impl Projections {
                 .engine
                 .lock()
                 .expect("engine lock")
-                .step(None, EVENTS_PER_BATCH)?;
+                .step(None, WHOLE_STEP)?;
             if outcome.applied == 0 || outcome.position >= target {
                 return Ok(outcome.position);
             }
@@ -347,7 +347,7 @@ impl Projections {
         let target = self.shared.log.head();
         progress(0, target);
         let rebuilt = loop {
-            let outcome = match engine.step(only, EVENTS_PER_BATCH) {
+            let outcome = match engine.step(only, WHOLE_STEP) {
                 Ok(outcome) => outcome,
                 Err(error) => break Err(error),
             };
@@ -1010,11 +1010,7 @@ fn follow(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, before_step: Bef
         if *stop.borrow() || !before_step(&stop) {
             return;
         }
-        let outcome = shared
-            .engine
-            .lock()
-            .expect("engine lock")
-            .step(None, EVENTS_PER_BATCH);
+        let outcome = shared.engine.lock().expect("engine lock").step(None, WHOLE_STEP);
         let position = match outcome {
             Err(error) => return fail(&shared, runner::RunnerFailure::of(&error)),
             Ok(outcome) if outcome.applied > 0 => continue,

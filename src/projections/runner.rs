@@ -34,8 +34,10 @@ use crate::log::limits::MAX_READ_PAGE_EVENTS;
 use crate::log::{Direction, Envelope, EnvelopeRef, EventFilter, Log, RecordLocation};
 use std::ops::ControlFlow;
 
-/// Events read by one runner step.
+/// Events read by one runner step at most (but aside: [`ASIDE_STEP_EVENTS`]).
 pub const EVENTS_PER_BATCH: usize = MAX_READ_PAGE_EVENTS;
+/// The batch that asks a step for as many events as it may read.
+pub const WHOLE_STEP: usize = usize::MAX;
 /// Events applied under one hold of the model's write lock: bounds how long a query waits for
 /// the runner.
 pub const APPLY_CHUNK: usize = 256;
@@ -586,8 +588,18 @@ pub const PIPELINE_MIN_EVENTS: usize = 2 * APPLY_CHUNK;
 /// whole, so their index updates can be merged in sorted batches instead of inserted one by one
 /// (about half a second of building; below it, answers from the partly built models come sooner).
 pub const ASIDE_MIN_EVENTS: u64 = 100_000;
-/// Chunks read ahead of the one being applied (bounds a pipelined step's extra memory).
-pub const PIPELINE_DEPTH: usize = 2;
+/// Chunks read ahead of the one being applied (bounds a pipelined step's extra memory: 8
+/// chunks of [`APPLY_CHUNK`] folded events, states shared). Chunks differ in cost (a chunk of
+/// new meetings against one of statements), so with 2 the threads waited on each other more
+/// (docs/benchmarks.md 000x).
+pub const PIPELINE_DEPTH: usize = 8;
+/// Events one step of a build aside reads at most. Each step starts the
+/// read-ahead thread afresh, and its first chunk and last chunks leave one of the two threads
+/// idle: at [`EVENTS_PER_BATCH`] (16 chunks) that was several percent of a rebuild. No query
+/// reads a model built aside, so nothing waits on its steps but a close (at most this many
+/// events, ~0.25 s at 1,000,000 events).
+pub const ASIDE_STEP_EVENTS: usize = 65_536;
+const _: () = assert!(ASIDE_STEP_EVENTS >= EVENTS_PER_BATCH && ASIDE_STEP_EVENTS % APPLY_CHUNK == 0);
 const _: () = assert!(PIPELINE_MIN_EVENTS <= EVENTS_PER_BATCH && PIPELINE_DEPTH >= 1);
 
 /// One event read from the log: where it is stored, the event decoded, and the states of its
@@ -1007,8 +1019,9 @@ impl Engine {
         self.progress.clone()
     }
 
-    /// Reads up to `batch` events from the lowest position of the selected read models (all
-    /// when `only` is `None`) and applies them, [`APPLY_CHUNK`] at a time. When the step may
+    /// Reads up to `batch` events (at most [`EVENTS_PER_BATCH`], [`ASIDE_STEP_EVENTS`] while
+    /// building aside) from the lowest position of the selected read models (all when `only`
+    /// is `None`) and applies them, [`APPLY_CHUNK`] at a time. When the step may
     /// cover more than one chunk and at least [`PIPELINE_MIN_EVENTS`] wait, the chunks are
     /// read, decoded and folded on a second thread while this one applies the chunk before
     /// (the read models themselves are only ever changed by this thread, in log order).
@@ -1033,7 +1046,11 @@ impl Engine {
             None => &*self.model,
         };
         let lowest = model.read().expect("model lock").lowest(&selected);
-        let batch = batch.clamp(1, MAX_READ_PAGE_EVENTS);
+        let most = match self.aside {
+            Some(_) => ASIDE_STEP_EVENTS,
+            None => EVENTS_PER_BATCH,
+        };
+        let batch = batch.clamp(1, most);
         let pipelined =
             batch > APPLY_CHUNK && self.log.head().saturating_sub(lowest) >= PIPELINE_MIN_EVENTS as u64;
         let states = match only {

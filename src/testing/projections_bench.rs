@@ -481,12 +481,7 @@ pub fn fill(log: &Log, events: u64, pair: Option<(usize, usize)>) -> ProjectionR
 }
 
 /// [`fill`] with entity numbers from `first` (so a second fill of one log makes new entities).
-pub(crate) fn fill_from(
-    log: &Log,
-    first: u64,
-    events: u64,
-    pair: Option<(usize, usize)>,
-) -> ProjectionResult<()> {
+pub fn fill_from(log: &Log, first: u64, events: u64, pair: Option<(usize, usize)>) -> ProjectionResult<()> {
     let mut written = 0;
     let mut n = first;
     while written < events {

@@ -4,9 +4,9 @@
 
 use crate::support::projections::*;
 use dipledger::log::{AppendRequest, EventDraft, ExpectedVersion};
-use dipledger::projections::runner::APPLY_CHUNK;
+use dipledger::projections::runner::{APPLY_CHUNK, ASIDE_STEP_EVENTS, EVENTS_PER_BATCH, WHOLE_STEP};
 use dipledger::projections::{ProjectionError, ProjectionName, Projections};
-use dipledger::testing::projections_bench::fill;
+use dipledger::testing::projections_bench::{fill, fill_from};
 use dipledger::time::{OccurredAt, Precision, Timestamp};
 use uuid::Uuid;
 
@@ -102,6 +102,23 @@ fn read_models_built_aside_stay_unseen_until_done_and_equal_ones_rebuilt_in_plac
     let reopened = Projections::open_paused(log.clone()).expect("reopen");
     assert_eq!(reopened.checkpoint(ProjectionName::Relations), log.head());
     assert!(reopened.dump_all() == aside, "restored from the snapshot");
+}
+
+#[test]
+fn a_step_reads_at_most_its_limit_in_place_and_a_larger_one_aside() {
+    let (_dir, log) = temp_log();
+    let events = ASIDE_STEP_EVENTS as u64 + 10;
+    fill(&log, events, None).expect("fill");
+    let projections = Projections::open_paused(log.clone()).expect("open");
+    projections.build_aside_from(1);
+    assert_eq!(projections.step(WHOLE_STEP).expect("step"), ASIDE_STEP_EVENTS);
+    assert_eq!(projections.checkpoint(ProjectionName::Meetings), 0, "still aside");
+    assert_eq!(projections.step(WHOLE_STEP).expect("step"), 10);
+    assert_eq!(projections.checkpoint(ProjectionName::Meetings), events);
+    // In place (nothing is empty now), a step reads at most EVENTS_PER_BATCH.
+    fill_from(&log, 1_000_000, EVENTS_PER_BATCH as u64 + 10, None).expect("fill more");
+    assert_eq!(projections.step(WHOLE_STEP).expect("step"), EVENTS_PER_BATCH);
+    assert_eq!(projections.step(WHOLE_STEP).expect("step"), 10);
 }
 
 #[test]
