@@ -13,6 +13,7 @@
 //! a commitment's progress reports (which its snapshot encoding leaves out, see
 //! [`crate::domain::commitment::State`]), empty for the other kinds.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::domain::commitment::{self, Entry};
@@ -29,14 +30,18 @@ const MEETING: u8 = 3;
 const COMMITMENT: u8 = 4;
 /// Bytes before the state in the packed form: its kind and its length.
 const HEADER: usize = 5;
+/// The bit of `Kept::version` that says a later state replaced this one (stream versions stay
+/// far below it).
+const SUPERSEDED: u64 = 1 << 63;
 
 /// One entity's latest state, decoded or packed. Immutable in meaning: packing changes how it
 /// is held, never what it holds. One lock over one form, so a reader sees exactly one of the
 /// two whenever it looks.
 #[derive(Debug)]
 pub(crate) struct Kept {
-    /// The state's stream version (events folded).
-    version: u64,
+    /// The state's stream version (events folded), with [`SUPERSEDED`] set once the runner
+    /// holds a later state of the stream.
+    version: AtomicU64,
     form: Mutex<Form>,
 }
 
@@ -56,7 +61,7 @@ impl Kept {
     /// A state kept decoded.
     pub(crate) fn hot(state: Arc<AggregateState>) -> Arc<Kept> {
         Arc::new(Kept {
-            version: state.version(),
+            version: AtomicU64::new(state.version()),
             form: Mutex::new(Form::Hot(state)),
         })
     }
@@ -64,7 +69,7 @@ impl Kept {
     /// A state kept packed (a restored one: it is cold until its stream is written again).
     pub(crate) fn cold(state: &AggregateState) -> Arc<Kept> {
         Arc::new(Kept {
-            version: state.version(),
+            version: AtomicU64::new(state.version()),
             form: Mutex::new(Form::Packed(pack(state))),
         })
     }
@@ -94,7 +99,19 @@ impl Kept {
 
     /// The state's stream version (without decoding it).
     pub(crate) fn version(&self) -> u64 {
-        self.version
+        self.version.load(Ordering::Relaxed) & !SUPERSEDED
+    }
+
+    /// Marks the state replaced by a later one of its stream: the runner packs only current
+    /// states (a replaced one is dropped once the read models let go of it). Lets the runner
+    /// tell without a lookup in its map of every stream (a cache miss per event).
+    pub(crate) fn supersede(&self) {
+        self.version.fetch_or(SUPERSEDED, Ordering::Relaxed);
+    }
+
+    /// Whether [`Kept::supersede`] was called.
+    pub(crate) fn superseded(&self) -> bool {
+        self.version.load(Ordering::Relaxed) & SUPERSEDED != 0
     }
 
     /// Whether the decoded form is kept.
@@ -189,6 +206,23 @@ fn unpack(packed: &[u8]) -> AggregateState {
 mod tests {
     use super::*;
     use crate::testing::projections_bench::sample_streams;
+
+    #[test]
+    fn a_superseded_state_keeps_its_version_and_says_it_was_replaced() {
+        for (_, events) in sample_streams() {
+            let mut state = AggregateState::empty_for_event(&events[0]);
+            for event in &events {
+                state = crate::domain::evolve_state(state, event);
+            }
+            let version = state.version();
+            for kept in [Kept::hot(Arc::new(state.clone())), Kept::cold(&state)] {
+                assert!(!kept.superseded());
+                kept.supersede();
+                assert!(kept.superseded());
+                assert_eq!(kept.version(), version, "the flag is not part of the version");
+            }
+        }
+    }
 
     #[test]
     fn a_cooled_state_reads_back_equal_and_snapshots_byte_for_byte_like_a_hot_one() {

@@ -396,7 +396,7 @@ impl Progress {
 struct StateMap {
     states: Map<StreamKey, Arc<Kept>>,
     /// The states folded last, oldest first, with their streams.
-    hot: VecDeque<(StreamKey, Arc<Kept>)>,
+    hot: VecDeque<Arc<Kept>>,
     /// How many `hot` holds at most: [`HOT_STATES`] (tests set fewer).
     capacity: usize,
 }
@@ -480,8 +480,10 @@ impl StateMap {
         };
         let after = Arc::new(evolve_state((*before).clone(), event));
         let kept = Kept::hot(after.clone());
-        self.states.insert(key.clone(), kept.clone());
-        self.hot.push_back((key, kept.clone()));
+        if let Some(replaced) = self.states.insert(key, kept.clone()) {
+            replaced.supersede();
+        }
+        self.hot.push_back(kept.clone());
         while self.hot.len() > self.capacity {
             self.cool_oldest();
         }
@@ -492,14 +494,10 @@ impl StateMap {
     /// (a later one replaced it otherwise, and it is dropped once the read models let go of it).
     /// False when the list is empty.
     fn cool_oldest(&mut self) -> bool {
-        let Some((key, kept)) = self.hot.pop_front() else {
+        let Some(kept) = self.hot.pop_front() else {
             return false;
         };
-        if self
-            .states
-            .get(&key)
-            .is_some_and(|current| Arc::ptr_eq(current, &kept))
-        {
+        if !kept.superseded() {
             kept.cool();
         }
         true
