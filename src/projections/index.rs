@@ -218,6 +218,46 @@ impl Held<'_> {
     }
 }
 
+/// A slot's bytes in a snapshot's chunk record ([`Index::save_chunks`]).
+const SLOT_BYTES: usize = 8 + 8 + 8 + 17;
+const _: () = assert!(SLOT_BYTES == std::mem::size_of::<Slot>());
+
+fn malformed_entry() -> ProjectionError {
+    ProjectionError::DataLoss("read-model snapshot: malformed index entry".into())
+}
+
+/// The first `n` bytes of `reader`, which moves past them.
+fn take<'a>(reader: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if reader.len() < n {
+        return None;
+    }
+    let (taken, rest) = reader.split_at(n);
+    *reader = rest;
+    Some(taken)
+}
+
+fn u32_at(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"))
+}
+
+/// `count` (from, to) big-endian pairs from `reader`, checked ([`valid_intervals`]).
+fn take_intervals(reader: &mut &[u8], count: usize) -> Option<Vec<(u64, u64)>> {
+    let bytes = take(reader, count.checked_mul(16)?)?;
+    let intervals: Vec<(u64, u64)> = bytes
+        .chunks_exact(16)
+        .map(|pair| (u64_at(&pair[..8]), u64_at(&pair[8..])))
+        .collect();
+    valid_intervals(&intervals).then_some(intervals)
+}
+
+/// Whether `intervals` can be an entry's: at least one, each non-empty and below
+/// [`EARLIER`], in order without overlap.
+fn valid_intervals(intervals: &[(u64, u64)]) -> bool {
+    !intervals.is_empty()
+        && intervals.iter().all(|(from, to)| from < to && *from < EARLIER)
+        && intervals.windows(2).all(|pair| pair[0].1 <= pair[1].0)
+}
+
 /// Where a slot is in a list: its chunk and its index in the chunk.
 type At = (usize, usize);
 
@@ -404,6 +444,11 @@ impl Index {
         self.deferred = None;
     }
 
+    /// Updates deferred and not merged yet.
+    pub(crate) fn deferred_updates(&self) -> usize {
+        self.deferred.as_ref().map_or(0, Vec::len)
+    }
+
     /// Whether no update waits (reads need it).
     fn settled(&self) -> bool {
         self.deferred.as_ref().is_none_or(Vec::is_empty)
@@ -539,26 +584,61 @@ impl Index {
         out.extend_from_slice(&key.id);
     }
 
-    /// Writes the entries changed since the last snapshot: `prefix` index value 0x00 sort(8)
-    /// id(17) -> the intervals as (from, to) big-endian pairs. A base writes millions of
-    /// entries under the model's lock, so each is put from two buffers made once.
+    /// Writes the entries changed since the last snapshot, each put from two buffers made
+    /// once: `prefix` index value 0x00 sort(8) id(17) -> the intervals as (from, to)
+    /// big-endian pairs. Everything (a base) is written a list chunk at a time instead
+    /// ([`Index::save_chunks`]).
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, prefix: &[u8]) {
-        let changed = self.dirty.take();
+        let keys = match self.dirty.take() {
+            Changed::All => return self.save_chunks(out, prefix),
+            Changed::Keys(keys) => keys,
+        };
         let (mut key_bytes, mut value) = (Vec::new(), Vec::new());
-        let mut put = |out: &mut Snapshot<'_>, key: &IndexKey, held: Held<'_>| {
+        for key in keys {
             key_bytes.clear();
             key_bytes.extend_from_slice(prefix);
-            self.write_key(key, &mut key_bytes);
+            self.write_key(&key, &mut key_bytes);
             value.clear();
+            let held = self.held(&key).expect("a changed entry is held");
             held.write(&mut value);
             out.put(&key_bytes, &value);
-        };
-        match changed {
-            Changed::All => self.every().for_each(|(key, held)| put(out, &key, held)),
-            Changed::Keys(keys) => {
-                for key in keys {
-                    put(out, &key, self.held(&key).expect("a changed entry is held"));
+        }
+    }
+
+    /// Writes every list, one record per chunk: `prefix` index value 0x00 ordinal(4) -> the
+    /// slot count (u32), each slot as sort(8) from(8, with [`EARLIER`]) to(8) id(17), then
+    /// for each slot flagged [`EARLIER`], in order, the count (u32) and (from, to) pairs of its
+    /// earlier intervals; all big-endian. A base holds millions of entries: one record each
+    /// was most of the model's lock hold after a rebuild (docs/benchmarks.md 000x).
+    fn save_chunks(&self, out: &mut Snapshot<'_>, prefix: &[u8]) {
+        let (mut key_bytes, mut value) = (Vec::new(), Vec::new());
+        for (&(index, value_id), list) in &self.lists {
+            for (ordinal, slots) in list.chunks.iter().enumerate() {
+                key_bytes.clear();
+                key_bytes.extend_from_slice(prefix);
+                key_bytes.push(index);
+                key_bytes.extend_from_slice(self.values.name(value_id).as_bytes());
+                key_bytes.push(0);
+                key_bytes.extend_from_slice(&(ordinal as u32).to_be_bytes());
+                value.clear();
+                value.extend_from_slice(&(slots.len() as u32).to_be_bytes());
+                for slot in slots {
+                    let (sort, from, to, id) = (slot.sort, slot.from, slot.to, slot.id);
+                    value.extend_from_slice(&sortable(sort));
+                    value.extend_from_slice(&from.to_be_bytes());
+                    value.extend_from_slice(&to.to_be_bytes());
+                    value.extend_from_slice(&id);
                 }
+                for slot in slots.iter().filter(|slot| slot.has_earlier()) {
+                    let key = IndexKey::at((index, value_id), slot.place());
+                    let earlier = &self.earlier[&key];
+                    value.extend_from_slice(&(earlier.len() as u32).to_be_bytes());
+                    for (from, to) in earlier {
+                        value.extend_from_slice(&from.to_be_bytes());
+                        value.extend_from_slice(&to.to_be_bytes());
+                    }
+                }
+                out.put(&key_bytes, &value);
             }
         }
     }
@@ -568,29 +648,75 @@ impl Index {
         self.dirty.mark_all();
     }
 
-    /// Restores one entry written by [`Index::save`] (`key` without its prefix).
+    /// Restores one record written by [`Index::save`] (`key` without its prefix): an entry, or
+    /// a list's chunk.
     pub(crate) fn restore(&mut self, key: &[u8], value: &[u8]) -> ProjectionResult<()> {
-        let malformed = || ProjectionError::DataLoss("read-model snapshot: malformed index entry".into());
-        let (&index, rest) = key.split_first().ok_or_else(malformed)?;
-        let end = rest.iter().position(|byte| *byte == 0).ok_or_else(malformed)?;
-        let name = std::str::from_utf8(&rest[..end]).map_err(|_| malformed())?;
+        let (&index, rest) = key.split_first().ok_or_else(malformed_entry)?;
+        let end = rest
+            .iter()
+            .position(|byte| *byte == 0)
+            .ok_or_else(malformed_entry)?;
+        let name = std::str::from_utf8(&rest[..end]).map_err(|_| malformed_entry())?;
         let rest = &rest[end + 1..];
-        if rest.len() != 8 + 17 || value.is_empty() || value.len() % 16 != 0 {
-            return Err(malformed());
+        let list = (index, self.values.intern(name));
+        match rest.len() {
+            4 => return self.restore_chunk(list, value),
+            25 => {}
+            _ => return Err(malformed_entry()),
+        }
+        let mut reader = value;
+        let intervals = take_intervals(&mut reader, value.len() / 16).ok_or_else(malformed_entry)?;
+        if !reader.is_empty() {
+            return Err(malformed_entry());
         }
         let mut id = [0u8; 17];
         id.copy_from_slice(&rest[8..]);
-        let intervals: Vec<(u64, u64)> = value
-            .chunks_exact(16)
-            .map(|pair| (u64_at(&pair[..8]), u64_at(&pair[8..])))
-            .collect();
-        let ordered = intervals.iter().all(|(from, to)| from < to && *from < EARLIER)
-            && intervals.windows(2).all(|pair| pair[0].1 <= pair[1].0);
-        if !ordered {
-            return Err(malformed());
+        self.set(IndexKey::at(list, (unsortable(rest), id)), &intervals);
+        Ok(())
+    }
+
+    /// Restores a chunk of `list` written by [`Index::save_chunks`]: appended when it follows
+    /// the list's last entry (as a base's chunks do), else set entry by entry.
+    fn restore_chunk(&mut self, list: (u8, u32), value: &[u8]) -> ProjectionResult<()> {
+        let mut reader = value;
+        let count = take(&mut reader, 4).map(|bytes| u32_at(bytes) as usize);
+        let count = count.filter(|count| (1..=CHUNK_SLOTS).contains(count));
+        let slots = count
+            .and_then(|count| take(&mut reader, count * SLOT_BYTES))
+            .ok_or_else(malformed_entry)?;
+        let mut entries = Vec::with_capacity(slots.len() / SLOT_BYTES);
+        for bytes in slots.chunks_exact(SLOT_BYTES) {
+            let (from, to) = (u64_at(&bytes[8..16]), u64_at(&bytes[16..24]));
+            let mut intervals = match from & EARLIER {
+                0 => Vec::new(),
+                _ => {
+                    let count = take(&mut reader, 4).map(|bytes| u32_at(bytes) as usize);
+                    let count = count.filter(|count| *count >= 1).ok_or_else(malformed_entry)?;
+                    take_intervals(&mut reader, count).ok_or_else(malformed_entry)?
+                }
+            };
+            intervals.push((from & !EARLIER, to));
+            let mut id = [0u8; 17];
+            id.copy_from_slice(&bytes[24..]);
+            entries.push((IndexKey::at(list, (unsortable(bytes), id)), intervals));
         }
-        let key = IndexKey::at((index, self.values.intern(name)), (unsortable(rest), id));
-        self.set(key, &intervals);
+        let in_order = entries
+            .windows(2)
+            .all(|pair| pair[0].0.order() < pair[1].0.order());
+        if !reader.is_empty() || !in_order || !entries.iter().all(|(_, held)| valid_intervals(held)) {
+            return Err(malformed_entry());
+        }
+        let held = self.lists.entry(list).or_default();
+        let last = held.chunks.last().and_then(|slots| slots.last()).map(Slot::order);
+        if last.is_none_or(|last| last < entries[0].0.order()) {
+            for (key, intervals) in &entries {
+                held.push(Slot::new(*key, intervals, &mut self.earlier));
+            }
+        } else {
+            for (key, intervals) in &entries {
+                self.set(*key, intervals);
+            }
+        }
         Ok(())
     }
 
@@ -927,6 +1053,153 @@ mod tests {
         assert_eq!(index.len(), MAX_DEFERRED_UPDATES);
         index.settle();
         index.check();
+    }
+
+    /// The records `index.save` writes (everything after `unsave`, else what changed).
+    fn saved(index: &mut Index) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut records = crate::projections::snapshot_writer::Records::collecting();
+        index.save(
+            &mut Snapshot {
+                letter: b'm',
+                records: &mut records,
+            },
+            b"I",
+        );
+        records.puts()
+    }
+
+    /// An index of several multi-chunk lists, with regained memberships (earlier intervals).
+    fn sample_index(seed: u64, positions: u64) -> Index {
+        let mut next = generator(seed);
+        let mut index = Index::default();
+        let mut current: Vec<Vec<Entry>> = vec![Vec::new(); 1_000];
+        for position in 1..=positions {
+            let item = next(1_000) as usize;
+            let mut new: Vec<Entry> = Vec::new();
+            if next(10) < 8 {
+                new.push((b'x', "long".into(), next(40) as i64 - 20));
+            }
+            if next(3) == 0 {
+                new.push((b'y', "short".into(), next(4) as i64));
+            }
+            let mut id = [7u8; 17];
+            id[1..9].copy_from_slice(&(item as u64).to_be_bytes());
+            index.update(id, &current[item], &new, position);
+            current[item] = new;
+        }
+        index
+    }
+
+    #[test]
+    fn a_base_writes_a_record_per_list_chunk_and_restores_the_same_entries() {
+        let mut index = sample_index(0x9E37_79B9_7F4A_7C15, 6_000);
+        assert!(!index.earlier.is_empty(), "memberships were regained");
+        let mut dumped = Vec::new();
+        index.dump(&mut dumped);
+        saved(&mut index);
+        index.unsave();
+        let base = saved(&mut index);
+        let chunks: usize = index.lists.values().map(|list| list.chunks.len()).sum();
+        assert_eq!(base.len(), chunks, "one record per chunk");
+        assert!(base.len() * 10 < dumped.len(), "far fewer records than entries");
+        let mut restored = Index::default();
+        for (key, value) in &base {
+            restored.restore(&key[1..], value).unwrap();
+        }
+        restored.check();
+        let mut again = Vec::new();
+        restored.dump(&mut again);
+        assert_eq!(again, dumped);
+        // Changes after the base are entries, restored over it.
+        let entry = |sort| (b'x', "long".to_owned(), sort);
+        index.update([9; 17], &[], &[entry(3)], 6_001);
+        index.update([9; 17], &[entry(3)], &[entry(4)], 6_002);
+        let changes = saved(&mut index);
+        assert_eq!(changes.len(), 2, "one record per changed entry");
+        for (key, value) in &changes {
+            restored.restore(&key[1..], value).unwrap();
+        }
+        restored.check();
+        let (mut expected, mut again) = (Vec::new(), Vec::new());
+        index.dump(&mut expected);
+        restored.dump(&mut again);
+        assert_eq!(again, expected);
+    }
+
+    #[test]
+    fn a_damaged_list_chunk_record_is_data_loss() {
+        let mut index = sample_index(0x2545_F491_4F6C_DD1D, 3_000);
+        index.unsave();
+        let base = saved(&mut index);
+        let (key, value) = base
+            .iter()
+            .find(|(_, value)| value.len() > 4 + 2 * SLOT_BYTES)
+            .expect("a chunk of several slots");
+        let count = u32_at(value) as usize;
+        let mut damaged: Vec<Vec<u8>> = vec![
+            value[..value.len() - 1].to_vec(),
+            [&value[..], &[0]].concat(),
+            [&0u32.to_be_bytes()[..], &value[4..]].concat(),
+            [&((CHUNK_SLOTS + 1) as u32).to_be_bytes()[..], &value[4..]].concat(),
+            [&((count + 1) as u32).to_be_bytes()[..], &value[4..]].concat(),
+        ];
+        // Two slots swapped: out of order.
+        let mut swapped = value.clone();
+        swapped[4..4 + 2 * SLOT_BYTES].copy_from_slice(
+            &[
+                &value[4 + SLOT_BYTES..4 + 2 * SLOT_BYTES],
+                &value[4..4 + SLOT_BYTES],
+            ]
+            .concat(),
+        );
+        damaged.push(swapped);
+        // An interval that ends where it starts.
+        let mut empty_interval = value.clone();
+        let from = value[4 + 8..4 + 16].to_vec();
+        empty_interval[4 + 16..4 + 24].copy_from_slice(&from);
+        damaged.push(empty_interval);
+        // A slot flagged for earlier intervals that the record does not hold.
+        let mut unflagged_earlier = value.clone();
+        unflagged_earlier[4 + 8] |= 0x80;
+        damaged.push(unflagged_earlier);
+        for (n, bytes) in damaged.iter().enumerate() {
+            let outcome = Index::default().restore(&key[1..], bytes);
+            assert!(
+                matches!(outcome, Err(ProjectionError::DataLoss(_))),
+                "damage {n}: {outcome:?}"
+            );
+        }
+        Index::default()
+            .restore(&key[1..], value)
+            .expect("the record itself restores");
+        // One entry that held, ended and held again: its earlier interval follows its slot.
+        let mut regained = Index::default();
+        let entry = [(b'x', "a".to_owned(), 1)];
+        regained.update([1; 17], &[], &entry, 1);
+        regained.update([1; 17], &entry, &[], 2);
+        regained.update([1; 17], &[], &entry, 3);
+        regained.unsave();
+        let base = saved(&mut regained);
+        let [(key, value)] = &base[..] else {
+            panic!("one chunk: {base:?}")
+        };
+        assert_eq!(value.len(), 4 + SLOT_BYTES + 4 + 16);
+        let mut none = value.clone();
+        none[4 + SLOT_BYTES..4 + SLOT_BYTES + 4].copy_from_slice(&0u32.to_be_bytes());
+        let mut after_last = value.clone();
+        after_last[4 + SLOT_BYTES + 4 + 8..].copy_from_slice(&4u64.to_be_bytes());
+        for bytes in [value[..value.len() - 16].to_vec(), none, after_last] {
+            let outcome = Index::default().restore(&key[1..], &bytes);
+            assert!(
+                matches!(outcome, Err(ProjectionError::DataLoss(_))),
+                "{outcome:?}"
+            );
+        }
+        let mut restored = Index::default();
+        restored.restore(&key[1..], value).unwrap();
+        assert_eq!(listed(&restored, "a", 1), vec![(1, 1)]);
+        assert_eq!(listed(&restored, "a", 2), vec![]);
+        assert_eq!(listed(&restored, "a", 3), vec![(1, 1)]);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use super::kept::Kept;
 use super::runner::{Change, Projection};
 use super::snapshot_writer::EntityKey;
 use super::store::Map;
-use super::store::{item_id, item_uuid, restore_entity, state_at, uuid_key, Current, Dirty, Entry, Snapshot};
+use super::store::{
+    item_id, item_uuid, restore_entity, state_at, uuid_key, Changed, Current, Dirty, Entry, Snapshot,
+};
 use crate::domain::common::{MeetingId, OfficialId, TimeWindow};
 use crate::domain::meeting::{self, MeetingDetails, MeetingStatus, Speaker, State};
 use crate::domain::{AggregateState, DomainEvent};
@@ -560,29 +562,38 @@ impl Projection for MeetingsModel {
     /// entries.
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
+        out.reserve_deferred(ids.len());
         for uuid in ids {
             let current = &self.rows[&uuid];
             out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), current);
         }
-        let every = self
-            .statements
-            .iter()
-            .flat_map(|(uuid, located)| (0..located.len() as u32).map(move |ordinal| (*uuid, ordinal)));
-        // A base puts every statement's location: from one buffer, not one allocation each.
+        // A base puts every statement's location (hundreds of thousands): straight from the
+        // map, each from one buffer, not one allocation each.
         let mut value = Vec::new();
-        for (uuid, ordinal) in self.statements_dirty.take_ids(every) {
-            if let Some(at) = self
-                .statements
-                .get(&uuid)
-                .and_then(|located| located.get(ordinal as usize))
-            {
-                let mut key = [0u8; 21];
-                key[0] = b's';
-                key[1..17].copy_from_slice(uuid.as_bytes());
-                key[17..].copy_from_slice(&ordinal.to_be_bytes());
-                value.clear();
-                crate::encoding::encode_into(at, &mut value);
-                out.put(key, &value);
+        let mut put = |out: &mut Snapshot<'_>, uuid: &uuid::Uuid, ordinal: usize, at: &StatementAt| {
+            let mut key = [0u8; 21];
+            key[0] = b's';
+            key[1..17].copy_from_slice(uuid.as_bytes());
+            key[17..].copy_from_slice(&(ordinal as u32).to_be_bytes());
+            value.clear();
+            crate::encoding::encode_into(at, &mut value);
+            out.put(key, &value);
+        };
+        match self.statements_dirty.take() {
+            Changed::All => {
+                for (uuid, located) in &self.statements {
+                    for (ordinal, at) in located.iter().enumerate() {
+                        put(out, uuid, ordinal, at);
+                    }
+                }
+            }
+            Changed::Keys(keys) => {
+                for (uuid, ordinal) in keys {
+                    let located = self.statements.get(&uuid);
+                    if let Some(at) = located.and_then(|located| located.get(ordinal as usize)) {
+                        put(out, &uuid, ordinal as usize, at);
+                    }
+                }
             }
         }
         self.index.save(out, b"I");

@@ -209,10 +209,46 @@ impl Model {
     }
 
     /// Merges every deferred index update (the read models can be read again).
+    /// Merges every index's deferred updates, on two threads: the indexes are independent,
+    /// and this runs once at the end of a build aside with nothing else to do (a sixth of a
+    /// rebuild's time on one thread, docs/benchmarks.md 000x).
     fn settle_indexes(&mut self) {
+        let mut indexes: Vec<&mut Index> = Vec::new();
         for (_, part) in self.parts_mut() {
-            part.indexes().into_iter().for_each(Index::settle);
+            indexes.extend(part.indexes());
         }
+        // The larger ones first, each to the thread with fewer updates so far.
+        indexes.sort_by_key(|index| std::cmp::Reverse(index.deferred_updates()));
+        let (mut mine, mut theirs): (Vec<&mut Index>, Vec<&mut Index>) = (Vec::new(), Vec::new());
+        let (mut my_updates, mut their_updates) = (0, 0);
+        for index in indexes {
+            let updates = index.deferred_updates();
+            if my_updates <= their_updates {
+                my_updates += updates;
+                mine.push(index);
+            } else {
+                their_updates += updates;
+                theirs.push(index);
+            }
+        }
+        let theirs = std::sync::Mutex::new(theirs);
+        let settle = |indexes: &std::sync::Mutex<Vec<&mut Index>>| {
+            let mut indexes = indexes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            indexes.drain(..).for_each(Index::settle);
+        };
+        std::thread::scope(|scope| {
+            let other = std::thread::Builder::new()
+                .name("dipledger-settle".into())
+                .spawn_scoped(scope, || settle(&theirs));
+            mine.into_iter().for_each(Index::settle);
+            if let Ok(other) = other {
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            }
+        });
+        // Without a second thread (it could not start), this one settles them all.
+        settle(&theirs);
     }
 
     pub(crate) fn reset(&mut self, name: ProjectionName) {

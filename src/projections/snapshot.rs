@@ -46,7 +46,8 @@ pub const SNAPSHOT_EVENTS: u64 = 1_000_000;
 /// The snapshot format this build writes and reads; any other is discarded and rebuilt.
 /// 6: a meeting's statements are no longer stored (their texts are read from the log).
 /// 7: a meeting's and a commitment's rarely set fields are one optional group of their own.
-pub const SNAPSHOT_FORMAT: u32 = 7;
+/// 8: a base holds each index list a chunk per record, not an entry per record.
+pub const SNAPSHOT_FORMAT: u32 = 8;
 /// Size a chunk is cut at (a chunk holds whole records, so one large record makes it larger).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Bytes appended since the base below which no new base is written, however small the base.

@@ -60,6 +60,9 @@ enum Out {
         db: sled::Db,
         error: Option<sled::Error>,
     },
+    /// Kept in memory (tests read the records back).
+    #[cfg(test)]
+    Collect(Vec<Vec<u8>>),
 }
 
 /// The records of one snapshot, cut into chunks as they fill.
@@ -150,6 +153,11 @@ impl Records {
         }
     }
 
+    /// Makes room for `records` more deferred records.
+    pub(crate) fn reserve_deferred(&mut self, records: usize) {
+        self.deferred.reserve(records);
+    }
+
     /// Adds a record to encode later, on the writer thread.
     pub(crate) fn defer(&mut self, record: Deferred) {
         self.deferred.push(record);
@@ -204,7 +212,42 @@ impl Records {
                 }
                 self.buffer.clear();
             }
+            #[cfg(test)]
+            Out::Collect(chunks) => chunks.push(std::mem::take(&mut self.buffer)),
         }
+    }
+
+    /// Records kept in memory (a test reads them back with [`Records::puts`]).
+    #[cfg(test)]
+    pub(crate) fn collecting() -> Records {
+        Records::new(Out::Collect(Vec::new()), 0, 0)
+    }
+
+    /// The (key, value) of every put, in order (of records made by [`Records::collecting`]).
+    #[cfg(test)]
+    pub(crate) fn puts(mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.flush();
+        let Out::Collect(chunks) = &self.out else {
+            panic!("records kept in memory")
+        };
+        let mut puts = Vec::new();
+        for chunk in chunks {
+            let mut rest = &chunk[..];
+            while let Some((&tag, after)) = rest.split_first() {
+                assert_eq!(tag, PUT, "only puts");
+                let sized = |bytes: &mut &[u8]| {
+                    let length = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+                    let (value, after) = bytes[4..].split_at(length);
+                    *bytes = after;
+                    value.to_vec()
+                };
+                rest = &after[1..];
+                let key = sized(&mut rest);
+                let value = sized(&mut rest);
+                puts.push((key, value));
+            }
+        }
+        puts
     }
 
     /// On the writer thread: encodes the deferred entities and writes the last chunk; the next

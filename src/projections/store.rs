@@ -115,6 +115,12 @@ impl Snapshot<'_> {
         self.records.put(self.letter, key.as_ref(), value.as_ref());
     }
 
+    /// Makes room for `records` more deferred records (a base defers one per entity: grown by
+    /// doubling, the list would copy itself and hold up to twice its size).
+    pub(crate) fn reserve_deferred(&mut self, records: usize) {
+        self.records.reserve_deferred(records);
+    }
+
     /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, on the
     /// snapshot's writer thread (the state is an immutable `Arc`, so what is encoded is what was current).
     pub(crate) fn put_entity(&mut self, key: super::snapshot_writer::EntityKey, current: &Current) {
@@ -286,12 +292,18 @@ impl Tally {
     /// Writes the deltas added since the last snapshot: `key` seq(8) -> (position, [(component
     /// name, amount)]).
     pub(crate) fn save(&mut self, out: &mut Snapshot<'_>, key: &[u8], names: &Interner) {
+        // A base puts every delta of every tally: from buffers made once, not three
+        // allocations each.
+        let (mut named, mut key_bytes, mut value) = (Vec::new(), Vec::new(), Vec::new());
         for seq in self.saved..self.positions.len() {
-            let named: Vec<(&str, i64)> = self.deltas.get(seq).map(|(c, v)| (names.name(c), v)).collect();
-            out.put(
-                [key, &(seq as u64).to_be_bytes()].concat(),
-                crate::encoding::encode(&(self.positions[seq], named)),
-            );
+            named.clear();
+            named.extend(self.deltas.get(seq).map(|(c, v)| (names.name(c), v)));
+            key_bytes.clear();
+            key_bytes.extend_from_slice(key);
+            key_bytes.extend_from_slice(&(seq as u64).to_be_bytes());
+            value.clear();
+            crate::encoding::encode_into(&(self.positions[seq], &named), &mut value);
+            out.put(&key_bytes, &value);
         }
         self.saved = self.positions.len();
     }
