@@ -675,6 +675,16 @@ impl Index {
         Ok(())
     }
 
+    /// Once every record is restored: each list's last chunk keeps no room it does not use
+    /// (restored chunks are filled whole, as a merge fills them).
+    pub(crate) fn finish_restore(&mut self) {
+        for list in self.lists.values_mut() {
+            if let Some(last) = list.chunks.last_mut() {
+                last.shrink_to_fit();
+            }
+        }
+    }
+
     /// Restores a chunk of `list` written by [`Index::save_chunks`]: appended when it follows
     /// the list's last entry (as a base's chunks do), else set entry by entry.
     fn restore_chunk(&mut self, list: (u8, u32), value: &[u8]) -> ProjectionResult<()> {

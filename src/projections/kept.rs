@@ -120,19 +120,23 @@ impl Kept {
         matches!(&*self.form(), Form::Hot(_))
     }
 
-    /// The entity's snapshot value: (first position, last position, state) encoded; the packed
-    /// state's bytes are copied, not encoded again.
+    /// The entity's snapshot value ([`Kept::write_snapshot_value`]'s bytes).
+    #[cfg(test)]
     pub(crate) fn snapshot_value(&self, first_position: u64, last_position: u64) -> Vec<u8> {
-        let mut value = crate::encoding::encode(&(first_position, last_position));
+        let mut value = Vec::new();
+        self.write_snapshot_value(first_position, last_position, &mut value);
+        value
+    }
+
+    /// Appends the entity's snapshot value to `out`: (first position, last position, state)
+    /// encoded; the packed state's bytes are copied, not encoded again.
+    pub(crate) fn write_snapshot_value(&self, first_position: u64, last_position: u64, out: &mut Vec<u8>) {
+        crate::encoding::encode_into(&(first_position, last_position), out);
         let hot = match &*self.form() {
-            Form::Packed(packed) => {
-                value.extend_from_slice(state_bytes(packed));
-                return value;
-            }
+            Form::Packed(packed) => return out.extend_from_slice(state_bytes(packed)),
             Form::Hot(state) => state.clone(),
         };
-        encode_state(&hot, &mut value);
-        value
+        encode_state(&hot, out);
     }
 }
 

@@ -632,7 +632,11 @@ fn load(db: &sled::Db, tree: &sled::Tree, model: &mut Model) -> ProjectionResult
         records += apply_chunk(&value, model)?;
     }
     for name in ProjectionName::ALL {
-        model.part_mut(name).finish_restore()?;
+        let part = model.part_mut(name);
+        part.finish_restore()?;
+        part.indexes()
+            .into_iter()
+            .for_each(super::index::Index::finish_restore);
     }
     Ok(Some((meta, records, bytes)))
 }

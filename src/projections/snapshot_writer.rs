@@ -33,6 +33,12 @@ use crate::domain::common::PARTY_CODE_LEN;
 pub const WRITER_QUEUE_CHUNKS: usize = 8;
 const _: () = assert!(WRITER_QUEUE_CHUNKS >= 1 && WRITER_QUEUE_CHUNKS * CHUNK_BYTES <= 64 * 1024 * 1024);
 
+/// Entity records a snapshot defers to the writer thread (48 bytes each: 3 MiB); past it, the
+/// runner encodes them as it takes them, under the model's lock (nearly all states are packed
+/// then: a copy of their bytes). A commitment's progress reports are always deferred (reading
+/// them decodes the state; one record per commitment).
+pub const MAX_DEFERRED_ENTITIES: usize = 65_536;
+
 /// One unit of work for the writer thread.
 enum Job {
     /// A chunk of records to compress and write under `key`.
@@ -73,10 +79,12 @@ pub(crate) struct Records {
     buffer: Vec<u8>,
     /// Record bytes (before compression).
     bytes: u64,
-    /// Records to encode on the writer thread (a base snapshot defers one per entity: ~525,000,
-    /// 25 MB, at the benchmark's 1,000,000 events, held until the writer thread has encoded
-    /// them; docs/benchmarks.md 000w).
+    /// Records to encode on the writer thread, at most [`MAX_DEFERRED_ENTITIES`] entities'
+    /// (a base has one per entity: ~525,000, 25 MB, at the benchmark's 1,000,000 events,
+    /// which were all held until the writer thread had encoded them; docs/benchmarks.md 000w).
     deferred: Vec<Deferred>,
+    /// Entity records in `deferred`.
+    deferred_entities: usize,
 }
 
 /// A record encoded on the writer thread, from states that are immutable `Arc`s (so what is
@@ -150,17 +158,50 @@ impl Records {
             buffer: Vec::with_capacity(CHUNK_BYTES + 4096),
             bytes: 0,
             deferred: Vec::new(),
+            deferred_entities: 0,
         }
     }
 
-    /// Makes room for `records` more deferred records.
+    /// Makes room for `records` more deferred records (no more than can be deferred).
     pub(crate) fn reserve_deferred(&mut self, records: usize) {
-        self.deferred.reserve(records);
+        self.deferred
+            .reserve(records.min(MAX_DEFERRED_ENTITIES.saturating_sub(self.deferred_entities)));
     }
 
-    /// Adds a record to encode later, on the writer thread.
+    /// Adds a record to encode later, on the writer thread; an entity's once
+    /// [`MAX_DEFERRED_ENTITIES`] are deferred is encoded now instead (a copy of its packed
+    /// bytes, unless among the few states kept decoded).
     pub(crate) fn defer(&mut self, record: Deferred) {
+        if let Deferred::Entity { .. } = record {
+            if self.deferred_entities == MAX_DEFERRED_ENTITIES {
+                return self.encode(record);
+            }
+            self.deferred_entities += 1;
+        }
         self.deferred.push(record);
+    }
+
+    /// Puts the records of `record`.
+    fn encode(&mut self, record: Deferred) {
+        match record {
+            Deferred::Entity { letter, key, current } => self.put_with(letter, key.as_bytes(), |out| {
+                current
+                    .state
+                    .write_snapshot_value(current.first_position, current.last_position, out)
+            }),
+            Deferred::Reports {
+                letter,
+                uuid,
+                state,
+                saved,
+            } => {
+                let mut out = super::store::Snapshot {
+                    letter,
+                    records: self,
+                };
+                super::commitments::report_records(&uuid, &state.state(), saved, &mut out);
+            }
+        }
     }
 
     fn record(&mut self, tag: u8, letter: u8, key: &[u8], value: Option<&[u8]>) {
@@ -181,6 +222,23 @@ impl Records {
 
     pub(crate) fn put(&mut self, letter: u8, key: &[u8], value: &[u8]) {
         self.record(PUT, letter, key, Some(value));
+    }
+
+    /// Puts `key` -> the bytes `value` appends, written in place (no copy of the value made
+    /// first).
+    fn put_with(&mut self, letter: u8, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
+        self.buffer.push(PUT);
+        self.buffer.push(letter);
+        self.buffer.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        self.buffer.extend_from_slice(key);
+        let length_at = self.buffer.len();
+        self.buffer.extend_from_slice(&[0; 4]);
+        value(&mut self.buffer);
+        let length = u32::try_from(self.buffer.len() - length_at - 4).expect("a record is far below 4 GiB");
+        self.buffer[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.flush();
+        }
     }
 
     pub(crate) fn remove(&mut self, letter: u8, key: &[u8]) {
@@ -258,23 +316,7 @@ impl Records {
             error: None,
         };
         for record in std::mem::take(&mut self.deferred) {
-            match record {
-                Deferred::Entity { letter, key, current } => {
-                    self.put(letter, key.as_bytes(), &super::store::entity_value(&current))
-                }
-                Deferred::Reports {
-                    letter,
-                    uuid,
-                    state,
-                    saved,
-                } => {
-                    let mut out = super::store::Snapshot {
-                        letter,
-                        records: &mut self,
-                    };
-                    super::commitments::report_records(&uuid, &state.state(), saved, &mut out);
-                }
-            }
+            self.encode(record);
         }
         self.flush();
         match self.out {
@@ -662,7 +704,55 @@ fn complete(
 
 #[cfg(test)]
 mod tests {
-    use super::EntityKey;
+    use super::{Deferred, EntityKey, Records, MAX_DEFERRED_ENTITIES};
+    use crate::projections::kept::Kept;
+    use crate::projections::store::Current;
+
+    #[test]
+    fn entities_past_the_deferral_limit_are_encoded_at_once_and_every_one_is_put() {
+        let (_, events) = crate::testing::projections_bench::sample_streams()
+            .into_iter()
+            .next()
+            .expect("a sample stream");
+        let mut state = crate::domain::AggregateState::empty_for_event(&events[0]);
+        for event in &events {
+            state = crate::domain::evolve_state(state, event);
+        }
+        let kept = Kept::cold(&state);
+        let mut records = Records::collecting();
+        let total = MAX_DEFERRED_ENTITIES + 10;
+        records.reserve_deferred(total);
+        assert_eq!(
+            records.deferred.capacity(),
+            MAX_DEFERRED_ENTITIES,
+            "no room past the limit"
+        );
+        for n in 0..total {
+            records.defer(Deferred::Entity {
+                letter: b'M',
+                key: EntityKey::new(b'E', &(n as u128).to_be_bytes()),
+                current: Current {
+                    state: kept.clone(),
+                    first_position: 1,
+                    last_position: 2,
+                },
+            });
+        }
+        assert_eq!(
+            records.deferred.len(),
+            MAX_DEFERRED_ENTITIES,
+            "the rest encoded at once"
+        );
+        for record in std::mem::take(&mut records.deferred) {
+            records.encode(record);
+        }
+        let puts = records.puts();
+        assert_eq!(puts.len(), total);
+        let keys: std::collections::BTreeSet<&Vec<u8>> = puts.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys.len(), total, "every entity once");
+        let value = kept.snapshot_value(1, 2);
+        assert!(puts.iter().all(|(_, put)| *put == value));
+    }
 
     #[test]
     fn entity_keys_hold_a_letter_and_a_uuid_or_the_longest_party_code_inline() {

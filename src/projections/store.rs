@@ -427,14 +427,8 @@ impl<K: Eq + std::hash::Hash> Dirty<K> {
     }
 }
 
-/// The snapshot value of an entity: (first position, last position, state).
-pub(crate) fn entity_value(current: &Current) -> Vec<u8> {
-    current
-        .state
-        .snapshot_value(current.first_position, current.last_position)
-}
-
-/// Decodes a snapshot value written by [`entity_value`] into a [`Current`] (checked: positions
+/// Decodes an entity's snapshot value, (first position, last position, state) as
+/// [`Kept::write_snapshot_value`] writes it, into a [`Current`] (checked: positions
 /// in order and the state's entity present).
 pub(crate) fn restore_entity<S: serde::de::DeserializeOwned>(
     value: &[u8],
