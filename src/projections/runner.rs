@@ -623,9 +623,9 @@ pub const PIPELINE_MIN_EVENTS: usize = 2 * APPLY_CHUNK;
 /// (about half a second of building; below it, answers from the partly built models come sooner).
 pub const ASIDE_MIN_EVENTS: u64 = 100_000;
 /// Chunks read ahead of the one being applied (bounds a pipelined step's extra memory: 8
-/// chunks of [`APPLY_CHUNK`] folded events, states shared). Chunks differ in cost (a chunk of
-/// new meetings against one of statements), so with 2 the threads waited on each other more
-/// (docs/benchmarks.md 000x).
+/// chunks of [`APPLY_CHUNK`] folded events, states shared). Chunks differ in cost to each
+/// thread (new meetings against statements), so the reading thread may run a few ahead where
+/// applying is dearer; against 2 the rebuild was within noise (docs/benchmarks.md 000x).
 pub const PIPELINE_DEPTH: usize = 8;
 /// Events one step of a build aside reads at most. Each step starts the
 /// read-ahead thread afresh, and its first chunk and last chunks leave one of the two threads

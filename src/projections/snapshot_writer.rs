@@ -162,10 +162,12 @@ impl Records {
         }
     }
 
-    /// Makes room for `records` more deferred records (no more than can be deferred).
-    pub(crate) fn reserve_deferred(&mut self, records: usize) {
-        self.deferred
-            .reserve(records.min(MAX_DEFERRED_ENTITIES.saturating_sub(self.deferred_entities)));
+    /// Makes room for `entities` more deferred entity records (no more than can be deferred)
+    /// and `reports` records of progress reports: grown by doubling, the list would copy itself
+    /// and hold up to twice its size.
+    pub(crate) fn reserve_deferred(&mut self, entities: usize, reports: usize) {
+        let room = MAX_DEFERRED_ENTITIES.saturating_sub(self.deferred_entities);
+        self.deferred.reserve_exact(entities.min(room) + reports);
     }
 
     /// Adds a record to encode later, on the writer thread; an entity's once
@@ -721,7 +723,7 @@ mod tests {
         let kept = Kept::cold(&state);
         let mut records = Records::collecting();
         let total = MAX_DEFERRED_ENTITIES + 10;
-        records.reserve_deferred(total);
+        records.reserve_deferred(total, 0);
         assert_eq!(
             records.deferred.capacity(),
             MAX_DEFERRED_ENTITIES,

@@ -115,10 +115,10 @@ impl Snapshot<'_> {
         self.records.put(self.letter, key.as_ref(), value.as_ref());
     }
 
-    /// Makes room for `records` more deferred records (a base defers one per entity: grown by
-    /// doubling, the list would copy itself and hold up to twice its size).
-    pub(crate) fn reserve_deferred(&mut self, records: usize) {
-        self.records.reserve_deferred(records);
+    /// Makes room for `entities` more deferred entity records and `reports` records of
+    /// progress reports (see `Records::reserve_deferred`).
+    pub(crate) fn reserve_deferred(&mut self, entities: usize, reports: usize) {
+        self.records.reserve_deferred(entities, reports);
     }
 
     /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, on the
