@@ -1120,6 +1120,15 @@ mod tests {
         let mut again = Vec::new();
         restored.dump(&mut again);
         assert_eq!(again, dumped);
+        // Given again, a chunk no longer follows its list's last entry: set entry by entry.
+        let mut twice = Index::default();
+        for (key, value) in base.iter().chain(&base) {
+            twice.restore(&key[1..], value).unwrap();
+        }
+        twice.check();
+        let mut again = Vec::new();
+        twice.dump(&mut again);
+        assert_eq!(again, dumped);
         // Changes after the base are entries, restored over it.
         let entry = |sort| (b'x', "long".to_owned(), sort);
         index.update([9; 17], &[], &[entry(3)], 6_001);
