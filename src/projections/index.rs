@@ -1065,6 +1065,22 @@ mod tests {
         index.check();
     }
 
+    /// An index restored from `records` (snapshot keys with their letter), checked.
+    fn restored_from<'a>(records: impl IntoIterator<Item = &'a (Vec<u8>, Vec<u8>)>) -> Index {
+        let mut index = Index::default();
+        for (key, value) in records {
+            index.restore(&key[1..], value).unwrap();
+        }
+        index.check();
+        index
+    }
+
+    fn dump_of(index: &Index) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        index.dump(&mut out);
+        out
+    }
+
     /// The records `index.save` writes (everything after `unsave`, else what changed).
     fn saved(index: &mut Index) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut records = crate::projections::snapshot_writer::Records::collecting();
@@ -1112,23 +1128,10 @@ mod tests {
         let chunks: usize = index.lists.values().map(|list| list.chunks.len()).sum();
         assert_eq!(base.len(), chunks, "one record per chunk");
         assert!(base.len() * 10 < dumped.len(), "far fewer records than entries");
-        let mut restored = Index::default();
-        for (key, value) in &base {
-            restored.restore(&key[1..], value).unwrap();
-        }
-        restored.check();
-        let mut again = Vec::new();
-        restored.dump(&mut again);
-        assert_eq!(again, dumped);
+        let mut restored = restored_from(&base);
+        assert_eq!(dump_of(&restored), dumped);
         // Given again, a chunk no longer follows its list's last entry: set entry by entry.
-        let mut twice = Index::default();
-        for (key, value) in base.iter().chain(&base) {
-            twice.restore(&key[1..], value).unwrap();
-        }
-        twice.check();
-        let mut again = Vec::new();
-        twice.dump(&mut again);
-        assert_eq!(again, dumped);
+        assert_eq!(dump_of(&restored_from(base.iter().chain(&base))), dumped);
         // Changes after the base are entries, restored over it.
         let entry = |sort| (b'x', "long".to_owned(), sort);
         index.update([9; 17], &[], &[entry(3)], 6_001);
@@ -1139,10 +1142,7 @@ mod tests {
             restored.restore(&key[1..], value).unwrap();
         }
         restored.check();
-        let (mut expected, mut again) = (Vec::new(), Vec::new());
-        index.dump(&mut expected);
-        restored.dump(&mut again);
-        assert_eq!(again, expected);
+        assert_eq!(dump_of(&restored), dump_of(&index));
     }
 
     #[test]
@@ -1291,14 +1291,8 @@ mod tests {
             scrambled.swap(n, next(n as u64 + 1) as usize);
         }
         for records in [dumped.clone(), [scrambled.clone(), scrambled].concat()] {
-            let mut restored = Index::default();
-            for (key, value) in &records {
-                restored.restore(&key[1..], value).unwrap();
-            }
-            restored.check();
-            let mut again = Vec::new();
-            restored.dump(&mut again);
-            assert_eq!(again, dumped);
+            let restored = restored_from(&records);
+            assert_eq!(dump_of(&restored), dumped);
             for value in values {
                 for at in [1, 2_000, 8_999, OPEN - 1] {
                     assert_eq!(
