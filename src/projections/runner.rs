@@ -208,8 +208,7 @@ impl Model {
         model
     }
 
-    /// Merges every deferred index update (the read models can be read again).
-    /// Merges every index's deferred updates, on two threads: the indexes are independent,
+    /// Merges every index's deferred updates (the read models can be read again), on two threads: the indexes are independent,
     /// and this runs once at the end of a build aside with nothing else to do (a sixth of a
     /// rebuild's time on one thread, docs/benchmarks.md 000x).
     fn settle_indexes(&mut self) {
@@ -431,7 +430,7 @@ impl Progress {
 /// [`super::kept`]).
 struct StateMap {
     states: Map<StreamKey, Arc<Kept>>,
-    /// The states folded last, oldest first, with their streams.
+    /// The states folded last, oldest first.
     hot: VecDeque<Arc<Kept>>,
     /// How many `hot` holds at most: [`HOT_STATES`] (tests set fewer).
     capacity: usize,

@@ -206,16 +206,14 @@ impl Records {
         }
     }
 
-    fn record(&mut self, tag: u8, letter: u8, key: &[u8], value: Option<&[u8]>) {
+    /// A record without a value: a remove (of `key`) or a clear (no key).
+    fn record(&mut self, tag: u8, letter: u8, key: &[u8]) {
+        assert!(tag != PUT, "a put has a value");
         self.buffer.push(tag);
         self.buffer.push(letter);
         if tag != CLEAR {
             self.buffer.extend_from_slice(&(key.len() as u32).to_be_bytes());
             self.buffer.extend_from_slice(key);
-        }
-        if let Some(value) = value {
-            self.buffer.extend_from_slice(&(value.len() as u32).to_be_bytes());
-            self.buffer.extend_from_slice(value);
         }
         if self.buffer.len() >= CHUNK_BYTES {
             self.flush();
@@ -223,7 +221,7 @@ impl Records {
     }
 
     pub(crate) fn put(&mut self, letter: u8, key: &[u8], value: &[u8]) {
-        self.record(PUT, letter, key, Some(value));
+        self.put_with(letter, key, |out| out.extend_from_slice(value));
     }
 
     /// Puts `key` -> the bytes `value` appends, written in place (no copy of the value made
@@ -244,11 +242,11 @@ impl Records {
     }
 
     pub(crate) fn remove(&mut self, letter: u8, key: &[u8]) {
-        self.record(REMOVE, letter, key, None);
+        self.record(REMOVE, letter, key);
     }
 
     pub(super) fn clear(&mut self, letter: u8) {
-        self.record(CLEAR, letter, &[], None);
+        self.record(CLEAR, letter, &[]);
     }
 
     /// Hands the filled buffer on as the next chunk.
