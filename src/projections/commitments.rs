@@ -590,7 +590,6 @@ impl Projection for CommitmentsModel {
     /// one compliance delta.
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
-        out.reserve_deferred(ids.len(), ids.len());
         for uuid in ids {
             let current = &self.rows[&uuid];
             out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), current);

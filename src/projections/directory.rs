@@ -269,7 +269,6 @@ impl Projection for DirectoryModel {
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let codes = self.dirty_parties.take_ids(self.parties.keys().cloned());
         let uuids = self.dirty_sources.take_ids(self.sources.keys().copied());
-        out.reserve_deferred(codes.len() + uuids.len(), 0);
         for code in codes {
             out.put_entity(EntityKey::new(b'p', code.as_bytes()), &self.parties[&code]);
         }

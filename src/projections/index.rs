@@ -23,8 +23,8 @@ use std::ops::Bound;
 
 use super::error::{ProjectionError, ProjectionResult};
 use super::store::{
-    decode_resume, encode_token, page_size, sortable, token_prefix, u64_at, unsortable, Changed, Dirty,
-    Entry, Interner, ItemId, Map, Snapshot, MAX_PAGE_BYTES, MAX_SCANNED_PER_PAGE, OPEN,
+    decode_resume, encode_token, page_size, sortable, take_bytes, token_prefix, u32_at, u64_at, unsortable,
+    Changed, Dirty, Entry, Interner, ItemId, Map, Snapshot, MAX_PAGE_BYTES, MAX_SCANNED_PER_PAGE, OPEN,
 };
 
 /// The most slots a chunk holds (10 KiB of slots): an insert moves at most this many, a search
@@ -226,28 +226,15 @@ fn malformed_entry() -> ProjectionError {
     ProjectionError::DataLoss("read-model snapshot: malformed index entry".into())
 }
 
-/// The first `n` bytes of `reader`, which moves past them.
-fn take<'a>(reader: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if reader.len() < n {
-        return None;
-    }
-    let (taken, rest) = reader.split_at(n);
-    *reader = rest;
-    Some(taken)
-}
-
-fn u32_at(bytes: &[u8]) -> u32 {
-    u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"))
-}
-
-/// `count` (from, to) big-endian pairs from `reader`, checked ([`valid_intervals`]).
+/// `count` (from, to) big-endian pairs from `reader` (unchecked: see [`valid_intervals`]).
 fn take_intervals(reader: &mut &[u8], count: usize) -> Option<Vec<(u64, u64)>> {
-    let bytes = take(reader, count.checked_mul(16)?)?;
-    let intervals: Vec<(u64, u64)> = bytes
-        .chunks_exact(16)
-        .map(|pair| (u64_at(&pair[..8]), u64_at(&pair[8..])))
-        .collect();
-    valid_intervals(&intervals).then_some(intervals)
+    let bytes = take_bytes(reader, count.checked_mul(16)?)?;
+    let pairs = bytes.chunks_exact(16);
+    Some(
+        pairs
+            .map(|pair| (u64_at(&pair[..8]), u64_at(&pair[8..])))
+            .collect(),
+    )
 }
 
 /// Whether `intervals` can be an entry's: at least one, each non-empty and below
@@ -577,11 +564,16 @@ impl Index {
 
     /// Appends [`Index::key_bytes`] to `out`: index value 0x00 sort(8) id(17).
     fn write_key(&self, key: &IndexKey, out: &mut Vec<u8>) {
-        out.push(key.index);
-        out.extend_from_slice(self.values.name(key.value).as_bytes());
-        out.push(0);
+        self.write_list((key.index, key.value), out);
         out.extend_from_slice(&sortable(key.sort));
         out.extend_from_slice(&key.id);
+    }
+
+    /// Appends what every key of `list`'s records starts with: index value 0x00.
+    fn write_list(&self, (index, value): (u8, u32), out: &mut Vec<u8>) {
+        out.push(index);
+        out.extend_from_slice(self.values.name(value).as_bytes());
+        out.push(0);
     }
 
     /// Writes the entries changed since the last snapshot, each put from two buffers made
@@ -612,13 +604,11 @@ impl Index {
     /// was most of the model's lock hold after a rebuild (docs/benchmarks.md 000x).
     fn save_chunks(&self, out: &mut Snapshot<'_>, prefix: &[u8]) {
         let (mut key_bytes, mut value) = (Vec::new(), Vec::new());
-        for (&(index, value_id), list) in &self.lists {
+        for (&of, list) in &self.lists {
             for (ordinal, slots) in list.chunks.iter().enumerate() {
                 key_bytes.clear();
                 key_bytes.extend_from_slice(prefix);
-                key_bytes.push(index);
-                key_bytes.extend_from_slice(self.values.name(value_id).as_bytes());
-                key_bytes.push(0);
+                self.write_list(of, &mut key_bytes);
                 key_bytes.extend_from_slice(&(ordinal as u32).to_be_bytes());
                 value.clear();
                 value.extend_from_slice(&(slots.len() as u32).to_be_bytes());
@@ -630,7 +620,7 @@ impl Index {
                     value.extend_from_slice(&id);
                 }
                 for slot in slots.iter().filter(|slot| slot.has_earlier()) {
-                    let key = IndexKey::at((index, value_id), slot.place());
+                    let key = IndexKey::at(of, slot.place());
                     let earlier = &self.earlier[&key];
                     value.extend_from_slice(&(earlier.len() as u32).to_be_bytes());
                     for (from, to) in earlier {
@@ -666,7 +656,7 @@ impl Index {
         }
         let mut reader = value;
         let intervals = take_intervals(&mut reader, value.len() / 16).ok_or_else(malformed_entry)?;
-        if !reader.is_empty() {
+        if !reader.is_empty() || !valid_intervals(&intervals) {
             return Err(malformed_entry());
         }
         let mut id = [0u8; 17];
@@ -689,10 +679,10 @@ impl Index {
     /// the list's last entry (as a base's chunks do), else set entry by entry.
     fn restore_chunk(&mut self, list: (u8, u32), value: &[u8]) -> ProjectionResult<()> {
         let mut reader = value;
-        let count = take(&mut reader, 4).map(|bytes| u32_at(bytes) as usize);
+        let count = take_bytes(&mut reader, 4).map(|bytes| u32_at(bytes) as usize);
         let count = count.filter(|count| (1..=CHUNK_SLOTS).contains(count));
         let slots = count
-            .and_then(|count| take(&mut reader, count * SLOT_BYTES))
+            .and_then(|count| take_bytes(&mut reader, count * SLOT_BYTES))
             .ok_or_else(malformed_entry)?;
         let mut entries = Vec::with_capacity(slots.len() / SLOT_BYTES);
         for bytes in slots.chunks_exact(SLOT_BYTES) {
@@ -700,7 +690,7 @@ impl Index {
             let mut intervals = match from & EARLIER {
                 0 => Vec::new(),
                 _ => {
-                    let count = take(&mut reader, 4).map(|bytes| u32_at(bytes) as usize);
+                    let count = take_bytes(&mut reader, 4).map(|bytes| u32_at(bytes) as usize);
                     let count = count.filter(|count| *count >= 1).ok_or_else(malformed_entry)?;
                     take_intervals(&mut reader, count).ok_or_else(malformed_entry)?
                 }

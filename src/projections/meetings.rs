@@ -562,7 +562,6 @@ impl Projection for MeetingsModel {
     /// entries.
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
-        out.reserve_deferred(ids.len(), 0);
         for uuid in ids {
             let current = &self.rows[&uuid];
             out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), current);

@@ -325,7 +325,6 @@ impl Projection for OfficialsModel {
     /// `E` uuid -> the state; `I` -> index entries; `T` uuid seq(8) -> one contacts delta.
     fn save(&mut self, out: &mut Snapshot<'_>) {
         let ids = self.dirty.take_ids(self.rows.keys().copied());
-        out.reserve_deferred(ids.len(), 0);
         for uuid in ids {
             out.put_entity(EntityKey::new(b'E', uuid.as_bytes()), &self.rows[&uuid]);
         }

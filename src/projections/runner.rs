@@ -208,9 +208,10 @@ impl Model {
         model
     }
 
-    /// Merges every index's deferred updates (the read models can be read again), on two threads: the indexes are independent,
-    /// and this runs once at the end of a build aside with nothing else to do (a sixth of a
-    /// rebuild's time on one thread, docs/benchmarks.md 000x).
+    /// Merges every index's deferred updates (the read models can be read again), on two
+    /// threads: the indexes are independent, and this runs once at the end of a build aside
+    /// with nothing else to do (a sixth of a rebuild's time on one thread, docs/benchmarks.md
+    /// 000x).
     fn settle_indexes(&mut self) {
         let mut indexes: Vec<&mut Index> = Vec::new();
         for (_, part) in self.parts_mut() {

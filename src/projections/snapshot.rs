@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use super::error::{ProjectionError, ProjectionResult};
 use super::runner::{Model, ProjectionName};
 use super::snapshot_writer::{Ready, Records, Writer, CLEAR, PUT, REMOVE};
-use super::store::Snapshot;
+use super::store::{take_bytes, take_sized, Snapshot};
 use crate::log::Log;
 
 /// Longest time between two snapshots while events are applied.
@@ -644,26 +644,14 @@ fn load(db: &sled::Db, tree: &sled::Tree, model: &mut Model) -> ProjectionResult
 /// Applies the records of one chunk; returns how many.
 fn apply_chunk(mut chunk: &[u8], model: &mut Model) -> ProjectionResult<u64> {
     let malformed = || ProjectionError::DataLoss("read-model snapshot: malformed record".into());
-    fn take<'a>(chunk: &mut &'a [u8], length: usize) -> Option<&'a [u8]> {
-        if chunk.len() < length {
-            return None;
-        }
-        let (taken, rest) = chunk.split_at(length);
-        *chunk = rest;
-        Some(taken)
-    }
-    fn sized<'a>(chunk: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let length = u32::from_be_bytes(take(chunk, 4)?.try_into().ok()?) as usize;
-        take(chunk, length)
-    }
     let mut count = 0;
     while !chunk.is_empty() {
-        let head = take(&mut chunk, 2).ok_or_else(malformed)?;
+        let head = take_bytes(&mut chunk, 2).ok_or_else(malformed)?;
         let name = name_of(head[1]).ok_or_else(malformed)?;
         match head[0] {
             PUT => {
-                let key = sized(&mut chunk).ok_or_else(malformed)?;
-                let value = sized(&mut chunk).ok_or_else(malformed)?;
+                let key = take_sized(&mut chunk).ok_or_else(malformed)?;
+                let value = take_sized(&mut chunk).ok_or_else(malformed)?;
                 if key == POSITION_KEY {
                     let position: [u8; 8] = value.try_into().map_err(|_| malformed())?;
                     model.set_position(name, u64::from_be_bytes(position));
@@ -672,7 +660,7 @@ fn apply_chunk(mut chunk: &[u8], model: &mut Model) -> ProjectionResult<u64> {
                 }
             }
             REMOVE => {
-                let key = sized(&mut chunk).ok_or_else(malformed)?;
+                let key = take_sized(&mut chunk).ok_or_else(malformed)?;
                 model.part_mut(name).forget(key)?;
             }
             CLEAR => model.reset(name),

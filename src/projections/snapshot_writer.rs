@@ -38,6 +38,9 @@ const _: () = assert!(WRITER_QUEUE_CHUNKS >= 1 && WRITER_QUEUE_CHUNKS * CHUNK_BY
 /// then: a copy of their bytes). A commitment's progress reports are always deferred (reading
 /// them decodes the state; one record per commitment).
 pub const MAX_DEFERRED_ENTITIES: usize = 65_536;
+/// Deferred records per block of the list that holds them (48 bytes each: 192 KiB).
+pub const DEFERRED_BLOCK: usize = 4_096;
+const _: () = assert!(DEFERRED_BLOCK >= 1 && DEFERRED_BLOCK <= MAX_DEFERRED_ENTITIES);
 
 /// One unit of work for the writer thread.
 enum Job {
@@ -81,8 +84,11 @@ pub(crate) struct Records {
     bytes: u64,
     /// Records to encode on the writer thread, at most [`MAX_DEFERRED_ENTITIES`] entities'
     /// (a base has one per entity: ~525,000, 25 MB, at the benchmark's 1,000,000 events,
-    /// which were all held until the writer thread had encoded them; docs/benchmarks.md 000w).
-    deferred: Vec<Deferred>,
+    /// which were all held until the writer thread had encoded them; docs/benchmarks.md 000w),
+    /// in blocks of [`DEFERRED_BLOCK`]: the list grows a block at a time, without copying what
+    /// it holds or keeping more than a block unused (a doubling vector did both: 12.6 MB for the
+    /// progress reports' records alone, 000x).
+    deferred: Vec<Vec<Deferred>>,
     /// Entity records in `deferred`.
     deferred_entities: usize,
 }
@@ -162,14 +168,6 @@ impl Records {
         }
     }
 
-    /// Makes room for `entities` more deferred entity records (no more than can be deferred)
-    /// and `reports` records of progress reports: grown by doubling, the list would copy itself
-    /// and hold up to twice its size.
-    pub(crate) fn reserve_deferred(&mut self, entities: usize, reports: usize) {
-        let room = MAX_DEFERRED_ENTITIES.saturating_sub(self.deferred_entities);
-        self.deferred.reserve_exact(entities.min(room) + reports);
-    }
-
     /// Adds a record to encode later, on the writer thread; an entity's once
     /// [`MAX_DEFERRED_ENTITIES`] are deferred is encoded now instead (a copy of its packed
     /// bytes, unless among the few states kept decoded).
@@ -180,7 +178,14 @@ impl Records {
             }
             self.deferred_entities += 1;
         }
-        self.deferred.push(record);
+        match self.deferred.last_mut() {
+            Some(block) if block.len() < DEFERRED_BLOCK => block.push(record),
+            _ => {
+                let mut block = Vec::with_capacity(DEFERRED_BLOCK);
+                block.push(record);
+                self.deferred.push(block);
+            }
+        }
     }
 
     /// Puts the records of `record`.
@@ -291,18 +296,12 @@ impl Records {
         let mut puts = Vec::new();
         for chunk in chunks {
             let mut rest = &chunk[..];
-            while let Some((&tag, after)) = rest.split_first() {
-                assert_eq!(tag, PUT, "only puts");
-                let sized = |bytes: &mut &[u8]| {
-                    let length = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-                    let (value, after) = bytes[4..].split_at(length);
-                    *bytes = after;
-                    value.to_vec()
-                };
-                rest = &after[1..];
-                let key = sized(&mut rest);
-                let value = sized(&mut rest);
-                puts.push((key, value));
+            use super::store::{take_bytes, take_sized};
+            while let Some(head) = take_bytes(&mut rest, 2) {
+                assert_eq!(head[0], PUT, "only puts");
+                let key = take_sized(&mut rest).expect("a key");
+                let value = take_sized(&mut rest).expect("a value");
+                puts.push((key.to_vec(), value.to_vec()));
             }
         }
         puts
@@ -315,7 +314,7 @@ impl Records {
             db: db.clone(),
             error: None,
         };
-        for record in std::mem::take(&mut self.deferred) {
+        for record in std::mem::take(&mut self.deferred).into_iter().flatten() {
             self.encode(record);
         }
         self.flush();
@@ -469,8 +468,10 @@ impl Writer {
 
     /// Hands the end of a snapshot over (its chunks already are).
     pub(crate) fn finish(&self, mut records: Records, base: bool, format: u32) {
-        // Held until the writer thread gets to them: not the slack of their growth as well.
-        records.deferred.shrink_to_fit();
+        // Held until the writer thread gets to them: not the room left in the last block.
+        if let Some(block) = records.deferred.last_mut() {
+            block.shrink_to_fit();
+        }
         self.state().in_flight = true;
         let finish = Box::new(Finish {
             records,
@@ -704,7 +705,7 @@ fn complete(
 
 #[cfg(test)]
 mod tests {
-    use super::{Deferred, EntityKey, Records, MAX_DEFERRED_ENTITIES};
+    use super::{Deferred, EntityKey, Records, DEFERRED_BLOCK, MAX_DEFERRED_ENTITIES};
     use crate::projections::kept::Kept;
     use crate::projections::store::Current;
 
@@ -721,12 +722,6 @@ mod tests {
         let kept = Kept::cold(&state);
         let mut records = Records::collecting();
         let total = MAX_DEFERRED_ENTITIES + 10;
-        records.reserve_deferred(total, 0);
-        assert_eq!(
-            records.deferred.capacity(),
-            MAX_DEFERRED_ENTITIES,
-            "no room past the limit"
-        );
         for n in 0..total {
             records.defer(Deferred::Entity {
                 letter: b'M',
@@ -738,12 +733,16 @@ mod tests {
                 },
             });
         }
-        assert_eq!(
-            records.deferred.len(),
-            MAX_DEFERRED_ENTITIES,
-            "the rest encoded at once"
+        let deferred: usize = records.deferred.iter().map(Vec::len).sum();
+        assert_eq!(deferred, MAX_DEFERRED_ENTITIES, "the rest encoded at once");
+        assert!(
+            records
+                .deferred
+                .iter()
+                .all(|block| block.capacity() == DEFERRED_BLOCK),
+            "held in whole blocks"
         );
-        for record in std::mem::take(&mut records.deferred) {
+        for record in std::mem::take(&mut records.deferred).into_iter().flatten() {
             records.encode(record);
         }
         let puts = records.puts();

@@ -101,6 +101,28 @@ pub(crate) fn u64_at(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(array)
 }
 
+/// A big-endian u32 from the first 4 bytes.
+pub(crate) fn u32_at(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"))
+}
+
+/// The first `n` bytes of `reader`, which moves past them (None, and `reader` unmoved, when it
+/// holds fewer): how snapshot records are read.
+pub(crate) fn take_bytes<'a>(reader: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if reader.len() < n {
+        return None;
+    }
+    let (taken, rest) = reader.split_at(n);
+    *reader = rest;
+    Some(taken)
+}
+
+/// A length (u32 BE) and that many bytes from `reader`, which moves past them.
+pub(crate) fn take_sized<'a>(reader: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let length = u32_at(take_bytes(reader, 4)?) as usize;
+    take_bytes(reader, length)
+}
+
 /// Where a read model writes its snapshot records: (key, value) puts and removes in a key space
 /// of its own (each key gets the read model's letter in front), appended to the snapshot's
 /// record stream ([`super::snapshot`]).
@@ -113,12 +135,6 @@ impl Snapshot<'_> {
     /// Puts `key` (after the letter) -> `value` (copied into the records).
     pub(crate) fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.records.put(self.letter, key.as_ref(), value.as_ref());
-    }
-
-    /// Makes room for `entities` more deferred entity records and `reports` records of
-    /// progress reports (see `Records::reserve_deferred`).
-    pub(crate) fn reserve_deferred(&mut self, entities: usize, reports: usize) {
-        self.records.reserve_deferred(entities, reports);
     }
 
     /// Puts `key` (after the letter) -> the entity's snapshot value, encoded later, on the

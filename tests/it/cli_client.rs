@@ -47,17 +47,23 @@ async fn applied(harness: &Harness, position: u64) {
         .unwrap();
 }
 
+/// Asserts that a CLI run exited with success, showing its standard error when it did not.
+#[track_caller]
+fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relation_and_history_in_human_and_json_output() {
     let (harness, last) = server_with_the_report().await;
     let server = harness.server.uri();
     let human = run(&args(&["relation", "LBY", "FRA", "--server", &server])).await;
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(
-        human.status.success(),
-        "{}",
-        String::from_utf8_lossy(&human.stderr)
-    );
+    assert_succeeded(&human);
     assert!(text.contains(&format!("(as of position {last})")), "{text}");
     assert!(
         text.contains("meetings 1 (held 1, planned 0, postponed 0, cancelled 0), commitments 1"),
@@ -142,7 +148,7 @@ async fn tail_prints_history_and_resumes_after_a_position() {
         &server,
     ]))
     .await;
-    assert!(all.status.success(), "{}", String::from_utf8_lossy(&all.stderr));
+    assert_succeeded(&all);
     let positions: Vec<u64> = String::from_utf8_lossy(&all.stdout)
         .lines()
         .map(|line| {
@@ -190,11 +196,7 @@ async fn show_and_list_verbs_in_human_and_json_output() {
         "meeting", "show", &meeting, "--json", "--server", &server,
     ]))
     .await;
-    assert!(
-        shown.status.success(),
-        "{}",
-        String::from_utf8_lossy(&shown.stderr)
-    );
+    assert_succeeded(&shown);
     let document: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(document["based_on_position"], last);
     assert_eq!(document["meeting"]["place"], "Benghazi");
@@ -281,11 +283,7 @@ async fn relation_draws_an_svg_timeline() {
         &server,
     ]))
     .await;
-    assert!(
-        drawn.status.success(),
-        "{}",
-        String::from_utf8_lossy(&drawn.stderr)
-    );
+    assert_succeeded(&drawn);
     assert!(String::from_utf8_lossy(&drawn.stderr)
         .contains("1 months of Goldstein sums, 1 meetings, 1 commitments"));
     let svg = std::fs::read_to_string(&path).unwrap();
@@ -386,11 +384,7 @@ async fn retract_marks_an_event_as_withdrawn_and_history_shows_both() {
         &server,
     ]))
     .await;
-    assert!(
-        retracted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&retracted.stderr)
-    );
+    assert_succeeded(&retracted);
     let printed = String::from_utf8_lossy(&retracted.stdout);
     assert!(
         printed.contains(&format!("entity: {}", meeting_id().stream_id())),
@@ -454,11 +448,7 @@ async fn a_read_verb_waits_for_its_min_position_and_names_it_when_it_is_not_reac
         &server,
     ]))
     .await;
-    assert!(
-        reached.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reached.stderr)
-    );
+    assert_succeeded(&reached);
     let answer: serde_json::Value = serde_json::from_slice(&reached.stdout).unwrap();
     assert!(answer["based_on_position"].as_u64().unwrap() >= last, "{answer}");
     // Past the head the server waits its default wait, then says which position was wanted.
