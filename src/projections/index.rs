@@ -23,8 +23,9 @@ use std::ops::Bound;
 
 use super::error::{ProjectionError, ProjectionResult};
 use super::store::{
-    decode_resume, encode_token, page_size, sortable, take_bytes, token_prefix, u32_at, u64_at, unsortable,
-    Changed, Dirty, Entry, Interner, ItemId, Map, Snapshot, MAX_PAGE_BYTES, MAX_SCANNED_PER_PAGE, OPEN,
+    decode_resume, encode_token, page_size, push_blocked, sortable, take_bytes, token_prefix, u32_at, u64_at,
+    unsortable, Changed, Dirty, Entry, Interner, ItemId, Map, Snapshot, MAX_PAGE_BYTES, MAX_SCANNED_PER_PAGE,
+    OPEN,
 };
 
 /// The most slots a chunk holds (10 KiB of slots): an insert moves at most this many, a search
@@ -327,14 +328,8 @@ impl List {
         if let Some(last) = self.chunks.last().and_then(|slots| slots.last()) {
             assert!(last.order() < slot.order(), "a list is built in order");
         }
-        match self.chunks.last_mut() {
-            Some(slots) if slots.len() < CHUNK_SLOTS => slots.push(slot),
-            _ => {
-                let mut slots = Vec::with_capacity(CHUNK_SLOTS);
-                slots.push(slot);
-                self.chunks.push(slots);
-                self.firsts.push(slot.order());
-            }
+        if push_blocked(&mut self.chunks, slot, CHUNK_SLOTS) {
+            self.firsts.push(slot.order());
         }
     }
 

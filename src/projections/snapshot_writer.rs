@@ -178,14 +178,7 @@ impl Records {
             }
             self.deferred_entities += 1;
         }
-        match self.deferred.last_mut() {
-            Some(block) if block.len() < DEFERRED_BLOCK => block.push(record),
-            _ => {
-                let mut block = Vec::with_capacity(DEFERRED_BLOCK);
-                block.push(record);
-                self.deferred.push(block);
-            }
-        }
+        super::store::push_blocked(&mut self.deferred, record, DEFERRED_BLOCK);
     }
 
     /// Puts the records of `record`.

@@ -101,6 +101,24 @@ pub(crate) fn u64_at(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(array)
 }
 
+/// Pushes `item` onto the last of `blocks`, or onto a new block of `capacity` when the last is
+/// full (a list that grows a block at a time: nothing it holds is copied, and at most one block
+/// has room unused). True when a block was started.
+pub(crate) fn push_blocked<T>(blocks: &mut Vec<Vec<T>>, item: T, capacity: usize) -> bool {
+    match blocks.last_mut() {
+        Some(block) if block.len() < capacity => {
+            block.push(item);
+            false
+        }
+        _ => {
+            let mut block = Vec::with_capacity(capacity);
+            block.push(item);
+            blocks.push(block);
+            true
+        }
+    }
+}
+
 /// A big-endian u32 from the first 4 bytes.
 pub(crate) fn u32_at(bytes: &[u8]) -> u32 {
     u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"))
