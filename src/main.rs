@@ -29,8 +29,8 @@ struct Cli {
     #[arg(long, global = true, env = "DIPLEDGER_CA_CERT")]
     ca_cert: Option<PathBuf>,
     /// Read verbs answer only once the read models have applied this log position (the server
-    /// waits up to 5 s, then answers UNAVAILABLE): pass the position a recording verb printed to
-    /// read your own write.
+    /// waits up to 5 s, then answers UNAVAILABLE; past the log's head, OUT_OF_RANGE at once):
+    /// pass the position a recording verb printed to read your own write.
     #[arg(long, global = true)]
     min_position: Option<u64>,
     #[command(subcommand)]

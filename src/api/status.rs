@@ -354,14 +354,7 @@ pub fn from_log_error(error: LogError) -> Status {
                 ErrorDetails::with_error_info("COMMAND_ID_REUSED", ERROR_DOMAIN, metadata),
             )
         }
-        LogError::OutOfRange { requested, head } => {
-            let metadata = HashMap::from([("head".to_owned(), head.to_string())]);
-            Status::with_error_details(
-                Code::OutOfRange,
-                format!("position {requested} is past the head of the log ({head})"),
-                ErrorDetails::with_error_info("POSITION_PAST_HEAD", ERROR_DOMAIN, metadata),
-            )
-        }
+        LogError::OutOfRange { requested, head } => past_head("position", requested, head),
         LogError::DataLoss { position, reason } => {
             eprintln!("dipledger: DATA LOSS at position {position}: {reason}");
             let metadata = HashMap::from([("position".to_owned(), position.to_string())]);
@@ -417,6 +410,17 @@ pub fn wrong_expected_version(stream_id: &str, expected: &str, current: u64) -> 
     )
 }
 
+/// OUT_OF_RANGE for a position past the head, named as the request named it (`position`, or
+/// the field: `min_position`, `as_of_position`).
+fn past_head(what: &str, requested: u64, head: u64) -> Status {
+    let metadata = HashMap::from([("head".to_owned(), head.to_string())]);
+    Status::with_error_details(
+        Code::OutOfRange,
+        format!("{what} {requested} is past the head of the log ({head})"),
+        ErrorDetails::with_error_info("POSITION_PAST_HEAD", ERROR_DOMAIN, metadata),
+    )
+}
+
 /// The status of a read-model error.
 pub fn from_projection_error(error: ProjectionError) -> Status {
     match error {
@@ -443,9 +447,11 @@ pub fn from_projection_error(error: ProjectionError) -> Status {
             )
         }
         ProjectionError::InvalidArgument { field, reason } => invalid_field(field, reason),
-        ProjectionError::OutOfRange { requested, head } => {
-            from_log_error(LogError::OutOfRange { requested, head })
-        }
+        ProjectionError::OutOfRange {
+            field,
+            requested,
+            head,
+        } => past_head(field, requested, head),
         ProjectionError::Log(error) => from_log_error(error),
         ProjectionError::DataLoss(reason) => {
             eprintln!("dipledger: DATA LOSS in a read model: {reason}");
@@ -530,6 +536,32 @@ pub fn from_join_error(error: tokio::task::JoinError) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_model_behind_is_unavailable_and_a_position_past_the_head_is_out_of_range_named() {
+        let behind = from_projection_error(ProjectionError::Unavailable {
+            projection: "directory",
+            wanted: 9,
+            reached: 3,
+        });
+        assert_eq!(behind.code(), Code::Unavailable);
+        assert_eq!(
+            behind.message(),
+            "read model directory reached position 3, not 9, by the deadline"
+        );
+        for field in ["min_position", "as_of_position"] {
+            let past = from_projection_error(ProjectionError::OutOfRange {
+                field,
+                requested: 9,
+                head: 3,
+            });
+            assert_eq!(past.code(), Code::OutOfRange);
+            assert_eq!(
+                past.message(),
+                format!("{field} 9 is past the head of the log (3)")
+            );
+        }
+    }
 
     #[test]
     fn codes() {

@@ -93,15 +93,22 @@ pub(crate) fn resolve(
             reason: format!("{:?} is over the limit of {MAX_WAIT:?}", options.wait),
         });
     }
+    // Every acknowledged position is at or below the head before its answer is sent, so a
+    // position past it is none a client was given: refused at once, not waited for.
+    let head = log.head();
+    let past_head = |field, requested| ProjectionError::OutOfRange {
+        field,
+        requested,
+        head,
+    };
+    if options.min_position > head {
+        return Err(past_head("min_position", options.min_position));
+    }
     let fixed = match options.as_of {
         AsOf::Latest => None,
         AsOf::Position(position) => {
-            let head = log.head();
             if position > head {
-                return Err(ProjectionError::OutOfRange {
-                    requested: position,
-                    head,
-                });
+                return Err(past_head("as_of_position", position));
             }
             Some(position)
         }

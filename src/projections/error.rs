@@ -33,8 +33,10 @@ pub enum ProjectionError {
         reason: String,
     },
     /// The position asked for is past the head of the log. Maps to OUT_OF_RANGE.
-    #[error("position {requested} is past the head of the log ({head})")]
+    #[error("{field} {requested} is past the head of the log ({head})")]
     OutOfRange {
+        /// The request's field that named it (`as_of_position`, `min_position`).
+        field: &'static str,
         /// The position asked for.
         requested: u64,
         /// The head.

@@ -342,7 +342,7 @@ fn read_options() -> BoxedStrategy<Option<pb::ReadOptions>> {
             ],
         )
             .prop_map(|(min_position, as_of)| pb::ReadOptions {
-                // Mostly 0: a position past the head waits for the deadline (then UNAVAILABLE).
+                // Mostly 0: a nonzero one is mostly past the head (OUT_OF_RANGE at once).
                 min_position: if min_position % 16 == 0 { min_position } else { 0 },
                 as_of,
             }),

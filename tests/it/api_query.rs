@@ -220,16 +220,18 @@ async fn queries_fail_with_the_status_their_request_deserves() {
         .await
         .unwrap_err();
     assert_eq!(same_party.code(), Code::InvalidArgument, "{same_party:?}");
-    // A position the ledger has not reached, with a short deadline: UNAVAILABLE, promptly.
+    // A min_position past the head, which no answer gave: OUT_OF_RANGE naming it, at once (a
+    // read model behind a position at or below the head is UNAVAILABLE by the deadline:
+    // projections_consistency, and the status's own test).
     let mut request = tonic::Request::new(pb::GetPartyRequest {
         code: "LBY".into(),
         options: at_least(last + 1_000),
     });
-    request.set_timeout(std::time::Duration::from_millis(200));
-    let behind = within("a bounded wait", queries.get_party(request))
-        .await
-        .unwrap_err();
-    assert_eq!(behind.code(), Code::Unavailable, "{behind:?}");
+    request.set_timeout(std::time::Duration::from_secs(30));
+    let beyond = within("a refusal", queries.get_party(request)).await.unwrap_err();
+    assert_eq!(beyond.code(), Code::OutOfRange, "{beyond:?}");
+    let named = format!("min_position {} is past the head", last + 1_000);
+    assert!(beyond.message().contains(&named), "{beyond:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -451,7 +451,8 @@ async fn a_read_verb_waits_for_its_min_position_and_names_it_when_it_is_not_reac
     assert_succeeded(&reached);
     let answer: serde_json::Value = serde_json::from_slice(&reached.stdout).unwrap();
     assert!(answer["based_on_position"].as_u64().unwrap() >= last, "{answer}");
-    // Past the head the server waits its default wait, then says which position was wanted.
+    // Past the head it is no position the server gave: refused at once (OUT_OF_RANGE), naming
+    // the field and the position.
     let beyond = (last + 1_000).to_string();
     let refused = run(&args(&[
         "history",
@@ -464,7 +465,10 @@ async fn a_read_verb_waits_for_its_min_position_and_names_it_when_it_is_not_reac
     .await;
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains(&beyond), "{stderr}");
+    assert!(
+        stderr.contains(&format!("min_position {beyond} is past the head")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,8 +138,21 @@ fn as_of_bounds_and_not_found() {
     assert!(projections.party("BBB", &ReadOptions::latest()).is_ok());
     assert!(matches!(
         projections.party("AAA", &ReadOptions::latest().as_of(AsOf::Position(second + 1))),
-        Err(ProjectionError::OutOfRange { requested, head }) if requested == second + 1 && head == second
+        Err(ProjectionError::OutOfRange { field: "as_of_position", requested, head })
+            if requested == second + 1 && head == second
     ));
+    // A min_position past the head is no position a client was given: refused at once, not
+    // waited for (the wait here would be a minute).
+    let beyond = ReadOptions::latest()
+        .min_position(second + 1)
+        .wait(Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        projections.party("AAA", &beyond),
+        Err(ProjectionError::OutOfRange { field: "min_position", requested, head })
+            if requested == second + 1 && head == second
+    ));
+    assert!(started.elapsed() < Duration::from_secs(30), "not waited for");
     // as_of_time before anything was recorded: nothing existed.
     let before_all = ReadOptions::latest().as_of(AsOf::Time(dipledger::time::Timestamp::EPOCH));
     let parties = projections
