@@ -84,6 +84,7 @@ pub struct ServerMetrics {
     latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
     head: Gauge,
     commits: Counter,
+    led_by_appenders: Counter,
     events: Counter,
     fsyncs: Counter,
     fsync_seconds: Seconds,
@@ -129,6 +130,7 @@ impl ServerMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             head: Gauge::default(),
             commits: Counter::default(),
+            led_by_appenders: Counter::default(),
             events: Counter::default(),
             fsyncs: Counter::default(),
             fsync_seconds: Seconds::default(),
@@ -170,6 +172,11 @@ impl ServerMetrics {
             "dipledger_log_commits",
             "Group commits applied (sled batches)",
             self.commits.clone(),
+        );
+        r.register(
+            "dipledger_log_commits_led_by_appenders",
+            "Group commits a lone appender committed on its own thread (not the writer thread)",
+            self.led_by_appenders.clone(),
         );
         r.register("dipledger_log_events", "Events committed", self.events.clone());
         r.register(
@@ -285,6 +292,8 @@ impl ServerMetrics {
         let mut last = self.last.lock().expect("metrics lock");
         let delta = |now: u64, then: u64| now.saturating_sub(then);
         self.commits.inc_by(delta(now.commits, last.commits));
+        self.led_by_appenders
+            .inc_by(delta(now.led_by_appenders, last.led_by_appenders));
         self.events.inc_by(delta(now.events, last.events));
         self.fsyncs.inc_by(delta(now.syncs, last.syncs));
         self.fsync_seconds

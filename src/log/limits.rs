@@ -54,6 +54,11 @@ pub const LATE_COMMITS_QUEUED: usize = 4;
 /// The late writer thread's nice value: on a saturated machine it yields to the writer and the
 /// request threads; once LATE_COMMITS_QUEUED commits wait for it, the writer waits too.
 pub const LATE_WRITER_NICE: i32 = 5;
+/// Rounds in a row that must each have committed a lone op (one op, nothing queued after it)
+/// before an appender commits its own op on its own thread instead of waking the writer thread
+/// (src/log/writer.rs, `Pipeline`): a single client then pays no thread hand-over, and a burst
+/// of concurrent appenders goes back to the writer thread at its first shared round.
+pub const LONE_ROUNDS_TO_LEAD: u32 = 8;
 /// Appends that may wait in the writer's queue; further callers wait for room (back-pressure).
 pub const WRITE_QUEUE_CAPACITY: usize = 4_096;
 

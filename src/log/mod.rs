@@ -58,7 +58,7 @@ pub use reader::ScanEnd;
 pub use recovery::VerifyReport;
 
 use limits::*;
-use writer::{Shared, WriteOp, Writer};
+use writer::{Committer, Pipeline, Shared, WriteOp, Writer};
 
 /// Test hook: a step of the write path that [`Log::inject_fault`] makes fail once.
 #[cfg(any(test, feature = "test-hooks"))]
@@ -78,6 +78,9 @@ pub enum FaultPoint {
     SledCommandRecords,
     /// The checkpointer's sled flush and fsync.
     Checkpoint,
+    /// Staging a group: panics instead of failing (a bug in the writer), to show that a panic
+    /// poisons the log instead of unwinding into the appender that led the round.
+    StagePanic,
 }
 
 /// Test hook: the fault injected for the next time a step runs.
@@ -123,6 +126,11 @@ pub struct WriterStats {
     pub checkpoints_deferred: u64,
     /// Time spent growing the Merkle tree (hashing the new leaves into tiles), in nanoseconds.
     pub tree_nanos: u64,
+    /// Group commits led by an appender on its own thread (a lone client's), not by the writer
+    /// thread.
+    pub led_by_appenders: u64,
+    /// Times an appender woke the writer thread to lead (a lone appender does not).
+    pub writer_wakeups: u64,
 }
 
 /// What opening the log found in the journal.
@@ -285,6 +293,8 @@ struct Inner {
     path: PathBuf,
     tree: sled::Tree,
     queue: Option<mpsc::Sender<WriteOp>>,
+    /// Group commit: an appender leads a round when none is in progress, else the writer thread.
+    pipeline: Arc<Pipeline>,
     head: watch::Receiver<u64>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
@@ -301,6 +311,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.queue.take();
+        self.pipeline.close();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -407,14 +418,17 @@ impl Log {
             shared: shared.clone(),
             disk: disk.clone(),
         };
+        let (pipeline, kicks) = Pipeline::new(Committer::start(writer, receiver, journal));
+        let led_by_thread = pipeline.clone();
         let writer = std::thread::Builder::new()
             .name("dipledger-log-writer".into())
-            .spawn(move || writer.run(receiver, journal))?;
+            .spawn(move || led_by_thread.run(kicks))?;
         Ok(Log {
             inner: Arc::new(Inner {
                 path: config.path.clone(),
                 tree,
                 queue: Some(queue),
+                pipeline,
                 head: head_receiver,
                 shared,
                 writer: Some(writer),
@@ -471,6 +485,7 @@ impl Log {
     pub async fn append_transaction(&self, requests: Vec<AppendRequest>) -> LogResult<Vec<AppendResult>> {
         let (op, answer) = self.prepare(requests)?;
         self.queue()?.send(op).await.map_err(|_| LogError::Closed)?;
+        self.inner.pipeline.sent();
         answer.await.map_err(|_| LogError::Closed)?
     }
 
@@ -484,6 +499,7 @@ impl Log {
     pub fn append_transaction_blocking(&self, requests: Vec<AppendRequest>) -> LogResult<Vec<AppendResult>> {
         let (op, answer) = self.prepare(requests)?;
         self.queue()?.blocking_send(op).map_err(|_| LogError::Closed)?;
+        self.inner.pipeline.sent();
         answer.blocking_recv().map_err(|_| LogError::Closed)?
     }
 
@@ -767,6 +783,8 @@ impl Log {
             checkpoint_micros: stats.checkpoint_micros.load(Ordering::Relaxed),
             checkpoints_deferred: stats.checkpoints_deferred.load(Ordering::Relaxed),
             tree_nanos: stats.tree_nanos.load(Ordering::Relaxed),
+            led_by_appenders: stats.led_by_appenders.load(Ordering::Relaxed),
+            writer_wakeups: stats.writer_wakeups.load(Ordering::Relaxed),
         }
     }
 

@@ -1,19 +1,30 @@
-//! The single writer: group commit on one thread, command records on a second, checkpoints on a
-//! third.
+//! The single writer: group commit by one leader at a time (a lone appender on its own thread,
+//! else the writer thread), command records on a second thread, checkpoints on a third.
 //!
-//! The *writer* thread owns every append. It takes all requests queued while the previous commit
-//! was in progress (bounded by MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each
-//! against the stream heads and command ids (its own group first, then its cache, then the
-//! command ceiling, the answered commits and sled), encodes and chains the records, packs them
-//! into chunks, and builds the group's journal frame part and its sled writes. It then writes the
-//! frame with one `write` and one `fdatasync`, and only then applies the records, stream runs and
-//! tiles to sled (in memory: sled is not flushed here), moves the durable head and answers the
-//! callers; then it hands the commit's command records and head metadata (which no reader needs;
-//! a retry's lookup finds the answered commits' ids in memory meanwhile) to the *late writer*
-//! thread and takes the next group. Staging the next group while the previous one syncs, on a
-//! second thread, measured slower on this two-core machine (the hand-over's wake-ups cost more
-//! than the overlap saved: docs/benchmarks.md, section 000i); the late writer's hand-over is off
-//! the answers' path.
+//! One *leader* at a time owns every append (the [`Pipeline`]'s lock over the [`Committer`]). It
+//! takes all requests queued while the previous commit was in progress (bounded by
+//! MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each against the stream heads
+//! and command ids (its own group first, then its cache, then the command ceiling, the answered
+//! commits and sled), encodes and chains the records, packs them into chunks, and builds the
+//! group's journal frame part and its sled writes. It then writes the frame with one `write` and
+//! one `fdatasync`, and only then applies the records, stream runs and tiles to sled (in memory:
+//! sled is not flushed here), moves the durable head and answers the callers; then it hands the
+//! commit's command records and head metadata (which no reader needs; a retry's lookup finds the
+//! answered commits' ids in memory meanwhile) to the *late writer* thread.
+//!
+//! Who leads: an appender sends its op to the queue; if the last LONE_ROUNDS_TO_LEAD rounds each
+//! committed a single op with nothing sent before its answer (one client at a time), and no
+//! round is in progress, the appender leads the round itself, on its own thread (a tokio worker
+//! for the server), so a lone client's command wakes no other thread; otherwise it wakes the
+//! *writer* thread, which leads until the queue is empty. A leader that lets go looks at the
+//! queue again and wakes the writer thread for what was sent meanwhile, so no op waits without
+//! a leader. Concurrent clients are thus grouped by the writer thread exactly as before, and
+//! never block a tokio worker for a fdatasync (docs/benchmarks.md, section 000y: leading on a
+//! worker whenever the writer was idle cost W2 ~15%). Staging the next group while the previous
+//! one syncs, on a second thread, measured slower on this two-core machine (the hand-over's
+//! wake-ups cost more than the overlap saved: section 000i); the late writer's hand-over is off
+//! the answers' path. A panic in a round poisons the log (caught, so it does not unwind into
+//! the appender that led it).
 //!
 //! Sled is written only after the journal holds the commit, so everything sled holds past its
 //! last flush is also in the journal, and recovery's replay from sled's head rewrites the same
@@ -50,8 +61,8 @@ use super::error::{LogError, LogResult};
 use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::limits::{
-    CHECKPOINT_JOURNAL_BYTES, LATE_COMMITS_QUEUED, LATE_WRITER_NICE, MAX_EVENTS_PER_COMMIT,
-    STREAM_HEAD_CACHE_ENTRIES,
+    CHECKPOINT_JOURNAL_BYTES, LATE_COMMITS_QUEUED, LATE_WRITER_NICE, LONE_ROUNDS_TO_LEAD,
+    MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES,
 };
 use super::reader;
 use crate::time::Timestamp;
@@ -164,6 +175,8 @@ pub(crate) struct WriterStats {
     pub(crate) checkpoint_micros: std::sync::atomic::AtomicU64,
     pub(crate) checkpoints_deferred: std::sync::atomic::AtomicU64,
     pub(crate) tree_nanos: std::sync::atomic::AtomicU64,
+    pub(crate) led_by_appenders: std::sync::atomic::AtomicU64,
+    pub(crate) writer_wakeups: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -293,16 +306,32 @@ impl Staged {
     }
 }
 
-impl Writer {
-    /// Runs the writer on this thread and the checkpointer on a thread of its own until the
-    /// queue closes; every op taken from the queue is answered before it returns.
-    pub(crate) fn run(mut self, mut queue: mpsc::Receiver<WriteOp>, journal: JournalWriter) {
+/// The commit machinery: the writer's staging state, the syncer, the queue's receiving end and
+/// the late writer and checkpointer threads. Whoever holds it (the [`Pipeline`]'s lock) leads:
+/// takes the queued ops as one group and commits them.
+pub(crate) struct Committer {
+    writer: Writer,
+    syncer: Syncer,
+    queue: mpsc::Receiver<WriteOp>,
+    /// An op taken from the queue that did not fit the last group: the first of the next.
+    carried: Option<WriteOp>,
+    /// Ops taken from the queue since the pipeline last counted them.
+    received: usize,
+    /// Whether the last round was a lone appender's (see `round`).
+    lone: bool,
+    late_writer: std::thread::JoinHandle<()>,
+    checkpointer: std::thread::JoinHandle<()>,
+}
+
+impl Committer {
+    /// The committer over `queue`, with its late writer and checkpointer threads started.
+    pub(crate) fn start(writer: Writer, queue: mpsc::Receiver<WriteOp>, journal: JournalWriter) -> Committer {
         let (wake_checkpointer, wakes) = std_mpsc::sync_channel::<()>(1);
         let checkpointer = Checkpointer {
-            sled: self.sled.clone(),
-            shared: self.shared.clone(),
-            interval: self.checkpoint_interval,
-            disk: self.disk.clone(),
+            sled: writer.sled.clone(),
+            shared: writer.shared.clone(),
+            interval: writer.checkpoint_interval,
+            disk: writer.disk.clone(),
         };
         let checkpointer = std::thread::Builder::new()
             .name("dipledger-log-checkpoint".into())
@@ -310,64 +339,256 @@ impl Writer {
             .expect("spawn the log checkpoint thread");
         let (late_commits, late_queue) = std_mpsc::sync_channel::<LateCommit>(LATE_COMMITS_QUEUED);
         let late_writer = LateWriter {
-            tree: self.tree.clone(),
-            shared: self.shared.clone(),
+            tree: writer.tree.clone(),
+            shared: writer.shared.clone(),
             failed: false,
         };
         let late_writer = std::thread::Builder::new()
             .name("dipledger-log-late".into())
             .spawn(move || late_writer.run(late_queue))
             .expect("spawn the log's late writer thread");
-        let mut syncer = Syncer {
+        let syncer = Syncer {
             late_commits,
-            sled: self.sled.clone(),
-            tree: self.tree.clone(),
+            sled: writer.sled.clone(),
+            tree: writer.tree.clone(),
             journal,
-            sizes: self.sizes,
-            head_sender: self.head_sender.clone(),
-            shared: self.shared.clone(),
+            sizes: writer.sizes,
+            head_sender: writer.head_sender.clone(),
+            shared: writer.shared.clone(),
             wake_checkpointer,
             journaled_since_wake: 0,
         };
-        let frame_limit = self.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
-        let mut carried: Option<WriteOp> = None;
-        loop {
-            let first = match carried.take() {
-                Some(op) => op,
-                None => match queue.blocking_recv() {
-                    Some(op) => op,
-                    None => break,
-                },
-            };
-            let mut events = first.event_count();
-            let mut bytes = first.frame_bytes_bound();
-            let mut ops = vec![first];
-            while let Ok(op) = queue.try_recv() {
-                if events + op.event_count() > MAX_EVENTS_PER_COMMIT
-                    || bytes + op.frame_bytes_bound() > frame_limit
-                {
-                    carried = Some(op);
-                    break;
-                }
-                events += op.event_count();
-                bytes += op.frame_bytes_bound();
-                ops.push(op);
-            }
-            let commit = self.stage_group(ops);
-            syncer.process(commit);
-            if carried.is_none() && queue.is_empty() {
-                // About to wait: free what this commit's sled inserts replaced.
-                super::release_sled_garbage();
-            }
+        Committer {
+            writer,
+            syncer,
+            queue,
+            carried: None,
+            received: 0,
+            lone: false,
+            late_writer,
+            checkpointer,
         }
-        // Dropping the syncer disconnects the late writer's queue (which ends that thread once
-        // it has written every answered commit) and the checkpointer's wake channel (which ends
-        // that one); both are joined before the log's last flush.
+    }
+
+    /// Takes the ops queued now (at most MAX_EVENTS_PER_COMMIT events and one journal frame's
+    /// bytes; the op that does not fit is carried to the next round) and commits them as one
+    /// group: staged, journaled with one fdatasync, applied, answered. False when there was
+    /// nothing to commit. Counts the ops it takes from the queue in `received`, and sets `lone`:
+    /// whether the group was one op and no other was sent before its answer (`queued` counts
+    /// the ops sent and not yet uncounted, this round's included).
+    fn round(&mut self, queued: &std::sync::atomic::AtomicI64) -> bool {
+        let frame_limit = self.writer.sizes.max_frame_bytes() - super::journal::FRAME_HEADER_BYTES;
+        let first = match self.carried.take() {
+            Some(op) => op,
+            None => match self.queue.try_recv() {
+                Ok(op) => {
+                    self.received += 1;
+                    op
+                }
+                Err(_) => return false,
+            },
+        };
+        let mut events = first.event_count();
+        let mut bytes = first.frame_bytes_bound();
+        let mut ops = vec![first];
+        while let Ok(op) = self.queue.try_recv() {
+            self.received += 1;
+            if events + op.event_count() > MAX_EVENTS_PER_COMMIT
+                || bytes + op.frame_bytes_bound() > frame_limit
+            {
+                self.carried = Some(op);
+                break;
+            }
+            events += op.event_count();
+            bytes += op.frame_bytes_bound();
+            ops.push(op);
+        }
+        let one_op = ops.len() == 1;
+        let commit = self.writer.stage_group(ops);
+        let mut lone = false;
+        let (carried, received) = (&self.carried, self.received as i64);
+        self.syncer.process(commit, || {
+            lone = one_op && carried.is_none() && queued.load(Ordering::SeqCst) <= received;
+        });
+        self.lone = lone;
+        true
+    }
+
+    /// Ends the late writer (once it has written every answered commit) and the checkpointer,
+    /// before the log's last flush.
+    fn finish(self) {
+        let Committer {
+            syncer,
+            late_writer,
+            checkpointer,
+            ..
+        } = self;
+        // Dropping the syncer disconnects the late writer's queue and the checkpointer's wake
+        // channel, which ends both threads.
         drop(syncer);
         let _ = late_writer.join();
         let _ = checkpointer.join();
     }
+}
 
+/// Group commit by whoever comes first (leader and followers). An appending caller sends its op
+/// to the queue and, when no commit is in progress, commits the queued ops itself, on its own
+/// thread: a lone writer's append wakes no other thread (under W1 the two hand-overs to a writer
+/// thread and back were most of the time above the RPC and the fdatasync). Callers that find a
+/// commit in progress wait for their answer; the leader, once done, hands what queued meanwhile
+/// to the writer thread, which leads until the queue is empty. So at most one round runs on a
+/// caller's thread, and a steady stream of appends is committed by the writer thread as before.
+pub(crate) struct Pipeline {
+    /// The commit machinery; None once the log has closed (or a round panicked: poisoned).
+    committer: Mutex<Option<Committer>>,
+    /// Ops sent to the queue and not yet taken by a round. A sender counts its op just after
+    /// sending it, so this may dip below zero for a moment; positive means someone must lead.
+    queued: std::sync::atomic::AtomicI64,
+    /// Rounds in a row that committed one op and found nothing queued after it: an appender
+    /// leads only after LONE_ROUNDS_TO_LEAD of them, so concurrent appenders keep being grouped
+    /// by the writer thread and never block a caller's thread for a fdatasync.
+    lone_rounds: std::sync::atomic::AtomicU32,
+    /// Wakes the writer thread to lead (a full channel means it is already woken).
+    kick: std_mpsc::SyncSender<()>,
+    /// Set when the last handle closes: the writer thread commits what is queued and ends.
+    closing: std::sync::atomic::AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    /// The pipeline and the receiving end of its writer thread's wake-ups.
+    pub(crate) fn new(committer: Committer) -> (Arc<Pipeline>, std_mpsc::Receiver<()>) {
+        let (kick, kicks) = std_mpsc::sync_channel(1);
+        let shared = committer.writer.shared.clone();
+        let pipeline = Pipeline {
+            committer: Mutex::new(Some(committer)),
+            queued: std::sync::atomic::AtomicI64::new(0),
+            lone_rounds: std::sync::atomic::AtomicU32::new(0),
+            kick,
+            closing: std::sync::atomic::AtomicBool::new(false),
+            shared,
+        };
+        (Arc::new(pipeline), kicks)
+    }
+
+    /// Called by an appender right after it sent its op. A lone appender (the last
+    /// LONE_ROUNDS_TO_LEAD rounds each committed one op and found nothing queued after it) leads
+    /// a round itself when none is in progress, blocking this thread for the round's fdatasync;
+    /// otherwise the writer thread is woken to lead. Returns without waiting when a commit is in
+    /// progress: its leader checks the queue after it lets go.
+    pub(crate) fn sent(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `let_go`: either this thread gets the lock, or the one holding
+        // it sees this op counted once it lets go.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS_TO_LEAD {
+            self.wake_writer_thread();
+            return;
+        }
+        let carried = match self.committer.try_lock() {
+            Ok(mut committer) => match committer.as_mut() {
+                Some(committer) => {
+                    if self.guarded_round(committer) {
+                        self.shared.stats.led_by_appenders.fetch_add(1, Ordering::Relaxed);
+                    }
+                    committer.carried.is_some()
+                }
+                None => false,
+            },
+            Err(_) => return,
+        };
+        if self.let_go(carried) {
+            self.lone_rounds.store(0, Ordering::Relaxed);
+            self.wake_writer_thread();
+        } else {
+            super::release_sled_garbage();
+        }
+    }
+
+    fn wake_writer_thread(&self) {
+        self.shared.stats.writer_wakeups.fetch_add(1, Ordering::Relaxed);
+        let _ = self.kick.try_send(());
+    }
+
+    /// After a leader lets go of the committer: whether ops are left for someone to lead.
+    fn let_go(&self, carried: bool) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        carried || self.queued.load(Ordering::SeqCst) > 0
+    }
+
+    /// One round, its ops then uncounted; a panic poisons the log instead of unwinding into the
+    /// caller (the panicked round's callers are answered `Closed` as their replies drop, and
+    /// later rounds refuse every op). False when there was nothing to commit.
+    fn guarded_round(&self, committer: &mut Committer) -> bool {
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| committer.round(&self.queued)));
+        let worked = round.unwrap_or_else(|_| {
+            self.shared.poison("the log writer panicked");
+            true
+        });
+        let received = std::mem::take(&mut committer.received);
+        self.queued.fetch_sub(received as i64, Ordering::SeqCst);
+        if worked {
+            let rounds = self.lone_rounds.load(Ordering::Relaxed);
+            let rounds = if committer.lone {
+                rounds.saturating_add(1)
+            } else {
+                0
+            };
+            self.lone_rounds.store(rounds, Ordering::Relaxed);
+        }
+        worked
+    }
+
+    /// The writer thread's work: whenever woken, lead until nothing is queued; once the log
+    /// closes, commit what is left and end the late writer and checkpointer.
+    pub(crate) fn run(&self, kicks: std_mpsc::Receiver<()>) {
+        while kicks.recv().is_ok() {
+            let closing = self.closing.load(Ordering::SeqCst);
+            self.lead_until_idle();
+            if closing {
+                break;
+            }
+        }
+        let committer = self
+            .committer
+            .lock()
+            .ok()
+            .and_then(|mut committer| committer.take());
+        if let Some(committer) = committer {
+            committer.finish();
+        }
+    }
+
+    /// Leads rounds until the queue is empty and nothing is carried, checking again after
+    /// letting go (an op sent while this thread held the lock is counted by then).
+    fn lead_until_idle(&self) {
+        loop {
+            let Ok(mut committer) = self.committer.lock() else {
+                return;
+            };
+            let Some(committer_now) = committer.as_mut() else {
+                return;
+            };
+            while self.guarded_round(committer_now) {}
+            drop(committer);
+            if !self.let_go(false) {
+                super::release_sled_garbage();
+                return;
+            }
+            // Counted but not yet in the queue's view (a sender between its send and its
+            // count): let it finish.
+            std::thread::yield_now();
+        }
+    }
+
+    /// Tells the writer thread the last handle closed: it commits what is queued and ends.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.kick.try_send(());
+    }
+}
+
+impl Writer {
     /// Stages one group: its frame part and sled writes, for the syncer. Rejected ops are
     /// answered along with the commit (after its sync), so answers keep the order of the queue.
     fn stage_group(&mut self, ops: Vec<WriteOp>) -> StagedCommit {
@@ -385,6 +606,10 @@ impl Writer {
                 .map(|op| (op.reply, Err(LogError::Poisoned { cause: cause.clone() })))
                 .collect();
             return refused(outcomes, self.head.position);
+        }
+        #[cfg(any(test, feature = "test-hooks"))]
+        if self.shared.faults.fail(super::FaultPoint::StagePanic).is_err() {
+            panic!("injected panic while staging a group");
         }
         let recorded_at = self.clock.now().max(self.head.recorded_at);
         let mut group = Staged::starting_at(self.head.position + 1, self.head.chain_hash);
@@ -638,7 +863,8 @@ impl Syncer {
     /// stream runs to sled, answers its callers, and only then hands its command records and
     /// head metadata (half of a commit's sled keys, which no reader needs) to the late writer,
     /// off the callers' wait and off this thread; once poisoned, answers them with the poison.
-    fn process(&mut self, mut commit: StagedCommit) {
+    /// `before_answers` runs once the commit is applied, just before its callers are answered.
+    fn process(&mut self, mut commit: StagedCommit, before_answers: impl FnOnce()) {
         // This commit's own fate: refused if the writer was poisoned before its write, failed if
         // its write, fdatasync or apply fails. A poison that arrives once it is applied (a
         // failed checkpoint, on its own thread) refuses later commits, not this durable one.
@@ -666,6 +892,7 @@ impl Syncer {
                     commands: commit.commands,
                 });
         }
+        before_answers();
         self.answer(commit.outcomes, failure);
         self.publish_head();
         if answered {

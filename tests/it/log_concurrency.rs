@@ -126,3 +126,99 @@ async fn concurrent_appenders_and_racers_keep_positions_and_versions_dense() {
     }
     assert!(log.verify(&mut |_, _| {}).is_ok());
 }
+
+/// Appends `count` requests one after the other on this thread; returns how many times they
+/// woke the writer thread.
+fn append_alone(log: &dipledger::log::Log, stream: &str, count: u64) -> u64 {
+    let before = log.stats().writer_wakeups;
+    for _ in 0..count {
+        log.append_blocking(request(stream, ExpectedVersion::Any, 1))
+            .expect("a lone append is acknowledged");
+    }
+    log.stats().writer_wakeups - before
+}
+
+/// A lone appender stops waking the writer thread once LONE_ROUNDS_TO_LEAD rounds in a row were
+/// its alone (it leads its own round, or the writer thread, if still at work, takes its op);
+/// concurrent appenders meanwhile are all committed (no op is left queued without a leader,
+/// whoever held the commit when it was sent); and a lone appender stops waking it again after.
+#[test]
+fn a_lone_appender_stops_waking_the_writer_thread_and_concurrent_appends_are_all_committed() {
+    use dipledger::log::limits::LONE_ROUNDS_TO_LEAD;
+    const LONE: u64 = 40;
+    const THREADS: u64 = 16;
+    const EACH: u64 = 200;
+    let (_dir, log) = temp_log();
+    // The appender may read the count of lone rounds just before the writer thread raises it
+    // past the threshold (the thread answers before it counts the round): one wake-up more.
+    let most = u64::from(LONE_ROUNDS_TO_LEAD) + 1;
+    let wakeups = append_alone(&log, "alone", LONE);
+    assert!(wakeups <= most, "{wakeups} wake-ups for {LONE} lone appends");
+    assert!(wakeups >= u64::from(LONE_ROUNDS_TO_LEAD), "{wakeups} wake-ups");
+    // A burst of concurrent appenders arrives while lone appenders lead: every op is committed.
+    let (done, finished) = std::sync::mpsc::channel();
+    for thread in 0..THREADS {
+        let (log, done) = (log.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut spin = crate::support::log::XorShift(thread + 1);
+            for _ in 0..EACH {
+                // Uneven gaps, so rounds are sometimes lone and sometimes shared.
+                for _ in 0..spin.next_u32() % 20_000 {
+                    std::hint::black_box(0u64);
+                }
+                log.append_blocking(request(&format!("burst-{thread}"), ExpectedVersion::Any, 1))
+                    .expect("a concurrent append is acknowledged");
+            }
+            done.send(()).expect("the test waits");
+        });
+    }
+    for _ in 0..THREADS {
+        finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("every concurrent append is answered (an op left queued with no leader hangs)");
+    }
+    assert_eq!(log.head(), LONE + THREADS * EACH);
+    let wakeups = append_alone(&log, "alone-again", LONE);
+    assert!(
+        wakeups <= most,
+        "{wakeups} wake-ups for {LONE} lone appends after the burst"
+    );
+    assert!(log.verify(&mut |_, _| {}).is_ok());
+}
+
+/// A panic while committing (a bug in the writer) poisons the log, whether the writer thread or
+/// a lone appender leads the round (the first: always the writer thread; after lone rounds: the
+/// appender, unless the writer thread is still at work and takes the op): the round's appender
+/// gets an error instead of the panic, later appends are refused as poisoned instead of hanging,
+/// and nothing of it reaches the log.
+#[test]
+fn a_panic_while_committing_poisons_the_log_whoever_leads_the_round() {
+    use dipledger::log::limits::LONE_ROUNDS_TO_LEAD;
+    use dipledger::log::FaultPoint;
+    for lone_first in [0, u64::from(LONE_ROUNDS_TO_LEAD) + 2] {
+        let (dir, log) = temp_log();
+        append_alone(&log, "before", lone_first);
+        log.inject_fault(FaultPoint::StagePanic, std::io::ErrorKind::Other);
+        let failed = log.append_blocking(request("panics", ExpectedVersion::Any, 1));
+        assert!(
+            matches!(failed, Err(LogError::Closed)),
+            "the panicked round's appender is answered with an error: {failed:?}"
+        );
+        match log.append_blocking(request("after", ExpectedVersion::Any, 1)) {
+            Err(LogError::Poisoned { cause }) => assert!(cause.contains("panicked"), "{cause}"),
+            other => panic!("a later append is refused as poisoned, got {other:?}"),
+        }
+        assert_eq!(log.head(), lone_first);
+        drop(log);
+        let log = crate::support::log::reopen(&dir);
+        assert_eq!(
+            log.head(),
+            lone_first,
+            "nothing of the panicked round was written"
+        );
+        assert!(log.poisoned().is_none());
+        log.append_blocking(request("reopened", ExpectedVersion::Any, 1))
+            .expect("the reopened log takes appends");
+        assert!(log.verify(&mut |_, _| {}).is_ok());
+    }
+}

@@ -157,6 +157,8 @@ fn stats_since(log: &Log, before: &dipledger::log::WriterStats) -> dipledger::lo
         checkpoint_micros: now.checkpoint_micros - before.checkpoint_micros,
         checkpoints_deferred: now.checkpoints_deferred - before.checkpoints_deferred,
         tree_nanos: now.tree_nanos - before.tree_nanos,
+        led_by_appenders: now.led_by_appenders - before.led_by_appenders,
+        writer_wakeups: now.writer_wakeups - before.writer_wakeups,
     }
 }
 
