@@ -238,8 +238,19 @@ fn set_credentials(config: &LoadConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// HTTP/2 flow-control windows and largest frame this client accepts: room for the replay's
+/// read-ahead pages in flight at once (hyper's defaults, 5 MiB and 2 MiB, hold about one), and
+/// pages sent in frames of up to 1 MiB instead of 16 KiB.
+const REPLAY_CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+const REPLAY_STREAM_WINDOW: u32 = 16 * 1024 * 1024;
+const REPLAY_MAX_FRAME: u32 = 1024 * 1024;
+
 async fn connect(target: &str) -> anyhow::Result<Conn> {
-    let mut endpoint = Channel::from_shared(target.to_owned())?.connect_timeout(Duration::from_secs(10));
+    let mut endpoint = Channel::from_shared(target.to_owned())?
+        .connect_timeout(Duration::from_secs(10))
+        .initial_connection_window_size(REPLAY_CONNECTION_WINDOW)
+        .initial_stream_window_size(REPLAY_STREAM_WINDOW)
+        .max_frame_size(REPLAY_MAX_FRAME);
     if let Some((_, Some(ca))) = CREDENTIALS.get() {
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(ca));
