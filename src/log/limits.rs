@@ -59,6 +59,12 @@ pub const LATE_WRITER_NICE: i32 = 5;
 /// (src/log/writer.rs, `Pipeline`): a single client then pays no thread hand-over, and a burst
 /// of concurrent appenders goes back to the writer thread at its first shared round.
 pub const LONE_ROUNDS_TO_LEAD: u32 = 8;
+/// Command ids the writer keeps of those it staged most recently (src/log/writer.rs,
+/// `RecentCommands`): an id between their floor and the command ceiling that is not among them
+/// is new without a sled lookup. ~40 bytes each: ~2.6 MiB. More than two commits' worth, so an
+/// id leaves only after its commit was answered.
+pub const RECENT_COMMAND_IDS: usize = 65_536;
+const _: () = assert!(RECENT_COMMAND_IDS >= 2 * MAX_EVENTS_PER_COMMIT);
 /// Appends that may wait in the writer's queue; further callers wait for room (back-pressure).
 pub const WRITE_QUEUE_CAPACITY: usize = 4_096;
 

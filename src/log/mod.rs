@@ -131,6 +131,9 @@ pub struct WriterStats {
     pub led_by_appenders: u64,
     /// Times an appender woke the writer thread to lead (a lone appender does not).
     pub writer_wakeups: u64,
+    /// Command-id lookups (the ledger's and the writer's) that memory could not answer and
+    /// asked sled: a retry of an older command, or an id below the recent ids' floor.
+    pub sled_command_lookups: u64,
 }
 
 /// What opening the log found in the journal.
@@ -392,9 +395,9 @@ impl Log {
         });
         shared.visible.store(head.position, Ordering::SeqCst);
         shared.applied.store(head.position, Ordering::SeqCst);
-        shared
-            .command_ceiling
-            .store(reader::stored_command_ceiling(&tree)?, Ordering::SeqCst);
+        let ceiling = reader::stored_command_ceiling(&tree)?;
+        shared.command_ceiling.store(ceiling, Ordering::SeqCst);
+        *shared.recent_commands.lock().expect("recent commands") = writer::RecentCommands::above(ceiling);
         shared.checkpointed.store(head.position, Ordering::SeqCst);
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let data_file = File::options()
@@ -756,10 +759,9 @@ impl Log {
     /// Restore writes command records around the writer: from then on every command lookup
     /// asks sled.
     pub(crate) fn forget_command_ceiling(&self) {
-        self.inner
-            .shared
-            .command_ceiling
-            .store(u64::MAX, Ordering::SeqCst);
+        let shared = &self.inner.shared;
+        *shared.recent_commands.lock().expect("recent commands") = writer::RecentCommands::default();
+        shared.command_ceiling.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Flushes sled and fsyncs its data file (restore writes around the writer, then calls this).
@@ -785,6 +787,7 @@ impl Log {
             tree_nanos: stats.tree_nanos.load(Ordering::Relaxed),
             led_by_appenders: stats.led_by_appenders.load(Ordering::Relaxed),
             writer_wakeups: stats.writer_wakeups.load(Ordering::Relaxed),
+            sled_command_lookups: stats.sled_command_lookups.load(Ordering::Relaxed),
         }
     }
 

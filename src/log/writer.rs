@@ -62,7 +62,7 @@ use super::journal::{FramePart, JournalSizes, JournalWriter, RequestEntry};
 use super::keys::{self, CommandRecord, HeadMeta, StreamRun};
 use super::limits::{
     CHECKPOINT_JOURNAL_BYTES, LATE_COMMITS_QUEUED, LATE_WRITER_NICE, LONE_ROUNDS_TO_LEAD,
-    MAX_EVENTS_PER_COMMIT, STREAM_HEAD_CACHE_ENTRIES,
+    MAX_EVENTS_PER_COMMIT, RECENT_COMMAND_IDS, STREAM_HEAD_CACHE_ENTRIES,
 };
 use super::reader;
 use crate::time::Timestamp;
@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     /// UUIDv7, above every earlier one but for clocks and races) skips sled. Set on open,
     /// raised by the writer before it stages an id.
     pub(crate) command_ceiling: AtomicU64,
+    /// The ids staged most recently, with the floor above which they are all the log holds.
+    pub(crate) recent_commands: Mutex<RecentCommands>,
     /// Callers of [`Shared::wait_whole`] waiting for `applied` to reach `visible`.
     pub(crate) whole_waiters: Mutex<usize>,
     pub(crate) whole: std::sync::Condvar,
@@ -135,6 +137,55 @@ pub(crate) struct Shared {
 pub(crate) struct AnsweredCommit {
     head: u64,
     commands: HashMap<Uuid, (Hash, AppendResult)>,
+}
+
+/// The ids of the commands staged most recently (at most RECENT_COMMAND_IDS), with a floor:
+/// every id the log holds (or the writer has staged) whose ceiling value is above `floor` is
+/// among them. So an id between the floor and the command ceiling that is not here is new,
+/// without asking sled: concurrent clients' commands are staged in another order than their
+/// UUIDv7s were made, and each id below the ceiling was a sled lookup that missed (under W3
+/// ~5% of the server's samples, docs/benchmarks.md, section 000y). An id leaves the set only
+/// after RECENT_COMMAND_IDS later ones were staged, long after its commit was answered (its
+/// record is then in the answered commits or in sled), and the floor rises past it.
+pub(crate) struct RecentCommands {
+    floor: u64,
+    ids: std::collections::HashSet<Uuid>,
+    order: std::collections::VecDeque<Uuid>,
+}
+
+impl Default for RecentCommands {
+    /// Knows nothing: the floor at the top, so every lookup asks further.
+    fn default() -> RecentCommands {
+        RecentCommands::above(u64::MAX)
+    }
+}
+
+impl RecentCommands {
+    /// No id the log holds has a ceiling value above `floor` (the command ceiling on open).
+    pub(crate) fn above(floor: u64) -> RecentCommands {
+        RecentCommands {
+            floor,
+            ids: std::collections::HashSet::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Remembers a staged id; the oldest beyond RECENT_COMMAND_IDS leave and raise the floor.
+    fn remember(&mut self, command_id: Uuid) {
+        if self.ids.insert(command_id) {
+            self.order.push_back(command_id);
+        }
+        while self.order.len() > RECENT_COMMAND_IDS {
+            let oldest = self.order.pop_front().expect("more ids than the limit");
+            self.ids.remove(&oldest);
+            self.floor = self.floor.max(command_ceiling_of(oldest));
+        }
+    }
+
+    /// Whether the log surely does not hold `command_id`.
+    fn surely_new(&self, command_id: Uuid) -> bool {
+        command_ceiling_of(command_id) > self.floor && !self.ids.contains(&command_id)
+    }
 }
 
 /// What memory alone knows of a command id.
@@ -177,6 +228,7 @@ pub(crate) struct WriterStats {
     pub(crate) tree_nanos: std::sync::atomic::AtomicU64,
     pub(crate) led_by_appenders: std::sync::atomic::AtomicU64,
     pub(crate) writer_wakeups: std::sync::atomic::AtomicU64,
+    pub(crate) sled_command_lookups: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -210,13 +262,24 @@ impl Shared {
         if command_ceiling_of(command_id) > self.command_ceiling.load(Ordering::SeqCst) {
             return InMemory::New;
         }
+        if self
+            .recent_commands
+            .lock()
+            .expect("recent commands")
+            .surely_new(command_id)
+        {
+            return InMemory::New;
+        }
         let answered = self.answered_commands.lock().expect("answered commands");
         match answered
             .iter()
             .find_map(|commit| commit.commands.get(&command_id))
         {
             Some(found) => InMemory::Answered(found.clone()),
-            None => InMemory::AskSled,
+            None => {
+                self.stats.sled_command_lookups.fetch_add(1, Ordering::Relaxed);
+                InMemory::AskSled
+            }
         }
     }
 
@@ -762,7 +825,12 @@ impl Writer {
                     op.last_run = Some((stream_id.clone(), op.entries.len() - 1, run));
                 }
             }
-            // Before the id can be found anywhere: lookups trust the ceiling.
+            // Before the id can be found anywhere: lookups trust the recent ids and the ceiling.
+            self.shared
+                .recent_commands
+                .lock()
+                .expect("recent commands")
+                .remember(command_id);
             self.shared
                 .command_ceiling
                 .fetch_max(command_ceiling_of(command_id), Ordering::SeqCst);

@@ -132,6 +132,59 @@ fn retries_are_found_whatever_order_the_command_ids_come_in() {
 }
 
 #[test]
+fn ids_made_before_the_newest_are_known_new_from_memory_until_they_fall_below_the_recent_floor() {
+    // Concurrent clients' UUIDv7s reach the writer out of the order they were made: an id below
+    // the command ceiling but above the floor of the recent ids, and not among them, is new
+    // without asking sled. Once RECENT_COMMAND_IDS later ids were staged, older ones are
+    // looked up in sled again, and retries are still found.
+    let (_dir, log) = temp_log();
+    let never_sent = Uuid::now_v7();
+    let (earlier, later) = (Uuid::now_v7(), Uuid::now_v7());
+    assert!(never_sent < earlier && earlier < later);
+    let with_id = |id: Uuid| AppendRequest::new(id, "s", ExpectedVersion::Any, "tester", vec![draft(1, 32)]);
+    let later_result = log.append_blocking(with_id(later)).unwrap();
+    let asked = log.stats().sled_command_lookups;
+    let earlier_request = with_id(earlier);
+    let earlier_result = log.append_blocking(earlier_request.clone()).unwrap();
+    assert_eq!(
+        earlier_result.first_position(),
+        2,
+        "the earlier id is a new command"
+    );
+    assert_eq!(
+        log.stats().sled_command_lookups,
+        asked,
+        "and sled was not asked about it"
+    );
+    assert_eq!(
+        log.append_blocking(earlier_request.clone()).unwrap(),
+        earlier_result
+    );
+    // Push both out of the recent ids.
+    let batches = RECENT_COMMAND_IDS / MAX_REQUESTS_PER_TRANSACTION + 1;
+    for _ in 0..batches {
+        let requests = (0..MAX_REQUESTS_PER_TRANSACTION)
+            .map(|_| request("filler", ExpectedVersion::Any, 1))
+            .collect();
+        log.append_transaction_blocking(requests).unwrap();
+    }
+    let asked = log.stats().sled_command_lookups;
+    assert_eq!(log.append_blocking(earlier_request).unwrap(), earlier_result);
+    assert_eq!(log.append_blocking(with_id(later)).unwrap(), later_result);
+    let head = log.head();
+    let fresh = log.append_blocking(with_id(never_sent)).unwrap();
+    assert_eq!(
+        fresh.first_position(),
+        head + 1,
+        "an old id never sent is still new"
+    );
+    assert!(
+        log.stats().sled_command_lookups >= asked + 3,
+        "ids below the recent floor are looked up in sled"
+    );
+}
+
+#[test]
 fn a_command_id_reused_for_a_different_request_is_rejected() {
     let (_dir, log) = temp_log();
     let original = request("s", ExpectedVersion::Any, 1);

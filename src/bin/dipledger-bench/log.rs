@@ -159,6 +159,7 @@ fn stats_since(log: &Log, before: &dipledger::log::WriterStats) -> dipledger::lo
         tree_nanos: now.tree_nanos - before.tree_nanos,
         led_by_appenders: now.led_by_appenders - before.led_by_appenders,
         writer_wakeups: now.writer_wakeups - before.writer_wakeups,
+        sled_command_lookups: now.sled_command_lookups - before.sled_command_lookups,
     }
 }
 
