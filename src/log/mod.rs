@@ -815,6 +815,13 @@ impl Log {
         *self.inner.shared.faults.0.lock().expect("fault slot lock") = Some((point, kind));
     }
 
+    /// Test hook: how many lone rounds in a row let an appender commit on its own thread
+    /// (`LONE_ROUNDS_TO_LEAD` by default; 0: whenever no round is in progress).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn set_lone_rounds_to_lead(&self, rounds: u32) {
+        self.inner.pipeline.set_lone_rounds_to_lead(rounds);
+    }
+
     /// Test hook: direct access to the sled tree, to damage records in corruption tests.
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn raw_tree(&self) -> &sled::Tree {

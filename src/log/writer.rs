@@ -1,7 +1,8 @@
 //! The single writer: group commit by one leader at a time (a lone appender on its own thread,
 //! else the writer thread), command records on a second thread, checkpoints on a third.
 //!
-//! One *leader* at a time owns every append (the [`Pipeline`]'s lock over the [`Committer`]). It
+//! One *leader* at a time owns every append (the [`Pipeline`]'s `leading` flag over the
+//! [`Committer`]). It
 //! takes all requests queued while the previous commit was in progress (bounded by
 //! MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each against the stream heads
 //! and command ids (its own group first, then its cache, then the command ceiling, the answered
@@ -17,8 +18,10 @@
 //! round is in progress, the appender leads the round itself, on its own thread (a tokio worker
 //! for the server), so a lone client's command wakes no other thread; otherwise it wakes the
 //! *writer* thread, which leads until the queue is empty. A leader that lets go looks at the
-//! queue again and wakes the writer thread for what was sent meanwhile, so no op waits without
-//! a leader. Concurrent clients are thus grouped by the writer thread exactly as before, and
+//! count of queued ops and wakes the writer thread for what was sent meanwhile, so no op waits
+//! without a leader (a sender counts its op before it tries to lead; the count and the flag are
+//! SeqCst, so a sender that finds the flag set has its op counted when the leader looks). A
+//! round never runs on a current-thread tokio runtime, whose one thread runs every task. Concurrent clients are thus grouped by the writer thread exactly as before, and
 //! never block a tokio worker for a fdatasync (docs/benchmarks.md, section 000y: leading on a
 //! worker whenever the writer was idle cost W2 ~15%). Staging the next group while the previous
 //! one syncs, on a second thread, measured slower on this two-core machine (the hand-over's
@@ -47,7 +50,7 @@
 //! split, the ordering rules between them would no longer be visible in one place.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Instant;
 
@@ -502,20 +505,36 @@ impl Committer {
 /// to the writer thread, which leads until the queue is empty. So at most one round runs on a
 /// caller's thread, and a steady stream of appends is committed by the writer thread as before.
 pub(crate) struct Pipeline {
-    /// The commit machinery; None once the log has closed (or a round panicked: poisoned).
+    /// Set by the one leader: taken with a swap and released with a store, both SeqCst, as
+    /// senders count their ops in `queued`: a sender that finds it set has its op counted
+    /// before the leader, once it lets go, looks at `queued`.
+    leading: AtomicBool,
+    /// The commit machinery, locked only by the holder of `leading` (never contended); None
+    /// once the log has closed.
     committer: Mutex<Option<Committer>>,
     /// Ops sent to the queue and not yet taken by a round. A sender counts its op just after
     /// sending it, so this may dip below zero for a moment; positive means someone must lead.
     queued: std::sync::atomic::AtomicI64,
     /// Rounds in a row that committed one op and found nothing queued after it: an appender
-    /// leads only after LONE_ROUNDS_TO_LEAD of them, so concurrent appenders keep being grouped
-    /// by the writer thread and never block a caller's thread for a fdatasync.
+    /// leads only after `lone_rounds_to_lead` of them, so concurrent appenders keep being
+    /// grouped by the writer thread and never block a caller's thread for a fdatasync.
     lone_rounds: std::sync::atomic::AtomicU32,
+    /// LONE_ROUNDS_TO_LEAD (a test hook changes it).
+    lone_rounds_to_lead: std::sync::atomic::AtomicU32,
     /// Wakes the writer thread to lead (a full channel means it is already woken).
     kick: std_mpsc::SyncSender<()>,
     /// Set when the last handle closes: the writer thread commits what is queued and ends.
-    closing: std::sync::atomic::AtomicBool,
+    closing: AtomicBool,
     shared: Arc<Shared>,
+}
+
+/// Releases `Pipeline::leading` when dropped, also if the work under it panics.
+struct Leading<'a>(&'a AtomicBool);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Pipeline {
@@ -524,11 +543,13 @@ impl Pipeline {
         let (kick, kicks) = std_mpsc::sync_channel(1);
         let shared = committer.writer.shared.clone();
         let pipeline = Pipeline {
+            leading: AtomicBool::new(false),
             committer: Mutex::new(Some(committer)),
             queued: std::sync::atomic::AtomicI64::new(0),
             lone_rounds: std::sync::atomic::AtomicU32::new(0),
+            lone_rounds_to_lead: std::sync::atomic::AtomicU32::new(LONE_ROUNDS_TO_LEAD),
             kick,
-            closing: std::sync::atomic::AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             shared,
         };
         (Arc::new(pipeline), kicks)
@@ -537,34 +558,29 @@ impl Pipeline {
     /// Called by an appender right after it sent its op. A lone appender (the last
     /// LONE_ROUNDS_TO_LEAD rounds each committed one op and found nothing queued after it) leads
     /// a round itself when none is in progress, blocking this thread for the round's fdatasync;
-    /// otherwise the writer thread is woken to lead. Returns without waiting when a commit is in
-    /// progress: its leader checks the queue after it lets go.
+    /// otherwise the writer thread is woken to lead. Never on a current-thread tokio runtime,
+    /// whose every task the round would stall. Returns without waiting when a round is in
+    /// progress: its leader looks at the queue after it lets go.
     pub(crate) fn sent(&self) {
         self.queued.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `let_go`: either this thread gets the lock, or the one holding
-        // it sees this op counted once it lets go.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.lone_rounds.load(Ordering::Relaxed) < LONE_ROUNDS_TO_LEAD {
+        let lone =
+            self.lone_rounds.load(Ordering::Relaxed) >= self.lone_rounds_to_lead.load(Ordering::Relaxed);
+        if !lone || !may_block_this_thread() {
             self.wake_writer_thread();
             return;
         }
-        let carried = match self.committer.try_lock() {
-            Ok(mut committer) => match committer.as_mut() {
-                Some(committer) => {
-                    if self.guarded_round(committer) {
-                        self.shared.stats.led_by_appenders.fetch_add(1, Ordering::Relaxed);
-                    }
-                    committer.carried.is_some()
-                }
-                None => false,
-            },
-            Err(_) => return,
-        };
-        if self.let_go(carried) {
-            self.lone_rounds.store(0, Ordering::Relaxed);
-            self.wake_writer_thread();
-        } else {
-            super::release_sled_garbage();
+        let left = self.lead(|committer| {
+            if self.guarded_round(committer) {
+                self.shared.stats.led_by_appenders.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        match left {
+            None => {}
+            Some(true) => {
+                self.lone_rounds.store(0, Ordering::Relaxed);
+                self.wake_writer_thread();
+            }
+            Some(false) => super::release_sled_garbage(),
         }
     }
 
@@ -573,10 +589,29 @@ impl Pipeline {
         let _ = self.kick.try_send(());
     }
 
-    /// After a leader lets go of the committer: whether ops are left for someone to lead.
-    fn let_go(&self, carried: bool) -> bool {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        carried || self.queued.load(Ordering::SeqCst) > 0
+    /// Runs `work` on the committer unless another leader is at work (None: that one looks at
+    /// the queue after it lets go). Then lets go and returns whether ops are left to lead.
+    fn lead(&self, work: impl FnOnce(&mut Committer)) -> Option<bool> {
+        if self.leading.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let leading = Leading(&self.leading);
+        let carried = {
+            let mut committer = self.committer.lock().unwrap_or_else(|poisoned| {
+                // Only a panic outside a round's guard could do this: refuse from here on.
+                self.shared.poison("the log writer panicked");
+                poisoned.into_inner()
+            });
+            match committer.as_mut() {
+                Some(committer) => {
+                    work(committer);
+                    committer.carried.is_some()
+                }
+                None => false,
+            }
+        };
+        drop(leading);
+        Some(carried || self.queued.load(Ordering::SeqCst) > 0)
     }
 
     /// One round, its ops then uncounted; a panic poisons the log instead of unwinding into the
@@ -586,6 +621,7 @@ impl Pipeline {
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| committer.round(&self.queued)));
         let worked = round.unwrap_or_else(|_| {
             self.shared.poison("the log writer panicked");
+            committer.lone = false;
             true
         });
         let received = std::mem::take(&mut committer.received);
@@ -615,40 +651,49 @@ impl Pipeline {
         let committer = self
             .committer
             .lock()
-            .ok()
-            .and_then(|mut committer| committer.take());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(committer) = committer {
             committer.finish();
         }
     }
 
-    /// Leads rounds until the queue is empty and nothing is carried, checking again after
-    /// letting go (an op sent while this thread held the lock is counted by then).
+    /// Leads rounds until the queue is empty and nothing is carried, and again for what was
+    /// sent while it led; returns at once while an appender leads (which looks at the queue
+    /// after it lets go, and wakes this thread for what is left).
     fn lead_until_idle(&self) {
         loop {
-            let Ok(mut committer) = self.committer.lock() else {
-                return;
-            };
-            let Some(committer_now) = committer.as_mut() else {
-                return;
-            };
-            while self.guarded_round(committer_now) {}
-            drop(committer);
-            if !self.let_go(false) {
-                super::release_sled_garbage();
-                return;
+            match self.lead(|committer| while self.guarded_round(committer) {}) {
+                None => return,
+                Some(false) => {
+                    super::release_sled_garbage();
+                    return;
+                }
+                Some(true) => {}
             }
-            // Counted but not yet in the queue's view (a sender between its send and its
-            // count): let it finish.
-            std::thread::yield_now();
         }
     }
 
     /// Tells the writer thread the last handle closed: it commits what is queued and ends.
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        let _ = self.kick.try_send(());
+        // A blocking send: the writer thread always comes back for it (or has ended).
+        let _ = self.kick.send(());
     }
+
+    /// Test hook: how many lone rounds in a row let an appender lead (0: always).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn set_lone_rounds_to_lead(&self, rounds: u32) {
+        self.lone_rounds_to_lead.store(rounds, Ordering::Relaxed);
+    }
+}
+
+/// Whether a round may block this thread: not on a current-thread tokio runtime (its one
+/// thread runs every task); on a multi-thread runtime's worker or a plain thread it may.
+fn may_block_this_thread() -> bool {
+    tokio::runtime::Handle::try_current().map_or(true, |runtime| {
+        runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread
+    })
 }
 
 impl Writer {

@@ -155,7 +155,10 @@ fn a_lone_appender_stops_waking_the_writer_thread_and_concurrent_appends_are_all
     let wakeups = append_alone(&log, "alone", LONE);
     assert!(wakeups <= most, "{wakeups} wake-ups for {LONE} lone appends");
     assert!(wakeups >= u64::from(LONE_ROUNDS_TO_LEAD), "{wakeups} wake-ups");
-    // A burst of concurrent appenders arrives while lone appenders lead: every op is committed.
+    // A burst of concurrent appenders arrives while lone appenders lead, each of them trying to
+    // lead whenever no round is in progress (the threshold at 0, so that leadership passes
+    // between appenders and the writer thread as often as it can): every op is committed.
+    log.set_lone_rounds_to_lead(0);
     let (done, finished) = std::sync::mpsc::channel();
     for thread in 0..THREADS {
         let (log, done) = (log.clone(), done.clone());
@@ -178,6 +181,7 @@ fn a_lone_appender_stops_waking_the_writer_thread_and_concurrent_appends_are_all
             .expect("every concurrent append is answered (an op left queued with no leader hangs)");
     }
     assert_eq!(log.head(), LONE + THREADS * EACH);
+    log.set_lone_rounds_to_lead(LONE_ROUNDS_TO_LEAD);
     let wakeups = append_alone(&log, "alone-again", LONE);
     assert!(
         wakeups <= most,
@@ -221,4 +225,48 @@ fn a_panic_while_committing_poisons_the_log_whoever_leads_the_round() {
             .expect("the reopened log takes appends");
         assert!(log.verify(&mut |_, _| {}).is_ok());
     }
+}
+
+/// The same panic while appenders keep sending from several threads, each trying to lead: every
+/// append is answered (none hangs), the successes are exactly what the log holds, and the log
+/// reopens whole.
+#[test]
+fn a_panic_while_appenders_keep_sending_leaves_no_append_unanswered() {
+    use dipledger::log::FaultPoint;
+    const THREADS: usize = 8;
+    const EACH: usize = 40;
+    let (dir, log) = temp_log();
+    log.set_lone_rounds_to_lead(0);
+    log.inject_fault(FaultPoint::StagePanic, std::io::ErrorKind::Other);
+    let (done, finished) = std::sync::mpsc::channel();
+    for thread in 0..THREADS {
+        let (log, done) = (log.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut succeeded = 0u64;
+            for _ in 0..EACH {
+                match log.append_blocking(request(&format!("t-{thread}"), ExpectedVersion::Any, 1)) {
+                    Ok(_) => succeeded += 1,
+                    Err(LogError::Closed | LogError::Poisoned { .. }) => {}
+                    Err(other) => panic!("an append failed otherwise: {other:?}"),
+                }
+            }
+            done.send(succeeded).expect("the test waits");
+        });
+    }
+    let mut succeeded = 0;
+    for _ in 0..THREADS {
+        succeeded += finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("every append is answered after the panic");
+    }
+    assert!(log.poisoned().is_some_and(|cause| cause.contains("panicked")));
+    assert_eq!(log.head(), succeeded);
+    drop(log);
+    let log = crate::support::log::reopen(&dir);
+    assert_eq!(
+        log.head(),
+        succeeded,
+        "the log holds exactly the acknowledged appends"
+    );
+    assert!(log.verify(&mut |_, _| {}).is_ok());
 }
