@@ -213,13 +213,7 @@ fn a_panic_while_committing_poisons_the_log_whoever_leads_the_round() {
             other => panic!("a later append is refused as poisoned, got {other:?}"),
         }
         assert_eq!(log.head(), lone_first);
-        drop(log);
-        let log = crate::support::log::reopen(&dir);
-        assert_eq!(
-            log.head(),
-            lone_first,
-            "nothing of the panicked round was written"
-        );
+        let log = reopen_and_check(&dir, log, lone_first, "nothing of the panicked round was written");
         assert!(log.poisoned().is_none());
         log.append_blocking(request("reopened", ExpectedVersion::Any, 1))
             .expect("the reopened log takes appends");
@@ -261,12 +255,24 @@ fn a_panic_while_appenders_keep_sending_leaves_no_append_unanswered() {
     }
     assert!(log.poisoned().is_some_and(|cause| cause.contains("panicked")));
     assert_eq!(log.head(), succeeded);
-    drop(log);
-    let log = crate::support::log::reopen(&dir);
-    assert_eq!(
-        log.head(),
+    reopen_and_check(
+        &dir,
+        log,
         succeeded,
-        "the log holds exactly the acknowledged appends"
+        "the log holds exactly the acknowledged appends",
     );
+}
+
+/// Closes `log`, reopens it, and checks that it holds `head` events and verifies.
+fn reopen_and_check(
+    dir: &tempfile::TempDir,
+    log: dipledger::log::Log,
+    head: u64,
+    why: &str,
+) -> dipledger::log::Log {
+    drop(log);
+    let log = crate::support::log::reopen(dir);
+    assert_eq!(log.head(), head, "{why}");
     assert!(log.verify(&mut |_, _| {}).is_ok());
+    log
 }
