@@ -2,8 +2,7 @@
 //! else the writer thread), command records on a second thread, checkpoints on a third.
 //!
 //! One *leader* at a time owns every append (the [`Pipeline`]'s `leading` flag over the
-//! [`Committer`]). It
-//! takes all requests queued while the previous commit was in progress (bounded by
+//! [`Committer`]). It takes all requests queued while the previous commit was in progress (bounded by
 //! MAX_EVENTS_PER_COMMIT and by the journal frame size), checks each against the stream heads
 //! and command ids (its own group first, then its cache, then the command ceiling, the answered
 //! commits and sled), encodes and chains the records, packs them into chunks, and builds the
@@ -21,10 +20,11 @@
 //! count of queued ops and wakes the writer thread for what was sent meanwhile, so no op waits
 //! without a leader (a sender counts its op before it tries to lead; the count and the flag are
 //! SeqCst, so a sender that finds the flag set has its op counted when the leader looks). A
-//! round never runs on a current-thread tokio runtime, whose one thread runs every task. Concurrent clients are thus grouped by the writer thread exactly as before, and
-//! never block a tokio worker for a fdatasync (docs/benchmarks.md, section 000y: leading on a
-//! worker whenever the writer was idle cost W2 ~15%). Staging the next group while the previous
-//! one syncs, on a second thread, measured slower on this two-core machine (the hand-over's
+//! round never runs on a current-thread tokio runtime, whose one thread runs every task.
+//! Concurrent clients are thus grouped by the writer thread exactly as before, and never block
+//! a tokio worker for a fdatasync (docs/benchmarks.md, section 000y: leading on a worker
+//! whenever the writer was idle cost W2 ~15%). Staging the next group while the previous one
+//! syncs, on a second thread, measured slower on this two-core machine (the hand-over's
 //! wake-ups cost more than the overlap saved: section 000i); the late writer's hand-over is off
 //! the answers' path. A panic in a round poisons the log (caught, so it does not unwind into
 //! the appender that led it).
@@ -373,8 +373,8 @@ impl Staged {
 }
 
 /// The commit machinery: the writer's staging state, the syncer, the queue's receiving end and
-/// the late writer and checkpointer threads. Whoever holds it (the [`Pipeline`]'s lock) leads:
-/// takes the queued ops as one group and commits them.
+/// the late writer and checkpointer threads. Whoever holds it (the [`Pipeline`]'s `leading`
+/// flag) leads: takes the queued ops as one group and commits them.
 pub(crate) struct Committer {
     writer: Writer,
     syncer: Syncer,
@@ -497,13 +497,14 @@ impl Committer {
     }
 }
 
-/// Group commit by whoever comes first (leader and followers). An appending caller sends its op
-/// to the queue and, when no commit is in progress, commits the queued ops itself, on its own
-/// thread: a lone writer's append wakes no other thread (under W1 the two hand-overs to a writer
-/// thread and back were most of the time above the RPC and the fdatasync). Callers that find a
-/// commit in progress wait for their answer; the leader, once done, hands what queued meanwhile
-/// to the writer thread, which leads until the queue is empty. So at most one round runs on a
-/// caller's thread, and a steady stream of appends is committed by the writer thread as before.
+/// Group commit by one leader at a time. An appending caller sends its op to the queue and, when
+/// it is alone (the last LONE_ROUNDS_TO_LEAD rounds were one op each) and no commit is in
+/// progress, commits the queued ops itself, on its own thread: a lone client's append wakes no
+/// other thread (under W1 the two hand-overs to a writer thread and back were most of the time
+/// above the RPC and the fdatasync). Otherwise it wakes the writer thread, or, finding a commit
+/// in progress, waits for its answer; a leader, once done, hands what queued meanwhile to the
+/// writer thread, which leads until the queue is empty. So at most one round runs on a
+/// caller's thread, and concurrent appends are committed by the writer thread as before.
 pub(crate) struct Pipeline {
     /// Set by the one leader: taken with a swap and released with a store, both SeqCst, as
     /// senders count their ops in `queued`: a sender that finds it set has its op counted
