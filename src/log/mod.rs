@@ -395,9 +395,7 @@ impl Log {
         });
         shared.visible.store(head.position, Ordering::SeqCst);
         shared.applied.store(head.position, Ordering::SeqCst);
-        let ceiling = reader::stored_command_ceiling(&tree)?;
-        shared.command_ceiling.store(ceiling, Ordering::SeqCst);
-        *shared.recent_commands.lock().expect("recent commands") = writer::RecentCommands::above(ceiling);
+        shared.know_commands_up_to(reader::stored_command_ceiling(&tree)?);
         shared.checkpointed.store(head.position, Ordering::SeqCst);
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let data_file = File::options()
@@ -562,6 +560,7 @@ impl Log {
             });
         }
         let (reply, answer) = oneshot::channel();
+        let reply = writer::Reply::new(reply);
         Ok((WriteOp { requests, reply }, answer))
     }
 
@@ -759,9 +758,7 @@ impl Log {
     /// Restore writes command records around the writer: from then on every command lookup
     /// asks sled.
     pub(crate) fn forget_command_ceiling(&self) {
-        let shared = &self.inner.shared;
-        *shared.recent_commands.lock().expect("recent commands") = writer::RecentCommands::default();
-        shared.command_ceiling.store(u64::MAX, Ordering::SeqCst);
+        self.inner.shared.know_commands_up_to(u64::MAX);
     }
 
     /// Flushes sled and fsyncs its data file (restore writes around the writer, then calls this).

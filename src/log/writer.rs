@@ -70,7 +70,35 @@ use super::limits::{
 use super::reader;
 use crate::time::Timestamp;
 
-type Reply = oneshot::Sender<LogResult<Vec<AppendResult>>>;
+/// Why the log refuses writes after a round panicked.
+const PANICKED: &str = "the log writer panicked";
+
+/// Where an op's outcome goes. Dropped unanswered while a round panics (its op unwound with
+/// the round), it answers that the writer panicked rather than leave the caller with `Closed`,
+/// which says the log is shutting down.
+pub(crate) struct Reply(Option<oneshot::Sender<LogResult<Vec<AppendResult>>>>);
+
+impl Reply {
+    pub(crate) fn new(sender: oneshot::Sender<LogResult<Vec<AppendResult>>>) -> Reply {
+        Reply(Some(sender))
+    }
+
+    fn send(mut self, outcome: LogResult<Vec<AppendResult>>) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(outcome);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let (Some(sender), true) = (self.0.take(), std::thread::panicking()) {
+            let _ = sender.send(Err(LogError::Poisoned {
+                cause: PANICKED.to_owned(),
+            }));
+        }
+    }
+}
 
 /// A unit of work for the writer: one or more append requests that succeed or fail together.
 pub(crate) struct WriteOp {
@@ -165,7 +193,7 @@ impl Default for RecentCommands {
 
 impl RecentCommands {
     /// No id the log holds has a ceiling value above `floor` (the command ceiling on open).
-    pub(crate) fn above(floor: u64) -> RecentCommands {
+    fn above(floor: u64) -> RecentCommands {
         RecentCommands {
             floor,
             ids: std::collections::HashSet::new(),
@@ -255,6 +283,23 @@ impl Shared {
         if *self.whole_waiters.lock().expect("whole waiters") > 0 {
             self.whole.notify_all();
         }
+    }
+
+    /// What memory knows of command ids, from now on: none above `ceiling` (on open: the
+    /// greatest stored; u64::MAX: unknown, every lookup asks sled), and no recent ones yet.
+    pub(crate) fn know_commands_up_to(&self, ceiling: u64) {
+        *self.recent_commands.lock().expect("recent commands") = RecentCommands::above(ceiling);
+        self.command_ceiling.store(ceiling, Ordering::SeqCst);
+    }
+
+    /// Records an id the writer is staging, before it can be found anywhere.
+    fn staging_command(&self, command_id: Uuid) {
+        self.recent_commands
+            .lock()
+            .expect("recent commands")
+            .remember(command_id);
+        self.command_ceiling
+            .fetch_max(command_ceiling_of(command_id), Ordering::SeqCst);
     }
 
     /// The command ceiling, then the answered commits not yet in sled: the lookup of a command
@@ -600,7 +645,7 @@ impl Pipeline {
         let carried = {
             let mut committer = self.committer.lock().unwrap_or_else(|poisoned| {
                 // Only a panic outside a round's guard could do this: refuse from here on.
-                self.shared.poison("the log writer panicked");
+                self.shared.poison(PANICKED);
                 poisoned.into_inner()
             });
             match committer.as_mut() {
@@ -616,12 +661,12 @@ impl Pipeline {
     }
 
     /// One round, its ops then uncounted; a panic poisons the log instead of unwinding into the
-    /// caller (the panicked round's callers are answered `Closed` as their replies drop, and
-    /// later rounds refuse every op). False when there was nothing to commit.
+    /// caller (the panicked round's callers are told so as their replies drop, and later rounds
+    /// refuse every op). False when there was nothing to commit.
     fn guarded_round(&self, committer: &mut Committer) -> bool {
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| committer.round(&self.queued)));
         let worked = round.unwrap_or_else(|_| {
-            self.shared.poison("the log writer panicked");
+            self.shared.poison(PANICKED);
             committer.lone = false;
             true
         });
@@ -872,14 +917,7 @@ impl Writer {
                 }
             }
             // Before the id can be found anywhere: lookups trust the recent ids and the ceiling.
-            self.shared
-                .recent_commands
-                .lock()
-                .expect("recent commands")
-                .remember(command_id);
-            self.shared
-                .command_ceiling
-                .fetch_max(command_ceiling_of(command_id), Ordering::SeqCst);
+            self.shared.staging_command(command_id);
             let command_record = CommandRecord {
                 first_position,
                 count: count as u32,
@@ -1101,7 +1139,7 @@ impl Syncer {
                 (Some(cause), Ok(_)) => Err(LogError::Poisoned { cause: cause.clone() }),
                 (_, outcome) => outcome,
             };
-            let _ = reply.send(outcome);
+            reply.send(outcome);
         }
     }
 
