@@ -388,9 +388,10 @@ pub fn from_log_error(error: LogError) -> Status {
             )
         }
         LogError::Closed => Status::unavailable("the log is closed (the server is shutting down)"),
-        error @ (LogError::UnsupportedFormat { .. } | LogError::Storage(_) | LogError::Io(_)) => {
-            internal("log", error)
-        }
+        error @ (LogError::UnsupportedFormat { .. }
+        | LogError::Storage(_)
+        | LogError::Io(_)
+        | LogError::WriterPanicked) => internal("log", error),
     }
 }
 
@@ -581,6 +582,7 @@ mod tests {
                 Code::DataLoss,
             ),
             (from_log_error(LogError::Closed), Code::Unavailable),
+            (from_log_error(LogError::WriterPanicked), Code::Internal),
             (
                 from_log_error(LogError::TooLarge {
                     what: "x",

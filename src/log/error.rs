@@ -82,6 +82,10 @@ pub enum LogError {
         /// The minimum (`LogConfig::min_free_disk`).
         minimum: u64,
     },
+    /// A round of the writer panicked (a bug, its message in the server log); the log accepts
+    /// no more writes until reopened.
+    #[error("the log writer panicked (a bug: see the server log)")]
+    WriterPanicked,
     /// The log is shutting down.
     #[error("the log is closed")]
     Closed,

@@ -512,8 +512,8 @@ impl Log {
         &self,
         requests: Vec<AppendRequest>,
     ) -> LogResult<(WriteOp, oneshot::Receiver<LogResult<Vec<AppendResult>>>)> {
-        if let Some(cause) = self.inner.shared.poisoned() {
-            return Err(LogError::Poisoned { cause });
+        if let Some(refusal) = self.inner.shared.refusal() {
+            return Err(refusal);
         }
         self.inner.disk.check()?;
         if requests.is_empty() {

@@ -70,12 +70,12 @@ use super::limits::{
 use super::reader;
 use crate::time::Timestamp;
 
-/// Why the log refuses writes after a round panicked.
-const PANICKED: &str = "the log writer panicked";
+/// Why the log refuses writes after a round panicked, in words.
+const PANICKED: &str = "the log writer panicked (a bug: see the server log)";
 
 /// Where an op's outcome goes. Dropped unanswered while a round panics (its op unwound with
-/// the round), it answers that the writer panicked rather than leave the caller with `Closed`,
-/// which says the log is shutting down.
+/// the round), it answers `WriterPanicked` rather than leave the caller with `Closed`, which
+/// says the log is shutting down.
 pub(crate) struct Reply(Option<oneshot::Sender<LogResult<Vec<AppendResult>>>>);
 
 impl Reply {
@@ -93,9 +93,7 @@ impl Reply {
 impl Drop for Reply {
     fn drop(&mut self) {
         if let (Some(sender), true) = (self.0.take(), std::thread::panicking()) {
-            let _ = sender.send(Err(LogError::Poisoned {
-                cause: PANICKED.to_owned(),
-            }));
+            let _ = sender.send(Err(LogError::WriterPanicked));
         }
     }
 }
@@ -119,7 +117,7 @@ impl WriteOp {
 #[derive(Default)]
 pub(crate) struct Shared {
     /// Why the writer stopped accepting writes, once it has.
-    pub(crate) poison: Mutex<Option<String>>,
+    pub(crate) poison: Mutex<Option<Stop>>,
     /// Test hook: make the next fsync fail as a disk would.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
@@ -331,15 +329,41 @@ impl Shared {
         }
     }
 
+    /// Why the writer stopped, in words (for health, metrics and the log's own errors).
     pub(crate) fn poisoned(&self) -> Option<String> {
-        self.poison.lock().expect("poison lock").clone()
+        match &*self.poison.lock().expect("poison lock") {
+            Some(Stop::Failed(cause)) => Some(cause.clone()),
+            Some(Stop::Panicked) => Some(PANICKED.to_owned()),
+            None => None,
+        }
     }
+
+    /// What an append is refused with once the writer stopped: `Poisoned` after a failed write
+    /// (UNAVAILABLE), `WriterPanicked` after a bug (INTERNAL).
+    pub(crate) fn refusal(&self) -> Option<LogError> {
+        match &*self.poison.lock().expect("poison lock") {
+            Some(Stop::Failed(cause)) => Some(LogError::Poisoned { cause: cause.clone() }),
+            Some(Stop::Panicked) => Some(LogError::WriterPanicked),
+            None => None,
+        }
+    }
+
+    /// Stops the writer after a failed write (the first cause stays).
     pub(crate) fn poison(&self, cause: &str) {
-        self.poison
-            .lock()
-            .expect("poison lock")
-            .get_or_insert_with(|| cause.to_owned());
+        self.stop(Stop::Failed(cause.to_owned()));
     }
+
+    fn stop(&self, stop: Stop) {
+        self.poison.lock().expect("poison lock").get_or_insert(stop);
+    }
+}
+
+/// Why the writer stopped taking writes.
+pub(crate) enum Stop {
+    /// A write, fdatasync, apply or checkpoint failed.
+    Failed(String),
+    /// A round panicked: a bug.
+    Panicked,
 }
 
 /// A commit with at most this many sled writes is applied as plain inserts; a larger one as one
@@ -645,7 +669,7 @@ impl Pipeline {
         let carried = {
             let mut committer = self.committer.lock().unwrap_or_else(|poisoned| {
                 // Only a panic outside a round's guard could do this: refuse from here on.
-                self.shared.poison(PANICKED);
+                self.shared.stop(Stop::Panicked);
                 poisoned.into_inner()
             });
             match committer.as_mut() {
@@ -666,7 +690,7 @@ impl Pipeline {
     fn guarded_round(&self, committer: &mut Committer) -> bool {
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| committer.round(&self.queued)));
         let worked = round.unwrap_or_else(|_| {
-            self.shared.poison(PANICKED);
+            self.shared.stop(Stop::Panicked);
             committer.lone = false;
             true
         });
@@ -754,10 +778,10 @@ impl Writer {
             commands: HashMap::new(),
             outcomes,
         };
-        if let Some(cause) = self.shared.poisoned() {
+        if self.shared.poisoned().is_some() {
             let outcomes = ops
                 .into_iter()
-                .map(|op| (op.reply, Err(LogError::Poisoned { cause: cause.clone() })))
+                .map(|op| (op.reply, Err(self.shared.refusal().expect("stopped"))))
                 .collect();
             return refused(outcomes, self.head.position);
         }
